@@ -1,0 +1,257 @@
+"""``FeatureStore``: the facade users hold. Thin on purpose: each method delegates to the
+module that owns the capability (registry, offline, online, training, validation...).
+
+Nothing heavy happens at construction: Spark starts, stores connect and
+great-expectations is imported only when a method first needs them.
+
+>>> import tempfile
+>>> from sparkfs import FeatureStore, Entity, Field, FeatureGroup
+>>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+>>> airport = Entity("airport", join_keys=["origin"])
+>>> weather = FeatureGroup(name="weather", entities=[airport], event_time="time_hour",
+...                        schema=[Field("temp", "double")])
+>>> fs.apply([airport, weather]).created
+['entity:airport', 'feature_group:weather@1']
+>>> [g.name for g in fs.list_feature_groups()]
+['weather']
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from .config import Config, load_config, load_config_dict
+from .definitions import Entity, FeatureGroup, FeatureRef
+from .errors import NotFoundError, SparkfsError
+from .offline.tables import OfflineStore
+from .registry import ApplyResult, Registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+
+class FeatureStore:
+    """Entry point: definitions, ingestion, materialization, online and training reads.
+
+    ``config`` is a ``Config``, a mapping of config sections, a YAML path, or None for
+    ``$SPARKFS_CONFIG`` (or the embedded defaults). ``spark`` is the SparkSession to use;
+    without one the store uses the active session (Databricks, Jupyter) and only then
+    builds its own from the ``spark`` config section.
+    """
+
+    def __init__(self, config: Config | Mapping[str, Any] | str | os.PathLike | None = None,
+                 spark: "SparkSession | None" = None) -> None:
+        if isinstance(config, Config):
+            self.config = config
+        elif isinstance(config, Mapping):
+            self.config = load_config_dict(config)
+        else:
+            self.config = load_config(config)
+        self._spark = spark
+        self._lock = threading.Lock()
+        self.registry = Registry(self.config.registry_path)
+        self.offline = OfflineStore(self.config.offline_root, self.config.offline.storage_options)
+        self._online = None
+        # Objects applied in this process keep their code (transforms); registry copies don't.
+        self._live: dict[tuple[str, str, int], Any] = {}
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike | None = None,
+                    spark: "SparkSession | None" = None) -> "FeatureStore":
+        """Build a store from a YAML config file (default ``$SPARKFS_CONFIG``)."""
+        return cls(load_config(path), spark=spark)
+
+    # -- engines --------------------------------------------------------------------------
+    @property
+    def spark(self) -> "SparkSession":
+        """The SparkSession: the one given, else the active one, else a new one from config."""
+        if self._spark is None:
+            with self._lock:
+                if self._spark is None:
+                    from .sparkutil import get_or_create_spark
+
+                    self._spark = get_or_create_spark(self.config.spark)
+        return self._spark
+
+    @property
+    def online(self):
+        """The online store chosen by ``online.type`` (connects lazily)."""
+        if self._online is None:
+            with self._lock:
+                if self._online is None:
+                    from .online import open_online_store
+
+                    self._online = open_online_store(self.config)
+        return self._online
+
+    def close(self) -> None:
+        """Close online-store connections. The SparkSession is left running."""
+        if self._online is not None:
+            self._online.close()
+            self._online = None
+
+    def __enter__(self) -> "FeatureStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- definitions ----------------------------------------------------------------------
+    def apply(self, objects: Iterable[Any]) -> ApplyResult:
+        """Register entities, feature groups and on-demand transforms (one transaction).
+
+        Identical definitions are a no-op; an incompatible change to an existing group
+        version is refused (bump the version). Each new group version gets its empty
+        Delta history table.
+        """
+        objs = list(objects)
+        groups = [o for o in objs if isinstance(o, FeatureGroup)]
+        entities = {o.name for o in objs if isinstance(o, Entity)}
+        for g in groups:  # groups bring their entities along
+            for e in g.entities:
+                if e.name not in entities:
+                    objs.append(e)
+                    entities.add(e.name)
+        result = self.registry.apply(objs)
+        for o in objs:
+            kind = "feature_group" if isinstance(o, FeatureGroup) else type(o).__name__
+            self._live[(kind, o.name, getattr(o, "version", 0) or 0)] = o
+        for g in groups:
+            self.offline.create(g)
+        return result
+
+    def list_feature_groups(self, latest_only: bool = False) -> list[FeatureGroup]:
+        """Every registered feature group version (or only each name's latest)."""
+        groups = [self._with_code(g) for g in self.registry.list_groups()]
+        if latest_only:
+            latest: dict[str, FeatureGroup] = {}
+            for g in groups:
+                latest[g.name] = g
+            groups = list(latest.values())
+        return groups
+
+    def get_feature_group(self, name: str, version: int | None = None) -> FeatureGroup:
+        """A registered feature group (its latest version unless ``version`` is given)."""
+        if isinstance(name, FeatureGroup):
+            return self.get_feature_group(name.name, name.version)
+        if isinstance(name, str) and "@" in name and version is None:
+            ref = FeatureRef.parse(name + ":_")
+            name, version = ref.group, ref.version
+        return self._with_code(self.registry.get_group(name, version))
+
+    def list_entities(self) -> list[Entity]:
+        return self.registry.list_entities()
+
+    def _with_code(self, group: FeatureGroup) -> FeatureGroup:
+        live = self._live.get(("feature_group", group.name, group.version))
+        if live is not None and live.to_spec() == group.to_spec():
+            return live
+        return group
+
+    # -- offline --------------------------------------------------------------------------
+    def ingest(self, group: str | FeatureGroup, df: Any, run_id: str | None = None,
+               materialize: bool | None = None, version: int | None = None):
+        """Validate a batch and append it to the group's Delta history in one commit.
+
+        ``df`` is a Spark DataFrame, a pandas DataFrame or an Arrow table. Returns an
+        ``IngestResult`` (Delta version, rows written/skipped/quarantined, duration).
+        The same ``run_id`` twice is a no-op; rows already stored with identical values
+        are skipped. ``materialize`` (default: ``ingest.materialize`` in config) pushes
+        the new latest values online right after the commit.
+        """
+        from .offline.ingest import ingest
+
+        g = self.get_feature_group(group, version)
+        result = ingest(self, g, df, run_id=run_id)
+        if materialize if materialize is not None else self.config.ingest.materialize:
+            if g.online and result.rows_written:
+                result.materialization = self.materialize(g)
+        return result
+
+    def read_history(self, group: str | FeatureGroup, version: int | None = None,
+                     as_of: Any = None, group_version: int | None = None):
+        """The group's Delta history at a Delta ``version`` or point in time ``as_of``.
+
+        Returns a lazy ``History``: ``.to_spark()``, ``.to_arrow()``, ``.to_pandas()``
+        (the last two without Spark); other attributes are those of the Spark DataFrame.
+        """
+        from .offline.history import History
+
+        g = self.get_feature_group(group, group_version)
+        return History(self, g, version=version, as_of=as_of)
+
+    # -- online ---------------------------------------------------------------------------
+    def materialize(self, group: str | FeatureGroup | None = None, version: int | None = None):
+        """Push the latest value per key from Delta to the online store, incrementally."""
+        from .online.materialize import materialize
+
+        groups = ([self.get_feature_group(group, version)] if group is not None
+                  else [g for g in self.list_feature_groups(latest_only=True) if g.online])
+        results = [materialize(self, g) for g in groups]
+        return results[0] if group is not None else results
+
+    def get_online_features(self, features: Sequence[str], entity_rows: Sequence[Mapping[str, Any]],
+                            request_data: Mapping[str, Sequence[Any]] | None = None,
+                            full_feature_names: bool = False):
+        """Latest feature values for each entity row, with a status per value."""
+        from .serving.online import get_online_features
+
+        return get_online_features(self, features, entity_rows, request_data=request_data,
+                                   full_feature_names=full_feature_names)
+
+    # -- training -------------------------------------------------------------------------
+    def get_historical_features(self, spine: Any, features: Sequence[str], timestamp_col: str,
+                                engine: str = "spark", as_known_at: bool = False,
+                                key_map: Mapping[str, str] | None = None, **options: Any):
+        """A point-in-time correct training set for ``spine`` (see ``sparkfs.training``)."""
+        from .training import get_historical_features
+
+        return get_historical_features(self, spine, features, timestamp_col, engine=engine,
+                                       as_known_at=as_known_at, key_map=key_map, **options)
+
+    def create_training_set(self, name: str, spine: Any, features: Sequence[str],
+                            timestamp_col: str, **options: Any):
+        """Build a training set, store its data and manifest under ``name``."""
+        from .training.sets import create_training_set
+
+        return create_training_set(self, name, spine, features, timestamp_col, **options)
+
+    def get_training_set(self, name: str):
+        from .training.sets import get_training_set
+
+        return get_training_set(self, name)
+
+    def recreate_training_set(self, name: str):
+        from .training.sets import recreate_training_set
+
+        return recreate_training_set(self, name)
+
+    # -- quality and discovery --------------------------------------------------------------
+    def statistics(self, group: str | FeatureGroup, version: int | None = None,
+                   group_version: int | None = None):
+        """Per-feature statistics of a Delta version (default: the latest computed)."""
+        from .monitoring import statistics
+
+        return statistics(self, self.get_feature_group(group, group_version), version)
+
+    def monitor(self, group: str | FeatureGroup, baseline: Any, **options: Any):
+        """Drift of a group's recent data against a baseline (see ``sparkfs.monitoring``)."""
+        from .monitoring import monitor
+
+        return monitor(self, self.get_feature_group(group), baseline, **options)
+
+    def validation_report(self, group: str | FeatureGroup, group_version: int | None = None):
+        from .validation import latest_report
+
+        return latest_report(self, self.get_feature_group(group, group_version))
+
+    def search(self, text: str):
+        """Groups and features whose name, description, tags or owner match ``text``."""
+        from .discovery import search
+
+        return search(self, text)
+
+
+__all__ = ["FeatureStore", "NotFoundError", "SparkfsError"]
