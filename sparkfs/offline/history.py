@@ -1,0 +1,72 @@
+"""``fs.read_history(...)``: a lazy view of a group's Delta history at a version or time.
+
+>>> import tempfile
+>>> from sparkfs import FeatureStore, Entity, Field, FeatureGroup
+>>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+>>> g = FeatureGroup("weather", [Entity("airport", ["origin"])], "time_hour", [Field("temp", "double")])
+>>> _ = fs.apply([g])
+>>> h = fs.read_history("weather", version=0)
+>>> h.to_arrow().num_rows, h.delta_version
+(0, 0)
+>>> h.to_pandas().columns.tolist()
+['origin', 'time_hour', 'temp', '_commit_time', '_run_id']
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..definitions import FeatureGroup
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    import pyarrow as pa
+    from pyspark.sql import DataFrame
+
+    from ..store import FeatureStore
+
+
+class History:
+    """The rows of one Delta version of a group's history (latest, ``version`` or ``as_of``).
+
+    ``to_arrow()`` and ``to_pandas()`` read through delta-rs without Spark;
+    ``to_spark()`` gives a DataFrame whose executors read the files. Any other attribute
+    (``count``, ``filter``, ``toPandas``...) is looked up on that Spark DataFrame.
+    """
+
+    def __init__(self, fs: "FeatureStore", group: FeatureGroup, version: int | None = None,
+                 as_of: Any = None) -> None:
+        self._fs = fs
+        self.group = group
+        table = fs.offline.table(group, version, as_of)  # resolves and validates now
+        self.delta_version: int = table.version()
+        self._spark_df = None
+
+    def to_arrow(self) -> "pa.Table":
+        return self._fs.offline.read_arrow(self.group, self.delta_version)
+
+    def to_pandas(self) -> "pd.DataFrame":
+        return self.to_arrow().to_pandas()
+
+    def to_spark(self) -> "DataFrame":
+        if self._spark_df is None:
+            if self._fs.config.offline.engine != "delta-rs":
+                from ..sparkutil import has_delta_jars
+
+                if has_delta_jars(self._fs.spark):
+                    self._spark_df = (self._fs.spark.read.format("delta")
+                                      .option("versionAsOf", self.delta_version)
+                                      .load(self._fs.offline.table_uri(self.group)))
+                    return self._spark_df
+            self._spark_df = self._fs.offline.read_spark(self._fs.spark, self.group,
+                                                         self.delta_version)
+        return self._spark_df
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.to_spark(), name)
+
+    def __repr__(self) -> str:
+        return (f"History(group={self.group.name!r}, group_version={self.group.version}, "
+                f"delta_version={self.delta_version})")

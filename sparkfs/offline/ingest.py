@@ -1,0 +1,475 @@
+"""Ingestion: check a batch against its feature group and append it to the group's Delta
+history in one atomic commit, written by the executors.
+
+Steps, in order (any refusal happens before a single byte is written):
+
+1. ``run_id`` already committed (a Delta app transaction) -> no-op.
+2. Derived features: the group's transforms add their columns (pandas UDFs).
+3. Schema: every join key, the event time and every input field must be present with a
+   compatible type (lossless widening, and integer narrowing checked per value).
+4. One Spark pass counts null join keys, null event times, out-of-range values and, for
+   groups of latest values, rows that give the same keys and event time different values.
+5. Expectations (great-expectations), when the group declares them: ``strict`` refuses the
+   batch, ``quarantine`` diverts failing rows.
+6. Rows already stored with identical keys, event time and values are skipped. Only files
+   whose event-time statistics overlap the batch are read (no full history scan).
+7. The executors write Parquet; the driver commits the files with full statistics and the
+   run's app transaction in a single Delta commit (``delta-rs`` engine), or Spark writes
+   the Delta commit itself (``delta-spark`` engine, when the session has the Delta jars).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import TYPE_CHECKING, Any
+
+from ..definitions import DTYPES, FeatureGroup
+from ..errors import ConfigError, SparkfsError, ValidationError
+from .tables import COMMIT_TIME, RUN_ID, history_schema, read_files_spark
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame, SparkSession
+
+    from ..store import FeatureStore
+
+INT_RANGE = (-(2**31), 2**31 - 1)
+MAX_RUN_ID_LENGTH = 256
+
+
+@dataclass
+class IngestResult:
+    """What one ``fs.ingest`` call did."""
+
+    group: str
+    group_version: int
+    run_id: str
+    delta_version: int
+    rows_input: int = 0
+    rows_written: int = 0
+    rows_skipped: int = 0
+    rows_quarantined: int = 0
+    duration_s: float = 0.0
+    noop: bool = False
+    engine: str = "delta-rs"
+    columns_ignored: list[str] = field(default_factory=list)
+    transform_fingerprints: dict[str, str] = field(default_factory=dict)
+    materialization: Any = None
+
+    def to_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "materialization"}
+        if self.materialization is not None:
+            m = self.materialization
+            out["materialization"] = m.to_dict() if hasattr(m, "to_dict") else str(m)
+        return out
+
+
+def app_id(run_id: str) -> str:
+    """The Delta app-transaction id that marks ``run_id`` as committed."""
+    return f"sparkfs-ingest:{run_id}"
+
+
+def ingest(fs: "FeatureStore", group: FeatureGroup, data: Any, run_id: str | None = None) -> IngestResult:
+    started = time.perf_counter()
+    commit_time = dt.datetime.now(dt.timezone.utc)
+    run_id = _check_run_id(run_id, commit_time)
+    table = fs.offline.table(group)
+    pinned = table.version()
+    result = IngestResult(group.name, group.version, run_id, pinned,
+                          transform_fingerprints={t.name: t.fingerprint for t in group.transforms})
+    if table.transaction_version(app_id(run_id)) is not None:
+        result.noop = True
+        result.delta_version = _version_of_run(table, run_id, pinned)
+        result.duration_s = time.perf_counter() - started
+        return result
+
+    spark = fs.spark
+    engine = _engine(fs, spark)
+    result.engine = engine
+    df = to_spark(spark, data, group)
+    if group.transforms:
+        from ..transforms import apply_derived
+
+        df = apply_derived(group, df)
+    df, result.columns_ignored, narrowed = conform(group, df)
+    checks = _check_rows(group, df, narrowed)
+    df = narrow(df, narrowed)
+    result.rows_input = checks["n"]
+    if result.rows_input == 0:
+        result.noop = True
+        result.duration_s = time.perf_counter() - started
+        return result
+
+    outcome = None
+    if group.expectations is not None:
+        from ..validation import validate_batch
+
+        outcome = validate_batch(fs, group, df, run_id)
+        df = outcome.valid_df
+
+    value_cols = [f.name for f in history_schema(group) if f.name not in (COMMIT_TIME, RUN_ID)]
+    df = df.select(*value_cols)
+    overlap = fs.offline.files(group, pinned, (checks["min_et"], checks["max_et"]))
+    if overlap:
+        df = _without_stored_rows(spark, group, df, overlap, checks, value_cols)
+    df = (df.withColumn(COMMIT_TIME, _lit_ts(commit_time))
+            .withColumn(RUN_ID, _lit_str(run_id)))
+
+    if engine == "delta-spark":
+        written, version = _write_delta_spark(fs, group, df, run_id)
+    else:
+        written, version = _write_delta_rs(fs, group, df, run_id, commit_time, checks["n"])
+    result.rows_written = written
+    if version is None:  # nothing new to write
+        result.noop = True
+    else:
+        result.delta_version = version
+    if outcome is not None:
+        from ..validation import record_validation
+
+        result.rows_quarantined = record_validation(fs, group, outcome, run_id, result.delta_version)
+    result.rows_skipped = result.rows_input - result.rows_written - result.rows_quarantined
+    if version is not None and getattr(fs.config.ingest, "statistics", False):
+        from ..monitoring import record_statistics
+
+        new_files = fs.offline.files_added_between(group, pinned, version)
+        written_df = read_files_spark(spark, group, new_files).where(_col(RUN_ID) == _lit_str(run_id))
+        record_statistics(fs, group, written_df, version)
+    result.duration_s = time.perf_counter() - started
+    return result
+
+
+# -- input ----------------------------------------------------------------------------------
+def _check_run_id(run_id: str | None, now: dt.datetime) -> str:
+    if run_id is None:
+        return f"run-{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
+    if not isinstance(run_id, str) or not run_id.strip() or len(run_id) > MAX_RUN_ID_LENGTH \
+            or any(ord(c) < 32 for c in run_id):
+        raise ValidationError(
+            f"run_id {run_id!r} is not usable: give a non-empty string of at most "
+            f"{MAX_RUN_ID_LENGTH} printable characters (for example 'weather-2013-01-01')")
+    return run_id
+
+
+def to_spark(spark: "SparkSession", data: Any, group: FeatureGroup) -> "DataFrame":
+    """A Spark DataFrame from Spark, pandas or Arrow input. Naive timestamps are UTC."""
+    from pyspark.sql import DataFrame
+
+    if isinstance(data, DataFrame):
+        return data
+    import pyarrow as pa
+
+    if hasattr(data, "to_arrow") and not isinstance(data, pa.Table):  # e.g. polars
+        data = data.to_arrow()
+    if _is_pandas(data):
+        # pandas conventions: NaN means missing (stored as null; pass Arrow or Spark to store
+        # NaN itself), and an int column holding a missing value arrives as float64.
+        data = pa.Table.from_pandas(_pandas_ints(data, group), preserve_index=False)
+    if isinstance(data, pa.RecordBatch):
+        data = pa.Table.from_batches([data])
+    if not isinstance(data, pa.Table):
+        raise ValidationError(
+            f"cannot ingest a {type(data).__name__} into feature group {group.name!r}: pass a "
+            "Spark DataFrame, a pandas DataFrame or a pyarrow Table")
+    cols = []
+    for f, col in zip(data.schema, data.columns):
+        if pa.types.is_timestamp(f.type):
+            col = col.cast(pa.timestamp("us", tz=f.type.tz)) if f.type.unit == "ns" else col
+            if f.type.tz is None:
+                col = col.cast(pa.timestamp("us", tz="UTC"))
+        cols.append(col)
+    data = pa.table(cols, names=data.column_names)
+    return spark.createDataFrame(data)
+
+
+def _pandas_ints(pdf: Any, group: FeatureGroup) -> Any:
+    """Turn float columns declared int/long whose values are all whole numbers (or
+    missing) into nullable integers; other floats are left for the type check to refuse."""
+    import numpy as np
+
+    wanted = dict(group.key_dtypes)
+    wanted.update({f.name: f.dtype for f in group.stored_fields})
+    fixed = {}
+    for name, dtype in wanted.items():
+        if dtype in ("int", "long") and name in pdf.columns and pdf[name].dtype.kind == "f":
+            values = pdf[name].to_numpy()
+            finite = values[~np.isnan(values)]
+            if np.all(np.isfinite(finite)) and np.all(finite == np.round(finite)):
+                fixed[name] = pdf[name].astype("Int64")
+    return pdf.assign(**fixed) if fixed else pdf
+
+
+def _is_pandas(data: Any) -> bool:
+    mod = type(data).__module__
+    return mod.startswith("pandas") and type(data).__name__ == "DataFrame"
+
+
+# -- schema ---------------------------------------------------------------------------------
+_FAMILY_OK = {
+    # target dtype -> Spark simpleString of source types accepted as is (cast losslessly)
+    "boolean": {"boolean"},
+    "int": {"int", "smallint", "tinyint"},
+    "long": {"bigint", "int", "smallint", "tinyint"},
+    "float": {"float", "double"},  # double -> float keeps float precision; documented
+    "double": {"double", "float", "bigint", "int", "smallint", "tinyint"},
+    "string": {"string"},
+    "timestamp": {"timestamp", "timestamp_ntz"},
+    "date": {"date"},
+    "array<float>": {"array<float>", "array<double>", "array<int>", "array<bigint>"},
+    "array<double>": {"array<double>", "array<float>", "array<int>", "array<bigint>"},
+}
+
+
+def conform(group: FeatureGroup, df: "DataFrame") -> tuple["DataFrame", list[str], list[str]]:
+    """Select the group's columns in history order, cast to the declared types.
+
+    Returns the frame, the ignored extra columns and the columns to narrow from bigint to
+    int: they stay bigint here so the row checks can count out-of-range values, and
+    ``narrow`` casts them afterwards."""
+    from pyspark.sql import functions as F
+
+    wanted = {k: d for k, d in group.key_dtypes.items()}
+    wanted[group.event_time] = "timestamp"
+    for f in group.stored_fields:
+        wanted[f.name] = f.dtype
+    present = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    missing = [c for c in wanted if c not in present]
+    if missing:
+        raise ValidationError(
+            f"batch for feature group {group.name!r} v{group.version} is missing column(s) "
+            f"{missing} (it has {sorted(present)}); nothing was written")
+    problems, narrowed, cols = [], [], []
+    for name, dtype in wanted.items():
+        src = present[name]
+        if src == "void" or src in _FAMILY_OK[dtype]:
+            pass
+        elif dtype == "int" and src == "bigint":
+            narrowed.append(name)
+            cols.append(F.col(f"`{name}`").alias(name))
+            continue
+        else:
+            problems.append(f"column {name!r} has type {src}, expected {dtype} "
+                            f"({DTYPES[dtype][0]})")
+        c = F.col(f"`{name}`")
+        if src == "timestamp_ntz":
+            c = F.to_utc_timestamp(c.cast("timestamp"), F.current_timezone())
+        cols.append(c.cast(DTYPES[dtype][0]).alias(name))
+    if problems:
+        raise ValidationError(
+            f"batch for feature group {group.name!r} v{group.version} has wrong types: "
+            + "; ".join(problems) + "; nothing was written")
+    ignored = [c for c in present if c not in wanted]
+    return df.select(*cols), ignored, narrowed
+
+
+# -- row checks -----------------------------------------------------------------------------
+def _check_rows(group: FeatureGroup, df: "DataFrame", narrowed: list[str]) -> dict:
+    """One pass: row count, null keys/event times, out-of-range ints, conflicting rows."""
+    from pyspark.sql import functions as F
+
+    keys, et = list(group.join_keys), group.event_time
+    row_aggs = [F.sum(F.col(f"`{k}`").isNull().cast("long")).alias(f"null:{k}") for k in keys]
+    row_aggs.append(F.sum(F.col(et).isNull().cast("long")).alias("null_et"))
+    lo, hi = INT_RANGE
+    for c in narrowed:  # still bigint: count the values an int cannot hold
+        out = (F.col(f"`{c}`") < F.lit(lo)) | (F.col(f"`{c}`") > F.lit(hi))
+        row_aggs.append(F.sum(out.cast("long")).alias(f"range:{c}"))
+    if group.aggregations:  # raw events: several rows per key and time are normal
+        agg = df.agg(F.count(F.lit(1)).alias("n"), F.min(et).alias("min_et"),
+                     F.max(et).alias("max_et"), *row_aggs).first().asDict()
+        agg["conflicts"] = 0
+    else:
+        values = [f.name for f in group.stored_fields]
+        h = F.xxhash64(*[F.col(f"`{v}`") for v in values]) if values else F.lit(0)
+        per_key = (df.groupBy(*keys, et)
+                     .agg(F.count(F.lit(1)).alias("c"), F.min(h).alias("h0"), F.max(h).alias("h1"),
+                          *[F.sum(F.col(f"`{k}`").isNull().cast("long")).alias(f"null:{k}")
+                            for k in keys],
+                          F.sum(F.col(et).isNull().cast("long")).alias("null_et"),
+                          *row_aggs[len(keys) + 1:]))
+        any_null = reduce(lambda a, b: a | b, [F.col(f"`{k}`").isNull() for k in keys]
+                          + [F.col(et).isNull()])
+        agg = per_key.agg(
+            F.sum("c").alias("n"), F.min(et).alias("min_et"), F.max(et).alias("max_et"),
+            *[F.sum(f"`null:{k}`").alias(f"null:{k}") for k in keys],
+            F.sum("null_et").alias("null_et"),
+            *[F.sum(f"`range:{c}`").alias(f"range:{c}") for c in narrowed],
+            F.sum(F.when(~any_null & (F.col("h0") != F.col("h1")), F.col("c"))
+                  .otherwise(0)).alias("conflicts"),
+        ).first().asDict()
+    agg = {k: (v or 0) if k not in ("min_et", "max_et") else v for k, v in agg.items()}
+    problems = []
+    for k in keys:
+        if agg[f"null:{k}"]:
+            problems.append(f"{agg[f'null:{k}']} row(s) have a null join key {k!r}")
+    if agg["null_et"]:
+        problems.append(f"{agg['null_et']} row(s) have a null event time {et!r}")
+    for c in narrowed:
+        if agg.get(f"range:{c}"):
+            problems.append(f"{agg[f'range:{c}']} value(s) of {c!r} do not fit its dtype int")
+    if agg["conflicts"]:
+        problems.append(
+            f"{agg['conflicts']} row(s) give different values for the same join keys and event "
+            "time within this batch (one value per key and event time; send corrections in a "
+            "later ingest)")
+    if problems:
+        raise ValidationError(
+            f"batch for feature group {group.name!r} v{group.version} refused: "
+            + "; ".join(problems) + f" (of {agg['n']} rows); nothing was written")
+    return agg
+
+
+def narrow(df: "DataFrame", narrowed: list[str]) -> "DataFrame":
+    """Cast the range-checked bigint columns to int."""
+    from pyspark.sql import functions as F
+
+    for c in narrowed:
+        df = df.withColumn(c, F.col(f"`{c}`").cast("int"))
+    return df
+
+
+# -- dedup ----------------------------------------------------------------------------------
+def _without_stored_rows(spark: "SparkSession", group: FeatureGroup, df: "DataFrame",
+                         files: list[str], checks: dict, value_cols: list[str]) -> "DataFrame":
+    """Anti-join against stored rows in the batch's event-time range (null- and NaN-safe)."""
+    from pyspark.sql import functions as F
+
+    et = group.event_time
+    stored = (read_files_spark(spark, group, files)
+              .where((F.col(et) >= F.lit(checks["min_et"])) & (F.col(et) <= F.lit(checks["max_et"])))
+              .select(*[F.col(f"`{c}`").alias(f"__s_{c}") for c in value_cols]))
+    cond = reduce(lambda a, b: a & b,
+                  [F.col(f"`{c}`").eqNullSafe(F.col(f"`__s_{c}`")) for c in value_cols])
+    return df.join(stored, cond, "left_anti")
+
+
+# -- writers --------------------------------------------------------------------------------
+def _engine(fs: "FeatureStore", spark: "SparkSession") -> str:
+    from ..sparkutil import has_delta_jars
+
+    choice = fs.config.offline.engine
+    if choice == "delta-rs":
+        return "delta-rs"
+    jars = has_delta_jars(spark)
+    if choice == "delta-spark" and not jars:
+        raise ConfigError(
+            "offline.engine is 'delta-spark' but this SparkSession cannot load the Delta jars "
+            "(io.delta.tables.DeltaTable); start Spark with the delta-spark package, or set "
+            "offline.engine to 'auto' or 'delta-rs'")
+    return "delta-spark" if jars else "delta-rs"
+
+
+def _write_delta_rs(fs: "FeatureStore", group: FeatureGroup, df: "DataFrame", run_id: str,
+                    commit_time: dt.datetime, rows_hint: int) -> tuple[int, int | None]:
+    """Executors write Parquet under the table; the driver commits them in one Delta commit."""
+    from deltalake.transaction import AddAction, CommitProperties, Transaction
+
+    from .parquet_stats import delete_dir, list_parquet, parquet_add_stats
+
+    uri = fs.offline.table_uri(group)
+    subdir = f"ingest-{commit_time:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+    stage = f"{uri}/{subdir}"
+    target_files = max(1, -(-rows_hint // 2_000_000))
+    if df.rdd.getNumPartitions() > 4 * target_files:
+        df = df.coalesce(max(target_files, 2))
+    spark = df.sparkSession
+    key = "spark.sql.parquet.outputTimestampType"
+    previous = spark.conf.get(key, None)
+    spark.conf.set(key, "TIMESTAMP_MICROS")
+    try:
+        df.write.mode("errorifexists").parquet(stage if "://" in stage else "file://" + stage)
+    except Exception as exc:
+        delete_dir(stage, fs.offline.storage_options)
+        raise SparkfsError(f"writing the batch for feature group {group.name!r} failed; nothing "
+                           f"was committed: {_first_line(exc)}") from exc
+    finally:
+        if previous is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, previous)
+    try:
+        files = list_parquet(stage, fs.offline.storage_options)
+        actions, written = [], 0
+        for path, size, mtime in files:
+            stats = parquet_add_stats(path, fs.offline.storage_options)
+            if stats["numRecords"] == 0:
+                continue
+            written += stats["numRecords"]
+            rel = f"{subdir}/{path.rsplit('/', 1)[-1]}"
+            actions.append(AddAction(rel, size, {}, mtime, True, json.dumps(stats)))
+        if not actions:
+            delete_dir(stage, fs.offline.storage_options)
+            return 0, None
+        table = fs.offline.table(group)
+        table.create_write_transaction(
+            actions, mode="append", schema=history_schema(group),
+            commit_properties=CommitProperties(
+                app_transactions=[Transaction(app_id(run_id), 1)],
+                custom_metadata={"sparkfs.operation": "ingest", "sparkfs.run_id": run_id,
+                                 "sparkfs.rows": str(written)}))
+    except Exception:
+        delete_dir(stage, fs.offline.storage_options)
+        raise
+    table.update_incremental()
+    return written, _version_of_run(table, run_id, table.version())
+
+
+def _write_delta_spark(fs: "FeatureStore", group: FeatureGroup, df: "DataFrame",
+                       run_id: str) -> tuple[int, int | None]:
+    """Native Delta write by Spark (the session has the delta-spark jars): one commit,
+    idempotent through ``txnAppId``/``txnVersion``."""
+    df = df.cache()
+    try:
+        n = df.count()
+        if n == 0:
+            return 0, None
+        (df.write.format("delta").mode("append")
+           .option("txnAppId", app_id(run_id)).option("txnVersion", 1)
+           .option("userMetadata", json.dumps({"sparkfs.run_id": run_id}))
+           .save(fs.offline.table_uri(group)))
+    finally:
+        df.unpersist()
+    table = fs.offline.table(group)
+    return n, _version_of_run(table, run_id, table.version())
+
+
+def _version_of_run(table: Any, run_id: str, default: int) -> int:
+    """The Delta version whose commit carries ``run_id`` (searching recent history)."""
+    for h in table.history(100):
+        found = h.get("sparkfs.run_id")
+        if found is None and isinstance(h.get("userMetadata"), str):
+            try:
+                found = json.loads(h["userMetadata"]).get("sparkfs.run_id")
+            except (ValueError, AttributeError):
+                found = None
+        if found == run_id and "version" in h:
+            return int(h["version"])
+    return default
+
+
+# -- small helpers --------------------------------------------------------------------------
+def _lit_ts(value: dt.datetime):
+    from pyspark.sql import functions as F
+
+    return F.lit(value).cast("timestamp")
+
+
+def _lit_str(value: str):
+    from pyspark.sql import functions as F
+
+    return F.lit(value)
+
+
+def _col(name: str):
+    from pyspark.sql import functions as F
+
+    return F.col(name)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:500] if text else type(exc).__name__
