@@ -31,18 +31,33 @@ def get_or_create_spark(conf: "SparkConfig") -> "SparkSession":
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = SparkSession.builder.master(conf.master).appName(conf.app_name)
     settings = dict(DEFAULT_CONF)
-    if conf.master.startswith("local"):
-        settings["spark.sql.shuffle.partitions"] = "8"
-    settings.update(conf.conf)
+    if launched_by_spark_submit():
+        # spark-submit already chose the master, app name and resources: keep them, and only
+        # add sparkfs's defaults where the submitter set nothing.
+        from pyspark import SparkConf
+
+        given = SparkConf()
+        builder = SparkSession.builder
+        settings.update(conf.conf)
+        settings = {k: v for k, v in settings.items() if not given.contains(k)}
+    else:
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        builder = SparkSession.builder.master(conf.master).appName(conf.app_name)
+        if conf.master.startswith("local"):
+            settings["spark.sql.shuffle.partitions"] = "8"
+        settings.update(conf.conf)
     for k, v in settings.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def launched_by_spark_submit() -> bool:
+    """True inside a driver started by ``spark-submit`` (it passes the gateway port)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
 def has_delta_jars(spark: "SparkSession") -> bool:
