@@ -20,6 +20,7 @@ from .errors import (
     ValidationError,
 )
 from .store import FeatureStore
+from .transforms import transform
 
 __version__ = "0.1.0"
 
@@ -29,13 +30,3 @@ __all__ = [
     "RegistryError", "SparkfsError", "TransformError", "ValidationError", "load_config",
     "transform",
 ]
-
-
-def __getattr__(name: str):
-    # `transform` lives in sparkfs.transforms (owned by the transforms module); imported
-    # on first use so this package stays light.
-    if name == "transform":
-        from .transforms import transform
-
-        return transform
-    raise AttributeError(f"module 'sparkfs' has no attribute {name!r}")

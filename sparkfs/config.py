@@ -9,7 +9,7 @@ A config file has these sections (every one optional; see ``conf/local.yaml`` an
     offline:  {root: ..., engine: auto | delta-rs | delta-spark}
     online:   {type: sqlite, path: ...}   or   {type: hbase, host: ..., port: 9090, ...}
     spark:    {master: "local[*]", app_name: sparkfs, conf: {...}}
-    ingest:   {materialize: false}
+    ingest:   {materialize: false, statistics: true}
     serving:  {max_batch_size: 1000}
     monitoring: {psi_threshold: 0.2, ks_pvalue: 0.01}
 
@@ -105,6 +105,7 @@ class SparkConfig(_Strict):
 
 class IngestConfig(_Strict):
     materialize: bool = False
+    statistics: bool = True  # per-feature statistics of every committed batch (sparkfs.monitoring)
 
 
 class ServingConfig(_Strict):
@@ -220,6 +221,8 @@ def load_config_dict(data: Mapping[str, Any] | None, source: str = "<dict>",
                     raise ConfigError(f"{source}: {'.'.join(path[:-1])} must be a mapping")
             if path[0] == "online" and path[-1] in ("host", "port") and "type" not in node:
                 node["type"] = "hbase"
+            elif path[0] == "online" and path[-1] == "path" and "type" not in node:
+                node["type"] = "sqlite"
             node[path[-1]] = env[var]
     try:
         return Config.model_validate(data)

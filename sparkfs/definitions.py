@@ -209,7 +209,8 @@ class Entity:
                     f"join key {k!r} of entity {self.name!r} has dtype {d!r}; join keys must be "
                     f"one of {', '.join(KEY_DTYPES)}")
             dtypes[k] = d
-        object.__setattr__(self, "dtypes", dtypes)
+        # Spell out the default so an entity equals its registry copy (from_spec).
+        object.__setattr__(self, "dtypes", {k: dtypes.get(k, "string") for k in keys})
         object.__setattr__(self, "tags", _check_tags(self.tags, f"entity {self.name!r}"))
 
     @property
@@ -354,6 +355,11 @@ class FeatureGroup:
         self.owner = owner or ""
         self.tags = _check_tags(tags or {}, f"feature group {name!r}")
         self.transforms = tuple(transforms)
+        for t in self.transforms:
+            if not (hasattr(t, "outputs") and hasattr(t, "to_spec")):
+                raise DefinitionError(
+                    f"feature group {name!r}: {t!r} is not a transform: decorate the function "
+                    "with @transform")
         self.aggregations = tuple(aggregations)
         for a in self.aggregations:
             if not isinstance(a, Aggregation):

@@ -18,6 +18,11 @@ sys.path.insert(0, ROOT)
 
 SECTIONS = [
     "demo_foundation",
+    "demo_online",
+    "demo_serving",
+    "demo_aggregations",
+    "demo_training",
+    "demo_quality",
 ]
 
 

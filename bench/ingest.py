@@ -1,0 +1,228 @@
+"""Benchmark: ``fs.ingest`` against a plain ``df.write.parquet`` of the same data.
+
+For each size, synthetic rows (one string join key, an event time, ``--features`` double
+features) are first written once as a Parquet source (not timed). Then, in the same run
+and on the same SparkSession, from that source:
+
+* ``parquet_write``: ``spark.read.parquet(src).write.parquet(out)`` -- the floor for Spark
+  on this machine;
+* ``ingest``: ``fs.ingest(group, spark.read.parquet(src), run_id=...)`` into a fresh store;
+* ``ingest_without_statistics``: the same ingest into a store with
+  ``ingest.statistics: false`` (no per-batch feature statistics);
+* ``noop_same_run_id``: the same call again (a Delta app-transaction look-up);
+* ``reingest_new_run_id``: the same data under a new run id (every row is found already
+  stored and skipped).
+
+``phases`` splits the ingest time by the ingest module's steps (measured by wrapping its
+functions from outside; Spark is lazy, so each step's time includes the work it triggers).
+Prints one JSON document. Not a test: run ``python bench/ingest.py --rows 100000`` for a
+quick look; the default sizes are 1M and 5M rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+GOAL_RATIO = 1.5
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", default="1000000,5000000",
+                   help="comma-separated row counts (default 1000000,5000000)")
+    p.add_argument("--features", type=int, default=10, help="double features per row")
+    p.add_argument("--keys", type=int, default=10_000, help="distinct join-key values")
+    p.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
+    p.add_argument("--driver-memory", default="4g")
+    p.add_argument("--workdir", default=None, help="scratch directory (default: a temp dir)")
+    return p.parse_args(argv)
+
+
+def make_spark(args):
+    from sparkfs.config import SparkConfig
+    from sparkfs.sparkutil import get_or_create_spark
+
+    return get_or_create_spark(SparkConfig(
+        master=args.master, app_name="sparkfs-bench-ingest",
+        conf={"spark.driver.memory": args.driver_memory, "spark.sql.shuffle.partitions": "8"}))
+
+
+def make_group(n_features: int):
+    from sparkfs import Entity, FeatureGroup, Field
+
+    return FeatureGroup(
+        name="bench", version=1, entities=[Entity("thing", join_keys=["key"])],
+        event_time="ts", schema=[Field(f"f{i}", "double") for i in range(n_features)],
+        description="synthetic benchmark group")
+
+
+def write_source(spark, path: str, rows: int, n_features: int, keys: int) -> None:
+    """Synthetic rows: key k<id % keys>, one event per key and second, random features."""
+    from pyspark.sql import functions as F
+
+    df = spark.range(rows).select(
+        F.concat(F.lit("k"), (F.col("id") % keys).cast("string")).alias("key"),
+        (F.lit(1356998400) + F.col("id")).cast("timestamp").alias("ts"),  # from 2013-01-01
+        *[F.rand(seed=i).alias(f"f{i}") for i in range(n_features)])
+    df.write.mode("overwrite").parquet("file://" + path)
+
+
+class PhaseTimer:
+    """Wall time spent inside selected functions of ``sparkfs.offline.ingest``."""
+
+    NAMES = {
+        "sparkfs.offline.ingest": ["to_spark", "conform", "_check_rows", "_without_stored_rows",
+                                   "_write_delta_rs", "_write_delta_spark"],
+        "sparkfs.offline.parquet_stats": ["list_parquet", "parquet_add_stats", "delete_dir"],
+        "sparkfs.monitoring": ["record_statistics"],
+        "sparkfs.validation": ["validate_batch", "record_validation"],
+    }
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def wrapped(self):
+        import importlib
+
+        saved = []
+        for mod_name, names in self.NAMES.items():
+            try:
+                mod = importlib.import_module(mod_name)
+            except ImportError:
+                continue
+            for name in names:
+                fn = getattr(mod, name, None)
+                if callable(fn):
+                    saved.append((mod, name, fn))
+                    setattr(mod, name, self._timed(name, fn))
+        try:
+            yield self
+        finally:
+            for mod, name, fn in saved:
+                setattr(mod, name, fn)
+
+    def _timed(self, name, fn):
+        @functools.wraps(fn)
+        def inner(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                self.totals[name] = self.totals.get(name, 0.0) + time.perf_counter() - t
+        return inner
+
+    def take(self) -> dict[str, float]:
+        out = {k: round(v, 3) for k, v in self.totals.items()}
+        self.totals = {}
+        return out
+
+
+def timed(fn):
+    t = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - t, value
+
+
+def bench_size(spark, args, rows: int, work: str, phases: PhaseTimer) -> dict:
+    from sparkfs import FeatureStore
+
+    src = os.path.join(work, f"source-{rows}")
+    write_source(spark, src, rows, args.features, args.keys)
+    group = make_group(args.features)
+
+    out_dir = os.path.join(work, f"floor-{rows}")
+    parquet_s, _ = timed(lambda: spark.read.parquet("file://" + src)
+                         .write.mode("overwrite").parquet("file://" + out_dir))
+
+    fs = FeatureStore({"project": "bench", "data_dir": os.path.join(work, f"store-{rows}")},
+                      spark=spark)
+    fs.apply([group])
+    phases.take()
+    ingest_s, first = timed(lambda: fs.ingest("bench", spark.read.parquet("file://" + src),
+                                              run_id=f"bench-{rows}-1"))
+    ingest_phases = phases.take()
+    noop_s, noop = timed(lambda: fs.ingest("bench", spark.read.parquet("file://" + src),
+                                           run_id=f"bench-{rows}-1"))
+    phases.take()
+    again_s, again = timed(lambda: fs.ingest("bench", spark.read.parquet("file://" + src),
+                                             run_id=f"bench-{rows}-2"))
+    again_phases = phases.take()
+    if first.rows_written != rows or noop.rows_written != 0 or again.rows_written != 0:
+        raise SystemExit(f"unexpected ingest results: {first}, {noop}, {again}")
+    fs.close()
+
+    # The same ingest with per-batch statistics off (ingest.statistics: false).
+    bare = FeatureStore({"project": "bench", "data_dir": os.path.join(work, f"bare-{rows}"),
+                         "ingest": {"statistics": False}}, spark=spark)
+    bare.apply([group])
+    bare_s, bare_first = timed(lambda: bare.ingest("bench", spark.read.parquet("file://" + src),
+                                                   run_id=f"bench-{rows}-1"))
+    bare_phases = phases.take()
+    bare.close()
+    for d in (out_dir, src, os.path.join(work, f"store-{rows}"), os.path.join(work, f"bare-{rows}")):
+        shutil.rmtree(d, ignore_errors=True)
+    ratio = ingest_s / parquet_s
+    return {
+        "rows": rows,
+        "features": args.features,
+        "parquet_write": {"seconds": round(parquet_s, 3), "rows_per_s": round(rows / parquet_s)},
+        "ingest": {"seconds": round(ingest_s, 3), "rows_per_s": round(rows / ingest_s),
+                   "delta_version": first.delta_version, "rows_written": first.rows_written,
+                   "engine": first.engine, "phases_s": ingest_phases},
+        "ingest_vs_parquet": round(ratio, 2),
+        "goal_met": ratio <= GOAL_RATIO,
+        "ingest_without_statistics": {
+            "seconds": round(bare_s, 3), "rows_per_s": round(rows / bare_s),
+            "vs_parquet": round(bare_s / parquet_s, 2), "rows_written": bare_first.rows_written,
+            "phases_s": bare_phases},
+        "noop_same_run_id": {"seconds": round(noop_s, 3), "noop": noop.noop},
+        "reingest_new_run_id": {"seconds": round(again_s, 3), "rows_skipped": again.rows_skipped,
+                                "vs_parquet": round(again_s / parquet_s, 2),
+                                "phases_s": again_phases},
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    sizes = [int(s) for s in args.rows.split(",") if s.strip()]
+    work = args.workdir or tempfile.mkdtemp(prefix="sparkfs-bench-ingest-")
+    os.makedirs(work, exist_ok=True)
+    spark = make_spark(args)
+    phases = PhaseTimer()
+    results = []
+    try:
+        # Warm up the JVM and Python workers so the first size is not charged for it.
+        write_source(spark, os.path.join(work, "warmup"), 10_000, args.features, 100)
+        with phases.wrapped():
+            for rows in sizes:
+                results.append(bench_size(spark, args, rows, work, phases))
+    finally:
+        spark.stop()
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({
+        "benchmark": "ingest",
+        "floor": "spark.read.parquet(src).write.parquet(out), same data, same session",
+        "goal": f"ingest_vs_parquet <= {GOAL_RATIO}",
+        "spark_master": args.master,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "results": results,
+    }, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Declarative windowed aggregations, exact at any point in time, offline and online.
+
+A feature group fed by raw events declares ``aggregations=[Aggregation(column, function,
+windows, filter=None)]``; each (aggregation, window) is a feature named
+``{column}_{function}_{window}`` (``dep_delay_mean_7d``).
+
+Semantics (every engine: Spark, DuckDB, online)
+-----------------------------------------------
+The value at time ``t`` for window ``W`` aggregates the *kept* events of the key with
+event time in ``(t - W, t]`` — an event exactly at ``t - W`` is out, one exactly at ``t``
+is in. With ``as_known_at`` only events with ``_commit_time <= t`` count. An event is
+kept when its value is not null and, if the aggregation has a ``filter`` column, the
+filter is true. Every history row is one event (no de-duplication by event time).
+
+* ``count``  number of kept events (non-null values); 0 for an empty window.
+* ``sum``, ``mean``, ``min``, ``max``  as usual; null for an empty window. ``sum`` of an
+  integer or boolean column is an exact 64-bit integer; ``mean`` is a double.
+* ``stddev`` the *sample* standard deviation (``n - 1`` in the denominator, like Spark's
+  and DuckDB's ``stddev``/``stddev_samp`` and pandas' default); null with fewer than 2
+  events. Computed from shifted power sums (the shift is the history mean of the
+  column), so the relative error is about 1e-16 x ((window mean - history mean) / std)^2.
+* ``last``   the value of the kept event with the latest event time; ties go to the later
+  ``_commit_time``, then to the larger value.
+
+Offline algorithm (``plan.py``, run as the same SQL by ``spark.py`` and ``duckdb.py``)
+-------------------------------------------------------------------------------------
+Time is integer microseconds. Each window ``W`` is cut into ``m <= 24`` equal tiles of
+length ``T = W / m``; tile ``k`` is the interval ``(kT, (k+1)T]``, so an event at ``e``
+lies in tile ``floor((e - 1) / T)``. For a spine time ``t`` in tile ``kt``, the window
+``(t - W, t]`` is exactly
+
+    head:  the events of tile ``kt - m`` later than ``t - W``   (a suffix of one tile)
+    full:  tiles ``kt - m + 1 .. kt - 1``                        (m - 1 whole tiles)
+    tail:  the events of tile ``kt`` up to ``t``                  (a prefix of one tile)
+
+1. *Tiles*: events are grouped by (key, tile) into mergeable partials: count, exact sum,
+   shifted power sums, min, max and the (event time, commit time, value) maximum for
+   ``last``.
+2. *Full tiles*: the spine is reduced to its distinct (key, ``kt``) query points; each
+   joins its ``m - 1`` tiles by equality on (key, tile) and merges their partials. The
+   cost depends on the number of distinct query points, not on the events per window.
+3. *Edges*: each spine row joins the raw events of its head and tail tiles, by equality
+   on (key, tile), and keeps those inside ``(t - W, t]`` (so ~``2W/m`` of events per row,
+   never the whole window).
+4. Per spine row the full-tile partials and the edge events are merged into the final
+   values. Spine rows with no event get count 0 and nulls.
+
+Every join is an equi-join (hash or sort-merge in Spark): no range join, no window
+function over the whole history. *As known at*: tiles are also split by commit tile
+``c = floor((ct - 1) / T)``; full tiles take only ``c < kt`` (certainly committed by
+``t``), and the few events of the full tiles committed during tile ``kt`` are checked one
+by one like the edges. Late events (old event time, new commit) are therefore counted
+exactly in both modes: the history is re-read at the pinned version each time.
+
+Online algorithm (``online.py``)
+--------------------------------
+``fs.materialize(group)`` rebuilds, for each key touched since the last run (including
+keys that only received late events), the key's kept raw events within the longest
+window before the materialization clock, and stores them online. A read computes each
+window against the read clock. Freshness guarantee: *exact for all events committed by
+the last materialization; windows expire at read time* (a window that emptied since the
+last event reads count 0 / null without another materialization).
+
+>>> from sparkfs.aggregations.plan import AggregationPlan, _demo_group
+>>> AggregationPlan.build(_demo_group()).features
+['dep_delay_mean_1d', 'dep_delay_count_1d']
+"""
+
+from __future__ import annotations
+
+from .plan import MAX_TILES, AggregationPlan, tile_size
+
+__all__ = ["MAX_TILES", "AggregationPlan", "tile_size"]

@@ -1,0 +1,93 @@
+"""``sparkfs materialize [group]``, ``sparkfs get-online``, ``sparkfs dev-hbase``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import ValidationError
+from . import open_store
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("materialize", help="push the latest values from Delta to the online "
+                       "store (incremental; every online group when no group is given)")
+    p.add_argument("group", nargs="?", help="group name or name@version (default: all)")
+    p.add_argument("--engine", choices=["spark", "local"], default="spark",
+                   help="spark: executors write partitions (default); local: DuckDB here")
+    p.set_defaults(func=_materialize)
+
+    p = sub.add_parser("get-online", help="read online feature vectors (prints JSON)")
+    p.add_argument("--features", "-f", required=True, nargs="+", help="refs like weather:temp")
+    p.add_argument("--entity", "-e", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                   help="one entity row; repeat for more rows (integers are read as ints)")
+    p.add_argument("--entities", help='entity rows as JSON, e.g. \'[{"origin": "JFK"}]\'')
+    p.add_argument("--full-names", action="store_true", help="name columns group__feature")
+    p.add_argument("--status", action="store_true", help="add a __status column per feature")
+    p.set_defaults(func=_get_online)
+
+    p = sub.add_parser("dev-hbase", help="run the HBase Thrift1 emulator (a test stand-in "
+                       "for HBase, data in memory) until interrupted")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9090)
+    p.set_defaults(func=_dev_hbase)
+
+
+def _materialize(args: argparse.Namespace) -> int:
+    from ..online.materialize import materialize
+
+    fs = open_store(args)
+    try:
+        groups = ([fs.get_feature_group(args.group)] if args.group else
+                  [g for g in fs.list_feature_groups(latest_only=True) if g.online])
+        for g in groups:
+            r = materialize(fs, g, engine=args.engine)
+            print(json.dumps(r.to_dict()))
+    finally:
+        fs.close()
+    return 0
+
+
+def _parse_entity(text: str) -> dict:
+    row = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError(f"--entity {text!r}: write KEY=VALUE[,KEY=VALUE]")
+        value = value.strip()
+        row[key.strip()] = int(value) if value.lstrip("-").isdigit() else value
+    return row
+
+
+def _get_online(args: argparse.Namespace) -> int:
+    rows = [_parse_entity(e) for e in args.entity]
+    if args.entities:
+        try:
+            rows += json.loads(args.entities)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"--entities is not valid JSON: {exc}") from None
+    if not rows:
+        raise ValidationError("give at least one --entity KEY=VALUE or --entities JSON")
+    fs = open_store(args)
+    try:
+        resp = fs.get_online_features(args.features, rows, full_feature_names=args.full_names)
+        print(json.dumps(resp.to_dict(include_status=args.status), default=str))
+    finally:
+        fs.close()
+    return 0
+
+
+def _dev_hbase(args: argparse.Namespace) -> int:
+    from ..testing.hbase import HBaseEmulator
+
+    emu = HBaseEmulator(args.host, args.port)
+    print(f"HBase Thrift1 emulator (in-memory test stand-in, not HBase) on "
+          f"{emu.host}:{emu.port}; Ctrl-C to stop", file=sys.stderr, flush=True)
+    try:
+        emu.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+    return 0

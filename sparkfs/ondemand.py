@@ -1,0 +1,264 @@
+"""On-demand features: transforms that run at request time, online and in training sets.
+
+An on-demand transform is a ``@transform(..., on_demand=True)``. Its parameters are
+request-time data (columns of the spine / ``request_data``, dtypes from ``inputs=``)
+and/or looked-up features (``features={param: "group:feature"}``). It is registered with
+``fs.apply([t])`` and referenced as ``"<transform>:<output>"`` (or ``"<transform>:*"``).
+
+The contract shared by the online path and training sets (both call this module, so
+both see exactly the same values):
+
+1. ``plan = plan_on_demand(fs, refs)`` — ``refs`` may mix group and on-demand refs; only
+   the on-demand ones are planned. ``plan.group_refs`` are the group features the
+   transforms read (fetch them in addition to what was requested);
+   ``plan.output_names`` the requested outputs (short names, request order);
+   ``plan.request_columns`` the request-data columns needed (name -> dtype or None).
+2. Build one frame with the request columns and the looked-up features under their
+   short names (``ref.feature``), one row per entity/spine row.
+3. ``plan.apply_pandas(df)`` / ``plan.apply_spark(df)`` return it with the outputs added
+   (missing values as None/NaN/null). Each transform runs once on the whole frame.
+
+>>> import pandas as pd
+>>> from sparkfs.transforms import transform
+>>> @transform(output="long", on_demand=True, inputs={"n": "long"})
+... def twice(n):
+...     return n * 2
+>>> plan = OnDemandPlan([twice], [FeatureRef("twice", None, "twice")], {})
+>>> plan.apply_pandas(pd.DataFrame({"n": [1, None]}))["twice"].tolist()
+[2, <NA>]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import pandas as pd
+
+from .definitions import DTYPES, FeatureRef
+from .errors import DefinitionError, NotFoundError, TransformError, ValidationError
+from .transforms import Transform
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame
+
+__all__ = ["OnDemandPlan", "plan_on_demand", "split_refs", "is_on_demand", "get_on_demand",
+           "attach_code", "CodeNotLoadedError"]
+
+
+class CodeNotLoadedError(TransformError):
+    """A registered on-demand transform's code is not imported in this process (or differs
+    from the registered fingerprint): a deployment problem, not a bad request."""
+
+
+def _live(fs: Any, name: str) -> Transform | None:
+    for o in list(getattr(fs, "_live", {}).values()):
+        if getattr(o, "registry_kind", None) == "on_demand" and o.name == name:
+            return o
+    return None
+
+
+def is_on_demand(fs: Any, name: str) -> bool:
+    """True when ``name`` is a registered on-demand transform (not a feature group)."""
+    registered = fs.registry.get("on_demand", name) is not None
+    if registered and fs.registry.get("feature_group", name) is not None:
+        raise DefinitionError(f"{name!r} is both a feature group and an on-demand transform; "
+                              "rename one of them")
+    return registered
+
+
+def get_on_demand(fs: Any, name: str) -> Transform:
+    """The on-demand transform ``name`` with its code, checked against the registry."""
+    spec = fs.registry.get("on_demand", name)
+    if spec is None:
+        raise NotFoundError(f"on-demand transform {name!r} is not registered: fs.apply([{name}])")
+    t = _live(fs, name)
+    if t is None:
+        raise CodeNotLoadedError(
+            f"on-demand transform {name!r} is registered ({spec.get('source') or 'source unknown'})"
+            " but its code is not imported in this process: import the repo that defines it and "
+            "apply it (fs.apply([...]), or `sparkfs serve --repo <repo.py>`)")
+    if spec.get("fingerprint") != t.fingerprint:
+        raise CodeNotLoadedError(
+            f"on-demand transform {name!r}: the imported code (fingerprint {t.fingerprint}) "
+            f"differs from the registered one ({spec.get('fingerprint')}); apply the repo again "
+            "so training and serving use the same code")
+    return t
+
+
+def split_refs(fs: Any, refs: Iterable[Any]) -> tuple[list[FeatureRef], list[FeatureRef]]:
+    """``(group_refs, on_demand_refs)``, each in request order."""
+    groups, od = [], []
+    cache: dict[str, bool] = {}
+    for r in refs:
+        ref = FeatureRef.parse(r)
+        if ref.group not in cache:
+            cache[ref.group] = is_on_demand(fs, ref.group)
+        (od if cache[ref.group] else groups).append(ref)
+    return groups, od
+
+
+class OnDemandPlan:
+    """Which on-demand transforms run, what they read, what they add (module docstring).
+
+    ``feature_dtypes`` maps looked-up feature short names to dtypes (used to type inputs).
+    """
+
+    def __init__(self, transforms: Sequence[Transform], requested: Sequence[FeatureRef],
+                 feature_dtypes: dict[str, str], group_refs: Sequence[FeatureRef] = ()) -> None:
+        self.transforms = list(transforms)
+        self.requested = list(requested)
+        self.group_refs = list(group_refs)
+        self.feature_dtypes = dict(feature_dtypes)
+        by_name = {t.name: t for t in self.transforms}
+        self.outputs: dict[str, list[str]] = {}  # transform -> requested outputs
+        for ref in self.requested:
+            t = by_name[ref.group]
+            names = t.output_names if ref.feature == "*" else [ref.feature]
+            for n in names:
+                if n not in t.output_names:
+                    raise NotFoundError(f"on-demand transform {t.name!r} has no output {n!r}; "
+                                        f"it has: {', '.join(t.output_names)}")
+                if any(n in v for v in self.outputs.values()):
+                    raise DefinitionError(f"on-demand output {n!r} is requested twice (or by "
+                                          "two transforms); request each output once")
+                self.outputs.setdefault(t.name, []).append(n)
+        self.output_names = [n for v in self.outputs.values() for n in v]
+        self.output_dtypes = {f.name: f.dtype for t in self.transforms for f in t.outputs
+                              if f.name in self.output_names}
+        self.request_columns: dict[str, str | None] = {}
+        for t in self.transforms:
+            for p in t.inputs:
+                if p in t.features:
+                    continue
+                if p in self.feature_dtypes:
+                    raise DefinitionError(
+                        f"on-demand transform {t.name!r} reads request column {p!r}, which is "
+                        "also the name of a looked-up feature; rename the parameter")
+                self.request_columns.setdefault(p, t.input_dtypes.get(p))
+
+    def _columns(self, t: Transform) -> list[str]:
+        """The frame column each parameter of ``t`` reads."""
+        return [FeatureRef.parse(t.features[p]).feature if p in t.features else p
+                for p in t.inputs]
+
+    def _dtypes(self) -> dict[str, str]:
+        d = {k: v for k, v in self.request_columns.items() if v}
+        d.update(self.feature_dtypes)
+        return d
+
+    def check_columns(self, columns: Iterable[str], what: str = "request data") -> None:
+        """Raise ``ValidationError`` naming the missing columns and who needs them."""
+        have = set(columns)
+        for t in self.transforms:
+            missing = [c for c in self._columns(t) if c not in have]
+            if missing:
+                raise ValidationError(f"on-demand transform {t.name!r} needs {missing} in "
+                                      f"{what}; it has {sorted(have)}")
+
+    def apply_pandas(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``df`` with the requested outputs added (each transform runs once on all rows)."""
+        self.check_columns(df.columns, "the frame")
+        out = df.copy()
+        for n, s in self.compute({c: df[c] for c in df.columns}).items():
+            out[n] = s.set_axis(out.index)
+        return out
+
+    def compute(self, columns: dict[str, pd.Series]) -> dict[str, pd.Series]:
+        """The requested outputs from a mapping of equally long columns (what
+        ``apply_pandas`` does, without building frames; the online path uses it)."""
+        self.check_columns(columns, "the frame")
+        dtypes = self._dtypes()
+        result: dict[str, pd.Series] = {}
+        for t in self.transforms:
+            cols = self._columns(t)
+            frame_dtypes = {p: dtypes[c] for p, c in zip(t.inputs, cols) if c in dtypes}
+            res = t.run_columns({p: columns[c] for p, c in zip(t.inputs, cols)}, frame_dtypes)
+            for n in self.outputs[t.name]:
+                result[n] = res[n]
+        return result
+
+    def apply_spark(self, df: "DataFrame") -> "DataFrame":
+        """The same on a Spark DataFrame, through each transform's pandas UDF."""
+        from pyspark.sql import functions as F
+
+        self.check_columns(df.columns, "the frame")
+        dtypes = self._dtypes()
+        for t in self.transforms:
+            cols = self._columns(t)
+            frame_dtypes = {p: dtypes[c] for p, c in zip(t.inputs, cols) if c in dtypes}
+            col = t.spark(*cols, dtypes=frame_dtypes)
+            wanted = self.outputs[t.name]
+            if not t.multi:
+                df = df.withColumn(wanted[0], col)
+                continue
+            tmp = f"__sparkfs_od_{t.name}"
+            df = df.withColumn(tmp, col)
+            for n in wanted:
+                df = df.withColumn(n, F.col(tmp).getField(n).cast(
+                    DTYPES[self.output_dtypes[n]][0]))
+            df = df.drop(tmp)
+        return df
+
+    def __repr__(self) -> str:
+        return (f"OnDemandPlan(transforms={[t.name for t in self.transforms]}, "
+                f"outputs={self.output_names}, group_refs={[str(r) for r in self.group_refs]}, "
+                f"request_columns={list(self.request_columns)})")
+
+
+def plan_on_demand(fs: Any, refs: Sequence[Any]) -> OnDemandPlan:
+    """Plan the on-demand refs among ``refs`` (group refs are ignored)."""
+    _, od_refs = split_refs(fs, refs)
+    transforms: dict[str, Transform] = {}
+    for ref in od_refs:
+        if ref.version not in (None, 0):
+            raise NotFoundError(f"on-demand transform {ref.group!r} has no version {ref.version}; "
+                                f"reference it as '{ref.group}:{ref.feature}'")
+        if ref.group not in transforms:
+            transforms[ref.group] = get_on_demand(fs, ref.group)
+    group_refs: list[FeatureRef] = []
+    dtypes: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for t in transforms.values():
+        for p, r in t.features.items():
+            ref = FeatureRef.parse(r)
+            g = fs.get_feature_group(ref.group, ref.version)  # NotFoundError names the group
+            f = g.feature(ref.feature)
+            key = f"{g.name}@{g.version}:{f.name}"
+            if owner.setdefault(f.name, key) != key:
+                raise DefinitionError(
+                    f"on-demand transforms read two features named {f.name!r} ({owner[f.name]} "
+                    f"and {key}); request them from separate calls or rename one")
+            if ref not in group_refs:
+                group_refs.append(ref)
+            dtypes[f.name] = f.dtype
+    return OnDemandPlan(list(transforms.values()), od_refs, dtypes, group_refs)
+
+
+def attach_code(fs: Any, objects: Iterable[Any]) -> list[str]:
+    """Give ``fs`` the code of already-registered objects (e.g. a repo imported by the
+    online service) without changing the registry. Refuses objects that are not
+    registered or differ from the registered definition. Returns their labels."""
+    attached = []
+    for o in objects:
+        kind = getattr(o, "registry_kind", None)
+        if kind == "on_demand":
+            spec = fs.registry.get("on_demand", o.name)
+            if spec is None:
+                raise NotFoundError(f"on-demand transform {o.name!r} is not registered: run "
+                                    "`sparkfs apply <repo>` first")
+            if spec.get("fingerprint") != o.fingerprint:
+                raise TransformError(
+                    f"on-demand transform {o.name!r}: the repo's code (fingerprint "
+                    f"{o.fingerprint}) differs from the registered one ({spec.get('fingerprint')})"
+                    "; run `sparkfs apply <repo>` so training and serving use the same code")
+            fs._live[(type(o).__name__, o.name, 0)] = o
+            attached.append(f"on_demand:{o.name}")
+        elif hasattr(o, "transforms") and hasattr(o, "table_name"):  # a FeatureGroup
+            try:
+                registered = fs.registry.get_group(o.name, o.version)
+            except NotFoundError:
+                continue  # not served; nothing to attach
+            if registered.to_spec() == o.to_spec():
+                fs._live[("feature_group", o.name, o.version)] = o
+                attached.append(f"feature_group:{o.name}@{o.version}")
+    return attached

@@ -1,0 +1,270 @@
+"""The production online store: HBase through happybase (Thrift1).
+
+Layout, one HBase table per feature group version, ``{table_prefix}_{group.table_name}``
+(``sparkfs_weather__v1``):
+
+* row key: the join keys in ``sparkfs.online.keys`` encoding, salted when
+  ``salt_buckets`` > 0;
+* one column family (``column_family``, default ``f``) with ``max_versions=1`` and
+  ``time_to_live`` = the group's ttl (in seconds; none when the group has no ttl);
+* qualifier = feature name, value = the feature's JSON value (``sparkfs.online.codec``);
+  qualifier ``_m`` = ``[event_time_us, commit_time_us]`` of the row;
+* **cell timestamp = event time in milliseconds**, so HBase keeps the newest event
+  whatever the write order (rows whose event times fall in the same millisecond: the
+  later write wins).
+
+Because HBase applies the ttl itself, a value past its ttl reads as ``missing`` here
+(HBase no longer returns it), where SQLite reports ``expired``.
+
+Watermarks live in ``{table_prefix}__meta`` (row = group table name). Calls go through a
+happybase connection pool; transport errors are retried ``retries`` times with
+exponential backoff from ``backoff_ms``, then raised as ``OnlineStoreError``.
+
+>>> from sparkfs.config import HBaseOnlineConfig
+>>> HBaseOnlineStore(HBaseOnlineConfig(type="hbase")).table_name_of("weather__v1")
+b'sparkfs_weather__v1'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import socket
+import threading
+import time
+from typing import Any, Callable, Sequence, TypeVar
+
+from ..config import HBaseOnlineConfig
+from ..definitions import FeatureGroup
+from ..errors import OnlineStoreError
+from . import codec
+from .base import OnlineRow
+from .keys import encode_key
+from .sqlite import prepare_rows
+
+T = TypeVar("T")
+META = b"_m"
+_WM_FAMILY = b"w"
+_WM_COLUMN = b"w:delta_version"
+
+
+def _thrift() -> Any:
+    """happybase's Thrift module (registered as ``Hbase_thrift`` when happybase loads)."""
+    import happybase  # noqa: F401
+    import Hbase_thrift
+
+    return Hbase_thrift
+
+
+class HBaseOnlineStore:
+    """Online store in HBase (see the module docstring). Connects on first use."""
+
+    def __init__(self, config: HBaseOnlineConfig) -> None:
+        self.config = config
+        self.family = config.column_family.encode()
+        self._pool: Any = None
+        self._lock = threading.Lock()
+        self._tables: set[bytes] = set()
+        self._plans: dict[tuple, tuple] = {}
+
+    def table_name_of(self, table_name: str) -> bytes:
+        return f"{self.config.table_prefix}_{table_name}".encode()
+
+    @property
+    def _meta_table(self) -> bytes:
+        return f"{self.config.table_prefix}__meta".encode()
+
+    # -- connections and retries -------------------------------------------------------------
+    def _get_pool(self) -> Any:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    import happybase
+
+                    c = self.config
+                    self._pool = happybase.ConnectionPool(
+                        c.pool_size, host=c.host, port=c.port, timeout=c.timeout_ms,
+                        transport=c.transport, protocol=c.protocol)
+        return self._pool
+
+    def _call(self, what: str, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(connection)``; retry transport errors with backoff, then give up."""
+        Hbase_thrift = _thrift()
+        from happybase import NoConnectionsAvailable
+        from thriftpy2.thrift import TApplicationException
+        from thriftpy2.transport import TTransportException
+
+        c = self.config
+        last: BaseException | None = None
+        for attempt in range(c.retries + 1):
+            if attempt:
+                time.sleep(c.backoff_ms / 1000 * 2 ** (attempt - 1))
+            try:
+                pool = self._get_pool()
+                with pool.connection(timeout=c.timeout_ms / 1000) as con:
+                    return fn(con)
+            except (Hbase_thrift.IOError, Hbase_thrift.IllegalArgument,
+                    Hbase_thrift.AlreadyExists, TApplicationException) as exc:
+                raise OnlineStoreError(f"HBase at {c.host}:{c.port} refused {what}: "
+                                       f"{getattr(exc, 'message', None) or exc}") from None
+            except (TTransportException, socket.error, NoConnectionsAvailable, EOFError) as exc:
+                last = exc
+        raise OnlineStoreError(
+            f"HBase at {c.host}:{c.port} is unreachable: {what} failed after {c.retries + 1} "
+            f"attempts ({type(last).__name__}: {last}). Check that the HBase Thrift server "
+            "is running (online.host / online.port)")
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            while not pool._queue.empty():
+                pool._queue.get_nowait().close()
+
+    # -- tables -------------------------------------------------------------------------------
+    def _existing(self, refresh: bool = False) -> set[bytes]:
+        if refresh or not self._tables:
+            names = self._call("listing tables", lambda con: con.client.getTableNames())
+            self._tables = set(names)
+        return self._tables
+
+    def _ensure(self, name: bytes, family: bytes, ttl: dt.timedelta | None,
+                max_versions: int = 1) -> None:
+        if name in self._tables or name in self._existing(refresh=True):
+            return
+        options: dict[str, Any] = {"max_versions": max_versions}
+        if ttl is not None:
+            options["time_to_live"] = max(1, math.ceil(ttl.total_seconds()))
+
+        def create(con: Any) -> None:
+            Hbase_thrift = _thrift()
+
+            try:
+                con.create_table(name, {family.decode(): options})
+            except Hbase_thrift.AlreadyExists:
+                pass  # another writer created it first
+
+        self._call(f"creating table {name.decode()}", create)
+        self._tables.add(name)
+
+    # -- writes ---------------------------------------------------------------------------------
+    def write_batch(self, group: FeatureGroup, rows: Any) -> int:
+        """Put the rows with cell timestamp = event time (ms); HBase keeps the newest."""
+        columns = prepare_rows(group, rows)
+        if not columns:
+            return 0
+        Hbase_thrift = _thrift()
+
+        name = self.table_name_of(group.table_name)
+        self._ensure(name, self.family, group.ttl)
+        nk = len(group.join_keys)
+        dtypes = list(group.key_dtypes.values())
+        salt = self.config.salt_buckets
+        quals = [self.family + b":" + f.name.encode() for f in group.features]
+        row_codec = codec.RowCodec([f.dtype for f in group.features])
+        meta = self.family + b":" + META
+        by_ts: dict[int, list] = {}
+        for row in zip(*columns):
+            key = encode_key(row[:nk], dtypes, salt)
+            event_us, commit_us, values = row[nk], row[nk + 1], row_codec.decode(row[nk + 2])
+            muts = [Hbase_thrift.Mutation(column=q, value=codec.dumps(v).encode())
+                    for q, v in zip(quals, values)]
+            muts.append(Hbase_thrift.Mutation(column=meta,
+                                              value=codec.dumps([event_us, commit_us]).encode()))
+            by_ts.setdefault(event_us // 1000, []).append(
+                Hbase_thrift.BatchMutation(row=key, mutations=muts))
+        size = self.config.batch_size
+        calls = [(ts, batch[i:i + size]) for ts, batch in by_ts.items()
+                 for i in range(0, len(batch), size)]
+
+        def send(call: tuple[int, list]) -> None:
+            ts, chunk = call
+            self._call(f"writing {len(chunk)} rows of feature group {group.name!r}",
+                       lambda con: con.client.mutateRowsTs(name, chunk, ts, {}))
+
+        # Thrift1 puts one timestamp per call: rows with different event times need
+        # separate calls, sent over the pool's connections in parallel.
+        workers = min(self.config.pool_size, len(calls))
+        if workers <= 1:
+            for call in calls:
+                send(call)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(workers) as ex:
+                list(ex.map(send, calls))
+        return len(columns[0])
+
+    # -- reads ------------------------------------------------------------------------------------
+    def _plan(self, group: FeatureGroup, features: Sequence[str]) -> tuple:
+        key = (group.table_name, tuple(features))
+        plan = self._plans.get(key)
+        if plan is None:
+            dtypes = {f.name: f.dtype for f in group.features}
+            cols = [self.family + b":" + f.encode() for f in features]
+            decs = [codec.decoder(dtypes[f]) for f in features]
+            plan = (cols, cols + [self.family + b":" + META], decs)
+            self._plans[key] = plan
+        return plan
+
+    def read(self, group: FeatureGroup, keys: Sequence[tuple],
+             features: Sequence[str]) -> list[OnlineRow | None]:
+        """Rows aligned with ``keys`` (None where HBase has no live row)."""
+        if not keys:
+            return []
+        name = self.table_name_of(group.table_name)
+        if name not in self._tables and name not in self._existing(refresh=True):
+            return [None] * len(keys)
+        dtypes = list(group.key_dtypes.values())
+        salt = self.config.salt_buckets
+        rowkeys = [encode_key(k, dtypes, salt) for k in keys]
+        cols, wanted, decs = self._plan(group, features)
+        results = self._call(
+            f"reading {len(keys)} keys of feature group {group.name!r}",
+            lambda con: con.client.getRowsWithColumns(name, rowkeys, wanted, {}))
+        found = {r.row: r.columns for r in results}
+        meta = wanted[-1]
+        loads = json.loads  # accepts the bytes of a cell
+        out: list[OnlineRow | None] = []
+        for rk in rowkeys:
+            cells = found.get(rk)
+            if not cells or meta not in cells:
+                out.append(None)
+                continue
+            event_us = loads(cells[meta].value)[0]
+            vals = []
+            for c, d in zip(cols, decs):
+                cell = cells.get(c)
+                v = None if cell is None else loads(cell.value)
+                vals.append(v if d is None or v is None else d(v))
+            out.append(OnlineRow(event_us, tuple(vals)))
+        return out
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def drop(self, group: FeatureGroup) -> None:
+        name = self.table_name_of(group.table_name)
+        if name in self._existing(refresh=True):
+            self._call(f"dropping table {name.decode()}",
+                       lambda con: con.delete_table(name, disable=True))
+            self._tables.discard(name)
+        if self._meta_table in self._existing():
+            self._call("deleting a watermark", lambda con: con.client.deleteAllRow(
+                self._meta_table, group.table_name.encode(), {}))
+
+    def get_watermark(self, group: FeatureGroup) -> int | None:
+        if self._meta_table not in self._existing(refresh=True):
+            return None
+        rows = self._call("reading a watermark", lambda con: con.client.getRowWithColumns(
+            self._meta_table, group.table_name.encode(), [_WM_COLUMN], {}))
+        if not rows or _WM_COLUMN not in rows[0].columns:
+            return None
+        return int(rows[0].columns[_WM_COLUMN].value)
+
+    def set_watermark(self, group: FeatureGroup, delta_version: int) -> None:
+        Hbase_thrift = _thrift()
+
+        self._ensure(self._meta_table, _WM_FAMILY, None)
+        mut = Hbase_thrift.Mutation(column=_WM_COLUMN, value=str(int(delta_version)).encode())
+        self._call("writing a watermark", lambda con: con.client.mutateRow(
+            self._meta_table, group.table_name.encode(), [mut], {}))

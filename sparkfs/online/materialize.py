@@ -1,0 +1,198 @@
+"""Materialization: push the newest row per key from Delta history to the online store.
+
+Incremental: the online store keeps a watermark per group version, the last Delta version
+pushed. A run reads only the files added after it (``OfflineStore.files_added_between``;
+history tables are append-only), keeps the newest row per key (by event time, then
+``_commit_time``), writes it, and only then advances the watermark. The store's upsert
+never lets an older event replace a newer one, so a run that dies half way is simply run
+again: rows it already wrote are rewritten with the same values, and nothing moves back.
+
+Engines: ``"spark"`` (default) — executors write partition by partition, each opening its
+own store connection from the (picklable) config; no rows reach the driver. ``"local"`` —
+DuckDB on this machine, for laptops and notebooks without Spark. Groups with
+aggregations are materialized by ``sparkfs.aggregations.online``.
+
+>>> MaterializeResult("weather", 1, None, 3, 120, 3, 0.5).to_dict()["keys_written"]
+3
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Iterator
+
+import pyarrow as pa
+
+from ..config import Config, SqliteOnlineConfig
+from ..definitions import FeatureGroup
+from ..errors import DefinitionError, OnlineStoreError, SparkfsError
+from ..offline.tables import COMMIT_TIME
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..store import FeatureStore
+
+ENGINES = ("spark", "local")
+
+
+@dataclass
+class MaterializeResult:
+    """What one materialization did. ``from_delta_version`` is the watermark it started
+    from (None: first run); ``rows_read`` counts history rows in the new files."""
+
+    group: str
+    version: int
+    from_delta_version: int | None
+    to_delta_version: int
+    rows_read: int
+    keys_written: int
+    duration_s: float
+    engine: str = "spark"
+    files: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def materialize(fs: "FeatureStore", group: FeatureGroup, engine: str = "spark",
+                batch_rows: int = 10_000) -> MaterializeResult:
+    """Materialize the Delta commits of ``group`` made after its watermark."""
+    if group.aggregations:
+        from ..aggregations.online import materialize_aggregations
+
+        return materialize_aggregations(fs, group)
+    if engine not in ENGINES:
+        raise DefinitionError(f"materialize engine {engine!r} is unknown; use one of {ENGINES}")
+    if not group.online:
+        raise DefinitionError(f"feature group {group.name!r} version {group.version} has "
+                              "online=False; set online=True and apply it to materialize it")
+    start = time.perf_counter()
+    store = fs.online
+    watermark = store.get_watermark(group)
+    current = fs.offline.current_version(group)
+    if watermark is not None and watermark > current:
+        raise OnlineStoreError(
+            f"feature group {group.name!r}: the online watermark is Delta version {watermark} "
+            f"but the history table is at version {current} (was it recreated?); drop the "
+            "group's online table (fs.online.drop(group)) and materialize again")
+    files: list[str] = []
+    rows_read = keys = 0
+    if watermark != current:
+        files = fs.offline.files_added_between(group, watermark, current)
+        rows_read = _count_rows(fs, group, current, files)
+        if files:
+            write = _write_spark if engine == "spark" else _write_local
+            keys = write(fs, group, files, batch_rows)
+        store.set_watermark(group, current)
+    return MaterializeResult(group.name, group.version, watermark, current, rows_read, keys,
+                             time.perf_counter() - start, engine, len(files))
+
+
+def _count_rows(fs: "FeatureStore", group: FeatureGroup, version: int, files: list[str]) -> int:
+    """Rows in ``files``, from the Delta log's statistics (no data read)."""
+    from ..offline.tables import _join
+
+    wanted = set(files)
+    base = fs.offline.table_uri(group)
+    adds = pa.table(fs.offline.table(group, version).get_add_actions(flatten=True)).to_pylist()
+    return sum(int(a.get("num_records") or 0) for a in adds if _join(base, a["path"]) in wanted)
+
+
+def _value_columns(group: FeatureGroup) -> list[str]:
+    return [group.event_time] + [f.name for f in group.features] + [COMMIT_TIME]
+
+
+def _portable_config(config: Config) -> Config:
+    """The config with the SQLite path made absolute, so executors find the same file."""
+    if isinstance(config.online, SqliteOnlineConfig):
+        return config.with_overrides(online={"type": "sqlite", "path": config.sqlite_path,
+                                             "busy_timeout_ms": config.online.busy_timeout_ms})
+    return config
+
+
+class PartitionWriter:
+    """Runs on executors (``mapInArrow``): writes one partition's Arrow batches to its own
+    store connection and yields the number of rows written. Picklable."""
+
+    def __init__(self, config: Config, group_spec: dict) -> None:
+        self.config = config
+        self.group_spec = group_spec
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from . import open_online_store
+
+        group = FeatureGroup.from_spec(self.group_spec)
+        store = open_online_store(self.config)
+        written = 0
+        try:
+            for batch in batches:
+                if batch.num_rows:
+                    written += store.write_batch(group, batch)
+        finally:
+            store.close()
+        yield pa.RecordBatch.from_pydict({"written": pa.array([written], pa.int64())})
+
+
+def _write_spark(fs: "FeatureStore", group: FeatureGroup, files: list[str], batch_rows: int) -> int:
+    from pyspark.sql import functions as F
+
+    from ..offline.tables import read_files_spark
+
+    keys = list(group.join_keys)
+    values = _value_columns(group)
+    df = read_files_spark(fs.spark, group, files).where(
+        " AND ".join(f"`{c}` IS NOT NULL" for c in keys + [group.event_time]))
+    newest = F.max_by(F.struct(*[F.col(c) for c in values]),
+                      F.struct(F.col(group.event_time), F.col(COMMIT_TIME)))
+    latest = df.groupBy(*keys).agg(newest.alias("_row")).select(*keys, "_row.*")
+    writer = PartitionWriter(_portable_config(fs.config), group.to_spec())
+    try:
+        total = latest.mapInArrow(writer, "written long").agg(F.sum("written")).collect()[0][0]
+    except Exception as exc:  # py4j / PythonException: turn it into one readable line
+        if isinstance(exc, SparkfsError):
+            raise
+        raise OnlineStoreError(
+            f"materializing feature group {group.name!r} failed while executors wrote to the "
+            f"online store: {_root_cause(exc)}. The watermark was not advanced; run "
+            "materialize again once the store is reachable") from None
+    return int(total or 0)
+
+
+def _root_cause(exc: BaseException) -> str:
+    text = str(exc)
+    for line in text.splitlines():
+        for marker in ("OnlineStoreError: ", "ValidationError: "):
+            if marker in line:
+                return line.split(marker, 1)[1].strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else type(exc).__name__
+
+
+def _write_local(fs: "FeatureStore", group: FeatureGroup, files: list[str], batch_rows: int) -> int:
+    import duckdb
+    import pyarrow.dataset as ds
+
+    from ..offline.tables import history_schema
+
+    history = ds.dataset(files, format="parquet", schema=history_schema(group))  # noqa: F841
+    keys = ", ".join(f'h."{k}"' for k in group.join_keys)
+    cols = ", ".join(f'"{c}"' for c in list(group.join_keys) + _value_columns(group))
+    not_null = " AND ".join(f'"{c}" IS NOT NULL' for c in list(group.join_keys) + [group.event_time])
+    con = duckdb.connect()
+    try:
+        et, ct = f'h."{group.event_time}"', f'h."{COMMIT_TIME}"'
+        reader = con.sql(
+            f"SELECT unnest(r) FROM (SELECT max_by(h, ({et}, {ct})) AS r FROM "
+            f"(SELECT {cols} FROM history WHERE {not_null}) h GROUP BY {keys})"
+        ).fetch_record_batch(batch_rows)
+        written = 0
+        store = fs.online
+        try:
+            for batch in reader:
+                if batch.num_rows:
+                    written += store.write_batch(group, batch)
+        finally:
+            reader.close()
+    finally:
+        con.close()
+    return written

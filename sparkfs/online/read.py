@@ -1,0 +1,89 @@
+"""Reading one feature group from an online store: request keys in, columns out.
+
+Request key values must already have the key's dtype; nothing is guessed:
+
+* ``string`` keys take ``str`` only;
+* ``int`` / ``long`` keys take Python or NumPy integers (not ``bool``, not ``"1"``,
+  not ``1.0``) within the dtype's range.
+
+Anything else is refused with a ``ValidationError`` naming the key, the row and the
+value, so a typo never silently reads as "missing".
+
+>>> coerce_key("JFK", "string", "origin", 0)
+'JFK'
+>>> coerce_key("1", "int", "year", 3)
+Traceback (most recent call last):
+...
+sparkfs.errors.ValidationError: entity row 3: join key 'year' must be an int, got '1' (str); pass an integer
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import numbers
+from typing import Any, Sequence
+
+from ..definitions import FeatureGroup
+from ..errors import ValidationError
+from .base import OnlineStore
+from .codec import EPOCH
+from .response import EXPIRED, MISSING, PRESENT
+
+_RANGES = {"int": (-(2 ** 31), 2 ** 31 - 1), "long": (-(2 ** 63), 2 ** 63 - 1)}
+
+
+def coerce_key(value: Any, dtype: str, key: str, row: int) -> Any:
+    """``value`` checked against the join key's dtype (see the module docstring)."""
+    if dtype == "string":
+        if type(value) is str:
+            return value
+        if isinstance(value, str):
+            return str(value)
+        raise ValidationError(f"entity row {row}: join key {key!r} must be a string, got "
+                              f"{value!r} ({type(value).__name__}); pass a str")
+    if type(value) is int or (isinstance(value, numbers.Integral)
+                              and not isinstance(value, bool)):
+        v = int(value)
+        lo, hi = _RANGES[dtype]
+        if lo <= v <= hi:
+            return v
+        raise ValidationError(f"entity row {row}: join key {key!r} value {v} is out of range "
+                              f"for a {dtype} key")
+    raise ValidationError(f"entity row {row}: join key {key!r} must be an {dtype}, got "
+                          f"{value!r} ({type(value).__name__}); pass an integer")
+
+
+def read_group(store: OnlineStore, group: FeatureGroup, keys: Sequence[tuple],
+               features: Sequence[str], now: dt.datetime
+               ) -> tuple[list[list], list[list[str]], list[list[dt.datetime | None]]]:
+    """Values, statuses and event times per requested feature, aligned with ``keys``.
+    A row older than the group's ttl at ``now`` is ``expired`` with value None."""
+    if group.aggregations:  # windowed aggregates are finished at read time, against `now`
+        from ..aggregations.online import read_aggregates
+
+        return read_aggregates(store, group, keys, features, now)
+    rows = store.read(group, keys, features)
+    n = len(features)
+    oldest = None
+    if group.ttl is not None:
+        oldest = (now - EPOCH - group.ttl) // dt.timedelta(microseconds=1)
+    empty = (None,) * n
+    row_values: list[tuple] = []
+    row_status: list[str] = []
+    row_time: list[dt.datetime | None] = []
+    for row in rows:
+        if row is None:
+            row_values.append(empty)
+            row_status.append(MISSING)
+            row_time.append(None)
+            continue
+        row_time.append(EPOCH + dt.timedelta(microseconds=row.event_time_us))
+        if oldest is not None and row.event_time_us < oldest:
+            row_values.append(empty)
+            row_status.append(EXPIRED)
+        else:
+            row_values.append(row.values)
+            row_status.append(PRESENT)
+    values = [list(col) for col in zip(*row_values)] if row_values else [[] for _ in range(n)]
+    # every feature of a group shares its row's status and event time
+    return values, [row_status] * n, [row_time] * n

@@ -1,0 +1,209 @@
+"""The DuckDB engine: point-in-time joins on one machine, no Spark, no JVM.
+
+Each group's Delta history is opened at its pinned version with delta-rs and handed to
+DuckDB as an Arrow dataset (projection and filters are pushed into the Parquet scan).
+Per group, one ``ASOF LEFT JOIN`` finds, for each spine row, the history row with the
+greatest position at or before the spine timestamp:
+
+* default mode: the position is ``(E, _commit_time)`` packed into one HUGEINT
+  (``epoch_us(E) * 2**63 + epoch_us(_commit_time)``); a spine row looks up
+  ``epoch_us(t) * 2**63 + (2**63 - 1)``. The greatest such position is the row with the
+  greatest ``E <= t``, ties going to the latest commit.
+* ``as_known_at``: a row is visible from ``V = greatest(E, _commit_time)``, but the best
+  visible row is still the one with the greatest ``(E, _commit_time)``. A window over
+  each key ordered by ``V`` keeps the running best row (``arg_max``, a RANGE frame so
+  rows with equal ``V`` agree); the ASOF join on ``V`` then picks it up.
+
+An answer older than ``t - ttl`` becomes null. Everything runs as one statement: the
+spine (numbered by ``_spine_id``) followed by one chained ``ASOF LEFT JOIN`` per group
+(a left ASOF join keeps each spine row exactly once), sorted by ``_spine_id`` — rows are
+never dropped, duplicated or reordered; null keys or timestamps match nothing (nulls).
+
+Aggregation groups are handed to ``sparkfs.aggregations.duckdb.aggregate_at_spine``::
+
+    aggregate_at_spine(fs, group, spine, features, delta_version=..., as_known_at=...,
+                       key_columns=..., timestamp_col=...) -> pyarrow.Table
+
+where ``spine`` is an Arrow table with ``_spine_id``, the spine key columns and the
+timestamp column (UTC), and the result has ``_spine_id`` plus one column per feature
+(at most one row per ``_spine_id``); it is left-joined to the spine by ``_spine_id``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..definitions import DTYPES
+from ..offline.tables import COMMIT_TIME, history_schema
+from .plan import SPINE_ID, GroupPlan, Plan
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..store import FeatureStore
+
+_SHIFT = 2**63
+_KEY_SQL = {"string": "VARCHAR", "int": "BIGINT", "long": "BIGINT"}
+
+
+def q(name: str) -> str:
+    """Quote an identifier for DuckDB."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def spine_summary(spine: pa.Table, timestamp_col: str) -> dict:
+    """Min/max timestamp (epoch µs), row count and an order-sensitive hash of the spine."""
+    import duckdb
+
+    ts = spine.column(timestamp_col).cast(pa.int64())
+    mm = pc.min_max(ts).as_py()
+    con = duckdb.connect()
+    try:
+        con.register("spine", spine)
+        cols = ", ".join(q(c) for c in spine.column_names)
+        h = con.execute(f"SELECT bit_xor(hash({cols})) FROM spine").fetchone()[0]
+    finally:
+        con.close()
+    return {"lo": mm["min"], "hi": mm["max"], "rows": spine.num_rows,
+            "hash": f"duckdb-hash-xor:{(h or 0) & 0xFFFFFFFFFFFFFFFF:016x}"}
+
+
+def join_duckdb(fs: "FeatureStore", plan: Plan, spine: pa.Table, summary: dict,
+                threads: int | None = None) -> pa.Table:
+    """Run the point-in-time join in one DuckDB statement: the spine, then one chained
+    ``ASOF LEFT JOIN`` per as-of group and one ``LEFT JOIN`` on ``_spine_id`` per
+    aggregation group's frame, sorted by ``_spine_id``. Returns Arrow, ``_spine_id`` first."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone='UTC'")
+        if threads:
+            con.execute(f"SET threads={int(threads)}")
+        con.register("spine", spine)
+        ts = q(plan.timestamp_col)
+        spine_extra = [f"(epoch_us({ts})::HUGEINT * {_SHIFT} + {_SHIFT - 1}) AS _sfs_pos"]
+        joins, selects = [], []
+        for i, gp in enumerate(plan.groups):
+            name = f"g{i}"
+            if gp.group.aggregations:
+                from ..aggregations.duckdb import aggregate_at_spine
+
+                cols = [SPINE_ID, plan.timestamp_col] + sorted(set(gp.key_columns.values()))
+                frame = aggregate_at_spine(
+                    fs, gp.group, spine.select(cols), gp.features,
+                    delta_version=gp.delta_version, as_known_at=plan.as_known_at,
+                    key_columns=gp.key_columns, timestamp_col=plan.timestamp_col)
+                frame = frame.select([SPINE_ID] + gp.features).rename_columns(
+                    [SPINE_ID] + gp.columns)
+                con.register(name, frame)
+                joins.append(f"LEFT JOIN {name} ON {name}.{SPINE_ID} = sp.{SPINE_ID}")
+                selects += [f"{name}.{q(c)}" for c in gp.columns]
+                continue
+            con.register(f"h{i}", _history_dataset(fs, gp))
+            g = gp.group
+            for j, k in enumerate(gp.key_columns):
+                spine_extra.append(f"CAST({q(gp.key_columns[k])} AS {_KEY_SQL[g.key_dtypes[k]]}) "
+                                   f"AS _sfs_g{i}k{j}")
+            on = " AND ".join(f"sp._sfs_g{i}k{j} = {name}._k{j}" for j in range(len(gp.key_columns)))
+            if plan.as_known_at:
+                on += f" AND sp.{ts} >= {name}._pos"
+            else:
+                on += f" AND sp._sfs_pos >= {name}._pos"
+            joins.append(f"ASOF LEFT JOIN ({history_sql(gp, f'h{i}', plan, summary)}) {name} ON {on}")
+            selects += value_selects(gp, name, plan)
+        spine_sel = [f"sp.{q(c)}" for c in [SPINE_ID] + plan.spine_columns]
+        sql = (f"SELECT {', '.join(spine_sel + selects)}\n"
+               f"FROM (SELECT *, {', '.join(spine_extra)} FROM spine) sp\n"
+               + "\n".join(joins) + f"\nORDER BY sp.{SPINE_ID}")
+        out = con.sql(sql).to_arrow_table()
+    finally:
+        con.close()
+    if plan.on_demand is not None:
+        out = apply_on_demand(plan, out)
+    return out
+
+
+def _history_dataset(fs: "FeatureStore", gp: GroupPlan):
+    """The pinned Delta version as a pyarrow dataset (delta-rs; no Spark)."""
+    table = fs.offline.table(gp.group, gp.delta_version)
+    return table.to_pyarrow_dataset(schema=history_schema(gp.group))
+
+
+def history_sql(gp: GroupPlan, hist: str, plan: Plan, summary: dict) -> str:
+    """One group's history rows as ``_k0.., _pos, _e, _v0..`` (default mode) or
+    ``_k0.., _pos, _best`` (as known at: the running best row by visible-from time)."""
+    g = gp.group
+    keys = list(gp.key_columns)
+    et = q(g.event_time)
+    k_hist = [f"CAST({q(k)} AS {_KEY_SQL[g.key_dtypes[k]]}) AS _k{i}" for i, k in enumerate(keys)]
+    hi, lo = summary["hi"], summary["lo"]
+    where = [f"{q(k)} IS NOT NULL" for k in keys] + [f"{et} IS NOT NULL"]
+    if hi is None:
+        where.append("FALSE")
+    else:
+        where.append(f"{et} <= {_ts_lit(hi)}")
+        if plan.as_known_at:
+            where.append(f"{q(COMMIT_TIME)} <= {_ts_lit(hi)}")
+        if gp.ttl is not None:
+            where.append(f"{et} >= {_ts_lit(int(lo) - _micros(gp.ttl))}")
+    rank = f"(epoch_us({et})::HUGEINT * {_SHIFT} + epoch_us({q(COMMIT_TIME)}))"
+    if not plan.as_known_at:
+        vals = [f"{q(f)} AS _v{j}" for j, f in enumerate(gp.features)]
+        return (f"SELECT {', '.join(k_hist)}, {rank} AS _pos, {et} AS _e, {', '.join(vals)} "
+                f"FROM {hist} WHERE {' AND '.join(where)}")
+    packed = ", ".join([f"_e := {et}"] + [f"_v{j} := {q(f)}" for j, f in enumerate(gp.features)])
+    part = ", ".join(f"_k{i}" for i in range(len(keys)))
+    base = (f"SELECT {', '.join(k_hist)}, greatest({et}, {q(COMMIT_TIME)}) AS _pos, "
+            f"{rank} AS _rank, struct_pack({packed}) AS _row FROM {hist} "
+            f"WHERE {' AND '.join(where)}")
+    return (f"SELECT {part}, _pos, arg_max(_row, _rank) OVER (PARTITION BY {part} "
+            f"ORDER BY _pos RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS _best "
+            f"FROM ({base})")
+
+
+def value_selects(gp: GroupPlan, name: str, plan: Plan) -> list[str]:
+    """The group's output columns from the joined history row, null past the ttl."""
+    n = len(gp.features)
+    if plan.as_known_at:
+        vals, e = [f"{name}._best._v{j}" for j in range(n)], f"{name}._best._e"
+    else:
+        vals, e = [f"{name}._v{j}" for j in range(n)], f"{name}._e"
+    if gp.ttl is None:
+        return [f"{v} AS {q(c)}" for v, c in zip(vals, gp.columns)]
+    fresh = f"epoch_us({e}) >= epoch_us(sp.{q(plan.timestamp_col)}) - {_micros(gp.ttl)}"
+    return [f"CASE WHEN {fresh} THEN {v} END AS {q(c)}" for v, c in zip(vals, gp.columns)]
+
+
+def apply_on_demand(plan: Plan, out: pa.Table) -> pa.Table:
+    """Run the on-demand transforms (pandas) over the columns they read; append outputs."""
+    from ..offline.tables import ARROW_TYPES
+    from .plan import on_demand_inputs
+
+    od = plan.on_demand
+    aliases = on_demand_inputs(plan)
+    cols = {c: c for c in od.request_columns}
+    cols.update(aliases)
+    df = out.select(list(dict.fromkeys(cols.values()))).to_pandas()
+    df = df.rename(columns={v: k for k, v in aliases.items() if k != v})
+    res = od.apply_pandas(df)
+    for name in od.output_names:
+        arr = pa.array(res[name].astype(object).where(res[name].notna(), None).tolist(),
+                       type=ARROW_TYPES[od.output_dtypes[name]])
+        out = out.append_column(name, arr)
+    return out
+
+
+def _ts_lit(micros: int) -> str:
+    import datetime as dt
+
+    when = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=int(micros))
+    return f"TIMESTAMPTZ '{when.isoformat()}'"
+
+
+def _micros(td) -> int:
+    return td.days * 86_400_000_000 + td.seconds * 1_000_000 + td.microseconds
+
+
+__all__ = ["join_duckdb", "spine_summary", "history_sql", "DTYPES"]

@@ -1,0 +1,345 @@
+"""What a point-in-time join has to do, worked out once for every engine.
+
+``resolve`` turns feature references, the spine's columns and ``key_map`` into one
+``GroupPlan`` per requested feature group version: which features, under which output
+names, joined on which spine columns, read at which pinned Delta version, with which ttl.
+``spine_to_arrow`` normalises a spine (pandas, Arrow or Spark) into Arrow with UTC
+timestamps. Nothing here imports pyspark at module level.
+
+Output names are the features' short names. When two requested features share a short
+name, or a feature is named like a spine column, the call is refused; pass
+``full_feature_names=True`` to name every feature ``{group}__{feature}`` instead.
+
+>>> import pyarrow as pa, datetime as dt
+>>> t = spine_to_arrow(pa.table({"origin": ["JFK"], "ts": [dt.datetime(2013, 1, 1, 6)]}), "ts")
+>>> t.schema.field("ts").type
+TimestampType(timestamp[us, tz=UTC])
+>>> t.column(SPINE_ID).to_pylist()
+[0]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import pyarrow as pa
+
+from ..definitions import FeatureGroup, FeatureRef, format_duration, parse_duration, parse_refs
+from ..errors import DefinitionError, NotFoundError, SparkfsError
+from ..offline.tables import ARROW_TYPES, TIMESTAMP
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..store import FeatureStore
+
+#: Column that numbers spine rows (0, 1, 2... for pandas/Arrow spines). Reserved.
+SPINE_ID = "_spine_id"
+
+#: Names an engine accepts.
+ENGINES = ("spark", "duckdb")
+
+
+@dataclass
+class GroupPlan:
+    """One feature group version to join: its features, output names, key columns, pins."""
+
+    group: FeatureGroup
+    features: list[str]
+    columns: list[str]
+    key_columns: dict[str, str]
+    delta_version: int
+    ttl: dt.timedelta | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.group.name}@{self.group.version}"
+
+    @property
+    def dtypes(self) -> list[str]:
+        return [self.group.feature(f).dtype for f in self.features]
+
+
+@dataclass
+class Plan:
+    """Everything an engine needs besides the spine itself."""
+
+    groups: list[GroupPlan]
+    timestamp_col: str
+    spine_columns: list[str]
+    as_known_at: bool
+    on_demand: Any = None
+    on_demand_columns: list[str] = field(default_factory=list)
+    #: Group features fetched only as inputs of on-demand features (not in the output).
+    hidden: set[str] = field(default_factory=set)
+    #: (group, version as written in the reference) -> "group@version" that was used.
+    ref_labels: dict = field(default_factory=dict)
+
+    @property
+    def feature_columns(self) -> list[str]:
+        cols = [c for g in self.groups for c in g.columns if c not in self.hidden]
+        return cols + list(self.on_demand_columns)
+
+    @property
+    def output_columns(self) -> list[str]:
+        return list(self.spine_columns) + self.feature_columns
+
+
+def resolve(fs: "FeatureStore", features: Sequence[Any], spine_schema: pa.Schema,
+            timestamp_col: str, as_known_at: bool = False,
+            key_map: Mapping[str, str] | None = None, full_feature_names: bool = False,
+            delta_versions: Mapping[str, int] | None = None,
+            ttls: Mapping[str, str | None] | None = None) -> Plan:
+    """Resolve feature references against the registry and the spine's schema.
+
+    ``delta_versions`` (``"group@version" -> Delta version``) and ``ttls`` pin what a
+    stored training set used; otherwise each group's current Delta version and ttl.
+    """
+    spine_cols = [c for c in spine_schema.names if c != SPINE_ID]
+    check_timestamp_column(spine_schema, timestamp_col)
+    key_map = dict(key_map or {})
+    for k, v in key_map.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise SparkfsError(f"key_map must map join key names to spine column names; got {k!r}: {v!r}")
+    refs = parse_refs(features)
+
+    on_demand, od_columns, refs, hidden_refs = _plan_on_demand(fs, refs, spine_cols)
+
+    by_group: dict[tuple[str, int | None], list[str]] = {}
+    for ref in refs:
+        by_group.setdefault((ref.group, ref.version), [])
+        if ref.feature not in by_group[(ref.group, ref.version)]:
+            by_group[(ref.group, ref.version)].append(ref.feature)
+
+    plans: list[GroupPlan] = []
+    ref_labels: dict = {}
+    used_keys: set[str] = set()
+    for (name, version), names in by_group.items():
+        group = fs.get_feature_group(name, version)
+        ref_labels[(name, version)] = f"{group.name}@{group.version}"
+        if any(p.label == f"{group.name}@{group.version}" for p in plans):
+            prev = next(p for p in plans if p.label == f"{group.name}@{group.version}")
+            names = [n for n in names if n not in prev.features]
+            prev.features += _expand(group, names)
+            continue
+        feats = _expand(group, names)
+        keys = {}
+        for k in group.join_keys:
+            col = key_map.get(k, k)
+            used_keys.add(k)
+            if col not in spine_cols:
+                raise NotFoundError(
+                    f"feature group {group.name!r} joins on {k!r}, but the spine has no column "
+                    f"{col!r} (spine columns: {', '.join(spine_cols)}); add it or map it with "
+                    f"key_map={{{k!r}: 'spine_column'}}")
+            check_key_type(spine_schema.field(col).type, group, k, col)
+            keys[k] = col
+        label = f"{group.name}@{group.version}"
+        if delta_versions and label in delta_versions:
+            delta_version = int(delta_versions[label])
+        else:
+            delta_version = fs.offline.current_version(group)
+        ttl = group.ttl
+        if ttls is not None and label in ttls:
+            ttl = None if ttls[label] is None else parse_duration(ttls[label])
+        plans.append(GroupPlan(group, feats, [], keys, delta_version, ttl))
+
+    unused = set(key_map) - used_keys
+    if unused:
+        raise SparkfsError(
+            f"key_map names {sorted(unused)}, which no requested feature group joins on "
+            f"(their join keys: {sorted(used_keys)})")
+
+    hidden_keys = {(r.group, r.version, r.feature) for r in hidden_refs}
+    hidden = set()
+    for (name, version) in by_group:
+        gp = next(p for p in plans if p.label == ref_labels[(name, version)])
+        for f in gp.features:
+            if (name, version, f) in hidden_keys:
+                hidden.add((gp.label, f))
+    _name_columns(plans, spine_cols, od_columns, full_feature_names, hidden)
+    hidden_cols = {c for gp in plans for f, c in zip(gp.features, gp.columns)
+                   if (gp.label, f) in hidden}
+    return Plan(plans, timestamp_col, spine_cols, as_known_at, on_demand, od_columns,
+                hidden=hidden_cols, ref_labels=ref_labels)
+
+
+def _expand(group: FeatureGroup, names: list[str]) -> list[str]:
+    out: list[str] = []
+    for n in names:
+        if n == "*":
+            out += [f.name for f in group.features if f.name not in out]
+        else:
+            group.feature(n)  # raises NotFoundError naming the group and its features
+            if n not in out:
+                out.append(n)
+    return out
+
+
+def _plan_on_demand(fs: "FeatureStore", refs: list[FeatureRef], spine_cols: list[str]):
+    """Split off on-demand refs (``sparkfs.ondemand``): returns the plan (or None), its
+    output names, the group refs to fetch, and the group refs fetched only as inputs."""
+    from ..ondemand import plan_on_demand, split_refs
+
+    group_refs, od_refs = split_refs(fs, refs)
+    if not od_refs:
+        return None, [], group_refs, []
+    plan = plan_on_demand(fs, refs)
+    missing = [c for c in plan.request_columns if c not in spine_cols]
+    if missing:
+        raise NotFoundError(
+            f"on-demand features {[str(r) for r in od_refs]} need request column(s) {missing}, "
+            f"which the spine lacks (spine columns: {', '.join(spine_cols)})")
+    wanted = {(r.group, r.version, r.feature) for r in group_refs}
+    hidden = [r for r in plan.group_refs if (r.group, r.version, r.feature) not in wanted]
+    return plan, list(plan.output_names), group_refs + hidden, hidden
+
+
+def on_demand_inputs(plan: Plan) -> dict[str, str]:
+    """Short name an on-demand transform reads -> the join result's column holding it."""
+    out: dict[str, str] = {}
+    if plan.on_demand is None:
+        return out
+    for ref in plan.on_demand.group_refs:
+        label = plan.ref_labels.get((ref.group, ref.version))
+        for gp in plan.groups:
+            if gp.label == label and ref.feature in gp.features:
+                out[ref.feature] = gp.columns[gp.features.index(ref.feature)]
+    return out
+
+
+def _name_columns(plans: list[GroupPlan], spine_cols: list[str], od_columns: list[str],
+                  full: bool, hidden: set = frozenset()) -> None:
+    """Short names, or ``{group}__{feature}`` when ``full``. Features fetched only as
+    on-demand inputs keep their short names (the transforms read them by those)."""
+    seen: dict[str, str] = {c: "a spine column" for c in spine_cols}
+    for c in od_columns:
+        seen.setdefault(c, "an on-demand feature")
+    clashes = []
+    for p in plans:
+        p.columns = []
+        for f in p.features:
+            inner = (p.label, f) in hidden
+            col = f"{p.group.name}__{f}" if full and not inner else f
+            if full and not inner and sum(q.group.name == p.group.name for q in plans) > 1:
+                col = f"{p.group.name}_v{p.group.version}__{f}"
+            if col in seen:
+                clashes.append(f"{col!r} ({p.label}:{f} and {seen[col]})")
+            seen[col] = f"{p.label}:{f}"
+            p.columns.append(col)
+    if clashes:
+        raise SparkfsError(
+            f"{len(clashes)} output column name(s) collide: {', '.join(clashes)}; rename the "
+            "spine column or pass full_feature_names=True to name features '{group}__{feature}'")
+
+
+# -- spine --------------------------------------------------------------------------------
+def check_timestamp_column(schema: pa.Schema, col: str) -> None:
+    if col not in schema.names:
+        raise NotFoundError(
+            f"the spine has no timestamp column {col!r} (spine columns: "
+            f"{', '.join(n for n in schema.names if n != SPINE_ID)})")
+    t = schema.field(col).type
+    if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
+        raise SparkfsError(
+            f"spine column {col!r} has type {t}; the timestamp column must hold timestamps "
+            "(naive values are taken as UTC) or dates")
+
+
+def check_key_type(t: pa.DataType, group: FeatureGroup, key: str, col: str) -> None:
+    want = group.key_dtypes[key]
+    ok = (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+          if want == "string" else pa.types.is_integer(t))
+    if not ok and not pa.types.is_null(t):
+        raise SparkfsError(
+            f"spine column {col!r} has type {t}, but feature group {group.name!r} joins it to "
+            f"key {key!r} of dtype {want}; cast the spine column")
+
+
+def spine_to_arrow(spine: Any, timestamp_col: str, keep_id: bool = False) -> pa.Table:
+    """The spine as Arrow: timestamps as UTC microseconds (naive = UTC), plain strings,
+    and a ``_spine_id`` column numbering the rows (kept as given when ``keep_id``)."""
+    if isinstance(spine, pa.RecordBatch):
+        spine = pa.Table.from_batches([spine])
+    if _is_spark(spine):
+        spine = spine.toArrow()
+    elif not isinstance(spine, pa.Table):
+        import pandas as pd
+
+        if not isinstance(spine, pd.DataFrame):
+            raise SparkfsError(
+                f"the spine must be a Spark DataFrame, a pandas DataFrame or an Arrow table, "
+                f"not {type(spine).__name__}")
+        spine = pa.Table.from_pandas(spine, preserve_index=False)
+    if SPINE_ID in spine.column_names and not keep_id:
+        raise SparkfsError(f"the spine has a column named {SPINE_ID!r}, which sparkfs reserves; rename it")
+    check_timestamp_column(spine.schema, timestamp_col)
+    spine = canonical_spine(spine, timestamp_col)
+    if not keep_id:
+        spine = spine.append_column(SPINE_ID, pa.array(range(spine.num_rows), pa.int64()))
+    return spine
+
+
+def canonical_spine(tbl: pa.Table, timestamp_col: str) -> pa.Table:
+    cols, fields = [], []
+    for f, col in zip(tbl.schema, tbl.columns):
+        t = canonical_type(f.type)
+        if f.name == timestamp_col and pa.types.is_date(f.type):
+            t = TIMESTAMP
+        if t != f.type:
+            col = col.cast(t, safe=False)
+        cols.append(col)
+        fields.append(pa.field(f.name, t))
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields))
+
+
+def canonical_type(t: pa.DataType) -> pa.DataType:
+    """The one Arrow type both engines hand back for ``t``."""
+    if pa.types.is_timestamp(t):
+        return TIMESTAMP
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    if pa.types.is_large_list(t) or pa.types.is_list(t) or pa.types.is_list_view(t):
+        return pa.list_(canonical_type(t.value_type))
+    if pa.types.is_dictionary(t):
+        return canonical_type(t.value_type)
+    return t
+
+
+def output_schema(plan: Plan, spine_schema: pa.Schema) -> pa.Schema:
+    fields = [pa.field(c, canonical_type(spine_schema.field(c).type)) for c in plan.spine_columns]
+    for g in plan.groups:
+        for c, d in zip(g.columns, g.dtypes):
+            if c not in plan.hidden:
+                fields.append(pa.field(c, ARROW_TYPES[d]))
+    for c in plan.on_demand_columns:
+        fields.append(pa.field(c, ARROW_TYPES[plan.on_demand.output_dtypes[c]]))
+    return pa.schema(fields)
+
+
+def conform(tbl: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Select and cast ``tbl`` to ``schema`` (column order and types), keeping extra
+    columns named in ``schema`` only."""
+    missing = [n for n in schema.names if n not in tbl.column_names]
+    if missing:
+        raise SparkfsError(f"internal: the join result lacks columns {missing}")
+    cols = []
+    for f in schema:
+        c = tbl.column(f.name)
+        cols.append(c if c.type == f.type else c.cast(f.type, safe=False))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def _is_spark(obj: Any) -> bool:
+    mod = type(obj).__module__ or ""
+    return mod.startswith("pyspark.") and hasattr(obj, "toArrow")
+
+
+def ttl_label(ttl: dt.timedelta | None) -> str | None:
+    return None if ttl is None else format_duration(ttl)
+
+
+__all__ = ["SPINE_ID", "ENGINES", "GroupPlan", "Plan", "resolve", "spine_to_arrow",
+           "canonical_type", "output_schema", "conform", "DefinitionError"]

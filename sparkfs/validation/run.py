@@ -1,0 +1,282 @@
+"""Running a group's expectations on a batch (``validate_batch``, before the Delta commit)
+and recording the outcome (``record_validation``, after it).
+
+great-expectations runs on the batch where it lives: a Spark DataFrame through its Spark
+execution engine (no collect), a pandas DataFrame through its pandas engine. It decides
+which expectations hold. One more pass in the same engine counts, per row-level
+expectation, the rows that break it, and checks those counts against great-expectations'
+verdict. Under ``quarantine`` the rows breaking a failed expectation are split off lazily
+(``invalid_df``, with the list of failed expectations per row in ``_failed_expectations``);
+``valid_df`` holds every other row, so written + quarantined = input.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..definitions import FeatureGroup
+from ..errors import DefinitionError, SparkfsError, ValidationError
+from .reports import ValidationReport, store_report
+from .rules import pandas_failures, spark_failures
+from .suite import ROW_LEVEL, Expectations, as_suite
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..store import FeatureStore
+
+#: Column of ``invalid_df`` and of the quarantine table listing the failed expectations.
+FAILED_COLUMN = "_failed_expectations"
+
+
+@dataclass
+class ValidationOutcome:
+    """What ``validate_batch`` found. ``valid_df``: rows to write (the whole batch unless
+    rows were quarantined); ``invalid_df``: quarantined rows with ``_failed_expectations``,
+    or None; both lazy Spark DataFrames for Spark input, pandas for pandas input."""
+
+    valid_df: Any
+    invalid_df: Any
+    report: ValidationReport
+
+    @property
+    def rows_quarantined(self) -> int:
+        return self.report.rows_quarantined
+
+
+def validate_batch(fs: "FeatureStore", group: FeatureGroup, df: Any,
+                   run_id: str | None = None) -> ValidationOutcome:
+    """Check ``df`` (Spark or pandas) against ``group``'s expectations.
+
+    ``strict``: any failure stores the report and raises ``ValidationError``. ``quarantine``:
+    rows failing row-level expectations are split off; a failed batch-level expectation
+    (e.g. ``expect_table_row_count_to_be_between``) still refuses the batch.
+    """
+    suite = as_suite(group.expectations)
+    engine = _engine_of(df, group)
+    if engine == "arrow":
+        df, engine = df.to_pandas(), "pandas"
+    report = ValidationReport(group=group.name, group_version=group.version,
+                              run_id=run_id or "", policy=group.validation, status="passed",
+                              rows_input=0, engine=engine, suite=suite.name)
+    if not len(suite):
+        report.rows_input = _count(df, engine)
+        return ValidationOutcome(df, None, report)
+    columns = list(df.columns)
+    labels = suite.labels()
+    _check_columns(group, suite, labels, columns)
+    verdicts = _run_gx(group, suite, labels, df, engine)
+    row_items = [i for i, e in enumerate(suite) if e["type"] in ROW_LEVEL]
+    failed_rows = [i for i in row_items if not verdicts[i]["success"]]
+    counts = _count_failures(df, engine, suite, row_items, failed_rows)
+    report.rows_input = n = counts["n"]
+    for i, (item, label) in enumerate(zip(suite, labels)):
+        v = verdicts[i]
+        row_level = i in row_items
+        bad = counts[i] if row_level else v.get("unexpected_count")
+        if row_level and "mostly" not in item["kwargs"] and v["success"] != (bad == 0):
+            raise SparkfsError(
+                f"feature group {group.name!r}: great-expectations says {label} "
+                f"{'held' if v['success'] else 'failed'} but sparkfs counted {bad} breaking "
+                f"row(s) of {n}; the row checks disagree with great-expectations for this "
+                "expectation, so the batch was not written. Please report this.")
+        report.results.append({
+            "label": label, "type": item["type"], "kwargs": item["kwargs"],
+            "success": bool(v["success"]), "row_level": row_level,
+            "unexpected_count": bad,
+            "unexpected_percent": None if bad is None or not n else 100.0 * bad / n,
+            "observed_value": v.get("observed_value"),
+        })
+    failed_batch = [r for r in report.results if not r["success"] and not r["row_level"]]
+    if report.failed and (group.validation == "strict" or failed_batch):
+        report.status = "refused"
+        store_report(fs, report)
+        why = ""
+        if group.validation == "quarantine":
+            why = (" (" + ", ".join(r["label"] for r in failed_batch) + " judge(s) the batch as "
+                   "a whole, so no single row can be quarantined for it)")
+        raise ValidationError(
+            f"feature group {group.name!r} v{group.version}: batch of {n} row(s) refused by its "
+            f"expectations (validation={group.validation!r}){why}: {report.summary()}; nothing "
+            f"was written. See `sparkfs validation-report {group.name}`.")
+    if not failed_rows:
+        return ValidationOutcome(df, None, report)
+    report.status = "quarantined"
+    report.rows_quarantined = counts["bad"]
+    failing = [(suite.items[i], labels[i]) for i in failed_rows]
+    valid, invalid = (_split_spark(df, failing) if engine == "spark"
+                      else _split_pandas(df, failing))
+    return ValidationOutcome(valid, invalid, report)
+
+
+def record_validation(fs: "FeatureStore", group: FeatureGroup, outcome: ValidationOutcome,
+                      run_id: str, delta_version: int | None) -> int:
+    """After the batch's Delta commit: write the quarantined rows to the quarantine Delta
+    table (once per ``run_id``) and store the report. Returns the rows quarantined."""
+    from .quarantine import write_quarantine
+
+    report = outcome.report
+    n = 0
+    if outcome.invalid_df is not None:
+        n = write_quarantine(fs, group, outcome.invalid_df, run_id, delta_version)
+        if n != report.rows_quarantined:
+            raise SparkfsError(
+                f"feature group {group.name!r}: {n} row(s) reached the quarantine table but "
+                f"validation counted {report.rows_quarantined}; the batch's input changed "
+                "between passes (is it nondeterministic? cache it before ingesting)")
+    report.run_id = run_id
+    report.delta_version = delta_version
+    store_report(fs, report)
+    return n
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def _engine_of(df: Any, group: FeatureGroup) -> str:
+    mod = type(df).__module__
+    if mod.startswith("pyspark"):
+        return "spark"
+    if mod.startswith("pandas") and type(df).__name__ == "DataFrame":
+        return "pandas"
+    if mod.startswith("pyarrow") and type(df).__name__ == "Table":
+        return "arrow"
+    raise ValidationError(f"cannot validate a {type(df).__name__} for feature group "
+                          f"{group.name!r}: pass a Spark or pandas DataFrame")
+
+
+def _count(df: Any, engine: str) -> int:
+    return df.count() if engine == "spark" else len(df)
+
+
+def _check_columns(group: FeatureGroup, suite: Expectations, labels: list[str],
+                   columns: list[str]) -> None:
+    for item, label in zip(suite, labels):
+        kw = item["kwargs"]
+        wanted = [kw["column"]] if "column" in kw else list(kw.get("column_list") or [])
+        missing = [c for c in wanted if c not in columns]
+        if missing:
+            raise ValidationError(
+                f"feature group {group.name!r}: expectation {label} names column(s) {missing} "
+                f"that the batch does not have (it has {columns}); fix the suite; nothing was "
+                "written")
+
+
+def _gx_expectation(item: dict, index: int, label: str):
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    meta = dict(item.get("meta") or {})
+    meta["sparkfs_index"] = index
+    try:
+        return ExpectationConfiguration(type=item["type"], kwargs=dict(item["kwargs"]),
+                                        meta=meta).to_domain_obj()
+    except Exception as exc:  # GX raises its own and pydantic errors for bad kwargs
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DefinitionError(f"expectation {label} is not valid for great-expectations: "
+                              f"{first}") from None
+
+
+def _run_gx(group: FeatureGroup, suite: Expectations, labels: list[str], df: Any,
+            engine: str) -> dict[int, dict]:
+    """Run the suite with great-expectations; index -> {success, observed_value, ...}."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    if engine == "spark":
+        source = ctx.data_sources.add_spark(name="sparkfs", persist=False)
+    else:
+        source = ctx.data_sources.add_pandas(name="sparkfs")
+    batch_def = source.add_dataframe_asset(name=group.table_name) \
+        .add_batch_definition_whole_dataframe("batch")
+    batch = batch_def.get_batch(batch_parameters={"dataframe": df})
+    out: dict[int, dict] = {}
+    row = [i for i, e in enumerate(suite) if e["type"] in ROW_LEVEL]
+    other = [i for i in range(len(suite)) if i not in row]
+    # Row-level verdicts only need the boolean (sparkfs counts the rows in one pass);
+    # batch-level ones report their observed value.
+    for indexes, fmt in ((row, "BOOLEAN_ONLY"), (other, "BASIC")):
+        if not indexes:
+            continue
+        gsuite = gx.ExpectationSuite(
+            name=suite.name or group.name,
+            expectations=[_gx_expectation(suite.items[i], i, labels[i]) for i in indexes])
+        result = batch.validate(gsuite, result_format=fmt)
+        for r in result.results:
+            i = int(r.expectation_config.meta["sparkfs_index"])
+            info = r.exception_info or {}
+            if info.get("raised_exception"):
+                msg = (info.get("exception_message") or "").strip().splitlines()
+                raise ValidationError(
+                    f"feature group {group.name!r}: great-expectations could not evaluate "
+                    f"{labels[i]}: {msg[0] if msg else 'unknown error'}; nothing was written")
+            res = r.result or {}
+            out[i] = {"success": bool(r.success), "observed_value": _plain(res.get("observed_value")),
+                      "unexpected_count": res.get("unexpected_count")}
+    missing = [labels[i] for i in range(len(suite)) if i not in out]
+    if missing:
+        raise SparkfsError(f"great-expectations returned no result for {missing}")
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able version of an observed value."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
+def _count_failures(df: Any, engine: str, suite: Expectations, row_items: list[int],
+                    failed_rows: list[int]) -> dict:
+    """One pass: row count, rows breaking each row-level expectation, rows breaking any
+    failed one (those are quarantined)."""
+    if engine == "pandas":
+        flags = {i: pandas_failures(df, suite.items[i]) for i in row_items}
+        out: dict = {"n": len(df)}
+        out.update({i: int(f.sum()) for i, f in flags.items()})
+        bad = None
+        for i in failed_rows:
+            bad = flags[i] if bad is None else (bad | flags[i])
+        out["bad"] = 0 if bad is None else int(bad.sum())
+        return out
+    from pyspark.sql import functions as F
+
+    flagged = df.select(*[spark_failures(suite.items[i]).alias(f"f{i}") for i in row_items]) \
+        if row_items else df.select(F.lit(True).alias("_"))
+    any_bad = F.lit(False)
+    for i in failed_rows:
+        any_bad = any_bad | F.col(f"f{i}")
+    row = flagged.agg(F.count(F.lit(1)).alias("n"),
+                      *[F.sum(F.col(f"f{i}").cast("long")).alias(f"f{i}") for i in row_items],
+                      F.sum(any_bad.cast("long")).alias("bad")).first()
+    out = {"n": int(row["n"]), "bad": int(row["bad"] or 0)}
+    out.update({i: int(row[f"f{i}"] or 0) for i in row_items})
+    return out
+
+
+def _split_spark(df: Any, failing: list[tuple[dict, str]]):
+    from pyspark.sql import functions as F
+
+    labels = F.array(*[F.when(spark_failures(item), F.lit(label)) for item, label in failing])
+    flagged = df.withColumn(FAILED_COLUMN, F.array_compact(labels))
+    valid = flagged.where(F.size(F.col(FAILED_COLUMN)) == 0).drop(FAILED_COLUMN)
+    invalid = flagged.where(F.size(F.col(FAILED_COLUMN)) > 0)
+    return valid, invalid
+
+
+def _split_pandas(df: Any, failing: list[tuple[dict, str]]):
+    flags = {label: pandas_failures(df, item) for item, label in failing}
+    failed = [[label for label, f in flags.items() if f.iat[pos]] for pos in range(len(df))]
+    bad = [bool(x) for x in failed]
+    good = [not b for b in bad]
+    invalid = df[bad].copy()
+    invalid[FAILED_COLUMN] = [x for x in failed if x]
+    return df[good].copy(), invalid
