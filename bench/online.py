@@ -195,9 +195,9 @@ def run_feast(work: str, groups, tables, args, refs) -> dict:
         tbl = tables[name].drop_columns(["_commit_time", "_run_id"])
         pq.write_table(tbl, path)
         views[name] = {"path": path, "features": [f.name for f in g.features]}
-    job = {"views": views, "keys": args.keys, "rows": args.rows,
+    job = {"views": views, "keys": args.keys, "rows": sum(t.num_rows for t in tables.values()),
            "batches": [[1, args.iters], [500, args.iters500]],
-           "cases": {"one_group": [r.replace("one:", "one:") for r in refs["one_group"]],
+           "cases": {"one_group": refs["one_group"],
                      "three_groups": refs["three_groups"]}}
     job_path = os.path.join(work, "feast_job.json")
     with open(job_path, "w") as f:
