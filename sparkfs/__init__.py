@@ -2,9 +2,10 @@
 
 Public names only; importing this package does not import pyspark or start a JVM.
 
->>> import sys, sparkfs
->>> "pyspark" in sys.modules
-False
+>>> import subprocess, sys
+>>> subprocess.run([sys.executable, "-c", "import sys, sparkfs; print('pyspark' in sys.modules)"],
+...                capture_output=True, text=True).stdout.strip()
+'False'
 """
 
 from .config import Config, load_config
