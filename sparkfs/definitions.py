@@ -236,6 +236,13 @@ class Aggregation:
     replaces the ``{column}_{function}`` part. ``filter`` keeps only events where the
     given boolean column is true (compute that column with a transform or upstream).
 
+    The value at time ``t`` aggregates the events with event time in ``(t - window, t]``
+    whose ``column`` is not null (and whose filter is true): ``count`` counts those
+    non-null values (0 for an empty window; every other function is then null);
+    ``stddev`` is the *sample* standard deviation (null below 2 values); ``last`` is the
+    value with the latest event time (ties: later commit, then larger value). Every
+    engine agrees; see ``sparkfs.aggregations``.
+
     >>> Aggregation("dep_delay", "mean", windows=["1d", "7d"]).feature_names
     ['dep_delay_mean_1d', 'dep_delay_mean_7d']
     """
