@@ -283,24 +283,8 @@ def _check_rows(group: FeatureGroup, df: "DataFrame", narrowed: list[str]) -> di
                      F.max(et).alias("max_et"), *row_aggs).first().asDict()
         agg["conflicts"] = 0
     else:
-        values = [f.name for f in group.stored_fields]
-        h = F.xxhash64(*[F.col(f"`{v}`") for v in values]) if values else F.lit(0)
-        per_key = (df.groupBy(*keys, et)
-                     .agg(F.count(F.lit(1)).alias("c"), F.min(h).alias("h0"), F.max(h).alias("h1"),
-                          *[F.sum(F.col(f"`{k}`").isNull().cast("long")).alias(f"null:{k}")
-                            for k in keys],
-                          F.sum(F.col(et).isNull().cast("long")).alias("null_et"),
-                          *row_aggs[len(keys) + 1:]))
-        any_null = reduce(lambda a, b: a | b, [F.col(f"`{k}`").isNull() for k in keys]
-                          + [F.col(et).isNull()])
-        agg = per_key.agg(
-            F.sum("c").alias("n"), F.min(et).alias("min_et"), F.max(et).alias("max_et"),
-            *[F.sum(f"`null:{k}`").alias(f"null:{k}") for k in keys],
-            F.sum("null_et").alias("null_et"),
-            *[F.sum(f"`range:{c}`").alias(f"range:{c}") for c in narrowed],
-            F.sum(F.when(~any_null & (F.col("h0") != F.col("h1")), F.col("c"))
-                  .otherwise(0)).alias("conflicts"),
-        ).first().asDict()
+        agg = _check_latest_rows(df, keys, et, [f.name for f in group.stored_fields],
+                                 row_aggs, narrowed)
     agg = {k: (v or 0) if k not in ("min_et", "max_et") else v for k, v in agg.items()}
     problems = []
     for k in keys:
@@ -323,6 +307,49 @@ def _check_rows(group: FeatureGroup, df: "DataFrame", narrowed: list[str]) -> di
     return agg
 
 
+def _check_latest_rows(df: "DataFrame", keys: list[str], et: str, values: list[str],
+                       row_aggs: list, narrowed: list[str]) -> dict:
+    """The row checks for a group of latest values, plus conflicting rows: the same keys
+    and event time with different values. Rows are grouped by one 64-bit hash of (keys,
+    event time) — a narrow shuffle — and only if that flags rows is the exact check on the
+    columns themselves run (a hash collision can flag, never hide, a conflict)."""
+    from pyspark.sql import functions as F
+
+    def col(c: str):
+        return F.col(f"`{c}`")
+
+    value_hash = F.xxhash64(*[col(v) for v in values]) if values else F.lit(0).cast("long")
+    any_null = reduce(lambda a, b: a | b, [col(k).isNull() for k in keys] + [col(et).isNull()])
+    flags = [F.when(col(k).isNull(), 1).otherwise(0).cast("long").alias(f"null:{k}") for k in keys]
+    flags.append(F.when(col(et).isNull(), 1).otherwise(0).cast("long").alias("null_et"))
+    lo, hi = INT_RANGE
+    flags += [F.when((col(c) < lo) | (col(c) > hi), 1).otherwise(0).cast("long").alias(f"range:{c}")
+              for c in narrowed]
+    flag_names = [f"null:{k}" for k in keys] + ["null_et"] + [f"range:{c}" for c in narrowed]
+    rows = df.select(F.xxhash64(*[col(k) for k in keys], col(et)).alias("_kh"),
+                     value_hash.alias("_vh"), any_null.cast("long").alias("_bad"),
+                     col(et).alias("_et"), *flags)
+    per_key = rows.groupBy("_kh").agg(
+        F.count(F.lit(1)).alias("c"), F.min("_vh").alias("h0"), F.max("_vh").alias("h1"),
+        F.max("_bad").alias("bad"), F.min("_et").alias("lo"), F.max("_et").alias("hi"),
+        *[F.sum(col(n)).alias(n) for n in flag_names])
+    agg = per_key.agg(
+        F.sum("c").alias("n"), F.min("lo").alias("min_et"), F.max("hi").alias("max_et"),
+        *[F.sum(col(n)).alias(n) for n in flag_names],
+        F.sum(F.when((F.col("bad") == 0) & (F.col("h0") != F.col("h1")), F.col("c"))
+              .otherwise(0)).alias("suspects"),
+    ).first().asDict()
+    agg["conflicts"] = 0
+    if agg.pop("suspects"):
+        exact = (df.where(~any_null).groupBy(*keys, et)
+                   .agg(F.count(F.lit(1)).alias("c"), F.min(value_hash).alias("h0"),
+                        F.max(value_hash).alias("h1"))
+                   .where(F.col("h0") != F.col("h1"))
+                   .agg(F.sum("c").alias("conflicts")).first())
+        agg["conflicts"] = exact["conflicts"] or 0
+    return agg
+
+
 def narrow(df: "DataFrame", narrowed: list[str]) -> "DataFrame":
     """Cast the range-checked bigint columns to int."""
     from pyspark.sql import functions as F
@@ -335,16 +362,29 @@ def narrow(df: "DataFrame", narrowed: list[str]) -> "DataFrame":
 # -- dedup ----------------------------------------------------------------------------------
 def _without_stored_rows(spark: "SparkSession", group: FeatureGroup, df: "DataFrame",
                          files: list[str], checks: dict, value_cols: list[str]) -> "DataFrame":
-    """Anti-join against stored rows in the batch's event-time range (null- and NaN-safe)."""
+    """Anti-join against stored rows in the batch's event-time range.
+
+    Only the join keys, the event time and a 96-bit hash of the feature values (xxhash64
+    and murmur3 over the same columns; null- and NaN-aware) leave the stored side, so the
+    shuffle stays narrow however many features the group has. Keys and event times are
+    never null here (the row checks refused such batches)."""
     from pyspark.sql import functions as F
 
     et = group.event_time
+    keys = list(group.join_keys) + [et]
+    values = [c for c in value_cols if c not in keys]
+
+    def hashed(frame: "DataFrame", prefix: str) -> list:
+        cols = [F.col(f"`{v}`") for v in values] or [F.lit(0)]
+        return [F.xxhash64(*cols).alias(f"{prefix}h1"), F.hash(*cols).alias(f"{prefix}h2")]
+
     stored = (read_files_spark(spark, group, files)
               .where((F.col(et) >= F.lit(checks["min_et"])) & (F.col(et) <= F.lit(checks["max_et"])))
-              .select(*[F.col(f"`{c}`").alias(f"__s_{c}") for c in value_cols]))
-    cond = reduce(lambda a, b: a & b,
-                  [F.col(f"`{c}`").eqNullSafe(F.col(f"`__s_{c}`")) for c in value_cols])
-    return df.join(stored, cond, "left_anti")
+              .select(*[F.col(f"`{k}`").alias(f"__s_{k}") for k in keys], *hashed(df, "__s_")))
+    batch = df.select("*", *hashed(df, "__b_"))
+    cond = [F.col(f"`{k}`") == F.col(f"`__s_{k}`") for k in keys]
+    cond += [F.col("__b_h1") == F.col("__s_h1"), F.col("__b_h2") == F.col("__s_h2")]
+    return batch.join(stored, reduce(lambda a, b: a & b, cond), "left_anti").drop("__b_h1", "__b_h2")
 
 
 # -- writers --------------------------------------------------------------------------------
