@@ -150,7 +150,7 @@ def scenarios(draw, max_events=25):
 
 
 # -- DuckDB ---------------------------------------------------------------------------------------
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios(), st.booleans())
 def test_duckdb_matches_brute_force(scenario, as_known_at):
     events, spine = scenario
@@ -161,7 +161,7 @@ def test_duckdb_matches_brute_force(scenario, as_known_at):
 
 
 # -- Spark ------------------------------------------------------------------------------------------
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(scenarios(max_events=40))
 def test_spark_matches_brute_force(spark, scenario):

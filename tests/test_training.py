@@ -337,6 +337,13 @@ def test_on_demand_features_use_the_transform_code(store, engine):
     assert features_of(both, ["weather__temp", "warmer"]) == [
         {"weather__temp": 1.0, "warmer": 2.0}, {"weather__temp": 2.5, "warmer": 4.5},
         {"weather__temp": None, "warmer": None}]
+    pinned = store.get_historical_features(spine, ["weather@1:temp", "warmer:warmer"], "ts",
+                                           engine=engine)  # "weather:temp" inside warmer
+    assert pinned.columns == ["origin", "ts", "bonus", "temp", "warmer"]
+    if engine == "duckdb":
+        made = store.create_training_set("warm", spine, ["warmer:warmer"], "ts", engine=engine)
+        assert made.manifest["features"] == ["warmer:warmer"]
+        assert store.recreate_training_set("warm").to_arrow().equals(made.to_arrow())
     with pytest.raises(NotFoundError, match="request column\\(s\\) \\['bonus'\\]"):
         store.get_historical_features(spine.drop(columns=["bonus"]), ["warmer:warmer"], "ts",
                                       engine=engine)

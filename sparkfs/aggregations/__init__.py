@@ -25,32 +25,39 @@ filter is true. Every history row is one event (no de-duplication by event time)
 Offline algorithm (``plan.py``, run as the same SQL by ``spark.py`` and ``duckdb.py``)
 -------------------------------------------------------------------------------------
 Time is integer microseconds. Each window ``W`` is cut into ``m <= 24`` equal tiles of
-length ``T = W / m``; tile ``k`` is the interval ``(kT, (k+1)T]``, so an event at ``e``
-lies in tile ``floor((e - 1) / T)``. For a spine time ``t`` in tile ``kt``, the window
-``(t - W, t]`` is exactly
+length ``T = W / m``, and each tile into ``m2 <= 24`` sub-tiles of length ``T2 = T / m2``
+(``tile_size``); tile ``k`` is the interval ``(kT, (k+1)T]``, so an event at ``e`` lies in
+tile ``floor((e - 1) / T)`` (likewise for sub-tiles). For a spine time ``t`` in tile
+``kt`` and sub-tile ``kt2``, the window ``(t - W, t]`` is exactly
 
-    head:  the events of tile ``kt - m`` later than ``t - W``   (a suffix of one tile)
-    full:  tiles ``kt - m + 1 .. kt - 1``                        (m - 1 whole tiles)
-    tail:  the events of tile ``kt`` up to ``t``                  (a prefix of one tile)
+    head edge:  the events of sub-tile ``kt2 - m*m2`` later than ``t - W``
+    head part:  the whole sub-tiles after it, up to the end of tile ``kt - m``
+    full:       tiles ``kt - m + 1 .. kt - 1``                    (m - 1 whole tiles)
+    tail part:  the whole sub-tiles of tile ``kt`` before ``kt2``
+    tail edge:  the events of sub-tile ``kt2`` up to ``t``
+    (head part + tail part = m2 - 1 whole sub-tiles)
 
-1. *Tiles*: events are grouped by (key, tile) into mergeable partials: count, exact sum,
-   shifted power sums, min, max and the (event time, commit time, value) maximum for
-   ``last``.
-2. *Full tiles*: the spine is reduced to its distinct (key, ``kt``) query points; each
-   joins its ``m - 1`` tiles by equality on (key, tile) and merges their partials. The
+1. *Tiles and sub-tiles*: events are grouped by (key, tile) and (key, sub-tile) into
+   mergeable partials: count, exact sum, shifted power sums, min, max, and the maximum
+   (event time, commit time, value) for ``last``.
+2. *Whole tiles*: the spine is reduced to its distinct (key, ``kt``) query points; each
+   is expanded to its ``m - 1`` tile numbers and joined to the tiles by equality on
+   (key, tile). Same for the ``m2 - 1`` sub-tiles of each distinct (key, ``kt2``). The
    cost depends on the number of distinct query points, not on the events per window.
-3. *Edges*: each spine row joins the raw events of its head and tail tiles, by equality
-   on (key, tile), and keeps those inside ``(t - W, t]`` (so ~``2W/m`` of events per row,
-   never the whole window).
-4. Per spine row the full-tile partials and the edge events are merged into the final
-   values. Spine rows with no event get count 0 and nulls.
+3. *Edges*: each spine row joins the raw events of its two edge sub-tiles, by equality
+   on (key, sub-tile), and keeps those inside ``(t - W, t]``: about ``2W / (m*m2)`` of
+   events per row (2.5 minutes' worth for a 1-day window), never the whole window.
+4. Per spine row the partials are merged into the final values. Spine rows with no
+   event get count 0 and nulls.
 
-Every join is an equi-join (hash or sort-merge in Spark): no range join, no window
-function over the whole history. *As known at*: tiles are also split by commit tile
-``c = floor((ct - 1) / T)``; full tiles take only ``c < kt`` (certainly committed by
-``t``), and the few events of the full tiles committed during tile ``kt`` are checked one
-by one like the edges. Late events (old event time, new commit) are therefore counted
-exactly in both modes: the history is re-read at the pinned version each time.
+Every join is an equi-join (hash or sort-merge in Spark): no range join and no window
+function over the history. *As known at*: tiles (sub-tiles) are also split by commit
+tile ``c`` (sub-tile ``c2``); whole tiles take only ``c < kt`` (sub-tiles ``c2 < kt2``),
+certainly committed by ``t``; the events of those ranges committed during the spine
+row's own tile (sub-tile) are checked one by one like the edges (a large batch committed
+inside a window makes this step heavier for the spine rows of that tile). Late events
+(old event time, new commit) are counted exactly in both modes: the history is read at
+the pinned Delta version each time.
 
 Online algorithm (``online.py``)
 --------------------------------

@@ -305,8 +305,9 @@ class AggregationPlan:
             known = " AND t._c < q._kt" if as_known_at else ""
             ctes.append(
                 f"full_{j} AS (SELECT {qkeys}, q._kt, {merged('t')} "
-                f"FROM q_{j} q CROSS JOIN off_{j} o JOIN tiles_{j} t "
-                f"ON {on('t', 'q')} AND t._k = q._kt - o.o{known} GROUP BY {qkeys}, q._kt)")
+                f"FROM (SELECT q.*, q._kt - o.o AS _want FROM q_{j} q CROSS JOIN off_{j} o) q "
+                f"JOIN tiles_{j} t ON {on('t', 'q')} AND t._k = q._want{known} "
+                f"GROUP BY {qkeys}, q._kt)")
             union.append(f"SELECT s._spine_id, {', '.join('f.' + p for p in pnames)} "
                          f"FROM sp_{j} s JOIN full_{j} f ON {on('f', 's')} AND f._kt = s._kt")
         if m2 > 1:  # level 2: whole sub-tiles of the two partial tiles
@@ -319,9 +320,11 @@ class AggregationPlan:
             r = f"(q._kt2 - q._kt * {m2})"
             ctes.append(
                 f"part_{j} AS (SELECT {qkeys}, q._kt2, {merged('t')} "
-                f"FROM q2_{j} q CROSS JOIN off2_{j} o JOIN subs_{j} t "
-                f"ON {on('t', 'q')} AND t._k2 = CASE WHEN o.o <= {r} THEN q._kt2 - o.o "
-                f"ELSE q._kt2 - {M} + (o.o - {r}) END{known} GROUP BY {qkeys}, q._kt2)")
+                f"FROM (SELECT q.*, CASE WHEN o.o <= {r} THEN q._kt2 - o.o "
+                f"ELSE q._kt2 - {M} + (o.o - {r}) END AS _want "
+                f"FROM q2_{j} q CROSS JOIN off2_{j} o) q "
+                f"JOIN subs_{j} t ON {on('t', 'q')} AND t._k2 = q._want{known} "
+                f"GROUP BY {qkeys}, q._kt2)")
             union.append(f"SELECT s._spine_id, {', '.join('f.' + p for p in pnames)} "
                          f"FROM sp_{j} s JOIN part_{j} f ON {on('f', 's')} AND f._kt2 = s._kt2")
         known_ct = " AND e._ct <= s._t" if as_known_at else ""

@@ -17,7 +17,7 @@ history DataFrame you already hold.
 
 >>> from sparkfs.aggregations.plan import SPARK, AggregationPlan, _demo_group
 >>> sql = AggregationPlan.build(_demo_group(), ["dep_delay_mean_1d"]).sql(SPARK, True)
->>> "JOIN tiles_0 t ON t._k0 = q._k0 AND t._k = q._kt - o.o AND t._c < q._kt" in sql
+>>> "t._c < q._kt" in sql and "CROSS JOIN off_0" in sql
 True
 """
 

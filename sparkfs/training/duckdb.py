@@ -1,7 +1,8 @@
 """The DuckDB engine: point-in-time joins on one machine, no Spark, no JVM.
 
-Each group's Delta history is opened at its pinned version with delta-rs and handed to
-DuckDB as an Arrow dataset (projection and filters are pushed into the Parquet scan).
+Each group's Delta history is opened at its pinned version with delta-rs, which lists
+that version's files; DuckDB scans them with its Parquet reader (remote tables go through
+a pyarrow dataset). Projection and filters are pushed into the scan.
 Per group, one ``ASOF LEFT JOIN`` finds, for each spine row, the history row with the
 greatest position at or before the spine timestamp:
 
@@ -101,7 +102,7 @@ def join_duckdb(fs: "FeatureStore", plan: Plan, spine: pa.Table, summary: dict,
                 joins.append(f"LEFT JOIN {name} ON {name}.{SPINE_ID} = sp.{SPINE_ID}")
                 selects += [f"{name}.{q(c)}" for c in gp.columns]
                 continue
-            con.register(f"h{i}", _history_dataset(fs, gp))
+            source = _history_source(fs, gp, con, f"h{i}")
             g = gp.group
             for j, k in enumerate(gp.key_columns):
                 spine_extra.append(f"CAST({q(gp.key_columns[k])} AS {_KEY_SQL[g.key_dtypes[k]]}) "
@@ -111,7 +112,7 @@ def join_duckdb(fs: "FeatureStore", plan: Plan, spine: pa.Table, summary: dict,
                 on += f" AND sp.{ts} >= {name}._pos"
             else:
                 on += f" AND sp._sfs_pos >= {name}._pos"
-            joins.append(f"ASOF LEFT JOIN ({history_sql(gp, f'h{i}', plan, summary)}) {name} ON {on}")
+            joins.append(f"ASOF LEFT JOIN ({history_sql(gp, source, plan, summary)}) {name} ON {on}")
             selects += value_selects(gp, name, plan)
         spine_sel = [f"sp.{q(c)}" for c in [SPINE_ID] + plan.spine_columns]
         sql = (f"SELECT {', '.join(spine_sel + selects)}\n"
@@ -125,10 +126,17 @@ def join_duckdb(fs: "FeatureStore", plan: Plan, spine: pa.Table, summary: dict,
     return out
 
 
-def _history_dataset(fs: "FeatureStore", gp: GroupPlan):
-    """The pinned Delta version as a pyarrow dataset (delta-rs; no Spark)."""
+def _history_source(fs: "FeatureStore", gp: GroupPlan, con, name: str) -> str:
+    """SQL source of the pinned Delta version's rows. delta-rs lists exactly the files of
+    that version (time travel); local files are scanned by DuckDB's own Parquet reader,
+    anything else (s3://, hdfs://...) through a pyarrow dataset from delta-rs."""
     table = fs.offline.table(gp.group, gp.delta_version)
-    return table.to_pyarrow_dataset(schema=history_schema(gp.group))
+    files = table.file_uris()
+    if files and all("://" not in f or f.startswith("file://") for f in files):
+        paths = ", ".join("'" + f.removeprefix("file://").replace("'", "''") + "'" for f in files)
+        return f"read_parquet([{paths}])"
+    con.register(name, table.to_pyarrow_dataset(schema=history_schema(gp.group)))
+    return name
 
 
 def history_sql(gp: GroupPlan, hist: str, plan: Plan, summary: dict) -> str:

@@ -103,7 +103,7 @@ def resolve(fs: "FeatureStore", features: Sequence[Any], spine_schema: pa.Schema
             raise SparkfsError(f"key_map must map join key names to spine column names; got {k!r}: {v!r}")
     refs = parse_refs(features)
 
-    on_demand, od_columns, refs, hidden_refs = _plan_on_demand(fs, refs, spine_cols)
+    on_demand, od_columns, refs, explicit_refs = _plan_on_demand(fs, refs, spine_cols)
 
     by_group: dict[tuple[str, int | None], list[str]] = {}
     for ref in refs:
@@ -119,8 +119,7 @@ def resolve(fs: "FeatureStore", features: Sequence[Any], spine_schema: pa.Schema
         ref_labels[(name, version)] = f"{group.name}@{group.version}"
         if any(p.label == f"{group.name}@{group.version}" for p in plans):
             prev = next(p for p in plans if p.label == f"{group.name}@{group.version}")
-            names = [n for n in names if n not in prev.features]
-            prev.features += _expand(group, names)
+            prev.features += [n for n in _expand(group, names) if n not in prev.features]
             continue
         feats = _expand(group, names)
         keys = {}
@@ -150,13 +149,12 @@ def resolve(fs: "FeatureStore", features: Sequence[Any], spine_schema: pa.Schema
             f"key_map names {sorted(unused)}, which no requested feature group joins on "
             f"(their join keys: {sorted(used_keys)})")
 
-    hidden_keys = {(r.group, r.version, r.feature) for r in hidden_refs}
-    hidden = set()
-    for (name, version) in by_group:
-        gp = next(p for p in plans if p.label == ref_labels[(name, version)])
-        for f in gp.features:
-            if (name, version, f) in hidden_keys:
-                hidden.add((gp.label, f))
+    # Features no explicit ref asked for were fetched only as on-demand inputs: hidden.
+    explicit = set()
+    for ref in explicit_refs:
+        gp = next(p for p in plans if p.label == ref_labels[(ref.group, ref.version)])
+        explicit |= {(gp.label, f) for f in (gp.features if ref.feature == "*" else [ref.feature])}
+    hidden = {(gp.label, f) for gp in plans for f in gp.features if (gp.label, f) not in explicit}
     _name_columns(plans, spine_cols, od_columns, full_feature_names, hidden)
     hidden_cols = {c for gp in plans for f, c in zip(gp.features, gp.columns)
                    if (gp.label, f) in hidden}
@@ -178,21 +176,19 @@ def _expand(group: FeatureGroup, names: list[str]) -> list[str]:
 
 def _plan_on_demand(fs: "FeatureStore", refs: list[FeatureRef], spine_cols: list[str]):
     """Split off on-demand refs (``sparkfs.ondemand``): returns the plan (or None), its
-    output names, the group refs to fetch, and the group refs fetched only as inputs."""
+    output names, every group ref to fetch, and the group refs the caller asked for."""
     from ..ondemand import plan_on_demand, split_refs
 
     group_refs, od_refs = split_refs(fs, refs)
     if not od_refs:
-        return None, [], group_refs, []
+        return None, [], group_refs, group_refs
     plan = plan_on_demand(fs, refs)
     missing = [c for c in plan.request_columns if c not in spine_cols]
     if missing:
         raise NotFoundError(
             f"on-demand features {[str(r) for r in od_refs]} need request column(s) {missing}, "
             f"which the spine lacks (spine columns: {', '.join(spine_cols)})")
-    wanted = {(r.group, r.version, r.feature) for r in group_refs}
-    hidden = [r for r in plan.group_refs if (r.group, r.version, r.feature) not in wanted]
-    return plan, list(plan.output_names), group_refs + hidden, hidden
+    return plan, list(plan.output_names), group_refs + list(plan.group_refs), group_refs
 
 
 def on_demand_inputs(plan: Plan) -> dict[str, str]:

@@ -3,9 +3,9 @@ and recording the outcome (``record_validation``, after it).
 
 great-expectations runs on the batch where it lives: a Spark DataFrame through its Spark
 execution engine (no collect), a pandas DataFrame through its pandas engine. It decides
-which expectations hold. One more pass in the same engine counts, per row-level
-expectation, the rows that break it, and checks those counts against great-expectations'
-verdict. Under ``quarantine`` the rows breaking a failed expectation are split off lazily
+which expectations hold. When one failed (or has a ``mostly`` tolerance), one more pass in
+the same engine counts, per row-level expectation, the rows that break it, and checks those
+counts against great-expectations' verdict. Under ``quarantine`` the rows breaking a failed expectation are split off lazily
 (``invalid_df``, with the list of failed expectations per row in ``_failed_expectations``);
 ``valid_df`` holds every other row, so written + quarantined = input.
 """
@@ -69,7 +69,12 @@ def validate_batch(fs: "FeatureStore", group: FeatureGroup, df: Any,
     verdicts = _run_gx(group, suite, labels, df, engine)
     row_items = [i for i, e in enumerate(suite) if e["type"] in ROW_LEVEL]
     failed_rows = [i for i in row_items if not verdicts[i]["success"]]
-    counts = _count_failures(df, engine, suite, row_items, failed_rows)
+    if failed_rows or any("mostly" in suite.items[i]["kwargs"] for i in row_items):
+        counts = _count_failures(df, engine, suite, row_items, failed_rows)
+    else:
+        # Every row-level expectation held without a `mostly` tolerance: no row breaks any
+        # of them, so one cheap count (no columns read) is all the report needs.
+        counts = {"n": _count(df, engine), "bad": 0, **{i: 0 for i in row_items}}
     report.rows_input = n = counts["n"]
     for i, (item, label) in enumerate(zip(suite, labels)):
         v = verdicts[i]
