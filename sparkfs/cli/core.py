@@ -81,14 +81,11 @@ def _describe(args: argparse.Namespace) -> int:
     print("  features:")
     for f in g.features:
         print(f"    {f.name:<28} {f.dtype:<14} {f.description}")
-    try:
-        from ..monitoring import describe_statistics
-    except ImportError:  # statistics are an optional section of the output
-        describe_statistics = None
-    if describe_statistics is not None:
-        text = describe_statistics(fs, g)
-        if text:
-            print(text)
+    from ..monitoring import describe_statistics
+
+    text = describe_statistics(fs, g)
+    if text:
+        print(text)
     return 0
 
 

@@ -34,6 +34,7 @@ NUMERIC = ("int", "long", "float", "double")
 CATEGORICAL = ("string", "boolean")
 TEMPORAL = ("timestamp", "date")
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+QUANTILE_SAMPLE = 200_000
 HISTOGRAM_BINS = 20
 #: String/boolean features with at most this many distinct values get value counts.
 MAX_VALUE_COUNTS = 30
@@ -132,7 +133,8 @@ def _num(v: Any) -> Any:
 
 
 def compute_statistics(group: FeatureGroup, df: Any, delta_version: int) -> Statistics:
-    """Statistics of the Spark DataFrame ``df`` holding rows of ``group`` (two passes)."""
+    """Statistics of the Spark DataFrame ``df`` holding rows of ``group``: one pass for the
+    exact moments and distinct counts, quantiles on a bounded sample, one histogram pass."""
     from pyspark.sql import functions as F
 
     fields = [f for f in group.stored_fields if f.name in df.columns]
@@ -147,13 +149,13 @@ def compute_statistics(group: FeatureGroup, df: Any, delta_version: int) -> Stat
                      else F.lit(0).alias(f"nan{i}"),
                      F.min(v).alias(f"min{i}"), F.max(v).alias(f"max{i}"),
                      F.mean(v).alias(f"mean{i}"), F.stddev(v).alias(f"std{i}"),
-                     F.percentile_approx(v.cast("double"), list(QUANTILES), 10000).alias(f"q{i}"),
                      F.approx_count_distinct(v).alias(f"d{i}")]
         elif k in ("categorical", "temporal"):
             aggs += [F.min(c).alias(f"min{i}"), F.max(c).alias(f"max{i}"),
                      F.approx_count_distinct(c).alias(f"d{i}")]
     row = df.agg(*aggs).first().asDict()
     n = int(row["__n"])
+    row.update(_quantiles(df, fields, n))
     features: dict[str, dict] = {}
     for i, f in enumerate(fields):
         k = kind_of(f.dtype)
@@ -173,6 +175,24 @@ def compute_statistics(group: FeatureGroup, df: Any, delta_version: int) -> Stat
     _histograms(df, fields, features)
     return Statistics(group=group.name, group_version=group.version, delta_version=delta_version,
                       rows=n, features=features)
+
+
+def _quantiles(df: Any, fields: list, n: int) -> dict:
+    """Approximate quantiles of the numeric features, from a uniform sample of at most
+    ``QUANTILE_SAMPLE`` rows (a percentile sketch over every row costs several times the
+    rest of the statistics; a 200k-row sample is within about 0.3% in rank)."""
+    from pyspark.sql import functions as F
+
+    numeric = [(i, f) for i, f in enumerate(fields) if kind_of(f.dtype) == "numeric"]
+    if not numeric or n == 0:
+        return {f"q{i}": None for i, _ in numeric}
+    sample = df if n <= QUANTILE_SAMPLE else df.sample(fraction=QUANTILE_SAMPLE / n, seed=17)
+    aggs = []
+    for i, f in numeric:
+        c = F.col(f"`{f.name}`")
+        v = F.when(~F.isnan(c), c) if f.dtype in ("float", "double") else c
+        aggs.append(F.percentile_approx(v.cast("double"), list(QUANTILES), 10000).alias(f"q{i}"))
+    return sample.agg(*aggs).first().asDict()
 
 
 def _histograms(df: Any, fields: list, features: dict[str, dict]) -> None:

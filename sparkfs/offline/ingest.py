@@ -119,6 +119,12 @@ def ingest(fs: "FeatureStore", group: FeatureGroup, data: Any, run_id: str | Non
     df = (df.withColumn(COMMIT_TIME, _lit_ts(commit_time))
             .withColumn(RUN_ID, _lit_str(run_id)))
 
+    if outcome is not None and outcome.invalid_df is not None:
+        # Quarantined rows land first (idempotent per run id): if the process dies between
+        # here and the main commit, the retry commits the batch and finds them written.
+        from ..validation.quarantine import write_quarantine
+
+        write_quarantine(fs, group, outcome.invalid_df, run_id, None)
     if engine == "delta-spark":
         written, version = _write_delta_spark(fs, group, df, run_id)
     else:
