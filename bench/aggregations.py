@@ -105,7 +105,7 @@ def compare(a_path: str, b_path: str) -> dict:
     row = con.sql(
         f"SELECT count(*) AS n, {diffs}, count(*) FILTER (WHERE {differ}) AS rows_differ "
         f"FROM read_parquet('{a_path}/*.parquet') a JOIN read_parquet('{b_path}/*.parquet') b "
-        "USING (_spine_id)").fetchone()
+        "USING (_spine_id)").fetchall()[0]
     con.close()
     return {"rows_compared": row[0], "max_abs_diff": max(v or 0.0 for v in row[1:-1]),
             "rows_differ": row[-1]}
