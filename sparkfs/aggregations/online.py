@@ -87,9 +87,6 @@ def materialize_aggregations(fs: "FeatureStore", group: FeatureGroup):
 
     if not group.aggregations:
         raise DefinitionError(f"feature group {group.name!r} declares no aggregations")
-    if not group.online:
-        raise DefinitionError(f"feature group {group.name!r} version {group.version} has "
-                              "online=False; set online=True and apply it to materialize it")
     start = time.perf_counter()
     store = fs.online
     sgroup = state_group(group)

@@ -57,15 +57,15 @@ class MaterializeResult:
 def materialize(fs: "FeatureStore", group: FeatureGroup, engine: str = "spark",
                 batch_rows: int = 10_000) -> MaterializeResult:
     """Materialize the Delta commits of ``group`` made after its watermark."""
+    if not group.online:
+        raise DefinitionError(f"feature group {group.name!r} version {group.version} has "
+                              "online=False; set online=True and apply it to materialize it")
     if group.aggregations:
         from ..aggregations.online import materialize_aggregations
 
         return materialize_aggregations(fs, group)
     if engine not in ENGINES:
         raise DefinitionError(f"materialize engine {engine!r} is unknown; use one of {ENGINES}")
-    if not group.online:
-        raise DefinitionError(f"feature group {group.name!r} version {group.version} has "
-                              "online=False; set online=True and apply it to materialize it")
     start = time.perf_counter()
     store = fs.online
     watermark = store.get_watermark(group)

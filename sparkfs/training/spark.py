@@ -209,16 +209,23 @@ def asof_frame(fs: "FeatureStore", spark: "SparkSession", gp: GroupPlan, sdf: "D
     else:
         union = union.withColumn("_b", F.lit(0))
 
+    # One sort of (keys, bucket): the running max answers each spine row, and the same
+    # pass yields each bucket's max (on its first row) for the carry-over, so the history
+    # is read and shuffled once.
     local_w = (Window.partitionBy(*kcols, "_b").orderBy("_pos", "_kind")
                .rowsBetween(Window.unboundedPreceding, Window.currentRow))
-    local = (union.withColumn("_best", F.max("_row").over(local_w))
-             .where(F.col("_kind") == 1)
+    bucket_w = Window.partitionBy(*kcols, "_b")
+    ranked = (union.withColumn("_best", F.max("_row").over(local_w))
+              .withColumn("_bmax", F.max("_row").over(bucket_w))
+              .withColumn("_rn", F.row_number().over(
+                  Window.partitionBy(*kcols, "_b").orderBy("_pos", "_kind"))))
+    local = (ranked.where(F.col("_kind") == 1)
              .select(SPINE_ID, *kcols, "_b", "_pos", "_best"))
     if n > 1:
         carry_w = (Window.partitionBy(*kcols).orderBy("_b")
                    .rowsBetween(Window.unboundedPreceding, -1))
-        carry = (union.groupBy(*kcols, "_b").agg(F.max("_row").alias("_m"))
-                 .withColumn("_carry", F.max("_m").over(carry_w))
+        carry = (ranked.where(F.col("_rn") == 1).select(*kcols, "_b", "_bmax")
+                 .withColumn("_carry", F.max("_bmax").over(carry_w))
                  .select(*kcols, "_b", "_carry"))
         local = local.join(carry, kcols + ["_b"], "left")
         best = F.greatest(F.col("_best"), F.col("_carry"))
