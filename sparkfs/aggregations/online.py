@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import pyarrow as pa
 
 from ..definitions import Aggregation, Entity, FeatureGroup, Field
-from ..errors import DefinitionError, OnlineStoreError
+from ..errors import DefinitionError
 from ..offline.tables import COMMIT_TIME, history_schema
 from ..online.codec import EPOCH, decode_value, dumps, encode_value, loads
 
@@ -83,20 +83,15 @@ def longest_window(group: FeatureGroup) -> dt.timedelta:
 # -- materialization ----------------------------------------------------------------------
 def materialize_aggregations(fs: "FeatureStore", group: FeatureGroup):
     """Bring the online event state of ``group`` up to its latest Delta version."""
-    from ..online.materialize import MaterializeResult
+    from ..online.materialize import MaterializeResult, watermark_and_version
 
     if not group.aggregations:
         raise DefinitionError(f"feature group {group.name!r} declares no aggregations")
     start = time.perf_counter()
     store = fs.online
     sgroup = state_group(group)
-    watermark = store.get_watermark(sgroup)
-    current = fs.offline.current_version(group)
-    if watermark is not None and watermark > current:
-        raise OnlineStoreError(
-            f"feature group {group.name!r}: the online aggregation watermark is Delta version "
-            f"{watermark} but the history table is at version {current}; drop "
-            f"fs.online.drop(state_group(group)) and materialize again")
+    watermark, current = watermark_and_version(fs, group, sgroup,
+                                               "fs.online.drop(state_group(group))")
     rows_read = keys_written = 0
     files: list[str] = []
     if watermark != current:

@@ -278,19 +278,19 @@ def _check_rows(group: FeatureGroup, df: "DataFrame", narrowed: list[str]) -> di
     from pyspark.sql import functions as F
 
     keys, et = list(group.join_keys), group.event_time
-    row_aggs = [F.sum(F.col(f"`{k}`").isNull().cast("long")).alias(f"null:{k}") for k in keys]
-    row_aggs.append(F.sum(F.col(et).isNull().cast("long")).alias("null_et"))
-    lo, hi = INT_RANGE
-    for c in narrowed:  # still bigint: count the values an int cannot hold
-        out = (F.col(f"`{c}`") < F.lit(lo)) | (F.col(f"`{c}`") > F.lit(hi))
-        row_aggs.append(F.sum(out.cast("long")).alias(f"range:{c}"))
     if group.aggregations:  # raw events: several rows per key and time are normal
+        row_aggs = [F.sum(F.col(f"`{k}`").isNull().cast("long")).alias(f"null:{k}")
+                    for k in keys]
+        row_aggs.append(F.sum(F.col(et).isNull().cast("long")).alias("null_et"))
+        lo, hi = INT_RANGE
+        for c in narrowed:  # still bigint: count the values an int cannot hold
+            out = (F.col(f"`{c}`") < F.lit(lo)) | (F.col(f"`{c}`") > F.lit(hi))
+            row_aggs.append(F.sum(out.cast("long")).alias(f"range:{c}"))
         agg = df.agg(F.count(F.lit(1)).alias("n"), F.min(et).alias("min_et"),
                      F.max(et).alias("max_et"), *row_aggs).first().asDict()
         agg["conflicts"] = 0
     else:
-        agg = _check_latest_rows(df, keys, et, [f.name for f in group.stored_fields],
-                                 row_aggs, narrowed)
+        agg = _check_latest_rows(df, keys, et, [f.name for f in group.stored_fields], narrowed)
     agg = {k: (v or 0) if k not in ("min_et", "max_et") else v for k, v in agg.items()}
     problems = []
     for k in keys:
@@ -314,7 +314,7 @@ def _check_rows(group: FeatureGroup, df: "DataFrame", narrowed: list[str]) -> di
 
 
 def _check_latest_rows(df: "DataFrame", keys: list[str], et: str, values: list[str],
-                       row_aggs: list, narrowed: list[str]) -> dict:
+                       narrowed: list[str]) -> dict:
     """The row checks for a group of latest values, plus conflicting rows: the same keys
     and event time with different values. Rows are grouped by one 64-bit hash of (keys,
     event time) — a narrow shuffle — and only if that flags rows is the exact check on the

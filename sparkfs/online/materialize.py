@@ -54,6 +54,20 @@ class MaterializeResult:
         return asdict(self)
 
 
+def watermark_and_version(fs: "FeatureStore", group: FeatureGroup, online_group: FeatureGroup,
+                          drop_hint: str) -> tuple[int | None, int]:
+    """The stored watermark of ``online_group`` and the current Delta version of ``group``;
+    refuses a watermark ahead of the history (the table was recreated)."""
+    watermark = fs.online.get_watermark(online_group)
+    current = fs.offline.current_version(group)
+    if watermark is not None and watermark > current:
+        raise OnlineStoreError(
+            f"feature group {group.name!r}: the online watermark is Delta version {watermark} "
+            f"but the history table is at version {current} (was it recreated?); drop the "
+            f"group's online state ({drop_hint}) and materialize again")
+    return watermark, current
+
+
 def materialize(fs: "FeatureStore", group: FeatureGroup, engine: str = "spark",
                 batch_rows: int = 10_000) -> MaterializeResult:
     """Materialize the Delta commits of ``group`` made after its watermark."""
@@ -68,13 +82,7 @@ def materialize(fs: "FeatureStore", group: FeatureGroup, engine: str = "spark",
         raise DefinitionError(f"materialize engine {engine!r} is unknown; use one of {ENGINES}")
     start = time.perf_counter()
     store = fs.online
-    watermark = store.get_watermark(group)
-    current = fs.offline.current_version(group)
-    if watermark is not None and watermark > current:
-        raise OnlineStoreError(
-            f"feature group {group.name!r}: the online watermark is Delta version {watermark} "
-            f"but the history table is at version {current} (was it recreated?); drop the "
-            "group's online table (fs.online.drop(group)) and materialize again")
+    watermark, current = watermark_and_version(fs, group, group, "fs.online.drop(group)")
     files: list[str] = []
     rows_read = keys = 0
     if watermark != current:
