@@ -243,8 +243,11 @@ def test_hot_key_split_over_time_buckets(fs):
         expect = reference(w, hist, spine.to_dict("records"), "ts", ["temp"], as_known_at=akn)
         for buckets in (1, 7, 64):
             got = fs.get_historical_features(spine, ["weather:temp"], "ts", engine="spark",
-                                             as_known_at=akn, time_buckets=buckets)
+                                             as_known_at=akn, time_buckets=buckets,
+                                             hot_key_rows=100)
             assert features_of(got, ["temp"]) == expect, (akn, buckets)
+            plan = got.to_spark()._jdf.queryExecution().optimizedPlan().toString()
+            assert ("_carry" in plan) == (buckets > 1)  # HOT is split over time slices
         duck = fs.get_historical_features(spine, ["weather:temp"], "ts", engine="duckdb",
                                           as_known_at=akn)
         assert features_of(duck, ["temp"]) == expect
@@ -288,7 +291,7 @@ def _run_case(fs_factory, case, engines):
                        as_known_at=case["as_known_at"])
     results = {}
     for engine in engines:
-        opts = {"time_buckets": case["buckets"]} if engine == "spark" else {}
+        opts = {"time_buckets": case["buckets"], "hot_key_rows": 3} if engine == "spark" else {}
         ts = fs.get_historical_features(spine, ["g:x"], "t", engine=engine,
                                         as_known_at=case["as_known_at"], **opts)
         assert features_of(ts, ["x"]) == expect, engine

@@ -20,8 +20,11 @@ Semantics (both engines, tested against a brute-force reference):
 * Each group's Delta version is pinned when the call starts and exactly that version is
   read; the manifest records it (``ts.manifest["groups"][i]["delta_version"]``).
 
-Options: ``full_feature_names`` (bool), ``time_buckets`` (Spark skew splitting, default
-64), ``threads`` (DuckDB), ``delta_versions`` (``{"group@v": delta_version}`` pins).
+Options: ``full_feature_names`` (bool), ``time_buckets`` (Spark: hot keys are split over
+this many time slices, default 64; 1 turns splitting off), ``hot_key_rows`` (Spark: the
+spine + history rows that make a key hot; default automatic), ``threads`` (DuckDB),
+``delta_versions`` (``{"group@v": delta_version}`` pins). See ``sparkfs.training.spark``
+for the Spark algorithm.
 
 >>> import tempfile, datetime as dt, pandas as pd
 >>> from sparkfs import FeatureStore, Entity, FeatureGroup, Field
@@ -48,7 +51,8 @@ from .result import TrainingSet
 if TYPE_CHECKING:  # pragma: no cover
     from ..store import FeatureStore
 
-PUBLIC_OPTIONS = ("full_feature_names", "time_buckets", "threads", "delta_versions")
+PUBLIC_OPTIONS = ("full_feature_names", "time_buckets", "hot_key_rows", "threads",
+                  "delta_versions")
 
 
 def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[str],
@@ -67,7 +71,8 @@ def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[s
 def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col: str,
           engine: str = "spark", as_known_at: bool = False,
           key_map: Mapping[str, str] | None = None, full_feature_names: bool = False,
-          time_buckets: int | None = None, threads: int | None = None,
+          time_buckets: int | None = None, hot_key_rows: int | None = None,
+          threads: int | None = None,
           delta_versions: Mapping[str, int] | None = None,
           ttls: Mapping[str, str | None] | None = None, keep_id: bool = False) -> TrainingSet:
     """The engine-independent driver (``keep_id``: the spine already has ``_spine_id``,
@@ -85,6 +90,10 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col
         if time_buckets < 1:
             raise SparkfsError(f"time_buckets must be >= 1, got {time_buckets}")
         options["time_buckets"] = time_buckets
+        if hot_key_rows is not None:
+            if int(hot_key_rows) < 1:
+                raise SparkfsError(f"hot_key_rows must be >= 1, got {hot_key_rows}")
+            options["hot_key_rows"] = hot_key_rows = int(hot_key_rows)
         sdf = spine_to_spark(fs.spark, spine, timestamp_col, keep_id=keep_id)
         spine_schema = spark_schema_as_arrow(sdf)
     else:
@@ -98,7 +107,8 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col
     schema = output_schema(plan, spine_schema)
     if engine == "spark":
         summary = spine_summary(sdf, timestamp_col)
-        frame = join_spark(fs, plan, sdf, summary, time_buckets=time_buckets)
+        frame = join_spark(fs, plan, sdf, summary, time_buckets=time_buckets,
+                           hot_key_rows=hot_key_rows)
     else:
         summary = spine_summary(tbl, timestamp_col)
         arrow = join_duckdb(fs, plan, tbl, summary, threads=threads)

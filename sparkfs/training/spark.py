@@ -1,7 +1,7 @@
 """The Spark engine: a distributed point-in-time join that stays balanced on hot keys.
 
-Algorithm, per requested feature group (each group contributes a frame ``(_spine_id,
-features...)`` that is left-joined back to the spine by ``_spine_id``):
+Algorithm. The spine flows through one pass per requested feature group; each pass adds
+that group's features to every spine row:
 
 1. **Positions.** Every spine row is placed on its key's timeline at its timestamp ``t``;
    every history row at its *visible-from* time ``V``: the event time ``E``, or with
@@ -9,35 +9,35 @@ features...)`` that is left-joined back to the spine by ``_spine_id``):
    happened *and* been committed). A history row carries ``R = struct(E, _commit_time,
    _run_id, features...)``; structs compare field by field, so ``max(R)`` is the row
    with the greatest event time, ties going to the latest commit.
-2. **Union, not join.** Spine rows and history rows are unioned into one frame
-   (history rows with ``V`` after the last spine timestamp, or older than the first
-   spine timestamp minus the ttl, are dropped first: they can never be chosen; rows
-   visible before the first spine timestamp are reduced to their best row per key by
-   an aggregation with map-side combine). No cross join, no row multiplication: the
-   cost is one shuffle of spine + history.
-3. **Time buckets against skew.** The spine's time range is cut into ``time_buckets``
-   (default 64) equal slices and every row gets its slice ``b``. The window that
-   finds each spine row's answer is partitioned by ``(keys, b)``, not by the keys
-   alone, so a hot key's rows spread over up to ``time_buckets`` tasks instead of
-   landing in one.
-4. **Local answer.** Within ``(keys, b)``, ordered by ``(position, kind)`` with history
+2. **Union, not join.** Spine rows (their columns packed into one struct) and history
+   rows are unioned into one frame. History rows with ``V`` after the last spine
+   timestamp, or older than the first spine timestamp minus the ttl, are dropped first:
+   they can never be chosen. When the Delta log's file statistics show that much of the
+   history lies before the first spine timestamp, those rows are first reduced to their
+   best row per key by an aggregation with map-side combine. No cross join, no row
+   multiplication, no join back to the spine: the cost is one shuffle and one sort of
+   spine + history per group.
+3. **Answer.** Partitioned by the key and ordered by ``(position, kind)`` with history
    rows before spine rows at equal positions (``E <= t`` is inclusive), the running
-   ``max(R)`` over *rows between unbounded preceding and current row* is the best row
-   visible in this slice.
-5. **Carry-over.** A small table holds, per ``(keys, b)``, the ``max(R)`` of that slice;
-   a window over each key ordered by ``b`` (at most ``time_buckets`` rows per key, so
-   hot keys are cheap here) gives the best row of all *earlier* slices. It is joined to
-   the spine rows on ``(keys, b)`` and ``greatest(local, carry)`` is the answer.
-6. **ttl.** An answer whose event time is older than ``t - ttl`` becomes null.
+   ``max(R)`` over *rows between unbounded preceding and current row* is, at each spine
+   row, the best row visible at ``t``. A spine row with a null key or timestamp finds no
+   history row before it and gets nulls.
+4. **Hot keys.** A partition holds one key, so a key with a large share of the rows
+   would be one long task. Keys with at least ``hot_key_rows`` spine + history rows
+   (found by one count per key with map-side combine; by default a key needs a sizeable
+   share of the rows, and small inputs skip the count) are split over ``time_buckets``
+   equal slices of the spine's time range: the window is partitioned by ``(key, slice)``
+   and a tiny table (hot keys x slices, broadcast) holds each slice's carry-over, the
+   best history row of all *earlier* slices (a grouped max, then a running max over the
+   slices). The answer is ``greatest(local, carry)``. Other keys are not split.
+5. **ttl.** An answer whose event time is older than ``t - ttl`` becomes null.
 
-A spine row with a null key or null timestamp gets nulls; spine rows are numbered
-(``_spine_id``) and the result is sorted by that number, so no row is dropped,
-duplicated or reordered. Nothing is collected to the driver except the spine's
-min/max timestamp, row count and hash (one aggregate).
+Spine rows are numbered (``_spine_id``) and the result is sorted by that number, so no
+row is dropped, duplicated or reordered. Nothing is collected to the driver except the
+spine's min/max timestamp, row count and hash (one aggregate) and the hot keys.
 
 Limits: a hot key whose spine rows all share one timestamp stays in one task (time
-cannot split it); raise ``time_buckets`` when a few keys hold most rows over a long
-range. ``time_buckets=1`` turns the carry-over off.
+cannot split it). ``time_buckets=1`` turns splitting off.
 
 Aggregation groups are handed to ``sparkfs.aggregations.spark.aggregate_at_spine``::
 
@@ -46,7 +46,7 @@ Aggregation groups are handed to ``sparkfs.aggregations.spark.aggregate_at_spine
 
 where ``spine`` has ``_spine_id``, the spine key columns and the timestamp column, and
 the result has ``_spine_id`` plus one column per feature name (at most one row per
-``_spine_id``).
+``_spine_id``); it is left-joined to the spine by ``_spine_id``.
 """
 
 from __future__ import annotations
@@ -115,11 +115,11 @@ def spine_summary(sdf: "DataFrame", timestamp_col: str) -> dict:
 
 
 def join_spark(fs: "FeatureStore", plan: Plan, sdf: "DataFrame", summary: dict,
-               time_buckets: int = DEFAULT_TIME_BUCKETS) -> "DataFrame":
-    """Left-join every group's frame to the spine by ``_spine_id``, sorted by it."""
+               time_buckets: int = DEFAULT_TIME_BUCKETS,
+               hot_key_rows: int | None = None) -> "DataFrame":
+    """The spine with every requested feature added, sorted by ``_spine_id``."""
     from pyspark.sql import functions as F
 
-    spark = sdf.sparkSession
     out = sdf
     for gp in plan.groups:
         if gp.group.aggregations:
@@ -132,10 +132,10 @@ def join_spark(fs: "FeatureStore", plan: Plan, sdf: "DataFrame", summary: dict,
                 key_columns=gp.key_columns, timestamp_col=plan.timestamp_col)
             frame = frame.select(SPINE_ID, *[F.col(f"`{f}`").alias(c)
                                              for f, c in zip(gp.features, gp.columns)])
+            out = out.join(frame, SPINE_ID, "left")
         else:
-            frame = asof_frame(fs, spark, gp, sdf, plan.timestamp_col, summary,
-                               plan.as_known_at, time_buckets)
-        out = out.join(frame, SPINE_ID, "left")
+            out = asof_pass(fs, gp, out, plan.timestamp_col, summary, plan.as_known_at,
+                            time_buckets, hot_key_rows)
     if plan.on_demand is not None:
         from .plan import on_demand_inputs
 
@@ -147,11 +147,11 @@ def join_spark(fs: "FeatureStore", plan: Plan, sdf: "DataFrame", summary: dict,
     return out.orderBy(SPINE_ID).select(F.col(SPINE_ID), *cols)
 
 
-def asof_frame(fs: "FeatureStore", spark: "SparkSession", gp: GroupPlan, sdf: "DataFrame",
-               timestamp_col: str, summary: dict, as_known_at: bool,
-               time_buckets: int) -> "DataFrame":
-    """``(_spine_id, features...)`` for one group: one row per spine row that has
-    non-null keys and timestamp (others get nulls from the caller's left join)."""
+def asof_pass(fs: "FeatureStore", gp: GroupPlan, rows: "DataFrame", timestamp_col: str,
+              summary: dict, as_known_at: bool, time_buckets: int,
+              hot_key_rows: int | None = None) -> "DataFrame":
+    """``rows`` (the spine, possibly with earlier groups' features) with ``gp``'s features
+    added: steps 1-5 of the module docstring, one shuffle of spine + history."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -159,21 +159,16 @@ def asof_frame(fs: "FeatureStore", spark: "SparkSession", gp: GroupPlan, sdf: "D
     keys = list(gp.key_columns)
     kcols = [f"_k{i}" for i in range(len(keys))]
     et = g.event_time
+    lo, hi = summary["lo"], summary["hi"]
 
-    spine = sdf.select(
-        F.col(SPINE_ID), F.col(f"`{timestamp_col}`").alias("_pos"),
-        *[F.col(f"`{gp.key_columns[k]}`").cast(_SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(kc)
-          for k, kc in zip(keys, kcols)])
-    spine = spine.where(_all_not_null(["_pos"] + kcols))
-
-    hist = fs.offline.read_spark(spark, g, version=gp.delta_version)
+    hist = fs.offline.read_spark(rows.sparkSession, g, version=gp.delta_version)
     pos = F.greatest(F.col(et), F.col(COMMIT_TIME)) if as_known_at else F.col(et)
-    row = F.struct(F.col(et).alias("e"), F.col(COMMIT_TIME).alias("c"), F.col(RUN_ID).alias("r"),
-                   *[F.col(f"`{f}`").alias(f"v{i}") for i, f in enumerate(gp.features)])
+    record = F.struct(F.col(et).alias("e"), F.col(COMMIT_TIME).alias("c"),
+                      F.col(RUN_ID).alias("r"),
+                      *[F.col(f"`{f}`").alias(f"v{i}") for i, f in enumerate(gp.features)])
     hist = hist.select(*[F.col(f"`{k}`").cast(_SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(kc)
                          for k, kc in zip(keys, kcols)],
-                       pos.alias("_pos"), F.col(et).alias("_e"), row.alias("_row"))
-    lo, hi = summary["lo"], summary["hi"]
+                       pos.alias("_pos"), F.col(et).alias("_e"), record.alias("_row"))
     if hi is None:  # no spine timestamps at all: nothing can match
         hist = hist.where(F.lit(False))
     else:
@@ -183,65 +178,129 @@ def asof_frame(fs: "FeatureStore", spark: "SparkSession", gp: GroupPlan, sdf: "D
             cond = cond & (F.col("_e") >= F.timestamp_micros(F.lit(oldest)))
         hist = hist.where(cond)
     row_type = hist.schema["_row"].dataType
-
-    feat_rows = hist.select(*kcols, "_pos", F.lit(0).alias("_kind"),
-                            F.lit(None).cast("long").alias(SPINE_ID), "_row")
-    if hi is not None:
+    hist = hist.select(*kcols, "_pos", F.lit(0).alias("_kind"), "_row")
+    history_rows, rows_before = _log_counts(fs, gp, lo, as_known_at)
+    if hi is not None and rows_before * 4 >= max(1, history_rows):
         # Rows visible before the first spine timestamp matter only through their best
         # row per key: pre-aggregate them (map-side combine, so hot keys stay cheap).
         first = F.timestamp_micros(F.lit(lo))
-        before = (feat_rows.where(F.col("_pos") < first).groupBy(*kcols)
+        before = (hist.where(F.col("_pos") < first).groupBy(*kcols)
                   .agg(F.max("_row").alias("_row"))
                   .select(*kcols, F.timestamp_micros(F.lit(lo - 1)).alias("_pos"),
-                          F.lit(0).alias("_kind"), F.lit(None).cast("long").alias(SPINE_ID),
-                          "_row"))
-        feat_rows = feat_rows.where(F.col("_pos") >= first).unionByName(before)
-    spine_rows = spine.select(*kcols, "_pos", F.lit(1).alias("_kind"), SPINE_ID,
-                              F.lit(None).cast(row_type).alias("_row"))
-    union = feat_rows.unionByName(spine_rows)
+                          F.lit(0).alias("_kind"), "_row"))
+        hist = hist.where(F.col("_pos") >= first).unionByName(before)
 
-    n = max(1, int(time_buckets))
-    if n > 1 and hi is not None:
-        lo_us = lo
-        width = max(1, (hi - lo_us) // n + 1)
-        bucket = F.floor((F.unix_micros(F.col("_pos")) - F.lit(lo_us)) / F.lit(width))
-        union = union.withColumn("_b", F.least(F.greatest(bucket, F.lit(0)), F.lit(n - 1)).cast("int"))
-    else:
-        union = union.withColumn("_b", F.lit(0))
+    columns = rows.columns
+    packed = F.struct(*[F.col(f"`{c}`") for c in columns])
+    spine = rows.select(
+        *[F.col(f"`{gp.key_columns[k]}`").cast(_SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(kc)
+          for k, kc in zip(keys, kcols)],
+        F.col(f"`{timestamp_col}`").alias("_pos"), F.lit(1).alias("_kind"),
+        F.lit(None).cast(row_type).alias("_row"), packed.alias("_s"))
+    union = hist.withColumn("_s", F.lit(None).cast(spine.schema["_s"].dataType)) \
+        .unionByName(spine)
 
-    # One sort of (keys, bucket): the running max answers each spine row, and the same
-    # pass yields each bucket's max (on its first row) for the carry-over, so the history
-    # is read and shuffled once.
-    local_w = (Window.partitionBy(*kcols, "_b").orderBy("_pos", "_kind")
-               .rowsBetween(Window.unboundedPreceding, Window.currentRow))
-    bucket_w = Window.partitionBy(*kcols, "_b")
-    ranked = (union.withColumn("_best", F.max("_row").over(local_w))
-              .withColumn("_bmax", F.max("_row").over(bucket_w))
-              .withColumn("_rn", F.row_number().over(
-                  Window.partitionBy(*kcols, "_b").orderBy("_pos", "_kind"))))
-    local = (ranked.where(F.col("_kind") == 1)
-             .select(SPINE_ID, *kcols, "_b", "_pos", "_best"))
-    if n > 1:
-        carry_w = (Window.partitionBy(*kcols).orderBy("_b")
-                   .rowsBetween(Window.unboundedPreceding, -1))
-        carry = (ranked.where(F.col("_rn") == 1).select(*kcols, "_b", "_bmax")
-                 .withColumn("_carry", F.max("_bmax").over(carry_w))
-                 .select(*kcols, "_b", "_carry"))
-        local = local.join(carry, kcols + ["_b"], "left")
-        best = F.greatest(F.col("_best"), F.col("_carry"))
+    hot = _hot_keys(hist, spine, kcols, summary, history_rows, time_buckets, hot_key_rows)
+    if hot is not None:
+        n = int(time_buckets)
+        width = max(1, (hi - lo) // n + 1)
+        bucket = F.floor((F.unix_micros(F.col("_pos")) - F.lit(lo)) / F.lit(width))
+        bucket = F.least(F.greatest(bucket, F.lit(0)), F.lit(n - 1)).cast("int")
+        union = (union.join(F.broadcast(hot), kcols, "left")
+                 .withColumn("_b", F.when(F.col("_hot"), F.coalesce(bucket, F.lit(0)))
+                             .otherwise(F.lit(0)))
+                 .drop("_hot"))
+        parts = kcols + ["_b"]
     else:
-        best = F.col("_best")
+        parts = kcols
+    window = (Window.partitionBy(*parts).orderBy("_pos", "_kind")
+              .rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    answered = (union.withColumn("_best", F.max("_row").over(window))
+                .where(F.col("_kind") == 1))
+    best = F.col("_best")
+    if hot is not None:
+        carry = _carry(hist, hot, kcols, bucket, n)
+        answered = answered.join(F.broadcast(carry), parts, "left")
+        best = F.greatest(best, F.col("_carry"))
     if gp.ttl is not None:
         ttl_us = int(gp.ttl.total_seconds() * 1_000_000)
         fresh = F.unix_micros(best["e"]) >= F.unix_micros(F.col("_pos")) - F.lit(ttl_us)
         best = F.when(fresh, best)
-    local = local.withColumn("_ans", best)
-    return local.select(SPINE_ID, *[F.col("_ans")[f"v{i}"].alias(c)
-                                    for i, c in enumerate(gp.columns)])
+    answered = answered.withColumn("_ans", best)
+    return answered.select(*[F.col("_s").getField(c).alias(c) for c in columns],
+                           *[F.col("_ans")[f"v{i}"].alias(c) for i, c in enumerate(gp.columns)])
+
+
+#: Below this many rows for one key, splitting it over time slices is not worth a job.
+MIN_HOT_KEY_ROWS = 200_000
+#: At most this many keys are treated as hot (the heaviest ones).
+MAX_HOT_KEYS = 1000
+
+
+def _hot_keys(hist: "DataFrame", spine: "DataFrame", kcols: list[str], summary: dict,
+              history_rows: int, time_buckets: int,
+              hot_key_rows: int | None) -> "DataFrame | None":
+    """A small DataFrame ``(keys..., _hot=True)`` of the keys to split, or None.
+
+    By default a key is hot when it holds at least ``MIN_HOT_KEY_ROWS`` rows and twice a
+    shuffle partition's fair share; inputs too small to hold such a key are not counted."""
+    from pyspark.sql import functions as F
+
+    if time_buckets <= 1 or summary["hi"] is None:
+        return None
+    spark = spine.sparkSession
+    if hot_key_rows is None:
+        partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+        total = summary["rows"] + history_rows
+        hot_key_rows = max(MIN_HOT_KEY_ROWS, 2 * total // max(1, partitions))
+        if total < hot_key_rows:
+            return None
+    found = (hist.select(*kcols).unionByName(spine.select(*kcols))
+             .where(_all_not_null(kcols)).groupBy(*kcols).count()
+             .where(F.col("count") >= F.lit(int(hot_key_rows)))
+             .orderBy(F.col("count").desc()).limit(MAX_HOT_KEYS).drop("count").collect())
+    if not found:
+        return None
+    return spark.createDataFrame(found, spine.select(*kcols).schema).withColumn("_hot", F.lit(True))
+
+
+def _carry(hist: "DataFrame", hot: "DataFrame", kcols: list[str], bucket,
+           slices: int) -> "DataFrame":
+    """Per hot key and time slice (every slice, also those without history), the best
+    history row of all earlier slices: hot keys x slices rows."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    per_slice = (hist.join(F.broadcast(hot), kcols).withColumn("_b", bucket)
+                 .groupBy(*kcols, "_b").agg(F.max("_row").alias("_bmax")))
+    grid = hot.drop("_hot").crossJoin(
+        hot.sparkSession.range(slices).select(F.col("id").cast("int").alias("_b")))
+    earlier = Window.partitionBy(*kcols).orderBy("_b").rowsBetween(Window.unboundedPreceding, -1)
+    return (grid.join(per_slice, kcols + ["_b"], "left")
+            .select(*kcols, "_b", F.max("_bmax").over(earlier).alias("_carry")))
+
+
+def _log_counts(fs: "FeatureStore", gp: GroupPlan, lo: int | None,
+                as_known_at: bool) -> tuple[int, int]:
+    """From the Delta log's file statistics (no Spark job): the group's rows at the pinned
+    version, and how many of them surely become visible before ``lo`` (epoch µs)."""
+    import pyarrow as pa
+
+    t = fs.offline.table(gp.group, gp.delta_version)
+    adds = pa.table(t.get_add_actions(flatten=True)).to_pylist()
+    total = sum(int(a.get("num_records") or 0) for a in adds)
+    if lo is None:
+        return total, 0
+    cols = [f"max.{gp.group.event_time}"] + ([f"max.{COMMIT_TIME}"] if as_known_at else [])
+    before = 0
+    for a in adds:
+        maxes = [a.get(c) for c in cols]  # statistics are truncated to milliseconds
+        if all(m is not None and m.timestamp() * 1_000_000 + 1000 < lo for m in maxes):
+            before += int(a.get("num_records") or 0)
+    return total, before
 
 
 def _all_not_null(cols: list[str]):
     from pyspark.sql import functions as F
 
     return reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in cols])
-
