@@ -177,6 +177,30 @@ class OnDemandPlan:
                 result[n] = res[n]
         return result
 
+    def compute_values(self, columns: dict[str, Sequence[Any]]) -> dict[str, list]:
+        """``compute`` on equally long Python lists, returning lists of Python values
+        (missing -> None): the online path. Each transform still runs once, on an N-row
+        pandas input.
+
+        >>> from sparkfs.transforms import transform
+        >>> @transform(output="long", on_demand=True, inputs={"n": "long"})
+        ... def thrice(n):
+        ...     return n * 3
+        >>> OnDemandPlan([thrice], [FeatureRef("thrice", None, "thrice")], {}).compute_values(
+        ...     {"n": [1, None]})
+        {'thrice': [3, None]}
+        """
+        self.check_columns(columns, "the frame")
+        dtypes = self._dtypes()
+        result: dict[str, list] = {}
+        for t in self.transforms:
+            cols = self._columns(t)
+            frame_dtypes = {p: dtypes[c] for p, c in zip(t.inputs, cols) if c in dtypes}
+            res = t.run_values({p: columns[c] for p, c in zip(t.inputs, cols)}, frame_dtypes)
+            for n in self.outputs[t.name]:
+                result[n] = res[n]
+        return result
+
     def apply_spark(self, df: "DataFrame") -> "DataFrame":
         """The same on a Spark DataFrame, through each transform's pandas UDF."""
         from pyspark.sql import functions as F

@@ -71,13 +71,17 @@ def read_group(store: OnlineStore, group: FeatureGroup, keys: Sequence[tuple],
     row_values: list[tuple] = []
     row_status: list[str] = []
     row_time: list[dt.datetime | None] = []
+    seen: dict[int, dt.datetime] = {}
     for row in rows:
         if row is None:
             row_values.append(empty)
             row_status.append(MISSING)
             row_time.append(None)
             continue
-        row_time.append(EPOCH + dt.timedelta(microseconds=row.event_time_us))
+        t = seen.get(row.event_time_us)  # rows with one event time share the object
+        if t is None:
+            t = seen[row.event_time_us] = EPOCH + dt.timedelta(microseconds=row.event_time_us)
+        row_time.append(t)
         if oldest is not None and row.event_time_us < oldest:
             row_values.append(empty)
             row_status.append(EXPIRED)

@@ -43,6 +43,8 @@ class OnlineResponse:
         self.statuses: dict[str, list[str]] = {}
         self.event_times: dict[str, list[dt.datetime | None]] = {}
         self.dtypes: dict[str, str | None] = {}
+        self._last_times: tuple[Any, list] = (None, [])
+        self._no_times: list = []
 
     @property
     def join_keys(self) -> list[str]:
@@ -74,7 +76,16 @@ class OnlineResponse:
             raise ValueError(f"feature {name!r}: statuses must be one of {STATUSES}, one per row")
         self._values[name] = values
         self.statuses[name] = statuses
-        self.event_times[name] = list(event_times) if event_times is not None else [None] * len(values)
+        if event_times is None:  # one shared list (the JSON encoder formats each list once)
+            if len(self._no_times) != len(values):
+                self._no_times = [None] * len(values)
+            times = self._no_times
+        elif event_times is self._last_times[0]:  # the features of one group share them
+            times = self._last_times[1]
+        else:
+            times = list(event_times)
+            self._last_times = (event_times, times)
+        self.event_times[name] = times
         self.dtypes[name] = dtype
 
     def to_dict(self, include_status: bool = False,

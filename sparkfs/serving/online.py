@@ -179,26 +179,20 @@ def _plan_on_demand(fs: Any, plan: _Plan, refs: list[FeatureRef], full: bool) ->
 def _compute_on_demand(plan: _Plan, columns: dict, rows: list, request_data: Any) -> None:
     """Run each on-demand transform once over all rows; results go into ``columns``.
     Request columns come from ``request_data``, else from the entity rows."""
-    import pandas as pd
-
     od, names = plan.on_demand
     frame: dict[str, Any] = {}
     for name in od.request_columns:
         if name in (request_data or {}):
-            frame[name] = pd.Series(list(request_data[name]), dtype=object)
+            frame[name] = list(request_data[name])
         elif all(name in r for r in rows):
-            frame[name] = pd.Series([r[name] for r in rows], dtype=object)
+            frame[name] = [r[name] for r in rows]
     for gp in plan.groups:
         for feat, out in zip(gp.features, gp.outputs):
             if feat in od.feature_dtypes and feat not in frame:
-                frame[feat] = pd.Series(columns[out][0], dtype=object)
+                frame[feat] = columns[out][0]
     od.check_columns(frame, "request_data")
-    result = od.compute(frame)
-    from ..transforms import to_python
-
-    for short, out in names.items():
-        values = [to_python(v) for v in result[short].tolist()]
-        columns[out] = (values, None, None, od.output_dtypes[short])
+    for short, values in od.compute_values(frame).items():
+        columns[names[short]] = (values, None, None, od.output_dtypes[short])
 
 
 def get_online_features(fs: Any, features: Sequence[str],

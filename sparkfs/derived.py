@@ -1,0 +1,97 @@
+"""Derived features: a feature group's batch transforms, applied at ingest.
+
+``apply_derived`` runs them in Spark (each through its pandas UDF) before validation and
+the Delta commit; ``apply_derived_pandas`` does the same on a pandas batch. Both are
+re-exported by ``sparkfs.transforms``. Importing this module does not import pyspark.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from .definitions import DTYPES, Field  # noqa: F401  (Field: used by the doctest)
+from .errors import TransformError
+from .transforms import Transform, transform  # noqa: F401  (transform: used by the doctest)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame
+
+    from .definitions import FeatureGroup
+
+__all__ = ["apply_derived", "apply_derived_pandas"]
+
+
+# -- derived features at ingest -----------------------------------------------------------------
+def _live_transforms(group: "FeatureGroup") -> list[Transform]:
+    out = []
+    for t in group.transforms:
+        if not isinstance(t, Transform):
+            raise TransformError(
+                f"feature group {group.name!r} version {group.version} derives "
+                f"{[f.name for f in t.outputs]} with transform {t.name!r} "
+                f"({getattr(t, 'source', '') or 'code not known'}), whose code is not imported in "
+                "this process: import the repo that defines it and apply it "
+                "(fs.apply([...]) or `sparkfs apply <repo>`) before ingesting")
+        if t.on_demand:
+            raise TransformError(
+                f"feature group {group.name!r}: transform {t.name!r} is on-demand (it runs at "
+                "request time); derived features need a batch transform (on_demand=False)")
+        out.append(t)
+    return out
+
+
+def _input_dtypes(group: "FeatureGroup") -> dict[str, str]:
+    dtypes = {k: d for k, d in group.key_dtypes.items()}
+    dtypes[group.event_time] = "timestamp"
+    dtypes.update({f.name: f.dtype for f in group.stored_fields})
+    return dtypes
+
+
+def apply_derived(group: "FeatureGroup", df: "DataFrame") -> "DataFrame":
+    """``df`` (a Spark batch of ``group``) with the group's derived features added, in
+    declaration order (a transform may use an earlier one's output), cast to their
+    declared dtypes. Raises ``TransformError`` for a missing input column or a group
+    whose transforms are registry copies without code."""
+    from pyspark.sql import functions as F
+
+    dtypes = _input_dtypes(group)
+    for t in _live_transforms(group):
+        missing = [c for c in t.inputs if c not in df.columns]
+        if missing:
+            raise TransformError(
+                f"feature group {group.name!r}: transform {t.name!r} needs column(s) {missing}, "
+                f"which the batch does not have (it has {df.columns})")
+        df = t.with_columns(df, *t.inputs, dtypes=dtypes)
+        for f in t.outputs:
+            df = df.withColumn(f.name, F.col(f.name).cast(DTYPES[f.dtype][0]))
+    return df
+
+
+def apply_derived_pandas(group: "FeatureGroup", df: pd.DataFrame) -> pd.DataFrame:
+    """The same as ``apply_derived`` on a pandas batch (no Spark).
+
+    >>> from sparkfs.definitions import Entity, FeatureGroup
+    >>> @transform(output="double")
+    ... def spread(temp, dewp):
+    ...     return temp - dewp
+    >>> g = FeatureGroup("w", [Entity("a", ["origin"])], "time_hour",
+    ...                  [Field("temp", "double"), Field("dewp", "double")], transforms=[spread])
+    >>> apply_derived_pandas(g, pd.DataFrame({"temp": [5.0], "dewp": [1.0]}))["spread"].tolist()
+    [4.0]
+    """
+    dtypes = _input_dtypes(group)
+    out = df.copy()
+    for t in _live_transforms(group):
+        missing = [c for c in t.inputs if c not in out.columns]
+        if missing:
+            raise TransformError(
+                f"feature group {group.name!r}: transform {t.name!r} needs column(s) {missing}, "
+                f"which the batch does not have (it has {list(out.columns)})")
+        res = t.run_pandas({c: out[c] for c in t.inputs}, dtypes)
+        frame = res if isinstance(res, pd.DataFrame) else res.to_frame()
+        for c in frame.columns:
+            out[c] = frame[c].set_axis(out.index).to_numpy() if frame[c].dtype == object \
+                else frame[c].set_axis(out.index)
+    return out
