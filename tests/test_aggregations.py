@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from sparkfs import Aggregation, Entity, FeatureGroup, Field
 from sparkfs.aggregations import duckdb as agg_duckdb
 from sparkfs.aggregations import spark as agg_spark
-from sparkfs.aggregations.plan import AggregationPlan, tile_size
+from sparkfs.aggregations.plan import DUCKDB, AggregationPlan, tile_size
 from sparkfs.errors import DefinitionError, NotFoundError
 from sparkfs.offline.tables import history_schema
 
@@ -150,6 +150,23 @@ def scenarios(draw, max_events=25):
 
 
 # -- DuckDB ---------------------------------------------------------------------------------------
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.booleans())
+def test_duckdb_feature_subset_without_stddev(scenario, as_known_at):
+    """A request without stddev skips the shift pass over the history, and each
+    requested feature still matches the brute force."""
+    events, spine = scenario
+    wanted = ["amount_sum_1d", "amount_count_1h", "qty_last_90m", "qty_ok_count_90m", "ok_mean_1h"]
+    sql = AggregationPlan.build(EVENTS, wanted).sql(DUCKDB, as_known_at)
+    assert "shift" not in sql
+    got = agg_duckdb.aggregate_history(history_table(EVENTS, events), EVENTS, wanted,
+                                       spine_table(spine), ["uid"], "t", as_known_at)
+    assert got.column_names == ["_spine_id"] + wanted
+    expected = {sid: {f: v[f] for f in wanted}
+                for sid, v in reference(EVENTS, events, spine, as_known_at).items()}
+    assert_matches(expected, by_id(got), "duckdb subset")
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios(), st.booleans())
 def test_duckdb_matches_brute_force(scenario, as_known_at):

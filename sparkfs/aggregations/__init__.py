@@ -48,7 +48,8 @@ tile ``floor((e - 1) / T)`` (likewise for sub-tiles). For a spine time ``t`` in 
    on (key, sub-tile), and keeps those inside ``(t - W, t]``: about ``2W / (m*m2)`` of
    events per row (2.5 minutes' worth for a 1-day window), never the whole window.
 4. Per spine row the partials are merged into the final values. Spine rows with no
-   event get count 0 and nulls.
+   event get count 0 and nulls. The shift pass over the history runs only when a
+   ``stddev`` is requested.
 
 Every join is an equi-join (hash or sort-merge in Spark): no range join and no window
 function over the history. *As known at*: tiles (sub-tiles) are also split by commit

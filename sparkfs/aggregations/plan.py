@@ -203,7 +203,8 @@ class AggregationPlan:
         if spine is not None:
             cols = self.spine_select(d, spine_keys, timestamp_col)
             ctes.append(f"sp AS (SELECT {', '.join(cols)} FROM {spine})")
-        ctes.append(self._shift_cte(ev))
+        if self._needs_shift():
+            ctes.append(self._shift_cte(ev))
         for j, step in enumerate(self.windows):
             ctes += self._window_ctes(d, j, step, keys, as_known_at, ev, sp)
         select = ["s._spine_id"]
@@ -225,6 +226,10 @@ class AggregationPlan:
                 if out.name == name:
                     return j, out
         raise KeyError(name)  # pragma: no cover - build() checked the names
+
+    def _needs_shift(self) -> bool:
+        """Only the stddev partials use the shift (one more pass over the history)."""
+        return any(p in ("d1", "d2") for step in self.windows for p, _ in self._partials(step))
 
     def _shift_cte(self, ev: str) -> str:
         # Per-input shift (the history mean) keeps sums of squares well conditioned.
@@ -263,6 +268,7 @@ class AggregationPlan:
         partials = self._partials(step)
         pnames = [f"{p}{inp.index}" for p, inp in partials]
         keycols = ", ".join(keys)
+        shift = " CROSS JOIN shift sh" if self._needs_shift() else ""
         qkeys = ", ".join("q." + k for k in keys)
 
         def on(a: str, b: str) -> str:
@@ -282,11 +288,11 @@ class AggregationPlan:
         def tiles(name: str, k: str, c: str) -> str:
             by = f"{keycols}, {k}" + (f", {c}" if as_known_at else "")
             return (f"{name} AS (SELECT {by}, {merged_rows(self, d, partials)} "
-                    f"FROM ev_{j} e CROSS JOIN shift sh GROUP BY {by})")
+                    f"FROM ev_{j} e{shift} GROUP BY {by})")
 
         def edge(cond: str, key: str = "") -> str:
             return (f"SELECT s._spine_id, {row_partials('e')} FROM sp_{j} s JOIN ev_{j} e "
-                    f"ON {on('e', 's')}{key} AND {cond} CROSS JOIN shift sh")
+                    f"ON {on('e', 's')}{key} AND {cond}{shift}")
 
         ctes = [
             f"sp_{j} AS (SELECT _spine_id, {keycols}, _t, "
