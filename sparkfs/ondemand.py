@@ -30,7 +30,7 @@ both see exactly the same values):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -166,16 +166,7 @@ class OnDemandPlan:
     def compute(self, columns: dict[str, pd.Series]) -> dict[str, pd.Series]:
         """The requested outputs from a mapping of equally long columns (what
         ``apply_pandas`` does, without building frames; the online path uses it)."""
-        self.check_columns(columns, "the frame")
-        dtypes = self._dtypes()
-        result: dict[str, pd.Series] = {}
-        for t in self.transforms:
-            cols = self._columns(t)
-            frame_dtypes = {p: dtypes[c] for p, c in zip(t.inputs, cols) if c in dtypes}
-            res = t.run_columns({p: columns[c] for p, c in zip(t.inputs, cols)}, frame_dtypes)
-            for n in self.outputs[t.name]:
-                result[n] = res[n]
-        return result
+        return self._run_each(columns, "run_columns")
 
     def compute_values(self, columns: dict[str, Sequence[Any]]) -> dict[str, list]:
         """``compute`` on equally long Python lists, returning lists of Python values
@@ -190,13 +181,19 @@ class OnDemandPlan:
         ...     {"n": [1, None]})
         {'thrice': [3, None]}
         """
+        return self._run_each(columns, "run_values")
+
+    def _run_each(self, columns: Mapping[str, Any], method: str) -> dict[str, Any]:
+        """Each transform once, through ``Transform.<method>`` (``run_columns`` on Series,
+        ``run_values`` on lists); the requested outputs by name."""
         self.check_columns(columns, "the frame")
         dtypes = self._dtypes()
-        result: dict[str, list] = {}
+        result: dict[str, Any] = {}
         for t in self.transforms:
             cols = self._columns(t)
             frame_dtypes = {p: dtypes[c] for p, c in zip(t.inputs, cols) if c in dtypes}
-            res = t.run_values({p: columns[c] for p, c in zip(t.inputs, cols)}, frame_dtypes)
+            res = getattr(t, method)({p: columns[c] for p, c in zip(t.inputs, cols)},
+                                     frame_dtypes)
             for n in self.outputs[t.name]:
                 result[n] = res[n]
         return result
