@@ -11,6 +11,7 @@ import datetime as dt
 import math
 import statistics
 
+import duckdb
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +21,7 @@ from sparkfs import Aggregation, Entity, FeatureGroup, Field
 from sparkfs.aggregations import duckdb as agg_duckdb
 from sparkfs.aggregations import spark as agg_spark
 from sparkfs.aggregations.plan import DUCKDB, AggregationPlan, tile_size
+from sparkfs.aggregations.sliding import sliding_sql
 from sparkfs.errors import DefinitionError, NotFoundError
 from sparkfs.offline.tables import history_schema
 
@@ -177,6 +179,48 @@ def test_duckdb_matches_brute_force(scenario, as_known_at):
     assert_matches(reference(EVENTS, events, spine, as_known_at), by_id(got), "duckdb")
 
 
+# -- the sliding plan (Spark's plan without as_known_at), run on DuckDB for many examples ---
+def run_sliding_on_duckdb(events: list[dict], spine: pa.Table, features=None) -> pa.Table:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("h", history_table(EVENTS, events))
+    con.register("s", spine)
+    query = sliding_sql(AggregationPlan.build(EVENTS, features), DUCKDB, "h", "s", ["uid"], "t")
+    try:
+        return con.sql(query).to_arrow_table()
+    finally:
+        con.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_sliding_plan_matches_brute_force(scenario):
+    events, spine = scenario
+    got = run_sliding_on_duckdb(events, spine_table(spine))
+    assert got.num_rows == len(spine)
+    assert_matches(reference(EVENTS, events, spine, False), by_id(got), "sliding")
+
+
+def null_key_case() -> tuple[list[dict], pa.Table, dict]:
+    """Events with a null key or a null event time never count; a spine row with a null
+    key or time gets count 0 and nulls."""
+    events = [_event("a", 10, 1.0, 0), _event(None, 10, 5.0, 1), _event("a", 20, 2.0, 2)]
+    events.append(dict(_event("a", 30, 7.0, 3), ts=None))
+    spine = pa.table({"_spine_id": pa.array([0, 1, 2], pa.int64()),
+                      "uid": pa.array(["a", None, "a"], pa.string()),
+                      "t": pa.array([T0 + dt.timedelta(minutes=30), T0 + dt.timedelta(minutes=30),
+                                     None], pa.timestamp("us", tz="UTC"))})
+    want = {0: {"amount_sum_1h": 3.0, "amount_count_1h": 2},
+            1: {"amount_sum_1h": None, "amount_count_1h": 0},
+            2: {"amount_sum_1h": None, "amount_count_1h": 0}}
+    return events, spine, want
+
+
+def test_sliding_plan_ignores_null_keys_and_times():
+    events, spine, want = null_key_case()
+    assert by_id(run_sliding_on_duckdb(events, spine, list(want[0]))) == want
+
+
 # -- Spark ------------------------------------------------------------------------------------------
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
@@ -194,6 +238,21 @@ def test_spark_matches_brute_force(spark, scenario):
                     for r in table.to_pylist()}
         assert_matches(reference(EVENTS, events, spine, as_known_at), got_rows,
                        f"spark as_known_at={as_known_at}")
+
+
+def test_spark_null_keys_and_times_and_one_shuffle_for_all_windows(spark):
+    events, spine, want = null_key_case()
+    hist = spark.createDataFrame(history_table(EVENTS, events))
+    sp = spark.createDataFrame(spine)
+    for as_known_at in (False, True):
+        got = agg_spark.aggregate_history(hist, EVENTS, list(want[0]), sp, ["uid"], "t",
+                                          as_known_at)
+        assert {r["_spine_id"]: {k: r[k] for k in want[0]} for r in got.collect()} == want
+    # without as_known_at every window runs over one shuffle of the rows by key; the
+    # only other exchange brings each spine row's probes together
+    got = agg_spark.aggregate_history(hist, EVENTS, None, sp, ["uid"], "t")
+    plan = got._jdf.queryExecution().executedPlan().toString()
+    assert plan.count("Exchange hashpartitioning") == 2, plan
 
 
 def _utc(v):

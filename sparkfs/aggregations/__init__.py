@@ -22,8 +22,17 @@ filter is true. Every history row is one event (no de-duplication by event time)
 * ``last``   the value of the kept event with the latest event time; ties go to the later
   ``_commit_time``, then to the larger value.
 
-Offline algorithm (``plan.py``, run as the same SQL by ``spark.py`` and ``duckdb.py``)
--------------------------------------------------------------------------------------
+Offline algorithms
+------------------
+Two exact plans, written once as SQL over both dialects and tested against a brute force:
+
+* the *sliding* plan (``sliding.py``): running prefix and suffix aggregates within
+  window-aligned chunks (one shuffle for all windows; no ``as_known_at``). The Spark
+  engine uses it whenever ``as_known_at`` is off.
+* the *tiled* plan (``plan.py``, below): equi-joins of tiles and edge events. DuckDB
+  always runs it (it is DuckDB's fastest), Spark runs it with ``as_known_at``.
+
+The tiled plan:
 Time is integer microseconds. Each window ``W`` is cut into ``m <= 24`` equal tiles of
 length ``T = W / m``, and each tile into ``m2 <= 24`` sub-tiles of length ``T2 = T / m2``
 (``tile_size``); tile ``k`` is the interval ``(kT, (k+1)T]``, so an event at ``e`` lies in

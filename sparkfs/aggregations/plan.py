@@ -360,25 +360,28 @@ def merged_rows(plan: AggregationPlan, d: Dialect, partials: list[tuple[str, Inp
                      for p, inp in partials)
 
 
-def _final(d: Dialect, o: Output) -> str:
-    i = o.input.index
-    n = f"SUM(n{i})"
+def _final(d: Dialect, o: Output, prefix: str = "") -> str:
+    """The aggregate expression turning merged partials (columns ``{prefix}n{i}``,
+    ``{prefix}s{i}``, ...) into the value of output ``o``."""
+    i = f"{o.input.index}"
+    n = f"SUM({prefix}n{i})"
     out_type = d.type(o.dtype)
     if o.function == "count":
         return f"CAST({n} AS BIGINT)"
     if o.function == "sum":
-        return f"CASE WHEN {n} > 0 THEN CAST(SUM(s{i}) AS {out_type}) END"
+        return f"CASE WHEN {n} > 0 THEN CAST(SUM({prefix}s{i}) AS {out_type}) END"
     if o.function == "mean":
-        return f"CASE WHEN {n} > 0 THEN CAST(SUM(s{i}) AS DOUBLE) / {n} END"
+        return f"CASE WHEN {n} > 0 THEN CAST(SUM({prefix}s{i}) AS DOUBLE) / {n} END"
     if o.function == "stddev":
-        var = f"(SUM(d2{i}) - SUM(d1{i}) * SUM(d1{i}) / {n}) / ({n} - 1)"
+        d1, d2 = f"SUM({prefix}d1{i})", f"SUM({prefix}d2{i})"
+        var = f"({d2} - {d1} * {d1} / {n}) / ({n} - 1)"
         return f"CASE WHEN {n} > 1 THEN SQRT(GREATEST({var}, 0.0)) END"
     if o.function == "min":
-        return f"CAST(MIN(mn{i}) AS {out_type})"
+        return f"CAST(MIN({prefix}mn{i}) AS {out_type})"
     if o.function == "max":
-        return f"CAST(MAX(mx{i}) AS {out_type})"
+        return f"CAST(MAX({prefix}mx{i}) AS {out_type})"
     if o.function == "last":
-        return f"CAST({d.field_v(f'MAX(l{i})')} AS {out_type})"
+        return f"CAST({d.field_v(f'MAX({prefix}l{i})')} AS {out_type})"
     raise DefinitionError(f"unknown aggregation function {o.function!r}")  # pragma: no cover
 
 

@@ -1,9 +1,11 @@
 """Windowed aggregates at spine times with Spark (the engine for large training sets).
 
-``aggregate_at_spine`` runs the tiled SQL of ``plan.py`` (algorithm in the package
-docstring): tiles of events merged by equi-joins, plus the raw events of the two partial
-edge tiles of each window. It never evaluates a window function over the history, so its
-cost grows with the spine and the tiles, not with the events per window. pyspark is
+``aggregate_at_spine`` runs the sliding plan of ``sliding.py``: per window, a running
+prefix and a running suffix within window-aligned chunks, all windows over one shuffle
+by key. With ``as_known_at`` (commit time must also be at most the spine time, which is
+not a prefix of anything) it runs the tiled SQL of ``plan.py``: tiles of events merged
+by equi-joins plus the raw events of the two partial edge tiles of each window. Both
+cost O(rows), not O(rows x events per window) like a ``rangeBetween`` window. pyspark is
 imported only by the caller's DataFrames; this module itself imports nothing from it.
 
 Contract (used by ``sparkfs.training.spark``)::
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Sequence
 from ..definitions import FeatureGroup
 from ..errors import NotFoundError
 from .plan import SPARK, AggregationPlan, check_history_columns, resolve_keys
+from .sliding import sliding_sql
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -73,6 +76,10 @@ def aggregate_history(history: "DataFrame", group: FeatureGroup, features: Seque
             raise NotFoundError(
                 f"the spine for feature group {group.name!r} has no column {c!r}; it has: "
                 f"{spine.columns}")
-    query = plan.sql(SPARK, as_known_at, history="{history}", spine="{spine}",
-                     spine_keys=keys, timestamp_col=timestamp_col)
+    if as_known_at:
+        query = plan.sql(SPARK, True, history="{history}", spine="{spine}",
+                         spine_keys=keys, timestamp_col=timestamp_col)
+    else:
+        query = sliding_sql(plan, SPARK, "{history}", "{spine}", keys, timestamp_col,
+                            distribute_by_key=True)
     return spine.sparkSession.sql(query, history=history, spine=spine)
