@@ -244,13 +244,36 @@ def test_hot_key_split_over_time_buckets(fs):
         for buckets in (1, 7, 64):
             got = fs.get_historical_features(spine, ["weather:temp"], "ts", engine="spark",
                                              as_known_at=akn, time_buckets=buckets,
-                                             hot_key_rows=100)
+                                             hot_key_rows=100, broadcast_spine_rows=0)
             assert features_of(got, ["temp"]) == expect, (akn, buckets)
             plan = got.to_spark()._jdf.queryExecution().optimizedPlan().toString()
             assert ("_carry" in plan) == (buckets > 1)  # HOT is split over time slices
+        # the broadcast strategy never groups the history by key: nothing to split
+        got = fs.get_historical_features(spine, ["weather:temp"], "ts", engine="spark",
+                                         as_known_at=akn)
+        assert features_of(got, ["temp"]) == expect
+        plan = got.to_spark()._jdf.queryExecution().optimizedPlan().toString()
+        assert "MapInArrow" in plan and "_carry" not in plan
         duck = fs.get_historical_features(spine, ["weather:temp"], "ts", engine="duckdb",
                                           as_known_at=akn)
         assert features_of(duck, ["temp"]) == expect
+
+
+def test_broadcast_strategy_only_for_driver_spines_within_the_limit(store, spark):
+    feats = ["weather:temp", "planes:seats"]
+    pdf = spine_frame()
+
+    def uses_broadcast(spine, **opts):
+        ts = store.get_historical_features(spine, feats, "ts", engine="spark",
+                                           key_map={"origin": "airport"}, **opts)
+        return "MapInArrow" in ts.to_spark()._jdf.queryExecution().optimizedPlan().toString()
+
+    assert uses_broadcast(pdf)
+    assert uses_broadcast(pdf, broadcast_spine_rows=len(pdf))
+    assert not uses_broadcast(pdf, broadcast_spine_rows=len(pdf) - 1)
+    assert not uses_broadcast(spark.createDataFrame(pdf))  # a Spark spine is never collected
+    with pytest.raises(SparkfsError, match="broadcast_spine_rows must be >= 0, got -1"):
+        store.get_historical_features(pdf, feats, "ts", engine="spark", broadcast_spine_rows=-1)
 
 
 # -- property tests against the reference ---------------------------------------------------
@@ -289,15 +312,21 @@ def _run_case(fs_factory, case, engines):
                                          dtype="datetime64[us, UTC]")})
     expect = reference(g, hist, spine.to_dict("records"), "t", ["x"],
                        as_known_at=case["as_known_at"])
+    runs = {"duckdb": ("duckdb", {}),
+            # the pandas spine is broadcast to the history partitions...
+            "spark": ("spark", {}),
+            # ...or, with broadcasting off, shuffled with the history by key
+            "spark-shuffle": ("spark", {"time_buckets": case["buckets"], "hot_key_rows": 3,
+                                        "broadcast_spine_rows": 0})}
     results = {}
-    for engine in engines:
-        opts = {"time_buckets": case["buckets"], "hot_key_rows": 3} if engine == "spark" else {}
+    for name in engines:
+        engine, opts = runs[name]
         ts = fs.get_historical_features(spine, ["g:x"], "t", engine=engine,
                                         as_known_at=case["as_known_at"], **opts)
-        assert features_of(ts, ["x"]) == expect, engine
-        results[engine] = ts.to_arrow()
-    if len(results) == 2:
-        assert results["spark"].equals(results["duckdb"])
+        assert features_of(ts, ["x"]) == expect, name
+        results[name] = ts.to_arrow()
+    for name in engines[1:]:
+        assert results[name].equals(results[engines[0]]), name
 
 
 def _factory(spark=None):
@@ -314,7 +343,7 @@ def test_property_duckdb_matches_reference(case):
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(case=_case)
 def test_property_spark_matches_reference_and_duckdb(spark, case):
-    _run_case(_factory(spark), case, ["spark", "duckdb"])
+    _run_case(_factory(spark), case, ["duckdb", "spark", "spark-shuffle"])
 
 
 # -- on-demand features -----------------------------------------------------------------------

@@ -22,7 +22,9 @@ Semantics (both engines, tested against a brute-force reference):
 
 Options: ``full_feature_names`` (bool), ``time_buckets`` (Spark: hot keys are split over
 this many time slices, default 64; 1 turns splitting off), ``hot_key_rows`` (Spark: the
-spine + history rows that make a key hot; default automatic), ``threads`` (DuckDB),
+spine + history rows that make a key hot; default automatic), ``broadcast_spine_rows``
+(Spark: a pandas/Arrow spine up to this many rows is broadcast to the history instead of
+shuffling the history by key; default 2,000,000, 0 turns it off), ``threads`` (DuckDB),
 ``delta_versions`` (``{"group@v": delta_version}`` pins). See ``sparkfs.training.spark``
 for the Spark algorithm.
 
@@ -51,8 +53,8 @@ from .result import TrainingSet
 if TYPE_CHECKING:  # pragma: no cover
     from ..store import FeatureStore
 
-PUBLIC_OPTIONS = ("full_feature_names", "time_buckets", "hot_key_rows", "threads",
-                  "delta_versions")
+PUBLIC_OPTIONS = ("full_feature_names", "time_buckets", "hot_key_rows",
+                  "broadcast_spine_rows", "threads", "delta_versions")
 
 
 def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[str],
@@ -72,7 +74,7 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col
           engine: str = "spark", as_known_at: bool = False,
           key_map: Mapping[str, str] | None = None, full_feature_names: bool = False,
           time_buckets: int | None = None, hot_key_rows: int | None = None,
-          threads: int | None = None,
+          broadcast_spine_rows: int | None = None, threads: int | None = None,
           delta_versions: Mapping[str, int] | None = None,
           ttls: Mapping[str, str | None] | None = None, keep_id: bool = False) -> TrainingSet:
     """The engine-independent driver (``keep_id``: the spine already has ``_spine_id``,
@@ -94,7 +96,17 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col
             if int(hot_key_rows) < 1:
                 raise SparkfsError(f"hot_key_rows must be >= 1, got {hot_key_rows}")
             options["hot_key_rows"] = hot_key_rows = int(hot_key_rows)
-        sdf = spine_to_spark(fs.spark, spine, timestamp_col, keep_id=keep_id)
+        if broadcast_spine_rows is not None:
+            if int(broadcast_spine_rows) < 0:
+                raise SparkfsError(
+                    f"broadcast_spine_rows must be >= 0, got {broadcast_spine_rows}")
+            options["broadcast_spine_rows"] = broadcast_spine_rows = int(broadcast_spine_rows)
+        tbl = None
+        if _is_spark_frame(spine):
+            sdf = spine_to_spark(fs.spark, spine, timestamp_col, keep_id=keep_id)
+        else:  # already on the driver: kept in Arrow for the broadcast strategy
+            tbl = spine_to_arrow(spine, timestamp_col, keep_id=keep_id)
+            sdf = fs.spark.createDataFrame(tbl)
         spine_schema = spark_schema_as_arrow(sdf)
     else:
         from .duckdb import join_duckdb, spine_summary
@@ -108,7 +120,8 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col
     if engine == "spark":
         summary = spine_summary(sdf, timestamp_col)
         frame = join_spark(fs, plan, sdf, summary, time_buckets=time_buckets,
-                           hot_key_rows=hot_key_rows)
+                           hot_key_rows=hot_key_rows, spine_arrow=tbl,
+                           broadcast_spine_rows=broadcast_spine_rows)
     else:
         summary = spine_summary(tbl, timestamp_col)
         arrow = join_duckdb(fs, plan, tbl, summary, threads=threads)
@@ -123,6 +136,10 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col
         ts = TrainingSet(fs, manifest=manifest, arrow=arrow, schema=schema)
         ts._spine_table = tbl
     return ts
+
+
+def _is_spark_frame(obj: Any) -> bool:
+    return type(obj).__module__.startswith("pyspark.")
 
 
 def _pinned_refs(plan, features) -> list[str]:

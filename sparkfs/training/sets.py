@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 KIND = "training_set"
 CREATE_OPTIONS = ("engine", "as_known_at", "key_map", "full_feature_names", "time_buckets",
-                  "hot_key_rows", "threads", "description")
+                  "hot_key_rows", "broadcast_spine_rows", "threads", "description")
 
 
 def training_sets_root(fs: "FeatureStore") -> str:
@@ -56,7 +56,8 @@ def create_training_set(fs: "FeatureStore", name: str, spine: Any, features: Seq
                         timestamp_col: str, **options: Any) -> TrainingSet:
     """Build a training set and store its rows, spine and manifest as a new version of
     ``name``. Options: ``engine`` (default ``"spark"``), ``as_known_at``, ``key_map``,
-    ``full_feature_names``, ``time_buckets``, ``hot_key_rows``, ``threads``, ``description``."""
+    ``full_feature_names``, ``time_buckets``, ``hot_key_rows``, ``broadcast_spine_rows``,
+    ``threads``, ``description``."""
     from ..definitions import check_name
 
     check_name(name, "training set")

@@ -1,7 +1,16 @@
 """The Spark engine: a distributed point-in-time join that stays balanced on hot keys.
 
-Algorithm. The spine flows through one pass per requested feature group; each pass adds
-that group's features to every spine row:
+Two strategies, chosen like Spark chooses between a broadcast and a shuffle join:
+
+* **broadcast** (``spark_broadcast.py``): a spine that came from the driver (pandas or
+  Arrow) with at most ``broadcast_spine_rows`` rows (default 2,000,000) is shipped to the
+  history's partitions, which answer it locally; the history is never shuffled, so
+  skewed keys cost nothing extra. Algorithm in that module's docstring.
+* **shuffle** (below): a Spark DataFrame spine (never collected to the driver) or a
+  larger one.
+
+Shuffle algorithm. The spine flows through one pass per requested feature group; each
+pass adds that group's features to every spine row:
 
 1. **Positions.** Every spine row is placed on its key's timeline at its timestamp ``t``;
    every history row at its *visible-from* time ``V``: the event time ``E``, or with
@@ -116,11 +125,22 @@ def spine_summary(sdf: "DataFrame", timestamp_col: str) -> dict:
 
 def join_spark(fs: "FeatureStore", plan: Plan, sdf: "DataFrame", summary: dict,
                time_buckets: int = DEFAULT_TIME_BUCKETS,
-               hot_key_rows: int | None = None) -> "DataFrame":
-    """The spine with every requested feature added, sorted by ``_spine_id``."""
+               hot_key_rows: int | None = None, spine_arrow: Any = None,
+               broadcast_spine_rows: int | None = None) -> "DataFrame":
+    """The spine with every requested feature added, sorted by ``_spine_id``.
+    ``spine_arrow``: the same spine in Arrow when it came from the driver (pandas/Arrow);
+    then, up to ``broadcast_spine_rows`` rows, as-of groups use the broadcast strategy
+    (``spark_broadcast``) instead of steps 1-5."""
     from pyspark.sql import functions as F
 
+    from .spark_broadcast import DEFAULT_BROADCAST_SPINE_ROWS, broadcast_join
+
+    limit = DEFAULT_BROADCAST_SPINE_ROWS if broadcast_spine_rows is None else broadcast_spine_rows
     out = sdf
+    asof = [gp for gp in plan.groups if not gp.group.aggregations]
+    broadcast = bool(asof) and spine_arrow is not None and summary["rows"] <= limit
+    if broadcast:
+        out = broadcast_join(fs, plan, out, spine_arrow, summary, asof)
     for gp in plan.groups:
         if gp.group.aggregations:
             from ..aggregations.spark import aggregate_at_spine
@@ -133,7 +153,7 @@ def join_spark(fs: "FeatureStore", plan: Plan, sdf: "DataFrame", summary: dict,
             frame = frame.select(SPINE_ID, *[F.col(f"`{f}`").alias(c)
                                              for f, c in zip(gp.features, gp.columns)])
             out = out.join(frame, SPINE_ID, "left")
-        else:
+        elif not broadcast:
             out = asof_pass(fs, gp, out, plan.timestamp_col, summary, plan.as_known_at,
                             time_buckets, hot_key_rows)
     if plan.on_demand is not None:
