@@ -135,6 +135,15 @@ class OnDemandPlan:
                         f"on-demand transform {t.name!r} reads request column {p!r}, which is "
                         "also the name of a looked-up feature; rename the parameter")
                 self.request_columns.setdefault(p, t.input_dtypes.get(p))
+        # per transform, worked out once: (its frame columns, {parameter: frame column},
+        # dtypes of the parameters its declaration leaves open)
+        dtypes = self._dtypes()
+        self._wiring: list[tuple[Transform, list[str], dict[str, str], dict[str, str]]] = []
+        for t in self.transforms:
+            cols = self._columns(t)
+            self._wiring.append((t, cols, dict(zip(t.inputs, cols)),
+                                 {p: dtypes[c] for p, c in zip(t.inputs, cols) if c in dtypes}))
+        self._needed = {c for _, cols, _, _ in self._wiring for c in cols}
 
     def _columns(self, t: Transform) -> list[str]:
         """The frame column each parameter of ``t`` reads."""
@@ -148,9 +157,12 @@ class OnDemandPlan:
 
     def check_columns(self, columns: Iterable[str], what: str = "request data") -> None:
         """Raise ``ValidationError`` naming the missing columns and who needs them."""
-        have = set(columns)
-        for t in self.transforms:
-            missing = [c for c in self._columns(t) if c not in have]
+        have = columns if isinstance(columns, (set, frozenset, dict)) else set(columns)
+        if self._needed.issubset(have):
+            return
+        have = set(have)
+        for t, cols, _, _ in self._wiring:
+            missing = [c for c in cols if c not in have]
             if missing:
                 raise ValidationError(f"on-demand transform {t.name!r} needs {missing} in "
                                       f"{what}; it has {sorted(have)}")
@@ -187,13 +199,9 @@ class OnDemandPlan:
         """Each transform once, through ``Transform.<method>`` (``run_columns`` on Series,
         ``run_values`` on lists); the requested outputs by name."""
         self.check_columns(columns, "the frame")
-        dtypes = self._dtypes()
         result: dict[str, Any] = {}
-        for t in self.transforms:
-            cols = self._columns(t)
-            frame_dtypes = {p: dtypes[c] for p, c in zip(t.inputs, cols) if c in dtypes}
-            res = getattr(t, method)({p: columns[c] for p, c in zip(t.inputs, cols)},
-                                     frame_dtypes)
+        for t, _, reads, frame_dtypes in self._wiring:
+            res = getattr(t, method)({p: columns[c] for p, c in reads.items()}, frame_dtypes)
             for n in self.outputs[t.name]:
                 result[n] = res[n]
         return result

@@ -36,6 +36,7 @@ import datetime as dt
 import json
 from typing import Any, Callable, Sequence
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -179,6 +180,16 @@ class RowCodec:
             if f:
                 out[i] = v
         if self.var:
-            for i, v in zip(self.var, loads(blob[self.size:].decode("utf-8"))):
+            for i, v in zip(self.var, _loads_tail(blob[self.size:])):
                 out[i] = v
         return out
+
+
+def _loads_tail(data: bytes) -> list:
+    """The JSON array at the end of a row blob. orjson reads it ~8x faster and gives the same
+    values for what ``dumps`` writes there (text; floats written as floats); it refuses
+    ``NaN``/``Infinity`` tokens and lone surrogates, which the standard library reads."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return loads(data.decode("utf-8"))

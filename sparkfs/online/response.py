@@ -3,7 +3,8 @@
 Columns come in request order: the join keys first, then the features. Each feature
 value has a status: ``"present"``, ``"missing"`` (no row for the key) or ``"expired"``
 (the newest row is older than the group's ttl at read time; the value is None), and the
-event time of the row it came from.
+event time of the row it came from. ``transform_fingerprints`` names the on-demand
+transforms that computed columns of the response, with their fingerprints.
 
 >>> r = OnlineResponse({"origin": ["JFK", "EWR"]})
 >>> r.add_feature("temp", [39.0, None], ["present", "missing"], dtype="double")
@@ -13,6 +14,8 @@ event time of the row it came from.
 ['present', 'missing']
 >>> r.statuses["temp"]
 ['present', 'missing']
+>>> r.transform_fingerprints
+{}
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class OnlineResponse:
         self.dtypes: dict[str, str | None] = {}
         self._last_times: tuple[Any, list] = (None, [])
         self._no_times: list = []
+        #: the on-demand transforms computed for this response: name -> fingerprint
+        self.transform_fingerprints: dict[str, str] = {}
 
     @property
     def join_keys(self) -> list[str]:

@@ -143,7 +143,9 @@ class SqliteOnlineStore:
             idx = tuple(order[f][0] for f in features)
             decs = tuple(codec.decoder(order[f][1]) for f in features)
             row_codec = codec.RowCodec([f.dtype for f in group.features])
-            plan = (_getter(idx), decs if any(decs) else None, idx, row_codec.decode)
+            # rows of repeated keys may share one decoded row unless a value is a (mutable) list
+            shared = not any(order[f][1].startswith("array") for f in features)
+            plan = (_getter(idx), decs if any(decs) else None, idx, row_codec.decode, shared)
             self._plans[key] = plan
         return plan
 
@@ -178,20 +180,19 @@ class SqliteOnlineStore:
             raise OnlineStoreError(
                 f"online store {self.path}: reading feature group {group.name!r} failed: "
                 f"{exc}") from None
-        get, decs, idx, loads = self._plan(group, features)
-        out: list[OnlineRow | None] = []
-        for k in keys:
-            hit = found.get(k)
-            if hit is None:
-                out.append(None)
-                continue
+        get, decs, idx, loads, shared = self._plan(group, features)
+
+        def decoded(hit: tuple) -> OnlineRow:
             stored = loads(hit[1])
             if decs is None:
-                vals = get(stored)
-            else:
-                vals = tuple(stored[i] if d is None else d(stored[i]) for i, d in zip(idx, decs))
-            out.append(OnlineRow(hit[0], vals))
-        return out
+                return OnlineRow(hit[0], get(stored))
+            return OnlineRow(hit[0], tuple(stored[i] if d is None else d(stored[i])
+                                           for i, d in zip(idx, decs)))
+
+        if shared:  # each stored row decoded once, however often its key is requested
+            rows = {k: decoded(hit) for k, hit in found.items()}
+            return [rows.get(k) for k in keys]
+        return [None if (hit := found.get(k)) is None else decoded(hit) for k in keys]
 
     # -- lifecycle ---------------------------------------------------------------------------
     def drop(self, group: FeatureGroup) -> None:

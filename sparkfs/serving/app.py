@@ -51,6 +51,7 @@ from typing import Any
 import orjson
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -182,16 +183,6 @@ def encode_response(response: Any) -> dict:
     return {"metadata": {"feature_names": names}, "results": results}
 
 
-def _fingerprints(fs: Any, features: list[str], full: bool) -> dict[str, str]:
-    """Fingerprints of the on-demand transforms a request ran (from the cached plan)."""
-    from .online import _cache
-
-    plan = _cache(fs).plan(features, full)
-    if not plan.on_demand:
-        return {}
-    return {t.name: t.fingerprint for t in plan.on_demand[0].transforms}
-
-
 class AccessLogMiddleware:
     """One log line per request: method, path, status, batch size, latency (pure ASGI)."""
 
@@ -260,9 +251,13 @@ def create_app(fs: Any, max_batch_size: int | None = None, repo: str | None = No
         return JSONResponse({"detail": f"internal error ({type(exc).__name__}); see the server "
                                        "log"}, 500)
 
-    @app.post("/features", response_model=FeaturesResponse, responses=errors,
-              summary="Feature vectors (with statuses) for a batch of entity rows")
-    def features(body: FeaturesRequest, request: Request) -> Response:
+    # With the embedded SQLite store a request is CPU-bound under the GIL (its reads are
+    # local and short): it runs on the event loop, as a worker thread would only add a
+    # hand-off per request (more cores: more --workers). A networked store (HBase) waits on
+    # the network, so its requests run in the thread pool and those waits overlap.
+    inline = fs.config.online.type == "sqlite"
+
+    def answer(body: FeaturesRequest, request: Request) -> Response:
         try:
             rows = _rows(body, limit)
             request.state.batch_size = len(rows)
@@ -278,12 +273,18 @@ def create_app(fs: Any, max_batch_size: int | None = None, repo: str | None = No
         except (ValidationError, DefinitionError, TransformError) as exc:
             return _json({"detail": str(exc)}, 422)
         body_out = encode_response(response)
-        body_out["metadata"]["transform_fingerprints"] = _fingerprints(
-            fs, body.features, body.full_feature_names)
+        body_out["metadata"]["transform_fingerprints"] = dict(response.transform_fingerprints)
         return _json(body_out)
 
+    @app.post("/features", response_model=FeaturesResponse, responses=errors,
+              summary="Feature vectors (with statuses) for a batch of entity rows")
+    async def features(body: FeaturesRequest, request: Request) -> Response:
+        if inline:
+            return answer(body, request)
+        return await run_in_threadpool(answer, body, request)
+
     @app.get("/health", summary="Liveness and what this process serves")
-    def health() -> dict:
+    async def health() -> dict:
         return {"status": "ok", "uptime_s": round(time.time() - started, 3), "repo": repo,
                 "online_store": fs.config.online.type, "max_batch_size": limit,
                 "pyspark_loaded": "pyspark" in sys.modules}

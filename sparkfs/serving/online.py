@@ -220,6 +220,9 @@ def get_online_features(fs: Any, features: Sequence[str],
             col.append(coerce_key(value, dtype, k, i))
         keys[k] = col
     response = OnlineResponse(keys)
+    if plan.on_demand:
+        response.transform_fingerprints = {t.name: t.fingerprint
+                                           for t in plan.on_demand[0].transforms}
     if not rows:
         empty = {out: dtype for gp in plan.groups for out, dtype in zip(gp.outputs, gp.dtypes)}
         if plan.on_demand:
