@@ -190,7 +190,9 @@ def run_feast(fs, spine, root: str, timeout: float):
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f}s"}
     if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1][:300] if proc.stderr else "failed"}
+        last = proc.stderr.strip().splitlines()[-1][:300] if proc.stderr.strip() else ""
+        killed = " (killed by a signal: out of memory?)" if proc.returncode < 0 else ""
+        return {"error": f"exit code {proc.returncode}{killed} {last}".strip()}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
