@@ -19,7 +19,9 @@ ship it to every executor than to shuffle the history by key. Per as-of group:
 
 The history is never shuffled and never grouped by key, so skewed keys cost nothing
 extra: a hot key's rows are spread over the partitions that hold them. The cost is one
-scan of each history plus, per partition, a sort of its rows and of the spine.
+scan of each history plus, per partition, a sort of its rows and of the spine. The
+Python workers import this module and DuckDB, so on a cluster the executors need
+sparkfs installed (as they already do for pandas-UDF transforms).
 """
 
 from __future__ import annotations
