@@ -101,12 +101,8 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col
                 raise SparkfsError(
                     f"broadcast_spine_rows must be >= 0, got {broadcast_spine_rows}")
             options["broadcast_spine_rows"] = broadcast_spine_rows = int(broadcast_spine_rows)
-        tbl = None
-        if _is_spark_frame(spine):
-            sdf = spine_to_spark(fs.spark, spine, timestamp_col, keep_id=keep_id)
-        else:  # already on the driver: kept in Arrow for the broadcast strategy
-            tbl = spine_to_arrow(spine, timestamp_col, keep_id=keep_id)
-            sdf = fs.spark.createDataFrame(tbl)
+        # tbl: the spine in Arrow when it came from the driver (the broadcast strategy)
+        sdf, tbl = spine_to_spark(fs.spark, spine, timestamp_col, keep_id=keep_id)
         spine_schema = spark_schema_as_arrow(sdf)
     else:
         from .duckdb import join_duckdb, spine_summary
@@ -136,10 +132,6 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col
         ts = TrainingSet(fs, manifest=manifest, arrow=arrow, schema=schema)
         ts._spine_table = tbl
     return ts
-
-
-def _is_spark_frame(obj: Any) -> bool:
-    return type(obj).__module__.startswith("pyspark.")
 
 
 def _pinned_refs(plan, features) -> list[str]:

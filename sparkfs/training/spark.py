@@ -74,12 +74,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT_TIME_BUCKETS = 64
 
-_SPARK_KEY_TYPES = {"string": "string", "int": "bigint", "long": "bigint"}
+SPARK_KEY_TYPES = {"string": "string", "int": "bigint", "long": "bigint"}
 
 
 def spine_to_spark(spark: "SparkSession", spine: Any, timestamp_col: str,
-                   keep_id: bool = False) -> "DataFrame":
-    """The spine as a Spark DataFrame with UTC timestamps and a ``_spine_id`` column.
+                   keep_id: bool = False) -> "tuple[DataFrame, Any]":
+    """The spine as a Spark DataFrame with UTC timestamps and a ``_spine_id`` column, and
+    the same rows in Arrow when the spine came from the driver (None for a Spark spine,
+    which is never collected).
 
     pandas/Arrow spines are numbered 0, 1, 2...; a Spark spine gets
     ``monotonically_increasing_id()`` (increasing in the DataFrame's order)."""
@@ -91,7 +93,7 @@ def spine_to_spark(spark: "SparkSession", spine: Any, timestamp_col: str,
 
     if not isinstance(spine, DataFrame):
         tbl = spine_to_arrow(spine, timestamp_col, keep_id=keep_id)
-        return spark.createDataFrame(tbl)
+        return spark.createDataFrame(tbl), tbl
     if SPINE_ID in spine.columns and not keep_id:
         raise SparkfsError(f"the spine has a column named {SPINE_ID!r}, which sparkfs reserves; rename it")
     for f in spine.schema.fields:
@@ -100,7 +102,7 @@ def spine_to_spark(spark: "SparkSession", spine: Any, timestamp_col: str,
             spine = spine.withColumn(f.name, F.col(f"`{f.name}`").cast("timestamp"))
     if not keep_id:
         spine = spine.withColumn(SPINE_ID, F.monotonically_increasing_id())
-    return spine
+    return spine, None
 
 
 def spark_schema_as_arrow(df: "DataFrame"):
@@ -186,15 +188,15 @@ def asof_pass(fs: "FeatureStore", gp: GroupPlan, rows: "DataFrame", timestamp_co
     record = F.struct(F.col(et).alias("e"), F.col(COMMIT_TIME).alias("c"),
                       F.col(RUN_ID).alias("r"),
                       *[F.col(f"`{f}`").alias(f"v{i}") for i, f in enumerate(gp.features)])
-    hist = hist.select(*[F.col(f"`{k}`").cast(_SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(kc)
+    hist = hist.select(*[F.col(f"`{k}`").cast(SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(kc)
                          for k, kc in zip(keys, kcols)],
                        pos.alias("_pos"), F.col(et).alias("_e"), record.alias("_row"))
     if hi is None:  # no spine timestamps at all: nothing can match
         hist = hist.where(F.lit(False))
     else:
-        cond = (F.col("_pos") <= F.timestamp_micros(F.lit(hi))) & _all_not_null(kcols + ["_e"])
+        cond = (F.col("_pos") <= F.timestamp_micros(F.lit(hi))) & all_not_null(kcols + ["_e"])
         if gp.ttl is not None:
-            oldest = lo - int(gp.ttl.total_seconds() * 1_000_000)
+            oldest = lo - ttl_micros(gp.ttl)
             cond = cond & (F.col("_e") >= F.timestamp_micros(F.lit(oldest)))
         hist = hist.where(cond)
     row_type = hist.schema["_row"].dataType
@@ -213,7 +215,7 @@ def asof_pass(fs: "FeatureStore", gp: GroupPlan, rows: "DataFrame", timestamp_co
     columns = rows.columns
     packed = F.struct(*[F.col(f"`{c}`") for c in columns])
     spine = rows.select(
-        *[F.col(f"`{gp.key_columns[k]}`").cast(_SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(kc)
+        *[F.col(f"`{gp.key_columns[k]}`").cast(SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(kc)
           for k, kc in zip(keys, kcols)],
         F.col(f"`{timestamp_col}`").alias("_pos"), F.lit(1).alias("_kind"),
         F.lit(None).cast(row_type).alias("_row"), packed.alias("_s"))
@@ -242,11 +244,7 @@ def asof_pass(fs: "FeatureStore", gp: GroupPlan, rows: "DataFrame", timestamp_co
         carry = _carry(hist, hot, kcols, bucket, n)
         answered = answered.join(F.broadcast(carry), parts, "left")
         best = F.greatest(best, F.col("_carry"))
-    if gp.ttl is not None:
-        ttl_us = int(gp.ttl.total_seconds() * 1_000_000)
-        fresh = F.unix_micros(best["e"]) >= F.unix_micros(F.col("_pos")) - F.lit(ttl_us)
-        best = F.when(fresh, best)
-    answered = answered.withColumn("_ans", best)
+    answered = answered.withColumn("_ans", within_ttl(best, F.col("_pos"), gp.ttl))
     return answered.select(*[F.col("_s").getField(c).alias(c) for c in columns],
                            *[F.col("_ans")[f"v{i}"].alias(c) for i, c in enumerate(gp.columns)])
 
@@ -276,7 +274,7 @@ def _hot_keys(hist: "DataFrame", spine: "DataFrame", kcols: list[str], summary: 
         if total < hot_key_rows:
             return None
     found = (hist.select(*kcols).unionByName(spine.select(*kcols))
-             .where(_all_not_null(kcols)).groupBy(*kcols).count()
+             .where(all_not_null(kcols)).groupBy(*kcols).count()
              .where(F.col("count") >= F.lit(int(hot_key_rows)))
              .orderBy(F.col("count").desc()).limit(MAX_HOT_KEYS).drop("count").collect())
     if not found:
@@ -320,7 +318,22 @@ def _log_counts(fs: "FeatureStore", gp: GroupPlan, lo: int | None,
     return total, before
 
 
-def _all_not_null(cols: list[str]):
+def within_ttl(best, t, ttl):
+    """``best`` (a history-row struct with event time ``e``), or null when it is older
+    than ``t - ttl`` (step 5; ``ttl`` None: always ``best``)."""
+    from pyspark.sql import functions as F
+
+    if ttl is None:
+        return best
+    oldest = F.unix_micros(t) - F.lit(ttl_micros(ttl))
+    return F.when(F.unix_micros(best["e"]) >= oldest, best)
+
+
+def ttl_micros(ttl) -> int:
+    return int(ttl.total_seconds() * 1_000_000)
+
+
+def all_not_null(cols: list[str]):
     from pyspark.sql import functions as F
 
     return reduce(lambda a, b: a & b, [F.col(c).isNotNull() for c in cols])

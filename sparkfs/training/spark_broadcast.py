@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from ..offline.tables import COMMIT_TIME, RUN_ID
 from .plan import SPINE_ID, GroupPlan, Plan
+from .spark import SPARK_KEY_TYPES, all_not_null, ttl_micros, within_ttl
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -45,7 +46,6 @@ DEFAULT_BROADCAST_SPINE_ROWS = 2_000_000
 
 _SHIFT = 2**63
 _ARROW_KEY = {"string": pa.string(), "int": pa.int64(), "long": pa.int64()}
-_SPARK_KEY = {"string": "string", "int": "bigint", "long": "bigint"}
 
 
 def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.Table,
@@ -64,12 +64,8 @@ def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.T
     merged = merged.groupBy(SPINE_ID).agg(*[F.max(f"_r{i}").alias(f"_r{i}")
                                             for i in range(len(groups))])
     out = out.join(merged, SPINE_ID, "left")
-    t = F.unix_micros(F.col(f"`{plan.timestamp_col}`"))
     for i, gp in enumerate(groups):
-        best = F.col(f"_r{i}")
-        if gp.ttl is not None:
-            ttl_us = int(gp.ttl.total_seconds() * 1_000_000)
-            best = F.when(F.unix_micros(best["e"]) >= t - F.lit(ttl_us), best)
+        best = within_ttl(F.col(f"_r{i}"), F.col(f"`{plan.timestamp_col}`"), gp.ttl)
         out = out.select("*", *[best[f"v{j}"].alias(c) for j, c in enumerate(gp.columns)])
     return out.drop(*[f"_r{i}" for i in range(len(groups))])
 
@@ -85,18 +81,16 @@ def _group_answers(fs: "FeatureStore", spark, gp: GroupPlan, plan: Plan, spine: 
     et = F.col(f"`{g.event_time}`")
     hist = fs.offline.read_spark(spark, g, version=gp.delta_version)
     hist = hist.select(
-        *[F.col(f"`{k}`").cast(_SPARK_KEY[g.key_dtypes[k]]).alias(kc) for k, kc in zip(keys, kcols)],
+        *[F.col(f"`{k}`").cast(SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(kc) for k, kc in zip(keys, kcols)],
         F.unix_micros(et).alias("_e"), F.unix_micros(F.col(COMMIT_TIME)).alias("_c"),
         F.col(RUN_ID).alias("_r"), *[F.col(f"`{f}`").alias(f"v{j}") for j, f in enumerate(gp.features)])
     lo, hi = summary["lo"], summary["hi"]
-    cond = F.lit(hi is not None)
-    for c in kcols + ["_e"]:
-        cond = cond & F.col(c).isNotNull()
+    cond = F.lit(hi is not None) & all_not_null(kcols + ["_e"])
     if hi is not None:
         visible = F.greatest("_e", "_c") if plan.as_known_at else F.col("_e")
         cond = cond & (visible <= F.lit(hi))
         if gp.ttl is not None:
-            cond = cond & (F.col("_e") >= F.lit(lo - int(gp.ttl.total_seconds() * 1_000_000)))
+            cond = cond & (F.col("_e") >= F.lit(lo - ttl_micros(gp.ttl)))
     hist = hist.where(cond)
 
     small = _spine_keys(gp, spine, plan.timestamp_col)
