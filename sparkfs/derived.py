@@ -58,11 +58,7 @@ def apply_derived(group: "FeatureGroup", df: "DataFrame") -> "DataFrame":
 
     dtypes = _input_dtypes(group)
     for t in _live_transforms(group):
-        missing = [c for c in t.inputs if c not in df.columns]
-        if missing:
-            raise TransformError(
-                f"feature group {group.name!r}: transform {t.name!r} needs column(s) {missing}, "
-                f"which the batch does not have (it has {df.columns})")
+        _require_inputs(group, t, df.columns)
         df = t.with_columns(df, *t.inputs, dtypes=dtypes)
         for f in t.outputs:
             df = df.withColumn(f.name, F.col(f.name).cast(DTYPES[f.dtype][0]))
@@ -84,14 +80,19 @@ def apply_derived_pandas(group: "FeatureGroup", df: pd.DataFrame) -> pd.DataFram
     dtypes = _input_dtypes(group)
     out = df.copy()
     for t in _live_transforms(group):
-        missing = [c for c in t.inputs if c not in out.columns]
-        if missing:
-            raise TransformError(
-                f"feature group {group.name!r}: transform {t.name!r} needs column(s) {missing}, "
-                f"which the batch does not have (it has {list(out.columns)})")
+        _require_inputs(group, t, list(out.columns))
         res = t.run_pandas({c: out[c] for c in t.inputs}, dtypes)
         frame = res if isinstance(res, pd.DataFrame) else res.to_frame()
         for c in frame.columns:
             out[c] = frame[c].set_axis(out.index).to_numpy() if frame[c].dtype == object \
                 else frame[c].set_axis(out.index)
     return out
+
+
+def _require_inputs(group: "FeatureGroup", t, columns: list[str]) -> None:
+    """Refuse a batch that lacks one of transform ``t``'s input columns."""
+    missing = [c for c in t.inputs if c not in columns]
+    if missing:
+        raise TransformError(
+            f"feature group {group.name!r}: transform {t.name!r} needs column(s) {missing}, "
+            f"which the batch does not have (it has {columns})")
