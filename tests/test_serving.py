@@ -37,11 +37,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+CLI = "import sys; from sparkfs.cli import main; sys.exit(main())"
+
+
 def _start(args: list[str], log_path: str) -> subprocess.Popen:
     log = open(log_path, "w")
-    code = "import sys; from sparkfs.cli import main; sys.exit(main())"
-    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, stdout=log,
+    return subprocess.Popen([sys.executable, "-c", CLI, *args], cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen, log_path: str, timeout: float = 120) -> None:
+    """Wait until ``GET /health`` answers 200; stop the server and fail with its log if it
+    exits or does not come up in time."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            if httpx.get(base + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            _stop(proc)
+            raise RuntimeError("service did not start:\n" + open(log_path).read())
+        time.sleep(0.3)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -78,17 +96,7 @@ def service(tmp_path_factory):
     proc = _start(["serve", "--config", str(conf), "--repo", "jobs/flights/features.py",
                    "--port", str(port), "--host", "127.0.0.1"], log_path)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            if httpx.get(base + "/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            _stop(proc)
-            raise RuntimeError("service did not start:\n" + open(log_path).read())
-        time.sleep(0.3)
+    _wait_healthy(base, proc, log_path)
     yield {"base": base, "fs": fs, "log": log_path, "weather": latest.set_index("origin")}
     _stop(proc)
     fs.close()

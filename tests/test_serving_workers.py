@@ -11,9 +11,7 @@ import sys
 
 from sparkfs.online.response import OnlineResponse
 from sparkfs.serving.app import _dumps, _iso, _jsonable, encode_response
-
-ROOT = __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__)))
-CLI = "import sys; from sparkfs.cli import main; sys.exit(main())"
+from test_serving import CLI, ROOT, _free_port, _start, _stop, _wait_healthy
 
 
 def _serve(args, tmp_path, timeout=120):
@@ -42,10 +40,6 @@ def test_a_busy_port_with_several_workers_is_a_clear_failure(tmp_path):
 
 
 def test_two_workers_serve_vectors_health_and_access_logs(tmp_path):
-    import os
-    import signal
-    import time
-
     import httpx
 
     from sparkfs import Entity, FeatureGroup, FeatureStore, Field
@@ -71,24 +65,13 @@ def test_two_workers_serve_vectors_health_and_access_logs(tmp_path):
     fs.online.write_batch(g, pa.table({"origin": ["JFK"], "temp": [39.0], "ts": [
         dt.datetime(2013, 1, 1, 5, tzinfo=dt.timezone.utc)]}))
     fs.close()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "log", "w")
-    proc = subprocess.Popen([sys.executable, "-c", CLI, "serve", "--config", str(conf), "--repo",
-                             str(repo_path), "--port", str(port), "--workers", "2"], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    port = _free_port()
+    log_path = str(tmp_path / "log")
+    proc = _start(["serve", "--config", str(conf), "--repo", str(repo_path), "--port",
+                   str(port), "--workers", "2"], log_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.time() < deadline, open(tmp_path / "log").read()
-            time.sleep(0.3)
+        _wait_healthy(base, proc, log_path)
         body = {"features": ["w:temp", "warmer:warmer"], "entity_rows": [{"origin": "JFK"},
                 {"origin": "EWR"}], "request_data": {"x": [1.5, 2.0]}}
         with httpx.Client(base_url=base, timeout=30) as c:
@@ -101,10 +84,8 @@ def test_two_workers_serve_vectors_health_and_access_logs(tmp_path):
                                                            [40.5, None]]
             assert r["results"][1]["event_timestamps"] == ["2013-01-01T05:00:00+00:00", None]
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
-        log.close()
-    out = open(tmp_path / "log").read()
+        _stop(proc)
+    out = open(log_path).read()
     assert "with 2 worker process(es)" in out
     assert out.count("POST /features status=200 batch=2") == 6
     assert "POST /features status=404" in out
