@@ -3,8 +3,9 @@ ASOF JOIN over the same files (the near-limit reference), and Feast 0.67's
 ``get_historical_features`` (its own venv, via ``bench/peers.py``), all in one run.
 
 Synthetic data: a spine of ``--rows`` rows against 3 feature groups of ``--group-rows``
-rows each (different entities, 2 double features each, random event times over a year,
-commit times a little after the events), plus a skewed variant where one key of each
+rows each (different entities, 2 double features each, random event times over 2023,
+written in commits of 2M rows with one commit time each, as sparkfs's ingest writes them;
+``--per-row-commit-times`` gives every row its own, a little after its event), plus a skewed variant where one key of each
 group holds ``--hot-share`` of its rows and of the spine. Timed at three scales
 (``--scales``) to show how cost grows. Prints JSON.
 
@@ -30,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 YEAR_S = 365 * 86400
-T0 = 1_672_531_200  # 2023-01-01 UTC
+T0 = 1_672_531_200_000_000  # 2023-01-01 UTC, epoch µs
 GROUPS = [("users", "user_id"), ("items", "item_id"), ("shops", "shop_id")]
 
 
@@ -52,7 +53,8 @@ def make_keys(rng, n: int, n_keys: int, hot_share: float) -> np.ndarray:
     return keys
 
 
-def build_data(fs, root: str, rows: int, group_rows: int, hot_share: float, seed: int = 0):
+def build_data(fs, root: str, rows: int, group_rows: int, hot_share: float, seed: int = 0,
+               per_row_commit_times: bool = False):
     """Write the 3 groups' Delta histories and return the spine (Arrow)."""
     from deltalake import write_deltalake
 
@@ -68,7 +70,10 @@ def build_data(fs, root: str, rows: int, group_rows: int, hot_share: float, seed
         for start in range(0, group_rows, chunk):
             n = min(chunk, group_rows - start)
             et = T0 + rng.integers(0, YEAR_S, n) * 1_000_000
-            ct = et + rng.integers(0, 3600, n) * 1_000_000
+            if per_row_commit_times:
+                ct = et + rng.integers(0, 3600, n) * 1_000_000
+            else:  # a backfill: each commit after all events, commits a minute apart
+                ct = np.full(n, T0 + (YEAR_S + 60 * (start // chunk)) * 1_000_000)
             tbl = pa.table({
                 key: make_keys(rng, n, n_keys, hot_share),
                 "event_time": pa.array(et, pa.timestamp("us", tz="UTC")),
@@ -76,6 +81,9 @@ def build_data(fs, root: str, rows: int, group_rows: int, hot_share: float, seed
                 "_commit_time": pa.array(ct, pa.timestamp("us", tz="UTC")),
                 "_run_id": pa.array(np.full(n, "bench", dtype=object), pa.string()),
             }, schema=schema)
+            # one value per key, event time and commit (ingest refuses a batch with two)
+            dup = tbl.select([key, "event_time", "_commit_time"]).to_pandas().duplicated()
+            tbl = tbl.filter(pa.array(~dup.to_numpy()))
             write_deltalake(fs.offline.table_uri(g), tbl, mode="append")
     ts = T0 + rng.integers(0, YEAR_S, rows) * 1_000_000
     spine = pa.table({key: make_keys(rng, rows, n_keys, hot_share) for _, key in GROUPS})
@@ -212,7 +220,8 @@ def one_size(args, spark, variant: str, scale: float, root: str) -> dict:
     rows, grows = int(args.rows * scale), int(args.group_rows * scale)
     d = tempfile.mkdtemp(dir=root, prefix=f"{variant}-{scale}-")
     fs = FeatureStore({"data_dir": d}, spark=spark)
-    t, spine = timed(lambda: build_data(fs, d, rows, grows, args.hot_share if variant == "skewed" else 0.0))
+    t, spine = timed(lambda: build_data(fs, d, rows, grows, args.hot_share if variant == "skewed" else 0.0,
+                                        per_row_commit_times=args.per_row_commit_times))
     res = {"variant": variant, "scale": scale, "spine_rows": rows, "group_rows": grows,
            "groups": 3, "data_build_s": round(t, 2)}
     hand_s, hand = run_handwritten(fs, spine)
@@ -258,6 +267,8 @@ def main(argv=None) -> int:
                    help="run Feast only up to this many spine rows")
     p.add_argument("--feast-timeout", type=float, default=900)
     p.add_argument("--variants", default="uniform,skewed")
+    p.add_argument("--per-row-commit-times", action="store_true",
+                   help="every row its own commit time (tables not written by sparkfs's ingest)")
     args = p.parse_args(argv)
 
     spark = None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+from contextlib import nullcontext
+from unittest import mock
 
 import pandas as pd
 import pyarrow as pa
@@ -13,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sparkfs import Entity, FeatureGroup, Field, FeatureStore, NotFoundError, SparkfsError
+from sparkfs.training.duckdb import commit_layout
 from test_training_reference import T, UTC, append_history, features_of, reference
 
 ENGINES = ["duckdb", "spark"]
@@ -90,6 +93,34 @@ def test_as_known_at_hides_late_commits(store, engine):
     # JFK@30 was first known (2.0) at 31, its correction (2.5) only at 300
     assert [r["temp"] for r in known] == [None, 1.0, 2.0, 9.0, None, None, None, 2.0]
     assert [r["seats"] for r in known] == [100, None, 50, None, 100, 100, 100, 100]
+
+
+@pytest.mark.parametrize("as_known_at", [False, True])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ties_across_commits_go_to_the_latest_commit_time(fs, engine, as_known_at):
+    """One commit time per file, as ingest writes them (the DuckDB engine's 64-bit
+    positions). Commits are appended out of time order: the latest commit *time* wins a
+    tie on event time, not the latest Delta version."""
+    w = weather_group()
+    fs.apply([w])
+    commits = {50: [("JFK", 10, 2.0), ("LGA", 10, 20.0)],
+               5: [("JFK", 10, 1.0), ("JFK", 20, 5.0), ("LGA", 10, 10.0)],
+               90: [("JFK", 10, 3.0), ("LGA", 30, 30.0)],
+               70: [("LGA", 10, 40.0)]}
+    hist = []
+    for c, rows in commits.items():
+        part = [{"origin": o, "time_hour": T(e), "temp": x, "_commit_time": T(c)} for o, e, x in rows]
+        append_history(fs, w, part)
+        hist += part
+    assert len(commit_layout([f.removeprefix("file://") for f in fs.offline.files(w)], "time_hour")[2]) == 4
+    spine = pd.DataFrame({"origin": ["JFK", "JFK", "JFK", "JFK", "LGA", "LGA", "LGA", "LGA"],
+                          "ts": [T(m) for m in (12, 19, 60, 95, 12, 55, 80, 95)]})
+    got = features_of(fs.get_historical_features(spine, ["weather:temp"], "ts", engine=engine,
+                                                 as_known_at=as_known_at), ["temp"])
+    assert got == reference(w, hist, spine.to_dict("records"), "ts", ["temp"], as_known_at=as_known_at)
+    expect = ([1.0, 1.0, 5.0, 5.0, 10.0, 20.0, 40.0, 30.0] if as_known_at
+              else [3.0, 3.0, 5.0, 5.0, 40.0, 30.0, 30.0, 30.0])
+    assert [r["temp"] for r in got] == expect
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -192,6 +223,39 @@ def test_composite_integer_keys(fs, engine):
     assert [r["delay"] for r in got] == [2.0, 3.0, 1.0, None]
 
 
+@pytest.mark.parametrize("engine", ENGINES + ["spark-read"])
+def test_every_dtype_comes_back_with_its_value_and_type(fs, engine):
+    """Each feature dtype through each engine (``spark-read``: the broadcast strategy over
+    rows Spark read, as for files the workers cannot open). Two commits, so the DuckDB
+    readers scan per commit."""
+    from sparkfs.definitions import DTYPES
+
+    dtypes = list(DTYPES)
+    g = FeatureGroup("all", [Entity("e", ["k"], dtypes={"k": "long"})], "et",
+                     [Field(d.replace("<", "_").replace(">", ""), d) for d in dtypes])
+    names = [f.name for f in g.features]
+    fs.apply([g])
+    values = {"boolean": True, "int": -7, "long": 2**40, "float": 1.5, "double": -2.25,
+              "string": "é\x00'x\"", "timestamp": T(3), "date": dt.date(2024, 2, 29),
+              "array<float>": [1.0, None, -0.5], "array<double>": []}
+    first = {"k": 1, "et": T(0), "_commit_time": T(0), **{n: None for n in names}}
+    second = {"k": 1, "et": T(1), "_commit_time": T(5),
+              **{n: values[d] for n, d in zip(names, dtypes)}}
+    append_history(fs, g, [first])
+    append_history(fs, g, [second])
+    spine = pd.DataFrame({"k": [1, 1, 2], "ts": [T(0), T(2), T(2)]})
+    patch = (mock.patch("sparkfs.training.spark_broadcast.local_paths", side_effect=lambda uris: None)
+             if engine == "spark-read" else nullcontext())
+    with patch:
+        got = fs.get_historical_features(spine, [f"all:{n}" for n in names], "ts",
+                                         engine=engine.split("-")[0]).to_arrow()
+    want = {n: [None, values[d], None] for n, d in zip(names, dtypes)}
+    assert {n: got.column(n).to_pylist() for n in names} == want
+    from sparkfs.offline.tables import arrow_type
+
+    assert [got.schema.field(n).type for n in names] == [arrow_type(d) for d in dtypes]
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_name_collisions_and_full_feature_names(store, engine):
     spine = pd.DataFrame({"origin": ["JFK"], "ts": [T(40)], "temp": [0.0]})
@@ -263,12 +327,19 @@ def test_broadcast_strategy_only_for_driver_spines_within_the_limit(store, spark
     feats = ["weather:temp", "planes:seats"]
     pdf = spine_frame()
 
-    def uses_broadcast(spine, **opts):
+    def optimized_plan(spine, **opts):
         ts = store.get_historical_features(spine, feats, "ts", engine="spark",
                                            key_map={"origin": "airport"}, **opts)
-        return "MapInArrow" in ts.to_spark()._jdf.queryExecution().optimizedPlan().toString()
+        return ts.to_spark()._jdf.queryExecution().optimizedPlan().toString()
+
+    def uses_broadcast(spine, **opts):
+        return "MapInArrow" in optimized_plan(spine, **opts)
 
     assert uses_broadcast(pdf)
+    # local files: the tasks read them with DuckDB, Spark reads no Parquet
+    assert "parquet" not in optimized_plan(pdf).lower()
+    with mock.patch("sparkfs.training.spark_broadcast.local_paths", side_effect=lambda uris: None):
+        assert "parquet" in optimized_plan(pdf).lower()  # e.g. object storage: Spark reads
     assert uses_broadcast(pdf, broadcast_spine_rows=len(pdf))
     assert not uses_broadcast(pdf, broadcast_spine_rows=len(pdf) - 1)
     assert not uses_broadcast(spark.createDataFrame(pdf))  # a Spark spine is never collected
@@ -288,6 +359,10 @@ _case = st.fixed_dictionaries({
     "as_known_at": st.booleans(),
     "split": st.integers(0, 60),
     "buckets": st.sampled_from([1, 3, 64]),
+    # one append per commit time, as sparkfs's ingest writes (the DuckDB engine then packs
+    # positions into 64 bits), or two appends holding many commit times each
+    "per_commit": st.booleans(),
+    "rng": st.randoms(use_true_random=False),  # the order those appends are written in
 })
 
 
@@ -302,29 +377,43 @@ def _run_case(fs_factory, case, engines):
             seen.add((k, e, c))
             hist.append({"k": k, "et": T(e), "_commit_time": T(c),
                          "x": None if x is None else float(x)})
-    early = [r for r in hist if r["_commit_time"] <= T(case["split"])]
-    late = [r for r in hist if r["_commit_time"] > T(case["split"])]
-    for part in (early, late):
+    if case["per_commit"]:
+        commits = sorted({r["_commit_time"] for r in hist})
+        case["rng"].shuffle(commits)  # a later Delta version may hold an earlier commit time
+        parts = [[r for r in hist if r["_commit_time"] == c] for c in commits]
+    else:
+        parts = [[r for r in hist if r["_commit_time"] <= T(case["split"])],
+                 [r for r in hist if r["_commit_time"] > T(case["split"])]]
+    for part in parts:
         if part:
             append_history(fs, g, part)
+    if hist:  # the DuckDB engine packs positions exactly when every file holds one commit time
+        packed = commit_layout([f.removeprefix("file://") for f in fs.offline.files(g)], "et")
+        assert (packed is not None) == all(len({r["_commit_time"] for r in p}) == 1
+                                           for p in parts if p)
     spine = pd.DataFrame({"k": pd.Series([k for k, _ in case["spine"]], dtype=object),
                           "t": pd.Series([None if m is None else T(m) for _, m in case["spine"]],
                                          dtype="datetime64[us, UTC]")})
     expect = reference(g, hist, spine.to_dict("records"), "t", ["x"],
                        as_known_at=case["as_known_at"])
     runs = {"duckdb": ("duckdb", {}),
-            # the pandas spine is broadcast to the history partitions...
+            # the pandas spine is broadcast to tasks that read the files with DuckDB...
             "spark": ("spark", {}),
+            # ...or to the partitions Spark read, when the workers cannot open the files
+            # (object storage: simulated by reporting the local files as not local)...
+            "spark-read": ("spark", {}),
             # ...or, with broadcasting off, shuffled with the history by key
             "spark-shuffle": ("spark", {"time_buckets": case["buckets"], "hot_key_rows": 3,
                                         "broadcast_spine_rows": 0})}
     results = {}
     for name in engines:
         engine, opts = runs[name]
-        ts = fs.get_historical_features(spine, ["g:x"], "t", engine=engine,
-                                        as_known_at=case["as_known_at"], **opts)
-        assert features_of(ts, ["x"]) == expect, name
-        results[name] = ts.to_arrow()
+        with mock.patch("sparkfs.training.spark_broadcast.local_paths",
+                        side_effect=lambda uris: None) if name == "spark-read" else nullcontext():
+            ts = fs.get_historical_features(spine, ["g:x"], "t", engine=engine,
+                                            as_known_at=case["as_known_at"], **opts)
+            assert features_of(ts, ["x"]) == expect, name
+            results[name] = ts.to_arrow()
     for name in engines[1:]:
         assert results[name].equals(results[engines[0]]), name
 
@@ -343,7 +432,7 @@ def test_property_duckdb_matches_reference(case):
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(case=_case)
 def test_property_spark_matches_reference_and_duckdb(spark, case):
-    _run_case(_factory(spark), case, ["duckdb", "spark", "spark-shuffle"])
+    _run_case(_factory(spark), case, ["duckdb", "spark", "spark-read", "spark-shuffle"])
 
 
 # -- on-demand features -----------------------------------------------------------------------

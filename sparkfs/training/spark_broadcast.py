@@ -6,20 +6,25 @@ ship it to every executor than to shuffle the history by key. Per as-of group:
 
 1. The spine's keys, timestamp and ``_spine_id`` (rows with a null key or timestamp
    dropped: they match nothing) are broadcast once, as Arrow.
-2. Each partition of the group's history, as it is read (filtered like the shuffle
-   strategy: null keys and rows that can never be chosen dropped), answers the whole
-   spine locally with DuckDB's ASOF join: per spine row, the partition's row with the
-   greatest ``(E, _commit_time)`` visible at ``t`` (visible: ``E <= t``; with
-   ``as_known_at``: ``greatest(E, _commit_time) <= t``, through a running best per key),
-   plus any row tied with it on ``(E, _commit_time)``. At most a few rows per spine row
-   leave a partition, whatever the keys' sizes.
-3. ``max(struct(E, _commit_time, _run_id, features...))`` grouped by ``_spine_id`` (map-side
-   combine) merges the partitions' answers: the same struct order as the shuffle
-   strategy, so ties resolve identically. The result is joined to the spine.
+2. The group's history is split into tasks, about one per core over all groups. When
+   the pinned version's files are on a file system the executors can open (local or
+   mounted paths), each task is a list of files of about equal size and DuckDB reads them
+   itself: no JVM rows, no Arrow hand-over, and 64-bit positions when each file holds one
+   commit (``training.duckdb.parquet_positions``). Otherwise (object storage) Spark reads
+   the files and each partition is handed to the Python worker as Arrow.
+3. Each task, filtered like the shuffle strategy (null keys and rows that can never be
+   chosen dropped), answers the whole spine with DuckDB's ASOF join: per spine row, the
+   task's row with the greatest ``(E, _commit_time)`` visible at ``t`` (visible: ``E <= t``;
+   with ``as_known_at``: ``greatest(E, _commit_time) <= t``, through a running best per
+   key), plus any row tied with it on ``(E, _commit_time)``. At most a few rows per spine
+   row leave a task, whatever the keys' sizes.
+4. ``max(struct(E, _commit_time, _run_id, features...))`` grouped by ``_spine_id`` merges
+   the tasks' answers: the same struct order as the shuffle strategy, so ties resolve
+   identically. The result is joined to the spine.
 
 The history is never shuffled and never grouped by key, so skewed keys cost nothing
-extra: a hot key's rows are spread over the partitions that hold them. The cost is one
-scan of each history plus, per partition, a sort of its rows and of the spine. The
+extra: a hot key's rows are spread over the tasks that hold them. The cost is one
+scan of each history plus, per task, a sort of its rows and of the spine. The
 Python workers import this module and DuckDB, so on a cluster the executors need
 sparkfs installed (as they already do for pandas-UDF transforms).
 """
@@ -31,9 +36,10 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from ..offline.tables import COMMIT_TIME, RUN_ID
+from ..offline.tables import COMMIT_TIME, RUN_ID, spark_schema
+from .duckdb import local_paths
 from .plan import SPINE_ID, GroupPlan, Plan
-from .spark import SPARK_KEY_TYPES, all_not_null, ttl_micros, within_ttl
+from .spark import SPARK_KEY_TYPES, ttl_micros, within_ttl
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -46,6 +52,7 @@ DEFAULT_BROADCAST_SPINE_ROWS = 2_000_000
 
 _SHIFT = 2**63
 _ARROW_KEY = {"string": pa.string(), "int": pa.int64(), "long": pa.int64()}
+_DUCK_KEY = {"string": "VARCHAR", "int": "BIGINT", "long": "BIGINT"}
 
 
 def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.Table,
@@ -57,7 +64,9 @@ def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.T
     spark = out.sparkSession
     answers = []
     for i, gp in enumerate(groups):
-        best = _group_answers(fs, spark, gp, plan, spine, summary)
+        # all groups' tasks run in one stage: about one task per core in all
+        slots = -(-spark.sparkContext.defaultParallelism // len(groups))
+        best = _group_answers(fs, spark, gp, plan, spine, summary, slots)
         answers.append(best.select(SPINE_ID, F.col("_row").alias(f"_r{i}")))
     merged = functools.reduce(
         lambda a, b: a.unionByName(b, allowMissingColumns=True), answers)
@@ -71,42 +80,99 @@ def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.T
 
 
 def _group_answers(fs: "FeatureStore", spark, gp: GroupPlan, plan: Plan, spine: pa.Table,
-                   summary: dict) -> "DataFrame":
-    """``_spine_id, _row`` candidates (several per spine row: one per partition, and ties)."""
+                   summary: dict, slots: int) -> "DataFrame":
+    """``_spine_id, _row`` candidates (several per spine row: one per task, and ties).
+    Local files are read by at most ``slots`` tasks."""
     from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+    from pyspark.sql.pandas.types import to_arrow_schema
 
     g = gp.group
-    keys = list(gp.key_columns)
-    kcols = [f"_k{j}" for j in range(len(keys))]
-    et = F.col(f"`{g.event_time}`")
-    hist = fs.offline.read_spark(spark, g, version=gp.delta_version)
-    hist = hist.select(
-        *[F.col(f"`{k}`").cast(SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(kc) for k, kc in zip(keys, kcols)],
-        F.unix_micros(et).alias("_e"), F.unix_micros(F.col(COMMIT_TIME)).alias("_c"),
-        F.col(RUN_ID).alias("_r"), *[F.col(f"`{f}`").alias(f"v{j}") for j, f in enumerate(gp.features)])
-    lo, hi = summary["lo"], summary["hi"]
-    cond = F.lit(hi is not None) & all_not_null(kcols + ["_e"])
-    if hi is not None:
-        visible = F.greatest("_e", "_c") if plan.as_known_at else F.col("_e")
-        cond = cond & (visible <= F.lit(hi))
-        if gp.ttl is not None:
-            cond = cond & (F.col("_e") >= F.lit(lo - ttl_micros(gp.ttl)))
-    hist = hist.where(cond)
-
+    kcols = [f"_k{j}" for j in range(len(gp.key_columns))]
+    value_types = {f.name: f.dataType for f in spark_schema(g).fields}
+    schema = T.StructType(
+        [T.StructField("_e", T.LongType()), T.StructField("_c", T.LongType()),
+         T.StructField("_r", T.StringType())]
+        + [T.StructField(f"v{j}", value_types[f]) for j, f in enumerate(gp.features)]
+        + [T.StructField(SPINE_ID, T.LongType(), False)])
     small = _spine_keys(gp, spine, plan.timestamp_col)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, small.schema) as w:
         w.write_table(small)
     shipped = spark.sparkContext.broadcast(sink.getvalue().to_pybytes())
-    from pyspark.sql import types as T
-
-    schema = T.StructType([f for f in hist.schema.fields if f.name not in kcols]
-                          + [T.StructField(SPINE_ID, T.LongType(), False)])
-    found = hist.mapInArrow(
-        functools.partial(_answer_partition, shipped, kcols, plan.as_known_at), schema)
+    answer = functools.partial(_answer, shipped, kcols, plan.as_known_at,
+                               to_arrow_schema(schema, timezone="UTC", prefers_large_types=False))
+    visible = _visible_sql(gp, plan, summary)
+    paths = local_paths(fs.offline.table(g, gp.delta_version).file_uris())
+    if paths is not None:
+        tasks = _file_tasks(paths, slots)
+        scan = functools.partial(_scan_files, gp, visible)
+        found = (spark.sparkContext.parallelize([(t,) for t in tasks], len(tasks))
+                 .toDF(T.StructType([T.StructField("paths", T.ArrayType(T.StringType()))]))
+                 .mapInArrow(functools.partial(_answer_files, scan, answer), schema))
+    else:
+        found = _read_spark(fs, spark, gp).mapInArrow(
+            functools.partial(_answer_batches, answer, visible), schema)
     row = F.struct(F.timestamp_micros("_e").alias("e"), F.timestamp_micros("_c").alias("c"),
                    F.col("_r").alias("r"), *[f"v{j}" for j in range(len(gp.features))])
     return found.select(SPINE_ID, row.alias("_row"))
+
+
+def _file_tasks(paths: list[str], slots: int) -> list[list[str]]:
+    """The files in at most ``slots`` tasks of about equal bytes (largest file first to the
+    lightest task): every task answers the whole spine, so fewer tasks, fewer candidates."""
+    import heapq
+    import os
+
+    tasks: list = [(0, i, []) for i in range(min(max(1, slots), len(paths)))]
+    for size, path in sorted(((os.path.getsize(p), p) for p in paths), reverse=True):
+        load, i, files = heapq.heappop(tasks)
+        files.append(path)
+        heapq.heappush(tasks, (load + size, i, files))
+    return [files for _, _, files in sorted(tasks, key=lambda t: t[1])]
+
+
+def _visible_sql(gp: GroupPlan, plan: Plan, summary: dict) -> str:
+    """DuckDB condition on ``_k*, _e, _c`` (epoch µs) keeping the rows that can be chosen:
+    the shuffle strategy's filter."""
+    kcols = [f"_k{j}" for j in range(len(gp.key_columns))]
+    lo, hi = summary["lo"], summary["hi"]
+    if hi is None:
+        return "FALSE"
+    cond = [f"{k} IS NOT NULL" for k in kcols + ["_e"]]
+    cond.append(f"{'greatest(_e, _c)' if plan.as_known_at else '_e'} <= {int(hi)}")
+    if gp.ttl is not None:
+        cond.append(f"_e >= {int(lo) - ttl_micros(gp.ttl)}")
+    return " AND ".join(cond)
+
+
+def _scan_files(gp: GroupPlan, visible: str, paths: list[str]) -> tuple[str, str]:
+    """(history SQL with ``_k*, _e, _c, _r, v*, _p``, spine lookup) over local files."""
+    from .duckdb import parquet_positions, q
+
+    g = gp.group
+    source, position, lookup = parquet_positions(paths, g.event_time)
+    cols = [f"CAST({q(k)} AS {_DUCK_KEY[g.key_dtypes[k]]}) AS _k{j}"
+            for j, k in enumerate(gp.key_columns)]
+    cols += [f"epoch_us({q(g.event_time)}) AS _e", f"epoch_us({q(COMMIT_TIME)}) AS _c",
+             f"{q(RUN_ID)} AS _r"] + [f"{q(f)} AS v{j}" for j, f in enumerate(gp.features)]
+    return (f"SELECT * FROM (SELECT {', '.join(cols)}, {position} AS _p FROM {source}) "
+            f"WHERE {visible}", lookup)
+
+
+def _read_spark(fs: "FeatureStore", spark, gp: GroupPlan) -> "DataFrame":
+    """The history read by Spark (files the Python workers cannot open themselves, e.g.
+    on object storage), as ``_k*, _e, _c, _r, v*``."""
+    from pyspark.sql import functions as F
+
+    g = gp.group
+    hist = fs.offline.read_spark(spark, g, version=gp.delta_version)
+    return hist.select(
+        *[F.col(f"`{k}`").cast(SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(f"_k{j}")
+          for j, k in enumerate(gp.key_columns)],
+        F.unix_micros(F.col(f"`{g.event_time}`")).alias("_e"),
+        F.unix_micros(F.col(COMMIT_TIME)).alias("_c"), F.col(RUN_ID).alias("_r"),
+        *[F.col(f"`{f}`").alias(f"v{j}") for j, f in enumerate(gp.features)])
 
 
 def _spine_keys(gp: GroupPlan, spine: pa.Table, timestamp_col: str) -> pa.Table:
@@ -122,41 +188,56 @@ def _spine_keys(gp: GroupPlan, spine: pa.Table, timestamp_col: str) -> pa.Table:
     return table.filter(mask)
 
 
-def _answer_partition(shipped, kcols: list[str], as_known_at: bool, batches):
-    """mapInArrow body (runs in the Python workers): this partition's best rows per spine
-    row, see the module docstring. DuckDB's ASOF join does the matching."""
+# -- in the Python workers -------------------------------------------------------------------
+def _answer_files(scan, answer, batches):
+    """mapInArrow body over a task's file list: DuckDB reads the files itself (no JVM rows
+    and no Arrow hand-over), with 64-bit positions when each file holds one commit."""
+    paths = [p for b in batches for ps in b.column("paths").to_pylist() for p in ps]
+    if paths:
+        yield from answer(*scan(paths), None)
+
+
+def _answer_batches(answer, visible: str, batches):
+    """mapInArrow body over history rows Spark read (``_k*, _e, _c, _r, v*``)."""
+    batches = list(batches)
+    if any(b.num_rows for b in batches):
+        hist = pa.Table.from_batches(batches)
+        yield from answer(f"SELECT *, (_e::HUGEINT * {_SHIFT} + _c) AS _p FROM hist WHERE {visible}",
+                          f"({{t_us}}::HUGEINT * {_SHIFT} + {_SHIFT - 1})", hist)
+
+
+def _answer(shipped, kcols: list[str], as_known_at: bool, out_schema: pa.Schema,
+            hist_sql: str, lookup: str, hist: pa.Table | None):
+    """This task's best rows per spine row (module docstring): DuckDB's ASOF join over
+    ``hist_sql`` (``_k*, _e, _c, _r, v*`` and the position ``_p``), plus ties on ``_p``."""
     import duckdb
 
-    batches = list(batches)
-    if not any(b.num_rows for b in batches):
-        return
-    hist = pa.Table.from_batches(batches)
     spine = pa.ipc.open_stream(shipped.value).read_all()
     on = " AND ".join(f"s.{k} = h.{k}" for k in kcols)
     keys = ", ".join(kcols)
-    packed = f"(_e::HUGEINT * {_SHIFT} + _c)"
     if as_known_at:
-        # running best (E, c) by visible-from time; RANGE: rows visible together agree
-        ranked = (f"SELECT *, {packed} AS _p, greatest(_e, _c) AS _v, max({packed}) OVER "
-                  f"(PARTITION BY {keys} ORDER BY greatest(_e, _c) RANGE BETWEEN UNBOUNDED "
-                  f"PRECEDING AND CURRENT ROW) AS _bp FROM hist")
-        lookup = "s._t >= h._v"
+        # running best position by visible-from time; RANGE: rows visible together agree
+        ranked = (f"SELECT *, greatest(_e, _c) AS _v, max(_p) OVER (PARTITION BY {keys} "
+                  f"ORDER BY greatest(_e, _c) RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT "
+                  f"ROW) AS _bp FROM ({hist_sql})")
+        match = "s._t >= h._v"
     else:
-        ranked = f"SELECT *, {packed} AS _p, {packed} AS _bp FROM hist"
-        lookup = f"s._t::HUGEINT * {_SHIFT} + {_SHIFT - 1} >= h._p"
-    other = [n for n in hist.column_names if n not in kcols]
-    sql = (f"WITH h AS ({ranked}), "
+        ranked = f"SELECT *, _p AS _bp FROM ({hist_sql})"
+        match = f"{lookup.format(t_us='s._t')} >= h._p"
+    other = ["_e", "_c", "_r"] + [n for n in out_schema.names if n.startswith("v")]
+    sql = (f"WITH h AS MATERIALIZED ({ranked}), "
            f"best AS (SELECT s._spine_id, {', '.join('s.' + k for k in kcols)}, h._bp "
-           f"FROM spine s ASOF JOIN h ON {on} AND {lookup}) "
+           f"FROM spine s ASOF JOIN h ON {on} AND {match}) "
            f"SELECT {', '.join('h.' + c for c in other)}, b._spine_id FROM best b "
            f"JOIN h ON {' AND '.join(f'b.{k} = h.{k}' for k in kcols)} AND h._p = b._bp")
     con = duckdb.connect()
     try:
         con.execute("SET threads = 1")
-        con.register("hist", hist)
+        con.execute("SET TimeZone = 'UTC'")
+        if hist is not None:
+            con.register("hist", hist)
         con.register("spine", spine)
-        reader = con.sql(sql).fetch_record_batch(100_000)
-        for batch in reader:
-            yield batch
+        for batch in con.sql(sql).fetch_record_batch(100_000):
+            yield batch.cast(out_schema) if batch.schema != out_schema else batch
     finally:
         con.close()
