@@ -3,9 +3,10 @@
 Two strategies, chosen like Spark chooses between a broadcast and a shuffle join:
 
 * **broadcast** (``spark_broadcast.py``): a spine that came from the driver (pandas or
-  Arrow) with at most ``broadcast_spine_rows`` rows (default 2,000,000) is shipped to the
-  history's partitions, which answer it locally; the history is never shuffled, so
-  skewed keys cost nothing extra. Algorithm in that module's docstring.
+  Arrow) with at most ``broadcast_spine_rows`` rows (default 2,000,000) is shipped to
+  tasks over the history (which read local files with DuckDB themselves), and each
+  answers it locally; the history is never shuffled, so skewed keys cost nothing extra.
+  Algorithm in that module's docstring.
 * **shuffle** (below): a Spark DataFrame spine (never collected to the driver) or a
   larger one.
 
