@@ -14,7 +14,7 @@ import statistics
 import duckdb
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sparkfs import Aggregation, Entity, FeatureGroup, Field
@@ -169,8 +169,23 @@ def test_duckdb_feature_subset_without_stddev(scenario, as_known_at):
     assert_matches(expected, by_id(got), "duckdb subset")
 
 
+def equal_values_case() -> tuple[list[dict], list[dict]]:
+    """Three equal amounts in the window, other values outside it: the standard deviation
+    is exactly 0 (sums of squares around the history's mean, 0.6 here, left 1.05e-08)."""
+    def event(i: int, minute: int, amount: float | None) -> dict:
+        t = T0 + dt.timedelta(minutes=minute)
+        return {"user_id": "a", "ts": t, "amount": amount, "qty": None, "ok": None, "eid": i,
+                "_commit_time": t}
+
+    events = [event(0, 1, 0.5), event(1, 1, 0.5), event(2, 0, None), event(3, 0, 0.0),
+              event(4, 0, -2.0), event(5, 1, 0.5)]
+    return events, [{"_spine_id": 0, "user_id": "a", "t": T0 + dt.timedelta(hours=1)}]
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios(), st.booleans())
+@example(equal_values_case(), False)
+@example(equal_values_case(), True)
 def test_duckdb_matches_brute_force(scenario, as_known_at):
     events, spine = scenario
     got = agg_duckdb.aggregate_history(history_table(EVENTS, events), EVENTS, None,
@@ -194,6 +209,7 @@ def run_sliding_on_duckdb(events: list[dict], spine: pa.Table, features=None) ->
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
+@example(equal_values_case())
 def test_sliding_plan_matches_brute_force(scenario):
     events, spine = scenario
     got = run_sliding_on_duckdb(events, spine_table(spine))

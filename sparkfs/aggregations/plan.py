@@ -39,7 +39,7 @@ NEEDS = {
     "count": ("n",),
     "sum": ("n", "s"),
     "mean": ("n", "s"),
-    "stddev": ("n", "d1", "d2"),
+    "stddev": ("n", "d1", "d2", "mn", "mx"),
     "min": ("mn",),
     "max": ("mx",),
     "last": ("l",),
@@ -375,7 +375,11 @@ def _final(d: Dialect, o: Output, prefix: str = "") -> str:
     if o.function == "stddev":
         d1, d2 = f"SUM({prefix}d1{i})", f"SUM({prefix}d2{i})"
         var = f"({d2} - {d1} * {d1} / {n}) / ({n} - 1)"
-        return f"CASE WHEN {n} > 1 THEN SQRT(GREATEST({var}, 0.0)) END"
+        # equal values give exactly 0 (the sums of squares leave ~1e-8 there), as the
+        # online path's two-pass formula does; NaN and infinities take the formula (NaN)
+        lo, hi = f"MIN({prefix}mn{i})", f"MAX({prefix}mx{i})"
+        same = f"{lo} = {hi} AND CAST({hi} AS DOUBLE) - CAST({lo} AS DOUBLE) = 0"
+        return f"CASE WHEN {n} > 1 THEN CASE WHEN {same} THEN 0.0 ELSE SQRT(GREATEST({var}, 0.0)) END END"
     if o.function == "min":
         return f"CAST(MIN({prefix}mn{i}) AS {out_type})"
     if o.function == "max":
