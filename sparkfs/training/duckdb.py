@@ -45,13 +45,14 @@ import pyarrow.compute as pc
 
 from ..definitions import DTYPES
 from ..offline.tables import COMMIT_TIME, history_schema
-from .plan import SPINE_ID, GroupPlan, Plan
+from .plan import SPINE_ID, GroupPlan, Plan, micros
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..store import FeatureStore
 
 _SHIFT = 2**63
-_KEY_SQL = {"string": "VARCHAR", "int": "BIGINT", "long": "BIGINT"}
+#: DuckDB type a join key of each dtype is compared as (spine and history alike)
+KEY_SQL = {"string": "VARCHAR", "int": "BIGINT", "long": "BIGINT"}
 
 
 def q(name: str) -> str:
@@ -110,7 +111,7 @@ def join_duckdb(fs: "FeatureStore", plan: Plan, spine: pa.Table, summary: dict,
             source, position, lookup = _history_source(fs, gp, con, f"h{i}")
             g = gp.group
             for j, k in enumerate(gp.key_columns):
-                spine_extra.append(f"CAST({q(gp.key_columns[k])} AS {_KEY_SQL[g.key_dtypes[k]]}) "
+                spine_extra.append(f"CAST({q(gp.key_columns[k])} AS {KEY_SQL[g.key_dtypes[k]]}) "
                                    f"AS _sfs_g{i}k{j}")
             on = " AND ".join(f"sp._sfs_g{i}k{j} = {name}._k{j}" for j in range(len(gp.key_columns)))
             if plan.as_known_at:
@@ -143,7 +144,8 @@ def _history_source(fs: "FeatureStore", gp: GroupPlan, con, name: str) -> tuple[
     paths = local_paths(table.file_uris())
     if not paths:
         con.register(name, table.to_pyarrow_dataset(schema=history_schema(gp.group)))
-        return (name,) + _wide_positions(gp.group.event_time)
+        return (name,) + wide_positions(f"epoch_us({q(gp.group.event_time)})",
+                                        f"epoch_us({q(COMMIT_TIME)})")
     return parquet_positions(paths, gp.group.event_time)
 
 
@@ -159,7 +161,8 @@ def parquet_positions(paths: list[str], event_time: str) -> tuple[str, str, str]
     of a history row's ``(E, _commit_time)`` position and of the position a spine time
     (``{t_us}``, epoch µs) looks up (module docstring). Per commit, with 64-bit positions,
     when every file holds one commit time; one 128-bit scan otherwise."""
-    wide = (f"read_parquet({_sql_list(paths)})",) + _wide_positions(event_time)
+    wide = (f"read_parquet({_sql_list(paths)})",) + wide_positions(
+        f"epoch_us({q(event_time)})", f"epoch_us({q(COMMIT_TIME)})")
     layout = commit_layout(paths, event_time)
     if layout is None:
         return wide
@@ -173,9 +176,10 @@ def parquet_positions(paths: list[str], event_time: str) -> tuple[str, str, str]
             f"((least(greatest({{t_us}}, {lo - 1}), {hi}) - {lo}) * {step} + {step - 1})")
 
 
-def _wide_positions(event_time: str) -> tuple[str, str]:
-    return (f"(epoch_us({q(event_time)})::HUGEINT * {_SHIFT} + epoch_us({q(COMMIT_TIME)}))",
-            f"({{t_us}}::HUGEINT * {_SHIFT} + {_SHIFT - 1})")
+def wide_positions(e_us: str, c_us: str) -> tuple[str, str]:
+    """``(position, lookup)`` as 128-bit integers, for any table: ``e_us`` and ``c_us`` are
+    the SQL of a row's event and commit time in epoch µs."""
+    return (f"({e_us}::HUGEINT * {_SHIFT} + {c_us})", f"({{t_us}}::HUGEINT * {_SHIFT} + {_SHIFT - 1})")
 
 
 def commit_layout(paths: list[str], event_time: str) -> tuple[int, int, list[list[str]]] | None:
@@ -230,7 +234,7 @@ def history_sql(gp: GroupPlan, hist: str, plan: Plan, summary: dict, position: s
     g = gp.group
     keys = list(gp.key_columns)
     et = q(g.event_time)
-    k_hist = [f"CAST({q(k)} AS {_KEY_SQL[g.key_dtypes[k]]}) AS _k{i}" for i, k in enumerate(keys)]
+    k_hist = [f"CAST({q(k)} AS {KEY_SQL[g.key_dtypes[k]]}) AS _k{i}" for i, k in enumerate(keys)]
     hi, lo = summary["hi"], summary["lo"]
     where = [f"{q(k)} IS NOT NULL" for k in keys] + [f"{et} IS NOT NULL"]
     if hi is None:
@@ -240,7 +244,7 @@ def history_sql(gp: GroupPlan, hist: str, plan: Plan, summary: dict, position: s
         if plan.as_known_at:
             where.append(f"{q(COMMIT_TIME)} <= {_ts_lit(hi)}")
         if gp.ttl is not None:
-            where.append(f"{et} >= {_ts_lit(int(lo) - _micros(gp.ttl))}")
+            where.append(f"{et} >= {_ts_lit(int(lo) - micros(gp.ttl))}")
     if not plan.as_known_at:
         vals = [f"{q(f)} AS _v{j}" for j, f in enumerate(gp.features)]
         return (f"SELECT {', '.join(k_hist)}, {position} AS _pos, {et} AS _e, {', '.join(vals)} "
@@ -264,7 +268,7 @@ def value_selects(gp: GroupPlan, name: str, plan: Plan) -> list[str]:
         vals, e = [f"{name}._v{j}" for j in range(n)], f"{name}._e"
     if gp.ttl is None:
         return [f"{v} AS {q(c)}" for v, c in zip(vals, gp.columns)]
-    fresh = f"epoch_us({e}) >= epoch_us(sp.{q(plan.timestamp_col)}) - {_micros(gp.ttl)}"
+    fresh = f"epoch_us({e}) >= epoch_us(sp.{q(plan.timestamp_col)}) - {micros(gp.ttl)}"
     return [f"CASE WHEN {fresh} THEN {v} END AS {q(c)}" for v, c in zip(vals, gp.columns)]
 
 
@@ -294,8 +298,6 @@ def _ts_lit(micros: int) -> str:
     return f"TIMESTAMPTZ '{when.isoformat()}'"
 
 
-def _micros(td) -> int:
-    return td.days * 86_400_000_000 + td.seconds * 1_000_000 + td.microseconds
 
 
 __all__ = ["join_duckdb", "spine_summary", "history_sql", "DTYPES"]

@@ -339,3 +339,8 @@ def ttl_label(ttl: dt.timedelta | None) -> str | None:
 
 __all__ = ["SPINE_ID", "ENGINES", "GroupPlan", "Plan", "resolve", "spine_to_arrow",
            "canonical_type", "output_schema", "conform", "DefinitionError"]
+
+
+def micros(td: dt.timedelta) -> int:
+    """A duration in whole microseconds (exact integer arithmetic)."""
+    return td.days * 86_400_000_000 + td.seconds * 1_000_000 + td.microseconds

@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..offline.tables import COMMIT_TIME, RUN_ID
 from ..errors import SparkfsError
-from .plan import SPINE_ID, GroupPlan, Plan
+from .plan import SPINE_ID, GroupPlan, Plan, micros
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -197,7 +197,7 @@ def asof_pass(fs: "FeatureStore", gp: GroupPlan, rows: "DataFrame", timestamp_co
     else:
         cond = (F.col("_pos") <= F.timestamp_micros(F.lit(hi))) & all_not_null(kcols + ["_e"])
         if gp.ttl is not None:
-            oldest = lo - ttl_micros(gp.ttl)
+            oldest = lo - micros(gp.ttl)
             cond = cond & (F.col("_e") >= F.timestamp_micros(F.lit(oldest)))
         hist = hist.where(cond)
     row_type = hist.schema["_row"].dataType
@@ -326,12 +326,8 @@ def within_ttl(best, t, ttl):
 
     if ttl is None:
         return best
-    oldest = F.unix_micros(t) - F.lit(ttl_micros(ttl))
+    oldest = F.unix_micros(t) - F.lit(micros(ttl))
     return F.when(F.unix_micros(best["e"]) >= oldest, best)
-
-
-def ttl_micros(ttl) -> int:
-    return int(ttl.total_seconds() * 1_000_000)
 
 
 def all_not_null(cols: list[str]):

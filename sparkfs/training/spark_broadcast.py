@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from ..offline.tables import COMMIT_TIME, RUN_ID, spark_schema
-from .duckdb import local_paths
-from .plan import SPINE_ID, GroupPlan, Plan
-from .spark import SPARK_KEY_TYPES, ttl_micros, within_ttl
+from ..offline.tables import COMMIT_TIME, RUN_ID, read_files_spark, spark_schema
+from .duckdb import KEY_SQL, local_paths, wide_positions
+from .plan import SPINE_ID, GroupPlan, Plan, micros
+from .spark import SPARK_KEY_TYPES, within_ttl
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -50,9 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: and timestamps per group at two columns).
 DEFAULT_BROADCAST_SPINE_ROWS = 2_000_000
 
-_SHIFT = 2**63
 _ARROW_KEY = {"string": pa.string(), "int": pa.int64(), "long": pa.int64()}
-_DUCK_KEY = {"string": "VARCHAR", "int": "BIGINT", "long": "BIGINT"}
 
 
 def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.Table,
@@ -63,9 +61,9 @@ def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.T
 
     spark = out.sparkSession
     answers = []
+    # all groups' tasks run in one stage: about one task per core in all
+    slots = -(-spark.sparkContext.defaultParallelism // len(groups))
     for i, gp in enumerate(groups):
-        # all groups' tasks run in one stage: about one task per core in all
-        slots = -(-spark.sparkContext.defaultParallelism // len(groups))
         best = _group_answers(fs, spark, gp, plan, spine, summary, slots)
         answers.append(best.select(SPINE_ID, F.col("_row").alias(f"_r{i}")))
     merged = functools.reduce(
@@ -103,7 +101,8 @@ def _group_answers(fs: "FeatureStore", spark, gp: GroupPlan, plan: Plan, spine: 
     answer = functools.partial(_answer, shipped, kcols, plan.as_known_at,
                                to_arrow_schema(schema, timezone="UTC", prefers_large_types=False))
     visible = _visible_sql(gp, plan, summary)
-    paths = local_paths(fs.offline.table(g, gp.delta_version).file_uris())
+    uris = fs.offline.table(g, gp.delta_version).file_uris()
+    paths = local_paths(uris)
     if paths is not None:
         tasks = _file_tasks(paths, slots)
         scan = functools.partial(_scan_files, gp, visible)
@@ -111,7 +110,7 @@ def _group_answers(fs: "FeatureStore", spark, gp: GroupPlan, plan: Plan, spine: 
                  .toDF(T.StructType([T.StructField("paths", T.ArrayType(T.StringType()))]))
                  .mapInArrow(functools.partial(_answer_files, scan, answer), schema))
     else:
-        found = _read_spark(fs, spark, gp).mapInArrow(
+        found = _read_spark(spark, gp, uris).mapInArrow(
             functools.partial(_answer_batches, answer, visible), schema)
     row = F.struct(F.timestamp_micros("_e").alias("e"), F.timestamp_micros("_c").alias("c"),
                    F.col("_r").alias("r"), *[f"v{j}" for j in range(len(gp.features))])
@@ -142,7 +141,7 @@ def _visible_sql(gp: GroupPlan, plan: Plan, summary: dict) -> str:
     cond = [f"{k} IS NOT NULL" for k in kcols + ["_e"]]
     cond.append(f"{'greatest(_e, _c)' if plan.as_known_at else '_e'} <= {int(hi)}")
     if gp.ttl is not None:
-        cond.append(f"_e >= {int(lo) - ttl_micros(gp.ttl)}")
+        cond.append(f"_e >= {int(lo) - micros(gp.ttl)}")
     return " AND ".join(cond)
 
 
@@ -152,7 +151,7 @@ def _scan_files(gp: GroupPlan, visible: str, paths: list[str]) -> tuple[str, str
 
     g = gp.group
     source, position, lookup = parquet_positions(paths, g.event_time)
-    cols = [f"CAST({q(k)} AS {_DUCK_KEY[g.key_dtypes[k]]}) AS _k{j}"
+    cols = [f"CAST({q(k)} AS {KEY_SQL[g.key_dtypes[k]]}) AS _k{j}"
             for j, k in enumerate(gp.key_columns)]
     cols += [f"epoch_us({q(g.event_time)}) AS _e", f"epoch_us({q(COMMIT_TIME)}) AS _c",
              f"{q(RUN_ID)} AS _r"] + [f"{q(f)} AS v{j}" for j, f in enumerate(gp.features)]
@@ -160,13 +159,13 @@ def _scan_files(gp: GroupPlan, visible: str, paths: list[str]) -> tuple[str, str
             f"WHERE {visible}", lookup)
 
 
-def _read_spark(fs: "FeatureStore", spark, gp: GroupPlan) -> "DataFrame":
-    """The history read by Spark (files the Python workers cannot open themselves, e.g.
-    on object storage), as ``_k*, _e, _c, _r, v*``."""
+def _read_spark(spark, gp: GroupPlan, uris: list[str]) -> "DataFrame":
+    """The history files ``uris`` read by Spark (files the Python workers cannot open
+    themselves, e.g. on object storage), as ``_k*, _e, _c, _r, v*``."""
     from pyspark.sql import functions as F
 
     g = gp.group
-    hist = fs.offline.read_spark(spark, g, version=gp.delta_version)
+    hist = read_files_spark(spark, g, uris)
     return hist.select(
         *[F.col(f"`{k}`").cast(SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(f"_k{j}")
           for j, k in enumerate(gp.key_columns)],
@@ -202,8 +201,8 @@ def _answer_batches(answer, visible: str, batches):
     batches = list(batches)
     if any(b.num_rows for b in batches):
         hist = pa.Table.from_batches(batches)
-        yield from answer(f"SELECT *, (_e::HUGEINT * {_SHIFT} + _c) AS _p FROM hist WHERE {visible}",
-                          f"({{t_us}}::HUGEINT * {_SHIFT} + {_SHIFT - 1})", hist)
+        position, lookup = wide_positions("_e", "_c")
+        yield from answer(f"SELECT *, {position} AS _p FROM hist WHERE {visible}", lookup, hist)
 
 
 def _answer(shipped, kcols: list[str], as_known_at: bool, out_schema: pa.Schema,
