@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup java bench clean
+.PHONY: demo test setup java maven jvm bench clean
 
 demo: setup
 	$(BIN)/python jobs/flights/demo.py
@@ -14,7 +14,18 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest tests sparkfs $(PYTEST_ARGS)
 
-setup: java $(STAMP)
+setup: java maven $(STAMP) jvm
+
+# JVM jars (Delta's Spark writer, HBase) from Maven Central into a shared cache
+# (~/.cache/sparkfs/jvm): the first run downloads them, later runs start no Maven.
+jvm: $(STAMP)
+	$(BIN)/python -m sparkfs.jvm fetch delta hbase
+
+maven:
+	@command -v mvn >/dev/null 2>&1 || { \
+	  echo "mvn not found: installing maven"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq maven; }
 
 java:
 	@command -v java >/dev/null 2>&1 || { \
