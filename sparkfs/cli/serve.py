@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..serving.app import default_workers, load_service, run
+    from ..serving.process import default_workers, load_service, run
 
     workers = default_workers() if args.workers is None else args.workers
     if workers < 1:

@@ -25,11 +25,13 @@ import datetime as dt
 from collections import abc
 import os
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from ..definitions import FeatureGroup, FeatureRef, parse_refs
-from ..errors import DefinitionError, NotFoundError, ValidationError
+from ..errors import DefinitionError, NotFoundError, RegistryUnavailableError, ValidationError
 from ..online.read import coerce_key, read_group
 from ..online.response import OnlineResponse
 
@@ -51,17 +53,26 @@ class _Plan:
 
 
 class _DefinitionCache:
-    """Resolved request plans per (features, full_feature_names), dropped whenever the
-    registry file changes."""
+    """Resolved request plans per (features, full_feature_names): at most
+    ``serving.plan_cache_size`` of them, least recently used dropped first, all dropped
+    whenever the registry file changes (checked at most every
+    ``serving.registry_refresh_s``). When the registry cannot be read (locked, read-only
+    disk) a plan built before keeps serving."""
 
     def __init__(self, fs: Any) -> None:
         self.fs = fs
         self._paths = [fs.config.registry_path, fs.config.registry_path + "-wal"]
+        self._size = fs.config.serving.plan_cache_size
+        self._refresh_s = fs.config.serving.registry_refresh_s
+        self._checked = 0.0
         self._signature: tuple | None = None
-        self._plans: dict[tuple, _Plan] = {}
+        self._plans: OrderedDict[tuple, tuple[tuple | None, _Plan]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _current_signature(self) -> tuple:
+    def _current_signature(self) -> tuple | None:
+        now = time.monotonic()
+        if now - self._checked < self._refresh_s:
+            return self._signature
         sig = []
         for p in self._paths:
             try:
@@ -69,22 +80,47 @@ class _DefinitionCache:
                 sig.append((st.st_mtime_ns, st.st_size))
             except FileNotFoundError:
                 sig.append(None)
+        self._checked = now
         return tuple(sig)
 
-    def plan(self, features: Sequence[Any], full_feature_names: bool) -> _Plan:
-        key = (tuple(features) if not isinstance(features, str) else (features,),
-               bool(full_feature_names))
+    @staticmethod
+    def _key(features: Sequence[Any], full_feature_names: bool) -> tuple:
+        return (tuple(features) if not isinstance(features, str) else (features,),
+                bool(full_feature_names))
+
+    def cached(self, features: Sequence[Any], full_feature_names: bool) -> bool:
+        """True when ``plan`` would answer from the cache (no registry read)."""
         sig = self._current_signature()
         with self._lock:
-            if sig != self._signature:
-                self._plans.clear()
-                self._signature = sig
-            plan = self._plans.get(key)
-        if plan is None:
+            self._signature = sig
+            hit = self._plans.get(self._key(features, full_feature_names))
+        return hit is not None and hit[0] == sig
+
+    def plan(self, features: Sequence[Any], full_feature_names: bool) -> _Plan:
+        key = self._key(features, full_feature_names)
+        sig = self._current_signature()
+        with self._lock:
+            self._signature = sig
+            hit = self._plans.get(key)
+            if hit is not None:
+                self._plans.move_to_end(key)
+                if hit[0] == sig:
+                    return hit[1]
+        try:
             plan = _build_plan(self.fs, key[0], full_feature_names)
-            with self._lock:
-                self._plans[key] = plan
+        except RegistryUnavailableError:
+            if hit is None:
+                raise
+            return hit[1]  # the registry is locked or unreadable: the plan known before
+        with self._lock:
+            self._plans[key] = (sig, plan)
+            self._plans.move_to_end(key)
+            while len(self._plans) > self._size:
+                self._plans.popitem(last=False)
         return plan
+
+    def __len__(self) -> int:
+        return len(self._plans)
 
 
 def _cache(fs: Any) -> _DefinitionCache:
@@ -92,6 +128,11 @@ def _cache(fs: Any) -> _DefinitionCache:
     if cache is None:
         cache = fs.__dict__.setdefault("_online_definition_cache", _DefinitionCache(fs))
     return cache
+
+
+def plan_cached(fs: Any, features: Sequence[Any], full_feature_names: bool) -> bool:
+    """True when ``get_online_features(fs, features, ...)`` would not read the registry."""
+    return _cache(fs).cached(features, full_feature_names)
 
 
 def split_refs(fs: Any, refs: list[FeatureRef]) -> tuple[list[FeatureRef], list[FeatureRef]]:
