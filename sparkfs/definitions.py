@@ -88,7 +88,7 @@ def check_dtype(dtype: Any, what: str) -> str:
     )
 
 
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
+_DURATION_RE = re.compile(r"^\s*([0-9]+)\s*(ms|s|m|h|d|w)\s*$")
 _DURATION_UNITS = {
     "ms": timedelta(milliseconds=1),
     "s": timedelta(seconds=1),
@@ -568,7 +568,9 @@ def _check_tags(tags: Mapping[str, str], what: str) -> dict[str, str]:
 
 
 # -- feature references --------------------------------------------------------------
-_REF_RE = re.compile(rf"^({NAME_PATTERN})(?:@(\d+))?:({NAME_PATTERN}|\*)$")
+_REF_RE = re.compile(rf"^({NAME_PATTERN})(?:@([0-9]+))?:({NAME_PATTERN}|\*)$")
+#: The highest version a reference may name (versions are stored as 32-bit integers).
+MAX_VERSION = 2 ** 31 - 1
 
 
 @dataclass(frozen=True)
@@ -579,6 +581,10 @@ class FeatureRef:
     FeatureRef(group='weather', version=2, feature='temp')
     >>> FeatureRef.parse("weather:temp").version is None
     True
+    >>> FeatureRef.parse("weather@99999999999999999999:temp")
+    Traceback (most recent call last):
+    ...
+    sparkfs.errors.DefinitionError: feature reference 'weather@99999999999999999999:temp' names version 99999999999999999999; versions are integers from 1 to 2147483647
     """
 
     group: str
@@ -594,7 +600,12 @@ class FeatureRef:
             raise DefinitionError(
                 f"feature reference {ref!r} is malformed: write 'group:feature' or "
                 "'group@version:feature' (for example 'weather:temp' or 'weather@2:temp')")
-        return cls(m.group(1), int(m.group(2)) if m.group(2) else None, m.group(3))
+        version = int(m.group(2)) if m.group(2) else None
+        if version is not None and not 1 <= version <= MAX_VERSION:
+            raise DefinitionError(
+                f"feature reference {ref[:80]!r} names version {m.group(2)[:24]}; versions "
+                f"are integers from 1 to {MAX_VERSION}")
+        return cls(m.group(1), version, m.group(3))
 
     def __str__(self) -> str:
         v = f"@{self.version}" if self.version is not None else ""
