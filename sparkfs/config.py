@@ -57,6 +57,7 @@ class _Strict(BaseModel):
 
 class RegistryConfig(_Strict):
     path: str | None = None  # default: {data_dir}/registry.db
+    lock_timeout_s: float = Field(default=10.0, gt=0)  # a locked registry: wait, then fail
 
 
 class OfflineConfig(_Strict):
