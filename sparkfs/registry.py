@@ -111,15 +111,15 @@ class Registry:
     def _unavailable(self, exc: sqlite3.Error, doing: str) -> RegistryUnavailableError:
         text = str(exc)
         if "locked" in text or "busy" in text:
-            why = (f"is locked by another process (waited {self.lock_timeout_s:g} s); retry "
-                   "when that process (an apply, a training set) has finished")
+            why = (f"is locked by another process ({doing} waited {self.lock_timeout_s:g} s, "
+                   "registry.lock_timeout_s); retry when that process has finished")
         elif doing == "reading":
             why = f"cannot be read ({text})"
         elif "readonly" in text or "read-only" in text or "unable to open" in text:
             why = "is read-only here; write from a host where it is writable"
         else:
-            why = f"failed: {text}"
-        return RegistryUnavailableError(f"registry {self.path}: {doing} {why}")
+            why = f"refused the write ({text})"
+        return RegistryUnavailableError(f"registry {self.path} {why}")
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
