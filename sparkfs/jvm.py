@@ -122,8 +122,10 @@ def _pom_hash(bundle: str) -> str:
 
 def _maven_reason(output: str) -> str:
     """The lines of Maven's output that name the artifact and the registry's answer."""
-    lines = [ln.removeprefix("[ERROR]").strip() for ln in output.splitlines()
-             if "[ERROR]" in ln and ln.strip() != "[ERROR]"]
+    output = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    lines = [ln.removeprefix("[ERROR]").replace("-> [Help 1]", "").strip()
+             for ln in output.splitlines() if ln.startswith("[ERROR]")]
+    lines = [ln for ln in lines if ln]
     wanted = [ln for ln in lines
               if re.search(r"Could not|Failed to|not find|Missing|transfer|status", ln)]
     text = " | ".join((wanted or lines)[:4])
