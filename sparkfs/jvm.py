@@ -12,13 +12,13 @@ Why Maven and not Spark's ``spark.jars.packages``: HBase and the Kafka broker ar
 packages, Ivy resolves again at every session start, and a pom keeps the pins reviewable.
 
 >>> sorted(BUNDLES)
-['delta', 'hbase', 'kafka']
+['delta', 'hbase', 'kafka', 'spark-kafka']
 >>> pom_path("delta").name
 'pom.xml'
 >>> fetch("nope")
 Traceback (most recent call last):
 ...
-sparkfs.jvm.JvmArtifactError: unknown JVM bundle 'nope'; known: delta, hbase, kafka
+sparkfs.jvm.JvmArtifactError: unknown JVM bundle 'nope'; known: delta, hbase, kafka, spark-kafka
 
 Command line: ``python -m sparkfs.jvm fetch delta hbase`` prints each bundle's directory.
 """
@@ -35,7 +35,7 @@ from pathlib import Path
 
 from .errors import SparkfsError
 
-BUNDLES = ("delta", "hbase", "kafka")
+BUNDLES = ("delta", "hbase", "kafka", "spark-kafka")
 _STAMP = ".sparkfs-fetched"
 
 
