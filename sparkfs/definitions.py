@@ -616,3 +616,7 @@ def _not_found_feature(group: FeatureGroup, name: str) -> Exception:
     return NotFoundError(
         f"feature group {group.name!r} version {group.version} has no feature {name!r}; "
         f"it has: {', '.join(f.name for f in group.features)}")
+
+
+# FeatureView lives in its own module (sparkfs.views); it is a definition like the others.
+from .views import FeatureView  # noqa: E402
