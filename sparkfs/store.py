@@ -255,15 +255,19 @@ class FeatureStore:
         return create_training_set(self, name, spine, features, timestamp_col, view=view,
                                    **options)
 
-    def get_training_set(self, name: str):
+    def get_training_set(self, name: str, version: int | None = None):
+        """A stored training set: its latest version, or ``version`` (see
+        ``sparkfs.training.sets``)."""
         from .training.sets import get_training_set
 
-        return get_training_set(self, name)
+        return get_training_set(self, name, version)
 
-    def recreate_training_set(self, name: str):
+    def recreate_training_set(self, name: str, version: int | None = None):
+        """Rebuild a stored training set (its latest version, or ``version``) from its
+        manifest; refuses when its inputs changed (see ``sparkfs.training.sets``)."""
         from .training.sets import recreate_training_set
 
-        return recreate_training_set(self, name)
+        return recreate_training_set(self, name, version)
 
     # -- quality and discovery --------------------------------------------------------------
     def statistics(self, group: str | FeatureGroup, version: int | None = None,
