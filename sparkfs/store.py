@@ -23,7 +23,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .config import Config, load_config, load_config_dict
-from .definitions import Entity, FeatureGroup, FeatureRef
+from .definitions import Entity, FeatureGroup, parse_versioned_name
 from .views import FeatureView
 from .errors import NotFoundError, SparkfsError
 from .offline.tables import OfflineStore
@@ -140,8 +140,7 @@ class FeatureStore:
         if isinstance(name, FeatureGroup):
             return self.get_feature_group(name.name, name.version)
         if isinstance(name, str) and "@" in name and version is None:
-            ref = FeatureRef.parse(name + ":_")
-            name, version = ref.group, ref.version
+            name, version = parse_versioned_name(name)
         return self._with_code(self.registry.get_group(name, version))
 
     def list_entities(self) -> list[Entity]:
