@@ -51,7 +51,7 @@ def _post(client, raw: str | bytes):
      "JSON decode error"),
     # a version no integer column holds: was a 500 (OverflowError)
     ('{"features": ["weather@99999999999999999999:temp"], "entity_rows": [{"origin": "JFK"}]}',
-     422, "versions are integers from 1 to 2147483647"),
+     422, "with a version of 1 to 9 ASCII digits"),
     # Arabic-Indic digit one: not a version
     ('{"features": ["weather@\\u0661:temp"], "entity_rows": [{"origin": "JFK"}]}', 422,
      "is malformed"),
