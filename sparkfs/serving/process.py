@@ -159,7 +159,10 @@ def uvicorn_options(fs: Any, host: str, port: int, log_level: str,
     opts: dict[str, Any] = dict(host=host, port=port, access_log=False, log_level=log_level,
                                 http=GuardedHttpToolsProtocol, loop="uvloop",
                                 timeout_keep_alive=s.keep_alive_s,
-                                limit_concurrency=s.max_connections + 64)
+                                limit_concurrency=s.max_connections + 64,
+                                # a worker imports the repo and opens the store before it is
+                                # ready: uvicorn's 5 s kills it on a busy host
+                                timeout_worker_healthcheck=60)
     opts.update({k: v for k, v in (ssl or {}).items() if v is not None})
     return opts
 
