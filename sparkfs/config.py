@@ -126,7 +126,8 @@ def parse_scope(text: str) -> tuple[str, str | None]:
     >>> parse_scope("write")
     Traceback (most recent call last):
     ...
-    ValueError: unknown scope 'write': use features:read[:GROUP|:view:VIEW], predict[:DEPLOYMENT], push[:GROUP] or admin
+    ValueError: unknown scope 'write': use features:read[:GROUP|:view:VIEW], \
+    predict[:DEPLOYMENT], push[:GROUP] or admin
     """
     for scope in SCOPES:
         if text == scope:

@@ -21,9 +21,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import Response
 
-from ..errors import (AuthenticationError, SparkfsError, DefinitionError, NotFoundError, OnlineStoreError,
-                      PayloadTooLargeError, PermissionDeniedError, RequestTimeoutError, RegistryUnavailableError,
-                      TransformError, UnavailableError, ValidationError)
+from ..errors import (AuthenticationError, DefinitionError, NotFoundError, OnlineStoreError,
+                      PayloadTooLargeError, PermissionDeniedError, RegistryUnavailableError,
+                      RequestTimeoutError, SparkfsError, TransformError, UnavailableError,
+                      ValidationError)
 from ..ondemand import CodeNotLoadedError
 from .encoding import json_response
 

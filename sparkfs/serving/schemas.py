@@ -40,12 +40,13 @@ class FeaturesRequest(BaseModel):
     features: list[str] = Field(
         min_length=1, description="'group:feature', 'group@version:feature' or "
         "'transform:output' references")
-    entity_rows: list[dict[str, Any]] = Field(
-        default=None, description="one object of join-key values per row")  # type: ignore[assignment]
-    entities: dict[str, list[Any]] = Field(
-        default=None, description="Feast-style columns of join-key values")  # type: ignore[assignment]
-    request_data: dict[str, list[Any]] = Field(
-        default=None, description="request-time columns for on-demand transforms")  # type: ignore[assignment]
+    # absent or given, never null (the schema's oneOf relies on it)
+    entity_rows: list[dict[str, Any]] = Field(  # type: ignore[assignment]
+        default=None, description="one object of join-key values per row")
+    entities: dict[str, list[Any]] = Field(  # type: ignore[assignment]
+        default=None, description="Feast-style columns of join-key values")
+    request_data: dict[str, list[Any]] = Field(  # type: ignore[assignment]
+        default=None, description="request-time columns for on-demand transforms")
     full_feature_names: bool = Field(default=False, description="name outputs group__feature")
 
 
