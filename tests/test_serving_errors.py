@@ -167,3 +167,31 @@ def test_the_plan_cache_is_bounded(client):
         client.post("/features", json={"features": [f"weather@{i + 1}:temp"],
                                        "entity_rows": [{"origin": "JFK"}]})
     assert len(_cache(client.fs)) <= 4
+
+
+def test_a_frozen_hbase_is_503_within_its_budget_and_then_fails_fast(tmp_path):
+    import socket
+
+    frozen = socket.socket()                     # accepts TCP (backlog), never answers
+    frozen.bind(("127.0.0.1", 0))
+    frozen.listen(64)
+    data = str(tmp_path / "data")
+    applier = _store(tmp_path)
+    applier.close()
+    fs = FeatureStore({"data_dir": data, "serving": {"store_timeout_s": 30,
+                                                     "store_retry_after_s": 60},
+                       "online": {"type": "hbase", "host": "127.0.0.1",
+                                  "port": frozen.getsockname()[1], "timeout_ms": 300,
+                                  "retries": 5, "backoff_ms": 50}})
+    body = {"features": ["weather:temp"], "entity_rows": [{"origin": "JFK"}]}
+    with TestClient(create_app(fs), raise_server_exceptions=False) as c:
+        r = c.post("/features", json=body)
+        assert r.status_code == 503, r.text
+        detail = r.json()["detail"]
+        assert "unreachable" in detail and "within its budget of 1.8 s" in detail
+        tries = int(detail.split("failed after ", 1)[1].split()[0])
+        assert 1 <= tries < 6                  # each try costs more than one timeout
+        r = c.post("/features", json=body)     # the guard answers without waiting
+        assert r.status_code == 503 and "retry in" in r.json()["detail"]
+    fs.close()
+    frozen.close()
