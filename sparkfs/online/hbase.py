@@ -122,7 +122,7 @@ class HBaseOnlineStore:
                 last = exc
         raise OnlineStoreError(
             f"HBase at {c.host}:{c.port} is unreachable: {what} failed after {attempts} "
-            f"attempt(s) within its budget of {budget:g} s (online.timeout_ms x (retries + 1)) "
+            f"attempts within its budget of {budget:g} s (online.timeout_ms x (retries + 1)) "
             f"({type(last).__name__}: {last}). Check that the HBase Thrift server is running "
             "(online.host / online.port)")
 

@@ -25,7 +25,6 @@ import datetime as dt
 from collections import abc
 import os
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -58,32 +57,28 @@ class _Plan:
 class _DefinitionCache:
     """Resolved request plans per (features, view, full_feature_names): at most
     ``serving.plan_cache_size`` of them, least recently used dropped first, all rebuilt
-    after the registry file changes (checked at most every ``serving.registry_refresh_s``).
-    When the registry cannot be read (locked, read-only disk) a plan built before keeps
-    serving."""
+    after the registry file changes (a ``stat`` per call, so an ``apply`` in this process
+    is seen at once). When the registry cannot be read (locked, read-only disk) a plan
+    built before keeps serving."""
 
     def __init__(self, fs: Any) -> None:
         self.fs = fs
         self._paths = [fs.config.registry_path, fs.config.registry_path + "-wal"]
         self._size = fs.config.serving.plan_cache_size
-        self._refresh_s = fs.config.serving.registry_refresh_s
-        self._checked = 0.0
         self._signature: tuple | None = None
         self._plans: OrderedDict[tuple, tuple[tuple | None, _Plan]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _current_signature(self) -> tuple | None:
-        now = time.monotonic()
-        if now - self._checked < self._refresh_s:
-            return self._signature
+    def _current_signature(self) -> tuple:
         sig = []
         for p in self._paths:
             try:
                 st = os.stat(p)
-                sig.append((st.st_mtime_ns, st.st_size))
             except FileNotFoundError:
                 sig.append(None)
-        self._checked = now
+                continue
+            # an empty WAL (a reader may create one) holds no change: same as none
+            sig.append((st.st_mtime_ns, st.st_size) if st.st_size else None)
         return tuple(sig)
 
     @staticmethod
