@@ -195,3 +195,14 @@ def test_a_frozen_hbase_is_503_within_its_budget_and_then_fails_fast(tmp_path):
         assert r.status_code == 503 and "retry in" in r.json()["detail"]
     fs.close()
     frozen.close()
+
+
+def test_serve_refuses_a_port_out_of_range():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", "import sys; from sparkfs.cli import main; "
+                        "sys.exit(main())", "serve", "--port", "70000"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "port 70000 is outside 0..65535" in r.stderr
+    assert "Traceback" not in r.stderr
