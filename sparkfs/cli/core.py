@@ -75,7 +75,7 @@ def _describe(args: argparse.Namespace) -> int:
     if g.description:
         print(f"  {g.description}")
     print(f"  owner: {g.owner or '-'}   tags: {g.tags or '-'}")
-    print(f"  entities: " + ", ".join(f"{e.name}({', '.join(e.join_keys)})" for e in g.entities))
+    print("  entities: " + ", ".join(f"{e.name}({', '.join(e.join_keys)})" for e in g.entities))
     print(f"  event time: {g.event_time}   ttl: {g.ttl or '-'}   online: {g.online}")
     print(f"  history: {fs.offline.table_uri(g)} (Delta version {fs.offline.current_version(g)})")
     print("  features:")

@@ -21,8 +21,9 @@ TimestampType(timestamp[us, tz=UTC])
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -205,7 +206,8 @@ def on_demand_inputs(plan: Plan) -> dict[str, str]:
 
 
 def _name_columns(plans: list[GroupPlan], spine_cols: list[str], od_columns: list[str],
-                  full: bool, hidden: set = frozenset()) -> None:
+                  full: bool,
+                  hidden: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset()) -> None:
     """Short names, or ``{group}__{feature}`` when ``full``. Features fetched only as
     on-demand inputs keep their short names (the transforms read them by those)."""
     seen: dict[str, str] = {c: "a spine column" for c in spine_cols}

@@ -32,7 +32,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, SparkfsError
 from . import build
@@ -63,7 +64,8 @@ def create_training_set(fs: "FeatureStore", name: str, spine: Any, features: Seq
     check_name(name, "training set")
     unknown = sorted(set(options) - set(CREATE_OPTIONS))
     if unknown:
-        raise SparkfsError(f"create_training_set got unknown option(s) {unknown}; known: {list(CREATE_OPTIONS)}")
+        raise SparkfsError(f"create_training_set got unknown option(s) {unknown}; "
+                           f"known: {list(CREATE_OPTIONS)}")
     description = options.pop("description", "")
     engine = options.pop("engine", "spark")
     ts = build(fs, spine, features, timestamp_col, engine=engine, **options)
@@ -97,6 +99,8 @@ def _write(fs: "FeatureStore", ts: TrainingSet, spine: Any, timestamp_col: str, 
     if engine == "spark":
         out = "file://" + data
         ts._frame_with_id().write.mode("error").parquet(out)
+        if ts._spine_frame is None:  # the Spark engine always sets it
+            raise SparkfsError(f"training set {ts!r}: the Spark join kept no numbered spine")
         ts._spine_frame.write.mode("error").parquet("file://" + spine_path)
     else:
         import pyarrow.parquet as pq
