@@ -15,7 +15,7 @@ The result types a user holds come from here too, whichever module makes them:
 """
 
 from .config import Config, load_config
-from .definitions import Aggregation, Entity, FeatureGroup, FeatureRef, Field
+from .definitions import Aggregation, Entity, FeatureGroup, FeatureRef, FeatureView, Field
 from .errors import (
     BatchTooLargeError,
     ClusterError,
@@ -23,6 +23,7 @@ from .errors import (
     ConfigError,
     DefinitionError,
     JvmArtifactError,
+    KafkaError,
     MissingExtraError,
     NotFoundError,
     OnlineStoreError,
@@ -47,13 +48,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     # definitions, the facade, config
-    "Aggregation", "Config", "Entity", "FeatureGroup", "FeatureRef", "FeatureStore", "Field",
-    "load_config", "transform",
+    "Aggregation", "Config", "Entity", "FeatureGroup", "FeatureRef", "FeatureStore",
+    "FeatureView", "Field", "load_config", "transform",
     # results users hold
     "ApplyResult", "DriftReport", "History", "IngestResult", "MaterializeResult",
     "OnlineResponse", "Statistics", "TrainingSet", "ValidationReport",
     # errors (all under SparkfsError)
     "BatchTooLargeError", "ClusterError", "CodeNotLoadedError", "ConfigError",
-    "DefinitionError", "JvmArtifactError", "MissingExtraError", "NotFoundError",
+    "DefinitionError", "JvmArtifactError", "KafkaError", "MissingExtraError", "NotFoundError",
     "OnlineStoreError", "RegistryError", "SparkfsError", "TransformError", "ValidationError",
 ]

@@ -74,6 +74,15 @@ class ClusterError(SparkfsError):
     """
 
 
+class KafkaError(SparkfsError):
+    """The test Kafka broker (``sparkfs.testing.kafka``) could not start, or was used
+    before it started.
+
+    >>> issubclass(KafkaError, SparkfsError)
+    True
+    """
+
+
 class JvmArtifactError(SparkfsError):
     """A JVM artifact could not be fetched (the message names it and the registry's answer).
 

@@ -53,12 +53,16 @@ def training_sets_root(fs: "FeatureStore") -> str:
     return os.path.join(os.path.abspath(fs.config.data_dir), "training_sets")
 
 
-def create_training_set(fs: "FeatureStore", name: str, spine: Any, features: Sequence[str],
-                        timestamp_col: str, **options: Any) -> TrainingSet:
+def create_training_set(fs: "FeatureStore", name: str, spine: Any,
+                        features: Sequence[str] | None, timestamp_col: str | None,
+                        view: Any = None,
+                        **options: Any) -> TrainingSet:
     """Build a training set and store its rows, spine and manifest as a new version of
-    ``name``. Options: ``engine`` (default ``"spark"``), ``as_known_at``, ``key_map``,
-    ``full_feature_names``, ``time_buckets``, ``hot_key_rows``, ``broadcast_spine_rows``,
-    ``threads``, ``description``."""
+    ``name``, of feature references or of a feature ``view`` (the manifest's ``"view"``
+    records its ``name@version``; ``"features"`` its references, pinned). Options:
+    ``engine`` (default ``"spark"``), ``as_known_at``, ``key_map``, ``full_feature_names``,
+    ``time_buckets``, ``hot_key_rows``, ``broadcast_spine_rows``, ``threads``,
+    ``description``."""
     from ..definitions import check_name
 
     check_name(name, "training set")
@@ -68,7 +72,7 @@ def create_training_set(fs: "FeatureStore", name: str, spine: Any, features: Seq
                            f"known: {list(CREATE_OPTIONS)}")
     description = options.pop("description", "")
     engine = options.pop("engine", "spark")
-    ts = build(fs, spine, features, timestamp_col, engine=engine, **options)
+    ts = build(fs, spine, features, timestamp_col, engine=engine, view=view, **options)
     version = max(fs.registry.versions(KIND, name), default=0) + 1
     final = os.path.join(training_sets_root(fs), name, f"v{version}")
     tmp = os.path.join(training_sets_root(fs), name, f".tmp-v{version}-{uuid.uuid4().hex[:8]}")
@@ -92,7 +96,7 @@ def create_training_set(fs: "FeatureStore", name: str, spine: Any, features: Seq
     return get_training_set(fs, name, version)
 
 
-def _write(fs: "FeatureStore", ts: TrainingSet, spine: Any, timestamp_col: str, engine: str,
+def _write(fs: "FeatureStore", ts: TrainingSet, spine: Any, timestamp_col: str | None, engine: str,
            path: str) -> None:
     os.makedirs(path)
     data, spine_path = os.path.join(path, "data"), os.path.join(path, "spine")
