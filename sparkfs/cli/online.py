@@ -74,7 +74,7 @@ def _rebuild_online(args: argparse.Namespace) -> int:
     return 0
 
 
-text: str) -> dict:
+def _parse_entity(text: str) -> dict:
     row = {}
     for part in text.split(","):
         key, sep, value = part.partition("=")
