@@ -64,7 +64,10 @@ def _port(text: str) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .._extras import require
     from ..errors import ConfigError
+
+    require("fastapi", extra="serve", what="sparkfs serve")
     from ..serving.auth import KeyRing
     from ..serving.process import default_workers, load_service, run
 

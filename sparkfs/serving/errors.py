@@ -21,11 +21,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import Response
 
-from ..errors import (AuthenticationError, DefinitionError, NotFoundError, OnlineStoreError,
+from ..errors import (AuthenticationError, CodeNotLoadedError, DefinitionError, NotFoundError,
+                      OnlineStoreError,
                       PayloadTooLargeError, PermissionDeniedError, RegistryUnavailableError,
                       RequestTimeoutError, SparkfsError, TransformError, UnavailableError,
                       ValidationError)
-from ..ondemand import CodeNotLoadedError
+
 from .encoding import json_response
 
 error_log = logging.getLogger("sparkfs.serving")

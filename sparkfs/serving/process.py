@@ -175,10 +175,10 @@ def run(fs: Any, host: str = "127.0.0.1", port: int = 8080, repo: str | None = N
     ``workers > 1`` runs that many processes on one listening socket; each loads its own
     store from ``config`` and ``repo`` (``fs`` has already checked that they load).
     ``ssl``: uvicorn's ``ssl_certfile``, ``ssl_keyfile``... passed through."""
-    import uvicorn
-
+    from .._extras import require
     from .app import create_app
 
+    uvicorn = require("uvicorn", extra="serve", what="the HTTP service")
     if not fs.config.serving.auth.enabled and not is_loopback(host):
         error_log.warning("listening on %s without authentication: anyone who can reach this "
                           "port reads every online feature; set serving.auth (see "

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from ..definitions import FeatureRef
-from ..errors import PayloadTooLargeError, ValidationError
+from ..errors import BatchTooLargeError, ValidationError
 from .auth import Principal, principal_of
 from .encoding import encode_response, json_response
 from .schemas import ERROR_RESPONSES, FeaturesRequest, FeaturesResponse, Health
@@ -42,7 +42,7 @@ def rows_of(body: FeaturesRequest, limit: int) -> list[dict[str, Any]]:
             raise ValidationError(f"entities columns differ in length: {shown}")
         n = next(iter(lengths.values()), 0)
     if n > limit:
-        raise PayloadTooLargeError(f"{n} entity rows exceed serving.max_batch_size={limit}; "
+        raise BatchTooLargeError(f"{n} entity rows exceed serving.max_batch_size={limit}; "
                                    "split the request")
     if body.entity_rows is not None:
         return body.entity_rows
