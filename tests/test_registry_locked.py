@@ -31,7 +31,7 @@ def repo(tmp_path):
     fs.apply([WEATHER])
     fs.online.write_batch(WEATHER, pa.table({
         "origin": ["JFK"], "temp": [39.0],
-        "time_hour": [dt.datetime(2013, 1, 1, 5, tzinfo=dt.timezone.utc)]}))
+        "time_hour": [dt.datetime(2013, 1, 1, 5, tzinfo=dt.UTC)]}))
     fs.close()
     return {"conf": str(conf), "registry": str(tmp_path / "data" / "registry.db")}
 

@@ -36,7 +36,7 @@ def _app(tmp_path, auth: dict):
     fs.apply([weather, planes, warmer])
     fs.online.write_batch(weather, pa.table({
         "origin": ["JFK"], "temp": [39.0],
-        "time_hour": [dt.datetime(2013, 1, 1, 5, tzinfo=dt.timezone.utc)]}))
+        "time_hour": [dt.datetime(2013, 1, 1, 5, tzinfo=dt.UTC)]}))
     return fs, TestClient(create_app(fs), raise_server_exceptions=False)
 
 

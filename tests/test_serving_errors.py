@@ -27,7 +27,7 @@ def _store(tmp_path, **serving) -> FeatureStore:
     fs.apply(groups)
     fs.online.write_batch(groups[0], pa.table({
         "origin": ["JFK"], "temp": [39.0],
-        "time_hour": [dt.datetime(2013, 1, 1, 5, tzinfo=dt.timezone.utc)]}))
+        "time_hour": [dt.datetime(2013, 1, 1, 5, tzinfo=dt.UTC)]}))
     return fs
 
 
@@ -134,7 +134,7 @@ class _Hanging:
 
 def test_a_hanging_store_fails_fast_with_503_and_the_service_recovers(tmp_path):
     fs = _store(tmp_path, store_timeout_s=0.5, store_retry_after_s=0.5)
-    fs.online  # open it, then wrap it
+    _ = fs.online  # open it, then wrap it
     hanging = fs._online = _Hanging(fs._online)
     body = {"features": ["weather:temp"], "entity_rows": [{"origin": "JFK"}]}
     with TestClient(create_app(fs), raise_server_exceptions=False) as c:
@@ -159,7 +159,7 @@ def test_a_hanging_store_fails_fast_with_503_and_the_service_recovers(tmp_path):
 
 def test_the_plan_cache_is_bounded(client):
     for i in range(12):
-        features = ["weather:temp"] + ["weather:temp"] * 0 + [f"planes:seats"] * (i % 2)
+        features = ["weather:temp"] + ["weather:temp"] * 0 + ["planes:seats"] * (i % 2)
         body = {"features": features, "entity_rows": [{"origin": "JFK", "tailnum": f"N{i}"}],
                 "full_feature_names": bool(i % 4 // 2)}
         assert client.post("/features", json=body).status_code == 200

@@ -34,7 +34,7 @@ def _app(tmp_dir: str):
     fs.apply([weather])
     fs.online.write_batch(weather, pa.table({
         "origin": ["JFK"], "temp": [float("nan")], "obs": [[1.0, float("nan")]],
-        "time_hour": [dt.datetime(2013, 1, 1, 5, tzinfo=dt.timezone.utc)]}))
+        "time_hour": [dt.datetime(2013, 1, 1, 5, tzinfo=dt.UTC)]}))
     return create_app(fs)
 
 

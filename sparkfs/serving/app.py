@@ -44,7 +44,8 @@ writes one access-log line (logger ``sparkfs.serving.access``).
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI
 

@@ -36,12 +36,12 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
 
 from starlette.requests import Request
 
-from ..config import AuthConfig, ApiKeyConfig, parse_scope
+from ..config import ApiKeyConfig, AuthConfig, parse_scope
 from ..errors import AuthenticationError, ConfigError, PermissionDeniedError
 
 

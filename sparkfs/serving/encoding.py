@@ -27,7 +27,7 @@ def _iso_column(times: list) -> list:
     """ISO texts of a column of event times; the rows of one stored event time share one
     datetime object (see ``read_group``), formatted once."""
     memo: dict[int, str | None] = {}
-    out = []
+    out: list[str | None] = []
     for t in times:
         if t is None:
             out.append(None)

@@ -18,15 +18,24 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import (AuthenticationError, CodeNotLoadedError, DefinitionError, NotFoundError,
-                      OnlineStoreError,
-                      PayloadTooLargeError, PermissionDeniedError, RegistryUnavailableError,
-                      RequestTimeoutError, SparkfsError, TransformError, UnavailableError,
-                      ValidationError)
-
+from ..errors import (
+    AuthenticationError,
+    CodeNotLoadedError,
+    DefinitionError,
+    NotFoundError,
+    OnlineStoreError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RegistryUnavailableError,
+    RequestTimeoutError,
+    SparkfsError,
+    TransformError,
+    UnavailableError,
+    ValidationError,
+)
 from .encoding import json_response
 
 error_log = logging.getLogger("sparkfs.serving")

@@ -14,7 +14,7 @@ The route then gets the same bytes. Requests without a body pass straight throug
 >>> check_json({"a": [{"b": "x" * 5}]}, max_depth=8, max_string=4)
 Traceback (most recent call last):
 ...
-sparkfs.errors.ValidationError: malformed request: a[0].b: a string of 5 characters exceeds serving.max_string_length=4 (starts 'xxxx')
+sparkfs.errors.ValidationError: malformed request: a[0].b: a string of 5 characters exceeds ...
 """
 
 from __future__ import annotations
@@ -120,12 +120,13 @@ class BodyGuard:
                         f"the body is {declared} bytes, over serving.max_body_bytes="
                         f"{self.max_body}; send fewer entity rows per request")
         deadline = time.monotonic() + self.timeout
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         while True:
             left = deadline - time.monotonic()
             try:
                 message = await asyncio.wait_for(receive(), max(left, 0.001))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise RequestTimeoutError(f"the body did not arrive within serving.body_timeout_s="
                                        f"{self.timeout:g} s") from None
             if message["type"] != "http.request":  # the client went away

@@ -52,7 +52,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     _limits: tuple[float, int] | None = None
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         cls = type(self)
         if cls._limits is None:
             cls._limits = _guard_limits()
@@ -78,8 +78,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if type(self)._limits is not None:
-            self._start_head_timer(type(self)._limits[0])
+        limits = type(self)._limits
+        if limits is not None:
+            self._start_head_timer(limits[0])
 
     def on_headers_complete(self) -> None:
         if self._head_timer is not None:

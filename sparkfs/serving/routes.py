@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -22,6 +22,9 @@ from ..errors import BatchTooLargeError, ValidationError
 from .auth import Principal, principal_of
 from .encoding import encode_response, json_response
 from .schemas import ERROR_RESPONSES, FeaturesRequest, FeaturesResponse, Health
+
+#: The caller of a route: ``principal: Caller`` (401 without a valid key when auth is on).
+Caller = Annotated[Principal, Depends(principal_of)]
 
 features_router = APIRouter(tags=["features"])
 meta_router = APIRouter(tags=["service"])
@@ -36,7 +39,7 @@ def rows_of(body: FeaturesRequest, limit: int) -> list[dict[str, Any]]:
     if body.entity_rows is not None:
         n = len(body.entity_rows)
     else:
-        lengths = {k: len(v) for k, v in body.entities.items()}
+        lengths = {k: len(v) for k, v in (body.entities or {}).items()}
         if len(set(lengths.values())) > 1:
             shown = dict(list(lengths.items())[:8])
             raise ValidationError(f"entities columns differ in length: {shown}")
@@ -53,7 +56,7 @@ def rows_of(body: FeaturesRequest, limit: int) -> list[dict[str, Any]]:
 @features_router.post("/features", response_model=FeaturesResponse, responses=ERROR_RESPONSES,
                       summary="Feature vectors (with statuses) for a batch of entity rows")
 async def features(body: FeaturesRequest, request: Request,
-                   principal: Principal = Depends(principal_of)) -> Response:
+                   principal: Caller) -> Response:
     svc = request.app.state.service
     if not principal.open:
         await authorize_features(svc, principal, body.features)
@@ -99,7 +102,7 @@ async def health(request: Request) -> Response:
 @meta_router.get("/feature-groups", responses=ERROR_RESPONSES,
                  summary="Feature groups and on-demand transforms this key may read")
 async def feature_groups(request: Request,
-                         principal: Principal = Depends(principal_of)) -> Response:
+                         principal: Caller) -> Response:
     snap = await request.app.state.service.snapshot.get()
     groups = [{
         "name": g.name, "version": g.version, "join_keys": list(g.join_keys),

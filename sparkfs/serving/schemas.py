@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: A feature reference's longest accepted text (a name is at most a few dozen chars).
 MAX_REF_LENGTH = 256
@@ -24,8 +24,15 @@ MAX_REF_LENGTH = 256
 
 def _exactly_one_of_rows(schema: dict[str, Any]) -> None:
     schema["oneOf"] = [{"required": ["entity_rows"]}, {"required": ["entities"]}]
-    for name in ("entity_rows", "entities", "request_data"):
-        schema["properties"][name].pop("default", None)  # absent, never null
+    for name in _ABSENT_OR_GIVEN:  # absent or given, never null
+        prop = schema["properties"][name]
+        prop.pop("default", None)
+        branches = [b for b in prop.pop("anyOf", []) if b.get("type") != "null"]
+        if branches:
+            prop.update(branches[0])
+
+
+_ABSENT_OR_GIVEN = ("entity_rows", "entities", "request_data")
 
 
 class FeaturesRequest(BaseModel):
@@ -40,14 +47,20 @@ class FeaturesRequest(BaseModel):
     features: list[str] = Field(
         min_length=1, description="'group:feature', 'group@version:feature' or "
         "'transform:output' references")
-    # absent or given, never null (the schema's oneOf relies on it)
-    entity_rows: list[dict[str, Any]] = Field(  # type: ignore[assignment]
+    entity_rows: list[dict[str, Any]] | None = Field(
         default=None, description="one object of join-key values per row")
-    entities: dict[str, list[Any]] = Field(  # type: ignore[assignment]
+    entities: dict[str, list[Any]] | None = Field(
         default=None, description="Feast-style columns of join-key values")
-    request_data: dict[str, list[Any]] = Field(  # type: ignore[assignment]
+    request_data: dict[str, list[Any]] | None = Field(
         default=None, description="request-time columns for on-demand transforms")
     full_feature_names: bool = Field(default=False, description="name outputs group__feature")
+
+    @field_validator(*_ABSENT_OR_GIVEN, mode="before")
+    @classmethod
+    def _not_null(cls, v: Any) -> Any:
+        if v is None:
+            raise ValueError("must not be null: leave it out instead")
+        return v
 
 
 class FeatureResult(BaseModel):
