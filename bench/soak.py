@@ -50,19 +50,20 @@ def _client(port: int, bodies: list[bytes], start_at: float, seconds: float, int
         wait = due - time.time()
         if wait > 0:
             time.sleep(wait)
-        ok = False
+        ok, kind = False, ""
         try:
             if conn is None:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             conn.request("POST", "/features", body=bodies[k % len(bodies)], headers=headers)
             r = conn.getresponse()
             r.read()
-            ok = r.status == 200
-        except (OSError, http.client.HTTPException):
+            ok, kind = r.status == 200, str(r.status)
+        except (OSError, http.client.HTTPException) as exc:
+            kind = type(exc).__name__
             if conn is not None:
                 conn.close()
             conn = None
-        records.append((due - start_at, time.time() - due, ok))
+        records.append((due - start_at, time.time() - due, ok, "" if ok else kind))
         k += 1
     out.put(records)
 
@@ -164,6 +165,8 @@ def main() -> None:
         "clients": args.clients, "batch": args.batch, "workers": args.workers,
         "window_s": args.window_s, "features_per_row": len(json.loads(bodies[0])["features"]),
         "requests": len(records), "errors": sum(1 for r in records if not r[2]),
+        "error_kinds": {k: sum(1 for r in records if r[3] == k)
+                        for k in sorted({r[3] for r in records if r[3]})},
         "p50_ms": round(pct(lat, 0.5) * 1e3, 3), "p99_ms": round(pct(lat, 0.99) * 1e3, 3),
         "windows": windows,
         "p99_slope_ms_per_window": slope([w["p99_ms"] for w in windows]),
