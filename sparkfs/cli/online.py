@@ -21,6 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repo", help="feature repo .py file to apply first")
     p.set_defaults(func=_materialize)
 
+    p = sub.add_parser("rebuild-online", help="rebuild online values from the Delta history "
+                       "alone into an emptied online table (every online group when none given)")
+    p.add_argument("group", nargs="?", help="group name or name@version (default: all)")
+    p.add_argument("--engine", choices=["spark", "local"], default="spark",
+                   help="spark: executors write partitions (default); local: DuckDB here")
+    p.set_defaults(func=_rebuild_online)
+
     p = sub.add_parser("get-online", help="read online feature vectors (prints JSON)")
     p.add_argument("--features", "-f", required=True, nargs="+", help="refs like weather:temp")
     p.add_argument("--entity", "-e", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
@@ -54,6 +61,16 @@ def _materialize(args: argparse.Namespace) -> int:
 
 
 _INT_RE = re.compile(r"-?[0-9]{1,18}")
+
+
+def _rebuild_online(args: argparse.Namespace) -> int:
+    fs = open_store(args)
+    try:
+        for r in fs.rebuild_online(args.group, engine=args.engine):
+            print(json.dumps(r.to_dict()), flush=True)
+    finally:
+        fs.close()
+    return 0
 
 
 def _parse_entity(text: str) -> dict:
