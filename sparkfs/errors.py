@@ -44,3 +44,10 @@ class OnlineStoreError(SparkfsError):
 
 class TransformError(SparkfsError):
     """A transform is malformed or failed while running."""
+
+
+class ConcurrentWriteError(SparkfsError):
+    """Other writers kept committing to the same Delta table while this one tried to;
+    nothing was written by this call. Retrying the same call (same run id) is safe."""
+
+    retryable = True

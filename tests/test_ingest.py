@@ -14,6 +14,10 @@ import pytest
 
 from sparkfs import Entity, FeatureGroup, Field, ValidationError
 
+from conftest import WRITER_MATRIX
+
+pytestmark = WRITER_MATRIX
+
 UTC = dt.timezone.utc
 
 

@@ -24,7 +24,7 @@ from jobs.flights import features as repo
 from sparkfs import FeatureStore
 from sparkfs.repo import definitions_in
 from sparkfs.serving.app import encode_response
-from sparkfs.transforms import apply_derived_pandas
+from sparkfs.offline.derived import apply_derived_pandas
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

@@ -16,7 +16,7 @@ from sparkfs.definitions import FeatureRef
 from sparkfs.errors import DefinitionError, NotFoundError, TransformError, ValidationError
 from sparkfs.ondemand import attach_code, plan_on_demand
 from sparkfs.repo import definitions_in
-from sparkfs.transforms import apply_derived_pandas
+from sparkfs.offline.derived import apply_derived_pandas
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
