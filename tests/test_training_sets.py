@@ -10,7 +10,10 @@ import yaml
 
 from sparkfs import Entity, FeatureGroup, Field, NotFoundError, SparkfsError
 from sparkfs.cli import main
+from conftest import WRITER_MATRIX
 from test_training_reference import T
+
+pytestmark = WRITER_MATRIX  # every test here also runs on tables written by delta-spark
 
 airport = Entity("airport", join_keys=["origin"])
 

@@ -146,3 +146,39 @@ def clean(table_uri: str, committed: Iterable[str], apply: bool = True,
             if s.committed:
                 remove_owner(s.uri + OWNER_SUFFIX)
     return gone
+
+
+def table_uris(root: str) -> list[str]:
+    """Every Delta table directly under the offline ``root`` (and under ``_quarantine``)."""
+    fs, path = _fs(root)
+    prefix = root[: len(root) - len(path)] if "://" in root else ""
+    out = []
+    for base in (path, f"{path}/_quarantine"):
+        try:
+            infos = fs.get_file_info(pafs.FileSelector(base, recursive=False,
+                                                       allow_not_found=True))
+        except OSError:
+            continue
+        for info in infos:
+            if info.type == pafs.FileType.Directory and \
+                    fs.get_file_info(f"{info.path}/_delta_log").type == pafs.FileType.Directory:
+                out.append(prefix + info.path)
+    return sorted(out)
+
+
+def collect_garbage(root: str, storage_options: dict[str, str] | None = None,
+                    apply: bool = False, max_age: dt.timedelta = DEFAULT_MAX_AGE) -> list[Stage]:
+    """The abandoned staging folders of every table under ``root``; removed with ``apply``
+    (``sparkfs gc`` lists them, ``sparkfs gc --apply`` removes them).
+
+    >>> import tempfile
+    >>> collect_garbage(tempfile.mkdtemp())
+    []
+    """
+    from deltalake import DeltaTable
+
+    found: list[Stage] = []
+    for uri in table_uris(root):
+        committed = DeltaTable(uri, storage_options=storage_options or None).file_uris()
+        found += clean(uri, committed, apply=apply, max_age=max_age)
+    return found
