@@ -55,9 +55,8 @@ def parse_args(argv=None):
 
 def make_spark(args):
     from sparkfs.config import SparkConfig
-    from sparkfs.sparkutil import get_or_create_spark
-
     from sparkfs.jvm import is_fetched
+    from sparkfs.sparkutil import get_or_create_spark
 
     return get_or_create_spark(SparkConfig(
         master=args.master, app_name="sparkfs-bench-ingest",

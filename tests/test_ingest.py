@@ -11,10 +11,9 @@ import textwrap
 import pandas as pd
 import pyarrow as pa
 import pytest
+from conftest import WRITER_MATRIX
 
 from sparkfs import Entity, FeatureGroup, Field, ValidationError
-
-from conftest import WRITER_MATRIX
 
 pytestmark = WRITER_MATRIX
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from sparkfs import Entity, FeatureGroup, Field, FeatureStore
+from sparkfs import Entity, FeatureGroup, FeatureStore, Field
 
 UTC = dt.timezone.utc
 ROWS = 2_000

@@ -16,7 +16,7 @@ Every check runs before a byte is written and refuses the whole batch with a
 >>> check_run_id("", None)
 Traceback (most recent call last):
 ...
-sparkfs.errors.ValidationError: run_id '' is not usable: give a non-empty string of at most 256 printable characters (for example 'weather-2013-01-01')
+sparkfs.errors.ValidationError: run_id '' is not usable: give a non-empty string ...
 """
 
 from __future__ import annotations
