@@ -14,7 +14,11 @@
 ``delta-spark``  Spark's own Delta writer (the session has the delta-spark jars): one native
                  commit with ``txnAppId``/``txnVersion``, so Delta itself skips a run id it
                  has seen and refuses a concurrent commit of the same run id
-                 (``ConcurrentTransactionException``); the same re-check then applies.
+                 (``ConcurrentTransactionException``); the writer then re-checks as above.
+                 Right before the write it also re-dedupes against files committed since
+                 the batch's dedupe; Delta's blind appends do not conflict with each other,
+                 so a commit landing between that re-check and Spark's own commit is not
+                 seen (a narrow window the ``delta-rs`` writer does not have).
 
 Both write the same columns (system columns ``_commit_time``/``_run_id`` included), the
 same ``timestamp`` (UTC, microseconds) type and protocol (reader 1 / writer 2), so each
@@ -45,6 +49,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .tables import OfflineStore
 
 MAX_ATTEMPTS = 8
+#: Delta Lake's optimistic-concurrency conflicts (io.delta.exceptions.*): re-check and retry
+_DELTA_CONFLICTS = ("ConcurrentTransactionException", "ConcurrentAppendException",
+                    "ConcurrentWriteException", "MetadataChangedException",
+                    "ProtocolChangedException")
 
 
 def app_id(run_id: str) -> str:
@@ -296,7 +304,7 @@ class DeltaSparkWriter:
                    .option("userMetadata", meta)
                    .save(path))
             except Exception as exc:  # py4j: Delta's concurrency exceptions are retryable
-                if "Concurrent" in str(exc):
+                if any(name in str(exc) for name in _DELTA_CONFLICTS):
                     continue
                 raise SparkfsError(
                     f"writing the batch for feature group {group.name!r} with delta-spark "
