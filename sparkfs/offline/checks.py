@@ -175,8 +175,8 @@ def check_rows(group: FeatureGroup, df: "DataFrame", narrowed: list[str]) -> dic
         for c in narrowed:  # still bigint: count the values an int cannot hold
             out = (F.col(f"`{c}`") < F.lit(lo)) | (F.col(f"`{c}`") > F.lit(hi))
             row_aggs.append(F.sum(out.cast("long")).alias(f"range:{c}"))
-        agg = df.agg(F.count(F.lit(1)).alias("n"), F.min(et).alias("min_et"),
-                     F.max(et).alias("max_et"), *row_aggs).first().asDict()
+        agg = _one_row(df.agg(F.count(F.lit(1)).alias("n"), F.min(et).alias("min_et"),
+                              F.max(et).alias("max_et"), *row_aggs))
         agg["conflicts"] = 0
     else:
         agg = _check_latest_rows(df, keys, et, [f.name for f in group.stored_fields], narrowed)
@@ -228,21 +228,27 @@ def _check_latest_rows(df: "DataFrame", keys: list[str], et: str, values: list[s
         F.count(F.lit(1)).alias("c"), F.min("_vh").alias("h0"), F.max("_vh").alias("h1"),
         F.max("_bad").alias("bad"), F.min("_et").alias("lo"), F.max("_et").alias("hi"),
         *[F.sum(col(n)).alias(n) for n in flag_names])
-    agg = per_key.agg(
+    agg = _one_row(per_key.agg(
         F.sum("c").alias("n"), F.min("lo").alias("min_et"), F.max("hi").alias("max_et"),
         *[F.sum(col(n)).alias(n) for n in flag_names],
         F.sum(F.when((F.col("bad") == 0) & (F.col("h0") != F.col("h1")), F.col("c"))
               .otherwise(0)).alias("suspects"),
-    ).first().asDict()
+    ))
     agg["conflicts"] = 0
     if agg.pop("suspects"):
         exact = (df.where(~any_null).groupBy(*keys, et)
                    .agg(F.count(F.lit(1)).alias("c"), F.min(value_hash).alias("h0"),
                         F.max(value_hash).alias("h1"))
                    .where(F.col("h0") != F.col("h1"))
-                   .agg(F.sum("c").alias("conflicts")).first())
-        agg["conflicts"] = exact["conflicts"] or 0
+                   .agg(F.sum("c").alias("conflicts")))
+        agg["conflicts"] = _one_row(exact).get("conflicts") or 0
     return agg
+
+
+def _one_row(df: "DataFrame") -> dict:
+    """The single row of a global aggregate as a dict."""
+    row = df.first()
+    return row.asDict() if row is not None else {}
 
 
 def narrow(df: "DataFrame", narrowed: list[str]) -> "DataFrame":
