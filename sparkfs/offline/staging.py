@@ -27,7 +27,7 @@ import datetime as dt
 import json
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 import pyarrow.fs as pafs
@@ -50,6 +50,7 @@ class Stage:
     size_bytes: int
     abandoned: bool
     committed: bool = False
+    folders: list[str] = field(default_factory=list)
 
 
 def stage_owner_path(table_uri: str, subdir: str) -> str:
@@ -115,18 +116,23 @@ def list_stages(table_uri: str, committed: Iterable[str],
                 owner = json.loads(f.read().decode() or "{}")
         except (OSError, ValueError):
             owner = {}
+        # the folder and its re-dedupe successors (``<name>-r<N>``, see writers.py)
+        family = [name] + sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory
+                                 and i.base_name.startswith(name + "-r"))
         size = 0
-        try:
-            for child in fs.get_file_info(pafs.FileSelector(f"{path}/{name}", recursive=True,
-                                                            allow_not_found=True)):
-                size += child.size or 0
-        except OSError:
-            pass
-        committed_here = name in committed_dirs
+        for folder in family:
+            try:
+                for child in fs.get_file_info(pafs.FileSelector(
+                        f"{path}/{folder}", recursive=True, allow_not_found=True)):
+                    size += child.size or 0
+            except OSError:
+                pass
+        committed_here = any(folder in committed_dirs for folder in family)
         alive = is_alive(owner, max_age)
         out.append(Stage(name, f"{prefix}{path}/{name}", owner, size,
                          abandoned=not committed_here and not alive,
-                         committed=committed_here and not alive))
+                         committed=committed_here and not alive,
+                         folders=[f"{prefix}{path}/{folder}" for folder in family]))
     return sorted(out, key=lambda s: s.name)
 
 
@@ -140,7 +146,8 @@ def clean(table_uri: str, committed: Iterable[str], apply: bool = True,
     gone = [s for s in stages if s.abandoned]
     if apply:
         for s in gone:
-            delete_dir(s.uri)
+            for folder in s.folders or [s.uri]:
+                delete_dir(folder)
             remove_owner(s.uri + OWNER_SUFFIX)
         for s in stages:
             if s.committed:

@@ -165,7 +165,8 @@ class DeltaRsWriter:
         try:
             out = self._stage_and_commit(batch, subdir)
         except BaseException:
-            delete_dir(f"{uri}/{subdir}", self.offline.storage_options)
+            for folder in [subdir] + [f"{subdir}-r{i}" for i in range(MAX_ATTEMPTS)]:
+                delete_dir(f"{uri}/{folder}", self.offline.storage_options)
             raise
         finally:
             remove_owner(owner)
