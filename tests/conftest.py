@@ -27,16 +27,20 @@ def delta_jars_fetched() -> bool:
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark(request):
     """One real local[2] SparkSession for the whole test run (few shuffle partitions),
-    with Delta Lake's Spark writer on it when its jars are fetched."""
+    with Delta Lake's Spark writer on it when the run selected ``delta_spark`` tests and
+    the jars are fetched (a quick ``-m "not delta_spark"`` run starts plain Spark, so
+    ``offline.engine: auto`` stays on delta-rs there)."""
     from sparkfs.config import SparkConfig
     from sparkfs.sparkutil import get_or_create_spark
 
+    wants_delta = any(item.get_closest_marker("delta_spark") is not None
+                      for item in request.session.items)
     session = get_or_create_spark(SparkConfig(
         master="local[2]", app_name="sparkfs-tests",
         conf={"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "4",
-              "spark.driver.memory": "2g"}), delta=delta_jars_fetched())
+              "spark.driver.memory": "2g"}), delta=wants_delta and delta_jars_fetched())
     yield session
     session.stop()
 
