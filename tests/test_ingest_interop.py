@@ -109,3 +109,33 @@ def test_spark_free_paths_read_delta_spark_commits(stores):
     online = sp.get_online_features(["weather:temp"], entity_rows=[{"origin": "JFK"},
                                                                     {"origin": "LGA"}]).to_dict()
     assert online["temp"] == [2.0, 5.0]
+
+
+def _artifact(jar_name: str) -> str:
+    """``delta-storage-4.4.0.jar`` -> ``delta-storage``."""
+    import re
+
+    return re.sub(r"-\d[\w.\-]*\.jar$", "", jar_name)
+
+
+def test_delta_bundle_adds_only_jars_pyspark_lacks():
+    import os
+
+    import pyspark
+    from conftest import NO_DELTA_JARS, delta_jars_fetched
+
+    from sparkfs.jvm import jars
+    from sparkfs.sparkutil import DELTA_SQL_CONF, delta_spark_conf
+
+    if not delta_jars_fetched():
+        pytest.skip(NO_DELTA_JARS)
+    ours = [p.name for p in jars("delta")]
+    shipped = {_artifact(n) for n in os.listdir(os.path.join(os.path.dirname(pyspark.__file__),
+                                                              "jars"))}
+    assert any(n.startswith("delta-spark_2.13-4.4.0") for n in ours), ours
+    duplicates = [n for n in ours if _artifact(n) in shipped]
+    assert not duplicates, f"jars pyspark already ships: {duplicates}"
+    conf = delta_spark_conf({"spark.jars": "/opt/x.jar", "spark.sql.extensions": "a.B"})
+    assert conf["spark.jars"].split(",")[0] == "/opt/x.jar"
+    assert len(conf["spark.jars"].split(",")) == len(ours) + 1
+    assert conf["spark.sql.extensions"] == "a.B," + DELTA_SQL_CONF["spark.sql.extensions"]
