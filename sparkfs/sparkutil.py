@@ -66,6 +66,9 @@ def get_or_create_spark(conf: "SparkConfig", delta: bool = False) -> "SparkSessi
     as it is. Under ``spark-submit`` the jars must come with the submission (``--jars`` /
     ``--conf spark.jars=...``): a running driver JVM cannot take them any more.
     """
+    from ._extras import require
+
+    require("pyspark", extra="spark", what="the Spark engine (a SparkSession)")
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()

@@ -20,7 +20,7 @@ import pytest
 
 from sparkfs import Entity, FeatureGroup, FeatureStore, Field
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 ROWS = 2_000
 TRIALS = 3
 MODES = ("same-run", "same-rows", "disjoint")

@@ -13,7 +13,7 @@ import pytest
 from sparkfs import Entity, FeatureGroup, FeatureStore, Field
 
 pytestmark = pytest.mark.delta_spark
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def ts(h):

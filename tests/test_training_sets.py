@@ -7,11 +7,11 @@ import json
 import pandas as pd
 import pytest
 import yaml
+from conftest import WRITER_MATRIX
+from test_training_reference import T
 
 from sparkfs import Entity, FeatureGroup, Field, NotFoundError, SparkfsError
 from sparkfs.cli import main
-from conftest import WRITER_MATRIX
-from test_training_reference import T
 
 pytestmark = WRITER_MATRIX  # every test here also runs on tables written by delta-spark
 

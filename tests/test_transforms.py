@@ -18,7 +18,7 @@ from sparkfs.errors import DefinitionError
 from sparkfs.offline.derived import apply_derived_pandas
 from sparkfs.transforms import Transform
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @transform(output="double")

@@ -40,7 +40,7 @@ MAX_RUN_ID_LENGTH = 256
 def check_run_id(run_id: str | None, now: dt.datetime | None) -> str:
     """``run_id`` checked, or a fresh one (``run-<UTC time>-<random>``) when it is None."""
     if run_id is None:
-        now = now or dt.datetime.now(dt.timezone.utc)
+        now = now or dt.datetime.now(dt.UTC)
         return f"run-{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
     if not isinstance(run_id, str) or not run_id.strip() or len(run_id) > MAX_RUN_ID_LENGTH \
             or any(ord(c) < 32 for c in run_id):

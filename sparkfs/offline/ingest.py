@@ -40,6 +40,7 @@ from .tables import COMMIT_TIME, RUN_ID, history_schema, read_files_spark
 from .writers import Batch, app_id, choose_writer, version_of_run
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..online.materialize import MaterializeResult
     from ..store import FeatureStore
 
 __all__ = ["IngestResult", "app_id", "ingest", "to_spark", "conform"]
@@ -47,8 +48,15 @@ __all__ = ["IngestResult", "app_id", "ingest", "to_spark", "conform"]
 
 @dataclass
 class IngestResult:
-    """What one ``fs.ingest`` call did: the Delta version it committed (or found committed
-    for its run id: ``noop``), row counts, the writer engine and the duration."""
+    """What one ``fs.ingest`` call did: the Delta version it committed (or found, for a
+    replayed ``run_id``: ``noop``), the row counts, the writer engine, and
+    ``materialization`` when the call also pushed the new values online.
+
+    >>> r = IngestResult("weather", 1, "run-1", delta_version=3, rows_input=10, rows_written=8,
+    ...                  rows_skipped=2)
+    >>> r.to_dict()["rows_written"], r.materialization is None
+    (8, True)
+    """
 
     group: str
     group_version: int
@@ -63,14 +71,13 @@ class IngestResult:
     engine: str = "delta-rs"
     columns_ignored: list[str] = field(default_factory=list)
     transform_fingerprints: dict[str, str] = field(default_factory=dict)
-    materialization: Any = None
+    materialization: MaterializeResult | None = None
 
     def to_dict(self) -> dict:
-        """The result as plain JSON-ready values."""
+        """A JSON-able dict (``materialization`` as its own dict, or left out)."""
         out = {k: v for k, v in self.__dict__.items() if k != "materialization"}
         if self.materialization is not None:
-            m = self.materialization
-            out["materialization"] = m.to_dict() if hasattr(m, "to_dict") else str(m)
+            out["materialization"] = self.materialization.to_dict()
         return out
 
 
@@ -78,7 +85,7 @@ def ingest(fs: "FeatureStore", group: FeatureGroup, data: Any, run_id: str | Non
     """Check ``data`` against ``group`` and commit it to the group's Delta history (see the
     module docstring for the steps). Returns an ``IngestResult``."""
     started = time.perf_counter()
-    commit_time = dt.datetime.now(dt.timezone.utc)
+    commit_time = dt.datetime.now(dt.UTC)
     run_id = check_run_id(run_id, commit_time)
     table = fs.offline.table(group)
     pinned = table.version()

@@ -27,8 +27,8 @@ import datetime as dt
 import json
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import pyarrow.fs as pafs
 
@@ -62,7 +62,7 @@ def write_owner(uri: str) -> None:
     """Write the owner file for this process (before any data file)."""
     fs, path = _fs(uri)
     body = {"host": socket.gethostname(), "pid": os.getpid(),
-            "started": dt.datetime.now(dt.timezone.utc).isoformat()}
+            "started": dt.datetime.now(dt.UTC).isoformat()}
     with fs.open_output_stream(path) as f:
         f.write(json.dumps(body).encode())
 
@@ -91,7 +91,7 @@ def is_alive(owner: dict, max_age: dt.timedelta = DEFAULT_MAX_AGE,
         started = dt.datetime.fromisoformat(owner["started"])
     except (KeyError, TypeError, ValueError):
         return False
-    return (now or dt.datetime.now(dt.timezone.utc)) - started < max_age
+    return (now or dt.datetime.now(dt.UTC)) - started < max_age
 
 
 def list_stages(table_uri: str, committed: Iterable[str],

@@ -179,7 +179,7 @@ class DeltaRsWriter:
 
     def _stage(self, batch: Batch, df: "DataFrame", subdir: str) -> tuple[list, int]:
         """Write ``df`` to ``{table}/{subdir}``; the Delta add actions and the row count."""
-        from deltalake.transaction import AddAction
+        from deltalake.transaction import AddAction, RemoveAction
 
         from .parquet_stats import list_parquet, parquet_add_stats
 
@@ -202,7 +202,8 @@ class DeltaRsWriter:
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, previous)
-        actions, written = [], 0
+        actions: list[AddAction | RemoveAction] = []
+        written = 0
         for path, size, mtime in list_parquet(stage, opts):
             stats = parquet_add_stats(path, opts)
             if stats["numRecords"] == 0:
