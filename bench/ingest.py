@@ -9,6 +9,9 @@ and on the same SparkSession, from that source:
 * ``ingest``: ``fs.ingest(group, spark.read.parquet(src), run_id=...)`` into a fresh store;
 * ``ingest_without_statistics``: the same ingest into a store with
   ``ingest.statistics: false`` (no per-batch feature statistics);
+* ``delta_spark``: that same ingest (statistics off) with ``offline.engine: delta-spark``,
+  Spark's own Delta writer, when the Delta jars are fetched (``python -m sparkfs.jvm fetch
+  delta``); ``ingest`` and ``ingest_without_statistics`` use ``delta-rs``;
 * ``noop_same_run_id``: the same call again (a Delta app-transaction look-up);
 * ``reingest_new_run_id``: the same data under a new run id (every row is found already
   stored and skipped).
@@ -52,11 +55,13 @@ def parse_args(argv=None):
 
 def make_spark(args):
     from sparkfs.config import SparkConfig
+    from sparkfs.jvm import is_fetched
     from sparkfs.sparkutil import get_or_create_spark
 
     return get_or_create_spark(SparkConfig(
         master=args.master, app_name="sparkfs-bench-ingest",
-        conf={"spark.driver.memory": args.driver_memory, "spark.sql.shuffle.partitions": "8"}))
+        conf={"spark.driver.memory": args.driver_memory, "spark.sql.shuffle.partitions": "8"}),
+        delta=is_fetched("delta"))
 
 
 def make_group(n_features: int):
@@ -83,8 +88,8 @@ class PhaseTimer:
     """Wall time spent inside selected functions of ``sparkfs.offline.ingest``."""
 
     NAMES = {
-        "sparkfs.offline.ingest": ["to_spark", "conform", "_check_rows", "_without_stored_rows",
-                                   "_write_delta_rs", "_write_delta_spark"],
+        "sparkfs.offline.ingest": ["to_spark", "conform", "check_rows", "without_stored_rows"],
+        "sparkfs.offline.writers": ["DeltaRsWriter.write", "DeltaSparkWriter.write"],
         "sparkfs.offline.parquet_stats": ["list_parquet", "parquet_add_stats", "delete_dir"],
         "sparkfs.monitoring": ["record_statistics"],
         "sparkfs.validation": ["validate_batch", "record_validation"],
@@ -104,15 +109,19 @@ class PhaseTimer:
             except ImportError:
                 continue
             for name in names:
-                fn = getattr(mod, name, None)
+                owner, attr = mod, name
+                if "." in name:  # Class.method
+                    cls_name, attr = name.split(".", 1)
+                    owner = getattr(mod, cls_name, None)
+                fn = getattr(owner, attr, None)
                 if callable(fn):
-                    saved.append((mod, name, fn))
-                    setattr(mod, name, self._timed(name, fn))
+                    saved.append((owner, attr, fn))
+                    setattr(owner, attr, self._timed(name, fn))
         try:
             yield self
         finally:
-            for mod, name, fn in saved:
-                setattr(mod, name, fn)
+            for owner, attr, fn in saved:
+                setattr(owner, attr, fn)
 
     def _timed(self, name, fn):
         @functools.wraps(fn)
@@ -147,8 +156,8 @@ def bench_size(spark, args, rows: int, work: str, phases: PhaseTimer) -> dict:
     parquet_s, _ = timed(lambda: spark.read.parquet("file://" + src)
                          .write.mode("overwrite").parquet("file://" + out_dir))
 
-    fs = FeatureStore({"project": "bench", "data_dir": os.path.join(work, f"store-{rows}")},
-                      spark=spark)
+    fs = FeatureStore({"project": "bench", "data_dir": os.path.join(work, f"store-{rows}"),
+                       "offline": {"engine": "delta-rs"}}, spark=spark)
     fs.apply([group])
     phases.take()
     ingest_s, first = timed(lambda: fs.ingest("bench", spark.read.parquet("file://" + src),
@@ -166,13 +175,35 @@ def bench_size(spark, args, rows: int, work: str, phases: PhaseTimer) -> dict:
 
     # The same ingest with per-batch statistics off (ingest.statistics: false).
     bare = FeatureStore({"project": "bench", "data_dir": os.path.join(work, f"bare-{rows}"),
-                         "ingest": {"statistics": False}}, spark=spark)
+                         "offline": {"engine": "delta-rs"}, "ingest": {"statistics": False}},
+                        spark=spark)
     bare.apply([group])
     bare_s, bare_first = timed(lambda: bare.ingest("bench", spark.read.parquet("file://" + src),
                                                    run_id=f"bench-{rows}-1"))
     bare_phases = phases.take()
     bare.close()
-    for d in (out_dir, src, os.path.join(work, f"store-{rows}"), os.path.join(work, f"bare-{rows}")):
+
+    # The same ingest through Spark's own Delta writer (offline.engine: delta-spark).
+    from sparkfs.sparkutil import has_delta_jars
+
+    delta_spark: dict = {"skipped": "the Delta jars are not on this session "
+                                    "(python -m sparkfs.jvm fetch delta)"}
+    if has_delta_jars(spark):
+        ds = FeatureStore({"project": "bench", "data_dir": os.path.join(work, f"ds-{rows}"),
+                           "offline": {"engine": "delta-spark"}, "ingest": {"statistics": False}},
+                          spark=spark)
+        ds.apply([group])
+        ds_s, ds_first = timed(lambda: ds.ingest("bench", spark.read.parquet("file://" + src),
+                                                 run_id=f"bench-{rows}-1"))
+        ds_phases = phases.take()
+        ds.close()
+        if ds_first.rows_written != rows or ds_first.engine != "delta-spark":
+            raise SystemExit(f"unexpected delta-spark ingest result: {ds_first}")
+        delta_spark = {"seconds": round(ds_s, 3), "rows_per_s": round(rows / ds_s),
+                       "vs_parquet": round(ds_s / parquet_s, 2),
+                       "vs_delta_rs": round(ds_s / bare_s, 2), "phases_s": ds_phases}
+    for d in (out_dir, src, os.path.join(work, f"store-{rows}"), os.path.join(work, f"bare-{rows}"),
+              os.path.join(work, f"ds-{rows}")):
         shutil.rmtree(d, ignore_errors=True)
     ratio = ingest_s / parquet_s
     return {
@@ -188,6 +219,7 @@ def bench_size(spark, args, rows: int, work: str, phases: PhaseTimer) -> dict:
             "seconds": round(bare_s, 3), "rows_per_s": round(rows / bare_s),
             "vs_parquet": round(bare_s / parquet_s, 2), "rows_written": bare_first.rows_written,
             "phases_s": bare_phases},
+        "delta_spark": delta_spark,
         "noop_same_run_id": {"seconds": round(noop_s, 3), "noop": noop.noop},
         "reingest_new_run_id": {"seconds": round(again_s, 3), "rows_skipped": again.rows_skipped,
                                 "vs_parquet": round(again_s / parquet_s, 2),

@@ -77,8 +77,8 @@ def setup_store(data_dir: str, rows: int = 5000):
 
     from jobs.flights import data, features
     from sparkfs import FeatureStore
+    from sparkfs.offline.derived import apply_derived_pandas
     from sparkfs.repo import definitions_in
-    from sparkfs.transforms import apply_derived_pandas
 
     conf = os.path.join(data_dir, "conf.yaml")
     with open(conf, "w") as f:

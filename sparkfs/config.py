@@ -103,6 +103,9 @@ class SparkConfig(_Strict):
     master: str = "local[*]"
     app_name: str = "sparkfs"
     conf: dict[str, str] = {}
+    #: put Delta Lake's Spark writer (the jars from ``conf/jvm/delta``) on a session sparkfs
+    #: starts; implied by ``offline.engine: delta-spark``
+    delta_jars: bool = False
 
 
 class IngestConfig(_Strict):

@@ -126,3 +126,14 @@ class MissingExtraError(SparkfsError, ImportError):
     >>> issubclass(MissingExtraError, ImportError)
     True
     """
+
+
+class ConcurrentWriteError(SparkfsError):
+    """Other writers kept committing to the same Delta table while this one tried to;
+    nothing was written by this call. Retrying the same call (same run id) is safe.
+
+    >>> ConcurrentWriteError("x").retryable
+    True
+    """
+
+    retryable = True

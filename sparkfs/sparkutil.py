@@ -24,8 +24,48 @@ DEFAULT_CONF = {
 }
 
 
-def get_or_create_spark(conf: "SparkConfig") -> "SparkSession":
-    """The active SparkSession if there is one (notebooks, Databricks), else a new one."""
+#: Delta Lake's SQL extension and catalog (``delta_spark_conf`` adds them with the jars).
+DELTA_SQL_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def delta_spark_conf(existing: "dict[str, str] | None" = None) -> dict[str, str]:
+    """Settings that give a new SparkSession Delta Lake's Spark writer: the delta-spark jars
+    fetched by ``sparkfs.jvm`` (``conf/jvm/delta/pom.xml``, only the jars pyspark lacks) on
+    ``spark.jars`` (appended to any in ``existing``), plus Delta's SQL extension and catalog.
+
+    Fetches the jars first when they are not in the cache (``JvmArtifactError`` when that
+    fails). Use it with a builder, or pass the same keys to ``spark-submit --conf``.
+
+    >>> conf = delta_spark_conf({"spark.jars": "/opt/extra.jar"})  # doctest: +SKIP
+    >>> conf["spark.jars"].split(",")[0], conf["spark.sql.extensions"]  # doctest: +SKIP
+    ('/opt/extra.jar', 'io.delta.sql.DeltaSparkSessionExtension')
+    >>> sorted(DELTA_SQL_CONF)
+    ['spark.sql.catalog.spark_catalog', 'spark.sql.extensions']
+    """
+    from .jvm import jars
+
+    existing = existing or {}
+    paths = [p for p in existing.get("spark.jars", "").split(",") if p]
+    paths += [str(j) for j in jars("delta") if str(j) not in paths]
+    out = dict(DELTA_SQL_CONF)
+    ext = existing.get("spark.sql.extensions")
+    if ext and DELTA_SQL_CONF["spark.sql.extensions"] not in ext.split(","):
+        out["spark.sql.extensions"] = ext + "," + DELTA_SQL_CONF["spark.sql.extensions"]
+    out["spark.jars"] = ",".join(paths)
+    return out
+
+
+def get_or_create_spark(conf: "SparkConfig", delta: bool = False) -> "SparkSession":
+    """The active SparkSession if there is one (notebooks, Databricks), else a new one.
+
+    ``delta`` (or ``spark.delta_jars: true`` in the config) starts a new session with
+    Delta Lake's Spark writer on it (``delta_spark_conf``). An active session is returned
+    as it is. Under ``spark-submit`` the jars must come with the submission (``--jars`` /
+    ``--conf spark.jars=...``): a running driver JVM cannot take them any more.
+    """
     from ._extras import require
 
     require("pyspark", extra="spark", what="the Spark engine (a SparkSession)")
@@ -51,6 +91,8 @@ def get_or_create_spark(conf: "SparkConfig") -> "SparkSession":
         if conf.master.startswith("local"):
             settings["spark.sql.shuffle.partitions"] = "8"
         settings.update(conf.conf)
+        if delta or getattr(conf, "delta_jars", False):
+            settings.update(delta_spark_conf(settings))
     for k, v in settings.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
@@ -66,7 +108,9 @@ def launched_by_spark_submit() -> bool:
 def has_delta_jars(spark: "SparkSession") -> bool:
     """True when the session can load the delta-spark classes (Databricks, --packages)."""
     try:
-        spark._jvm.java.lang.Class.forName("io.delta.tables.DeltaTable")  # type: ignore[union-attr]
+        # Spark's own class loader: jars given by spark.jars are not on the system one
+        spark._jvm.org.apache.spark.util.Utils.classForName(  # type: ignore[union-attr]
+            "io.delta.tables.DeltaTable", False, False)
         return True
     except Exception:  # py4j raises a generic error for a missing class
         return False

@@ -78,7 +78,8 @@ class FeatureStore:
                 if self._spark is None:
                     from .sparkutil import get_or_create_spark
 
-                    self._spark = get_or_create_spark(self.config.spark)
+                    self._spark = get_or_create_spark(
+                        self.config.spark, delta=self.config.offline.engine == "delta-spark")
         return self._spark
 
     @property

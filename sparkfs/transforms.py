@@ -59,7 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame
 
 
-__all__ = ["Transform", "transform", "apply_derived", "apply_derived_pandas", "pandas_dtype",
+__all__ = ["Transform", "transform", "pandas_dtype",
            "coerce", "to_python"]
 
 # -- the transform object -------------------------------------------------------------------
@@ -478,6 +478,3 @@ def transform(func: Callable | None = None, *, output: str | Field | None = None
 
     return wrap(func) if func is not None else wrap
 
-
-# derived features at ingest live in their own module; re-exported here
-from .derived import apply_derived, apply_derived_pandas  # noqa: E402

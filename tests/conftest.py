@@ -11,24 +11,71 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
 
+#: The offline writer engines. ``delta-rs`` is the fast default every suite runs with;
+#: suites that take the matrix (``pytestmark = WRITER_MATRIX``) also run ``delta-spark``,
+#: marked ``delta_spark`` (``-m "not delta_spark"`` for a quick run).
+WRITER_ENGINES = ["delta-rs", pytest.param("delta-spark", marks=pytest.mark.delta_spark)]
+WRITER_MATRIX = pytest.mark.parametrize("writer_engine", WRITER_ENGINES, indirect=True)
+NO_DELTA_JARS = ("delta-spark: the Delta jars are not fetched "
+                 "(run `python -m sparkfs.jvm fetch delta` or `make jvm`)")
+
+
+def delta_jars_fetched() -> bool:
+    from sparkfs.jvm import is_fetched
+
+    return is_fetched("delta")
+
+
 @pytest.fixture(scope="session")
-def spark():
-    """One real local[2] SparkSession for the whole test run (few shuffle partitions)."""
+def spark(request):
+    """One real local[2] SparkSession for the whole test run (few shuffle partitions),
+    with Delta Lake's Spark writer on it when the run selected ``delta_spark`` tests and
+    the jars are fetched (a quick ``-m "not delta_spark"`` run starts plain Spark, so
+    ``offline.engine: auto`` stays on delta-rs there)."""
     from sparkfs.config import SparkConfig
     from sparkfs.sparkutil import get_or_create_spark
 
+    wants_delta = any(item.get_closest_marker("delta_spark") is not None
+                      for item in request.session.items)
     session = get_or_create_spark(SparkConfig(
         master="local[2]", app_name="sparkfs-tests",
         conf={"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "4",
-              "spark.driver.memory": "2g"}))
+              "spark.driver.memory": "2g"}), delta=wants_delta and delta_jars_fetched())
     yield session
     session.stop()
 
 
 @pytest.fixture
-def store_config(tmp_path):
+def writer_engine(request):
+    """The offline writer engine of this test (``delta-rs`` unless parametrized)."""
+    engine = getattr(request, "param", "delta-rs")
+    if engine == "delta-spark":
+        if not delta_jars_fetched():
+            pytest.skip(NO_DELTA_JARS)
+        from sparkfs.sparkutil import has_delta_jars
+
+        if not has_delta_jars(request.getfixturevalue("spark")):
+            pytest.skip("delta-spark: the test SparkSession could not load the Delta jars")
+    return engine
+
+
+@pytest.fixture
+def store_config(tmp_path, writer_engine):
     """Config mapping for an isolated embedded store under ``tmp_path``."""
-    return {"project": "test", "data_dir": str(tmp_path / "data")}
+    return {"project": "test", "data_dir": str(tmp_path / "data"),
+            "offline": {"engine": writer_engine}}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under ``CI=true`` a skipped delta-spark test fails the run: CI must run them."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("CI") == "true" \
+            and item.get_closest_marker("delta_spark") is not None:
+        report.outcome = "failed"
+        report.longrepr = f"delta-spark tests must run under CI=true but were skipped: " \
+                          f"{report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr}"
 
 
 @pytest.fixture

@@ -11,8 +11,11 @@ import textwrap
 import pandas as pd
 import pyarrow as pa
 import pytest
+from conftest import WRITER_MATRIX
 
 from sparkfs import Entity, FeatureGroup, Field, ValidationError
+
+pytestmark = WRITER_MATRIX
 
 UTC = dt.UTC
 

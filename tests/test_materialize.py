@@ -10,6 +10,7 @@ import time
 
 import pandas as pd
 import pytest
+from conftest import WRITER_MATRIX
 from deltalake import write_deltalake
 from online_conformance import ALL_DTYPES, T0, UTC, _same, rows, weather_group
 
@@ -23,6 +24,7 @@ def append(fs, g, data, commit=None):
     write_deltalake(fs.offline.table_uri(g), rows(g, data, commit), mode="append")
 
 
+@WRITER_MATRIX
 def test_incremental_out_of_order_and_replayed_ingests(fs):
     g = weather_group(ttl="36500d")
     fs.apply([g])
@@ -50,6 +52,7 @@ def test_incremental_out_of_order_and_replayed_ingests(fs):
     assert resp.event_times["temp"][:2] == [h(5).to_pydatetime(), h(7).to_pydatetime()]
 
 
+@WRITER_MATRIX
 def test_every_dtype_round_trips_from_delta_with_both_engines(fs):
     g = ALL_DTYPES
     fs.apply([g])
@@ -72,6 +75,7 @@ def test_every_dtype_round_trips_from_delta_with_both_engines(fs):
     assert math.isnan(expected[0]["d"]) and expected[1]["d"] is None
 
 
+@WRITER_MATRIX
 def test_newest_per_key_within_and_across_commits(fs):
     g = weather_group()
     fs.apply([g])

@@ -22,9 +22,9 @@ import pytest
 
 from jobs.flights import features as repo
 from sparkfs import FeatureStore
+from sparkfs.offline.derived import apply_derived_pandas
 from sparkfs.repo import definitions_in
 from sparkfs.serving.app import encode_response
-from sparkfs.transforms import apply_derived_pandas
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)

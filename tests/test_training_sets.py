@@ -7,10 +7,13 @@ import json
 import pandas as pd
 import pytest
 import yaml
+from conftest import WRITER_MATRIX
 from test_training_reference import T
 
 from sparkfs import Entity, FeatureGroup, Field, NotFoundError, SparkfsError
 from sparkfs.cli import main
+
+pytestmark = WRITER_MATRIX  # every test here also runs on tables written by delta-spark
 
 airport = Entity("airport", join_keys=["origin"])
 

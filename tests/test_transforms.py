@@ -15,7 +15,8 @@ import pytest
 
 from sparkfs import Entity, FeatureGroup, FeatureStore, Field, TransformError, transform
 from sparkfs.errors import DefinitionError
-from sparkfs.transforms import Transform, apply_derived_pandas
+from sparkfs.offline.derived import apply_derived_pandas
+from sparkfs.transforms import Transform
 
 UTC = dt.UTC
 

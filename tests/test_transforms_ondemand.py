@@ -14,9 +14,9 @@ from jobs.flights import transforms as T
 from sparkfs import FeatureStore, transform
 from sparkfs.definitions import FeatureRef
 from sparkfs.errors import DefinitionError, NotFoundError, TransformError, ValidationError
+from sparkfs.offline.derived import apply_derived_pandas
 from sparkfs.ondemand import attach_code, plan_on_demand
 from sparkfs.repo import definitions_in
-from sparkfs.transforms import apply_derived_pandas
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 

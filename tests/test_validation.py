@@ -182,6 +182,15 @@ def test_quarantine_row_accounting_on_random_batches(fs, spark, seed):
     assert stored == everything - bad_ids
 
 
+
+@pytest.mark.parametrize("writer_engine", [pytest.param("delta-spark", marks=pytest.mark.delta_spark)],
+                         indirect=True)
+def test_quarantine_row_accounting_through_delta_spark(fs, spark, writer_engine):
+    """The same accounting when Spark's own Delta writer commits the valid rows."""
+    test_quarantine_row_accounting_on_random_batches(fs, spark, 3)
+    assert fs.ingest("facts", spark.createDataFrame(batch(5, seed=1)), run_id="x").engine \
+        == "delta-spark"
+
 def test_quarantine_write_is_idempotent_per_run_id(fs, spark):
     g = facts_group("quarantine")
     fs.apply([g])

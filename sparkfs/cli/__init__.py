@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ..errors import SparkfsError
 
 #: Modules that add subcommands, in help order.
-COMMAND_MODULES = ["core", "online", "serve", "quality", "training"]
+COMMAND_MODULES = ["core", "online", "serve", "quality", "training", "gc"]
 
 
 def build_parser() -> argparse.ArgumentParser:

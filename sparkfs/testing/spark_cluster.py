@@ -198,14 +198,22 @@ class SparkCluster:
     def submit(self, args: Sequence[str], conf: Mapping[str, str] | None = None,
                timeout: float = 600.0, check: bool = True,
                cwd: str | os.PathLike | None = None,
-               env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+               env: Mapping[str, str] | None = None,
+               delta: bool = False) -> subprocess.CompletedProcess:
         """Run ``spark-submit --master <this cluster> [--conf k=v ...] *args`` (client mode).
 
         Returns the completed process (stdout and stderr captured as text). With
         ``check`` a non-zero exit raises ``ClusterError`` carrying the end of its output.
+        ``delta`` puts Delta Lake's Spark writer on the driver and executors
+        (``sparkfs.sparkutil.delta_spark_conf``).
         """
         settings = {"spark.executor.memory": "512m", "spark.cores.max": str(self.cores)}
-        settings.update(conf or {})
+        if delta:
+            from ..sparkutil import delta_spark_conf
+
+            settings.update(delta_spark_conf(dict(conf or {})))
+        settings.update({k: v for k, v in (conf or {}).items()
+                         if not (delta and k in ("spark.jars", "spark.sql.extensions"))})
         cmd = [os.path.join(spark_home(), "bin", "spark-submit"), "--master", self.master_url]
         for k, v in settings.items():
             cmd += ["--conf", f"{k}={v}"]

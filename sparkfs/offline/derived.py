@@ -2,7 +2,7 @@
 
 ``apply_derived`` runs them in Spark (each through its pandas UDF) before validation and
 the Delta commit; ``apply_derived_pandas`` does the same on a pandas batch. Both are
-re-exported by ``sparkfs.transforms``. Importing this module does not import pyspark.
+imported from ``sparkfs.offline.derived``. Importing this module does not import pyspark.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .definitions import DTYPES, Field  # noqa: F401  (Field: used by the doctest)
-from .errors import TransformError
-from .transforms import Transform, transform  # noqa: F401  (transform: used by the doctest)
+from ..definitions import DTYPES, Field  # noqa: F401  (Field: used by the doctest)
+from ..errors import TransformError
+from ..transforms import Transform, transform  # noqa: F401  (transform: used by the doctest)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
 
-    from .definitions import FeatureGroup
+    from ..definitions import FeatureGroup
 
 __all__ = ["apply_derived", "apply_derived_pandas"]
 

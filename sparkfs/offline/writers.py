@@ -1,0 +1,327 @@
+"""The two ways a checked, deduped batch reaches a group's Delta history, behind one
+``Writer`` protocol and chosen in one place (``choose_writer``):
+
+``delta-rs``     Spark's executors write Parquet into a staging folder under the table; the
+                 driver commits those files with full statistics and the run's app
+                 transaction in one Delta commit through delta-rs. The commit is optimistic
+                 and lands on exactly the version it was checked against
+                 (``max_commit_retries=0``): when another writer got there first, the
+                 writer re-reads the table, returns "already committed" if that writer
+                 committed the same run id, re-dedupes the batch against the files added
+                 since (only those overlapping the batch's event-time range), and tries
+                 again; after ``MAX_ATTEMPTS`` it raises ``ConcurrentWriteError`` (retryable,
+                 nothing written).
+``delta-spark``  Spark's own Delta writer (the session has the delta-spark jars): one native
+                 commit with ``txnAppId``/``txnVersion``, so Delta itself skips a run id it
+                 has seen and refuses a concurrent commit of the same run id
+                 (``ConcurrentTransactionException``); the writer then re-checks as above.
+                 Right before the write it also re-dedupes against files committed since
+                 the batch's dedupe; Delta's blind appends do not conflict with each other,
+                 so a commit landing between that re-check and Spark's own commit is not
+                 seen (a narrow window the ``delta-rs`` writer does not have).
+
+Both write the same columns (system columns ``_commit_time``/``_run_id`` included), the
+same ``timestamp`` (UTC, microseconds) type and protocol (reader 1 / writer 2), so each
+engine reads and appends to the other's tables.
+
+>>> sorted(WRITERS)
+['delta-rs', 'delta-spark']
+>>> app_id("weather-2013-01-01")
+'sparkfs-ingest:weather-2013-01-01'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..definitions import FeatureGroup
+from ..errors import ConcurrentWriteError, ConfigError, SparkfsError
+from .dedupe import without_stored_rows
+from .tables import history_schema, read_files_spark
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame
+
+    from .tables import OfflineStore
+
+MAX_ATTEMPTS = 8
+#: Delta Lake's optimistic-concurrency conflicts (io.delta.exceptions.*): re-check and retry
+_DELTA_CONFLICTS = ("ConcurrentTransactionException", "ConcurrentAppendException",
+                    "ConcurrentWriteException", "MetadataChangedException",
+                    "ProtocolChangedException")
+
+
+def app_id(run_id: str) -> str:
+    """The Delta app-transaction id that marks ``run_id`` as committed."""
+    return f"sparkfs-ingest:{run_id}"
+
+
+@dataclass
+class Batch:
+    """A checked batch ready to commit: ``df`` has the history columns in order (system
+    columns included); ``base_version`` is the Delta version it was deduped against."""
+
+    group: FeatureGroup
+    df: "DataFrame"
+    run_id: str
+    commit_time: dt.datetime
+    base_version: int
+    rows_hint: int
+    et_range: tuple[Any, Any]
+    value_cols: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Written:
+    """What a writer did: rows committed and the Delta version (None: nothing new), or
+    ``already``: another writer had committed this run id (``version`` is that commit)."""
+
+    rows: int
+    version: int | None
+    already: bool = False
+
+
+class Writer(Protocol):
+    """Commits one batch to a group's Delta history in a single atomic commit."""
+
+    name: str
+
+    def write(self, batch: Batch) -> Written: ...
+
+
+def choose_writer(choice: str, offline: "OfflineStore", spark: Any) -> Writer:
+    """The writer for ``offline.engine`` (``auto``: delta-spark when the session can load
+    the Delta jars, else delta-rs)."""
+    from ..sparkutil import has_delta_jars
+
+    if choice not in ("auto", *WRITERS):
+        raise ConfigError(f"offline.engine {choice!r} is unknown; use auto, delta-rs or delta-spark")
+    if choice == "delta-rs":
+        return DeltaRsWriter(offline)
+    jars = has_delta_jars(spark)
+    if choice == "delta-spark" and not jars:
+        raise ConfigError(
+            "offline.engine is 'delta-spark' but this SparkSession cannot load the Delta jars "
+            "(io.delta.tables.DeltaTable); start Spark with them (spark.delta_jars: true, "
+            "sparkfs.sparkutil.delta_spark_conf(), or --jars), or set offline.engine to "
+            "'auto' or 'delta-rs'")
+    return DeltaSparkWriter(offline) if jars else DeltaRsWriter(offline)
+
+
+def version_of_run(table: Any, run_id: str, default: int) -> int:
+    """The Delta version whose commit carries ``run_id`` (searching recent history; the
+    delta-rs writer stores it in ``sparkfs.run_id``, the delta-spark writer in
+    ``userMetadata``)."""
+    for h in table.history(100):
+        found = h.get("sparkfs.run_id")
+        if found is None and isinstance(h.get("userMetadata"), str):
+            try:
+                found = json.loads(h["userMetadata"]).get("sparkfs.run_id")
+            except (ValueError, AttributeError):
+                found = None
+        if found == run_id and "version" in h:
+            return int(h["version"])
+    return default
+
+
+def _new_overlapping_files(offline: "OfflineStore", batch: Batch, seen: int, now: int) -> list[str]:
+    """Files committed after version ``seen`` (up to ``now``) whose event-time statistics
+    overlap the batch."""
+    if now == seen:
+        return []
+    before = set(offline.files(batch.group, seen))
+    return [f for f in offline.files(batch.group, now, batch.et_range) if f not in before]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:500] if text else type(exc).__name__
+
+
+# -- delta-rs -------------------------------------------------------------------------------
+class DeltaRsWriter:
+    """Executors write Parquet under the table; the driver commits it with delta-rs."""
+
+    name = "delta-rs"
+
+    def __init__(self, offline: "OfflineStore") -> None:
+        self.offline = offline
+
+    def write(self, batch: Batch) -> Written:
+        from .parquet_stats import delete_dir
+        from .staging import remove_owner, stage_owner_path
+
+        uri = self.offline.table_uri(batch.group)
+        subdir = f"ingest-{batch.commit_time:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+        owner = stage_owner_path(uri, subdir)
+        self._clean_abandoned(batch.group)
+        from .staging import write_owner
+
+        write_owner(owner)
+        try:
+            out = self._stage_and_commit(batch, subdir)
+        except BaseException:
+            for folder in [subdir] + [f"{subdir}-r{i}" for i in range(MAX_ATTEMPTS)]:
+                delete_dir(f"{uri}/{folder}", self.offline.storage_options)
+            raise
+        finally:
+            remove_owner(owner)
+        return out
+
+    def _clean_abandoned(self, group: FeatureGroup) -> None:
+        from .staging import clean
+
+        clean(self.offline.table_uri(group), self.offline.files(group))
+
+    def _stage(self, batch: Batch, df: "DataFrame", subdir: str) -> tuple[list, int]:
+        """Write ``df`` to ``{table}/{subdir}``; the Delta add actions and the row count."""
+        from deltalake.transaction import AddAction, RemoveAction
+
+        from .parquet_stats import list_parquet, parquet_add_stats
+
+        opts = self.offline.storage_options
+        stage = f"{self.offline.table_uri(batch.group)}/{subdir}"
+        target_files = max(1, -(-batch.rows_hint // 2_000_000))
+        if df.rdd.getNumPartitions() > 4 * target_files:
+            df = df.coalesce(max(target_files, 2))
+        spark = df.sparkSession
+        key = "spark.sql.parquet.outputTimestampType"
+        previous = spark.conf.get(key, None)
+        spark.conf.set(key, "TIMESTAMP_MICROS")
+        try:
+            df.write.mode("errorifexists").parquet(stage if "://" in stage else "file://" + stage)
+        except Exception as exc:
+            raise SparkfsError(f"writing the batch for feature group {batch.group.name!r} failed; "
+                               f"nothing was committed: {_first_line(exc)}") from exc
+        finally:
+            if previous is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, previous)
+        actions: list[AddAction | RemoveAction] = []
+        written = 0
+        for path, size, mtime in list_parquet(stage, opts):
+            stats = parquet_add_stats(path, opts)
+            if stats["numRecords"] == 0:
+                continue
+            written += stats["numRecords"]
+            rel = f"{subdir}/{path.rsplit('/', 1)[-1]}"
+            actions.append(AddAction(rel, size, {}, mtime, True, json.dumps(stats)))
+        return actions, written
+
+    def _stage_and_commit(self, batch: Batch, subdir: str) -> Written:
+        from deltalake.exceptions import CommitFailedError
+        from deltalake.transaction import CommitProperties, Transaction
+
+        from .parquet_stats import delete_dir
+
+        group, opts = batch.group, self.offline.storage_options
+        uri = self.offline.table_uri(group)
+        actions, written = self._stage(batch, batch.df, subdir)
+        staged_dir, seen = subdir, batch.base_version
+        for _attempt in range(MAX_ATTEMPTS):
+            table = self.offline.table(group)
+            now = table.version()
+            if table.transaction_version(app_id(batch.run_id)) is not None:
+                return Written(0, version_of_run(table, batch.run_id, now), already=True)
+            new_files = _new_overlapping_files(self.offline, batch, seen, now)
+            if new_files and actions:
+                # another writer committed rows in our range since we deduped: dedupe the
+                # staged rows again against exactly those files, into a fresh folder
+                spark = batch.df.sparkSession
+                staged = read_files_spark(spark, group, [f"{uri}/{a.path}" for a in actions])
+                again = without_stored_rows(
+                    spark, group, staged, new_files,
+                    {"min_et": batch.et_range[0], "max_et": batch.et_range[1]}, batch.value_cols)
+                redo = f"{subdir}-r{_attempt}"
+                actions, written = self._stage(batch, again, redo)
+                delete_dir(f"{uri}/{staged_dir}", opts)
+                staged_dir = redo
+            seen = now
+            if not actions:
+                delete_dir(f"{uri}/{staged_dir}", opts)
+                return Written(0, None)
+            try:
+                table.create_write_transaction(
+                    actions, mode="append", schema=history_schema(group),
+                    commit_properties=CommitProperties(
+                        max_commit_retries=0,
+                        app_transactions=[Transaction(app_id(batch.run_id), 1)],
+                        custom_metadata={"sparkfs.operation": "ingest",
+                                         "sparkfs.run_id": batch.run_id,
+                                         "sparkfs.rows": str(written)}))
+            except CommitFailedError:
+                continue  # someone committed version now+1 first: re-read and re-check
+            return Written(written, now + 1)
+        delete_dir(f"{uri}/{staged_dir}", opts)
+        raise ConcurrentWriteError(
+            f"feature group {group.name!r}: other writers committed to its Delta table "
+            f"{MAX_ATTEMPTS} times while run {batch.run_id!r} tried to; nothing was written — "
+            "retry the same call (the run id keeps it idempotent)")
+
+
+# -- delta-spark ----------------------------------------------------------------------------
+class DeltaSparkWriter:
+    """Spark's own Delta writer: one native commit, idempotent through txnAppId/txnVersion."""
+
+    name = "delta-spark"
+
+    def __init__(self, offline: "OfflineStore") -> None:
+        self.offline = offline
+
+    def write(self, batch: Batch) -> Written:
+        group = batch.group
+        uri = self.offline.table_uri(group)
+        path = uri if "://" in uri else "file://" + uri
+        meta = json.dumps({"sparkfs.operation": "ingest", "sparkfs.run_id": batch.run_id})
+        df = batch.df.persist()
+        try:
+            return self._commit(batch, df, path, meta)
+        finally:
+            df.unpersist()
+
+    def _commit(self, batch: Batch, df: "DataFrame", path: str, meta: str) -> Written:
+        group, seen = batch.group, batch.base_version
+        for _attempt in range(MAX_ATTEMPTS):
+            before = self.offline.table(group)
+            now = before.version()
+            if before.transaction_version(app_id(batch.run_id)) is not None:
+                return Written(0, version_of_run(before, batch.run_id, now), already=True)
+            new_files = _new_overlapping_files(self.offline, batch, seen, now)
+            if new_files:  # rows committed in our range since the dedupe: dedupe again
+                df = without_stored_rows(
+                    df.sparkSession, group, df, new_files,
+                    {"min_et": batch.et_range[0], "max_et": batch.et_range[1]},
+                    batch.value_cols)
+            seen = now
+            if df.isEmpty():
+                return Written(0, None)
+            try:
+                (df.write.format("delta").mode("append")
+                   .option("txnAppId", app_id(batch.run_id)).option("txnVersion", 1)
+                   .option("userMetadata", meta)
+                   .save(path))
+            except Exception as exc:  # py4j: Delta's concurrency exceptions are retryable
+                if any(name in str(exc) for name in _DELTA_CONFLICTS):
+                    continue
+                raise SparkfsError(
+                    f"writing the batch for feature group {group.name!r} with delta-spark "
+                    f"failed; nothing was committed: {_first_line(exc)}") from exc
+            table = self.offline.table(group)
+            for h in table.history(20):
+                if isinstance(h.get("userMetadata"), str) and h["userMetadata"] == meta:
+                    rows = int((h.get("operationMetrics") or {}).get("numOutputRows", 0))
+                    return Written(rows, int(h["version"]))
+            # Delta skipped the write: this run id was committed meanwhile
+            return Written(0, version_of_run(table, batch.run_id, table.version()), already=True)
+        raise ConcurrentWriteError(
+            f"feature group {group.name!r}: other writers committed to its Delta table "
+            f"{MAX_ATTEMPTS} times while run {batch.run_id!r} tried to; nothing was written — "
+            "retry the same call (the run id keeps it idempotent)")
+
+
+WRITERS = {"delta-rs": DeltaRsWriter, "delta-spark": DeltaSparkWriter}
