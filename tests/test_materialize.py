@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from deltalake import write_deltalake
 
-from online_conformance import ALL_DTYPES, T0, UTC, _same, rows, weather_group
+from sparkfs.testing.conformance import ALL_DTYPES, T0, UTC, rows, same_value, weather_group
 from sparkfs import FeatureStore
 from sparkfs.errors import DefinitionError, OnlineStoreError
 from sparkfs.online.materialize import materialize
@@ -68,7 +68,7 @@ def test_every_dtype_round_trips_from_delta_with_both_engines(fs):
         for key, want in zip(keys, expected):
             [got] = fs.online.read(g, [key], feats)
             for name, value in zip(feats, got.values):
-                assert _same(value, want[name]), (engine, name, value, want[name])
+                assert same_value(value, want[name]), (engine, name, value, want[name])
     assert math.isnan(expected[0]["d"]) and expected[1]["d"] is None
 
 

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from online_conformance import T0, UTC, rows, weather_group
+from sparkfs.testing.conformance import T0, UTC, rows, weather_group
 from sparkfs import Entity, FeatureGroup, FeatureStore, Field
 from sparkfs.errors import DefinitionError, OnlineStoreError, ValidationError
 from sparkfs.registry import Registry
