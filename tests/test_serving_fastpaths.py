@@ -25,7 +25,6 @@ from sparkfs.errors import ValidationError
 from sparkfs.online.codec import RowCodec, _loads_tail, dumps
 from sparkfs.online.sqlite import SqliteOnlineStore
 from sparkfs.ondemand import OnDemandPlan
-from sparkfs.testing.hbase import hbase_emulator  # noqa: F401  (fixture)
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -220,11 +219,10 @@ def test_the_sqlite_store_is_served_on_the_event_loop(tmp_path):
     fs.close()
 
 
-def test_a_networked_store_is_served_from_the_thread_pool(tmp_path, hbase_emulator):  # noqa: F811
-    fs, _ = _weather_store({"data_dir": str(tmp_path), "online": {
-        "type": "hbase", "host": hbase_emulator.host, "port": hbase_emulator.port,
-        "timeout_ms": 2000, "retries": 1, "backoff_ms": 10}})
+def test_a_networked_store_is_served_from_the_thread_pool(tmp_path, hbase_online_config):
+    fs, g = _weather_store({"data_dir": str(tmp_path), "online": hbase_online_config})
     assert _ask(fs) == ["thread", "thread"]
+    fs.online.drop(g)
     fs.close()
 
 
