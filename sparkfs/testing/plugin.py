@@ -11,6 +11,8 @@ for and Spark is touched only when a test asks for the fixture.
   (``sparkfs.testing.hbase_server.RealHBase``), stopped at the end of the session. When
   Java or the fetched jars are missing, tests using it are skipped with a one-line
   reason; under ``CI=true`` (or ``SPARKFS_REQUIRE_REAL_HBASE=1``) that is a failure.
+  With ``SPARKFS_TEST_HBASE=host:port`` the same tests use that existing HBase Thrift1
+  server instead (nothing is started; tables get unique prefixes and are dropped).
 * ``hbase_online_config``: parametrized over ``emulator`` and ``real``: an ``online``
   config section for sparkfs with a table prefix of its own, so a test runs on both.
 * ``spark_cluster``: a standalone Spark master and worker on 127.0.0.1 for the session.
@@ -53,11 +55,34 @@ def hbase_emulator() -> Iterator[Any]:
         yield emu
 
 
+class ExistingHBase:
+    """An HBase Thrift1 server someone else runs, given as ``host:port``.
+
+    >>> hb = ExistingHBase("hbase-thrift.internal:9090")
+    >>> hb.online_config(table_prefix="t1")["port"]
+    9090
+    """
+
+    def __init__(self, address: str) -> None:
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"SPARKFS_TEST_HBASE={address!r}: write HOST:PORT")
+        self.host, self.port = host, int(port)
+
+    def online_config(self, **overrides: Any) -> dict[str, Any]:
+        """The ``online`` config section pointing sparkfs at this server."""
+        return {"type": "hbase", "host": self.host, "port": self.port, **overrides}
+
+
 @pytest.fixture(scope="session")
 def real_hbase() -> Iterator[Any]:
     """One real standalone HBase with its Thrift1 server for the whole test run."""
     from .hbase_server import RealHBase, unavailable_reason
 
+    existing = os.environ.get("SPARKFS_TEST_HBASE")
+    if existing:
+        yield ExistingHBase(existing)
+        return
     reason = unavailable_reason()
     if reason is not None:
         if require_real_hbase():
