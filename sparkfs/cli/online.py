@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 from ..errors import ValidationError
@@ -54,6 +55,9 @@ def _materialize(args: argparse.Namespace) -> int:
     return 0
 
 
+_INT_RE = re.compile(r"-?[0-9]{1,18}")
+
+
 def _parse_entity(text: str) -> dict:
     row = {}
     for part in text.split(","):
@@ -61,7 +65,7 @@ def _parse_entity(text: str) -> dict:
         if not sep or not key.strip():
             raise ValidationError(f"--entity {text!r}: write KEY=VALUE[,KEY=VALUE]")
         value = value.strip()
-        row[key.strip()] = int(value) if value.lstrip("-").isdigit() else value
+        row[key.strip()] = int(value) if _INT_RE.fullmatch(value) else value
     return row
 
 
