@@ -197,7 +197,8 @@ def bench_hbase(label: str, work: str, groups, refs, args, online: dict) -> dict
             rows_read += materialize(hfs, g, engine="local", batch_rows=50_000).rows_read
         secs = time.perf_counter() - t
         out: dict = {f"sparkfs_materialize_{label}_local": {
-            "rows_read": rows_read, "seconds": round(secs, 2), "rows_per_s": round(rows_read / secs)}}
+            "rows_read": rows_read, "seconds": round(secs, 2),
+            "rows_per_s": round(rows_read / secs)}}
         hread = lambda r, rows: hfs.get_online_features(r, rows)  # noqa: E731
         check = hread(refs["one_group"], [{"eid": 0}]).to_dict()
         assert check["f0"][0] is not None, f"data materialized into {label} is not readable"

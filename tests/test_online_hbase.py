@@ -77,8 +77,8 @@ def test_cell_timestamp_is_the_event_time_and_older_events_never_win(hfs):
     hfs.apply([g])
     hours = [5, 2, 9, 1, 9, 3]   # out of order, with a replay of the newest
     for n in hours:
-        hfs.online.write_batch(g, rows(g, [{"origin": "JFK", "time_hour": T0 + dt.timedelta(hours=n),
-                                            "temp": float(n)}]))
+        when = T0 + dt.timedelta(hours=n)
+        hfs.online.write_batch(g, rows(g, [{"origin": "JFK", "time_hour": when, "temp": float(n)}]))
     con = _raw(hfs)
     try:
         table = con.table(hfs.online.table_name_of(g.table_name))
@@ -143,7 +143,8 @@ def test_event_times_before_1970_are_refused_whole(hfs):
     g = weather_group()
     hfs.apply([g])
     bad = rows(g, [{"origin": "JFK", "time_hour": T0, "temp": 1.0},
-                   {"origin": "EWR", "time_hour": dt.datetime(1969, 7, 20, tzinfo=UTC), "temp": 2.0}])
+                   {"origin": "EWR", "time_hour": dt.datetime(1969, 7, 20, tzinfo=UTC),
+                    "temp": 2.0}])
     with pytest.raises(ValidationError, match=r"weather.*1 rows have an event time before 1970"):
         hfs.online.write_batch(g, bad)
     assert hfs.online.read(g, [("JFK",), ("EWR",)], ["temp"]) == [None, None]
