@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -60,7 +61,7 @@ def weather_group(name: str = "weather", ttl=None) -> FeatureGroup:
 def rows(group: FeatureGroup, data: list[dict], commit: dt.datetime | None = None) -> pa.Table:
     """An Arrow table in the group's history layout (system columns filled)."""
     schema = history_schema(group)
-    cols = {}
+    cols: dict[str, list[Any]] = {}
     for f in schema:
         if f.name == "_commit_time":
             cols[f.name] = [commit or dt.datetime.now(UTC)] * len(data)
