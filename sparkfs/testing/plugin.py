@@ -110,3 +110,17 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     with SparkCluster(tmp_path_factory.mktemp("spark-cluster"), cores=1, memory="1g") as cluster:
         yield cluster
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "real_hbase: runs against a real HBase (the real_hbase "
+                            "fixture); deselect with -m 'not real_hbase'")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the real HBase (directly or through a parameter)."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if ("real_hbase" in getattr(item, "fixturenames", ())
+                or any(v in ("real", "real_hbase") for v in params.values())):
+            item.add_marker(pytest.mark.real_hbase)
