@@ -216,6 +216,29 @@ class FeatureStore:
         results = [materialize(self, g) for g in groups]
         return results[0] if group is not None else results
 
+    def rebuild_online(self, group: str | FeatureGroup | None = None, engine: str = "spark"):
+        """Rebuild the online values of ``group`` (every online group when None) from Delta
+        alone, into an emptied online table; returns what ``materialize`` returns.
+
+        >>> import tempfile, pandas as pd
+        >>> from sparkfs import Entity, Field, FeatureGroup
+        >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+        >>> g = FeatureGroup("weather", [Entity("airport", ["origin"])], "t", [Field("temp", "double")])
+        >>> _ = fs.apply([g])
+        >>> _ = fs.ingest("weather", pd.DataFrame({"origin": ["JFK"], "temp": [3.5],
+        ...                                        "t": pd.to_datetime(["2013-01-01"], utc=True)}))
+        >>> fs.rebuild_online("weather", engine="local").keys_written
+        1
+        >>> fs.get_online_features(["weather:temp"], [{"origin": "JFK"}]).to_dict()["temp"]
+        [3.5]
+        """
+        from .online.materialize import rebuild
+
+        groups = ([self.get_feature_group(group)] if group is not None
+                  else [g for g in self.list_feature_groups(latest_only=True) if g.online])
+        results = [rebuild(self, g, engine=engine) for g in groups]
+        return results[0] if group is not None else results
+
     def get_online_features(self, features: Sequence[str] | None = None,
                             entity_rows: Sequence[Mapping[str, Any]] | None = None,
                             request_data: Mapping[str, Sequence[Any]] | None = None,

@@ -19,6 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="spark: executors write partitions (default); local: DuckDB here")
     p.set_defaults(func=_materialize)
 
+    p = sub.add_parser("rebuild-online", help="rebuild online values from the Delta history "
+                       "alone into an emptied online table (every online group when none given)")
+    p.add_argument("group", nargs="?", help="group name or name@version (default: all)")
+    p.add_argument("--engine", choices=["spark", "local"], default="spark",
+                   help="spark: executors write partitions (default); local: DuckDB here")
+    p.set_defaults(func=_rebuild_online)
+
     p = sub.add_parser("get-online", help="read online feature vectors (prints JSON)")
     p.add_argument("--features", "-f", required=True, nargs="+", help="refs like weather:temp")
     p.add_argument("--entity", "-e", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
@@ -56,6 +63,17 @@ def _materialize(args: argparse.Namespace) -> int:
 
 
 _INT_RE = re.compile(r"-?[0-9]{1,18}")
+
+
+def _rebuild_online(args: argparse.Namespace) -> int:
+    fs = open_store(args)
+    try:
+        results = fs.rebuild_online(args.group, engine=args.engine)
+        for r in results if isinstance(results, list) else [results]:
+            print(json.dumps(r.to_dict()))
+    finally:
+        fs.close()
+    return 0
 
 
 def _parse_entity(text: str) -> dict:
