@@ -17,7 +17,6 @@ Prints one JSON document. Goals (issue 3): SQLite batch 1 p99 < 1 ms, batch 500 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import socket
@@ -136,7 +135,7 @@ def main() -> int:
         materialize(fs, groups[name], engine="local")
     if args.spark:
         fs.online.drop(groups["one"])
-        fs.spark  # start the JVM outside the timing
+        _ = fs.spark  # start the JVM outside the timing
         t = time.perf_counter()
         m = materialize(fs, groups["one"], engine="spark")
         secs = time.perf_counter() - t
@@ -213,7 +212,6 @@ def bench_hbase(label: str, work: str, groups, refs, args, online: dict) -> dict
 
 def run_feast(work: str, groups, tables, args, refs) -> dict:
     import pyarrow.parquet as pq
-
     from peers import PeerUnavailable, feast_python
 
     try:

@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from test_cluster import REPO, ROOT, submit_ingest, weather_input
+from test_serving import _body, _free_port, _start, _stop, _wait_healthy
 
 from sparkfs.testing.plugin import unique_prefix
 from sparkfs.testing.spark_cluster import spark_cluster_fixture
-from test_cluster import REPO, ROOT, submit_ingest, weather_input
-from test_serving import _body, _free_port, _start, _stop, _wait_healthy
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.real_hbase]
 
@@ -38,7 +38,7 @@ def test_ingest_on_the_cluster_materialize_into_hbase_and_serve(spark_cluster, r
     # A real day of weather, moved so that its last hour was an hour ago: the group's 2d
     # ttl is a column-family TTL on HBase, which drops 2013 cells the moment they land.
     day = weather_input(tmp_path / "raw.parquet", "2013-01-01", "2013-01-02")
-    now = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
     day["time_hour"] = day["time_hour"] + (now - dt.timedelta(hours=1) - day["time_hour"].max())
     tbl = pa.Table.from_pandas(day, preserve_index=False)
     tbl = tbl.set_column(tbl.schema.get_field_index("time_hour"), "time_hour",

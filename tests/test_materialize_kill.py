@@ -15,8 +15,8 @@ import time
 
 from deltalake import write_deltalake
 
-from sparkfs.testing.conformance import T0, rows, weather_group
 from sparkfs.online.materialize import materialize
+from sparkfs.testing.conformance import T0, rows, weather_group
 
 N = 20_000
 

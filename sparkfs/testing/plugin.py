@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import pytest
 
