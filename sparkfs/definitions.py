@@ -89,7 +89,7 @@ def check_dtype(dtype: Any, what: str) -> str:
     )
 
 
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
+_DURATION_RE = re.compile(r"^\s*([0-9]+)\s*(ms|s|m|h|d|w)\s*$")
 _DURATION_UNITS = {
     "ms": timedelta(milliseconds=1),
     "s": timedelta(seconds=1),

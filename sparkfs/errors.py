@@ -46,6 +46,32 @@ class TransformError(SparkfsError):
     """A transform is malformed or failed while running."""
 
 
+class RegistryUnavailableError(RegistryError):
+    """The registry cannot be read or written right now: locked by another process or on a
+    read-only disk. Reads and the service keep working from what they already know."""
+
+
+class UnavailableError(SparkfsError):
+    """A dependency of the request (online store, registry) is down or did not answer in
+    time; retry later (HTTP 503)."""
+
+
+class PayloadTooLargeError(SparkfsError, ValueError):
+    """A request is larger than a configured limit (body bytes, entity rows): HTTP 413."""
+
+
+class AuthenticationError(SparkfsError):
+    """No API key, or one that matches no configured key (HTTP 401)."""
+
+
+class PermissionDeniedError(SparkfsError):
+    """The API key lacks the scope an operation needs (HTTP 403); the message names it."""
+
+
+class RequestTimeoutError(SparkfsError):
+    """A client did not send its request in time (``serving.body_timeout_s``): HTTP 408."""
+
+
 class CodeNotLoadedError(TransformError):
     """A registered on-demand transform's code is not imported in this process (or differs
     from the registered fingerprint): a deployment problem, not a bad request.
@@ -58,7 +84,7 @@ class CodeNotLoadedError(TransformError):
     """
 
 
-class BatchTooLargeError(SparkfsError):
+class BatchTooLargeError(PayloadTooLargeError):
     """A request asked for more entity rows than ``serving.max_batch_size`` allows.
 
     >>> issubclass(BatchTooLargeError, SparkfsError)

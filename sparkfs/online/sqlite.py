@@ -64,13 +64,17 @@ class SqliteOnlineStore:
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000,
-                                  isolation_level=None, check_same_thread=False)
-            con.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
-            con.execute(f"CREATE TABLE IF NOT EXISTS {_WATERMARKS} (table_name TEXT PRIMARY KEY, "
-                        "delta_version INTEGER NOT NULL, updated_at TEXT NOT NULL)")
+            try:
+                con = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000,
+                                      isolation_level=None, check_same_thread=False)
+                con.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=NORMAL")
+                con.execute(f"CREATE TABLE IF NOT EXISTS {_WATERMARKS} (table_name TEXT PRIMARY "
+                            "KEY, delta_version INTEGER NOT NULL, updated_at TEXT NOT NULL)")
+            except sqlite3.Error as exc:
+                raise OnlineStoreError(f"online store {self.path} cannot be opened: {exc}; "
+                                       "check online.path and its disk") from None
             self._local.con = con
             with self._lock:
                 self._all.append(con)
