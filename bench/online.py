@@ -1,8 +1,10 @@
 """Online-store benchmark: get_online_features latency and materialization throughput.
 
 Side by side in one run, on the same data: sparkfs on SQLite (in-process), sparkfs on the
-HBase Thrift1 emulator (a separate process, real TCP), and Feast 0.67 with its SQLite
-online store (its own venv, bench/peers.py). Reads: p50/p99 for batch sizes 1 and 500, 20
+HBase Thrift1 emulator (a separate process, real TCP), sparkfs on a real single-node
+HBase 2.6 with its Thrift1 server (``sparkfs.testing.hbase_server``, started from the
+fetched jars; skipped with the reason when Java or the jars are missing), and Feast 0.67
+with its SQLite online store (its own venv, bench/peers.py). Reads: p50/p99 for batch sizes 1 and 500, 20
 features from one group and from three groups. Materialization: history rows per second
 from Delta into SQLite (local engine; ``--spark`` also times the Spark engine).
 
@@ -101,7 +103,8 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=2000, help="requests per batch-1 case")
     ap.add_argument("--iters500", type=int, default=200, help="requests per batch-500 case")
     ap.add_argument("--no-feast", action="store_true")
-    ap.add_argument("--no-hbase", action="store_true")
+    ap.add_argument("--no-hbase", action="store_true", help="skip the HBase emulator")
+    ap.add_argument("--no-real-hbase", action="store_true", help="skip the real HBase")
     ap.add_argument("--spark", action="store_true", help="also time the Spark engine")
     args = ap.parse_args()
 
@@ -154,29 +157,57 @@ def main() -> int:
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             emu.stderr.readline()
-            hfs = FeatureStore({"project": "bench", "data_dir": os.path.join(work, "sparkfs"),
-                                "online": {"type": "hbase", "host": "127.0.0.1", "port": port}})
-            t = time.perf_counter()
-            rows_read = 0
-            for g in groups.values():
-                rows_read += materialize(hfs, g, engine="local", batch_rows=50_000).rows_read
-            secs = time.perf_counter() - t
-            result["sparkfs_materialize_hbase_emulator_local"] = {
-                "rows_read": rows_read, "seconds": round(secs, 2),
-                "rows_per_s": round(rows_read / secs)}
-            hread = lambda r, rows: hfs.get_online_features(r, rows)  # noqa: E731
-            result["sparkfs_hbase_emulator"] = time_reads(
-                hread, refs, args.keys, [(1, min(args.iters, 1000)), (500, min(args.iters500, 100))])
-            hfs.close()
+            result.update(bench_hbase("hbase_emulator", work, groups, refs, args,
+                                      {"type": "hbase", "host": "127.0.0.1", "port": port}))
         finally:
             emu.terminate()
             emu.wait(timeout=30)
+
+    if not args.no_real_hbase:
+        from sparkfs.testing.hbase_server import RealHBase, unavailable_reason
+
+        reason = unavailable_reason()
+        if reason is not None:
+            result["sparkfs_hbase_real"] = {"skipped": reason}
+        else:
+            with RealHBase() as hb:
+                result["hbase_real_startup_s"] = hb.startup_seconds
+                result.update(bench_hbase("hbase_real", work, groups, refs, args,
+                                          hb.online_config(timeout_ms=60_000)))
 
     if not args.no_feast:
         result["feast_sqlite"] = run_feast(work, groups, tables, args, refs)
     fs.close()
     print(json.dumps(result, indent=2))
     return 0
+
+
+def bench_hbase(label: str, work: str, groups, refs, args, online: dict) -> dict:
+    """Materialize every group into one HBase (local engine), then time reads."""
+    from sparkfs import FeatureStore
+    from sparkfs.online.materialize import materialize
+
+    hfs = FeatureStore({"project": "bench", "data_dir": os.path.join(work, "sparkfs"),
+                        "online": online})
+    try:
+        t = time.perf_counter()
+        rows_read = 0
+        for g in groups.values():
+            rows_read += materialize(hfs, g, engine="local", batch_rows=50_000).rows_read
+        secs = time.perf_counter() - t
+        out: dict = {f"sparkfs_materialize_{label}_local": {
+            "rows_read": rows_read, "seconds": round(secs, 2),
+            "rows_per_s": round(rows_read / secs)}}
+        hread = lambda r, rows: hfs.get_online_features(r, rows)  # noqa: E731
+        check = hread(refs["one_group"], [{"eid": 0}]).to_dict()
+        assert check["f0"][0] is not None, f"data materialized into {label} is not readable"
+        out[f"sparkfs_{label}"] = time_reads(
+            hread, refs, args.keys, [(1, min(args.iters, 1000)), (500, min(args.iters500, 100))])
+        return out
+    finally:
+        for g in groups.values():
+            hfs.online.drop(g)
+        hfs.close()
 
 
 def run_feast(work: str, groups, tables, args, refs) -> dict:

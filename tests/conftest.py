@@ -7,6 +7,10 @@ import sys
 
 import pytest
 
+# The HBase and Spark cluster fixtures (also registered as a pytest11 entry point; listed
+# here so a checkout whose installed metadata predates the entry point has them too).
+pytest_plugins = ["sparkfs.testing.plugin"]
+
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 

@@ -1,17 +1,23 @@
-"""The HBase Thrift1 emulator's semantics, through an unmodified happybase client."""
+"""The HBase Thrift1 emulator's semantics, through an unmodified happybase client, and the
+same assertions against a real HBase 2.6 (so the emulator is checked against HBase)."""
 
 from __future__ import annotations
 
 import happybase
 import pytest
 
-from sparkfs.testing.hbase import hbase_emulator  # noqa: F401  (fixture)
+from sparkfs.testing.plugin import unique_prefix
 
 
-@pytest.fixture
-def con(hbase_emulator):  # noqa: F811
-    c = happybase.Connection(hbase_emulator.host, hbase_emulator.port)
+@pytest.fixture(params=["emulator", "real"])
+def con(request):
+    server = request.getfixturevalue("hbase_emulator" if request.param == "emulator"
+                                     else "real_hbase")
+    c = happybase.Connection(server.host, server.port, table_prefix=unique_prefix(),
+                             timeout=60_000)
     yield c
+    for name in c.tables():
+        c.delete_table(name, disable=True)
     c.close()
 
 
@@ -28,7 +34,8 @@ def test_newest_timestamp_wins_and_versions_are_kept(con):
     assert t.row(b"r", timestamp=3) == {b"f:q": b"v2"}           # ...Ts reads: below 3
 
 
-def test_deletes_mask_older_puts_and_ttl_hides_old_cells(con, hbase_emulator):  # noqa: F811
+def test_deletes_mask_older_puts_and_ttl_hides_old_cells(hbase_emulator):
+    con = happybase.Connection(hbase_emulator.host, hbase_emulator.port)
     con.create_table("t", {"f": dict(time_to_live=60)})
     t = con.table("t")
     hbase_emulator.clock = lambda: 1_000_000

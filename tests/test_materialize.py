@@ -1,5 +1,5 @@
-"""Materialization from Delta history to the online store, on real Spark, Delta, SQLite
-and happybase over TCP to the HBase emulator."""
+"""Materialization from Delta history to the online store, on real Spark, Delta, SQLite,
+happybase over TCP to the HBase emulator, and a real HBase 2.6 (``real_hbase``)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,31 @@ import pandas as pd
 import pytest
 from conftest import WRITER_MATRIX
 from deltalake import write_deltalake
-from online_conformance import ALL_DTYPES, T0, UTC, _same, rows, weather_group
 
 from sparkfs import FeatureStore
 from sparkfs.errors import DefinitionError, OnlineStoreError
 from sparkfs.online.materialize import materialize
+from sparkfs.testing.conformance import ALL_DTYPES, T0, UTC, rows, same_value, weather_group
 from sparkfs.testing.hbase import HBaseEmulator
+from sparkfs.testing.plugin import unique_prefix
+
+
+@pytest.fixture(params=["sqlite", "hbase_emulator", "real_hbase"])
+def mfs(request, spark, store_config):
+    """A FeatureStore whose online store is SQLite, the HBase emulator or a real HBase (and
+    whose offline writer is the test's ``writer_engine``)."""
+    config = dict(store_config)
+    if request.param == "hbase_emulator":
+        emu = request.getfixturevalue("hbase_emulator")
+        config["online"] = {"type": "hbase", "host": emu.host, "port": emu.port}
+    elif request.param == "real_hbase":
+        config["online"] = request.getfixturevalue("real_hbase").online_config(
+            table_prefix=unique_prefix(), timeout_ms=60_000)
+    store = FeatureStore(config, spark=spark)
+    yield store
+    for g in store.list_feature_groups():
+        store.online.drop(g)
+    store.close()
 
 
 def append(fs, g, data, commit=None):
@@ -25,7 +44,8 @@ def append(fs, g, data, commit=None):
 
 
 @WRITER_MATRIX
-def test_incremental_out_of_order_and_replayed_ingests(fs):
+def test_incremental_out_of_order_and_replayed_ingests(mfs):
+    fs = mfs
     g = weather_group(ttl="36500d")
     fs.apply([g])
     h = lambda n: pd.Timestamp(T0) + pd.Timedelta(hours=n)  # noqa: E731
@@ -53,7 +73,8 @@ def test_incremental_out_of_order_and_replayed_ingests(fs):
 
 
 @WRITER_MATRIX
-def test_every_dtype_round_trips_from_delta_with_both_engines(fs):
+def test_every_dtype_round_trips_from_delta_with_both_engines(mfs):
+    fs = mfs
     g = ALL_DTYPES
     fs.apply([g])
     data = [{"year": 2013, "code": "A", "ts": T0, "b": True, "i": 7, "l": -(2 ** 62), "f": 0.1,
@@ -71,12 +92,13 @@ def test_every_dtype_round_trips_from_delta_with_both_engines(fs):
         for key, want in zip(keys, expected):
             [got] = fs.online.read(g, [key], feats)
             for name, value in zip(feats, got.values):
-                assert _same(value, want[name]), (engine, name, value, want[name])
+                assert same_value(value, want[name]), (engine, name, value, want[name])
     assert math.isnan(expected[0]["d"]) and expected[1]["d"] is None
 
 
 @WRITER_MATRIX
-def test_newest_per_key_within_and_across_commits(fs):
+def test_newest_per_key_within_and_across_commits(mfs):
+    fs = mfs
     g = weather_group()
     fs.apply([g])
     later = T0 + dt.timedelta(days=1)

@@ -13,11 +13,11 @@ import time
 
 import numpy as np
 import pytest
-from online_conformance import T0, UTC, rows, weather_group
 
 from sparkfs import Entity, FeatureGroup, FeatureStore, Field
 from sparkfs.errors import DefinitionError, OnlineStoreError, ValidationError
 from sparkfs.registry import Registry
+from sparkfs.testing.conformance import T0, UTC, rows, weather_group
 
 flight = Entity("flight", ["year", "flight_no"], dtypes={"year": "int", "flight_no": "long"})
 flights = FeatureGroup("flight_stats", [flight], "ts", [Field("delay", "double")])

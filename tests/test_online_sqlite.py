@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from online_conformance import OnlineConformance
+
+from sparkfs.testing.conformance import OnlineConformance
 
 
 class TestSqliteOnlineStore(OnlineConformance):
@@ -21,7 +22,7 @@ class TestSqliteOnlineStore(OnlineConformance):
 
 
 def _group(fs):
-    from online_conformance import weather_group
+    from sparkfs.testing.conformance import weather_group
 
     g = weather_group()
     fs.apply([g])

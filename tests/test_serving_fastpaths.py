@@ -25,7 +25,6 @@ from sparkfs.errors import ValidationError
 from sparkfs.ondemand import OnDemandPlan
 from sparkfs.online.codec import RowCodec, _loads_tail, dumps
 from sparkfs.online.sqlite import SqliteOnlineStore
-from sparkfs.testing.hbase import hbase_emulator  # noqa: F401  (fixture)
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -222,11 +221,10 @@ def test_the_sqlite_store_is_served_on_the_event_loop_once_the_plan_is_cached(tm
     fs.close()
 
 
-def test_a_networked_store_is_served_from_the_thread_pool(tmp_path, hbase_emulator):  # noqa: F811
-    fs, _ = _weather_store({"data_dir": str(tmp_path), "online": {
-        "type": "hbase", "host": hbase_emulator.host, "port": hbase_emulator.port,
-        "timeout_ms": 2000, "retries": 1, "backoff_ms": 10}})
+def test_a_networked_store_is_served_from_the_thread_pool(tmp_path, hbase_online_config):
+    fs, g = _weather_store({"data_dir": str(tmp_path), "online": hbase_online_config})
     assert _ask(fs) == ["thread", "thread", "thread"]
+    fs.online.drop(g)
     fs.close()
 
 

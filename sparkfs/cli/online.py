@@ -38,9 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_get_online)
 
     p = sub.add_parser("dev-hbase", help="run the HBase Thrift1 emulator (a test stand-in "
-                       "for HBase, data in memory) until interrupted")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=9090)
+                       "for HBase, data in memory), or with --real a single-node HBase 2.6 "
+                       "from the fetched jars, until interrupted")
+    p.add_argument("--host", default="127.0.0.1", help="emulator only: address to bind")
+    p.add_argument("--port", type=int, default=9090, help="Thrift port (0: pick a free one)")
+    p.add_argument("--real", action="store_true", help="start a real standalone HBase "
+                   "(master, region server, ZooKeeper) and its Thrift1 server on 127.0.0.1")
+    p.add_argument("--data-dir", help="--real: keep HBase's data, conf and logs here "
+                   "(default: a temporary directory, removed on exit)")
     p.set_defaults(func=_dev_hbase)
 
 
@@ -106,6 +111,8 @@ def _dev_hbase(args: argparse.Namespace) -> int:
     from .._extras import require
 
     require("thriftpy2", extra="hbase", what="sparkfs dev-hbase")
+    if args.real:
+        return _dev_hbase_real(args)
     from ..testing.hbase import HBaseEmulator
 
     emu = HBaseEmulator(args.host, args.port)
@@ -118,3 +125,35 @@ def _dev_hbase(args: argparse.Namespace) -> int:
     finally:
         emu.stop()
     return 0
+
+
+def _dev_hbase_real(args: argparse.Namespace) -> int:
+    import signal
+    import time
+
+    from ..errors import OnlineStoreError
+    from ..testing.hbase_server import HBaseServerError, RealHBase
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # so that the JVMs are stopped below
+
+    signal.signal(signal.SIGTERM, terminate)
+    hbase = RealHBase(args.data_dir, thrift_port=args.port)
+    print("starting a single-node HBase (standalone) and its Thrift1 server ...",
+          file=sys.stderr, flush=True)
+    try:
+        try:
+            hbase.start()
+        except HBaseServerError as exc:
+            raise OnlineStoreError(str(exc)) from None
+        print(f"HBase Thrift1 on {hbase.host}:{hbase.port} (ZooKeeper on {hbase.zk_port}), "
+              f"ready in {hbase.startup_seconds}s; data and logs in {hbase.workdir}; "
+              "Ctrl-C to stop", file=sys.stderr, flush=True)
+        while hbase.running:
+            time.sleep(1)
+        print(f"HBase exited:\n{hbase.log('master')}\n{hbase.log('thrift')}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        hbase.stop()

@@ -6,12 +6,15 @@ Layout, one HBase table per feature group version, ``{table_prefix}_{group.table
 * row key: the join keys in ``sparkfs.online.keys`` encoding, salted when
   ``salt_buckets`` > 0;
 * one column family (``column_family``, default ``f``) with ``max_versions=1`` and
-  ``time_to_live`` = the group's ttl (in seconds; none when the group has no ttl);
+  ``time_to_live`` = the group's ttl (in seconds; none when the group has no ttl, or
+  when it is longer than HBase's limit of 2**31 - 1 seconds, about 68 years: HBase
+  reads that value as "forever", and sparkfs still judges the ttl at read time);
 * qualifier = feature name, value = the feature's JSON value (``sparkfs.online.codec``);
   qualifier ``_m`` = ``[event_time_us, commit_time_us]`` of the row;
 * **cell timestamp = event time in milliseconds**, so HBase keeps the newest event
   whatever the write order (rows whose event times fall in the same millisecond: the
-  later write wins).
+  later write wins). HBase refuses negative timestamps, so rows with an event time
+  before 1970 are refused whole (``ValidationError``) before anything is written.
 
 Because HBase applies the ttl itself, a value past its ttl reads as ``missing`` here
 (HBase no longer returns it), where SQLite reports ``expired``.
@@ -38,13 +41,15 @@ from typing import Any, TypeVar
 from .._extras import require
 from ..config import HBaseOnlineConfig
 from ..definitions import FeatureGroup
-from ..errors import OnlineStoreError
+from ..errors import OnlineStoreError, ValidationError
 from . import codec
 from .base import OnlineRow
 from .keys import encode_key
 from .sqlite import prepare_rows
 
 T = TypeVar("T")
+#: HBase's ``HConstants.FOREVER``: a column family TTL (seconds) meaning "no TTL".
+HBASE_FOREVER_S = 2**31 - 1
 META = b"_m"
 _WM_FAMILY = b"w"
 _WM_COLUMN = b"w:delta_version"
@@ -147,7 +152,7 @@ class HBaseOnlineStore:
         if name in self._tables or name in self._existing(refresh=True):
             return
         options: dict[str, Any] = {"max_versions": max_versions}
-        if ttl is not None:
+        if ttl is not None and ttl.total_seconds() < HBASE_FOREVER_S:
             options["time_to_live"] = max(1, math.ceil(ttl.total_seconds()))
 
         def create(con: Any) -> None:
@@ -167,11 +172,17 @@ class HBaseOnlineStore:
         columns = prepare_rows(group, rows)
         if not columns:
             return 0
+        nk = len(group.join_keys)
+        early = sum(1 for us in columns[nk] if us < 0)
+        if early:
+            raise ValidationError(
+                f"online write for feature group {group.name!r}: {early} rows have an event "
+                f"time before 1970, which HBase cannot store as a cell timestamp; nothing was "
+                "written. Filter them out or shift the event times")
         Hbase_thrift = _thrift()
 
         name = self.table_name_of(group.table_name)
         self._ensure(name, self.family, group.ttl)
-        nk = len(group.join_keys)
         dtypes = list(group.key_dtypes.values())
         salt = self.config.salt_buckets
         quals = [self.family + b":" + f.name.encode() for f in group.features]

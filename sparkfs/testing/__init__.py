@@ -1,7 +1,13 @@
 """Test helpers users can reuse in their own test suites.
 
-``sparkfs.testing.hbase``: an HBase Thrift1 emulator (a stand-in for HBase in tests) and
-its ``hbase_emulator`` pytest fixture. Nothing is imported until a submodule is used.
+* ``sparkfs.testing.hbase``: an HBase Thrift1 emulator (a fast, in-memory stand-in).
+* ``sparkfs.testing.hbase_server``: a real single-node HBase 2.6 + Thrift1 (``RealHBase``).
+* ``sparkfs.testing.conformance``: the online-store conformance suite (``OnlineConformance``).
+* ``sparkfs.testing.plugin``: the pytest plugin (entry point ``pytest11``) with the
+  ``hbase_emulator``, ``real_hbase``, ``hbase_online_config`` and ``spark_cluster`` fixtures.
+* ``sparkfs.testing.spark_cluster``, ``sparkfs.testing.kafka``, ``sparkfs.testing.parity``.
+
+Nothing is imported until a submodule is used.
 """
 
 

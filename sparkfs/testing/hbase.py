@@ -12,7 +12,8 @@ HBase's semantics where sparkfs and happybase depend on them:
   injectable: ``emulator.clock = lambda: millis``);
 * deletes leave markers that mask older-or-equal timestamps, also for later puts;
 * puts without a timestamp get the server's current time; ``...Ts`` reads see only
-  timestamps below the given one (as HBase's Thrift1 server does);
+  timestamps below the given one (as HBase's Thrift1 server does); negative timestamps
+  are refused (HBase refuses them too);
 * tables must be disabled before ``deleteTable``; unknown tables or column families are
   refused with ``IOError``; an existing table with ``AlreadyExists``.
 
@@ -204,6 +205,8 @@ class HBaseHandler:
     def _mutate(self, name: bytes, row: bytes, mutations: list[Any], ts: int | None) -> None:
         t = self._table(name)
         when = self.clock() if ts is None else ts
+        if when < 0:  # HBase: "Timestamp cannot be negative"
+            raise Hbase.IllegalArgument(message=f"Timestamp cannot be negative: {when}")
         for m in mutations:
             if m.isDelete:
                 self._delete(t, row, m.column, when)
