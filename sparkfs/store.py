@@ -170,6 +170,41 @@ class FeatureStore:
                 result.materialization = self.materialize(g)
         return result
 
+    # -- streaming ------------------------------------------------------------------------
+    def ingest_stream(self, group: str | FeatureGroup, streaming_df: Any, checkpoint: str,
+                      trigger: str | dict | None = None, materialize: bool = True,
+                      version: int | None = None, **options: Any):
+        """Start a Structured Streaming query that ingests every micro-batch of
+        ``streaming_df`` like ``fs.ingest`` (one Delta commit, exactly once across
+        restarts from ``checkpoint``) and, with ``materialize``, keeps online values fresh.
+        Returns the ``StreamingQuery``. See ``sparkfs.streaming``."""
+        from .streaming import ingest_stream
+
+        return ingest_stream(self, self.get_feature_group(group, version), streaming_df,
+                             checkpoint, trigger=trigger, materialize=materialize, **options)
+
+    def stream_source(self, group: str | FeatureGroup, kind: str, version: int | None = None,
+                      **options: Any):
+        """A streaming DataFrame for ``group`` from ``kind`` = ``"kafka"`` (``bootstrap_servers``,
+        ``topic``, ``starting_offsets``), ``"files"`` (``path``, ``format``) or ``"delta"``
+        (``uri``, ``change_feed``). See ``sparkfs.streaming.sources``."""
+        from .streaming import sources
+
+        g = self.get_feature_group(group, version)
+        if kind == "kafka":
+            return sources.kafka_source(self.spark, g, **options)
+        if kind == "files":
+            return sources.files_source(self.spark, g, **options)
+        if kind == "delta":
+            return sources.delta_source(self.spark, **options)
+        raise SparkfsError(f"stream source {kind!r} is unknown; use 'kafka', 'files' or 'delta'")
+
+    def list_streams(self):
+        """The stream queries of this store (any process) with their last known status."""
+        from .streaming.status import list_streams, status_dir
+
+        return list_streams(status_dir(self.config.data_dir))
+
     def read_history(self, group: str | FeatureGroup, version: int | None = None,
                      as_of: Any = None, group_version: int | None = None):
         """The group's Delta history at a Delta ``version`` or point in time ``as_of``.

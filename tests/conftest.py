@@ -14,13 +14,16 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 @pytest.fixture(scope="session")
 def spark():
     """One real local[2] SparkSession for the whole test run (few shuffle partitions)."""
+    from sparkfs import jvm
     from sparkfs.config import SparkConfig
     from sparkfs.sparkutil import get_or_create_spark
 
-    session = get_or_create_spark(SparkConfig(
-        master="local[2]", app_name="sparkfs-tests",
-        conf={"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "4",
-              "spark.driver.memory": "2g"}))
+    conf = {"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "4",
+            "spark.driver.memory": "2g"}
+    if jvm.is_fetched("spark-kafka"):  # Spark's Kafka connector, for the streaming tests
+        conf["spark.jars"] = ",".join(str(p) for p in jvm.jars("spark-kafka"))
+    session = get_or_create_spark(SparkConfig(master="local[2]", app_name="sparkfs-tests",
+                                              conf=conf))
     yield session
     session.stop()
 
