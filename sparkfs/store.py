@@ -54,6 +54,7 @@ class FeatureStore:
         self.registry = Registry(self.config.registry_path)
         self.offline = OfflineStore(self.config.offline_root, self.config.offline.storage_options)
         self._online = None
+        self._push_writer = None
         # Objects applied in this process keep their code (transforms); registry copies don't.
         self._live: dict[tuple[str, str, int], Any] = {}
 
@@ -87,7 +88,11 @@ class FeatureStore:
         return self._online
 
     def close(self) -> None:
-        """Close online-store connections. The SparkSession is left running."""
+        """Flush pushed rows to Delta, close online-store connections. The SparkSession is
+        left running."""
+        if self._push_writer is not None:
+            self._push_writer.close()
+            self._push_writer = None
         if self._online is not None:
             self._online.close()
             self._online = None
@@ -198,6 +203,24 @@ class FeatureStore:
         if kind == "delta":
             return sources.delta_source(self.spark, **options)
         raise SparkfsError(f"stream source {kind!r} is unknown; use 'kafka', 'files' or 'delta'")
+
+    def push(self, group: str | FeatureGroup, rows: Any, to: str = "online_and_offline",
+             version: int | None = None) -> int:
+        """Write request-time rows online at once and/or append them to Delta in batched,
+        asynchronous commits (flushed by ``close``). See ``sparkfs.streaming.push``."""
+        from .streaming.push import push
+
+        return push(self.online if to != "offline" else None, self._pusher,
+                    self.get_feature_group(group, version), rows, to=to)
+
+    def _pusher(self):
+        if self._push_writer is None:
+            with self._lock:
+                if self._push_writer is None:
+                    from .streaming.push import PushWriter
+
+                    self._push_writer = PushWriter(self.offline)
+        return self._push_writer
 
     def list_streams(self):
         """The stream queries of this store (any process) with their last known status."""
