@@ -95,9 +95,14 @@ def _status(tmp_path: Path) -> dict:
     return json.loads(files[0].read_text()) if files else {}
 
 
+def _batch_of(status: dict) -> int:
+    done = status.get("last_batch_id")
+    return -1 if done is None else int(done)
+
+
 def _kill_after_batch(proc: subprocess.Popen, tmp_path: Path, batch: int, rng: random.Random) -> None:
     deadline = time.monotonic() + 600
-    while (_status(tmp_path).get("last_batch_id") or -1) < batch:
+    while _batch_of(_status(tmp_path)) < batch:
         if proc.poll() is not None:
             raise AssertionError(f"driver exited early: {proc.stderr.read()[-3000:]}")
         if time.monotonic() > deadline:
@@ -125,8 +130,9 @@ def test_exactly_once_across_sigkill_of_the_driver(kafka, tmp_path):
     first = _driver(tmp_path, kafka, None)
     _kill_after_batch(first, tmp_path, 0, rng)
     kafka.produce("departures", [message(i) for i in range(60, 90)], keys=[str(i % 5) for i in range(60, 90)])
+    done = _batch_of(_status(tmp_path))
     second = _driver(tmp_path, kafka, None)
-    _kill_after_batch(second, tmp_path, _status(tmp_path)["last_batch_id"] + 1, rng)
+    _kill_after_batch(second, tmp_path, done + 1, rng)
     final = _driver(tmp_path, kafka, "available_now")
     out, err = final.communicate(timeout=900)
     assert final.returncode == 0, err[-3000:]

@@ -180,7 +180,9 @@ def _make_source_class():
                 raise ConfigError(f"delta_source: the table at {self.options['path']!r} is "
                                   "partitioned; read it with spark.readStream.format('delta') "
                                   "(delta-spark) instead")
-            return from_arrow_schema(table.schema().to_arrow())
+            import pyarrow as pa
+
+            return from_arrow_schema(pa.schema(table.schema().to_arrow()))
 
         def streamReader(self, schema: Any):
             return Reader(dict(self.options))
