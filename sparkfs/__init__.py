@@ -9,7 +9,7 @@ Public names only; importing this package does not import pyspark or start a JVM
 """
 
 from .config import Config, load_config
-from .definitions import Aggregation, Entity, FeatureGroup, FeatureRef, Field
+from .definitions import Aggregation, Entity, FeatureGroup, FeatureRef, FeatureView, Field
 from .errors import (
     ConfigError,
     DefinitionError,
@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Aggregation", "Config", "ConfigError", "DefinitionError", "Entity", "FeatureGroup",
-    "FeatureRef", "FeatureStore", "Field", "NotFoundError", "OnlineStoreError",
+    "FeatureRef", "FeatureStore", "FeatureView", "Field", "NotFoundError", "OnlineStoreError",
     "RegistryError", "SparkfsError", "TransformError", "ValidationError", "load_config",
     "transform",
 ]

@@ -206,24 +206,31 @@ class OnDemandPlan:
                 result[n] = res[n]
         return result
 
-    def apply_spark(self, df: "DataFrame") -> "DataFrame":
-        """The same on a Spark DataFrame, through each transform's pandas UDF."""
+    def apply_spark(self, df: "DataFrame", sources: Mapping[str, str] | None = None,
+                    names: Mapping[str, str] | None = None) -> "DataFrame":
+        """The same on a Spark DataFrame, through each transform's pandas UDF.
+
+        ``sources`` maps a looked-up feature's short name to the column of ``df`` holding
+        it (default: the short name); ``names`` maps an output to the column it is added
+        as (default: the output's name)."""
         from pyspark.sql import functions as F
 
-        self.check_columns(df.columns, "the frame")
+        sources = dict(sources or {})
+        names = dict(names or {})
+        self.check_columns([c for c in df.columns] + list(sources), "the frame")
         dtypes = self._dtypes()
         for t in self.transforms:
             cols = self._columns(t)
             frame_dtypes = {p: dtypes[c] for p, c in zip(t.inputs, cols) if c in dtypes}
-            col = t.spark(*cols, dtypes=frame_dtypes)
+            col = t.spark(*[F.col(f"`{sources.get(c, c)}`") for c in cols], dtypes=frame_dtypes)
             wanted = self.outputs[t.name]
             if not t.multi:
-                df = df.withColumn(wanted[0], col)
+                df = df.withColumn(names.get(wanted[0], wanted[0]), col)
                 continue
             tmp = f"__sparkfs_od_{t.name}"
             df = df.withColumn(tmp, col)
             for n in wanted:
-                df = df.withColumn(n, F.col(tmp).getField(n).cast(
+                df = df.withColumn(names.get(n, n), F.col(tmp).getField(n).cast(
                     DTYPES[self.output_dtypes[n]][0]))
             df = df.drop(tmp)
         return df

@@ -454,10 +454,12 @@ def test_on_demand_features_use_the_transform_code(store, engine):
     assert only.manifest["on_demand"] == {"warmer": warmer.fingerprint}
     both = store.get_historical_features(spine, ["weather:temp", "warmer:warmer"], "ts",
                                          engine=engine, full_feature_names=True)
-    assert both.columns == ["origin", "ts", "bonus", "weather__temp", "warmer"]
-    assert features_of(both, ["weather__temp", "warmer"]) == [
-        {"weather__temp": 1.0, "warmer": 2.0}, {"weather__temp": 2.5, "warmer": 4.5},
-        {"weather__temp": None, "warmer": None}]
+    # one naming rule online and offline: {transform}__{output} (sparkfs.request)
+    assert both.columns == ["origin", "ts", "bonus", "weather__temp", "warmer__warmer"]
+    assert features_of(both, ["weather__temp", "warmer__warmer"]) == [
+        {"weather__temp": 1.0, "warmer__warmer": 2.0},
+        {"weather__temp": 2.5, "warmer__warmer": 4.5},
+        {"weather__temp": None, "warmer__warmer": None}]
     pinned = store.get_historical_features(spine, ["weather@1:temp", "warmer:warmer"], "ts",
                                            engine=engine)  # "weather:temp" inside warmer
     assert pinned.columns == ["origin", "ts", "bonus", "temp", "warmer"]

@@ -57,9 +57,9 @@ PUBLIC_OPTIONS = ("full_feature_names", "time_buckets", "hot_key_rows",
                   "broadcast_spine_rows", "threads", "delta_versions")
 
 
-def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[str],
+def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[str] | None,
                             timestamp_col: str, engine: str = "spark", as_known_at: bool = False,
-                            key_map: Mapping[str, str] | None = None,
+                            key_map: Mapping[str, str] | None = None, view: Any = None,
                             **options: Any) -> TrainingSet:
     """A point-in-time correct ``TrainingSet`` for ``spine`` (see the module docstring)."""
     unknown = sorted(set(options) - set(PUBLIC_OPTIONS))
@@ -67,16 +67,17 @@ def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[s
         raise SparkfsError(
             f"get_historical_features got unknown option(s) {unknown}; known: {list(PUBLIC_OPTIONS)}")
     return build(fs, spine, features, timestamp_col, engine=engine, as_known_at=as_known_at,
-                 key_map=key_map, **options)
+                 key_map=key_map, view=view, **options)
 
 
-def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col: str,
+def build(fs: "FeatureStore", spine: Any, features: Sequence[str] | None, timestamp_col: str,
           engine: str = "spark", as_known_at: bool = False,
           key_map: Mapping[str, str] | None = None, full_feature_names: bool = False,
           time_buckets: int | None = None, hot_key_rows: int | None = None,
           broadcast_spine_rows: int | None = None, threads: int | None = None,
           delta_versions: Mapping[str, int] | None = None,
-          ttls: Mapping[str, str | None] | None = None, keep_id: bool = False) -> TrainingSet:
+          ttls: Mapping[str, str | None] | None = None, keep_id: bool = False,
+          view: Any = None) -> TrainingSet:
     """The engine-independent driver (``keep_id``: the spine already has ``_spine_id``,
     as a stored training set's spine does)."""
     if engine not in ENGINES:
@@ -111,7 +112,7 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col
         spine_schema = tbl.schema
     plan = resolve(fs, features, spine_schema, timestamp_col, as_known_at=as_known_at,
                    key_map=key_map, full_feature_names=full_feature_names,
-                   delta_versions=delta_versions, ttls=ttls)
+                   delta_versions=delta_versions, ttls=ttls, view=view)
     schema = output_schema(plan, spine_schema)
     if engine == "spark":
         summary = spine_summary(sdf, timestamp_col)
@@ -121,10 +122,10 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col
     else:
         summary = spine_summary(tbl, timestamp_col)
         arrow = join_duckdb(fs, plan, tbl, summary, threads=threads)
-    requested = _pinned_refs(plan, features)
     from .manifest import build_manifest
 
-    manifest = build_manifest(plan, engine, summary, dict(key_map or {}), options, requested)
+    manifest = build_manifest(plan, engine, summary, dict(plan.request.key_map), options,
+                              plan.request.pinned_refs)
     if engine == "spark":
         ts = TrainingSet(fs, manifest=manifest, spark_df=frame, schema=schema)
         ts._spine_frame = sdf
@@ -132,16 +133,6 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col
         ts = TrainingSet(fs, manifest=manifest, arrow=arrow, schema=schema)
         ts._spine_table = tbl
     return ts
-
-
-def _pinned_refs(plan, features) -> list[str]:
-    from ..definitions import parse_refs
-
-    out = []
-    for r in parse_refs(features):
-        label = plan.ref_labels.get((r.group, r.version))
-        out.append(f"{label}:{r.feature}" if label else str(r))
-    return out
 
 
 __all__ = ["get_historical_features", "TrainingSet", "SPINE_ID"]

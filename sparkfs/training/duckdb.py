@@ -275,9 +275,10 @@ def value_selects(gp: GroupPlan, name: str, plan: Plan) -> list[str]:
 def apply_on_demand(plan: Plan, out: pa.Table) -> pa.Table:
     """Run the on-demand transforms (pandas) over the columns they read; append outputs."""
     from ..offline.tables import ARROW_TYPES
-    from .plan import on_demand_inputs
+    from .plan import on_demand_inputs, on_demand_renames
 
     od = plan.on_demand
+    renames = on_demand_renames(plan)
     aliases = on_demand_inputs(plan)
     cols = {c: c for c in od.request_columns}
     cols.update(aliases)
@@ -287,7 +288,7 @@ def apply_on_demand(plan: Plan, out: pa.Table) -> pa.Table:
     for name in od.output_names:
         arr = pa.array(res[name].astype(object).where(res[name].notna(), None).tolist(),
                        type=ARROW_TYPES[od.output_dtypes[name]])
-        out = out.append_column(name, arr)
+        out = out.append_column(renames.get(name, name), arr)
     return out
 
 

@@ -52,10 +52,12 @@ def training_sets_root(fs: "FeatureStore") -> str:
     return os.path.join(os.path.abspath(fs.config.data_dir), "training_sets")
 
 
-def create_training_set(fs: "FeatureStore", name: str, spine: Any, features: Sequence[str],
-                        timestamp_col: str, **options: Any) -> TrainingSet:
+def create_training_set(fs: "FeatureStore", name: str, spine: Any,
+                        features: Sequence[str] | None, timestamp_col: str, view: Any = None,
+                        **options: Any) -> TrainingSet:
     """Build a training set and store its rows, spine and manifest as a new version of
-    ``name``. Options: ``engine`` (default ``"spark"``), ``as_known_at``, ``key_map``,
+    ``name``, of feature references or of a feature ``view`` (the manifest's ``"view"``
+    records its ``name@version``; ``"features"`` its references, pinned). Options: ``engine`` (default ``"spark"``), ``as_known_at``, ``key_map``,
     ``full_feature_names``, ``time_buckets``, ``hot_key_rows``, ``broadcast_spine_rows``,
     ``threads``, ``description``."""
     from ..definitions import check_name
@@ -66,7 +68,7 @@ def create_training_set(fs: "FeatureStore", name: str, spine: Any, features: Seq
         raise SparkfsError(f"create_training_set got unknown option(s) {unknown}; known: {list(CREATE_OPTIONS)}")
     description = options.pop("description", "")
     engine = options.pop("engine", "spark")
-    ts = build(fs, spine, features, timestamp_col, engine=engine, **options)
+    ts = build(fs, spine, features, timestamp_col, engine=engine, view=view, **options)
     version = max(fs.registry.versions(KIND, name), default=0) + 1
     final = os.path.join(training_sets_root(fs), name, f"v{version}")
     tmp = os.path.join(training_sets_root(fs), name, f".tmp-v{version}-{uuid.uuid4().hex[:8]}")

@@ -160,12 +160,10 @@ def join_spark(fs: "FeatureStore", plan: Plan, sdf: "DataFrame", summary: dict,
             out = asof_pass(fs, gp, out, plan.timestamp_col, summary, plan.as_known_at,
                             time_buckets, hot_key_rows)
     if plan.on_demand is not None:
-        from .plan import on_demand_inputs
+        from .plan import on_demand_inputs, on_demand_renames
 
-        aliases = {k: v for k, v in on_demand_inputs(plan).items() if k != v}
-        for short, col in aliases.items():
-            out = out.withColumn(short, F.col(f"`{col}`"))
-        out = plan.on_demand.apply_spark(out)
+        out = plan.on_demand.apply_spark(out, sources=on_demand_inputs(plan),
+                                         names=on_demand_renames(plan))
     cols = [F.col(f"`{c}`") for c in plan.spine_columns + plan.feature_columns]
     return out.orderBy(SPINE_ID).select(F.col(SPINE_ID), *cols)
 
