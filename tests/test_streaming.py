@@ -190,3 +190,32 @@ def test_checkpoint_of_another_group_or_schema_is_refused(fs, spark, tmp_path):
         fs.ingest_stream(b.name, files_source(spark, b, str(land)), checkpoint=ck)
     with pytest.raises(ValidationError, match="streaming DataFrame"):
         fs.ingest_stream(a.name, spark.range(1), checkpoint=str(tmp_path / "ck2"))
+
+
+def test_windowed_aggregates_stay_fresh_per_micro_batch(fs, spark, tmp_path):
+    from sparkfs import Aggregation
+    from sparkfs.serving.online import get_online_features
+    from sparkfs.streaming import MicroBatchWriter, claim
+    from sparkfs.streaming.ingest import _Tracker
+    from sparkfs.streaming.status import StreamStatus
+
+    g = FeatureGroup("delay_aggs", [CARRIER], "ts", [Field("delay", "double")], online=True,
+                     aggregations=[Aggregation("delay", "sum", ["1h"]),
+                                   Aggregation("delay", "count", ["1h"])])
+    fs.apply([g])
+    sid = claim(str(tmp_path / "ck"), g, "test")
+    writer = MicroBatchWriter(fs, g, sid, _Tracker(StreamStatus(sid, g.name, 1, "ck", "test"),
+                                                   str(tmp_path / "streams")),
+                              materialize=True, materialize_engine="local")
+    schema = "carrier string, ts timestamp, delay double"
+    at = T0 + dt.timedelta(minutes=50)
+
+    def read():
+        r = get_online_features(fs, ["delay_aggs:delay_sum_1h", "delay_aggs:delay_count_1h"],
+                                [{"carrier": "UA"}], now=at).to_dict()
+        return r["delay_sum_1h"][0], r["delay_count_1h"][0]
+
+    writer(spark.createDataFrame([("UA", T0, 10.0), ("UA", T0 + dt.timedelta(minutes=20), 5.0)], schema), 0)
+    assert read() == (15.0, 2)
+    writer(spark.createDataFrame([("UA", T0 + dt.timedelta(minutes=40), 1.0)], schema), 1)
+    assert read() == (16.0, 3)
