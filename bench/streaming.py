@@ -34,7 +34,7 @@ def message(i: int, keys: int) -> str:
 def _ts(i: int) -> str:
     import datetime as dt
 
-    t = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(milliseconds=i)
+    t = dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=i)
     return t.isoformat().replace("+00:00", "Z")
 
 

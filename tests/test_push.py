@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sparkfs import Entity, FeatureGroup, Field, FeatureStore
+from sparkfs import Entity, FeatureGroup, FeatureStore, Field
 from sparkfs.errors import ValidationError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from sparkfs.errors import ValidationError
 from sparkfs.validation import Expectations, expect, read_quarantine
 
 CARRIER = Entity("carrier", join_keys=["carrier"])
-T0 = dt.datetime(2013, 1, 1, 5, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2013, 1, 1, 5, tzinfo=dt.UTC)
 
 
 def delays_group(name: str = "delays", **kw) -> FeatureGroup:
@@ -74,7 +74,7 @@ def test_files_source_matches_batch_ingest_and_quarantines_bad_lines(fs, spark, 
         (bad[0], "not a JSON object"),
         (bad[1], "missing field(s): ts"),
         (bad[2], "wrong type for field(s): delay (double)")])
-    assert all(r["_origin"].endswith((".json")) for r in q)
+    assert all(r["_origin"].endswith(".json") for r in q)
     # online holds the newest event per carrier, null semantics kept
     resp = fs.get_online_features(["delays:delay", "delays:n"],
                                   [{"carrier": c} for c in ["UA", "AA", "DL", "B6"]]).to_dict()
@@ -152,7 +152,9 @@ def test_strict_validation_stops_the_stream_and_writes_nothing_of_the_batch(fs, 
     (land / "a.json").write_text("\n".join(json.dumps(r) for r in data) + "\n")
     query = fs.ingest_stream(g.name, files_source(spark, g, str(land)), checkpoint=str(tmp_path / "ck"),
                              trigger="available_now")
-    with pytest.raises(Exception):
+    from pyspark.errors import StreamingQueryException
+
+    with pytest.raises(StreamingQueryException):
         query.awaitTermination()
     assert "strict" in stream_error(query) or "nonneg" in stream_error(query)
     assert fs.read_history(g.name).to_arrow().num_rows == 0

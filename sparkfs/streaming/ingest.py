@@ -81,7 +81,7 @@ class _Tracker:
 class MicroBatchWriter:
     """The ``foreachBatch`` function of a stream into one feature group."""
 
-    def __init__(self, fs: "FeatureStore", group: FeatureGroup, stream_id: str,
+    def __init__(self, fs: FeatureStore, group: FeatureGroup, stream_id: str,
                  tracker: _Tracker, materialize: bool, materialize_engine: str) -> None:
         self.fs = fs
         self.group = group
@@ -93,7 +93,7 @@ class MicroBatchWriter:
     def run_id(self, batch_id: int) -> str:
         return f"stream-{self.stream_id}-{batch_id}"
 
-    def __call__(self, batch_df: "DataFrame", batch_id: int) -> None:
+    def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         started = time.perf_counter()
         try:
             rows, bad = self._write(batch_df, int(batch_id))
@@ -108,7 +108,7 @@ class MicroBatchWriter:
                             rows_per_s=round(rows / elapsed, 1) if elapsed > 0 else None,
                             last_error=None)
 
-    def _write(self, batch_df: "DataFrame", batch_id: int) -> tuple[int, int]:
+    def _write(self, batch_df: DataFrame, batch_id: int) -> tuple[int, int]:
         run_id = self.run_id(batch_id)
         batch = batch_df.persist()
         try:
@@ -129,10 +129,10 @@ class MicroBatchWriter:
         return result.rows_written, n_bad
 
 
-def ingest_stream(fs: "FeatureStore", group: FeatureGroup, streaming_df: "DataFrame",
+def ingest_stream(fs: FeatureStore, group: FeatureGroup, streaming_df: DataFrame,
                   checkpoint: str, trigger: str | dict | None = None, materialize: bool = True,
                   source: str | None = None, query_name: str | None = None,
-                  materialize_engine: str = "local") -> "StreamingQuery":
+                  materialize_engine: str = "local") -> StreamingQuery:
     """Start the stream; returns the running ``StreamingQuery``."""
     if not getattr(streaming_df, "isStreaming", False):
         raise ValidationError(
@@ -179,13 +179,13 @@ def _one_line(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:500]
 
 
-def stream_error(query: "StreamingQuery") -> str | None:
+def stream_error(query: StreamingQuery) -> str | None:
     """The readable cause a stopped query failed with (None if it did not fail)."""
     exc = query.exception()
     return None if exc is None else _one_line(exc)
 
 
-def _listener(spark: Any) -> "_ProgressListener":
+def _listener(spark: Any) -> _ProgressListener:
     existing = getattr(spark, "_sparkfs_progress_listener", None)
     if existing is None:
         existing = _ProgressListener()
@@ -266,5 +266,5 @@ def _make_listener_class():
     return Listener
 
 
-def _ProgressListener():  # noqa: N802 - a factory: pyspark is imported only when needed
+def _ProgressListener():
     return _make_listener_class()()

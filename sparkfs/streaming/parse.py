@@ -48,7 +48,7 @@ def input_schema(group: FeatureGroup):
                                         for n in required_fields(group)))
 
 
-def parse_json(payload: "Column", group: FeatureGroup, origin: "Column | None" = None) -> list["Column"]:
+def parse_json(payload: Column, group: FeatureGroup, origin: Column | None = None) -> list[Column]:
     """Columns to ``select`` from a frame holding the payload text: the parsed input
     columns, ``_sparkfs_raw``, ``_sparkfs_error`` and ``_sparkfs_origin``."""
     from pyspark.sql import functions as F
@@ -79,7 +79,7 @@ def parse_json(payload: "Column", group: FeatureGroup, origin: "Column | None" =
                (origin if origin is not None else F.lit(None).cast("string")).alias(ORIGIN)])
 
 
-def split(batch: "DataFrame") -> tuple["DataFrame", "DataFrame | None"]:
+def split(batch: DataFrame) -> tuple[DataFrame, DataFrame | None]:
     """(parsed rows without the parse columns, unparseable rows shaped for quarantine);
     a frame without parse columns is returned as is, with None."""
     from pyspark.sql import functions as F

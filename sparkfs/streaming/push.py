@@ -97,7 +97,7 @@ def push_rows(group: FeatureGroup, rows: Any) -> pa.Table:
 class PushWriter:
     """The asynchronous, bounded, counted Delta appender behind ``fs.push`` (see module)."""
 
-    def __init__(self, offline: "OfflineStore", max_queued_rows: int = 100_000,
+    def __init__(self, offline: OfflineStore, max_queued_rows: int = 100_000,
                  flush_interval_s: float = 1.0, put_timeout_s: float = 30.0) -> None:
         self.offline = offline
         self.max_queued_rows = max_queued_rows
@@ -192,7 +192,7 @@ class PushWriter:
 
         self._seq += 1
         run_id = f"push-{self.writer_id}-{self._seq}"
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         n = table.num_rows
         full = (table.append_column(pa.field(COMMIT_TIME, history_schema(group).field(COMMIT_TIME).type),
                                     pa.array([now] * n, history_schema(group).field(COMMIT_TIME).type))
@@ -211,7 +211,7 @@ class PushWriter:
                     self._commits += 1
                     self._cond.notify_all()
                 return
-            except Exception as exc:  # keep the rows and retry: offline is the source of truth
+            except Exception as exc:  # noqa: BLE001 - keep the rows and retry: offline is the truth
                 with self._cond:
                     self._failures += 1
                     self._last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

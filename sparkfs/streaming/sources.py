@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..definitions import FeatureGroup
 from ..errors import ConfigError
@@ -39,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
 FORMATS = ("json", "parquet", "csv")
 
 
-def _label(df: "DataFrame", text: str) -> "DataFrame":
+def _label(df: DataFrame, text: str) -> DataFrame:
     try:
         df._sparkfs_source = text  # read by ingest_stream for the status file
     except AttributeError:  # pragma: no cover - a frame class that refuses attributes
@@ -47,9 +48,9 @@ def _label(df: "DataFrame", text: str) -> "DataFrame":
     return df
 
 
-def kafka_source(spark: "SparkSession", group: FeatureGroup, bootstrap_servers: str,
+def kafka_source(spark: SparkSession, group: FeatureGroup, bootstrap_servers: str,
                  topic: str, starting_offsets: str | Mapping[str, Any] = "earliest",
-                 options: Mapping[str, str] | None = None) -> "DataFrame":
+                 options: Mapping[str, str] | None = None) -> DataFrame:
     """A streaming frame of the JSON values of ``topic``, parsed for ``group``.
 
     ``options`` are passed to Spark's Kafka source (e.g. ``maxOffsetsPerTrigger``)."""
@@ -79,8 +80,8 @@ def kafka_source(spark: "SparkSession", group: FeatureGroup, bootstrap_servers: 
     return _label(df, f"kafka:{topic}")
 
 
-def files_source(spark: "SparkSession", group: FeatureGroup, path: str, format: str = "json",
-                 options: Mapping[str, str] | None = None) -> "DataFrame":
+def files_source(spark: SparkSession, group: FeatureGroup, path: str, format: str = "json",
+                 options: Mapping[str, str] | None = None) -> DataFrame:
     """A streaming frame of the files landing under ``path`` (``json`` lines, ``parquet``
     or ``csv`` with a header)."""
     from pyspark.sql import functions as F
@@ -98,9 +99,9 @@ def files_source(spark: "SparkSession", group: FeatureGroup, path: str, format: 
     return _label(df, f"files:{path}")
 
 
-def delta_source(spark: "SparkSession", uri: str, change_feed: bool = False,
+def delta_source(spark: SparkSession, uri: str, change_feed: bool = False,
                  storage_options: Mapping[str, str] | None = None,
-                 starting_version: int | None = None) -> "DataFrame":
+                 starting_version: int | None = None) -> DataFrame:
     """A streaming frame of the rows appended to the Delta table at ``uri`` (from
     ``starting_version`` on; default: the whole table), or of its change data feed."""
     source = delta_source_class()
@@ -120,7 +121,11 @@ def _table(uri: str, options: dict, version: int | None = None):
 
 
 def _make_source_class():
-    from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
+    from pyspark.sql.datasource import (
+        DataSource,
+        DataSourceStreamReader,
+        InputPartition,
+    )
 
     class FilesPartition(InputPartition):
         def __init__(self, files: list[str], start: int, end: int) -> None:
