@@ -102,6 +102,9 @@ def main() -> None:
         live = fs.stream_source(group, "kafka", bootstrap_servers=kafka.bootstrap_servers, topic="fresh")
         q = fs.ingest_stream(group, live, checkpoint=os.path.join(work, "ck-fresh"),
                              trigger=f"{args.trigger_s} seconds")
+        started = time.monotonic()  # measure from a running query, not from its start-up
+        while q.lastProgress is None and time.monotonic() - started < 300:
+            time.sleep(0.2)
         rate = max(1.0, 0.5 * args.events / sparkfs_s)
         latencies: list[float] = []
         sent: dict[int, float] = {}
@@ -144,6 +147,8 @@ def main() -> None:
         done.set()
         poller.join(90)
         q.stop()
+        producer.flush(10)
+        del producer  # before the broker stops, so that librdkafka does not retry at exit
         lat = sorted(latencies)
         if lat:
             out["freshness_p50_s"] = round(lat[len(lat) // 2], 3)
