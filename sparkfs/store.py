@@ -247,7 +247,12 @@ class FeatureStore:
         return self._push_writer
 
     def list_streams(self):
-        """The stream queries of this store (any process) with their last known status."""
+        """The stream queries of this store (any process) with their last known status.
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).list_streams()
+        []
+        """
         from .streaming.status import list_streams, status_dir
 
         return list_streams(status_dir(self.config.data_dir))
