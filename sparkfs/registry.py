@@ -24,13 +24,15 @@ structure. Change the metadata (description, owner, tags, ttl, online, validatio
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime as dt
 import json
 import os
 import sqlite3
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from .definitions import Entity, FeatureGroup, FeatureView, check_name
 from .errors import DefinitionError, NotFoundError, RegistryError
@@ -57,7 +59,11 @@ _STRUCTURAL = ("entities", "event_time", "schema", "transforms", "aggregations")
 
 @dataclass
 class ApplyResult:
-    """What one ``apply`` changed: ``created``/``updated`` hold ``kind:name@version`` labels."""
+    """What one ``apply`` changed: ``created``/``updated`` hold ``kind:name@version`` labels.
+
+    >>> ApplyResult(created=["feature_group:weather@1"]).changed
+    ['feature_group:weather@1']
+    """
 
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
@@ -69,7 +75,7 @@ class ApplyResult:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 def _dump(spec: dict) -> str:
@@ -249,13 +255,13 @@ class Registry:
                                (kind,)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
-    def versions(self, kind: str, name: str) -> list[int]:
+    def versions(self, kind: str, name: str) -> builtins.list[int]:
         with self._connect() as con:
             rows = con.execute("SELECT version FROM objects WHERE kind=? AND name=? ORDER BY "
                                "version", (kind, name)).fetchall()
         return [r[0] for r in rows]
 
-    def history(self, kind: str | None = None, name: str | None = None) -> list[dict]:
+    def history(self, kind: str | None = None, name: str | None = None) -> builtins.list[dict]:
         q, args = "SELECT seq,kind,name,version,action,spec,applied_at FROM history", []
         conds = []
         if kind:
@@ -283,7 +289,7 @@ class Registry:
                                 f"registered groups: {known or 'none (run apply first)'}")
         return FeatureGroup.from_spec(spec)
 
-    def list_groups(self) -> list[FeatureGroup]:
+    def list_groups(self) -> builtins.list[FeatureGroup]:
         return [FeatureGroup.from_spec(s) for s in self.list("feature_group")]
 
     def get_entity(self, name: str, missing_ok: bool = False) -> Entity | None:
@@ -294,7 +300,7 @@ class Registry:
             raise NotFoundError(f"entity {name!r} is not registered")
         return Entity.from_spec(spec)
 
-    def list_entities(self) -> list[Entity]:
+    def list_entities(self) -> builtins.list[Entity]:
         return [Entity.from_spec(s) for s in self.list("entity")]
 
     def get_view(self, name: str, version: int | None = None) -> FeatureView:
@@ -310,7 +316,7 @@ class Registry:
                                 f"{known or 'none (apply a FeatureView first)'}")
         return FeatureView.from_spec(spec)
 
-    def list_views(self) -> list[FeatureView]:
+    def list_views(self) -> builtins.list[FeatureView]:
         return [FeatureView.from_spec(s) for s in self.list("feature_view")]
 
 

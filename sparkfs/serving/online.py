@@ -22,11 +22,12 @@ imports pyspark.
 from __future__ import annotations
 
 import datetime as dt
-from collections import abc
 import os
 import threading
+from collections import abc
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..definitions import FeatureGroup
 from ..errors import NotFoundError, ValidationError
@@ -65,7 +66,7 @@ class _DefinitionCache:
         self._lock = threading.Lock()
 
     def _current_signature(self) -> tuple:
-        sig = []
+        sig: list[tuple[int, int] | None] = []
         for p in self._paths:
             try:
                 st = os.stat(p)
@@ -183,7 +184,7 @@ def get_online_features(fs: Any, features: Sequence[str] | None,
         for out in plan.outputs:
             response.add_feature(out, [], [], [], plan.dtypes[out])
         return response
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     columns: dict[str, tuple] = {}
     store = fs.online
     for gp in plan.groups:
