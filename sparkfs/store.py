@@ -60,6 +60,7 @@ class FeatureStore:
                                  lock_timeout_s=self.config.registry.lock_timeout_s)
         self.offline = OfflineStore(self.config.offline_root, self.config.offline.storage_options)
         self._online: OnlineStore | None = None
+        self._push_writer = None
         # Objects applied in this process keep their code (transforms); registry copies don't.
         self._live: dict[tuple[str, str, int], Any] = {}
 
@@ -94,7 +95,11 @@ class FeatureStore:
         return self._online
 
     def close(self) -> None:
-        """Close online-store connections. The SparkSession is left running."""
+        """Flush pushed rows to Delta, close online-store connections. The SparkSession is
+        left running."""
+        if self._push_writer is not None:
+            self._push_writer.close()
+            self._push_writer = None
         if self._online is not None:
             self._online.close()
             self._online = None
@@ -200,6 +205,64 @@ class FeatureStore:
             if g.online and result.rows_written:
                 [result.materialization] = self.materialize(g)
         return result
+
+    # -- streaming ------------------------------------------------------------------------
+    def ingest_stream(self, group: str | FeatureGroup, streaming_df: Any, checkpoint: str,
+                      trigger: str | dict | None = None, materialize: bool = True,
+                      version: int | None = None, **options: Any):
+        """Start a Structured Streaming query that ingests every micro-batch of
+        ``streaming_df`` like ``fs.ingest`` (one Delta commit, exactly once across
+        restarts from ``checkpoint``) and, with ``materialize``, keeps online values fresh.
+        Returns the ``StreamingQuery``. See ``sparkfs.streaming``."""
+        from .streaming import ingest_stream
+
+        return ingest_stream(self, self.get_feature_group(group, version), streaming_df,
+                             checkpoint, trigger=trigger, materialize=materialize, **options)
+
+    def stream_source(self, group: str | FeatureGroup, kind: str, version: int | None = None,
+                      **options: Any):
+        """A streaming DataFrame for ``group`` from ``kind`` = ``"kafka"`` (``bootstrap_servers``,
+        ``topic``, ``starting_offsets``), ``"files"`` (``path``, ``format``) or ``"delta"``
+        (``uri``, ``change_feed``). See ``sparkfs.streaming.sources``."""
+        from .streaming import sources
+
+        g = self.get_feature_group(group, version)
+        if kind == "kafka":
+            return sources.kafka_source(self.spark, g, **options)
+        if kind == "files":
+            return sources.files_source(self.spark, g, **options)
+        if kind == "delta":
+            return sources.delta_source(self.spark, **options)
+        raise SparkfsError(f"stream source {kind!r} is unknown; use 'kafka', 'files' or 'delta'")
+
+    def push(self, group: str | FeatureGroup, rows: Any, to: str = "online_and_offline",
+             version: int | None = None) -> int:
+        """Write request-time rows online at once and/or append them to Delta in batched,
+        asynchronous commits (flushed by ``close``). See ``sparkfs.streaming.push``."""
+        from .streaming.push import push
+
+        return push(self.online if to != "offline" else None, self._pusher,
+                    self.get_feature_group(group, version), rows, to=to)
+
+    def _pusher(self):
+        if self._push_writer is None:
+            with self._lock:
+                if self._push_writer is None:
+                    from .streaming.push import PushWriter
+
+                    self._push_writer = PushWriter(self.offline)
+        return self._push_writer
+
+    def list_streams(self):
+        """The stream queries of this store (any process) with their last known status.
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).list_streams()
+        []
+        """
+        from .streaming.status import list_streams, status_dir
+
+        return list_streams(status_dir(self.config.data_dir))
 
     def read_history(self, group: str | FeatureGroup, version: int | None = None,
                      as_of: Any = None, group_version: int | None = None):

@@ -33,18 +33,23 @@ def delta_jars_fetched() -> bool:
 @pytest.fixture(scope="session")
 def spark(request):
     """One real local[2] SparkSession for the whole test run (few shuffle partitions),
-    with Delta Lake's Spark writer on it when the run selected ``delta_spark`` tests and
-    the jars are fetched (a quick ``-m "not delta_spark"`` run starts plain Spark, so
-    ``offline.engine: auto`` stays on delta-rs there)."""
+    with Spark's Kafka connector when fetched (the streaming tests), and Delta Lake's Spark
+    writer on it when the run selected ``delta_spark`` tests and the jars are fetched (a
+    quick ``-m "not delta_spark"`` run starts plain Spark, so ``offline.engine: auto`` stays
+    on delta-rs there)."""
+    from sparkfs import jvm
     from sparkfs.config import SparkConfig
     from sparkfs.sparkutil import get_or_create_spark
 
+    conf = {"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "4",
+            "spark.driver.memory": "2g"}
+    if jvm.is_fetched("spark-kafka"):  # Spark's Kafka connector, for the streaming tests
+        conf["spark.jars"] = ",".join(str(p) for p in jvm.jars("spark-kafka"))
     wants_delta = any(item.get_closest_marker("delta_spark") is not None
                       for item in request.session.items)
-    session = get_or_create_spark(SparkConfig(
-        master="local[2]", app_name="sparkfs-tests",
-        conf={"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "4",
-              "spark.driver.memory": "2g"}), delta=wants_delta and delta_jars_fetched())
+    session = get_or_create_spark(SparkConfig(master="local[2]", app_name="sparkfs-tests",
+                                              conf=conf),
+                                  delta=wants_delta and delta_jars_fetched())
     yield session
     session.stop()
 

@@ -1,5 +1,5 @@
 """The ``sparkfs`` command. Each area's subcommands live in their own module here
-(``core``, ``online``, ``serve``, ``training``, ``quality``); each module has
+(``core``, ``online``, ``serve``, ``training``, ``quality``, ``streams``); each module has
 ``register(subparsers)`` and sets ``func`` on its parsers.
 
 Errors sparkfs raises on purpose are printed as one line on stderr with exit code 2;
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ..errors import SparkfsError
 
 #: Modules that add subcommands, in help order.
-COMMAND_MODULES = ["core", "online", "serve", "quality", "training", "gc"]
+COMMAND_MODULES = ["core", "online", "serve", "quality", "training", "gc", "streams"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,164 @@
+"""Streaming benchmark: sustained events/s from a real Kafka broker into Delta + the online
+store (SQLite) with 10 features through ``fs.ingest_stream``, side by side with the floor —
+a hand-written ``foreachBatch`` that parses the same JSON and only appends each batch to a
+Delta table (delta-rs) — and the freshness distribution (event appended to Kafka -> value
+readable by ``get_online_features``) at a fraction of the sustained rate.
+
+    python bench/streaming.py --events 20000 --freshness-events 100
+
+Prints one JSON object. Goals (issue 18): throughput >= 0.7x the floor; freshness p99 <=
+trigger interval + 1 s. Absolute numbers depend on the host: compare within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+FEATURES = [f"f{i}" for i in range(10)]
+
+
+def message(i: int, keys: int) -> str:
+    row = {"id": i % keys, "ts": _ts(i)}
+    row.update({f: (i * (j + 1)) % 997 / 7.0 for j, f in enumerate(FEATURES)})
+    return json.dumps(row)
+
+
+def _ts(i: int) -> str:
+    import datetime as dt
+
+    t = dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=i)
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--keys", type=int, default=1_000)
+    ap.add_argument("--per-trigger", type=int, default=5_000)
+    ap.add_argument("--freshness-events", type=int, default=100)
+    ap.add_argument("--trigger-s", type=float, default=1.0)
+    args = ap.parse_args()
+
+    from deltalake import write_deltalake
+    from pyspark.sql import functions as F
+
+    from sparkfs import Entity, FeatureGroup, FeatureStore, Field, jvm
+    from sparkfs.config import SparkConfig
+    from sparkfs.sparkutil import get_or_create_spark
+    from sparkfs.streaming import parse
+    from sparkfs.testing.kafka import KafkaBroker
+
+    spark = get_or_create_spark(SparkConfig(master="local[2]", app_name="bench-streaming", conf={
+        "spark.sql.shuffle.partitions": "2",
+        "spark.jars": ",".join(str(p) for p in jvm.jars("spark-kafka"))}))
+    group = FeatureGroup("bench_stream", [Entity("thing", join_keys=["id"], dtypes={"id": "long"})],
+                         "ts", [Field(f, "double") for f in FEATURES], online=True)
+    work = tempfile.mkdtemp(prefix="sparkfs-bench-stream-")
+    fs = FeatureStore({"project": "bench", "data_dir": work, "ingest": {"statistics": False}},
+                      spark=spark)
+    fs.apply([group])
+    out: dict = {"events": args.events, "features": len(FEATURES), "keys": args.keys,
+                 "max_offsets_per_trigger": args.per_trigger}
+    with KafkaBroker() as kafka:
+        kafka.create_topic("bench", partitions=2)
+        kafka.produce("bench", [message(i, args.keys) for i in range(args.events)],
+                      keys=[str(i % args.keys) for i in range(args.events)])
+        opts = {"maxOffsetsPerTrigger": str(args.per_trigger)}
+
+        # the floor: parse + append to Delta, nothing else
+        floor_path = os.path.join(work, "floor")
+
+        def append(batch, _batch_id):
+            write_deltalake(floor_path, batch.toArrow(), mode="append")
+
+        raw = (spark.readStream.format("kafka").option("kafka.bootstrap.servers", kafka.bootstrap_servers)
+               .option("subscribe", "bench").option("startingOffsets", "earliest").options(**opts).load())
+        parsed = raw.select(F.from_json(F.col("value").cast("string"), parse.input_schema(group)).alias("r")).select("r.*")
+        t0 = time.perf_counter()
+        (parsed.writeStream.foreachBatch(append).option("checkpointLocation", os.path.join(work, "ck-floor"))
+         .trigger(availableNow=True).start().awaitTermination())
+        floor_s = time.perf_counter() - t0
+
+        df = fs.stream_source(group, "kafka", bootstrap_servers=kafka.bootstrap_servers, topic="bench",
+                              options=opts)
+        t0 = time.perf_counter()
+        fs.ingest_stream(group, df, checkpoint=os.path.join(work, "ck"), trigger="available_now").awaitTermination()
+        sparkfs_s = time.perf_counter() - t0
+        assert fs.read_history(group.name).to_arrow().num_rows == args.events
+        out["floor_events_per_s"] = round(args.events / floor_s, 1)
+        out["sparkfs_events_per_s"] = round(args.events / sparkfs_s, 1)
+        out["ratio_vs_floor"] = round(floor_s / sparkfs_s, 3)
+
+        # freshness: a live stream, events appended one by one, polled online
+        kafka.create_topic("fresh", partitions=1)
+        live = fs.stream_source(group, "kafka", bootstrap_servers=kafka.bootstrap_servers, topic="fresh")
+        q = fs.ingest_stream(group, live, checkpoint=os.path.join(work, "ck-fresh"),
+                             trigger=f"{args.trigger_s} seconds")
+        started = time.monotonic()  # measure from a running query, not from its start-up
+        while q.lastProgress is None and time.monotonic() - started < 300:
+            time.sleep(0.2)
+        rate = max(1.0, 0.5 * args.events / sparkfs_s)
+        latencies: list[float] = []
+        sent: dict[int, float] = {}
+        from confluent_kafka import Producer
+
+        producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "linger.ms": 0})
+        base = 10_000_000
+        done = threading.Event()
+
+        def poll() -> None:
+            pending = set()
+            while not done.is_set() or pending:
+                pending |= set(sent) - {k for k, _ in latencies_keys}
+                if not pending:
+                    time.sleep(0.01)
+                    continue
+                ks = sorted(pending)
+                got = fs.get_online_features(["bench_stream:f0"], [{"id": k} for k in ks]).to_dict()["f0"]
+                now = time.perf_counter()
+                for k, v in zip(ks, got):
+                    if v is not None:
+                        latencies.append(now - sent[k])
+                        latencies_keys.append((k, now))
+                        pending.discard(k)
+                time.sleep(0.01)
+                if done.is_set() and time.perf_counter() > deadline:
+                    break
+
+        latencies_keys: list = []
+        deadline = float("inf")
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        for i in range(args.freshness_events):
+            k = base + i
+            producer.produce("fresh", value=json.dumps({"id": k, "ts": _ts(i), **{f: 1.0 for f in FEATURES}}))
+            producer.flush()
+            sent[k] = time.perf_counter()
+            time.sleep(1.0 / min(rate, 20.0))
+        deadline = time.perf_counter() + 60
+        done.set()
+        poller.join(90)
+        q.stop()
+        producer.flush(10)
+        del producer  # before the broker stops, so that librdkafka does not retry at exit
+        lat = sorted(latencies)
+        if lat:
+            out["freshness_p50_s"] = round(lat[len(lat) // 2], 3)
+            out["freshness_p99_s"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 3)
+        out["freshness_events"] = args.freshness_events
+        out["freshness_seen"] = len(lat)
+        out["trigger_s"] = args.trigger_s
+    fs.close()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""``ingest_stream``: a Structured Streaming query whose every micro-batch is one
+``fs.ingest`` (derived transforms, checks, validation policy, dedupe, one Delta commit).
+
+Per micro-batch, in the driver (``foreachBatch``):
+
+1. Unparseable payloads (see ``sparkfs.streaming.parse``) are set aside.
+2. The parsed rows are ingested with run id ``stream-{stream_id}-{batch_id}``; the stream
+   id lives in the checkpoint (``sparkfs.streaming.checkpoint``), so a batch Spark replays
+   after a crash has the same run id and its Delta app transaction makes it a no-op.
+   A refusal (strict validation, null keys...) raises before anything of the batch is
+   written, and the query stops with that error.
+3. The unparseable payloads go to the group's quarantine table (``_raw_payload``,
+   ``_reason``, ``_origin``) under their own run id, once.
+4. ``materialize``: the online store catches up from its watermark (the same incremental
+   materialization as ``fs.materialize``; newest event wins, so a replay or an out-of-order
+   event never makes a value older). Windowed-aggregation groups rebuild the touched keys'
+   state. After a crash between 2 and 4 the next batch catches up.
+5. The stream's status file is rewritten (``sparkfs streams``).
+
+>>> parse_trigger("5 seconds")
+{'processingTime': '5 seconds'}
+>>> parse_trigger("available_now")
+{'availableNow': True}
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..definitions import FeatureGroup
+from ..errors import ConfigError, SparkfsError, ValidationError
+from . import parse
+from .checkpoint import claim
+from .status import StreamStatus, now_iso, status_dir
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame
+    from pyspark.sql.streaming import StreamingQuery
+
+    from ..store import FeatureStore
+
+
+def parse_trigger(trigger: str | dict | None) -> dict[str, Any]:
+    """Keyword arguments of ``DataStreamWriter.trigger`` for a trigger given as text:
+    an interval (``"5 seconds"``), ``"available_now"`` or ``"once"``; None: as fast as
+    possible."""
+    if trigger is None:
+        return {}
+    if isinstance(trigger, dict):
+        return dict(trigger)
+    text = str(trigger).strip().lower()
+    if text in ("available_now", "availablenow", "available-now"):
+        return {"availableNow": True}
+    if text == "once":
+        return {"once": True}
+    parts = text.split()
+    if len(parts) == 2 and parts[0].replace(".", "", 1).isdigit():
+        return {"processingTime": text}
+    raise ConfigError(f"stream trigger {trigger!r} is not understood: give an interval such as "
+                      "'5 seconds', or 'available_now', or 'once'")
+
+
+class _Tracker:
+    """The status of one stream and the lock that guards it (two writers: the batch
+    function and the progress listener)."""
+
+    def __init__(self, status: StreamStatus, directory: str) -> None:
+        self.status = status
+        self.directory = directory
+        self.lock = threading.Lock()
+
+    def update(self, **values: Any) -> None:
+        with self.lock:
+            for k, v in values.items():
+                setattr(self.status, k, v)
+            self.status.write(self.directory)
+
+
+class MicroBatchWriter:
+    """The ``foreachBatch`` function of a stream into one feature group."""
+
+    def __init__(self, fs: FeatureStore, group: FeatureGroup, stream_id: str,
+                 tracker: _Tracker, materialize: bool, materialize_engine: str) -> None:
+        self.fs = fs
+        self.group = group
+        self.stream_id = stream_id
+        self.tracker = tracker
+        self.materialize = materialize and group.online
+        self.materialize_engine = materialize_engine
+
+    def run_id(self, batch_id: int) -> str:
+        return f"stream-{self.stream_id}-{batch_id}"
+
+    def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
+        started = time.perf_counter()
+        try:
+            rows, bad = self._write(batch_df, int(batch_id))
+        except Exception as exc:
+            self.tracker.update(state="failed", last_error=_one_line(exc))
+            raise
+        elapsed = time.perf_counter() - started
+        st = self.tracker.status
+        self.tracker.update(last_batch_id=int(batch_id), last_batch_time=now_iso(),
+                            last_batch_rows=rows, last_batch_unparseable=bad,
+                            rows_total=st.rows_total + rows, unparseable_total=st.unparseable_total + bad,
+                            rows_per_s=round(rows / elapsed, 1) if elapsed > 0 else None,
+                            last_error=None)
+
+    def _write(self, batch_df: DataFrame, batch_id: int) -> tuple[int, int]:
+        run_id = self.run_id(batch_id)
+        batch = batch_df.persist()
+        try:
+            good, bad = parse.split(batch)
+            result = self.fs.ingest(self.group, good, run_id=run_id, materialize=False)
+            n_bad = 0
+            if bad is not None:
+                from ..validation.quarantine import write_quarantine
+
+                n_bad = write_quarantine(self.fs, self.group, bad, f"{run_id}-unparseable",
+                                         None if result.noop else result.delta_version)
+        finally:
+            batch.unpersist()
+        if self.materialize:
+            from ..online.materialize import materialize
+
+            materialize(self.fs, self.group, engine=self.materialize_engine)
+        return result.rows_written, n_bad
+
+
+def ingest_stream(fs: FeatureStore, group: FeatureGroup, streaming_df: DataFrame,
+                  checkpoint: str, trigger: str | dict | None = None, materialize: bool = True,
+                  source: str | None = None, query_name: str | None = None,
+                  materialize_engine: str = "local") -> StreamingQuery:
+    """Start the stream; returns the running ``StreamingQuery``."""
+    if not getattr(streaming_df, "isStreaming", False):
+        raise ValidationError(
+            f"ingest_stream into feature group {group.name!r} needs a streaming DataFrame "
+            "(spark.readStream..., or sparkfs.streaming.kafka_source/files_source/delta_source); "
+            "for a batch DataFrame use fs.ingest")
+    label = source or getattr(streaming_df, "_sparkfs_source", None) or "dataframe"
+    stream_id = claim(checkpoint, group, label)
+    import os
+
+    tracker = _Tracker(StreamStatus(stream_id=stream_id, group=group.name,
+                                    group_version=group.version, checkpoint=checkpoint,
+                                    source=label, pid=os.getpid()),
+                       status_dir(fs.config.data_dir))
+    writer = MicroBatchWriter(fs, group, stream_id, tracker, materialize, materialize_engine)
+    w = (streaming_df.writeStream.foreachBatch(writer)
+         .option("checkpointLocation", checkpoint)
+         .queryName(query_name or f"sparkfs-{group.name}-v{group.version}-{stream_id}"))
+    kwargs = parse_trigger(trigger)
+    if kwargs:
+        w = w.trigger(**kwargs)
+    _listener(streaming_df.sparkSession).track(stream_id, tracker)
+    try:
+        query = w.start()
+    except Exception as exc:
+        if isinstance(exc, SparkfsError):
+            raise
+        tracker.update(state="failed", last_error=_one_line(exc))
+        raise SparkfsError(f"the stream into feature group {group.name!r} did not start: "
+                           f"{_one_line(exc)}") from None
+    _listener(streaming_df.sparkSession).bind(str(query.id), stream_id)
+    tracker.update(query_id=str(query.id))
+    return query
+
+
+def _one_line(exc: BaseException) -> str:
+    """The sparkfs message inside a (py4j/streaming) exception, else its last line."""
+    text = str(exc)
+    for line in text.splitlines():
+        for marker in ("ValidationError: ", "SparkfsError: ", "OnlineStoreError: ", "TransformError: "):
+            if marker in line:
+                return line.split(marker, 1)[1].strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:500]
+
+
+def stream_error(query: StreamingQuery) -> str | None:
+    """The readable cause a stopped query failed with (None if it did not fail)."""
+    exc = query.exception()
+    return None if exc is None else _one_line(exc)
+
+
+def _listener(spark: Any) -> _ProgressListener:
+    existing = getattr(spark, "_sparkfs_progress_listener", None)
+    if existing is None:
+        existing = _ProgressListener()
+        spark.streams.addListener(existing)
+        spark._sparkfs_progress_listener = existing
+    return existing
+
+
+def _offsets(text: Any) -> dict:
+    import json
+
+    if not text:
+        return {}
+    try:
+        value = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def source_lag(progress: Any) -> int | None:
+    """Offsets behind the latest available, summed over Kafka partitions (None when the
+    source does not report offsets per partition)."""
+    total, seen = 0, False
+    for src in progress.sources:
+        latest, end = _offsets(src.latestOffset), _offsets(src.endOffset)
+        for topic, parts in latest.items():
+            if not isinstance(parts, dict):
+                continue
+            for part, off in parts.items():
+                done = (end.get(topic) or {}).get(part)
+                if isinstance(off, int) and isinstance(done, int):
+                    total += max(0, off - done)
+                    seen = True
+    return total if seen else None
+
+
+def _make_listener_class():
+    from pyspark.sql.streaming import StreamingQueryListener
+
+    class Listener(StreamingQueryListener):
+        def __init__(self) -> None:
+            self.trackers: dict[str, _Tracker] = {}
+            self.queries: dict[str, str] = {}
+
+        def track(self, stream_id: str, tracker: _Tracker) -> None:
+            self.trackers[stream_id] = tracker
+
+        def bind(self, query_id: str, stream_id: str) -> None:
+            self.queries[query_id] = stream_id
+
+        def _tracker(self, query_id: Any) -> _Tracker | None:
+            sid = self.queries.get(str(query_id))
+            return self.trackers.get(sid) if sid else None
+
+        def onQueryStarted(self, event: Any) -> None:
+            pass
+
+        def onQueryIdle(self, event: Any) -> None:
+            pass
+
+        def onQueryProgress(self, event: Any) -> None:
+            tracker = self._tracker(event.progress.id)
+            if tracker is not None:
+                lag = source_lag(event.progress)
+                if lag is not None:
+                    tracker.update(lag=lag)
+
+        def onQueryTerminated(self, event: Any) -> None:
+            tracker = self._tracker(event.id)
+            if tracker is not None:
+                if event.exception:
+                    tracker.update(state="failed",
+                                   last_error=tracker.status.last_error or _one_line(Exception(event.exception)))
+                else:
+                    tracker.update(state="stopped")
+
+    return Listener
+
+
+def _ProgressListener():
+    return _make_listener_class()()

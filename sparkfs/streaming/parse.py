@@ -1,0 +1,99 @@
+"""Parsing message payloads (Kafka values, lines of JSON files) into a group's columns,
+with a reason for every payload that cannot be parsed.
+
+Each payload is parsed twice by Spark's ``from_json``: once with the group's types and
+once with every field as text. A field is **missing** when the JSON object lacks it (or
+gives null for a join key or the event time), and has the **wrong type** when its text is
+there but the typed parse gave null. A payload that is not a JSON object is refused whole.
+Feature fields may be JSON null (a missing value); ``"NaN"``/``"Infinity"`` strings are
+read as those floats. Timestamps are ISO-8601 strings (UTC unless an offset is given) or
+epoch seconds.
+
+The result has the group's input columns plus ``_sparkfs_raw`` (the payload) and
+``_sparkfs_error`` (null, or why it was refused); ``split`` separates the two kinds.
+
+>>> required_fields(_demo())
+['k', 't', 'x']
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..definitions import DTYPES, FeatureGroup
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import Column, DataFrame
+
+RAW = "_sparkfs_raw"
+ERROR = "_sparkfs_error"
+ORIGIN = "_sparkfs_origin"
+#: Columns of the quarantine table for unparseable payloads.
+Q_RAW, Q_REASON, Q_ORIGIN = "_raw_payload", "_reason", "_origin"
+
+
+def required_fields(group: FeatureGroup) -> list[str]:
+    """The JSON fields every payload must carry: join keys, event time, input fields."""
+    return list(group.join_keys) + [group.event_time] + [f.name for f in group.input_fields]
+
+
+def input_schema(group: FeatureGroup):
+    """The Spark schema of the payload: keys, event time (timestamp) and input fields."""
+    from pyspark.sql.types import StructType
+
+    dtypes = dict(group.key_dtypes)
+    dtypes[group.event_time] = "timestamp"
+    dtypes.update({f.name: f.dtype for f in group.input_fields})
+    return StructType.fromDDL(", ".join(f"`{n}` {DTYPES[dtypes[n]][0]}"
+                                        for n in required_fields(group)))
+
+
+def parse_json(payload: Column, group: FeatureGroup, origin: Column | None = None) -> list[Column]:
+    """Columns to ``select`` from a frame holding the payload text: the parsed input
+    columns, ``_sparkfs_raw``, ``_sparkfs_error`` and ``_sparkfs_origin``."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    schema = input_schema(group)
+    text_schema = T.StructType([T.StructField(f.name, T.StringType()) for f in schema.fields])
+    typed = F.from_json(payload, schema, {"mode": "PERMISSIVE"})
+    text = F.from_json(payload, text_schema, {"mode": "PERMISSIVE"})
+    present = F.json_object_keys(payload)
+    must_be_set = set(group.join_keys) | {group.event_time}
+    missing, wrong = [], []
+    for f in schema.fields:
+        absent = ~F.array_contains(present, F.lit(f.name))
+        if f.name in must_be_set:
+            absent = absent | text[f.name].isNull()
+        missing.append(F.when(absent, F.lit(f.name)))
+        wrong.append(F.when(~absent & text[f.name].isNotNull() & typed[f.name].isNull(),
+                            F.lit(f"{f.name} ({f.dataType.simpleString()})")))
+    missing_s, wrong_s = F.concat_ws(", ", *missing), F.concat_ws(", ", *wrong)
+    reason = F.when(present.isNull(), F.lit("not a JSON object")).otherwise(
+        F.nullif(F.concat_ws("; ",
+                             F.when(missing_s != "", F.concat(F.lit("missing field(s): "), missing_s)),
+                             F.when(wrong_s != "", F.concat(F.lit("wrong type for field(s): "), wrong_s))),
+                 F.lit("")))
+    return ([typed[f.name].alias(f.name) for f in schema.fields]
+            + [payload.alias(RAW), reason.alias(ERROR),
+               (origin if origin is not None else F.lit(None).cast("string")).alias(ORIGIN)])
+
+
+def split(batch: DataFrame) -> tuple[DataFrame, DataFrame | None]:
+    """(parsed rows without the parse columns, unparseable rows shaped for quarantine);
+    a frame without parse columns is returned as is, with None."""
+    from pyspark.sql import functions as F
+
+    if ERROR not in batch.columns:
+        return batch, None
+    good = batch.where(F.col(ERROR).isNull()).drop(RAW, ERROR, ORIGIN)
+    bad = batch.where(F.col(ERROR).isNotNull()).select(
+        F.col(RAW).alias(Q_RAW), F.col(ERROR).alias(Q_REASON), F.col(ORIGIN).alias(Q_ORIGIN))
+    return good, bad
+
+
+def _demo() -> FeatureGroup:
+    from ..definitions import Entity, Field
+
+    return FeatureGroup(name="w", entities=[Entity("a", join_keys=["k"])], event_time="t",
+                        schema=[Field("x", "double")])

@@ -1,0 +1,223 @@
+"""Structured Streaming ingestion on real local Spark, real Delta and real SQLite:
+files and Delta sources, replays, out-of-order events, validation policies, checkpoints.
+(Kafka: tests/test_streaming_kafka.py.)"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow as pa
+import pytest
+
+from sparkfs import Entity, FeatureGroup, Field
+from sparkfs.errors import ValidationError
+from sparkfs.validation import Expectations, expect, read_quarantine
+
+CARRIER = Entity("carrier", join_keys=["carrier"])
+T0 = dt.datetime(2013, 1, 1, 5, tzinfo=dt.UTC)
+
+
+def delays_group(name: str = "delays", **kw) -> FeatureGroup:
+    return FeatureGroup(name, [CARRIER], "ts", [Field("delay", "double"), Field("n", "long")],
+                        online=True, **kw)
+
+
+def rows(n: int, start: int = 0) -> list[dict]:
+    carriers = ["UA", "AA", "DL", "B6"]
+    return [{"carrier": carriers[i % 4], "ts": (T0 + dt.timedelta(minutes=i)).isoformat(),
+             "delay": float(i) if i % 7 else None, "n": i} for i in range(start, start + n)]
+
+
+def history(fs, group: str) -> list[tuple]:
+    tbl = fs.read_history(group).to_arrow()
+    return sorted((r["carrier"], r["ts"], r["delay"], r["n"]) for r in tbl.to_pylist())
+
+
+def run_available_now(fs, group, df, checkpoint, **kw):
+    query = fs.ingest_stream(group, df, checkpoint=str(checkpoint), trigger="available_now", **kw)
+    query.awaitTermination()
+    return query
+
+
+def batch_reference(fs, spark, group: FeatureGroup, data: list[dict]) -> list[tuple]:
+    import pandas as pd
+
+    ref = FeatureGroup(group.name + "_ref", [CARRIER], "ts", list(group.schema), online=False)
+    fs.apply([ref])
+    pdf = pd.DataFrame(data)
+    pdf["ts"] = pd.to_datetime(pdf["ts"], utc=True)
+    pdf["n"] = pdf["n"].astype("Int64")
+    fs.ingest(ref.name, pa.Table.from_pandas(pdf, preserve_index=False), materialize=False)
+    return history(fs, ref.name)
+
+
+def test_files_source_matches_batch_ingest_and_quarantines_bad_lines(fs, spark, tmp_path):
+    from sparkfs.streaming import files_source
+
+    g = delays_group()
+    fs.apply([g])
+    land = tmp_path / "landing"
+    land.mkdir()
+    data = rows(20)
+    bad = ["not json", '{"carrier": "UA", "delay": 1.0, "n": 1}',
+           '{"carrier": "UA", "ts": "2013-01-01T05:00:00Z", "delay": "late", "n": 2}']
+    (land / "a.json").write_text("\n".join(json.dumps(r) for r in data[:12]) + "\n" + bad[0] + "\n")
+    (land / "b.json").write_text("\n".join([json.dumps(r) for r in data[12:]] + bad[1:]) + "\n")
+
+    run_available_now(fs, g.name, files_source(spark, g, str(land)), tmp_path / "ck")
+
+    assert history(fs, g.name) == batch_reference(fs, spark, g, data)
+    q = read_quarantine(fs, g).to_pylist()
+    got = sorted((r["_raw_payload"], r["_reason"]) for r in q)
+    assert got == sorted([
+        (bad[0], "not a JSON object"),
+        (bad[1], "missing field(s): ts"),
+        (bad[2], "wrong type for field(s): delay (double)")])
+    assert all(r["_origin"].endswith(".json") for r in q)
+    # online holds the newest event per carrier, null semantics kept
+    resp = fs.get_online_features(["delays:delay", "delays:n"],
+                                  [{"carrier": c} for c in ["UA", "AA", "DL", "B6"]]).to_dict()
+    assert resp["n"] == [16, 17, 18, 19]
+    assert resp["delay"] == [16.0, 17.0, 18.0, 19.0]
+    [status] = fs.list_streams()
+    assert (status.group, status.rows_total, status.unparseable_total) == (g.name, 20, 3)
+    assert status.shown_state() == "stopped"
+
+
+def test_delta_source_matches_batch_ingest(fs, spark, tmp_path):
+    from deltalake import write_deltalake
+
+    from sparkfs.streaming import delta_source
+
+    g = delays_group("delays_d")
+    fs.apply([g])
+    data = rows(15)
+    src = str(tmp_path / "src")
+    ts_type = pa.timestamp("us", tz="UTC")
+    schema = pa.schema([("carrier", pa.string()), ("ts", ts_type), ("delay", pa.float64()),
+                        ("n", pa.int64())])
+
+    def arrow(part):
+        return pa.table({"carrier": [r["carrier"] for r in part],
+                         "ts": pa.array([dt.datetime.fromisoformat(r["ts"]) for r in part], ts_type),
+                         "delay": [r["delay"] for r in part], "n": [r["n"] for r in part]},
+                        schema=schema)
+
+    write_deltalake(src, arrow(data[:5]))
+    ck = tmp_path / "ck"
+    run_available_now(fs, g.name, delta_source(spark, src), ck)
+    write_deltalake(src, arrow(data[5:]), mode="append")
+    run_available_now(fs, g.name, delta_source(spark, src), ck)  # resumes after version 0
+    assert history(fs, g.name) == batch_reference(fs, spark, g, data)
+
+
+def test_replayed_micro_batch_is_a_noop_and_online_never_gets_older(fs, spark, tmp_path):
+    from sparkfs.streaming import MicroBatchWriter, claim
+    from sparkfs.streaming.ingest import _Tracker
+    from sparkfs.streaming.status import StreamStatus
+
+    g = delays_group("ooo")
+    fs.apply([g])
+    stream_id = claim(str(tmp_path / "ck"), g, "test")
+    tracker = _Tracker(StreamStatus(stream_id, g.name, 1, str(tmp_path / "ck"), "test"),
+                       str(tmp_path / "streams"))
+    writer = MicroBatchWriter(fs, g, stream_id, tracker, materialize=True, materialize_engine="local")
+    schema = "carrier string, ts timestamp, delay double, n long"
+    newer = spark.createDataFrame([("UA", T0 + dt.timedelta(hours=2), 2.0, 2)], schema)
+    older = spark.createDataFrame([("UA", T0, float("nan"), 1)], schema)
+
+    writer(newer, 0)
+    version = fs.offline.current_version(g)
+    writer(newer, 0)  # Spark replays batch 0 after a crash
+    assert fs.offline.current_version(g) == version
+    assert tracker.status.last_batch_rows == 0
+    writer(older, 1)  # an out-of-order event arrives later
+    assert len(history(fs, g.name)) == 2
+    resp = fs.get_online_features(["ooo:delay", "ooo:n"], [{"carrier": "UA"}]).to_dict()
+    assert (resp["delay"], resp["n"]) == ([2.0], [2])
+
+
+def test_strict_validation_stops_the_stream_and_writes_nothing_of_the_batch(fs, spark, tmp_path):
+    from sparkfs.streaming import files_source, stream_error
+
+    suite = Expectations([expect("column_values_to_be_between", column="delay", min_value=0)],
+                         name="nonneg")
+    g = delays_group("strict", expectations=suite, validation="strict")
+    fs.apply([g])
+    land = tmp_path / "in"
+    land.mkdir()
+    data = rows(6, start=1)
+    data[3]["delay"] = -5.0
+    (land / "a.json").write_text("\n".join(json.dumps(r) for r in data) + "\n")
+    query = fs.ingest_stream(g.name, files_source(spark, g, str(land)), checkpoint=str(tmp_path / "ck"),
+                             trigger="available_now")
+    from pyspark.errors import StreamingQueryException
+
+    with pytest.raises(StreamingQueryException):
+        query.awaitTermination()
+    assert "strict" in stream_error(query) or "nonneg" in stream_error(query)
+    assert fs.read_history(g.name).to_arrow().num_rows == 0
+    [status] = fs.list_streams()
+    assert status.state == "failed" and status.last_error
+
+
+def test_quarantine_policy_keeps_the_stream_going(fs, spark, tmp_path):
+    from sparkfs.streaming import files_source
+
+    suite = Expectations([expect("column_values_to_be_between", column="delay", min_value=0)],
+                         name="nonneg")
+    g = delays_group("quar", expectations=suite, validation="quarantine")
+    fs.apply([g])
+    land = tmp_path / "in"
+    land.mkdir()
+    data = rows(6, start=1)
+    data[3]["delay"] = -5.0
+    (land / "a.json").write_text("\n".join(json.dumps(r) for r in data) + "\n")
+    run_available_now(fs, g.name, files_source(spark, g, str(land)), tmp_path / "ck")
+    assert fs.read_history(g.name).to_arrow().num_rows == 5
+    assert [r["n"] for r in read_quarantine(fs, g).to_pylist()] == [4]
+
+
+def test_checkpoint_of_another_group_or_schema_is_refused(fs, spark, tmp_path):
+    from sparkfs.streaming import files_source
+
+    a, b = delays_group("ga"), delays_group("gb")
+    fs.apply([a, b])
+    land = tmp_path / "in"
+    land.mkdir()
+    ck = str(tmp_path / "ck")
+    run_available_now(fs, a.name, files_source(spark, a, str(land)), ck)
+    with pytest.raises(ValidationError, match="belongs to feature group 'ga'"):
+        fs.ingest_stream(b.name, files_source(spark, b, str(land)), checkpoint=ck)
+    with pytest.raises(ValidationError, match="streaming DataFrame"):
+        fs.ingest_stream(a.name, spark.range(1), checkpoint=str(tmp_path / "ck2"))
+
+
+def test_windowed_aggregates_stay_fresh_per_micro_batch(fs, spark, tmp_path):
+    from sparkfs import Aggregation
+    from sparkfs.serving.online import get_online_features
+    from sparkfs.streaming import MicroBatchWriter, claim
+    from sparkfs.streaming.ingest import _Tracker
+    from sparkfs.streaming.status import StreamStatus
+
+    g = FeatureGroup("delay_aggs", [CARRIER], "ts", [Field("delay", "double")], online=True,
+                     aggregations=[Aggregation("delay", "sum", ["1h"]),
+                                   Aggregation("delay", "count", ["1h"])])
+    fs.apply([g])
+    sid = claim(str(tmp_path / "ck"), g, "test")
+    writer = MicroBatchWriter(fs, g, sid, _Tracker(StreamStatus(sid, g.name, 1, "ck", "test"),
+                                                   str(tmp_path / "streams")),
+                              materialize=True, materialize_engine="local")
+    schema = "carrier string, ts timestamp, delay double"
+    at = T0 + dt.timedelta(minutes=50)
+
+    def read():
+        r = get_online_features(fs, ["delay_aggs:delay_sum_1h", "delay_aggs:delay_count_1h"],
+                                [{"carrier": "UA"}], now=at).to_dict()
+        return r["delay_sum_1h"][0], r["delay_count_1h"][0]
+
+    writer(spark.createDataFrame([("UA", T0, 10.0), ("UA", T0 + dt.timedelta(minutes=20), 5.0)], schema), 0)
+    assert read() == (15.0, 2)
+    writer(spark.createDataFrame([("UA", T0 + dt.timedelta(minutes=40), 1.0)], schema), 1)
+    assert read() == (16.0, 3)
