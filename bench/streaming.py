@@ -79,9 +79,12 @@ def main() -> None:
         def append(batch, _batch_id):
             write_deltalake(floor_path, batch.toArrow(), mode="append")
 
-        raw = (spark.readStream.format("kafka").option("kafka.bootstrap.servers", kafka.bootstrap_servers)
-               .option("subscribe", "bench").option("startingOffsets", "earliest").options(**opts).load())
-        parsed = raw.select(F.from_json(F.col("value").cast("string"), parse.input_schema(group)).alias("r")).select("r.*")
+        raw = (spark.readStream.format("kafka")
+               .option("kafka.bootstrap.servers", kafka.bootstrap_servers)
+               .option("subscribe", "bench").option("startingOffsets", "earliest")
+               .options(**opts).load())
+        value = F.from_json(F.col("value").cast("string"), parse.input_schema(group))
+        parsed = raw.select(value.alias("r")).select("r.*")
         t0 = time.perf_counter()
         (parsed.writeStream.foreachBatch(append).option("checkpointLocation", os.path.join(work, "ck-floor"))
          .trigger(availableNow=True).start().awaitTermination())
@@ -90,7 +93,8 @@ def main() -> None:
         df = fs.stream_source(group, "kafka", bootstrap_servers=kafka.bootstrap_servers, topic="bench",
                               options=opts)
         t0 = time.perf_counter()
-        fs.ingest_stream(group, df, checkpoint=os.path.join(work, "ck"), trigger="available_now").awaitTermination()
+        fs.ingest_stream(group, df, checkpoint=os.path.join(work, "ck"),
+                         trigger="available_now").awaitTermination()
         sparkfs_s = time.perf_counter() - t0
         assert fs.read_history(group.name).to_arrow().num_rows == args.events
         out["floor_events_per_s"] = round(args.events / floor_s, 1)

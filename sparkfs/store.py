@@ -60,7 +60,7 @@ class FeatureStore:
                                  lock_timeout_s=self.config.registry.lock_timeout_s)
         self.offline = OfflineStore(self.config.offline_root, self.config.offline.storage_options)
         self._online: OnlineStore | None = None
-        self._push_writer = None
+        self._push_writer: Any = None
         # Objects applied in this process keep their code (transforms); registry copies don't.
         self._live: dict[tuple[str, str, int], Any] = {}
 

@@ -33,7 +33,8 @@ def test_push_online_and_offline_newest_event_wins(fs_nospark):
     resp = fs.get_online_features(["clicks:clicks", "clicks:score"], [{"user_id": "a"}]).to_dict()
     assert (resp["clicks"], resp["score"]) == ([5], [None])
     fs._pusher().flush()
-    assert sorted(fs.offline.read_arrow(fs.get_feature_group("clicks")).column("clicks").to_pylist()) == [1, 5]
+    stored = fs.offline.read_arrow(fs.get_feature_group("clicks")).column("clicks")
+    assert sorted(stored.to_pylist()) == [1, 5]
     stats = fs._pusher().stats()
     assert stats["rows_committed"] == 2 and stats["failed_attempts"] == 0
 

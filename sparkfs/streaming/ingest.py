@@ -172,7 +172,8 @@ def _one_line(exc: BaseException) -> str:
     """The sparkfs message inside a (py4j/streaming) exception, else its last line."""
     text = str(exc)
     for line in text.splitlines():
-        for marker in ("ValidationError: ", "SparkfsError: ", "OnlineStoreError: ", "TransformError: "):
+        for marker in ("ValidationError: ", "SparkfsError: ", "OnlineStoreError: ",
+                       "TransformError: "):
             if marker in line:
                 return line.split(marker, 1)[1].strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
@@ -185,10 +186,10 @@ def stream_error(query: StreamingQuery) -> str | None:
     return None if exc is None else _one_line(exc)
 
 
-def _listener(spark: Any) -> _ProgressListener:
+def _listener(spark: Any) -> Any:
     existing = getattr(spark, "_sparkfs_progress_listener", None)
     if existing is None:
-        existing = _ProgressListener()
+        existing = _new_progress_listener()
         spark.streams.addListener(existing)
         spark._sparkfs_progress_listener = existing
     return existing
@@ -259,12 +260,13 @@ def _make_listener_class():
             if tracker is not None:
                 if event.exception:
                     tracker.update(state="failed",
-                                   last_error=tracker.status.last_error or _one_line(Exception(event.exception)))
+                                   last_error=(tracker.status.last_error
+                                               or _one_line(Exception(event.exception))))
                 else:
                     tracker.update(state="stopped")
 
     return Listener
 
 
-def _ProgressListener():
+def _new_progress_listener() -> Any:
     return _make_listener_class()()

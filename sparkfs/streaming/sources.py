@@ -42,7 +42,7 @@ FORMATS = ("json", "parquet", "csv")
 
 def _label(df: DataFrame, text: str) -> DataFrame:
     try:
-        df._sparkfs_source = text  # read by ingest_stream for the status file
+        df._sparkfs_source = text  # type: ignore[attr-defined]  # read by ingest_stream
     except AttributeError:  # pragma: no cover - a frame class that refuses attributes
         pass
     return df
@@ -142,7 +142,8 @@ def _make_source_class():
         def initialOffset(self) -> dict:
             return {"version": self.first - 1}
 
-        def latestOffset(self) -> dict:
+        # pyspark's runner still calls the no-argument form (no admission control here)
+        def latestOffset(self) -> dict:  # type: ignore[override]
             return {"version": _table(self.uri, self.storage).version()}
 
         def partitions(self, start: dict, end: dict) -> list:
@@ -210,7 +211,7 @@ def _added_files(uri: str, options: dict, after: int, upto: int) -> list[str]:
 
 
 @functools.cache
-def delta_source_class() -> type:
+def delta_source_class() -> Any:
     """The Python streaming data source behind ``delta_source`` (built on first use, so
     importing this module needs no pyspark)."""
     return _make_source_class()
