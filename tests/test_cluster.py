@@ -43,10 +43,11 @@ def weather_input(path: Path, start: str, end: str) -> pd.DataFrame:
     return w
 
 
-def submit_ingest(cluster, config: Path, input_path: Path, run_id: str) -> dict:
+def submit_ingest(cluster, config: Path, input_path: Path, run_id: str,
+                  delta: bool = False) -> dict:
     proc = cluster.submit([str(JOB), "--config", str(config), "--repo", str(REPO),
                            "--group", "weather", "--input", str(input_path),
-                           "--run-id", run_id], cwd=str(ROOT))
+                           "--run-id", run_id], cwd=str(ROOT), delta=delta)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     assert lines, f"the job printed no JSON result:\n{proc.stdout}\n{proc.stderr[-3000:]}"
     return json.loads(lines[-1])

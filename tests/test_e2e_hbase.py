@@ -1,6 +1,7 @@
 """End to end on the JVM pieces: ``spark-submit jobs/ingest.py`` to a standalone Spark
-cluster writes the weather history to Delta, ``sparkfs materialize`` pushes the latest
-values into a real HBase 2.6, and ``sparkfs serve`` on that HBase returns them."""
+cluster with the Delta jars writes the weather history through Spark's own Delta writer
+(delta-spark), ``sparkfs materialize`` (delta-rs, no Spark) pushes the latest values into a
+real HBase 2.6, and ``sparkfs serve`` on that HBase returns them."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from test_serving import _body, _free_port, _start, _stop, _wait_healthy
 from sparkfs.testing.plugin import unique_prefix
 from sparkfs.testing.spark_cluster import spark_cluster_fixture
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.real_hbase]
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.real_hbase,
+              pytest.mark.delta_spark]
 
 spark_cluster = spark_cluster_fixture(scope="module", cores=1, memory="1g")
 CLI = [sys.executable, "-c", "import sys; from sparkfs.cli import main; sys.exit(main())"]
@@ -34,6 +36,7 @@ def test_ingest_on_the_cluster_materialize_into_hbase_and_serve(spark_cluster, r
     config = tmp_path / "sparkfs.yaml"
     config.write_text(yaml.safe_dump({
         "project": "e2e", "data_dir": str(tmp_path / "store"),
+        "offline": {"engine": "delta-spark"},
         "online": real_hbase.online_config(table_prefix=unique_prefix(), timeout_ms=60_000)}))
     # A real day of weather, moved so that its last hour was an hour ago: the group's 2d
     # ttl is a column-family TTL on HBase, which drops 2013 cells the moment they land.
@@ -45,8 +48,10 @@ def test_ingest_on_the_cluster_materialize_into_hbase_and_serve(spark_cluster, r
                          tbl.column("time_hour").cast(pa.timestamp("us", tz="UTC")))
     pq.write_table(tbl, tmp_path / "day.parquet")
 
-    ingest = submit_ingest(spark_cluster, config, tmp_path / "day.parquet", "weather-e2e")
+    ingest = submit_ingest(spark_cluster, config, tmp_path / "day.parquet", "weather-e2e",
+                           delta=True)
     assert ingest["rows_written"] == len(day) and ingest["delta_version"] == 1
+    assert ingest["engine"] == "delta-spark"
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKFS_")}
     out = subprocess.run(CLI + ["--config", str(config), "materialize", "weather",
