@@ -56,7 +56,7 @@ class FeatureStore:
             self.config = load_config(config)
         self._spark = spark
         self._lock = threading.Lock()
-        self.registry = Registry(self.config.registry_path,
+        self.registry = Registry(self.config.registry_url,
                                  lock_timeout_s=self.config.registry.lock_timeout_s)
         self.offline = OfflineStore(self.config.offline_root, self.config.offline.storage_options)
         self._online: OnlineStore | None = None

@@ -192,13 +192,32 @@ def test_sparkfs_config_picks_the_file(tmp_path, monkeypatch):
 
 
 def test_store_uses_sparkfs_config(tmp_path, monkeypatch):
-    from sparkfs import FeatureStore
+    from sparkfs import Entity, FeatureStore
 
     p = write(tmp_path, f"project: envstore\ndata_dir: {tmp_path / 'data'}\n")
     monkeypatch.setenv("SPARKFS_CONFIG", str(p))
     fs = FeatureStore()
     assert fs.config.project == "envstore"
-    assert os.path.exists(tmp_path / "data" / "registry.db")
+    assert not os.path.exists(tmp_path / "data" / "registry.db")  # opening writes nothing
+    fs.apply([Entity("airport", ["origin"])])
+    assert os.path.exists(tmp_path / "data" / "registry.db")      # the first write: there
+    fs.close()
+
+
+def test_registry_url_or_path(tmp_path):
+    cfg = load_config_dict({"registry": {"url": "postgresql://fs:${PW}@db:5432/fs"}},
+                           env={"PW": "s3cret"})
+    assert cfg.registry_url == "postgresql://fs:s3cret@db:5432/fs"
+    assert load_config_dict({}, env={"SPARKFS_REGISTRY_URL": "postgresql://db/fs"}
+                            ).registry_url == "postgresql://db/fs"
+    assert load_config_dict({"data_dir": str(tmp_path)}, env={}).registry_url == \
+        str(tmp_path / "registry.db")
+    with pytest.raises(ConfigError, match="registry.path .a SQLite file. or registry.url"):
+        load_config_dict({"registry": {"url": "postgresql://db/fs", "path": "r.db"}}, env={})
+    with pytest.raises(ConfigError, match="c.yaml: registry: .*postgresql://") as exc:
+        load_config_dict({"registry": {"url": "mysql://fs:s3cret@db/fs"}}, source="c.yaml",
+                         env={})
+    assert "s3cret" not in str(exc.value)  # the URL (and its password) is never echoed
 
 
 # -- file errors -------------------------------------------------------------------------------
