@@ -66,7 +66,7 @@ class RegistryConfig(_Strict):
     >>> load_config_dict({"registry": {"url": "mysql://fs:pw@db/fs"}}, source="c.yaml")
     Traceback (most recent call last):
     ...
-    sparkfs.errors.ConfigError: c.yaml: registry: Value error, url must start with postgresql:// (or postgresql+psycopg://); for SQLite give registry.path
+    sparkfs.errors.ConfigError: c.yaml: registry: Value error, url must start with postgresql://...
     """
 
     path: str | None = None  # default: {data_dir}/registry.db

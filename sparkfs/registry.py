@@ -136,11 +136,11 @@ class Registry:
         now = _now()
         with self.backend.transaction() as tx:
             for (kind, name, version), spec in seen.items():
-                key = {"kind": kind, "name": name, "version": version}
-                row = tx.one(_SELECT_ONE, key)
+                row_key = {"kind": kind, "name": name, "version": version}
+                row = tx.one(_SELECT_ONE, row_key)
                 label = _label(kind, name, version)
                 if row is None:
-                    tx.run(_INSERT, {**key, "spec": spec, "now": now})
+                    tx.run(_INSERT, {**row_key, "spec": spec, "now": now})
                     action = "create"
                     result.created.append(label)
                 elif row[0] == spec:
@@ -149,10 +149,10 @@ class Registry:
                 else:
                     _check_compatible(kind, name, version, json.loads(row[0]), json.loads(spec))
                     tx.run("UPDATE objects SET spec=:spec, updated_at=:now WHERE kind=:kind "
-                           "AND name=:name AND version=:version", {**key, "spec": spec, "now": now})
+                           "AND name=:name AND version=:version", {**row_key, "spec": spec, "now": now})
                     action = "update"
                     result.updated.append(label)
-                tx.run(_HISTORY, {**key, "action": action, "spec": spec, "now": now})
+                tx.run(_HISTORY, {**row_key, "action": action, "spec": spec, "now": now})
         return result
 
     def _check_references(self, objs: list[Any]) -> None:
