@@ -255,5 +255,14 @@ def test_with_overrides_validates_again():
 @pytest.mark.parametrize("path", sorted((ROOT / "conf").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKFS_")}
+    env["SPARKFS_REGISTRY_PASSWORD"] = "pw"  # cluster.yaml: a secret without a default
     cfg = load_config(path, env=env)
     assert cfg.project
+
+
+def test_the_cluster_config_uses_postgresql_with_the_password_from_the_environment():
+    cfg = load_config("conf/cluster.yaml", env={"SPARKFS_REGISTRY_PASSWORD": "s3cret",
+                                                "SPARKFS_SERVING_KEYS": "[]"})
+    assert cfg.registry_url == "postgresql://sparkfs:s3cret@postgres.internal:5432/sparkfs"
+    with pytest.raises(ConfigError, match="SPARKFS_REGISTRY_PASSWORD"):
+        load_config("conf/cluster.yaml", env={"SPARKFS_SERVING_KEYS": "[]"})
