@@ -238,9 +238,11 @@ class FeatureStore:
                   else [g for g in self.list_feature_groups(latest_only=True) if g.online])
         return [materialize(self, g, engine=engine) for g in groups]
 
-    def rebuild_online(self, group: str | FeatureGroup | None = None, engine: str = "spark"):
+    def rebuild_online(self, group: str | FeatureGroup | None = None,
+                       engine: str = "spark") -> list[MaterializeResult]:
         """Rebuild the online values of ``group`` (every online group when None) from Delta
-        alone, into an emptied online table; returns what ``materialize`` returns.
+        alone, into an emptied online table; returns what ``materialize`` returns (one
+        ``MaterializeResult`` per group).
 
         >>> import tempfile, pandas as pd
         >>> from sparkfs import Entity, Field, FeatureGroup
@@ -249,8 +251,8 @@ class FeatureStore:
         >>> _ = fs.apply([g])
         >>> _ = fs.ingest("weather", pd.DataFrame({"origin": ["JFK"], "temp": [3.5],
         ...                                        "t": pd.to_datetime(["2013-01-01"], utc=True)}))
-        >>> fs.rebuild_online("weather", engine="local").keys_written
-        1
+        >>> [r.keys_written for r in fs.rebuild_online("weather", engine="local")]
+        [1]
         >>> fs.get_online_features(["weather:temp"], [{"origin": "JFK"}]).to_dict()["temp"]
         [3.5]
         """
@@ -258,8 +260,7 @@ class FeatureStore:
 
         groups = ([self.get_feature_group(group)] if group is not None
                   else [g for g in self.list_feature_groups(latest_only=True) if g.online])
-        results = [rebuild(self, g, engine=engine) for g in groups]
-        return results[0] if group is not None else results
+        return [rebuild(self, g, engine=engine) for g in groups]
 
     def get_online_features(self, features: Sequence[str] | None = None,
                             entity_rows: Sequence[Mapping[str, Any]] | None = None,

@@ -4,7 +4,8 @@ environment registered. Real ``python -m venv``, real ``pip install``, real CLI 
 and HTTP; pip's cache makes the install quick after the first run.
 
 It proves: the core and those extras install without pyspark; ``sparkfs apply``,
-``materialize --engine local`` and ``serve`` work there; importing ``sparkfs.serving`` and
+``materialize --engine local``, ``serve``, DuckDB training sets and history reads work
+there; importing ``sparkfs.serving`` and
 the user's transform module imports no pyspark (here and in the full environment); and a
 call that needs a missing extra fails with one line naming it.
 """
@@ -191,6 +192,25 @@ def test_apply_materialize_and_serve_a_repo_registered_elsewhere(light, register
         assert cols["temp_c"]["values"] == [10.0, 1.0, None]
     finally:
         _stop(proc)
+
+
+def test_duckdb_training_set_and_history_without_spark(light, registered):
+    code = textwrap.dedent(f"""
+        import json, sys
+        import pandas as pd
+        from sparkfs import FeatureStore
+        fs = FeatureStore.from_config({str(registered['conf'])!r})
+        t = pd.Timestamp("2013-01-01 01:00", tz="UTC")
+        spine = pd.DataFrame({{"origin": ["JFK", "LGA", "EWR"], "ts": [t, t, t]}})
+        ts = fs.get_historical_features(spine, ["weather:temp"], timestamp_col="ts",
+                                        engine="duckdb")
+        print(json.dumps({{"temp": ts.to_arrow().column("temp").to_pylist(),
+                          "rows": fs.read_history("weather").to_arrow().num_rows,
+                          "pyspark": "pyspark" in sys.modules}}))
+        """)
+    out = _run(light, [str(light["bin"] / "python"), "-c", code], light["tmp"])
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"temp": [50.0, 32.0, None], "rows": 2, "pyspark": False}
 
 
 def test_a_missing_extra_names_it(light, registered):

@@ -75,7 +75,7 @@ def test_rebuild_into_an_empty_store_equals_incremental_materialization(fs, tmp_
                          spark=fs.spark)
     try:
         assert all(v[3] is None for v in _snapshot(other, keys))
-        result = other.rebuild_online("weather", engine=engine)
+        [result] = other.rebuild_online("weather", engine=engine)
         assert result.from_delta_version is None
         assert result.to_delta_version == fs.offline.current_version(g)
         _same(_snapshot(other, keys), incremental)

@@ -66,9 +66,8 @@ _INT_RE = re.compile(r"-?[0-9]{1,18}")
 def _rebuild_online(args: argparse.Namespace) -> int:
     fs = open_store(args)
     try:
-        results = fs.rebuild_online(args.group, engine=args.engine)
-        for r in results if isinstance(results, list) else [results]:
-            print(json.dumps(r.to_dict()))
+        for r in fs.rebuild_online(args.group, engine=args.engine):
+            print(json.dumps(r.to_dict()), flush=True)
     finally:
         fs.close()
     return 0
