@@ -267,7 +267,8 @@ class PostgresBackend:
                                   "psycopg: pip install 'sparkfs[postgres]'") from None
             ms = max(1, int(self.lock_timeout_s * 1000))
             self._engine = create_engine(
-                self.url, pool_pre_ping=True, pool_size=2, max_overflow=4,
+                self.url, pool_pre_ping=True, pool_size=4, max_overflow=8,
+                pool_timeout=self.lock_timeout_s,
                 connect_args={"connect_timeout": max(1, round(self.lock_timeout_s)),
                               "options": f"-c lock_timeout={ms} -c statement_timeout={4 * ms}"})
         return self._engine
@@ -312,7 +313,7 @@ class PostgresBackend:
                     raise self._unavailable(exc, "writing") from None
                 yield _SqlAlchemyTx(con)
             self._ready = True
-        except sa_exc.DBAPIError as exc:
+        except sa_exc.SQLAlchemyError as exc:  # DBAPI errors, a full pool's timeout
             raise self._unavailable(exc, "writing") from None
 
     def query(self, sql: str, params: Mapping[str, Any]) -> list[tuple]:
@@ -323,7 +324,7 @@ class PostgresBackend:
         try:
             with self._get_engine().connect() as con:
                 return [tuple(r) for r in con.execute(text(sql), dict(params)).fetchall()]
-        except sa_exc.DBAPIError as exc:
+        except sa_exc.SQLAlchemyError as exc:  # DBAPI errors, a full pool's timeout
             if getattr(getattr(exc, "orig", None), "sqlstate", None) == "42P01":  # no table
                 return []
             raise self._unavailable(exc, "reading") from None

@@ -93,10 +93,11 @@ class FeatureStore:
         return self._online
 
     def close(self) -> None:
-        """Close online-store connections. The SparkSession is left running."""
+        """Close online-store and registry connections. The SparkSession is left running."""
         if self._online is not None:
             self._online.close()
             self._online = None
+        self.registry.close()
 
     def __enter__(self) -> "FeatureStore":
         return self

@@ -117,3 +117,42 @@ def test_the_cli_uses_registry_url_with_an_env_password(url, tmp_path):
     assert r.returncode == 0 and "weather" in r.stdout, r.stderr
     assert not (tmp_path / "data" / "registry.db").exists()   # nothing went to SQLite
     assert Registry(url).get_group("weather").name == "weather"
+
+
+def test_the_service_sees_an_apply_made_elsewhere_and_survives_the_database_going_away(
+        url, tmp_path):
+    import datetime as dt
+
+    import pyarrow as pa
+    from fastapi.testclient import TestClient
+
+    from sparkfs import FeatureStore
+    from sparkfs.serving.app import create_app
+
+    conf = tmp_path / "conf.yaml"
+    conf.write_text(f"data_dir: {tmp_path / 'data'}\nregistry: {{url: '{url}', "
+                    "lock_timeout_s: 1}\nserving: {registry_refresh_s: 0}\n")
+    fs = FeatureStore.from_config(str(conf))
+    fs.apply([AIRPORT, WEATHER])
+    fs.online.write_batch(WEATHER, pa.table({
+        "origin": ["JFK"], "temp": [39.0],
+        "time_hour": [dt.datetime(2013, 1, 1, 5, tzinfo=dt.UTC)]}))
+    client = TestClient(create_app(fs), raise_server_exceptions=False)
+    body = {"features": ["weather:temp"], "entity_rows": [{"origin": "JFK"}]}
+    r = client.post("/features", json=body)
+    assert r.status_code == 200 and r.json()["results"][1]["values"] == [39.0], r.text
+    # another host applies a new version: the service answers with it (no value yet: null)
+    v2 = FeatureGroup("weather", [AIRPORT], "time_hour", [Field("temp", "double")], version=2)
+    Registry(url).apply([v2])
+    r = client.post("/features", json=body)
+    assert r.status_code == 200 and r.json()["results"][1]["values"] == [None], r.text
+    # the database goes away: the plan known before keeps serving
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as con:
+        con.execute("ALTER DATABASE " + url.rsplit("/", 1)[1] + " ALLOW_CONNECTIONS false")
+        con.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname=%s",
+                    (url.rsplit("/", 1)[1],))
+    fs.registry.close()
+    r = client.post("/features", json=body)
+    assert r.status_code == 200 and r.json()["results"][1]["values"] == [None], r.text
+    assert client.get("/health").status_code == 200
+    fs.close()
