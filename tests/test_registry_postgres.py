@@ -156,3 +156,25 @@ def test_the_service_sees_an_apply_made_elsewhere_and_survives_the_database_goin
     assert r.status_code == 200 and r.json()["results"][1]["values"] == [None], r.text
     assert client.get("/health").status_code == 200
     fs.close()
+
+
+_USES_FIXTURE = """
+from sparkfs.testing.postgres import postgres_server  # noqa: F401
+
+def test_needs_postgres(postgres_server):
+    pass
+"""
+
+
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_without_postgresql_the_tests_skip_with_a_reason_but_fail_under_ci(tmp_path, ci):
+    (tmp_path / "test_pg_missing.py").write_text(_USES_FIXTURE)
+    env = {**os.environ, "CI": ci, "SPARKFS_PG_BINDIR": str(tmp_path / "no-such-bin")}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                        "-p", "no:sparkfs.testing.plugin", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert "PostgreSQL is not installed" in r.stdout, r.stdout + r.stderr
+    if ci:
+        assert r.returncode == 1 and "CI=true" in r.stdout and "1 error" in r.stdout
+    else:
+        assert r.returncode == 0 and "1 skipped" in r.stdout

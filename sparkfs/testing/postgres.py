@@ -31,13 +31,16 @@ from typing import Any
 
 
 def find_bindir() -> str | None:
-    """The bin dir of the newest installed PostgreSQL (``None`` when there is none).
+    """The bin dir of the newest installed PostgreSQL (``None`` when there is none), or
+    the one ``SPARKFS_PG_BINDIR`` names (``None`` when it holds no ``pg_ctl``).
 
     >>> d = find_bindir()
-    >>> d is None or d.startswith("/usr/lib/postgresql/")
+    >>> d is None or os.path.exists(os.path.join(d, "pg_ctl"))
     True
     """
-    dirs = [d for d in glob.glob("/usr/lib/postgresql/*/bin")
+    forced = os.environ.get("SPARKFS_PG_BINDIR")
+    pattern = forced if forced else "/usr/lib/postgresql/*/bin"
+    dirs = [d for d in glob.glob(pattern)
             if os.path.exists(os.path.join(d, "initdb")) and os.path.exists(os.path.join(d, "pg_ctl"))]
     if not dirs:
         return None
@@ -143,8 +146,8 @@ try:
         """A throw-away PostgreSQL for the test session; skips when it is not installed
         (fails under ``CI=true``, where a skipped backend would hide a broken setup)."""
         if find_bindir() is None:
-            reason = ("PostgreSQL is not installed (/usr/lib/postgresql/*/bin): run "
-                      "`make postgres`")
+            reason = ("PostgreSQL is not installed (no pg_ctl in /usr/lib/postgresql/*/bin or "
+                      "SPARKFS_PG_BINDIR): run `make postgres`")
             if os.environ.get("CI", "").lower() == "true":
                 pytest.fail(f"CI=true: {reason}", pytrace=False)
             pytest.skip(reason)
