@@ -238,9 +238,11 @@ class Registry:
         return json.loads(rows[0][0]) if rows else None
 
     def list(self, kind: str) -> list[dict]:
-        rows = self._query("SELECT spec FROM objects WHERE kind=:kind ORDER BY name, version",
+        """Every stored spec of one kind, ordered by name (code point order on every
+        backend, whatever the database's collation), then version."""
+        rows = self._query("SELECT name, version, spec FROM objects WHERE kind=:kind",
                            {"kind": kind})
-        return [json.loads(r[0]) for r in rows]
+        return [json.loads(r[2]) for r in sorted(rows, key=lambda r: (r[0], r[1]))]
 
     def versions(self, kind: str, name: str) -> builtins.list[int]:
         rows = self._query("SELECT version FROM objects WHERE kind=:kind AND name=:name "
