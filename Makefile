@@ -13,7 +13,7 @@ RUFF := $(BIN)/ruff check .
 MYPY := $(BIN)/mypy
 PYTEST := $(BIN)/python -m pytest tests sparkfs
 
-.PHONY: demo test pytest lint fmt setup java maven jvm bench constraints clean
+.PHONY: demo test pytest lint fmt setup java maven postgres jvm bench constraints clean
 
 demo: setup
 	$(BIN)/python jobs/flights/demo.py
@@ -33,7 +33,7 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(RUFF) --fix
 
-setup: java maven $(STAMP) jvm
+setup: java maven postgres $(STAMP) jvm
 
 # JVM jars (Delta's Spark writer, HBase, a Kafka broker and Spark's connector) from Maven Central into a shared cache
 # (~/.cache/sparkfs/jvm): the first run downloads them, later runs start no Maven.
@@ -45,6 +45,15 @@ maven:
 	  echo "mvn not found: installing maven"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq maven; }
+
+# PostgreSQL's server binaries (Debian's package) for the registry's PostgreSQL tests; the
+# tests start their own throw-away cluster (sparkfs/testing/postgres.py), so the system
+# service is not needed and is not started here.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  echo "PostgreSQL not found: installing postgresql"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 java:
 	@command -v java >/dev/null 2>&1 || { \

@@ -5,7 +5,7 @@ A config file has these sections (every one optional; see ``conf/local.yaml`` an
 
     project: flights
     data_dir: .sparkfs              # default home of registry, offline root, sqlite file
-    registry: {path: ...}
+    registry: {path: ...} or {url: postgresql://user:${PGPASSWORD}@host/db}
     offline:  {root: ..., engine: auto | delta-rs | delta-spark}
     online:   {type: sqlite, path: ...}   or   {type: hbase, host: ..., port: 9090, ...}
     spark:    {master: "local[*]", app_name: sparkfs, conf: {...}}
@@ -20,6 +20,7 @@ resolved against the working directory. Environment variables override single ke
 ``SPARKFS_CONFIG``              the config file to load
 ``SPARKFS_DATA_DIR``            ``data_dir``
 ``SPARKFS_REGISTRY_PATH``       ``registry.path``
+``SPARKFS_REGISTRY_URL``        ``registry.url``
 ``SPARKFS_OFFLINE_ROOT``        ``offline.root``
 ``SPARKFS_OFFLINE_ENGINE``      ``offline.engine``
 ``SPARKFS_ONLINE_TYPE``         ``online.type``
@@ -45,7 +46,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -57,8 +58,32 @@ class _Strict(BaseModel):
 
 
 class RegistryConfig(_Strict):
+    """Where definitions live: a SQLite file (``path``, the embedded default) or, for
+    clusters, PostgreSQL (``url``). Messages never show the URL's password.
+
+    >>> RegistryConfig(url="postgresql://fs:pw@db.internal:5432/fs").url.split("@")[1]
+    'db.internal:5432/fs'
+    >>> load_config_dict({"registry": {"url": "mysql://fs:pw@db/fs"}}, source="c.yaml")
+    Traceback (most recent call last):
+    ...
+    sparkfs.errors.ConfigError: c.yaml: registry: Value error, url must start with postgresql://...
+    """
+
     path: str | None = None  # default: {data_dir}/registry.db
+    url: str | None = None   # postgresql://user:${SPARKFS_REGISTRY_PASSWORD}@host:5432/db
     lock_timeout_s: float = Field(default=10.0, gt=0)  # a locked registry: wait, then fail
+
+    @model_validator(mode="after")
+    def _one_location(self) -> "RegistryConfig":
+        # errors at model level: the message shows no URL (it may hold a password)
+        if self.url is not None:
+            if not self.url.startswith(("postgresql://", "postgresql+psycopg://")):
+                raise ValueError("url must start with postgresql:// (or postgresql+psycopg://);"
+                                 " for SQLite give registry.path")
+            if self.path is not None:
+                raise ValueError("give registry.path (a SQLite file) or registry.url "
+                                 "(PostgreSQL), not both")
+        return self
 
 
 class OfflineConfig(_Strict):
@@ -229,6 +254,11 @@ class Config(_Strict):
         return _local_path(self.registry.path or os.path.join(self.data_dir, "registry.db"))
 
     @property
+    def registry_url(self) -> str:
+        """``registry.url`` when set (PostgreSQL), else the SQLite file's path."""
+        return self.registry.url or self.registry_path
+
+    @property
     def offline_root(self) -> str:
         root = self.offline.root or os.path.join(self.data_dir, "offline")
         return root if "://" in root else _local_path(root)
@@ -255,6 +285,7 @@ def _local_path(p: str) -> str:
 _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "SPARKFS_DATA_DIR": ("data_dir",),
     "SPARKFS_REGISTRY_PATH": ("registry", "path"),
+    "SPARKFS_REGISTRY_URL": ("registry", "url"),
     "SPARKFS_OFFLINE_ROOT": ("offline", "root"),
     "SPARKFS_OFFLINE_ENGINE": ("offline", "engine"),
     "SPARKFS_ONLINE_TYPE": ("online", "type"),

@@ -1,9 +1,11 @@
 """The registry: persisted, versioned definitions, readable without Spark.
 
-Definitions are stored as JSON specs in one SQLite file (WAL mode). ``apply`` runs in a
-single ``BEGIN IMMEDIATE`` transaction: all objects of one call land together or none
-does, and two processes applying at once are serialised by SQLite's write lock, so
-neither change is lost. Every change is also appended to a history table.
+Definitions are stored as JSON specs in one SQLite file (WAL mode, the embedded default)
+or in PostgreSQL (``registry.url: postgresql://...``, for clusters); the same statements
+serve both (``sparkfs.registry_sql``). ``apply`` runs in one write transaction that first
+takes the registry's write lock: all objects of one call land together or none does, and
+two processes applying at once are serialised, so neither change is lost. Every change is
+also appended to a history table.
 
 Changing a feature group version's *structure* (join keys, event time, schema, derived
 transforms, aggregations) is refused: that data is already written under the old
@@ -25,34 +27,22 @@ structure. Change the metadata (description, owner, tags, ttl, online, validatio
 from __future__ import annotations
 
 import builtins
-import contextlib
 import datetime as dt
 import json
-import os
-import sqlite3
-import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .definitions import Entity, FeatureGroup, FeatureView, check_name
-from .errors import DefinitionError, NotFoundError, RegistryError, RegistryUnavailableError
+from .errors import DefinitionError, NotFoundError, RegistryError
+from .registry_sql import Backend, open_backend
 
 SCHEMA_VERSION = 1
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS objects (
-    kind TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
-    spec TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-    PRIMARY KEY (kind, name, version)
-);
-CREATE TABLE IF NOT EXISTS history (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
-    action TEXT NOT NULL, spec TEXT NOT NULL, applied_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+_SELECT_ONE = "SELECT spec FROM objects WHERE kind=:kind AND name=:name AND version=:version"
+_INSERT = "INSERT INTO objects VALUES (:kind, :name, :version, :spec, :now, :now)"
+_HISTORY = ("INSERT INTO history (kind, name, version, action, spec, applied_at) "
+            "VALUES (:kind, :name, :version, :action, :spec, :now)")
 
 #: Parts of a feature group spec that fix how its data is laid out.
 _STRUCTURAL = ("entities", "event_time", "schema", "transforms", "aggregations")
@@ -101,7 +91,8 @@ def _label(kind: str, name: str, version: int) -> str:
 
 
 class Registry:
-    """Definitions in one SQLite file. Safe for several processes at once.
+    """Definitions in one SQLite file, or in PostgreSQL when ``path`` is a
+    ``postgresql://`` URL. Safe for several processes (and hosts, with PostgreSQL) at once.
 
     Opening a registry writes nothing: reads use a read-only connection, so a registry on
     a read-only disk, or one another process holds a write lock on, still answers every
@@ -112,76 +103,22 @@ class Registry:
     """
 
     def __init__(self, path: str, lock_timeout_s: float = 10.0) -> None:
-        self.path = path
+        self.backend: Backend = open_backend(path, lock_timeout_s, SCHEMA_VERSION)
+        self.path = self.backend.label  # a file path, or the URL without its password
         self.lock_timeout_s = lock_timeout_s
 
-    def _unavailable(self, exc: sqlite3.Error, doing: str) -> RegistryUnavailableError:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            why = (f"is locked by another process ({doing} waited {self.lock_timeout_s:g} s, "
-                   "registry.lock_timeout_s); retry when that process has finished")
-        elif doing == "reading":
-            why = f"cannot be read ({text})"
-        elif "readonly" in text or "read-only" in text or "unable to open" in text:
-            why = "is read-only here; write from a host where it is writable"
-        else:
-            why = f"refused the write ({text})"
-        return RegistryUnavailableError(f"registry {self.path} {why}")
+    def close(self) -> None:
+        """Release pooled connections (PostgreSQL); a later call opens new ones.
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection for writes; creates the file and tables on first use."""
-        try:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            con = sqlite3.connect(self.path, timeout=self.lock_timeout_s, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise RegistryUnavailableError(f"registry {self.path} cannot be opened for "
-                                           f"writing: {exc}") from None
-        try:
-            try:
-                con.execute(f"PRAGMA busy_timeout={int(self.lock_timeout_s * 1000)}")
-                if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    con.execute("PRAGMA journal_mode=WAL")
-                for stmt in _DDL.split(";"):
-                    if stmt.strip():
-                        con.execute(stmt)
-                if con.execute("SELECT 1 FROM meta WHERE key='schema_version'").fetchone() is None:
-                    con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                                (str(SCHEMA_VERSION),))
-            except sqlite3.OperationalError as exc:
-                raise self._unavailable(exc, "writing") from None
-            yield con
-        except sqlite3.OperationalError as exc:
-            raise self._unavailable(exc, "writing") from None
-        finally:
-            con.close()
+        >>> import tempfile, os
+        >>> Registry(os.path.join(tempfile.mkdtemp(), "registry.db")).close()
+        """
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
 
-    def _query(self, sql: str, args: Iterable[Any] = ()) -> builtins.list[tuple]:
-        """Rows of a read, on a read-only connection (nothing stored yet: no rows)."""
-        if not os.path.exists(self.path):
-            return []
-        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path))
-        last: sqlite3.Error | None = None
-        for mode in ("?mode=ro", "?mode=ro&immutable=1"):  # immutable: no -shm can be made
-            try:
-                con = sqlite3.connect(uri + mode, uri=True, timeout=self.lock_timeout_s,
-                                      isolation_level=None)
-            except sqlite3.Error as exc:
-                last = exc
-                continue
-            try:
-                con.execute(f"PRAGMA busy_timeout={int(self.lock_timeout_s * 1000)}")
-                return con.execute(sql, tuple(args)).fetchall()
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):
-                    return []
-                last = exc
-                if "unable to open" not in str(exc):
-                    break
-            finally:
-                con.close()
-        assert last is not None
-        raise self._unavailable(last, "reading")
+    def _query(self, sql: str, args: dict[str, Any] | None = None) -> builtins.list[tuple]:
+        return self.backend.query(sql, args or {})
 
     # -- writes -----------------------------------------------------------------------
     def apply(self, objects: Iterable[Any]) -> ApplyResult:
@@ -197,34 +134,25 @@ class Registry:
         self._check_references(objs)
         result = ApplyResult()
         now = _now()
-        with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                for (kind, name, version), spec in seen.items():
-                    row = con.execute(
-                        "SELECT spec FROM objects WHERE kind=? AND name=? AND version=?",
-                        (kind, name, version)).fetchone()
-                    label = _label(kind, name, version)
-                    if row is None:
-                        con.execute("INSERT INTO objects VALUES (?,?,?,?,?,?)",
-                                    (kind, name, version, spec, now, now))
-                        action = "create"
-                        result.created.append(label)
-                    elif row[0] == spec:
-                        result.unchanged.append(label)
-                        continue
-                    else:
-                        _check_compatible(kind, name, version, json.loads(row[0]), json.loads(spec))
-                        con.execute("UPDATE objects SET spec=?, updated_at=? WHERE kind=? AND "
-                                    "name=? AND version=?", (spec, now, kind, name, version))
-                        action = "update"
-                        result.updated.append(label)
-                    con.execute("INSERT INTO history (kind,name,version,action,spec,applied_at) "
-                                "VALUES (?,?,?,?,?,?)", (kind, name, version, action, spec, now))
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self.backend.transaction() as tx:
+            for (kind, name, version), spec in seen.items():
+                row_key = {"kind": kind, "name": name, "version": version}
+                row = tx.one(_SELECT_ONE, row_key)
+                label = _label(kind, name, version)
+                if row is None:
+                    tx.run(_INSERT, {**row_key, "spec": spec, "now": now})
+                    action = "create"
+                    result.created.append(label)
+                elif row[0] == spec:
+                    result.unchanged.append(label)
+                    continue
+                else:
+                    _check_compatible(kind, name, version, json.loads(row[0]), json.loads(spec))
+                    tx.run("UPDATE objects SET spec=:spec, updated_at=:now WHERE kind=:kind "
+                           "AND name=:name AND version=:version", {**row_key, "spec": spec, "now": now})
+                    action = "update"
+                    result.updated.append(label)
+                tx.run(_HISTORY, {**row_key, "action": action, "spec": spec, "now": now})
         return result
 
     def _check_references(self, objs: list[Any]) -> None:
@@ -268,70 +196,68 @@ class Registry:
         """Store one object of another kind (training sets, reports); kept in history."""
         check_name(name, kind)
         body, now = _dump(spec), _now()
-        with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                exists = con.execute("SELECT 1 FROM objects WHERE kind=? AND name=? AND version=?",
-                                     (kind, name, version)).fetchone()
-                if exists and not replace:
-                    raise RegistryError(f"{kind} {name!r} version {version} already exists")
-                con.execute(
-                    "INSERT INTO objects VALUES (?,?,?,?,?,?) ON CONFLICT(kind,name,version) "
-                    "DO UPDATE SET spec=excluded.spec, updated_at=excluded.updated_at",
-                    (kind, name, version, body, now, now))
-                con.execute("INSERT INTO history (kind,name,version,action,spec,applied_at) "
-                            "VALUES (?,?,?,?,?,?)",
-                            (kind, name, version, "update" if exists else "create", body, now))
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        key = {"kind": kind, "name": name, "version": version}
+        with self.backend.transaction() as tx:
+            exists = tx.one(_SELECT_ONE, key)
+            if exists and not replace:
+                raise RegistryError(f"{kind} {name!r} version {version} already exists")
+            tx.run(_INSERT + " ON CONFLICT (kind, name, version) DO UPDATE SET "
+                   "spec=excluded.spec, updated_at=excluded.updated_at",
+                   {**key, "spec": body, "now": now})
+            tx.run(_HISTORY, {**key, "action": "update" if exists else "create", "spec": body,
+                              "now": now})
 
     def delete(self, kind: str, name: str, version: int) -> bool:
-        with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
-            row = con.execute("SELECT spec FROM objects WHERE kind=? AND name=? AND version=?",
-                              (kind, name, version)).fetchone()
+        """Remove one stored object (kept in history); False when there was none.
+
+        >>> import tempfile, os
+        >>> reg = Registry(os.path.join(tempfile.mkdtemp(), "registry.db"))
+        >>> reg.put("training_set", "delays", 1, {"rows": 10})
+        >>> reg.delete("training_set", "delays", 1), reg.delete("training_set", "delays", 1)
+        (True, False)
+        """
+        key = {"kind": kind, "name": name, "version": version}
+        with self.backend.transaction() as tx:
+            row = tx.one(_SELECT_ONE, key)
             if row:
-                con.execute("DELETE FROM objects WHERE kind=? AND name=? AND version=?",
-                            (kind, name, version))
-                con.execute("INSERT INTO history (kind,name,version,action,spec,applied_at) "
-                            "VALUES (?,?,?,?,?,?)", (kind, name, version, "delete", row[0], _now()))
-            con.execute("COMMIT")
+                tx.run("DELETE FROM objects WHERE kind=:kind AND name=:name AND "
+                       "version=:version", key)
+                tx.run(_HISTORY, {**key, "action": "delete", "spec": row[0], "now": _now()})
         return row is not None
 
     # -- reads ------------------------------------------------------------------------
     def get(self, kind: str, name: str, version: int | None = None) -> dict | None:
         """The spec of one object (the highest version when ``version`` is None)."""
         if version is None:
-            rows = self._query("SELECT spec FROM objects WHERE kind=? AND name=? "
-                               "ORDER BY version DESC LIMIT 1", (kind, name))
+            rows = self._query("SELECT spec FROM objects WHERE kind=:kind AND name=:name "
+                               "ORDER BY version DESC LIMIT 1", {"kind": kind, "name": name})
         elif not 0 <= version < 2 ** 63:  # no such version (and SQLite's integer range)
             return None
         else:
-            rows = self._query("SELECT spec FROM objects WHERE kind=? AND name=? AND version=?",
-                               (kind, name, version))
+            rows = self._query(_SELECT_ONE, {"kind": kind, "name": name, "version": version})
         return json.loads(rows[0][0]) if rows else None
 
     def list(self, kind: str) -> list[dict]:
-        rows = self._query("SELECT spec FROM objects WHERE kind=? ORDER BY name, version",
-                           (kind,))
-        return [json.loads(r[0]) for r in rows]
+        """Every stored spec of one kind, ordered by name (code point order on every
+        backend, whatever the database's collation), then version."""
+        rows = self._query("SELECT name, version, spec FROM objects WHERE kind=:kind",
+                           {"kind": kind})
+        return [json.loads(r[2]) for r in sorted(rows, key=lambda r: (r[0], r[1]))]
 
     def versions(self, kind: str, name: str) -> builtins.list[int]:
-        rows = self._query("SELECT version FROM objects WHERE kind=? AND name=? ORDER BY "
-                           "version", (kind, name))
+        rows = self._query("SELECT version FROM objects WHERE kind=:kind AND name=:name "
+                           "ORDER BY version", {"kind": kind, "name": name})
         return [r[0] for r in rows]
 
     def history(self, kind: str | None = None, name: str | None = None) -> builtins.list[dict]:
-        q, args = "SELECT seq,kind,name,version,action,spec,applied_at FROM history", []
+        q, args = "SELECT seq,kind,name,version,action,spec,applied_at FROM history", {}
         conds = []
         if kind:
-            conds.append("kind=?")
-            args.append(kind)
+            conds.append("kind=:kind")
+            args["kind"] = kind
         if name:
-            conds.append("name=?")
-            args.append(name)
+            conds.append("name=:name")
+            args["name"] = name
         if conds:
             q += " WHERE " + " AND ".join(conds)
         rows = self._query(q + " ORDER BY seq", args)

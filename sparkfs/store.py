@@ -56,7 +56,7 @@ class FeatureStore:
             self.config = load_config(config)
         self._spark = spark
         self._lock = threading.Lock()
-        self.registry = Registry(self.config.registry_path,
+        self.registry = Registry(self.config.registry_url,
                                  lock_timeout_s=self.config.registry.lock_timeout_s)
         self.offline = OfflineStore(self.config.offline_root, self.config.offline.storage_options)
         self._online: OnlineStore | None = None
@@ -95,14 +95,15 @@ class FeatureStore:
         return self._online
 
     def close(self) -> None:
-        """Flush pushed rows to Delta, close online-store connections. The SparkSession is
-        left running."""
+        """Flush pushed rows to Delta, close online-store and registry connections. The
+        SparkSession is left running."""
         if self._push_writer is not None:
             self._push_writer.close()
             self._push_writer = None
         if self._online is not None:
             self._online.close()
             self._online = None
+        self.registry.close()
 
     def __enter__(self) -> "FeatureStore":
         return self

@@ -192,13 +192,32 @@ def test_sparkfs_config_picks_the_file(tmp_path, monkeypatch):
 
 
 def test_store_uses_sparkfs_config(tmp_path, monkeypatch):
-    from sparkfs import FeatureStore
+    from sparkfs import Entity, FeatureStore
 
     p = write(tmp_path, f"project: envstore\ndata_dir: {tmp_path / 'data'}\n")
     monkeypatch.setenv("SPARKFS_CONFIG", str(p))
     fs = FeatureStore()
     assert fs.config.project == "envstore"
-    assert os.path.exists(tmp_path / "data" / "registry.db")
+    assert not os.path.exists(tmp_path / "data" / "registry.db")  # opening writes nothing
+    fs.apply([Entity("airport", ["origin"])])
+    assert os.path.exists(tmp_path / "data" / "registry.db")      # the first write: there
+    fs.close()
+
+
+def test_registry_url_or_path(tmp_path):
+    cfg = load_config_dict({"registry": {"url": "postgresql://fs:${PW}@db:5432/fs"}},
+                           env={"PW": "s3cret"})
+    assert cfg.registry_url == "postgresql://fs:s3cret@db:5432/fs"
+    assert load_config_dict({}, env={"SPARKFS_REGISTRY_URL": "postgresql://db/fs"}
+                            ).registry_url == "postgresql://db/fs"
+    assert load_config_dict({"data_dir": str(tmp_path)}, env={}).registry_url == \
+        str(tmp_path / "registry.db")
+    with pytest.raises(ConfigError, match="registry.path .a SQLite file. or registry.url"):
+        load_config_dict({"registry": {"url": "postgresql://db/fs", "path": "r.db"}}, env={})
+    with pytest.raises(ConfigError, match="c.yaml: registry: .*postgresql://") as exc:
+        load_config_dict({"registry": {"url": "mysql://fs:s3cret@db/fs"}}, source="c.yaml",
+                         env={})
+    assert "s3cret" not in str(exc.value)  # the URL (and its password) is never echoed
 
 
 # -- file errors -------------------------------------------------------------------------------
@@ -236,5 +255,14 @@ def test_with_overrides_validates_again():
 @pytest.mark.parametrize("path", sorted((ROOT / "conf").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKFS_")}
+    env["SPARKFS_REGISTRY_PASSWORD"] = "pw"  # cluster.yaml: a secret without a default
     cfg = load_config(path, env=env)
     assert cfg.project
+
+
+def test_the_cluster_config_uses_postgresql_with_the_password_from_the_environment():
+    cfg = load_config("conf/cluster.yaml", env={"SPARKFS_REGISTRY_PASSWORD": "s3cret",
+                                                "SPARKFS_SERVING_KEYS": "[]"})
+    assert cfg.registry_url == "postgresql://sparkfs:s3cret@postgres.internal:5432/sparkfs"
+    with pytest.raises(ConfigError, match="SPARKFS_REGISTRY_PASSWORD"):
+        load_config("conf/cluster.yaml", env={"SPARKFS_SERVING_KEYS": "[]"})

@@ -1,4 +1,5 @@
-"""Unit tests of sparkfs.registry on a real SQLite file (and two real processes)."""
+"""Unit tests of sparkfs.registry, each run on a real SQLite file and on a real PostgreSQL
+(a throw-away server, ``sparkfs.testing.postgres``), some with two real processes."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from sparkfs.definitions import Aggregation, Entity, FeatureGroup, Field, TransformRef
 from sparkfs.errors import DefinitionError, NotFoundError, RegistryError
 from sparkfs.registry import Registry
+from sparkfs.testing.postgres import postgres_server  # noqa: F401 (fixture)
 
 AIRPORT = Entity("airport", join_keys=["origin"], description="NYC airport")
 
@@ -26,9 +28,19 @@ def weather(**kw) -> FeatureGroup:
     return FeatureGroup(**args)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request, tmp_path):
+    """Where a fresh, empty registry lives: a SQLite file path or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "reg" / "registry.db")
+    return request.getfixturevalue("postgres_server").database()
+
+
 @pytest.fixture
-def reg(tmp_path):
-    return Registry(str(tmp_path / "reg" / "registry.db"))
+def reg(location):
+    r = Registry(location)
+    yield r
+    r.close()
 
 
 def test_round_trip(reg):
@@ -191,8 +203,8 @@ def test_registry_survives_reopen_and_is_plain_sqlite(tmp_path):
     con.close()
 
 
-def test_registry_is_readable_without_spark(tmp_path):
-    path = str(tmp_path / "r.db")
+def test_registry_is_readable_without_spark(location):
+    path = location
     Registry(path).apply([weather()])
     code = textwrap.dedent(f"""
         import sys
@@ -226,9 +238,8 @@ _WORKER = textwrap.dedent("""
 """)
 
 
-def test_concurrent_apply_from_two_processes_loses_nothing(tmp_path):
-    path = str(tmp_path / "registry.db")
-    Registry(path)  # create the schema first, as FeatureStore() does
+def test_concurrent_apply_from_two_processes_loses_nothing(tmp_path, location):
+    path = location
     script = tmp_path / "worker.py"
     script.write_text(_WORKER)
     go = tmp_path / "go"

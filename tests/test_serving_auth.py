@@ -120,7 +120,8 @@ def test_auth_is_off_locally_and_on_in_the_cluster_config():
     from sparkfs.config import load_config
 
     assert load_config("conf/local.yaml", env={}).serving.auth.enabled is False
-    cluster = load_config("conf/cluster.yaml", env={"SPARKFS_SERVING_KEYS": "[]"})
+    cluster = load_config("conf/cluster.yaml", env={"SPARKFS_SERVING_KEYS": "[]",
+                                                    "SPARKFS_REGISTRY_PASSWORD": "pw"})
     assert cluster.serving.auth.enabled is True
 
 

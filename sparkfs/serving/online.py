@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+import time
 from collections import OrderedDict, abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from ..definitions import FeatureGroup
 from ..errors import NotFoundError, RegistryUnavailableError, ValidationError
 from ..online.read import coerce_key, read_group
 from ..online.response import OnlineResponse
+from ..registry_sql import is_url
 
 
 @dataclass
@@ -58,18 +60,23 @@ class _DefinitionCache:
     """Resolved request plans per (features, view, full_feature_names): at most
     ``serving.plan_cache_size`` of them, least recently used dropped first, all rebuilt
     after the registry file changes (a ``stat`` per call, so an ``apply`` in this process
-    is seen at once). When the registry cannot be read (locked, read-only disk) a plan
-    built before keeps serving."""
+    is seen at once; with a PostgreSQL registry, once per ``serving.registry_refresh_s``).
+    When the registry cannot be read (locked, read-only disk, database down) a plan built
+    before keeps serving."""
 
     def __init__(self, fs: Any) -> None:
         self.fs = fs
         self._paths = [fs.config.registry_path, fs.config.registry_path + "-wal"]
+        self._remote = is_url(fs.config.registry_url)  # PostgreSQL: no file to stat
         self._size = fs.config.serving.plan_cache_size
         self._signature: tuple | None = None
         self._plans: OrderedDict[tuple, tuple[tuple | None, _Plan]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _current_signature(self) -> tuple:
+        if self._remote:  # plans are re-read once per serving.registry_refresh_s
+            every = self.fs.config.serving.registry_refresh_s
+            return (time.monotonic_ns() if every <= 0 else int(time.monotonic() // every),)
         sig: list[tuple[int, int] | None] = []
         for p in self._paths:
             try:

@@ -123,5 +123,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if ("real_hbase" in getattr(item, "fixturenames", ())
-                or any(v in ("real", "real_hbase") for v in params.values())):
+                or any(isinstance(v, str) and v in ("real", "real_hbase")
+                        for v in params.values())):
             item.add_marker(pytest.mark.real_hbase)
