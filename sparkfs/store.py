@@ -105,6 +105,7 @@ class FeatureStore:
     def inference(self):
         """Deployments, scoring and the evaluation store (``sparkfs.inference.Inference``)."""
         if self._inference is None:
+            self.models  # noqa: B018 - made first: it takes the same lock
             with self._lock:
                 if self._inference is None:
                     from .inference import Inference

@@ -142,17 +142,20 @@ def test_deploy_refuses_unbound_model_and_signature_mismatch(store):
     assert "loose" not in names and "wrong" not in names
 
 
-def test_model_failure_is_one_line_with_request_id_and_logged(store):
+def _deploy_bad(fs):
+    """A model trained on 2 columns, given the view's 3: sklearn raises at predict time."""
     from sklearn.linear_model import LinearRegression
 
-    fs, _, _ = store
-    # a model trained on 2 columns, given the view's 3: sklearn raises at predict time
+    if "bad" in [d.name for d in fs.list_deployments()]:
+        return
     bad = LinearRegression().fit(pd.DataFrame({"temp": [1.0, 2.0], "wind": [1.0, 0.0]}), [1, 2])
-    from mlflow.models import ModelSignature
-    from sparkfs.models.binding import signature_schema
-
     info = fs.log_model(bad, "bad_model", training_set="delays")
     fs.deploy("bad", model="bad_model", version=info.version)
+
+
+def test_model_failure_is_one_line_with_request_id_and_logged(store):
+    fs, _, _ = store
+    _deploy_bad(fs)
     with pytest.raises(PredictionError) as err:
         fs.predict("bad", [{"origin": "JFK"}], request_data={"sched_dep_ts": [NOW]})
     msg = str(err.value)
@@ -179,3 +182,85 @@ def test_redeploy_switches_version_and_read_log_window(store):
     log = fs.read_log("swap")
     assert log.model_version.tolist() == [1, v2.version]
     assert fs.read_log("swap", start=dt.datetime(2100, 1, 1)).empty
+
+
+# -- the HTTP service: a real server process ------------------------------------------------
+
+def _serve(fs, tmp_path):
+    import yaml
+
+    from test_serving import _free_port, _start, _wait_healthy
+
+    cfg = tmp_path / "conf.yaml"
+    cfg.write_text(yaml.safe_dump({"project": "test", "data_dir": fs.config.data_dir}))
+    repo = tmp_path / "repo.py"
+    repo.write_text("from jobs.flights.transforms import dep_calendar  # noqa: F401\n")
+    port = _free_port()
+    log = str(tmp_path / "serve.log")
+    proc = _start(["--config", str(cfg), "serve", "--repo", str(repo), "--port", str(port),
+                   "--workers", "1", "--log-level", "warning"], log)
+    base = f"http://127.0.0.1:{port}"
+    _wait_healthy(base, proc, log, timeout=300)
+    return proc, base, log
+
+
+def test_http_predict_concurrent_redeploy_and_sigterm_lose_nothing(store, tmp_path):
+    import httpx
+    from concurrent.futures import ThreadPoolExecutor
+
+    from test_serving import _stop
+
+    fs, info, _ = store
+    fs.deploy("live", model="delay_model", version=1)
+    _deploy_bad(fs)
+    local = fs.predict("live", [{"origin": "JFK"}], request_data={"sched_dep_ts": [NOW.isoformat()]})
+    proc, base, log = _serve(fs, tmp_path)
+    try:
+        body = {"entity_rows": [{"origin": "JFK"}], "request_data": {"sched_dep_ts": [NOW.isoformat()]}}
+        r = httpx.post(base + "/deployments/live/predict", json=body, timeout=60)
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["predictions"] == pytest.approx(local.predictions)  # online == in process
+        assert out["features"]["temp"] == [35.0] and out["model"]["version"] == 1
+
+        # bad input over HTTP
+        r = httpx.post(base + "/deployments/nope/predict", json=body, timeout=30)
+        assert r.status_code == 404 and "live" in r.json()["detail"]
+        r = httpx.post(base + "/deployments/live/predict", json={"entity_rows": [{"x": 1}]},
+                       timeout=30)
+        assert r.status_code == 422 and "origin" in r.json()["detail"]
+        r = httpx.post(base + "/deployments/bad/predict", json=body, timeout=60)
+        assert r.status_code == 500 and r.json()["request_id"] in r.json()["detail"]
+        assert "Traceback" not in r.text and "\n" not in r.json()["detail"]
+
+        # 8 clients while the deployment is switched to another model version: no request fails
+        v2 = max(fs.models.versions("delay_model"))
+        ids, versions, statuses = [], set(), []
+
+        def client(i):
+            with httpx.Client(timeout=60) as c:
+                for j in range(6):
+                    resp = c.post(base + "/deployments/live/predict", json=body)
+                    statuses.append(resp.status_code)
+                    if resp.status_code == 200:
+                        ids.append(resp.json()["request_id"])
+                        versions.add(resp.json()["model"]["version"])
+                    if i == 0 and j == 1:
+                        fs.deploy("live", model="delay_model", version=v2)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(client, range(8)))
+        assert statuses == [200] * 48
+        r = httpx.post(base + "/deployments/live/predict", json=body, timeout=60)
+        assert r.json()["model"]["version"] == v2  # picked up without a restart
+        ids.append(r.json()["request_id"])
+        metrics = httpx.get(base + "/metrics", timeout=30).text
+        assert "sparkfs_evaluation_log_rows_total" in metrics
+    finally:
+        _stop(proc)  # SIGTERM: the service flushes its log before exiting
+    assert proc.returncode == 0, open(log).read()
+    logged = fs.read_log("live")
+    got = logged[logged.scoring_path == "online"]
+    assert set(ids) <= set(got.request_id)
+    assert not got.duplicated(["request_id", "row"]).any()
+    assert len(got[got.request_id.isin(ids)]) == len(ids) == 49

@@ -91,7 +91,7 @@ class ModelRegistry:
         self.artifact_root = artifact_root
         self.experiment = experiment
         self._client = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # load() -> get_version() -> client
         self._loaded: dict[tuple[str, int], Any] = {}
         self._versions: dict[tuple[str, int], ModelVersionInfo] = {}
 

@@ -283,6 +283,10 @@ def create_app(fs: Any, max_batch_size: int | None = None, repo: str | None = No
             return answer(body, request)
         return await run_in_threadpool(answer, body, request)
 
+    from .deployments import register as register_deployments
+
+    register_deployments(app, fs)  # POST /deployments/{name}/predict, GET /metrics
+
     @app.get("/health", summary="Liveness and what this process serves")
     async def health() -> dict:
         return {"status": "ok", "uptime_s": round(time.time() - started, 3), "repo": repo,
