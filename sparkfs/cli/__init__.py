@@ -16,7 +16,7 @@ from typing import Sequence
 from ..errors import SparkfsError
 
 #: Modules that add subcommands, in help order.
-COMMAND_MODULES = ["core", "online", "serve", "quality", "training"]
+COMMAND_MODULES = ["core", "online", "serve", "quality", "training", "inference"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,7 +43,7 @@ _TS = pa.timestamp("us", "UTC")
 
 def log_schema(binding: FeatureBinding) -> pa.Schema:
     """The Arrow schema of a deployment's evaluation table."""
-    fields = [pa.field("request_id", pa.string()), pa.field("row", pa.int32()),
+    fields = [pa.field("request_id", pa.string()), pa.field("row", pa.int64()),
               pa.field("time", _TS), pa.field("deployment", pa.string()),
               pa.field("deployment_revision", pa.int64()), pa.field("scoring_path", pa.string()),
               pa.field("model_name", pa.string()), pa.field("model_version", pa.int64()),

@@ -39,8 +39,8 @@ def model_input(columns: Mapping[str, Sequence[Any]], spec: Sequence[tuple[str, 
             s = pd.Series([float("nan") if v is None else v for v in values],
                           dtype="float64" if dtype == "double" else "float32")
         elif dtype in ("int", "long"):
-            if any(v is None for v in values):
-                s = pd.Series([float("nan") if v is None else v for v in values], dtype="float64")
+            if any(_missing(v) for v in values):
+                s = pd.Series([float("nan") if _missing(v) else v for v in values], dtype="float64")
             else:
                 s = pd.Series(values, dtype="int64" if dtype == "long" else "int32")
         elif dtype == "boolean":
@@ -51,6 +51,10 @@ def model_input(columns: Mapping[str, Sequence[Any]], spec: Sequence[tuple[str, 
             s = pd.Series(values, dtype=object)
         out[name] = s
     return pd.DataFrame(out)
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
 
 
 def prediction_values(raw: Any, n: int) -> list:
