@@ -44,7 +44,8 @@ for the Spark algorithm.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SparkfsError
 from .plan import ENGINES, SPINE_ID, output_schema, resolve, spine_to_arrow
@@ -57,9 +58,9 @@ PUBLIC_OPTIONS = ("full_feature_names", "time_buckets", "hot_key_rows",
                   "broadcast_spine_rows", "threads", "delta_versions")
 
 
-def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[str],
-                            timestamp_col: str, engine: str = "spark", as_known_at: bool = False,
-                            key_map: Mapping[str, str] | None = None,
+def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[str] | None,
+                            timestamp_col: str | None, engine: str = "spark", as_known_at: bool = False,
+                            key_map: Mapping[str, str] | None = None, view: Any = None,
                             **options: Any) -> TrainingSet:
     """A point-in-time correct ``TrainingSet`` for ``spine`` (see the module docstring)."""
     unknown = sorted(set(options) - set(PUBLIC_OPTIONS))
@@ -67,26 +68,33 @@ def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[s
         raise SparkfsError(
             f"get_historical_features got unknown option(s) {unknown}; known: {list(PUBLIC_OPTIONS)}")
     return build(fs, spine, features, timestamp_col, engine=engine, as_known_at=as_known_at,
-                 key_map=key_map, **options)
+                 key_map=key_map, view=view, **options)
 
 
-def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col: str,
+def build(fs: "FeatureStore", spine: Any, features: Sequence[str] | None,
+          timestamp_col: str | None,
           engine: str = "spark", as_known_at: bool = False,
           key_map: Mapping[str, str] | None = None, full_feature_names: bool = False,
           time_buckets: int | None = None, hot_key_rows: int | None = None,
           broadcast_spine_rows: int | None = None, threads: int | None = None,
           delta_versions: Mapping[str, int] | None = None,
-          ttls: Mapping[str, str | None] | None = None, keep_id: bool = False) -> TrainingSet:
+          ttls: Mapping[str, str | None] | None = None, keep_id: bool = False,
+          view: Any = None) -> TrainingSet:
     """The engine-independent driver (``keep_id``: the spine already has ``_spine_id``,
     as a stored training set's spine does)."""
     if engine not in ENGINES:
         raise SparkfsError(f"engine {engine!r} is not supported; use one of {', '.join(ENGINES)}")
     if not isinstance(timestamp_col, str):
         raise SparkfsError(f"timestamp_col must be a column name, got {timestamp_col!r}")
-    options = {"full_feature_names": bool(full_feature_names)}
+    options: dict[str, Any] = {"full_feature_names": bool(full_feature_names)}
     if engine == "spark":
-        from .spark import DEFAULT_TIME_BUCKETS, join_spark, spark_schema_as_arrow, spine_summary, \
-            spine_to_spark
+        from .spark import (
+            DEFAULT_TIME_BUCKETS,
+            join_spark,
+            spark_schema_as_arrow,
+            spine_summary,
+            spine_to_spark,
+        )
 
         time_buckets = DEFAULT_TIME_BUCKETS if time_buckets is None else int(time_buckets)
         if time_buckets < 1:
@@ -105,26 +113,27 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col
         sdf, tbl = spine_to_spark(fs.spark, spine, timestamp_col, keep_id=keep_id)
         spine_schema = spark_schema_as_arrow(sdf)
     else:
-        from .duckdb import join_duckdb, spine_summary
+        from .duckdb import join_duckdb
+        from .duckdb import spine_summary as arrow_spine_summary
 
         tbl = spine_to_arrow(spine, timestamp_col, keep_id=keep_id)
         spine_schema = tbl.schema
     plan = resolve(fs, features, spine_schema, timestamp_col, as_known_at=as_known_at,
                    key_map=key_map, full_feature_names=full_feature_names,
-                   delta_versions=delta_versions, ttls=ttls)
+                   delta_versions=delta_versions, ttls=ttls, view=view)
     schema = output_schema(plan, spine_schema)
     if engine == "spark":
         summary = spine_summary(sdf, timestamp_col)
-        frame = join_spark(fs, plan, sdf, summary, time_buckets=time_buckets,
+        frame = join_spark(fs, plan, sdf, summary, time_buckets=options["time_buckets"],
                            hot_key_rows=hot_key_rows, spine_arrow=tbl,
                            broadcast_spine_rows=broadcast_spine_rows)
     else:
-        summary = spine_summary(tbl, timestamp_col)
+        summary = arrow_spine_summary(tbl, timestamp_col)
         arrow = join_duckdb(fs, plan, tbl, summary, threads=threads)
-    requested = _pinned_refs(plan, features)
     from .manifest import build_manifest
 
-    manifest = build_manifest(plan, engine, summary, dict(key_map or {}), options, requested)
+    manifest = build_manifest(plan, engine, summary, dict(plan.request.key_map), options,
+                              plan.request.pinned_refs)
     if engine == "spark":
         ts = TrainingSet(fs, manifest=manifest, spark_df=frame, schema=schema)
         ts._spine_frame = sdf
@@ -132,16 +141,6 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col
         ts = TrainingSet(fs, manifest=manifest, arrow=arrow, schema=schema)
         ts._spine_table = tbl
     return ts
-
-
-def _pinned_refs(plan, features) -> list[str]:
-    from ..definitions import parse_refs
-
-    out = []
-    for r in parse_refs(features):
-        label = plan.ref_labels.get((r.group, r.version))
-        out.append(f"{label}:{r.feature}" if label else str(r))
-    return out
 
 
 __all__ = ["get_historical_features", "TrainingSet", "SPINE_ID"]
