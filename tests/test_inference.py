@@ -14,7 +14,7 @@ from sparkfs import Entity, FeatureGroup, FeatureStore, Field
 from sparkfs.errors import NotFoundError, PredictionError, RegistryError, ValidationError
 from sparkfs.online.materialize import materialize
 
-NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 FEATURES = ["weather:temp", "weather:wind", "dep_calendar:hour_of_day"]
 airport = Entity("airport", join_keys=["origin"])
 
@@ -73,7 +73,8 @@ def test_deploy_predict_and_log_exactly_once(store):
     r = fs.predict("delay", [{"origin": "JFK"}], request_data={"sched_dep_ts": ts})
     assert r.features["temp"] == [35.0] and r.statuses["temp"] == ["present"]
     X = pd.DataFrame({"temp": [35.0], "wind": [12.0],
-                      "hour_of_day": [pd.Timestamp(NOW).tz_convert("America/New_York").hour]}).astype({"hour_of_day": "int32"})
+                      "hour_of_day": [pd.Timestamp(NOW).tz_convert("America/New_York").hour]})
+    X = X.astype({"hour_of_day": "int32"})
     assert r.predictions == pytest.approx(model.predict(X).tolist())
     assert r.model_version == 1 and len(r.request_id) == 32
 
@@ -117,7 +118,8 @@ def test_bad_input_is_refused_with_names(store):
         fs.predict("delay2", [{"airport": "JFK"}], request_data={"sched_dep_ts": [NOW]})
     with pytest.raises(ValidationError, match="sched_dep_ts"):
         fs.predict("delay2", [{"origin": "JFK"}])
-    with pytest.raises(NotFoundError, match=r"model 'nope' is not registered; registered models: \['delay_model'\]"):
+    with pytest.raises(NotFoundError,
+                       match=r"model 'nope' is not registered; registered models: \['delay_model'\]"):
         fs.deploy("x", model="nope")
     with pytest.raises(NotFoundError, match=r"no version 9; registered versions: \[1"):
         fs.deploy("x", model="delay_model", version=9)
@@ -188,7 +190,6 @@ def test_redeploy_switches_version_and_read_log_window(store):
 
 def _serve(fs, tmp_path):
     import yaml
-
     from test_serving import _free_port, _start, _wait_healthy
 
     cfg = tmp_path / "conf.yaml"
@@ -205,9 +206,9 @@ def _serve(fs, tmp_path):
 
 
 def test_http_predict_concurrent_redeploy_and_sigterm_lose_nothing(store, tmp_path):
-    import httpx
     from concurrent.futures import ThreadPoolExecutor
 
+    import httpx
     from test_serving import _stop
 
     fs, info, _ = store

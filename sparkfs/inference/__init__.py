@@ -18,9 +18,9 @@ service imports.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from ..errors import NotFoundError
 from ..models.mlflow_store import ModelRegistry
 from .deployments import Deployment, Deployments
 from .evaluation import EvaluationLogger, create_log_table, install_sigterm_flush, read_log

@@ -75,7 +75,6 @@ def _scorer(spec: dict, log: bool):
     def score(batches):
         import pandas as pd
 
-        from ..models.binding import FeatureBinding
         from .deployments import Deployment
         from .evaluation import append, to_table
         from .online import model_input, numeric, prediction_values
@@ -93,7 +92,7 @@ def _scorer(spec: dict, log: bool):
         for pdf in batches:
             if len(pdf) == 0:
                 continue
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             cols = {c: pdf[c].astype(object).where(pdf[c].notna(), None).tolist()
                     for c in d.binding.column_names}
             error = None

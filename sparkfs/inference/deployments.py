@@ -18,8 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import NotFoundError, RegistryError, ValidationError
 from ..models.binding import FeatureBinding, mismatch
@@ -158,6 +159,6 @@ class Deployments:
         revision = max(self.registry.versions(KIND, name), default=0) + 1
         d = Deployment(name, revision, info.name, info.version, binding.view, info.training_set,
                        binding, float(sample_rate), log_path,
-                       dt.datetime.now(dt.timezone.utc).isoformat())
+                       dt.datetime.now(dt.UTC).isoformat())
         self.registry.put(KIND, name, revision, d.to_spec(), replace=False)
         return d

@@ -14,14 +14,15 @@ booleans as bool (object with None when missing), timestamps as UTC datetimes.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import random
 import time
 import uuid
-import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -132,7 +133,7 @@ def predict(d: Deployment, model: Any, read_features: Callable[..., Any],
     queue the log rows. A model that raises -> ``PredictionError`` with the request id,
     its failure logged; bad input (missing key or request field) raises before the model."""
     start = time.perf_counter()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     request_id = uuid.uuid4().hex
     b = d.binding
     response = read_features(list(b.features), entity_rows, request_data=request_data,

@@ -22,8 +22,14 @@ MLflow server. mlflow is imported only when a model is logged or loaded.
 """
 
 from .binding import FeatureBinding
-from .mlflow_store import (TAG_BINDING, TAG_MANIFEST, TAG_TRAINING_SET, TAG_VIEW, ModelRegistry,
-                           ModelVersionInfo)
+from .mlflow_store import (
+                           TAG_BINDING,
+                           TAG_MANIFEST,
+                           TAG_TRAINING_SET,
+                           TAG_VIEW,
+                           ModelRegistry,
+                           ModelVersionInfo,
+)
 
 __all__ = ["FeatureBinding", "ModelRegistry", "ModelVersionInfo", "TAG_BINDING", "TAG_MANIFEST",
            "TAG_TRAINING_SET", "TAG_VIEW"]

@@ -6,7 +6,8 @@ True
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import DefinitionError
 from .binding import FeatureBinding, binding_from_manifest

@@ -18,8 +18,9 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import DefinitionError, NotFoundError
 from .binding import FeatureBinding, signature_schema
@@ -72,7 +73,8 @@ def manifest_summary(manifest: Mapping[str, Any]) -> dict:
 
     >>> manifest_summary({"groups": [{"label": "w@1", "delta_version": 3, "transforms": {}}],
     ...                   "on_demand": {"t": "ab"}, "spine": {"rows": 2, "hash": "h"}})
-    {'delta_versions': {'w@1': 3}, 'transforms': {'w@1': {}}, 'on_demand': {'t': 'ab'}, 'spine': {'rows': 2, 'hash': 'h'}}
+    {'delta_versions': {'w@1': 3}, 'transforms': {'w@1': {}}, 'on_demand': {'t': 'ab'},
+     'spine': {'rows': 2, 'hash': 'h'}}
     """
     groups = manifest.get("groups", [])
     return {"delta_versions": {g["label"]: g["delta_version"] for g in groups},

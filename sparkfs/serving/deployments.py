@@ -43,8 +43,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import (DefinitionError, NotFoundError, PredictionError, TransformError,
-                      ValidationError)
+from ..errors import (
+    DefinitionError,
+    NotFoundError,
+    PredictionError,
+    TransformError,
+    ValidationError,
+)
 from ..ondemand import CodeNotLoadedError
 
 error_log = logging.getLogger("sparkfs.serving")
