@@ -103,7 +103,13 @@ class ModelRegistry:
         if self._client is None:
             with self._lock:
                 if self._client is None:
+                    import logging
+
                     from mlflow import MlflowClient
+
+                    # creating the embedded store's tables is routine, not news on stderr
+                    for quiet in ("mlflow.store.db.utils", "alembic"):
+                        logging.getLogger(quiet).setLevel(logging.WARNING)
 
                     self._client = MlflowClient(tracking_uri=self.tracking_uri,
                                                 registry_uri=self.registry_uri)
