@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from test_cli_errors import _one_line_error
 from test_cli_core import run
+from test_cli_errors import _one_line_error
 
 
 def test_unknown_deployment_and_model_are_one_line_errors(tmp_path):

@@ -15,6 +15,7 @@ or view.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import os
 import threading
@@ -81,7 +82,7 @@ class Deployments:
         self._lock = threading.Lock()
 
     def _signature(self) -> tuple:
-        out = []
+        out: list[tuple[int, int] | None] = []
         for p in self._paths:
             try:
                 st = os.stat(p)
@@ -111,7 +112,7 @@ class Deployments:
                 self._cache[name] = d
         return d
 
-    def list(self) -> list[Deployment]:
+    def list(self) -> builtins.list[Deployment]:
         """The current revision of every deployment."""
         latest: dict[str, dict] = {}
         for s in self.registry.list(KIND):
@@ -119,7 +120,8 @@ class Deployments:
         return [Deployment.from_spec(s) for s in latest.values()]
 
     def deploy(self, name: str, models: ModelRegistry, model: str, version: int | None,
-               resolve_columns: Callable[[list[str], bool], list[tuple[str, str]]],
+               resolve_columns: Callable[[builtins.list[str], bool],
+                                         builtins.list[tuple[str, str]]],
                log_root: str, create_log: Callable[[str, FeatureBinding], None],
                check_view: Callable[[str], None] | None = None,
                sample_rate: float = 1.0) -> Deployment:

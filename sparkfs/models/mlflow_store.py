@@ -92,7 +92,7 @@ class ModelRegistry:
         self.registry_uri = registry_uri or tracking_uri
         self.artifact_root = artifact_root
         self.experiment = experiment
-        self._client = None
+        self._client: Any = None
         self._lock = threading.RLock()  # load() -> get_version() -> client
         self._loaded: dict[tuple[str, int], Any] = {}
         self._versions: dict[tuple[str, int], ModelVersionInfo] = {}

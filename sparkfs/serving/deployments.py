@@ -98,7 +98,7 @@ def register(app: FastAPI, fs: Any) -> None:
     inference = fs.inference
     limit = fs.config.serving.max_batch_size
     inline = fs.config.online.type == "sqlite"
-    errors = {404: {"model": PredictError}, 413: {"model": PredictError},
+    errors: dict[int | str, dict[str, Any]] = {404: {"model": PredictError}, 413: {"model": PredictError},
               422: {"model": PredictError}, 500: {"model": PredictError}}
 
     def answer(name: str, body: PredictRequest) -> Response:
