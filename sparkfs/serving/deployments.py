@@ -9,6 +9,9 @@
     (never a stack trace; the failure is in the evaluation log).
 ``GET /deployments``
     The current revision of each deployment.
+Every route takes the service's API key when ``serving.auth`` is on; predicting needs
+scope ``predict`` (or ``predict:<deployment>``).
+
 ``GET /metrics``
     Prometheus text: evaluation-log rows logged, dropped (queue full), failed and sampled
     out, per deployment.
@@ -19,12 +22,10 @@ file changes); a request in flight keeps the revision and model it started with.
 shutdown (SIGTERM, Ctrl-C) the evaluation log is flushed before the process exits.
 
 >>> import tempfile
->>> from fastapi import FastAPI
 >>> from fastapi.testclient import TestClient
 >>> from sparkfs import FeatureStore
->>> app = FastAPI()
->>> register(app, FeatureStore({"data_dir": tempfile.mkdtemp()}))
->>> client = TestClient(app)
+>>> from sparkfs.serving.app import create_app  # calls register(app, fs)
+>>> client = TestClient(create_app(FeatureStore({"data_dir": tempfile.mkdtemp()})))
 >>> r = client.post("/deployments/nope/predict", json={"entity_rows": [{"origin": "JFK"}]})
 >>> r.status_code, r.json()["detail"]
 (404, "deployment 'nope' does not exist; deployments: none (create one with fs.deploy)")
@@ -40,7 +41,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import (
@@ -51,6 +52,7 @@ from ..errors import (
     ValidationError,
 )
 from ..ondemand import CodeNotLoadedError
+from .routes import Caller
 
 error_log = logging.getLogger("sparkfs.serving")
 
@@ -120,13 +122,14 @@ def register(app: FastAPI, fs: Any) -> None:
 
     @app.post("/deployments/{name}/predict", response_model=PredictResponse, responses=errors,
               summary="Score entity rows with a deployed model (features looked up online)")
-    async def predict(name: str, body: PredictRequest) -> Response:
+    async def predict(name: str, body: PredictRequest, principal: Caller) -> Response:
+        principal.require("predict", name)  # 401/403 when auth is on (serving.auth)
         if inline:
             return answer(name, body)
         return await run_in_threadpool(answer, name, body)
 
     @app.get("/deployments", summary="Current revision of each deployment")
-    def deployments() -> list[dict]:
+    def deployments(principal: Caller) -> list[dict]:
         return [{"name": d.name, "revision": d.revision, "model": d.model_label,
                  "view": d.view, "training_set": d.training_set,
                  "sample_rate": d.sample_rate, "columns": d.binding.column_names}
@@ -134,8 +137,9 @@ def register(app: FastAPI, fs: Any) -> None:
 
     registry = _metrics_registry(inference.logger)
 
-    @app.get("/metrics", summary="Prometheus metrics (evaluation-log counters)")
-    def metrics() -> Response:
+    @app.get("/metrics", summary="Prometheus metrics (evaluation-log counters)",
+             response_class=PlainTextResponse)
+    def metrics(principal: Caller) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
