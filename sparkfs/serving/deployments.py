@@ -53,6 +53,7 @@ from ..errors import (
 )
 from ..ondemand import CodeNotLoadedError
 from .routes import Caller
+from .schemas import ERROR_RESPONSES
 
 error_log = logging.getLogger("sparkfs.serving")
 
@@ -100,8 +101,7 @@ def register(app: FastAPI, fs: Any) -> None:
     inference = fs.inference
     limit = fs.config.serving.max_batch_size
     inline = fs.config.online.type == "sqlite"
-    errors: dict[int | str, dict[str, Any]] = {404: {"model": PredictError}, 413: {"model": PredictError},
-              422: {"model": PredictError}, 500: {"model": PredictError}}
+    errors: dict[int | str, dict[str, Any]] = {**ERROR_RESPONSES, 500: {"model": PredictError}}
 
     def answer(name: str, body: PredictRequest) -> Response:
         if len(body.entity_rows) > limit:
@@ -128,7 +128,8 @@ def register(app: FastAPI, fs: Any) -> None:
             return answer(name, body)
         return await run_in_threadpool(answer, name, body)
 
-    @app.get("/deployments", summary="Current revision of each deployment")
+    @app.get("/deployments", summary="Current revision of each deployment",
+             responses=ERROR_RESPONSES)
     def deployments(principal: Caller) -> list[dict]:
         return [{"name": d.name, "revision": d.revision, "model": d.model_label,
                  "view": d.view, "training_set": d.training_set,
@@ -138,7 +139,7 @@ def register(app: FastAPI, fs: Any) -> None:
     registry = _metrics_registry(inference.logger)
 
     @app.get("/metrics", summary="Prometheus metrics (evaluation-log counters)",
-             response_class=PlainTextResponse)
+             response_class=PlainTextResponse, responses=ERROR_RESPONSES)
     def metrics(principal: Caller) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
