@@ -12,6 +12,8 @@ A config file has these sections (every one optional; see ``conf/local.yaml`` an
     ingest:   {materialize: false, statistics: true}
     serving:  {max_batch_size: 1000, max_body_bytes: ..., auth: {enabled: true, keys: [...]}}
     monitoring: {psi_threshold: 0.2, ks_pvalue: 0.01}
+    models:   {tracking_uri: ..., registry_uri: ..., artifact_root: ..., experiment: sparkfs}
+    inference: {log_queue_rows: 100000, log_batch_rows: 5000, log_flush_s: 0.5}
 
 ``${VAR}`` and ``${VAR:-default}`` are expanded in string values. Relative paths are
 resolved against the working directory. Environment variables override single keys:
@@ -228,6 +230,25 @@ class MonitoringConfig(_Strict):
     bins: int = Field(default=10, ge=2, le=1000)
 
 
+class ModelsConfig(_Strict):
+    """Where models live (MLflow). Default: a local MLflow store under ``data_dir``
+    (``sqlite:///{data_dir}/mlflow.db``, artifacts in ``{data_dir}/mlflow-artifacts``);
+    on a cluster point ``tracking_uri``/``registry_uri`` at an MLflow server."""
+
+    tracking_uri: str | None = None
+    registry_uri: str | None = None  # default: the tracking uri
+    artifact_root: str | None = None  # default: {data_dir}/mlflow-artifacts
+    experiment: str = "sparkfs"
+
+
+class InferenceConfig(_Strict):
+    """The evaluation-store writer of online predictions (see ``sparkfs.inference``)."""
+
+    log_queue_rows: int = Field(default=100_000, ge=1)   # a full queue drops, never blocks
+    log_batch_rows: int = Field(default=5_000, ge=1)     # rows per Delta append at most
+    log_flush_s: float = Field(default=0.5, gt=0)        # longest wait before an append
+
+
 class Config(_Strict):
     """The whole, validated configuration. Build with ``load_config`` or ``Config(...)``."""
 
@@ -240,6 +261,8 @@ class Config(_Strict):
     ingest: IngestConfig = IngestConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    models: ModelsConfig = ModelsConfig()
+    inference: InferenceConfig = InferenceConfig()
 
     @field_validator("project")
     @classmethod
@@ -267,6 +290,20 @@ class Config(_Strict):
     def sqlite_path(self) -> str:
         assert isinstance(self.online, SqliteOnlineConfig)
         return _local_path(self.online.path or os.path.join(self.data_dir, "online.db"))
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.models.tracking_uri or (
+            "sqlite:///" + _local_path(os.path.join(self.data_dir, "mlflow.db")))
+
+    @property
+    def mlflow_registry_uri(self) -> str:
+        return self.models.registry_uri or self.mlflow_tracking_uri
+
+    @property
+    def mlflow_artifact_root(self) -> str:
+        root = self.models.artifact_root or os.path.join(self.data_dir, "mlflow-artifacts")
+        return root if "://" in root else "file://" + _local_path(root)
 
     def with_overrides(self, **sections: Any) -> "Config":
         """A copy with some sections replaced, validated again."""

@@ -137,3 +137,12 @@ class ConcurrentWriteError(SparkfsError):
     """
 
     retryable = True
+
+
+class PredictionError(SparkfsError):
+    """A deployed model failed on a request; the message carries the request id and a
+    one-line reason, and the failure is recorded in the deployment's evaluation log."""
+
+    def __init__(self, message: str, request_id: str = "") -> None:
+        super().__init__(message)
+        self.request_id = request_id

@@ -61,6 +61,8 @@ class FeatureStore:
         self.offline = OfflineStore(self.config.offline_root, self.config.offline.storage_options)
         self._online: OnlineStore | None = None
         self._push_writer: Any = None
+        self._models: Any = None
+        self._inference: Any = None
         # Objects applied in this process keep their code (transforms); registry copies don't.
         self._live: dict[tuple[str, str, int], Any] = {}
 
@@ -94,12 +96,39 @@ class FeatureStore:
                     self._online = open_online_store(self.config)
         return self._online
 
+    @property
+    def models(self):
+        """The MLflow model registry (``sparkfs.models.ModelRegistry``; mlflow loads lazily)."""
+        if self._models is None:
+            with self._lock:
+                if self._models is None:
+                    from .models import ModelRegistry
+
+                    c = self.config
+                    self._models = ModelRegistry(c.mlflow_tracking_uri, c.mlflow_registry_uri,
+                                                 c.mlflow_artifact_root, c.models.experiment)
+        return self._models
+
+    @property
+    def inference(self):
+        """Deployments, scoring and the evaluation store (``sparkfs.inference.Inference``)."""
+        if self._inference is None:
+            self.models  # noqa: B018 - made first: it takes the same lock
+            with self._lock:
+                if self._inference is None:
+                    from .inference import Inference
+
+                    self._inference = Inference.for_store(self)
+        return self._inference
+
     def close(self) -> None:
-        """Flush pushed rows to Delta, close online-store and registry connections. The
-        SparkSession is left running."""
+        """Flush pushed rows to Delta and the evaluation log, close online-store and
+        registry connections. The SparkSession is left running."""
         if self._push_writer is not None:
             self._push_writer.close()
             self._push_writer = None
+        if self._inference is not None:
+            self._inference.close()
         if self._online is not None:
             self._online.close()
             self._online = None
@@ -379,6 +408,46 @@ class FeatureStore:
 
         return recreate_training_set(self, name, version)
 
+    # -- models and inference ---------------------------------------------------------------
+    def log_model(self, model: Any, name: str, training_set: Any = None, **options: Any):
+        """Log ``model`` to MLflow as a new version of ``name``, bound to a stored training
+        set (``"name"``, ``"name@version"`` or a ``TrainingSet``); see ``sparkfs.models``."""
+        from .models.log import log_model
+
+        if isinstance(training_set, str):
+            name_, _, v = training_set.partition("@")
+            training_set = self.get_training_set(name_) if not v else _training_set(self, name_, int(v))
+        return log_model(self.models, model, name, training_set, self._model_columns, **options)
+
+    def _model_columns(self, features: list[str], full_feature_names: bool) -> list[tuple[str, str]]:
+        r = self.get_online_features(features, [], full_feature_names=full_feature_names)
+        return [(n, r.dtypes[n]) for n in r.feature_names]
+
+    def deploy(self, name: str, model: str, version: int | None = None, sample_rate: float = 1.0):
+        """Deploy a model version (bound to its view) as ``name``; see ``sparkfs.inference``."""
+        return self.inference.deploy(name, model, version, sample_rate=sample_rate)
+
+    def list_deployments(self):
+        return self.inference.deployments.list()
+
+    def get_deployment(self, name: str):
+        return self.inference.deployments.get(name)
+
+    def predict(self, deployment: str, entity_rows: Sequence[Mapping[str, Any]],
+                request_data: Mapping[str, Sequence[Any]] | None = None):
+        """Score entity rows online: view features -> on-demand transforms -> model."""
+        return self.inference.predict(deployment, entity_rows, request_data)
+
+    def score_batch(self, deployment: str, spine: Any, timestamp_col: str, **options: Any):
+        """Score a spine on Spark with point-in-time features; a lazy Spark DataFrame."""
+        from .inference.batch import score_batch
+
+        return score_batch(self, self.inference, deployment, spine, timestamp_col, **options)
+
+    def read_log(self, deployment: str, start: Any = None, end: Any = None):
+        """The deployment's evaluation log (pandas, read without Spark)."""
+        return self.inference.read_log(deployment, start=start, end=end)
+
     # -- quality and discovery --------------------------------------------------------------
     def statistics(self, group: str | FeatureGroup, version: int | None = None,
                    group_version: int | None = None):
@@ -403,6 +472,12 @@ class FeatureStore:
         from .discovery import search
 
         return search(self, text)
+
+
+def _training_set(fs: FeatureStore, name: str, version: int):
+    from .training.sets import get_training_set
+
+    return get_training_set(fs, name, version)
 
 
 __all__ = ["FeatureStore", "NotFoundError", "SparkfsError"]

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from ..errors import SparkfsError
 
 #: Modules that add subcommands, in help order.
-COMMAND_MODULES = ["core", "online", "serve", "quality", "training", "gc", "streams"]
+COMMAND_MODULES = ["core", "online", "serve", "quality", "training", "inference", "gc",
+                   "streams"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,268 @@
+"""The evaluation store: one Delta table per deployment, one row per prediction.
+
+Columns: ``request_id``, ``row`` (the entity row's index in its request), ``time``,
+``deployment``, ``deployment_revision``, ``scoring_path`` (online / batch), ``model_name``,
+``model_version``, ``view``, ``training_set``, ``entity`` and ``request_data`` (JSON of the
+row's keys and request values), then per model input column ``c``: ``c`` (its value, in
+the feature's type), ``c__status`` and ``c__event_time``; then ``prediction`` (float, null
+when not numeric), ``prediction_json`` (the exact output as JSON), ``latency_ms`` and
+``error`` (null, or the one-line reason a model failed).
+
+Online predictions reach it through ``EvaluationLogger``: a bounded queue that a request
+never waits on (a full queue drops the rows and counts them), drained by one thread that
+appends batches with delta-rs (no Spark). ``flush``/``close`` (and SIGTERM, see
+``install_sigterm_flush``) write everything queued. ``read_log`` reads a table without Spark.
+
+>>> from sparkfs.models.binding import FeatureBinding
+>>> [f.name for f in log_schema(FeatureBinding(None, (), (("temp", "double"),)))][10:13]
+['entity', 'request_data', 'temp']
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import queue
+import signal
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from ..errors import NotFoundError
+from ..models.binding import FeatureBinding
+
+log = logging.getLogger("sparkfs.inference")
+
+_ARROW = {"boolean": pa.bool_(), "int": pa.int32(), "long": pa.int64(), "float": pa.float32(),
+          "double": pa.float64(), "string": pa.string(), "timestamp": pa.timestamp("us", "UTC"),
+          "date": pa.date32()}
+_TS = pa.timestamp("us", "UTC")
+
+
+def log_schema(binding: FeatureBinding) -> pa.Schema:
+    """The Arrow schema of a deployment's evaluation table."""
+    fields = [pa.field("request_id", pa.string()), pa.field("row", pa.int64()),
+              pa.field("time", _TS), pa.field("deployment", pa.string()),
+              pa.field("deployment_revision", pa.int64()), pa.field("scoring_path", pa.string()),
+              pa.field("model_name", pa.string()), pa.field("model_version", pa.int64()),
+              pa.field("view", pa.string()), pa.field("training_set", pa.string()),
+              pa.field("entity", pa.string()), pa.field("request_data", pa.string())]
+    for name, dtype in binding.columns:
+        fields += [pa.field(name, _ARROW[dtype]), pa.field(f"{name}__status", pa.string()),
+                   pa.field(f"{name}__event_time", _TS)]
+    fields += [pa.field("prediction", pa.float64()), pa.field("prediction_json", pa.string()),
+               pa.field("latency_ms", pa.float64()), pa.field("error", pa.string())]
+    return pa.schema(fields)
+
+
+def create_log_table(path: str, binding: FeatureBinding,
+                     storage_options: Mapping[str, str] | None = None) -> None:
+    """Create the evaluation table at ``path`` (no-op when it exists; a new revision with
+    other columns adds them on its first append)."""
+    from deltalake import DeltaTable
+
+    try:
+        DeltaTable(path, storage_options=dict(storage_options or {}))
+        return
+    except Exception:  # TableNotFoundError: create it
+        pass
+    if "://" not in path:
+        os.makedirs(path, exist_ok=True)
+    DeltaTable.create(path, log_schema(binding), mode="ignore",
+                      storage_options=dict(storage_options or {}))
+
+
+def append(path: str, table: pa.Table, storage_options: Mapping[str, str] | None = None,
+           app_id: str | None = None) -> bool:
+    """Append rows in one Delta commit. With ``app_id`` the commit carries that app
+    transaction and is skipped when one was already committed (idempotent retries)."""
+    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+    props = None
+    if app_id is not None:
+        try:
+            if DeltaTable(path, storage_options=dict(storage_options or {})
+                          ).transaction_version(app_id) is not None:
+                return False
+        except Exception:
+            pass
+        props = CommitProperties(app_transactions=[Transaction(app_id, 1)], max_commit_retries=50)
+    else:
+        props = CommitProperties(max_commit_retries=50)
+    write_deltalake(path, table, mode="append", schema_mode="merge",
+                    storage_options=dict(storage_options or {}), commit_properties=props)
+    return True
+
+
+def to_table(rows: list[dict], binding: FeatureBinding) -> pa.Table:
+    """Arrow table of log rows (dicts keyed by column; missing columns are null)."""
+    schema = log_schema(binding)
+    return pa.Table.from_pydict({f.name: [r.get(f.name) for r in rows] for f in schema},
+                                schema=schema)
+
+
+def read_log(path: str, start: Any = None, end: Any = None,
+             storage_options: Mapping[str, str] | None = None, deployment: str = ""):
+    """The rows of an evaluation table with ``start <= time < end`` (pandas, no Spark)."""
+    from deltalake import DeltaTable
+
+    try:
+        dtable = DeltaTable(path, storage_options=dict(storage_options or {}))
+    except Exception:
+        raise NotFoundError(f"deployment {deployment!r} has no evaluation log at {path}") from None
+    filters = []
+    if start is not None:
+        filters.append(("time", ">=", _utc(start)))
+    if end is not None:
+        filters.append(("time", "<", _utc(end)))
+    import pyarrow.dataset as ds
+
+    data = dtable.to_pyarrow_dataset()
+    expr = None
+    for col, op, value in filters:
+        e = ds.field(col) >= pa.scalar(value, _TS) if op == ">=" else \
+            ds.field(col) < pa.scalar(value, _TS)
+        expr = e if expr is None else expr & e
+    table = data.to_table(filter=expr)
+    return table.sort_by([("time", "ascending"), ("request_id", "ascending"),
+                          ("row", "ascending")]).to_pandas()
+
+
+def _utc(t: Any) -> dt.datetime:
+    import pandas as pd
+
+    ts = pd.Timestamp(t)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.to_pydatetime()
+
+
+class EvaluationLogger:
+    """Asynchronous, batched writer of online predictions (one thread per process).
+
+    ``submit`` never blocks: when ``max_rows`` rows are already queued the batch is dropped
+    and counted in ``dropped``. ``logged`` counts rows committed to Delta, ``failed`` rows
+    whose append failed (logged with the error; predictions are unaffected).
+    """
+
+    def __init__(self, max_rows: int = 100_000, batch_rows: int = 5_000, flush_s: float = 0.5,
+                 storage_options: Mapping[str, str] | None = None) -> None:
+        self.max_rows, self.batch_rows, self.flush_s = max_rows, batch_rows, flush_s
+        self.storage_options = dict(storage_options or {})
+        self._q: queue.Queue = queue.Queue()
+        self._queued = 0
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.logged: dict[str, int] = {}
+        self.dropped: dict[str, int] = {}
+        self.failed: dict[str, int] = {}
+        self.sampled_out: dict[str, int] = {}
+
+    def submit(self, deployment: str, path: str, binding: FeatureBinding,
+               rows: list[dict]) -> bool:
+        """Queue rows for ``deployment``'s table; False (and counted) when dropped."""
+        n = len(rows)
+        with self._lock:
+            if self._closed or self._queued + n > self.max_rows:
+                self.dropped[deployment] = self.dropped.get(deployment, 0) + n
+                return False
+            self._queued += n
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="sparkfs-eval-log",
+                                                daemon=True)
+                self._thread.start()
+        self._q.put((deployment, path, binding, rows))
+        return True
+
+    def count_sampled_out(self, deployment: str, n: int) -> None:
+        with self._lock:
+            self.sampled_out[deployment] = self.sampled_out.get(deployment, 0) + n
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._q.get(timeout=self.flush_s)
+            except queue.Empty:
+                with self._lock:
+                    if self._closed and self._queued == 0:
+                        return
+                continue
+            if first is None:
+                return
+            items, n = [first], len(first[3])
+            while n < self.batch_rows:
+                try:
+                    item = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._q.put(None)
+                    break
+                items.append(item)
+                n += len(item[3])
+            self._write(items)
+            with self._lock:
+                self._queued -= n
+                self._idle.notify_all()
+
+    def _write(self, items: list) -> None:
+        groups: dict[tuple[str, str], list] = {}
+        for deployment, path, binding, rows in items:
+            g = groups.setdefault((deployment, path), [binding, []])
+            g[0] = binding
+            g[1].extend(rows)
+        for (deployment, path), (binding, rows) in groups.items():
+            try:
+                append(path, to_table(rows, binding), self.storage_options)
+                self.logged[deployment] = self.logged.get(deployment, 0) + len(rows)
+            except Exception as exc:  # logging must never break a prediction
+                self.failed[deployment] = self.failed.get(deployment, 0) + len(rows)
+                log.error("evaluation log of deployment %r: %d row(s) not written: %s: %s",
+                          deployment, len(rows), type(exc).__name__, exc)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued row is written; False on timeout."""
+        with self._lock:
+            return self._idle.wait_for(lambda: self._queued == 0, timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write everything queued, then stop the thread. Later submits are dropped."""
+        self.flush(timeout)
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._q.put(None)
+            thread.join(timeout)
+        if any(self.dropped.values()):
+            log.warning("evaluation log: dropped rows (queue full) per deployment: %s",
+                        self.dropped)
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """``{"logged": {...}, "dropped": {...}, "failed": {...}, "sampled_out": {...}}``."""
+        with self._lock:
+            return {"logged": dict(self.logged), "dropped": dict(self.dropped),
+                    "failed": dict(self.failed), "sampled_out": dict(self.sampled_out)}
+
+
+def install_sigterm_flush(flush: Any) -> bool:
+    """On SIGTERM, run ``flush()`` and then terminate as SIGTERM would. Only from the main
+    thread and only when no other handler is installed; returns whether it installed."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        return False
+
+    def handler(signum: int, frame: Any) -> None:
+        try:
+            flush()
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
+    return True

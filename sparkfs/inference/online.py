@@ -1,0 +1,193 @@
+"""Online scoring: entity rows -> the view's features online -> on-demand transforms ->
+the model, in process. The HTTP route (``sparkfs.serving.deployments``) calls the same
+function.
+
+The model receives ``model_input(...)``: one pandas column per model input column, in the
+signature's order, with the dtype the batch path (a Spark pandas UDF) gives it: floats with
+NaN for missing values, ints as int64/int32 (float64 with NaN when a value is missing),
+booleans as bool (object with None when missing), timestamps as UTC datetimes.
+
+>>> import pandas as pd
+>>> model_input({"t": [1.5, None], "n": [1, 2]}, [("t", "double"), ("n", "long")]).dtypes.tolist()
+[dtype('float64'), dtype('int64')]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..errors import PredictionError
+from .deployments import Deployment
+from .evaluation import EvaluationLogger
+
+
+def model_input(columns: Mapping[str, Sequence[Any]], spec: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """The model's input frame from feature columns (see the module docstring)."""
+    out = {}
+    for name, dtype in spec:
+        values = list(columns[name])
+        if dtype in ("double", "float"):
+            s = pd.Series([float("nan") if v is None else v for v in values],
+                          dtype="float64" if dtype == "double" else "float32")
+        elif dtype in ("int", "long"):
+            if any(_missing(v) for v in values):
+                s = pd.Series([float("nan") if _missing(v) else v for v in values], dtype="float64")
+            else:
+                s = pd.Series(values, dtype="int64" if dtype == "long" else "int32")
+        elif dtype == "boolean":
+            s = pd.Series(values, dtype=object if any(v is None for v in values) else bool)
+        elif dtype in ("timestamp", "date"):
+            s = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+        else:
+            s = pd.Series(values, dtype=object)
+        out[name] = s
+    return pd.DataFrame(out)
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def prediction_values(raw: Any, n: int) -> list:
+    """A model's output as one Python value per row (a row of several outputs is a dict)."""
+    if isinstance(raw, pd.DataFrame):
+        if raw.shape[1] == 1:
+            raw = raw.iloc[:, 0]
+        else:
+            return [{k: _py(v) for k, v in r.items()} for r in raw.to_dict("records")]
+    if hasattr(raw, "tolist"):
+        raw = raw.tolist()
+    values = [_py(v) for v in list(raw)]
+    if len(values) != n:
+        raise ValueError(f"the model returned {len(values)} predictions for {n} rows")
+    return values
+
+
+def _py(v: Any) -> Any:
+    if hasattr(v, "item") and not isinstance(v, (list, dict)):
+        try:
+            return v.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(v, list):
+        return [_py(x) for x in v]
+    return v
+
+
+def numeric(v: Any) -> float | None:
+    """The ``prediction`` column's value: the float of a numeric prediction, else None."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v)
+
+
+@dataclass
+class PredictionResult:
+    """What ``predict`` returns: one prediction per entity row, the features used."""
+
+    request_id: str
+    deployment: str
+    model_name: str
+    model_version: int
+    predictions: list
+    features: dict[str, list]
+    statuses: dict[str, list[str]]
+    event_times: dict[str, list] = field(default_factory=dict)
+    latency_ms: float = 0.0
+    logged: bool = False
+
+    def to_dict(self) -> dict:
+        """JSON-able (event times as ISO strings, NaN as None)."""
+        return {"request_id": self.request_id, "deployment": self.deployment,
+                "model": {"name": self.model_name, "version": self.model_version},
+                "predictions": [_json_safe(p) for p in self.predictions],
+                "features": {k: [_json_safe(v) for v in vs] for k, vs in self.features.items()},
+                "statuses": self.statuses,
+                "event_times": {k: [t.isoformat() if isinstance(t, dt.datetime) else None
+                                    for t in ts] for k, ts in self.event_times.items()},
+                "latency_ms": self.latency_ms, "logged": self.logged}
+
+
+def _json_safe(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (dt.datetime, dt.date)):
+        return v.isoformat()
+    return v
+
+
+def predict(d: Deployment, model: Any, read_features: Callable[..., Any],
+            entity_rows: Sequence[Mapping[str, Any]], request_data: Any,
+            logger: EvaluationLogger | None, scoring_path: str = "online") -> PredictionResult:
+    """Score ``entity_rows`` with deployment ``d`` (its model already loaded as ``model``);
+    queue the log rows. A model that raises -> ``PredictionError`` with the request id,
+    its failure logged; bad input (missing key or request field) raises before the model."""
+    start = time.perf_counter()
+    now = dt.datetime.now(dt.UTC)
+    request_id = uuid.uuid4().hex
+    b = d.binding
+    response = read_features(list(b.features), entity_rows, request_data=request_data,
+                             full_feature_names=b.full_feature_names)
+    values = response.to_dict()
+    names = b.column_names
+    error = None
+    preds: list = [None] * len(response)
+    try:
+        if len(response):
+            preds = prediction_values(model.predict(model_input(values, b.columns)), len(response))
+    except Exception as exc:  # the model's own failure: reported, logged, never a traceback
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+        error = f"model {d.model_label} failed: {reason}"
+    latency = (time.perf_counter() - start) * 1000.0
+    result = PredictionResult(request_id, d.name, d.model_name, d.model_version, preds,
+                              {n: values[n] for n in names},
+                              {n: response.statuses[n] for n in names},
+                              {n: response.event_times[n] for n in names}, round(latency, 3))
+    if logger is not None:
+        if d.sample_rate >= 1.0 or random.random() < d.sample_rate:
+            rows = log_rows(d, result, response, entity_rows, request_data, now, scoring_path,
+                            error)
+            result.logged = logger.submit(d.name, d.log_path, b, rows)
+        else:
+            logger.count_sampled_out(d.name, len(response))
+    if error is not None:
+        raise PredictionError(f"deployment {d.name!r}, request {request_id}: {error}",
+                              request_id=request_id)
+    return result
+
+
+def log_rows(d: Deployment, result: PredictionResult, response: Any,
+             entity_rows: Sequence[Mapping[str, Any]], request_data: Any, now: dt.datetime,
+             scoring_path: str, error: str | None) -> list[dict]:
+    """One evaluation-store row per entity row (see ``sparkfs.inference.evaluation``)."""
+    keys = response.join_keys
+    values = response.to_dict()
+    rows = []
+    for i in range(len(response)):
+        row = {"request_id": result.request_id, "row": i, "time": now, "deployment": d.name,
+               "deployment_revision": d.revision, "scoring_path": scoring_path,
+               "model_name": d.model_name, "model_version": d.model_version,
+               "view": d.view, "training_set": d.training_set,
+               "entity": json.dumps({k: values[k][i] for k in keys}, default=str),
+               "request_data": json.dumps({k: v[i] for k, v in (request_data or {}).items()},
+                                          default=str) if request_data else None,
+               "prediction": numeric(result.predictions[i]),
+               "prediction_json": None if error else json.dumps(_json_safe(result.predictions[i]),
+                                                                default=str),
+               "latency_ms": result.latency_ms, "error": error}
+        for n in d.binding.column_names:
+            row[n] = result.features[n][i]
+            row[f"{n}__status"] = result.statuses[n][i]
+            row[f"{n}__event_time"] = result.event_times[n][i]
+        rows.append(row)
+    return rows

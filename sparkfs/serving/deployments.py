@@ -1,0 +1,172 @@
+"""HTTP routes of deployments, added to the online service by ``register(app, fs)``.
+
+``POST /deployments/{name}/predict``
+    ``{"entity_rows": [{"origin": "JFK"}], "request_data": {"sched_dep_ts": ["..."]}}``
+    returns ``{"request_id", "deployment", "model": {"name", "version"}, "predictions",
+    "features", "statuses", "event_times", "latency_ms", "logged"}``. Unknown deployment,
+    model or view -> 404 naming it and listing what exists; a missing key or request field
+    -> 422 naming it; a model that raises -> 500 ``{"detail": <one line>, "request_id"}``
+    (never a stack trace; the failure is in the evaluation log).
+``GET /deployments``
+    The current revision of each deployment.
+Every route takes the service's API key when ``serving.auth`` is on; predicting needs
+scope ``predict`` (or ``predict:<deployment>``).
+
+``GET /metrics``
+    Prometheus text: evaluation-log rows logged, dropped (queue full), failed and sampled
+    out, per deployment.
+
+Each worker process loads a deployed model once (``ModelRegistry.load``) and sees a new
+deployment revision on its next request (``Deployments`` re-reads the registry when its
+file changes); a request in flight keeps the revision and model it started with. On
+shutdown (SIGTERM, Ctrl-C) the evaluation log is flushed before the process exits.
+
+>>> import tempfile
+>>> from fastapi.testclient import TestClient
+>>> from sparkfs import FeatureStore
+>>> from sparkfs.serving.app import create_app  # calls register(app, fs)
+>>> client = TestClient(create_app(FeatureStore({"data_dir": tempfile.mkdtemp()})))
+>>> r = client.post("/deployments/nope/predict", json={"entity_rows": [{"origin": "JFK"}]})
+>>> r.status_code, r.json()["detail"]
+(404, "deployment 'nope' does not exist; deployments: none (create one with fs.deploy)")
+>>> "sparkfs_evaluation_log_rows_total" in client.get("/metrics").text
+True
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import (
+    DefinitionError,
+    NotFoundError,
+    PredictionError,
+    TransformError,
+    ValidationError,
+)
+from ..ondemand import CodeNotLoadedError
+from .routes import Caller
+from .schemas import ERROR_RESPONSES
+
+error_log = logging.getLogger("sparkfs.serving")
+
+
+class PredictRequest(BaseModel):
+    """Body of ``POST /deployments/{name}/predict``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entity_rows: list[dict[str, Any]] = Field(min_length=1, description="one object of "
+                                              "join-key values per row")
+    request_data: dict[str, list[Any]] | None = Field(
+        default=None, description="request-time columns for the view's on-demand transforms")
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: int
+
+
+class PredictResponse(BaseModel):
+    request_id: str
+    deployment: str
+    model: ModelRef
+    predictions: list[Any]
+    features: dict[str, list[Any]]
+    statuses: dict[str, list[str]]
+    event_times: dict[str, list[str | None]]
+    latency_ms: float
+    logged: bool
+
+
+class PredictError(BaseModel):
+    detail: str
+    request_id: str | None = None
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body, default=str), status_code=status,
+                    media_type="application/json")
+
+
+def register(app: FastAPI, fs: Any) -> None:
+    """Add the deployment routes and ``/metrics`` to ``app``, serving ``fs``'s deployments."""
+    inference = fs.inference
+    limit = fs.config.serving.max_batch_size
+    inline = fs.config.online.type == "sqlite"
+    errors: dict[int | str, dict[str, Any]] = {**ERROR_RESPONSES, 500: {"model": PredictError}}
+
+    def answer(name: str, body: PredictRequest) -> Response:
+        if len(body.entity_rows) > limit:
+            return _json({"detail": f"{len(body.entity_rows)} entity rows exceed "
+                                    f"serving.max_batch_size={limit}; split the request"}, 413)
+        try:
+            result = inference.predict(name, body.entity_rows, body.request_data)
+        except NotFoundError as exc:
+            return _json({"detail": str(exc)}, 404)
+        except CodeNotLoadedError as exc:
+            return _json({"detail": str(exc)}, 503)
+        except (ValidationError, DefinitionError, TransformError) as exc:
+            return _json({"detail": str(exc)}, 422)
+        except PredictionError as exc:
+            error_log.error("%s", exc)
+            return _json({"detail": str(exc), "request_id": exc.request_id}, 500)
+        return _json(result.to_dict())
+
+    @app.post("/deployments/{name}/predict", response_model=PredictResponse, responses=errors,
+              summary="Score entity rows with a deployed model (features looked up online)")
+    async def predict(name: str, body: PredictRequest, principal: Caller) -> Response:
+        principal.require("predict", name)  # 401/403 when auth is on (serving.auth)
+        if inline:
+            return answer(name, body)
+        return await run_in_threadpool(answer, name, body)
+
+    @app.get("/deployments", summary="Current revision of each deployment",
+             responses=ERROR_RESPONSES)
+    def deployments(principal: Caller) -> list[dict]:
+        return [{"name": d.name, "revision": d.revision, "model": d.model_label,
+                 "view": d.view, "training_set": d.training_set,
+                 "sample_rate": d.sample_rate, "columns": d.binding.column_names}
+                for d in inference.deployments.list()]
+
+    registry = _metrics_registry(inference.logger)
+
+    @app.get("/metrics", summary="Prometheus metrics (evaluation-log counters)",
+             response_class=PlainTextResponse, responses=ERROR_RESPONSES)
+    def metrics(principal: Caller) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.on_event("shutdown")
+    def _flush_log() -> None:  # uvicorn runs this on SIGTERM / SIGINT before exiting
+        inference.close()
+        error_log.info("evaluation log flushed: %s", inference.logger.counters())
+
+
+def _metrics_registry(logger: Any) -> Any:
+    """A private Prometheus registry exposing the logger's counters (no global state)."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import CounterMetricFamily
+
+    class _Collector:
+        def collect(self):
+            c = logger.counters()
+            fam = CounterMetricFamily("sparkfs_evaluation_log_rows",
+                                      "Prediction rows by what happened to their log record",
+                                      labels=["deployment", "outcome"])
+            for outcome in ("logged", "dropped", "failed", "sampled_out"):
+                for dep, n in sorted(c[outcome].items()):
+                    fam.add_metric([dep, outcome], n)
+            yield fam
+
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(_Collector())
+    return registry
