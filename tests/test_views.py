@@ -72,7 +72,7 @@ def test_apply_checks_every_reference_and_writes_nothing_on_error(fs_nospark):
     fs = fs_nospark
     fs.apply([weather(), warmer])
     bad = [
-        (["weather:nope"], NotFoundError, "feature view 'v@1': feature group 'weather' version 1 "
+        (["weather:nope"], NotFoundError, "feature view v@1: feature group 'weather' version 1 "
                                           "has no feature 'nope'; it has: temp, cond"),
         (["rain:temp"], NotFoundError, "feature group 'rain' is not registered"),
         (["weather@3:temp"], NotFoundError, "feature group 'weather' has no version 3"),
