@@ -16,10 +16,10 @@ test: setup
 
 setup: java maven $(STAMP) jvm
 
-# JVM jars (Delta's Spark writer, HBase) from Maven Central into a shared cache
+# JVM jars (Delta's Spark writer, HBase, a Kafka broker and Spark's connector) from Maven Central into a shared cache
 # (~/.cache/sparkfs/jvm): the first run downloads them, later runs start no Maven.
 jvm: $(STAMP)
-	$(BIN)/python -m sparkfs.jvm fetch delta hbase
+	$(BIN)/python -m sparkfs.jvm fetch delta hbase kafka spark-kafka
 
 maven:
 	@command -v mvn >/dev/null 2>&1 || { \

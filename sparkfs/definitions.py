@@ -568,7 +568,28 @@ def _check_tags(tags: Mapping[str, str], what: str) -> dict[str, str]:
 
 
 # -- feature references --------------------------------------------------------------
-_REF_RE = re.compile(rf"^({NAME_PATTERN})(?:@(\d+))?:({NAME_PATTERN}|\*)$")
+#: Versions are ASCII digits, at most 9 of them (``\d`` would also accept other scripts' digits).
+_VERSION = r"[1-9][0-9]{0,8}"
+_REF_RE = re.compile(rf"({NAME_PATTERN})(?:@({_VERSION}))?:({NAME_PATTERN}|\*)")
+_VERSIONED_NAME_RE = re.compile(rf"({NAME_PATTERN})(?:@({_VERSION}))?")
+
+
+def parse_versioned_name(text: Any, what: str = "feature group") -> tuple[str, int | None]:
+    """Split ``"name"`` or ``"name@version"`` into ``(name, version or None)``.
+
+    >>> parse_versioned_name("weather@2"), parse_versioned_name("weather")
+    (('weather', 2), ('weather', None))
+    >>> parse_versioned_name("weather@٣")
+    Traceback (most recent call last):
+    ...
+    sparkfs.errors.DefinitionError: feature group 'weather@٣' is malformed: write 'name' or 'name@version' with a version of 1 to 9 ASCII digits (for example 'weather' or 'weather@2')
+    """
+    m = _VERSIONED_NAME_RE.fullmatch(text) if isinstance(text, str) else None
+    if not m:
+        raise DefinitionError(
+            f"{what} {text!r} is malformed: write 'name' or 'name@version' with a version of "
+            "1 to 9 ASCII digits (for example 'weather' or 'weather@2')")
+    return m.group(1), int(m.group(2)) if m.group(2) else None
 
 
 @dataclass(frozen=True)
@@ -589,11 +610,13 @@ class FeatureRef:
     def parse(cls, ref: Any) -> "FeatureRef":
         if isinstance(ref, FeatureRef):
             return ref
-        m = _REF_RE.match(ref) if isinstance(ref, str) else None
+        m = _REF_RE.fullmatch(ref) if isinstance(ref, str) else None
         if not m:
+            shown = ref if not isinstance(ref, str) or len(ref) <= 80 else ref[:80] + "..."
             raise DefinitionError(
-                f"feature reference {ref!r} is malformed: write 'group:feature' or "
-                "'group@version:feature' (for example 'weather:temp' or 'weather@2:temp')")
+                f"feature reference {shown!r} is malformed: write 'group:feature' or "
+                "'group@version:feature' with a version of 1 to 9 ASCII digits "
+                "(for example 'weather:temp' or 'weather@2:temp')")
         return cls(m.group(1), int(m.group(2)) if m.group(2) else None, m.group(3))
 
     def __str__(self) -> str:

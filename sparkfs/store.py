@@ -23,7 +23,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .config import Config, load_config, load_config_dict
-from .definitions import Entity, FeatureGroup, FeatureRef
+from .definitions import Entity, FeatureGroup, parse_versioned_name
 from .views import FeatureView
 from .errors import NotFoundError, SparkfsError
 from .offline.tables import OfflineStore
@@ -140,8 +140,7 @@ class FeatureStore:
         if isinstance(name, FeatureGroup):
             return self.get_feature_group(name.name, name.version)
         if isinstance(name, str) and "@" in name and version is None:
-            ref = FeatureRef.parse(name + ":_")
-            name, version = ref.group, ref.version
+            name, version = parse_versioned_name(name)
         return self._with_code(self.registry.get_group(name, version))
 
     def list_entities(self) -> list[Entity]:
@@ -217,6 +216,29 @@ class FeatureStore:
         results = [materialize(self, g) for g in groups]
         return results[0] if group is not None else results
 
+    def rebuild_online(self, group: str | FeatureGroup | None = None, engine: str = "spark"):
+        """Rebuild the online values of ``group`` (every online group when None) from Delta
+        alone, into an emptied online table; returns what ``materialize`` returns.
+
+        >>> import tempfile, pandas as pd
+        >>> from sparkfs import Entity, Field, FeatureGroup
+        >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+        >>> g = FeatureGroup("weather", [Entity("airport", ["origin"])], "t", [Field("temp", "double")])
+        >>> _ = fs.apply([g])
+        >>> _ = fs.ingest("weather", pd.DataFrame({"origin": ["JFK"], "temp": [3.5],
+        ...                                        "t": pd.to_datetime(["2013-01-01"], utc=True)}))
+        >>> fs.rebuild_online("weather", engine="local").keys_written
+        1
+        >>> fs.get_online_features(["weather:temp"], [{"origin": "JFK"}]).to_dict()["temp"]
+        [3.5]
+        """
+        from .online.materialize import rebuild
+
+        groups = ([self.get_feature_group(group)] if group is not None
+                  else [g for g in self.list_feature_groups(latest_only=True) if g.online])
+        results = [rebuild(self, g, engine=engine) for g in groups]
+        return results[0] if group is not None else results
+
     def get_online_features(self, features: Sequence[str] | None = None,
                             entity_rows: Sequence[Mapping[str, Any]] | None = None,
                             request_data: Mapping[str, Sequence[Any]] | None = None,
@@ -255,15 +277,19 @@ class FeatureStore:
         return create_training_set(self, name, spine, features, timestamp_col, view=view,
                                    **options)
 
-    def get_training_set(self, name: str):
+    def get_training_set(self, name: str, version: int | None = None):
+        """A stored training set: its latest version, or ``version`` (see
+        ``sparkfs.training.sets``)."""
         from .training.sets import get_training_set
 
-        return get_training_set(self, name)
+        return get_training_set(self, name, version)
 
-    def recreate_training_set(self, name: str):
+    def recreate_training_set(self, name: str, version: int | None = None):
+        """Rebuild a stored training set (its latest version, or ``version``) from its
+        manifest; refuses when its inputs changed (see ``sparkfs.training.sets``)."""
         from .training.sets import recreate_training_set
 
-        return recreate_training_set(self, name)
+        return recreate_training_set(self, name, version)
 
     # -- quality and discovery --------------------------------------------------------------
     def statistics(self, group: str | FeatureGroup, version: int | None = None,

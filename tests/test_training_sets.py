@@ -115,3 +115,31 @@ def test_cli_create_show_recreate(store, store_config, tmp_path, capsys):
     assert "cli_set  v1  4 rows  duckdb" in capsys.readouterr().out
     assert main(base + ["show", "missing"]) == 2
     assert "training set 'missing' does not exist" in capsys.readouterr().err
+
+
+def test_versions_through_the_facade_and_the_cli(store, store_config, tmp_path, capsys):
+    v1 = store.create_training_set("vers", SPINE, ["weather:temp"], "ts", engine="duckdb")
+    store.ingest("weather", batch([("JFK", T(29), 9.0, 9.0)]), run_id="w4", materialize=False)
+    v2 = store.create_training_set("vers", SPINE, ["weather:temp"], "ts", engine="duckdb")
+    assert (v1.version, v2.version) == (1, 2)
+    assert v1.to_arrow().column("temp").to_pylist() == [1.0, 5.0, 2.0, None]
+    assert v2.to_arrow().column("temp").to_pylist() == [9.0, 5.0, 2.0, None]
+    # the facade takes a version, and None means the latest
+    assert store.get_training_set("vers", 1).to_arrow().equals(v1.to_arrow())
+    assert store.get_training_set("vers", version=2).to_arrow().equals(v2.to_arrow())
+    assert store.get_training_set("vers").version == 2
+    old = store.recreate_training_set("vers", 1)
+    assert (old.version, old.to_arrow().equals(v1.to_arrow())) == (1, True)
+    assert store.recreate_training_set("vers", version=None).version == 2
+    with pytest.raises(NotFoundError, match="training set 'vers' version 3 does not exist"):
+        store.get_training_set("vers", 3)
+    # the CLI's --version (it used to raise TypeError)
+    cfg = tmp_path / "sparkfs.yaml"
+    cfg.write_text(yaml.safe_dump(store_config))
+    base = ["--config", str(cfg), "training-set"]
+    assert main(base + ["recreate", "vers", "--version", "1"]) == 0
+    assert "recreated training set 'vers' version 1: 4 rows; identical" in capsys.readouterr().out
+    assert main(base + ["recreate", "vers"]) == 0
+    assert "recreated training set 'vers' version 2: 4 rows; identical" in capsys.readouterr().out
+    assert main(base + ["recreate", "vers", "--version", "7"]) == 2
+    assert "training set 'vers' version 7 does not exist" in capsys.readouterr().err

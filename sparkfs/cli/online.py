@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 from ..errors import ValidationError
@@ -17,6 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", choices=["spark", "local"], default="spark",
                    help="spark: executors write partitions (default); local: DuckDB here")
     p.set_defaults(func=_materialize)
+
+    p = sub.add_parser("rebuild-online", help="rebuild online values from the Delta history "
+                       "alone into an emptied online table (every online group when none given)")
+    p.add_argument("group", nargs="?", help="group name or name@version (default: all)")
+    p.add_argument("--engine", choices=["spark", "local"], default="spark",
+                   help="spark: executors write partitions (default); local: DuckDB here")
+    p.set_defaults(func=_rebuild_online)
 
     p = sub.add_parser("get-online", help="read online feature vectors (prints JSON)")
     p.add_argument("--features", "-f", required=True, nargs="+", help="refs like weather:temp")
@@ -49,6 +57,20 @@ def _materialize(args: argparse.Namespace) -> int:
     return 0
 
 
+_INT_RE = re.compile(r"-?[0-9]{1,18}")
+
+
+def _rebuild_online(args: argparse.Namespace) -> int:
+    fs = open_store(args)
+    try:
+        results = fs.rebuild_online(args.group, engine=args.engine)
+        for r in results if isinstance(results, list) else [results]:
+            print(json.dumps(r.to_dict()))
+    finally:
+        fs.close()
+    return 0
+
+
 def _parse_entity(text: str) -> dict:
     row = {}
     for part in text.split(","):
@@ -56,7 +78,7 @@ def _parse_entity(text: str) -> dict:
         if not sep or not key.strip():
             raise ValidationError(f"--entity {text!r}: write KEY=VALUE[,KEY=VALUE]")
         value = value.strip()
-        row[key.strip()] = int(value) if value.lstrip("-").isdigit() else value
+        row[key.strip()] = int(value) if _INT_RE.fullmatch(value) else value
     return row
 
 

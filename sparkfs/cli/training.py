@@ -118,10 +118,8 @@ def _show(args: argparse.Namespace) -> int:
 def _recreate(args: argparse.Namespace) -> int:
     fs = open_store(args)
     _load_repo(fs, args.repo)
-    stored = fs.get_training_set(args.name, args.version) if args.version else \
-        fs.get_training_set(args.name)
-    rebuilt = fs.recreate_training_set(args.name, args.version) if args.version else \
-        fs.recreate_training_set(args.name)
+    stored = fs.get_training_set(args.name, args.version)
+    rebuilt = fs.recreate_training_set(args.name, stored.version)
     new, old = rebuilt.to_arrow(), stored.to_arrow()
     same = new.equals(old)
     if args.output:

@@ -96,6 +96,27 @@ def materialize(fs: "FeatureStore", group: FeatureGroup, engine: str = "spark",
                              time.perf_counter() - start, engine, len(files))
 
 
+def rebuild(fs: "FeatureStore", group: FeatureGroup, engine: str = "spark",
+            batch_rows: int = 10_000) -> MaterializeResult:
+    """Rebuild ``group``'s online state from its Delta history alone: drop the online table
+    and its watermark (for a windowed-aggregation group, its event state), then materialize
+    every commit. Use it for a new, emptied or damaged online store; reads of the group
+    find no values until it finishes.
+    """
+    if not group.online:
+        raise DefinitionError(f"feature group {group.name!r} version {group.version} has "
+                              "online=False: it has no online state to rebuild")
+    if engine not in ENGINES:
+        raise DefinitionError(f"materialize engine {engine!r} is unknown; use one of {ENGINES}")
+    if group.aggregations:
+        from ..aggregations.online import state_group
+
+        fs.online.drop(state_group(group))
+    else:
+        fs.online.drop(group)
+    return materialize(fs, group, engine=engine, batch_rows=batch_rows)
+
+
 def _count_rows(fs: "FeatureStore", group: FeatureGroup, version: int, files: list[str]) -> int:
     """Rows in ``files``, from the Delta log's statistics (no data read)."""
     from ..offline.tables import _join
