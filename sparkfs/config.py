@@ -10,7 +10,7 @@ A config file has these sections (every one optional; see ``conf/local.yaml`` an
     online:   {type: sqlite, path: ...}   or   {type: hbase, host: ..., port: 9090, ...}
     spark:    {master: "local[*]", app_name: sparkfs, conf: {...}}
     ingest:   {materialize: false, statistics: true}
-    serving:  {max_batch_size: 1000}
+    serving:  {max_batch_size: 1000, max_body_bytes: ..., auth: {enabled: true, keys: [...]}}
     monitoring: {psi_threshold: 0.2, ks_pvalue: 0.01}
 
 ``${VAR}`` and ``${VAR:-default}`` are expanded in string values. Relative paths are
@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -57,6 +58,7 @@ class _Strict(BaseModel):
 
 class RegistryConfig(_Strict):
     path: str | None = None  # default: {data_dir}/registry.db
+    lock_timeout_s: float = Field(default=10.0, gt=0)  # a locked registry: wait, then fail
 
 
 class OfflineConfig(_Strict):
@@ -94,7 +96,7 @@ class HBaseOnlineConfig(_Strict):
         return v
 
 
-OnlineConfig = Annotated[Union[SqliteOnlineConfig, HBaseOnlineConfig], Field(discriminator="type")]
+OnlineConfig = Annotated[SqliteOnlineConfig | HBaseOnlineConfig, Field(discriminator="type")]
 
 
 class SparkConfig(_Strict):
@@ -108,8 +110,87 @@ class IngestConfig(_Strict):
     statistics: bool = True  # per-feature statistics of every committed batch (sparkfs.monitoring)
 
 
+#: Scopes an API key can hold; each may be limited to one target (``push:weather``).
+SCOPES = ("features:read", "predict", "push", "admin")
+
+
+def parse_scope(text: str) -> tuple[str, str | None]:
+    """``(scope, target)`` of a scope string: ``"features:read"`` (every group and view),
+    ``"features:read:weather"`` (one group or on-demand transform),
+    ``"features:read:view:flight_delay"`` (one feature view), ``"predict:delay"`` (one
+    deployment), ``"push:weather"`` (one group), ``"admin"``.
+
+    >>> parse_scope("features:read:weather")
+    ('features:read', 'weather')
+    >>> parse_scope("predict")
+    ('predict', None)
+    >>> parse_scope("write")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown scope 'write': use features:read[:GROUP|:view:VIEW], \
+    predict[:DEPLOYMENT], push[:GROUP] or admin
+    """
+    for scope in SCOPES:
+        if text == scope:
+            return scope, None
+        if text.startswith(scope + ":") and scope != "admin":
+            target = text[len(scope) + 1:]
+            name = target[len("view:"):] if target.startswith("view:") else target
+            if re.fullmatch(r"[a-z][a-z0-9_]*|\*", name) and not (
+                    target.startswith("view:") and scope != "features:read"):
+                return scope, None if target == "*" else target
+    raise ValueError(f"unknown scope {text[:64]!r}: use features:read[:GROUP|:view:VIEW], "
+                     "predict[:DEPLOYMENT], push[:GROUP] or admin")
+
+
+class ApiKeyConfig(_Strict):
+    """One API key of the service: its name (for logs), the sha256 hex digest of the key
+    (never the key itself) and its scopes (see ``sparkfs.serving.auth``)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    sha256: str
+    scopes: list[str] = Field(min_length=1)
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex_digest(cls, v: str) -> str:
+        if not re.fullmatch(r"[0-9a-f]{64}", v):
+            raise ValueError("must be the 64 lowercase hex digits of the key's sha256 "
+                             "(`sparkfs api-key create` prints it)")
+        return v
+
+    @field_validator("scopes")
+    @classmethod
+    def _known_scopes(cls, v: list[str]) -> list[str]:
+        for s in v:
+            parse_scope(s)  # ValueError names the scope and the valid forms
+        return v
+
+
+class AuthConfig(_Strict):
+    """``serving.auth``: off by default (loopback development); keys inline, from the
+    environment variable named by ``keys_env`` (a YAML/JSON list) or a YAML file."""
+
+    enabled: bool = False
+    keys: list[ApiKeyConfig] = []
+    keys_env: str | None = None
+    keys_file: str | None = None
+
+
 class ServingConfig(_Strict):
     max_batch_size: int = Field(default=1_000, ge=1)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=16, ge=4, le=256)
+    max_string_length: int = Field(default=4_096, ge=16)
+    body_timeout_s: float = Field(default=10.0, gt=0)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    keep_alive_s: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=1_000, ge=1)
+    plan_cache_size: int = Field(default=1_024, ge=1)
+    registry_refresh_s: float = Field(default=2.0, ge=0)
+    store_timeout_s: float = Field(default=5.0, gt=0)
+    store_retry_after_s: float = Field(default=2.0, gt=0)
+    auth: AuthConfig = AuthConfig()
 
 
 class MonitoringConfig(_Strict):
@@ -211,10 +292,10 @@ def load_config_dict(data: Mapping[str, Any] | None, source: str = "<dict>",
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, "
                           f"got {type(data).__name__}")
-    data = _expand(dict(data), env, "", source)
+    expanded: dict[str, Any] = _expand(dict(data), env, "", source)
     for var, path in _ENV_OVERRIDES.items():
         if var in env and env[var] != "":
-            node = data
+            node = expanded
             for part in path[:-1]:
                 node = node.setdefault(part, {})
                 if not isinstance(node, dict):
@@ -225,7 +306,7 @@ def load_config_dict(data: Mapping[str, Any] | None, source: str = "<dict>",
                 node["type"] = "sqlite"
             node[path[-1]] = env[var]
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(expanded)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
 

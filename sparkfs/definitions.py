@@ -20,14 +20,15 @@ datetime.timedelta(days=2)
 Traceback (most recent call last):
 ...
 sparkfs.errors.DefinitionError: feature group name 'Bad-Name' is not allowed: names must match [a-z][a-z0-9_]* (lower-case letter first, then lower-case letters, digits or _)
-"""
+"""  # noqa: E501 (doctest output)
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from .errors import DefinitionError
 
@@ -67,7 +68,7 @@ def check_name(name: Any, what: str) -> str:
     Traceback (most recent call last):
     ...
     sparkfs.errors.DefinitionError: field name 'x; DROP TABLE y' is not allowed: names must match [a-z][a-z0-9_]* (lower-case letter first, then lower-case letters, digits or _)
-    """
+    """  # noqa: E501 (doctest output)
     if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > MAX_NAME_LENGTH:
         raise DefinitionError(
             f"{what} name {name!r} is not allowed: names must match {NAME_PATTERN} "
@@ -88,7 +89,7 @@ def check_dtype(dtype: Any, what: str) -> str:
     )
 
 
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
+_DURATION_RE = re.compile(r"^\s*([0-9]+)\s*(ms|s|m|h|d|w)\s*$")
 _DURATION_UNITS = {
     "ms": timedelta(milliseconds=1),
     "s": timedelta(seconds=1),
@@ -108,7 +109,7 @@ def parse_duration(value: Any, what: str = "duration") -> timedelta:
     Traceback (most recent call last):
     ...
     sparkfs.errors.DefinitionError: duration '2 hours' is not a duration: write a whole number and a unit, one of ms, s, m, h, d, w (for example '2h' or '7d')
-    """
+    """  # noqa: E501 (doctest output)
     if isinstance(value, timedelta):
         if value <= timedelta(0):
             raise DefinitionError(f"{what} must be positive, got {value}")
@@ -583,7 +584,7 @@ def parse_versioned_name(text: Any, what: str = "feature group") -> tuple[str, i
     Traceback (most recent call last):
     ...
     sparkfs.errors.DefinitionError: feature group 'weather@٣' is malformed: write 'name' or 'name@version' with a version of 1 to 9 ASCII digits (for example 'weather' or 'weather@2')
-    """
+    """  # noqa: E501 (doctest output)
     m = _VERSIONED_NAME_RE.fullmatch(text) if isinstance(text, str) else None
     if not m:
         raise DefinitionError(
@@ -642,4 +643,4 @@ def _not_found_feature(group: FeatureGroup, name: str) -> Exception:
 
 
 # FeatureView lives in its own module (sparkfs.views); it is a definition like the others.
-from .views import FeatureView  # noqa: E402
+from .views import FeatureView as FeatureView  # noqa: E402  (re-exported)

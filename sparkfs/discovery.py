@@ -80,7 +80,8 @@ def _texts(name: str, description: str, owner: str, tags: dict) -> dict[str, str
 
 
 def _match(words: list[str], texts: dict[str, str]) -> tuple[int, list[str]]:
-    score, matched = 0, []
+    score = 0
+    matched: list[str] = []
     for w in words:
         where = [part for part, text in texts.items() if w in text]
         if not where:

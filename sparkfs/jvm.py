@@ -18,7 +18,7 @@ packages, Ivy resolves again at every session start, and a pom keeps the pins re
 >>> fetch("nope")
 Traceback (most recent call last):
 ...
-sparkfs.jvm.JvmArtifactError: unknown JVM bundle 'nope'; known: delta, hbase, kafka, spark-kafka
+sparkfs.errors.JvmArtifactError: unknown JVM bundle 'nope'; known: delta, hbase, kafka, spark-kafka
 
 Command line: ``python -m sparkfs.jvm fetch delta hbase`` prints each bundle's directory.
 """
@@ -33,14 +33,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import SparkfsError
+from .errors import JvmArtifactError
 
 BUNDLES = ("delta", "hbase", "kafka", "spark-kafka")
 _STAMP = ".sparkfs-fetched"
-
-
-class JvmArtifactError(SparkfsError):
-    """A JVM artifact could not be fetched (the message names it and the registry's answer)."""
 
 
 def poms_dir() -> Path:

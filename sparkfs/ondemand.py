@@ -30,12 +30,19 @@ both see exactly the same values):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .definitions import DTYPES, FeatureRef
-from .errors import DefinitionError, NotFoundError, TransformError, ValidationError
+from .errors import (
+    CodeNotLoadedError,
+    DefinitionError,
+    NotFoundError,
+    TransformError,
+    ValidationError,
+)
 from .transforms import Transform
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,11 +50,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["OnDemandPlan", "plan_on_demand", "split_refs", "is_on_demand", "get_on_demand",
            "attach_code", "CodeNotLoadedError"]
-
-
-class CodeNotLoadedError(TransformError):
-    """A registered on-demand transform's code is not imported in this process (or differs
-    from the registered fingerprint): a deployment problem, not a bad request."""
 
 
 def _live(fs: Any, name: str) -> Transform | None:
@@ -87,7 +89,8 @@ def get_on_demand(fs: Any, name: str) -> Transform:
 
 def split_refs(fs: Any, refs: Iterable[Any]) -> tuple[list[FeatureRef], list[FeatureRef]]:
     """``(group_refs, on_demand_refs)``, each in request order."""
-    groups, od = [], []
+    groups: list[FeatureRef] = []
+    od: list[FeatureRef] = []
     cache: dict[str, bool] = {}
     for r in refs:
         ref = FeatureRef.parse(r)
@@ -255,7 +258,7 @@ def plan_on_demand(fs: Any, refs: Sequence[Any]) -> OnDemandPlan:
     dtypes: dict[str, str] = {}
     owner: dict[str, str] = {}
     for t in transforms.values():
-        for p, r in t.features.items():
+        for r in t.features.values():
             ref = FeatureRef.parse(r)
             g = fs.get_feature_group(ref.group, ref.version)  # NotFoundError names the group
             f = g.feature(ref.feature)

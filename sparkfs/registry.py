@@ -24,16 +24,19 @@ structure. Change the metadata (description, owner, tags, ttl, online, validatio
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime as dt
 import json
 import os
 import sqlite3
+import urllib.parse
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from .definitions import Entity, FeatureGroup, FeatureView, check_name
-from .errors import DefinitionError, NotFoundError, RegistryError
+from .errors import DefinitionError, NotFoundError, RegistryError, RegistryUnavailableError
 
 SCHEMA_VERSION = 1
 
@@ -57,7 +60,11 @@ _STRUCTURAL = ("entities", "event_time", "schema", "transforms", "aggregations")
 
 @dataclass
 class ApplyResult:
-    """What one ``apply`` changed: ``created``/``updated`` hold ``kind:name@version`` labels."""
+    """What one ``apply`` changed: ``created``/``updated`` hold ``kind:name@version`` labels.
+
+    >>> ApplyResult(created=["feature_group:weather@1"]).changed
+    ['feature_group:weather@1']
+    """
 
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
@@ -69,7 +76,7 @@ class ApplyResult:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 def _dump(spec: dict) -> str:
@@ -94,25 +101,87 @@ def _label(kind: str, name: str, version: int) -> str:
 
 
 class Registry:
-    """Definitions in one SQLite file. Safe for several processes at once."""
+    """Definitions in one SQLite file. Safe for several processes at once.
 
-    def __init__(self, path: str) -> None:
+    Opening a registry writes nothing: reads use a read-only connection, so a registry on
+    a read-only disk, or one another process holds a write lock on, still answers every
+    read (``sparkfs list``, ``get-online``, ``serve``). The file and its tables are
+    created by the first write. A write that cannot take the lock within
+    ``lock_timeout_s``, or that meets a read-only file, fails with
+    ``RegistryUnavailableError`` saying so; a read blocked as long fails the same way.
+    """
+
+    def __init__(self, path: str, lock_timeout_s: float = 10.0) -> None:
         self.path = path
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with self._connect() as con:
-            con.executescript(_DDL)
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                        (str(SCHEMA_VERSION),))
+        self.lock_timeout_s = lock_timeout_s
+
+    def _unavailable(self, exc: sqlite3.Error, doing: str) -> RegistryUnavailableError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            why = (f"is locked by another process ({doing} waited {self.lock_timeout_s:g} s, "
+                   "registry.lock_timeout_s); retry when that process has finished")
+        elif doing == "reading":
+            why = f"cannot be read ({text})"
+        elif "readonly" in text or "read-only" in text or "unable to open" in text:
+            why = "is read-only here; write from a host where it is writable"
+        else:
+            why = f"refused the write ({text})"
+        return RegistryUnavailableError(f"registry {self.path} {why}")
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        """A connection for writes; creates the file and tables on first use."""
         try:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA busy_timeout=60000")
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            con = sqlite3.connect(self.path, timeout=self.lock_timeout_s, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise RegistryUnavailableError(f"registry {self.path} cannot be opened for "
+                                           f"writing: {exc}") from None
+        try:
+            try:
+                con.execute(f"PRAGMA busy_timeout={int(self.lock_timeout_s * 1000)}")
+                if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    con.execute("PRAGMA journal_mode=WAL")
+                for stmt in _DDL.split(";"):
+                    if stmt.strip():
+                        con.execute(stmt)
+                if con.execute("SELECT 1 FROM meta WHERE key='schema_version'").fetchone() is None:
+                    con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                                (str(SCHEMA_VERSION),))
+            except sqlite3.OperationalError as exc:
+                raise self._unavailable(exc, "writing") from None
             yield con
+        except sqlite3.OperationalError as exc:
+            raise self._unavailable(exc, "writing") from None
         finally:
             con.close()
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> builtins.list[tuple]:
+        """Rows of a read, on a read-only connection (nothing stored yet: no rows)."""
+        if not os.path.exists(self.path):
+            return []
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path))
+        last: sqlite3.Error | None = None
+        for mode in ("?mode=ro", "?mode=ro&immutable=1"):  # immutable: no -shm can be made
+            try:
+                con = sqlite3.connect(uri + mode, uri=True, timeout=self.lock_timeout_s,
+                                      isolation_level=None)
+            except sqlite3.Error as exc:
+                last = exc
+                continue
+            try:
+                con.execute(f"PRAGMA busy_timeout={int(self.lock_timeout_s * 1000)}")
+                return con.execute(sql, tuple(args)).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return []
+                last = exc
+                if "unable to open" not in str(exc):
+                    break
+            finally:
+                con.close()
+        assert last is not None
+        raise self._unavailable(last, "reading")
 
     # -- writes -----------------------------------------------------------------------
     def apply(self, objects: Iterable[Any]) -> ApplyResult:
@@ -234,28 +303,27 @@ class Registry:
     # -- reads ------------------------------------------------------------------------
     def get(self, kind: str, name: str, version: int | None = None) -> dict | None:
         """The spec of one object (the highest version when ``version`` is None)."""
-        with self._connect() as con:
-            if version is None:
-                row = con.execute("SELECT spec FROM objects WHERE kind=? AND name=? "
-                                  "ORDER BY version DESC LIMIT 1", (kind, name)).fetchone()
-            else:
-                row = con.execute("SELECT spec FROM objects WHERE kind=? AND name=? AND version=?",
-                                  (kind, name, version)).fetchone()
-        return json.loads(row[0]) if row else None
+        if version is None:
+            rows = self._query("SELECT spec FROM objects WHERE kind=? AND name=? "
+                               "ORDER BY version DESC LIMIT 1", (kind, name))
+        elif not 0 <= version < 2 ** 63:  # no such version (and SQLite's integer range)
+            return None
+        else:
+            rows = self._query("SELECT spec FROM objects WHERE kind=? AND name=? AND version=?",
+                               (kind, name, version))
+        return json.loads(rows[0][0]) if rows else None
 
     def list(self, kind: str) -> list[dict]:
-        with self._connect() as con:
-            rows = con.execute("SELECT spec FROM objects WHERE kind=? ORDER BY name, version",
-                               (kind,)).fetchall()
+        rows = self._query("SELECT spec FROM objects WHERE kind=? ORDER BY name, version",
+                           (kind,))
         return [json.loads(r[0]) for r in rows]
 
-    def versions(self, kind: str, name: str) -> list[int]:
-        with self._connect() as con:
-            rows = con.execute("SELECT version FROM objects WHERE kind=? AND name=? ORDER BY "
-                               "version", (kind, name)).fetchall()
+    def versions(self, kind: str, name: str) -> builtins.list[int]:
+        rows = self._query("SELECT version FROM objects WHERE kind=? AND name=? ORDER BY "
+                           "version", (kind, name))
         return [r[0] for r in rows]
 
-    def history(self, kind: str | None = None, name: str | None = None) -> list[dict]:
+    def history(self, kind: str | None = None, name: str | None = None) -> builtins.list[dict]:
         q, args = "SELECT seq,kind,name,version,action,spec,applied_at FROM history", []
         conds = []
         if kind:
@@ -266,8 +334,7 @@ class Registry:
             args.append(name)
         if conds:
             q += " WHERE " + " AND ".join(conds)
-        with self._connect() as con:
-            rows = con.execute(q + " ORDER BY seq", args).fetchall()
+        rows = self._query(q + " ORDER BY seq", args)
         return [{"seq": r[0], "kind": r[1], "name": r[2], "version": r[3], "action": r[4],
                  "spec": json.loads(r[5]), "applied_at": r[6]} for r in rows]
 
@@ -283,7 +350,7 @@ class Registry:
                                 f"registered groups: {known or 'none (run apply first)'}")
         return FeatureGroup.from_spec(spec)
 
-    def list_groups(self) -> list[FeatureGroup]:
+    def list_groups(self) -> builtins.list[FeatureGroup]:
         return [FeatureGroup.from_spec(s) for s in self.list("feature_group")]
 
     def get_entity(self, name: str, missing_ok: bool = False) -> Entity | None:
@@ -294,7 +361,7 @@ class Registry:
             raise NotFoundError(f"entity {name!r} is not registered")
         return Entity.from_spec(spec)
 
-    def list_entities(self) -> list[Entity]:
+    def list_entities(self) -> builtins.list[Entity]:
         return [Entity.from_spec(s) for s in self.list("entity")]
 
     def get_view(self, name: str, version: int | None = None) -> FeatureView:
@@ -310,7 +377,7 @@ class Registry:
                                 f"{known or 'none (apply a FeatureView first)'}")
         return FeatureView.from_spec(spec)
 
-    def list_views(self) -> list[FeatureView]:
+    def list_views(self) -> builtins.list[FeatureView]:
         return [FeatureView.from_spec(s) for s in self.list("feature_view")]
 
 

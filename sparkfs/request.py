@@ -38,12 +38,13 @@ This module never imports pyspark.
 Traceback (most recent call last):
 ...
 sparkfs.errors.DefinitionError: feature 'temp' is requested twice; pass full_feature_names=True to name features '{group}__{feature}' (weather@1:temp and weather@2:temp)
-"""
+"""  # noqa: E501 (doctest output)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from .definitions import FeatureGroup, FeatureRef, parse_refs
 from .errors import DefinitionError, NotFoundError
@@ -177,9 +178,11 @@ def resolve(fs: Any, features: Sequence[Any] | None = None, view: Any = None,
         return gr
 
     od_refs_set = {id(r) for r in od_refs}
+    od_transforms = od.transforms if od is not None else []
+    od_dtypes = od.output_dtypes if od is not None else {}
     for ref in refs:
         if id(ref) in od_refs_set:
-            t = next(t for t in od.transforms if t.name == ref.group)
+            t = next(t for t in od_transforms if t.name == ref.group)
             names = t.output_names if ref.feature == "*" else [ref.feature]
             wanted += [("od", t, n) for n in names]
             continue
@@ -221,7 +224,7 @@ def resolve(fs: Any, features: Sequence[Any] | None = None, view: Any = None,
         else:
             source = f"{owner.name}:{n}"
             col = f"{owner.name}__{n}" if full_feature_names else n
-            dtype = od.output_dtypes[n]
+            dtype = od_dtypes[n]
         _claim(col, source, outputs, taken, full_feature_names)
         outputs[col] = source
         columns.append(col)

@@ -20,17 +20,21 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .config import Config, load_config, load_config_dict
 from .definitions import Entity, FeatureGroup, parse_versioned_name
-from .views import FeatureView
 from .errors import NotFoundError, SparkfsError
 from .offline.tables import OfflineStore
 from .registry import ApplyResult, Registry
+from .views import FeatureView
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
+
+    from .online.base import OnlineStore
+    from .online.materialize import MaterializeResult
 
 
 class FeatureStore:
@@ -52,9 +56,10 @@ class FeatureStore:
             self.config = load_config(config)
         self._spark = spark
         self._lock = threading.Lock()
-        self.registry = Registry(self.config.registry_path)
+        self.registry = Registry(self.config.registry_path,
+                                 lock_timeout_s=self.config.registry.lock_timeout_s)
         self.offline = OfflineStore(self.config.offline_root, self.config.offline.storage_options)
-        self._online = None
+        self._online: OnlineStore | None = None
         # Objects applied in this process keep their code (transforms); registry copies don't.
         self._live: dict[tuple[str, str, int], Any] = {}
 
@@ -135,7 +140,8 @@ class FeatureStore:
             groups = list(latest.values())
         return groups
 
-    def get_feature_group(self, name: str, version: int | None = None) -> FeatureGroup:
+    def get_feature_group(self, name: str | FeatureGroup,
+                          version: int | None = None) -> FeatureGroup:
         """A registered feature group (its latest version unless ``version`` is given)."""
         if isinstance(name, FeatureGroup):
             return self.get_feature_group(name.name, name.version)
@@ -191,7 +197,7 @@ class FeatureStore:
         result = ingest(self, g, df, run_id=run_id)
         if materialize if materialize is not None else self.config.ingest.materialize:
             if g.online and result.rows_written:
-                result.materialization = self.materialize(g)
+                [result.materialization] = self.materialize(g)
         return result
 
     def read_history(self, group: str | FeatureGroup, version: int | None = None,
@@ -207,14 +213,30 @@ class FeatureStore:
         return History(self, g, version=version, as_of=as_of)
 
     # -- online ---------------------------------------------------------------------------
-    def materialize(self, group: str | FeatureGroup | None = None, version: int | None = None):
-        """Push the latest value per key from Delta to the online store, incrementally."""
+    def materialize(self, group: str | FeatureGroup | None = None, version: int | None = None,
+                    engine: str = "spark") -> list[MaterializeResult]:
+        """Push the latest value per key from Delta to the online store, incrementally:
+        ``group`` (its latest version unless ``version``), or every online group's latest
+        version when no group is given. One ``MaterializeResult`` per group, in order.
+
+        ``engine``: ``"spark"`` (executors write, the default) or ``"local"`` (DuckDB in
+        this process, no Spark needed).
+
+        >>> import tempfile
+        >>> from sparkfs import Entity, FeatureGroup, FeatureStore, Field
+        >>> fs = FeatureStore({"project": "doc", "data_dir": tempfile.mkdtemp()})
+        >>> g = FeatureGroup(name="weather", entities=[Entity("airport", join_keys=["origin"])],
+        ...                  event_time="time_hour", schema=[Field("temp", "double")], online=True)
+        >>> _ = fs.apply([g])
+        >>> [(r.group, r.keys_written) for r in fs.materialize("weather", engine="local")]
+        [('weather', 0)]
+        >>> fs.close()
+        """
         from .online.materialize import materialize
 
         groups = ([self.get_feature_group(group, version)] if group is not None
                   else [g for g in self.list_feature_groups(latest_only=True) if g.online])
-        results = [materialize(self, g) for g in groups]
-        return results[0] if group is not None else results
+        return [materialize(self, g, engine=engine) for g in groups]
 
     def rebuild_online(self, group: str | FeatureGroup | None = None, engine: str = "spark"):
         """Rebuild the online values of ``group`` (every online group when None) from Delta

@@ -25,7 +25,8 @@ sparkfs.errors.DefinitionError: feature view 'v' lists 'weather:temp' twice; lis
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .definitions import FeatureGroup, FeatureRef, _check_tags, check_name
 from .errors import DefinitionError

@@ -13,10 +13,10 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_training_reference import T, append_history, features_of, reference
 
-from sparkfs import Entity, FeatureGroup, Field, FeatureStore, NotFoundError, SparkfsError
+from sparkfs import Entity, FeatureGroup, FeatureStore, Field, NotFoundError, SparkfsError
 from sparkfs.training.duckdb import commit_layout
-from test_training_reference import T, UTC, append_history, features_of, reference
 
 ENGINES = ["duckdb", "spark"]
 
@@ -153,7 +153,8 @@ def test_null_keys_duplicates_and_order_preserved(store, engine):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_time_zones(store, engine):
     instants = [T(-5), T(10), T(40)]
-    ny = pd.DataFrame({"origin": ["JFK"] * 3, "ts": pd.DatetimeIndex(instants).tz_convert("America/New_York")})
+    ny = pd.DataFrame({"origin": ["JFK"] * 3,
+                       "ts": pd.DatetimeIndex(instants).tz_convert("America/New_York")})
     naive = pd.DataFrame({"origin": ["JFK"] * 3, "ts": [t.replace(tzinfo=None) for t in instants]})
     a = store.get_historical_features(ny, ["weather:temp"], "ts", engine=engine).to_arrow()
     b = store.get_historical_features(naive, ["weather:temp"], "ts", engine=engine).to_arrow()

@@ -77,7 +77,7 @@ def _describe(args: argparse.Namespace) -> int:
     if g.description:
         print(f"  {printable(g.description)}")
     print(f"  owner: {printable(g.owner or '-')}   tags: {printable(str(g.tags or '-'))}")
-    print(f"  entities: " + ", ".join(f"{e.name}({', '.join(e.join_keys)})" for e in g.entities))
+    print("  entities: " + ", ".join(f"{e.name}({', '.join(e.join_keys)})" for e in g.entities))
     print(f"  event time: {g.event_time}   ttl: {g.ttl or '-'}   online: {g.online}")
     print(f"  history: {fs.offline.table_uri(g)} (Delta version {fs.offline.current_version(g)})")
     print("  features:")

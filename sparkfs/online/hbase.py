@@ -30,11 +30,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import socket
 import threading
 import time
-from typing import Any, Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+from .._extras import require
 from ..config import HBaseOnlineConfig
 from ..definitions import FeatureGroup
 from ..errors import OnlineStoreError
@@ -61,6 +62,7 @@ class HBaseOnlineStore:
     """Online store in HBase (see the module docstring). Connects on first use."""
 
     def __init__(self, config: HBaseOnlineConfig) -> None:
+        require("happybase", extra="hbase", what="the HBase online store (online.type: hbase)")
         self.config = config
         self.family = config.column_family.encode()
         self._pool: Any = None
@@ -97,9 +99,19 @@ class HBaseOnlineStore:
 
         c = self.config
         last: BaseException | None = None
+        # One budget for the whole call: timeout x tries. An attempt at a frozen server
+        # costs more than one timeout (the pool reconnects), so no retry starts that could
+        # not finish within the budget.
+        budget = c.timeout_ms / 1000 * (c.retries + 1)
+        deadline = time.monotonic() + budget
+        attempts = 0
         for attempt in range(c.retries + 1):
             if attempt:
-                time.sleep(c.backoff_ms / 1000 * 2 ** (attempt - 1))
+                pause = c.backoff_ms / 1000 * 2 ** (attempt - 1)
+                if time.monotonic() + pause + c.timeout_ms / 1000 > deadline:
+                    break
+                time.sleep(pause)
+            attempts += 1
             try:
                 pool = self._get_pool()
                 with pool.connection(timeout=c.timeout_ms / 1000) as con:
@@ -108,12 +120,13 @@ class HBaseOnlineStore:
                     Hbase_thrift.AlreadyExists, TApplicationException) as exc:
                 raise OnlineStoreError(f"HBase at {c.host}:{c.port} refused {what}: "
                                        f"{getattr(exc, 'message', None) or exc}") from None
-            except (TTransportException, socket.error, NoConnectionsAvailable, EOFError) as exc:
+            except (OSError, TTransportException, NoConnectionsAvailable, EOFError) as exc:
                 last = exc
         raise OnlineStoreError(
-            f"HBase at {c.host}:{c.port} is unreachable: {what} failed after {c.retries + 1} "
-            f"attempts ({type(last).__name__}: {last}). Check that the HBase Thrift server "
-            "is running (online.host / online.port)")
+            f"HBase at {c.host}:{c.port} is unreachable: {what} failed after {attempts} "
+            f"attempts within its budget of {budget:g} s (online.timeout_ms x (retries + 1)) "
+            f"({type(last).__name__}: {last}). Check that the HBase Thrift server is running "
+            "(online.host / online.port)")
 
     def close(self) -> None:
         with self._lock:

@@ -19,11 +19,13 @@ aggregations are materialized by ``sparkfs.aggregations.online``.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from .._extras import require
 from ..config import Config, SqliteOnlineConfig
 from ..definitions import FeatureGroup
 from ..errors import DefinitionError, OnlineStoreError, SparkfsError
@@ -80,6 +82,9 @@ def materialize(fs: "FeatureStore", group: FeatureGroup, engine: str = "spark",
         return materialize_aggregations(fs, group)
     if engine not in ENGINES:
         raise DefinitionError(f"materialize engine {engine!r} is unknown; use one of {ENGINES}")
+    if engine == "spark":
+        require("pyspark", extra="spark",
+                what="materialize with engine='spark' (engine='local' needs no Spark)")
     start = time.perf_counter()
     store = fs.online
     watermark, current = watermark_and_version(fs, group, group, "fs.online.drop(group)")

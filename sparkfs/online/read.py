@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..definitions import FeatureGroup
 from ..errors import ValidationError
@@ -35,22 +36,40 @@ _RANGES = {"int": (-(2 ** 31), 2 ** 31 - 1), "long": (-(2 ** 63), 2 ** 63 - 1)}
 def coerce_key(value: Any, dtype: str, key: str, row: int) -> Any:
     """``value`` checked against the join key's dtype (see the module docstring)."""
     if dtype == "string":
-        if type(value) is str:
-            return value
         if isinstance(value, str):
-            return str(value)
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValidationError(
+                        f"entity row {row}: join key {key!r} value {_shown(value)} is not valid "
+                        "Unicode text (a lone surrogate); pass UTF-8 text") from None
+            return value if type(value) is str else str(value)
         raise ValidationError(f"entity row {row}: join key {key!r} must be a string, got "
-                              f"{value!r} ({type(value).__name__}); pass a str")
+                              f"{_shown(value)} ({type(value).__name__}); pass a str")
     if type(value) is int or (isinstance(value, numbers.Integral)
                               and not isinstance(value, bool)):
         v = int(value)
         lo, hi = _RANGES[dtype]
         if lo <= v <= hi:
             return v
-        raise ValidationError(f"entity row {row}: join key {key!r} value {v} is out of range "
+        raise ValidationError(f"entity row {row}: join key {key!r} value {_shown(v)} is out of range "
                               f"for a {dtype} key")
     raise ValidationError(f"entity row {row}: join key {key!r} must be an {dtype}, got "
-                          f"{value!r} ({type(value).__name__}); pass an integer")
+                          f"{_shown(value)} ({type(value).__name__}); pass an integer")
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` of at most ``limit`` characters of it (a message never echoes a huge
+    value).
+
+    >>> _shown("x" * 100, 10)
+    "'xxxxxxxxxx'... (90 more characters)"
+    """
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value) - limit} more characters)"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def read_group(store: OnlineStore, group: FeatureGroup, keys: Sequence[tuple],

@@ -22,14 +22,15 @@ imports pyspark.
 from __future__ import annotations
 
 import datetime as dt
-from collections import abc
 import os
 import threading
+from collections import OrderedDict, abc
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..definitions import FeatureGroup
-from ..errors import NotFoundError, ValidationError
+from ..errors import NotFoundError, RegistryUnavailableError, ValidationError
 from ..online.read import coerce_key, read_group
 from ..online.response import OnlineResponse
 
@@ -54,43 +55,74 @@ class _Plan:
 
 
 class _DefinitionCache:
-    """Resolved request plans per (features, full_feature_names), dropped whenever the
-    registry file changes."""
+    """Resolved request plans per (features, view, full_feature_names): at most
+    ``serving.plan_cache_size`` of them, least recently used dropped first, all rebuilt
+    after the registry file changes (a ``stat`` per call, so an ``apply`` in this process
+    is seen at once). When the registry cannot be read (locked, read-only disk) a plan
+    built before keeps serving."""
 
     def __init__(self, fs: Any) -> None:
         self.fs = fs
         self._paths = [fs.config.registry_path, fs.config.registry_path + "-wal"]
+        self._size = fs.config.serving.plan_cache_size
         self._signature: tuple | None = None
-        self._plans: dict[tuple, _Plan] = {}
+        self._plans: OrderedDict[tuple, tuple[tuple | None, _Plan]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _current_signature(self) -> tuple:
-        sig = []
+        sig: list[tuple[int, int] | None] = []
         for p in self._paths:
             try:
                 st = os.stat(p)
-                sig.append((st.st_mtime_ns, st.st_size))
             except FileNotFoundError:
                 sig.append(None)
+                continue
+            # an empty WAL (a reader may create one) holds no change: same as none
+            sig.append((st.st_mtime_ns, st.st_size) if st.st_size else None)
         return tuple(sig)
 
-    def plan(self, features: Sequence[Any] | None, full_feature_names: bool,
-             view: Any = None) -> _Plan:
+    @staticmethod
+    def _key(features: Sequence[Any] | None, full_feature_names: bool, view: Any) -> tuple:
         if features is not None:
             features = tuple(features) if not isinstance(features, str) else (features,)
         vkey = view if view is None or isinstance(view, str) else repr(view.to_spec())
-        key = (features, vkey, bool(full_feature_names))
+        return (features, vkey, bool(full_feature_names))
+
+    def cached(self, features: Sequence[Any] | None, full_feature_names: bool,
+               view: Any = None) -> bool:
+        """True when ``plan`` would answer from the cache (no registry read)."""
         sig = self._current_signature()
         with self._lock:
-            if sig != self._signature:
-                self._plans.clear()
-                self._signature = sig
-            plan = self._plans.get(key)
-        if plan is None:
-            plan = _build_plan(self.fs, features, full_feature_names, view)
-            with self._lock:
-                self._plans[key] = plan
+            self._signature = sig
+            hit = self._plans.get(self._key(features, full_feature_names, view))
+        return hit is not None and hit[0] == sig
+
+    def plan(self, features: Sequence[Any] | None, full_feature_names: bool,
+             view: Any = None) -> _Plan:
+        key = self._key(features, full_feature_names, view)
+        sig = self._current_signature()
+        with self._lock:
+            self._signature = sig
+            hit = self._plans.get(key)
+            if hit is not None:
+                self._plans.move_to_end(key)
+                if hit[0] == sig:
+                    return hit[1]
+        try:
+            plan = _build_plan(self.fs, key[0], full_feature_names, view)
+        except RegistryUnavailableError:
+            if hit is None:
+                raise
+            return hit[1]  # the registry is locked or unreadable: the plan known before
+        with self._lock:
+            self._plans[key] = (sig, plan)
+            self._plans.move_to_end(key)
+            while len(self._plans) > self._size:
+                self._plans.popitem(last=False)
         return plan
+
+    def __len__(self) -> int:
+        return len(self._plans)
 
 
 def _cache(fs: Any) -> _DefinitionCache:
@@ -98,6 +130,12 @@ def _cache(fs: Any) -> _DefinitionCache:
     if cache is None:
         cache = fs.__dict__.setdefault("_online_definition_cache", _DefinitionCache(fs))
     return cache
+
+
+def plan_cached(fs: Any, features: Sequence[Any] | None, full_feature_names: bool,
+                view: Any = None) -> bool:
+    """True when ``get_online_features(fs, features, ...)`` would not read the registry."""
+    return _cache(fs).cached(features, full_feature_names, view)
 
 
 def _build_plan(fs: Any, features: Sequence[Any] | None, full_feature_names: bool,
@@ -183,7 +221,7 @@ def get_online_features(fs: Any, features: Sequence[str] | None,
         for out in plan.outputs:
             response.add_feature(out, [], [], [], plan.dtypes[out])
         return response
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     columns: dict[str, tuple] = {}
     store = fs.online
     for gp in plan.groups:

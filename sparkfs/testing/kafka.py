@@ -12,7 +12,7 @@ False
 >>> broker.bootstrap_servers
 Traceback (most recent call last):
 ...
-sparkfs.testing.kafka.KafkaError: the Kafka broker is not running: call start() first
+sparkfs.errors.KafkaError: the Kafka broker is not running: call start() first
 
 Typical use (needs Java and the fetched jars)::
 
@@ -33,10 +33,11 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from ..errors import SparkfsError
+from ..errors import KafkaError
 
 HOST = "127.0.0.1"
 
@@ -52,10 +53,6 @@ rootLogger.appenderRef.file.ref = file
 logger.kafka.name = kafka.server.KafkaRaftServer
 logger.kafka.level = info
 """
-
-
-class KafkaError(SparkfsError):
-    """The test Kafka broker could not start, or was used before it started."""
 
 
 def _free_port() -> int:

@@ -44,7 +44,8 @@ for the Spark algorithm.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SparkfsError
 from .plan import ENGINES, SPINE_ID, output_schema, resolve, spine_to_arrow
@@ -58,7 +59,7 @@ PUBLIC_OPTIONS = ("full_feature_names", "time_buckets", "hot_key_rows",
 
 
 def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[str] | None,
-                            timestamp_col: str, engine: str = "spark", as_known_at: bool = False,
+                            timestamp_col: str | None, engine: str = "spark", as_known_at: bool = False,
                             key_map: Mapping[str, str] | None = None, view: Any = None,
                             **options: Any) -> TrainingSet:
     """A point-in-time correct ``TrainingSet`` for ``spine`` (see the module docstring)."""
@@ -70,7 +71,8 @@ def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[s
                  key_map=key_map, view=view, **options)
 
 
-def build(fs: "FeatureStore", spine: Any, features: Sequence[str] | None, timestamp_col: str,
+def build(fs: "FeatureStore", spine: Any, features: Sequence[str] | None,
+          timestamp_col: str | None,
           engine: str = "spark", as_known_at: bool = False,
           key_map: Mapping[str, str] | None = None, full_feature_names: bool = False,
           time_buckets: int | None = None, hot_key_rows: int | None = None,
@@ -84,10 +86,15 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str] | None, timest
         raise SparkfsError(f"engine {engine!r} is not supported; use one of {', '.join(ENGINES)}")
     if not isinstance(timestamp_col, str):
         raise SparkfsError(f"timestamp_col must be a column name, got {timestamp_col!r}")
-    options = {"full_feature_names": bool(full_feature_names)}
+    options: dict[str, Any] = {"full_feature_names": bool(full_feature_names)}
     if engine == "spark":
-        from .spark import DEFAULT_TIME_BUCKETS, join_spark, spark_schema_as_arrow, spine_summary, \
-            spine_to_spark
+        from .spark import (
+            DEFAULT_TIME_BUCKETS,
+            join_spark,
+            spark_schema_as_arrow,
+            spine_summary,
+            spine_to_spark,
+        )
 
         time_buckets = DEFAULT_TIME_BUCKETS if time_buckets is None else int(time_buckets)
         if time_buckets < 1:
@@ -106,7 +113,8 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str] | None, timest
         sdf, tbl = spine_to_spark(fs.spark, spine, timestamp_col, keep_id=keep_id)
         spine_schema = spark_schema_as_arrow(sdf)
     else:
-        from .duckdb import join_duckdb, spine_summary
+        from .duckdb import join_duckdb
+        from .duckdb import spine_summary as arrow_spine_summary
 
         tbl = spine_to_arrow(spine, timestamp_col, keep_id=keep_id)
         spine_schema = tbl.schema
@@ -116,11 +124,11 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str] | None, timest
     schema = output_schema(plan, spine_schema)
     if engine == "spark":
         summary = spine_summary(sdf, timestamp_col)
-        frame = join_spark(fs, plan, sdf, summary, time_buckets=time_buckets,
+        frame = join_spark(fs, plan, sdf, summary, time_buckets=options["time_buckets"],
                            hot_key_rows=hot_key_rows, spine_arrow=tbl,
                            broadcast_spine_rows=broadcast_spine_rows)
     else:
-        summary = spine_summary(tbl, timestamp_col)
+        summary = arrow_spine_summary(tbl, timestamp_col)
         arrow = join_duckdb(fs, plan, tbl, summary, threads=threads)
     from .manifest import build_manifest
 

@@ -70,7 +70,7 @@ def spine_summary(spine: pa.Table, timestamp_col: str) -> dict:
     try:
         con.register("spine", spine)
         cols = ", ".join(q(c) for c in spine.column_names)
-        h = con.execute(f"SELECT bit_xor(hash({cols})) FROM spine").fetchone()[0]
+        h = con.execute(f"SELECT bit_xor(hash({cols})) FROM spine").fetchall()[0][0]
     finally:
         con.close()
     return {"lo": mm["min"], "hi": mm["max"], "rows": spine.num_rows,
@@ -218,7 +218,7 @@ def commit_layout(paths: list[str], event_time: str) -> tuple[int, int, list[lis
                 return None
         if commit is not None:
             by_commit.setdefault(commit, []).append(path)
-    if lo is None:
+    if lo is None or hi is None:
         return None
     return lo, hi, [by_commit[c] for c in sorted(by_commit)]
 
@@ -295,7 +295,7 @@ def apply_on_demand(plan: Plan, out: pa.Table) -> pa.Table:
 def _ts_lit(micros: int) -> str:
     import datetime as dt
 
-    when = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=int(micros))
+    when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(micros))
     return f"TIMESTAMPTZ '{when.isoformat()}'"
 
 

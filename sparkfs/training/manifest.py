@@ -53,7 +53,7 @@ def build_manifest(plan: Plan, engine: str, summary: dict, key_map: dict | None,
         on_demand = {t.name: t.fingerprint for t in plan.on_demand.transforms}
     return {
         "format": FORMAT,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
         "engine": engine,
         "as_known_at": plan.as_known_at,
         "timestamp_col": plan.timestamp_col,

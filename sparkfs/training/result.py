@@ -15,7 +15,7 @@ UTC (``timestamp[us, tz=UTC]`` in Arrow, tz-aware in pandas) whichever engine ra
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -50,8 +50,8 @@ class TrainingSet:
         self.manifest = manifest
         self.name = name
         self.version = version
-        self._spine_frame = None  # the numbered spine the join used (set by the engines)
-        self._spine_table = None
+        self._spine_frame: DataFrame | None = None  # the numbered spine the join used (set by the engines)
+        self._spine_table: pa.Table | None = None
 
     @property
     def columns(self) -> list[str]:

@@ -32,7 +32,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, SparkfsError
 from . import build
@@ -53,19 +54,22 @@ def training_sets_root(fs: "FeatureStore") -> str:
 
 
 def create_training_set(fs: "FeatureStore", name: str, spine: Any,
-                        features: Sequence[str] | None, timestamp_col: str, view: Any = None,
+                        features: Sequence[str] | None, timestamp_col: str | None,
+                        view: Any = None,
                         **options: Any) -> TrainingSet:
     """Build a training set and store its rows, spine and manifest as a new version of
     ``name``, of feature references or of a feature ``view`` (the manifest's ``"view"``
-    records its ``name@version``; ``"features"`` its references, pinned). Options: ``engine`` (default ``"spark"``), ``as_known_at``, ``key_map``,
-    ``full_feature_names``, ``time_buckets``, ``hot_key_rows``, ``broadcast_spine_rows``,
-    ``threads``, ``description``."""
+    records its ``name@version``; ``"features"`` its references, pinned). Options:
+    ``engine`` (default ``"spark"``), ``as_known_at``, ``key_map``, ``full_feature_names``,
+    ``time_buckets``, ``hot_key_rows``, ``broadcast_spine_rows``, ``threads``,
+    ``description``."""
     from ..definitions import check_name
 
     check_name(name, "training set")
     unknown = sorted(set(options) - set(CREATE_OPTIONS))
     if unknown:
-        raise SparkfsError(f"create_training_set got unknown option(s) {unknown}; known: {list(CREATE_OPTIONS)}")
+        raise SparkfsError(f"create_training_set got unknown option(s) {unknown}; "
+                           f"known: {list(CREATE_OPTIONS)}")
     description = options.pop("description", "")
     engine = options.pop("engine", "spark")
     ts = build(fs, spine, features, timestamp_col, engine=engine, view=view, **options)
@@ -92,13 +96,15 @@ def create_training_set(fs: "FeatureStore", name: str, spine: Any,
     return get_training_set(fs, name, version)
 
 
-def _write(fs: "FeatureStore", ts: TrainingSet, spine: Any, timestamp_col: str, engine: str,
+def _write(fs: "FeatureStore", ts: TrainingSet, spine: Any, timestamp_col: str | None, engine: str,
            path: str) -> None:
     os.makedirs(path)
     data, spine_path = os.path.join(path, "data"), os.path.join(path, "spine")
     if engine == "spark":
         out = "file://" + data
         ts._frame_with_id().write.mode("error").parquet(out)
+        if ts._spine_frame is None:  # the Spark engine always sets it
+            raise SparkfsError(f"training set {ts!r}: the Spark join kept no numbered spine")
         ts._spine_frame.write.mode("error").parquet("file://" + spine_path)
     else:
         import pyarrow.parquet as pq

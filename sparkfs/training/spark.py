@@ -64,8 +64,8 @@ from __future__ import annotations
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
-from ..offline.tables import COMMIT_TIME, RUN_ID
 from ..errors import SparkfsError
+from ..offline.tables import COMMIT_TIME, RUN_ID
 from .plan import SPINE_ID, GroupPlan, Plan, micros
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -114,14 +114,15 @@ def spark_schema_as_arrow(df: "DataFrame"):
 
 
 def spine_summary(sdf: "DataFrame", timestamp_col: str) -> dict:
-    """Min/max timestamp (epoch microseconds), row count and an order-sensitive hash of the spine (one job)."""
+    """Min/max timestamp (epoch microseconds), row count and an order-sensitive hash of the
+    spine (one job)."""
     from pyspark.sql import functions as F
 
     cols = [F.col(f"`{c}`") for c in sdf.columns]
     row = sdf.agg(F.unix_micros(F.min(F.col(f"`{timestamp_col}`"))).alias("lo"),
                   F.unix_micros(F.max(F.col(f"`{timestamp_col}`"))).alias("hi"),
                   F.count(F.lit(1)).alias("n"),
-                  F.bit_xor(F.xxhash64(*cols)).alias("h")).first()
+                  F.bit_xor(F.xxhash64(*cols)).alias("h")).collect()[0]
     return {"lo": row["lo"], "hi": row["hi"], "rows": int(row["n"]),
             "hash": f"spark-xxhash64-xor:{(row['h'] or 0) & 0xFFFFFFFFFFFFFFFF:016x}"}
 
@@ -267,7 +268,7 @@ def _hot_keys(hist: "DataFrame", spine: "DataFrame", kcols: list[str], summary: 
         return None
     spark = spine.sparkSession
     if hot_key_rows is None:
-        partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+        partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or "200")
         total = summary["rows"] + history_rows
         hot_key_rows = max(MIN_HOT_KEY_ROWS, 2 * total // max(1, partitions))
         if total < hot_key_rows:
