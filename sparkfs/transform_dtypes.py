@@ -22,7 +22,8 @@ import pandas as pd
 from .definitions import check_dtype
 from .errors import TransformError
 
-__all__ = ["pandas_dtype", "coerce", "to_python", "series_from_values", "to_values"]
+__all__ = ["pandas_dtype", "coerce", "to_python", "series_from_values", "to_values",
+           "infer_dtype", "spark_like_series"]
 
 _PANDAS_DTYPES: dict[str, Any] = {
     "boolean": "boolean", "int": "Int32", "long": "Int64", "float": "float32",
@@ -171,6 +172,72 @@ def _is_missing(v: Any) -> bool:
         return False
 
 
+# -- undeclared inputs: the dtype Spark would give ---------------------------------------------
+_ARROW_TYPES = {"boolean": "bool_", "long": "int64", "double": "float64", "string": "string"}
+
+
+def infer_dtype(values: Sequence[Any]) -> str | None:
+    """The sparkfs dtype Spark infers for a column of these Python values (as
+    ``spark.createDataFrame`` does): bool -> boolean, int -> long, float (NaN too) ->
+    double, ints mixed with floats -> double, str -> string, datetime -> timestamp,
+    date -> date. ``None`` when every value is missing (None/NA/NaT) or the kinds mix.
+
+    >>> infer_dtype([float("nan")]), infer_dtype([1, None]), infer_dtype([None])
+    ('double', 'long', None)
+    """
+    kinds = set()
+    for v in values:
+        if v is None or v is pd.NA or v is pd.NaT:
+            continue
+        if isinstance(v, (bool, np.bool_)):
+            kinds.add("boolean")
+        elif isinstance(v, (int, np.integer)):
+            kinds.add("long")
+        elif isinstance(v, (float, np.floating)):
+            kinds.add("double")
+        elif isinstance(v, str):
+            kinds.add("string")
+        elif isinstance(v, (dt.datetime, np.datetime64)):
+            kinds.add("timestamp")
+        elif isinstance(v, dt.date):
+            kinds.add("date")
+        else:
+            return None
+    if kinds == {"long", "double"}:
+        return "double"
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def spark_like_series(values: Sequence[Any]) -> pd.Series:
+    """Python values of an input whose dtype nobody declared, as the pandas Series a Spark
+    pandas UDF receives for the column Spark infers for them: Spark hands a UDF its
+    columns through Arrow, so this goes through Arrow too (``infer_dtype``; a long column
+    with a null arrives as float64 with NaN, a boolean one as object, a double keeps NaN
+    and turns null into NaN; timestamps as UTC). All-missing values stay an object Series
+    of None.
+
+    >>> spark_like_series([float("nan")]).dtype, spark_like_series([1, None]).tolist()
+    (dtype('float64'), [1.0, nan])
+    >>> spark_like_series([True, None]).tolist(), spark_like_series([None]).dtype
+    ([True, None], dtype('O'))
+    """
+    import pyarrow as pa
+
+    values = list(values)
+    dtype = infer_dtype(values)
+    missing = [v is None or v is pd.NA or v is pd.NaT for v in values]
+    if dtype in _ARROW_TYPES:
+        if dtype == "double":
+            values = [None if m else float(v) for v, m in zip(values, missing)]
+        else:
+            values = [None if m else v for v, m in zip(values, missing)]
+        return pa.array(values, type=getattr(pa, _ARROW_TYPES[dtype])()).to_pandas()
+    if dtype == "timestamp":
+        return _to_utc(pd.Series([None if m else v for v, m in zip(values, missing)],
+                                 dtype=object), "UTC")
+    return pd.Series([None if m else v for v, m in zip(values, missing)], dtype=object)
+
+
 # -- fast paths for the online service: Python lists in, Python lists out ---------------------
 # Each fast path gives exactly what the general path gives (``coerce`` of an object Series,
 # and ``to_python`` of each coerced value); anything it does not recognise takes the general path.
@@ -236,6 +303,8 @@ def series_from_values(values: Sequence[Any], dtype: str | None, what: str) -> p
     [1, <NA>]
     """
     values = list(values)
+    if dtype is None:  # undeclared: what the Spark UDF would receive
+        return spark_like_series(values)
     try:
         s = _fast_series(values, dtype)
     except (ValueError, OverflowError):

@@ -51,6 +51,7 @@ from .transform_dtypes import (
     coerce,
     pandas_dtype,
     series_from_values,
+    spark_like_series,
     to_python,
     to_values,
 )
@@ -222,8 +223,13 @@ class Transform:
         except TransformError:
             raise
         except Exception as exc:
+            untyped = [k for k, v in args.items() if v.dtype == object and k not in
+                       self.input_dtypes and len(v) and v.isna().all()]
+            hint = (f"; input(s) {untyped} held only missing values and no dtype (Spark would "
+                    "not know one either): declare it with @transform(inputs={...})"
+                    if untyped else "")
             raise TransformError(f"transform {self.name!r} ({self.source}) failed on {n} row(s): "
-                                 f"{type(exc).__name__}: {exc}") from exc
+                                 f"{type(exc).__name__}: {exc}{hint}") from exc
 
     def _outputs(self, result: Any, n: int, one: Callable) -> dict[str, Any]:
         if self.multi:
@@ -283,6 +289,8 @@ class Transform:
             v = values[k]
             if isinstance(v, (list, tuple, np.ndarray)):
                 cols[k] = pd.Series([v], dtype=object)
+            elif not (self.input_dtypes.get(k) or (dtypes or {}).get(k)):
+                cols[k] = spark_like_series([v])  # undeclared: the dtype Spark would give
             elif _is_missing(v):
                 cols[k] = pd.Series([None], dtype=object)
             else:
