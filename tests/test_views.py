@@ -11,11 +11,19 @@ import math
 import pandas as pd
 import pytest
 
-from sparkfs import (DefinitionError, Entity, FeatureGroup, FeatureView, Field, NotFoundError,
-                     RegistryError, transform)
+from sparkfs import (
+    DefinitionError,
+    Entity,
+    FeatureGroup,
+    FeatureView,
+    Field,
+    NotFoundError,
+    RegistryError,
+    transform,
+)
 from sparkfs.offline.tables import ARROW_TYPES
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 airport = Entity("airport", ["origin"])
 plane = Entity("plane", ["tailnum"])
 
