@@ -14,9 +14,9 @@ from test_serving import NOW, _body, _free_port, _start, _stop, _wait_healthy
 
 from jobs.flights import features as repo
 from sparkfs import FeatureStore
+from sparkfs.offline.derived import apply_derived_pandas
 from sparkfs.repo import definitions_in
 from sparkfs.serving.app import encode_response
-from sparkfs.transforms import apply_derived_pandas
 
 
 def test_the_service_serves_vectors_from_hbase(tmp_path, hbase_online_config):
