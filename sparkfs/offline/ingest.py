@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..definitions import DTYPES, FeatureGroup
 from ..errors import ConfigError, SparkfsError, ValidationError
+from ..sql import quote_ident
 from .tables import COMMIT_TIME, RUN_ID, history_schema, read_files_spark
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -255,12 +256,12 @@ def conform(group: FeatureGroup, df: "DataFrame") -> tuple["DataFrame", list[str
             pass
         elif dtype == "int" and src == "bigint":
             narrowed.append(name)
-            cols.append(F.col(f"`{name}`").alias(name))
+            cols.append(F.col(quote_ident(name, "spark")).alias(name))
             continue
         else:
             problems.append(f"column {name!r} has type {src}, expected {dtype} "
                             f"({DTYPES[dtype][0]})")
-        c = F.col(f"`{name}`")
+        c = F.col(quote_ident(name, "spark"))
         if src == "timestamp_ntz":
             c = F.to_utc_timestamp(c.cast("timestamp"), F.current_timezone())
         cols.append(c.cast(DTYPES[dtype][0]).alias(name))
@@ -279,12 +280,13 @@ def _check_rows(group: FeatureGroup, df: "DataFrame", narrowed: list[str]) -> di
 
     keys, et = list(group.join_keys), group.event_time
     if group.aggregations:  # raw events: several rows per key and time are normal
-        row_aggs = [F.sum(F.col(f"`{k}`").isNull().cast("long")).alias(f"null:{k}")
-                    for k in keys]
+        row_aggs = [F.sum(F.col(quote_ident(k, "spark")).isNull().cast("long"))
+                    .alias(f"null:{k}") for k in keys]
         row_aggs.append(F.sum(F.col(et).isNull().cast("long")).alias("null_et"))
         lo, hi = INT_RANGE
         for c in narrowed:  # still bigint: count the values an int cannot hold
-            out = (F.col(f"`{c}`") < F.lit(lo)) | (F.col(f"`{c}`") > F.lit(hi))
+            v = F.col(quote_ident(c, "spark"))
+            out = (v < F.lit(lo)) | (v > F.lit(hi))
             row_aggs.append(F.sum(out.cast("long")).alias(f"range:{c}"))
         agg = df.agg(F.count(F.lit(1)).alias("n"), F.min(et).alias("min_et"),
                      F.max(et).alias("max_et"), *row_aggs).first().asDict()
@@ -322,7 +324,7 @@ def _check_latest_rows(df: "DataFrame", keys: list[str], et: str, values: list[s
     from pyspark.sql import functions as F
 
     def col(c: str):
-        return F.col(f"`{c}`")
+        return F.col(quote_ident(c, "spark"))
 
     value_hash = F.xxhash64(*[col(v) for v in values]) if values else F.lit(0).cast("long")
     any_null = reduce(lambda a, b: a | b, [col(k).isNull() for k in keys] + [col(et).isNull()])
@@ -361,7 +363,7 @@ def narrow(df: "DataFrame", narrowed: list[str]) -> "DataFrame":
     from pyspark.sql import functions as F
 
     for c in narrowed:
-        df = df.withColumn(c, F.col(f"`{c}`").cast("int"))
+        df = df.withColumn(c, F.col(quote_ident(c, "spark")).cast("int"))
     return df
 
 
@@ -381,14 +383,16 @@ def _without_stored_rows(spark: "SparkSession", group: FeatureGroup, df: "DataFr
     values = [c for c in value_cols if c not in keys]
 
     def hashed(frame: "DataFrame", prefix: str) -> list:
-        cols = [F.col(f"`{v}`") for v in values] or [F.lit(0)]
+        cols = [F.col(quote_ident(v, "spark")) for v in values] or [F.lit(0)]
         return [F.xxhash64(*cols).alias(f"{prefix}h1"), F.hash(*cols).alias(f"{prefix}h2")]
 
     stored = (read_files_spark(spark, group, files)
               .where((F.col(et) >= F.lit(checks["min_et"])) & (F.col(et) <= F.lit(checks["max_et"])))
-              .select(*[F.col(f"`{k}`").alias(f"__s_{k}") for k in keys], *hashed(df, "__s_")))
+              .select(*[F.col(quote_ident(k, "spark")).alias(f"__s_{k}") for k in keys],
+                      *hashed(df, "__s_")))
     batch = df.select("*", *hashed(df, "__b_"))
-    cond = [F.col(f"`{k}`") == F.col(f"`__s_{k}`") for k in keys]
+    cond = [F.col(quote_ident(k, "spark")) == F.col(quote_ident(f"__s_{k}", "spark"))
+            for k in keys]
     cond += [F.col("__b_h1") == F.col("__s_h1"), F.col("__b_h2") == F.col("__s_h2")]
     return batch.join(stored, reduce(lambda a, b: a & b, cond), "left_anti").drop("__b_h1", "__b_h2")
 

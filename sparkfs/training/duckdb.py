@@ -45,6 +45,7 @@ import pyarrow.compute as pc
 
 from ..definitions import DTYPES
 from ..offline.tables import COMMIT_TIME, history_schema
+from ..sql import quote_ident, sql_literal
 from .plan import SPINE_ID, GroupPlan, Plan, micros
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,8 +57,8 @@ KEY_SQL = {"string": "VARCHAR", "int": "BIGINT", "long": "BIGINT"}
 
 
 def q(name: str) -> str:
-    """Quote an identifier for DuckDB."""
-    return '"' + name.replace('"', '""') + '"'
+    """Quote an identifier for DuckDB (``sparkfs.sql.quote_ident``)."""
+    return quote_ident(name, "duckdb")
 
 
 def spine_summary(spine: pa.Table, timestamp_col: str) -> dict:
@@ -224,7 +225,7 @@ def commit_layout(paths: list[str], event_time: str) -> tuple[int, int, list[lis
 
 
 def _sql_list(paths: list[str]) -> str:
-    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+    return "[" + ", ".join(sql_literal(p) for p in paths) + "]"
 
 
 def history_sql(gp: GroupPlan, hist: str, plan: Plan, summary: dict, position: str) -> str:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from .plan import SPINE_ID, conform
+from ..sql import quote_ident
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -99,7 +100,7 @@ class TrainingSet:
         if self._path is not None and self._arrow is None:
             df = spark.read.parquet(_spark_path(self._path))
             cols = [c for c in df.columns if c != SPINE_ID]
-            return df.orderBy(SPINE_ID).select(*[F.col(f"`{c}`") for c in cols])
+            return df.orderBy(SPINE_ID).select(*[F.col(quote_ident(c, "spark")) for c in cols])
         return spark.createDataFrame(self.to_arrow())
 
     def _frame_with_id(self) -> "DataFrame | pa.Table":

@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 from ..offline.tables import COMMIT_TIME, RUN_ID
 from ..errors import SparkfsError
 from .plan import SPINE_ID, GroupPlan, Plan, micros
+from ..sql import quote_ident
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -100,7 +101,8 @@ def spine_to_spark(spark: "SparkSession", spine: Any, timestamp_col: str,
     for f in spine.schema.fields:
         if isinstance(f.dataType, (T.TimestampNTZType,)) or (
                 f.name == timestamp_col and isinstance(f.dataType, T.DateType)):
-            spine = spine.withColumn(f.name, F.col(f"`{f.name}`").cast("timestamp"))
+            spine = spine.withColumn(f.name,
+                                     F.col(quote_ident(f.name, "spark")).cast("timestamp"))
     if not keep_id:
         spine = spine.withColumn(SPINE_ID, F.monotonically_increasing_id())
     return spine, None
@@ -117,9 +119,9 @@ def spine_summary(sdf: "DataFrame", timestamp_col: str) -> dict:
     """Min/max timestamp (epoch microseconds), row count and an order-sensitive hash of the spine (one job)."""
     from pyspark.sql import functions as F
 
-    cols = [F.col(f"`{c}`") for c in sdf.columns]
-    row = sdf.agg(F.unix_micros(F.min(F.col(f"`{timestamp_col}`"))).alias("lo"),
-                  F.unix_micros(F.max(F.col(f"`{timestamp_col}`"))).alias("hi"),
+    cols = [F.col(quote_ident(c, "spark")) for c in sdf.columns]
+    row = sdf.agg(F.unix_micros(F.min(F.col(quote_ident(timestamp_col, "spark")))).alias("lo"),
+                  F.unix_micros(F.max(F.col(quote_ident(timestamp_col, "spark")))).alias("hi"),
                   F.count(F.lit(1)).alias("n"),
                   F.bit_xor(F.xxhash64(*cols)).alias("h")).first()
     return {"lo": row["lo"], "hi": row["hi"], "rows": int(row["n"]),
@@ -153,7 +155,7 @@ def join_spark(fs: "FeatureStore", plan: Plan, sdf: "DataFrame", summary: dict,
                                          *sorted(set(gp.key_columns.values()))),
                 gp.features, delta_version=gp.delta_version, as_known_at=plan.as_known_at,
                 key_columns=gp.key_columns, timestamp_col=plan.timestamp_col)
-            frame = frame.select(SPINE_ID, *[F.col(f"`{f}`").alias(c)
+            frame = frame.select(SPINE_ID, *[F.col(quote_ident(f, "spark")).alias(c)
                                              for f, c in zip(gp.features, gp.columns)])
             out = out.join(frame, SPINE_ID, "left")
         elif not broadcast:
@@ -164,9 +166,9 @@ def join_spark(fs: "FeatureStore", plan: Plan, sdf: "DataFrame", summary: dict,
 
         aliases = {k: v for k, v in on_demand_inputs(plan).items() if k != v}
         for short, col in aliases.items():
-            out = out.withColumn(short, F.col(f"`{col}`"))
+            out = out.withColumn(short, F.col(quote_ident(col, "spark")))
         out = plan.on_demand.apply_spark(out)
-    cols = [F.col(f"`{c}`") for c in plan.spine_columns + plan.feature_columns]
+    cols = [F.col(quote_ident(c, "spark")) for c in plan.spine_columns + plan.feature_columns]
     return out.orderBy(SPINE_ID).select(F.col(SPINE_ID), *cols)
 
 
@@ -188,8 +190,10 @@ def asof_pass(fs: "FeatureStore", gp: GroupPlan, rows: "DataFrame", timestamp_co
     pos = F.greatest(F.col(et), F.col(COMMIT_TIME)) if as_known_at else F.col(et)
     record = F.struct(F.col(et).alias("e"), F.col(COMMIT_TIME).alias("c"),
                       F.col(RUN_ID).alias("r"),
-                      *[F.col(f"`{f}`").alias(f"v{i}") for i, f in enumerate(gp.features)])
-    hist = hist.select(*[F.col(f"`{k}`").cast(SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(kc)
+                      *[F.col(quote_ident(f, "spark")).alias(f"v{i}")
+                        for i, f in enumerate(gp.features)])
+    hist = hist.select(*[F.col(quote_ident(k, "spark")).cast(SPARK_KEY_TYPES[g.key_dtypes[k]])
+                         .alias(kc)
                          for k, kc in zip(keys, kcols)],
                        pos.alias("_pos"), F.col(et).alias("_e"), record.alias("_row"))
     if hi is None:  # no spine timestamps at all: nothing can match
@@ -214,11 +218,12 @@ def asof_pass(fs: "FeatureStore", gp: GroupPlan, rows: "DataFrame", timestamp_co
         hist = hist.where(F.col("_pos") >= first).unionByName(before)
 
     columns = rows.columns
-    packed = F.struct(*[F.col(f"`{c}`") for c in columns])
+    packed = F.struct(*[F.col(quote_ident(c, "spark")) for c in columns])
     spine = rows.select(
-        *[F.col(f"`{gp.key_columns[k]}`").cast(SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(kc)
+        *[F.col(quote_ident(gp.key_columns[k], "spark"))
+          .cast(SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(kc)
           for k, kc in zip(keys, kcols)],
-        F.col(f"`{timestamp_col}`").alias("_pos"), F.lit(1).alias("_kind"),
+        F.col(quote_ident(timestamp_col, "spark")).alias("_pos"), F.lit(1).alias("_kind"),
         F.lit(None).cast(row_type).alias("_row"), packed.alias("_s"))
     union = hist.withColumn("_s", F.lit(None).cast(spine.schema["_s"].dataType)) \
         .unionByName(spine)

@@ -40,6 +40,7 @@ from ..offline.tables import COMMIT_TIME, RUN_ID, read_files_spark, spark_schema
 from .duckdb import KEY_SQL, local_paths, wide_positions
 from .plan import SPINE_ID, GroupPlan, Plan, micros
 from .spark import SPARK_KEY_TYPES, within_ttl
+from ..sql import quote_ident
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -65,16 +66,17 @@ def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.T
     slots = -(-spark.sparkContext.defaultParallelism // len(groups))
     for i, gp in enumerate(groups):
         best = _group_answers(fs, spark, gp, plan, spine, summary, slots)
-        answers.append(best.select(SPINE_ID, F.col("_row").alias(f"_r{i}")))
+        answers.append(best.select(SPINE_ID, F.col("_row").alias(f"_sfs_r{i}")))
     merged = functools.reduce(
         lambda a, b: a.unionByName(b, allowMissingColumns=True), answers)
-    merged = merged.groupBy(SPINE_ID).agg(*[F.max(f"_r{i}").alias(f"_r{i}")
+    merged = merged.groupBy(SPINE_ID).agg(*[F.max(f"_sfs_r{i}").alias(f"_sfs_r{i}")
                                             for i in range(len(groups))])
     out = out.join(merged, SPINE_ID, "left")
     for i, gp in enumerate(groups):
-        best = within_ttl(F.col(f"_r{i}"), F.col(f"`{plan.timestamp_col}`"), gp.ttl)
+        best = within_ttl(F.col(f"_sfs_r{i}"), F.col(quote_ident(plan.timestamp_col, "spark")),
+                          gp.ttl)
         out = out.select("*", *[best[f"v{j}"].alias(c) for j, c in enumerate(gp.columns)])
-    return out.drop(*[f"_r{i}" for i in range(len(groups))])
+    return out.drop(*[f"_sfs_r{i}" for i in range(len(groups))])
 
 
 def _group_answers(fs: "FeatureStore", spark, gp: GroupPlan, plan: Plan, spine: pa.Table,
@@ -167,11 +169,11 @@ def _read_spark(spark, gp: GroupPlan, uris: list[str]) -> "DataFrame":
     g = gp.group
     hist = read_files_spark(spark, g, uris)
     return hist.select(
-        *[F.col(f"`{k}`").cast(SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(f"_k{j}")
+        *[F.col(quote_ident(k, "spark")).cast(SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(f"_k{j}")
           for j, k in enumerate(gp.key_columns)],
-        F.unix_micros(F.col(f"`{g.event_time}`")).alias("_e"),
+        F.unix_micros(F.col(quote_ident(g.event_time, "spark"))).alias("_e"),
         F.unix_micros(F.col(COMMIT_TIME)).alias("_c"), F.col(RUN_ID).alias("_r"),
-        *[F.col(f"`{f}`").alias(f"v{j}") for j, f in enumerate(gp.features)])
+        *[F.col(quote_ident(f, "spark")).alias(f"v{j}") for j, f in enumerate(gp.features)])
 
 
 def _spine_keys(gp: GroupPlan, spine: pa.Table, timestamp_col: str) -> pa.Table:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import DefinitionError
 from .suite import ROW_LEVEL
+from ..sql import quote_ident
 
 
 def _bounds(kw: dict, lo: str, hi: str) -> tuple[Any, Any, bool, bool]:
@@ -30,7 +31,7 @@ def spark_failures(item: dict):
     from pyspark.sql import functions as F
 
     t, kw = item["type"], item["kwargs"]
-    c = F.col(f"`{kw['column']}`")
+    c = F.col(quote_ident(kw['column'], "spark"))
     present = c.isNotNull()
     if t == "expect_column_values_to_not_be_null":
         return c.isNull()
