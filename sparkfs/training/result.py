@@ -19,14 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from .plan import SPINE_ID, conform
 from ..sql import quote_ident
+from .plan import SPINE_ID, conform
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from pyspark.sql import DataFrame
 
     from ..store import FeatureStore
+    from .engines import Spine
 
 
 class TrainingSet:
@@ -40,7 +41,8 @@ class TrainingSet:
     def __init__(self, fs: "FeatureStore | None" = None, *, manifest: dict,
                  spark_df: "DataFrame | None" = None, arrow: pa.Table | None = None,
                  path: str | None = None, schema: pa.Schema | None = None,
-                 name: str | None = None, version: int | None = None) -> None:
+                 name: str | None = None, version: int | None = None,
+                 spine: "Spine | None" = None) -> None:
         if arrow is not None and schema is not None:
             arrow = conform(arrow, pa.schema([pa.field(SPINE_ID, pa.int64())] + list(schema)))
         self._fs = fs
@@ -51,8 +53,7 @@ class TrainingSet:
         self.manifest = manifest
         self.name = name
         self.version = version
-        self._spine_frame = None  # the numbered spine the join used (set by the engines)
-        self._spine_table = None
+        self.spine = spine  # the numbered spine the join used (None when read back)
 
     @property
     def columns(self) -> list[str]:

@@ -183,14 +183,14 @@ def _write(fs: "FeatureStore", ts: TrainingSet, spine: Any, timestamp_col: str, 
     if engine == "spark":
         out = "file://" + data
         ts._frame_with_id().write.mode("error").parquet(out)
-        ts._spine_frame.write.mode("error").parquet("file://" + spine_path)
+        ts.spine.frame.write.mode("error").parquet("file://" + spine_path)
     else:
         import pyarrow.parquet as pq
 
         os.makedirs(data)
         os.makedirs(spine_path)
         pq.write_table(ts._frame_with_id(), os.path.join(data, "part-0.parquet"))
-        pq.write_table(ts._spine_table, os.path.join(spine_path, "part-0.parquet"))
+        pq.write_table(ts.spine.arrow, os.path.join(spine_path, "part-0.parquet"))
 
 
 def _spec(fs: "FeatureStore", name: str, version: int | None = None) -> dict:

@@ -37,9 +37,11 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from ..offline.tables import COMMIT_TIME, RUN_ID, read_files_spark, spark_schema
-from .duckdb import KEY_SQL, local_paths, wide_positions
+from ..errors import SparkfsError
+from .duckdb_sql import KEY_SQL, local_paths, parquet_positions, q, wide_positions
+from .engines import Spine
 from .plan import SPINE_ID, GroupPlan, Plan, micros
-from .spark import SPARK_KEY_TYPES, within_ttl
+from .spark import SPARK_KEY_TYPES, SparkEngine, within_ttl
 from ..sql import quote_ident
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,8 +56,37 @@ DEFAULT_BROADCAST_SPINE_ROWS = 2_000_000
 _ARROW_KEY = {"string": pa.string(), "int": pa.int64(), "long": pa.int64()}
 
 
+class SparkBroadcastEngine(SparkEngine):
+    """The broadcast strategy as a ``JoinEngine`` (``sparkfs.training.engines``). Needs a
+    spine held in the driver (pandas or Arrow). ``spark_reads_files``: Spark reads the
+    history files and hands them to the tasks as Arrow, as it must when the executors
+    cannot open the files themselves (object storage); by default that happens only for
+    such files.
+
+    >>> SparkBroadcastEngine(broadcast_spine_rows=10).options()
+    {'time_buckets': 64, 'broadcast_spine_rows': 10}
+    """
+
+    def __init__(self, time_buckets: int | None = None, hot_key_rows: int | None = None,
+                 broadcast_spine_rows: int | None = None,
+                 spark_reads_files: bool = False) -> None:
+        super().__init__(time_buckets, hot_key_rows, broadcast_spine_rows)
+        self.spark_reads_files = bool(spark_reads_files)
+
+    def add_asof(self, fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: Spine,
+                 summary: dict, groups: list[GroupPlan]) -> "DataFrame":
+        if spine.arrow is None:
+            raise SparkfsError(
+                "the Spark broadcast strategy needs a spine in the driver's memory (pandas or "
+                "Arrow); a Spark DataFrame spine is joined by the shuffle strategy "
+                "(engine='spark' picks it)")
+        return broadcast_join(fs, plan, out, spine.arrow, summary, groups,
+                              spark_reads_files=self.spark_reads_files)
+
+
 def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.Table,
-                   summary: dict, groups: list[GroupPlan]) -> "DataFrame":
+                   summary: dict, groups: list[GroupPlan],
+                   spark_reads_files: bool = False) -> "DataFrame":
     """``out`` (the spine as a Spark DataFrame, with ``_spine_id``) with the features of
     the as-of ``groups`` added (``spine``: the same rows in Arrow)."""
     from pyspark.sql import functions as F
@@ -65,7 +96,7 @@ def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.T
     # all groups' tasks run in one stage: about one task per core in all
     slots = -(-spark.sparkContext.defaultParallelism // len(groups))
     for i, gp in enumerate(groups):
-        best = _group_answers(fs, spark, gp, plan, spine, summary, slots)
+        best = _group_answers(fs, spark, gp, plan, spine, summary, slots, spark_reads_files)
         answers.append(best.select(SPINE_ID, F.col("_row").alias(f"_sfs_r{i}")))
     merged = functools.reduce(
         lambda a, b: a.unionByName(b, allowMissingColumns=True), answers)
@@ -80,7 +111,7 @@ def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.T
 
 
 def _group_answers(fs: "FeatureStore", spark, gp: GroupPlan, plan: Plan, spine: pa.Table,
-                   summary: dict, slots: int) -> "DataFrame":
+                   summary: dict, slots: int, spark_reads_files: bool = False) -> "DataFrame":
     """``_spine_id, _row`` candidates (several per spine row: one per task, and ties).
     Local files are read by at most ``slots`` tasks."""
     from pyspark.sql import functions as F
@@ -104,7 +135,7 @@ def _group_answers(fs: "FeatureStore", spark, gp: GroupPlan, plan: Plan, spine: 
                                to_arrow_schema(schema, timezone="UTC", prefers_large_types=False))
     visible = _visible_sql(gp, plan, summary)
     uris = fs.offline.table(g, gp.delta_version).file_uris()
-    paths = local_paths(uris)
+    paths = None if spark_reads_files else local_paths(uris)
     if paths is not None:
         tasks = _file_tasks(paths, slots)
         scan = functools.partial(_scan_files, gp, visible)
@@ -149,8 +180,6 @@ def _visible_sql(gp: GroupPlan, plan: Plan, summary: dict) -> str:
 
 def _scan_files(gp: GroupPlan, visible: str, paths: list[str]) -> tuple[str, str]:
     """(history SQL with ``_k*, _e, _c, _r, v*, _p``, spine lookup) over local files."""
-    from .duckdb import parquet_positions, q
-
     g = gp.group
     source, position, lookup = parquet_positions(paths, g.event_time)
     cols = [f"CAST({q(k)} AS {KEY_SQL[g.key_dtypes[k]]}) AS _k{j}"
