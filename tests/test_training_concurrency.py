@@ -27,7 +27,13 @@ WRITER = textwrap.dedent("""
     import json, os, sys, time
     import pandas as pd
     from sparkfs import FeatureStore
+    from sparkfs.training import sets
     data_dir, go, who = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    write = sets._write
+    def slow_write(*args, **kwargs):  # a slow disk: both writers are mid-write together
+        time.sleep(1.5)
+        return write(*args, **kwargs)
+    sets._write = slow_write
     fs = FeatureStore({"project": "race", "data_dir": data_dir,
                        "offline": {"engine": "delta-rs"}})
     spine = pd.DataFrame({"origin": ["JFK", "LGA"] * 50,
@@ -78,7 +84,7 @@ def test_two_processes_create_the_same_name(store, tmp_path):
     data_dir = store.config.data_dir
     root = os.path.join(data_dir, "training_sets", "race")
     seen = 0
-    for trial in range(3):
+    for trial in range(2):
         results = _race(data_dir, str(tmp_path / f"go{trial}"))
         versions = sorted(r["version"] for r in results)
         assert versions == [seen + 1, seen + 2], results  # two distinct versions, no gap
