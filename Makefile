@@ -1,25 +1,44 @@
 # Two commands: `make demo` and `make test`. Each sets up everything it needs on a
-# fresh machine (Java 17 when missing, .venv, the project with its dev extras).
+# fresh machine (Java 17 when missing, .venv, the project with its dev and all extras at the
+# exact versions in constraints.txt). `make test` runs the linters and the type checker first.
 SHELL := /bin/bash
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PIP_INSTALL := $(BIN)/python -m pip install -q -c constraints.txt
 
-.PHONY: demo test setup java maven jvm bench clean
+# The checks `make test` and .ci/run run; re-run them after a merge with `make lint`.
+RUFF := $(BIN)/ruff check .
+MYPY := $(BIN)/mypy
+PYTEST := $(BIN)/python -m pytest tests sparkfs
+
+.PHONY: demo test pytest lint fmt setup java maven jvm bench constraints clean
 
 demo: setup
 	$(BIN)/python jobs/flights/demo.py
 
-test: setup
-	$(BIN)/python -m pytest tests sparkfs $(PYTEST_ARGS)
+test: setup lint pytest
+
+pytest: setup
+	$(PYTEST) $(PYTEST_ARGS)
+
+# ruff (lint + import order) and mypy (on sparkfs/; config in pyproject.toml)
+lint: $(STAMP)
+	$(RUFF)
+	$(MYPY)
+
+# Safe automatic fixes only (import order, pyupgrade, unused imports). No `ruff format`:
+# reformatting the whole tree would collide with every branch in flight.
+fmt: $(STAMP)
+	$(RUFF) --fix
 
 setup: java maven $(STAMP) jvm
 
-# JVM jars (Delta's Spark writer, HBase) from Maven Central into a shared cache
+# JVM jars (Delta's Spark writer, HBase, a Kafka broker and Spark's connector) from Maven Central into a shared cache
 # (~/.cache/sparkfs/jvm): the first run downloads them, later runs start no Maven.
 jvm: $(STAMP)
-	$(BIN)/python -m sparkfs.jvm fetch delta hbase
+	$(BIN)/python -m sparkfs.jvm fetch delta hbase kafka spark-kafka
 
 maven:
 	@command -v mvn >/dev/null 2>&1 || { \
@@ -33,12 +52,16 @@ java:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openjdk-17-jre-headless; }
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PY) >/dev/null 2>&1 || { echo "$(PY) is required"; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(PIP_INSTALL) -e '.[dev,all]'
 	touch $(STAMP)
+
+# After a tested upgrade in .venv: write the exact versions back to constraints.txt.
+constraints: $(STAMP)
+	$(BIN)/python scripts/update_constraints.py
 
 bench: setup
 	for b in bench/*.py; do $(BIN)/python $$b; done

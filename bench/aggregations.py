@@ -35,7 +35,7 @@ from sparkfs import Aggregation, Entity, FeatureGroup, Field  # noqa: E402
 
 WINDOWS = {"1h": 3600, "1d": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 FUNCTIONS = ("count", "mean", "max")
-START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 SPAN_S = 365 * 86400
 
 user = Entity("user", join_keys=["user_id"], dtypes={"user_id": "long"})

@@ -15,7 +15,6 @@ Prints one JSON document. Goals (issue 3): SQLite batch 1 p99 < 1 ms, batch 500 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import socket
@@ -133,7 +132,7 @@ def main() -> int:
         materialize(fs, groups[name], engine="local")
     if args.spark:
         fs.online.drop(groups["one"])
-        fs.spark  # start the JVM outside the timing
+        _ = fs.spark  # start the JVM outside the timing
         t = time.perf_counter()
         m = materialize(fs, groups["one"], engine="spark")
         secs = time.perf_counter() - t
@@ -159,7 +158,7 @@ def main() -> int:
                                 "online": {"type": "hbase", "host": "127.0.0.1", "port": port}})
             t = time.perf_counter()
             rows_read = 0
-            for name, g in groups.items():
+            for g in groups.values():
                 rows_read += materialize(hfs, g, engine="local", batch_rows=50_000).rows_read
             secs = time.perf_counter() - t
             result["sparkfs_materialize_hbase_emulator_local"] = {
@@ -182,7 +181,6 @@ def main() -> int:
 
 def run_feast(work: str, groups, tables, args, refs) -> dict:
     import pyarrow.parquet as pq
-
     from peers import PeerUnavailable, feast_python
 
     try:

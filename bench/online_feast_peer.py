@@ -10,7 +10,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 def pct(xs, q):
@@ -25,9 +25,9 @@ def main():
 
     repo = tempfile.mkdtemp(prefix="feast-bench-")
     with open(os.path.join(repo, "feature_store.yaml"), "w") as f:
-        f.write("project: bench\nregistry: %s/registry.db\nprovider: local\n"
-                "online_store:\n  type: sqlite\n  path: %s/online.db\n"
-                "entity_key_serialization_version: 3\n" % (repo, repo))
+        f.write(f"project: bench\nregistry: {repo}/registry.db\nprovider: local\n"
+                f"online_store:\n  type: sqlite\n  path: {repo}/online.db\n"
+                "entity_key_serialization_version: 3\n")
     ent = Entity(name="eid", join_keys=["eid"], value_type=ValueType.INT64)
     views = []
     for name, spec in job["views"].items():
@@ -38,7 +38,7 @@ def main():
     store = FeatureStore(repo_path=repo)
     store.apply([ent] + views)
     t = time.perf_counter()
-    store.materialize(datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2030, 1, 1, tzinfo=timezone.utc))
+    store.materialize(datetime(2000, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC))
     mat_s = time.perf_counter() - t
     out = {"feast_version": __import__("feast").__version__,
            "materialize_rows_per_s": round(job["rows"] / mat_s), "materialize_s": round(mat_s, 2),

@@ -5,8 +5,8 @@ ASOF JOIN over the same files (the near-limit reference), and Feast 0.67's
 Synthetic data: a spine of ``--rows`` rows against 3 feature groups of ``--group-rows``
 rows each (different entities, 2 double features each, random event times over 2023,
 written in commits of 2M rows with one commit time each, as sparkfs's ingest writes them;
-``--per-row-commit-times`` gives every row its own, a little after its event), plus a skewed variant where one key of each
-group holds ``--hot-share`` of its rows and of the spine. Timed at three scales
+``--per-row-commit-times`` gives every row its own, a little after its event), plus a skewed
+variant where one key of each group holds ``--hot-share`` of its rows and of the spine. Timed at three scales
 (``--scales``) to show how cost grows. Prints JSON.
 
     python bench/pit_join.py                                   # 1M x 3 x 10M (slow parts capped)
@@ -173,7 +173,6 @@ print(json.dumps({"seconds": time.perf_counter() - t, "rows": len(df)}))
 def run_feast(fs, spine, root: str, timeout: float):
     """Feast's file offline store over Parquet copies of the same histories."""
     import pyarrow.parquet as pq
-
     from peers import PeerUnavailable, feast_python
 
     try:

@@ -33,15 +33,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import http.client
 import json
+import multiprocessing as mp
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import http.client
-import multiprocessing as mp
 import time
 import timeit
 
@@ -85,7 +85,7 @@ def setup_store(data_dir: str, rows: int = 5000):
         f.write(f"data_dir: {data_dir}\nserving: {{max_batch_size: 1000}}\n")
     fs = FeatureStore.from_config(conf)
     fs.apply(definitions_in(features))
-    now = pd.Timestamp(dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    now = pd.Timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
     w = data.weather_frame().sort_values("time_hour").groupby("origin").tail(1).copy()
     w["time_hour"] = now
     g = fs.get_feature_group("weather")

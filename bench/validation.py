@@ -24,11 +24,16 @@ sys.path.insert(0, ROOT)
 
 SUITE = [
     {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "tailnum"}},
-    {"type": "expect_column_values_to_be_between", "kwargs": {"column": "distance", "min_value": 1, "max_value": 6000}},
-    {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "origin", "value_set": ["EWR", "JFK", "LGA"]}},
-    {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "carrier", "regex": "^[A-Z0-9]{2}$"}},
-    {"type": "expect_column_values_to_be_between", "kwargs": {"column": "air_time", "min_value": 0, "max_value": 800}},
-    {"type": "expect_column_values_to_be_between", "kwargs": {"column": "dep_delay", "min_value": -120, "max_value": 1500}},
+    {"type": "expect_column_values_to_be_between",
+     "kwargs": {"column": "distance", "min_value": 1, "max_value": 6000}},
+    {"type": "expect_column_values_to_be_in_set",
+     "kwargs": {"column": "origin", "value_set": ["EWR", "JFK", "LGA"]}},
+    {"type": "expect_column_values_to_match_regex",
+     "kwargs": {"column": "carrier", "regex": "^[A-Z0-9]{2}$"}},
+    {"type": "expect_column_values_to_be_between",
+     "kwargs": {"column": "air_time", "min_value": 0, "max_value": 800}},
+    {"type": "expect_column_values_to_be_between",
+     "kwargs": {"column": "dep_delay", "min_value": -120, "max_value": 1500}},
 ]
 
 

@@ -7,45 +7,33 @@ Applies the repo's definitions when ``--repo`` is given, then pushes every Delta
 after each group's watermark to the online store (all online groups without ``--group``).
 Prints one JSON line per group. Exit code 2 with a one-line error on failure; the
 watermark is then unchanged and the next run picks the work up again.
+
+The work is ``sparkfs materialize`` (``sparkfs.cli.online``, through
+``FeatureStore.materialize``); this file only maps the job's flags onto it, so sparkfs
+must be installed where the driver runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from sparkfs.cli import main as sparkfs_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--config", help="YAML config (default $SPARKFS_CONFIG)")
     parser.add_argument("--repo", help="feature repo .py file to apply first")
-    parser.add_argument("--group", action="append", help="group name or name@version "
-                        "(repeatable; default: every online group)")
+    parser.add_argument("--group", action="append", default=[],
+                        help="group name or name@version (repeatable; default: every online "
+                        "group)")
     parser.add_argument("--engine", choices=["spark", "local"], default="spark")
     args = parser.parse_args(argv)
-
-    from sparkfs import FeatureStore, SparkfsError
-    from sparkfs.online.materialize import materialize
-
-    try:
-        fs = FeatureStore.from_config(args.config)
-        if args.repo:
-            from sparkfs.repo import load_repo
-
-            fs.apply(load_repo(args.repo))
-        groups = ([fs.get_feature_group(g) for g in args.group] if args.group else
-                  [g for g in fs.list_feature_groups(latest_only=True) if g.online])
-        for g in groups:
-            print(json.dumps(materialize(fs, g, engine=args.engine).to_dict()), flush=True)
-        fs.close()
-    except SparkfsError as exc:
-        print(f"materialize: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    cli = ["--config", args.config] if args.config else []
+    cli += ["materialize", *args.group, "--engine", args.engine]
+    cli += ["--repo", args.repo] if args.repo else []
+    return sparkfs_main(cli)
 
 
 if __name__ == "__main__":

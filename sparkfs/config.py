@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -94,7 +95,7 @@ class HBaseOnlineConfig(_Strict):
         return v
 
 
-OnlineConfig = Annotated[Union[SqliteOnlineConfig, HBaseOnlineConfig], Field(discriminator="type")]
+OnlineConfig = Annotated[SqliteOnlineConfig | HBaseOnlineConfig, Field(discriminator="type")]
 
 
 class SparkConfig(_Strict):
@@ -211,10 +212,10 @@ def load_config_dict(data: Mapping[str, Any] | None, source: str = "<dict>",
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, "
                           f"got {type(data).__name__}")
-    data = _expand(dict(data), env, "", source)
+    expanded: dict[str, Any] = _expand(dict(data), env, "", source)
     for var, path in _ENV_OVERRIDES.items():
         if var in env and env[var] != "":
-            node = data
+            node = expanded
             for part in path[:-1]:
                 node = node.setdefault(part, {})
                 if not isinstance(node, dict):
@@ -225,7 +226,7 @@ def load_config_dict(data: Mapping[str, Any] | None, source: str = "<dict>",
                 node["type"] = "sqlite"
             node[path[-1]] = env[var]
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(expanded)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
 

@@ -20,14 +20,15 @@ datetime.timedelta(days=2)
 Traceback (most recent call last):
 ...
 sparkfs.errors.DefinitionError: feature group name 'Bad-Name' is not allowed: names must match [a-z][a-z0-9_]* (lower-case letter first, then lower-case letters, digits or _)
-"""
+"""  # noqa: E501 (doctest output)
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from .errors import DefinitionError
 
@@ -67,7 +68,7 @@ def check_name(name: Any, what: str) -> str:
     Traceback (most recent call last):
     ...
     sparkfs.errors.DefinitionError: field name 'x; DROP TABLE y' is not allowed: names must match [a-z][a-z0-9_]* (lower-case letter first, then lower-case letters, digits or _)
-    """
+    """  # noqa: E501 (doctest output)
     if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > MAX_NAME_LENGTH:
         raise DefinitionError(
             f"{what} name {name!r} is not allowed: names must match {NAME_PATTERN} "
@@ -108,7 +109,7 @@ def parse_duration(value: Any, what: str = "duration") -> timedelta:
     Traceback (most recent call last):
     ...
     sparkfs.errors.DefinitionError: duration '2 hours' is not a duration: write a whole number and a unit, one of ms, s, m, h, d, w (for example '2h' or '7d')
-    """
+    """  # noqa: E501 (doctest output)
     if isinstance(value, timedelta):
         if value <= timedelta(0):
             raise DefinitionError(f"{what} must be positive, got {value}")
@@ -568,7 +569,28 @@ def _check_tags(tags: Mapping[str, str], what: str) -> dict[str, str]:
 
 
 # -- feature references --------------------------------------------------------------
-_REF_RE = re.compile(rf"^({NAME_PATTERN})(?:@(\d+))?:({NAME_PATTERN}|\*)$")
+#: Versions are ASCII digits, at most 9 of them (``\d`` would also accept other scripts' digits).
+_VERSION = r"[1-9][0-9]{0,8}"
+_REF_RE = re.compile(rf"({NAME_PATTERN})(?:@({_VERSION}))?:({NAME_PATTERN}|\*)")
+_VERSIONED_NAME_RE = re.compile(rf"({NAME_PATTERN})(?:@({_VERSION}))?")
+
+
+def parse_versioned_name(text: Any, what: str = "feature group") -> tuple[str, int | None]:
+    """Split ``"name"`` or ``"name@version"`` into ``(name, version or None)``.
+
+    >>> parse_versioned_name("weather@2"), parse_versioned_name("weather")
+    (('weather', 2), ('weather', None))
+    >>> parse_versioned_name("weather@٣")
+    Traceback (most recent call last):
+    ...
+    sparkfs.errors.DefinitionError: feature group 'weather@٣' is malformed: write 'name' or 'name@version' with a version of 1 to 9 ASCII digits (for example 'weather' or 'weather@2')
+    """  # noqa: E501 (doctest output)
+    m = _VERSIONED_NAME_RE.fullmatch(text) if isinstance(text, str) else None
+    if not m:
+        raise DefinitionError(
+            f"{what} {text!r} is malformed: write 'name' or 'name@version' with a version of "
+            "1 to 9 ASCII digits (for example 'weather' or 'weather@2')")
+    return m.group(1), int(m.group(2)) if m.group(2) else None
 
 
 @dataclass(frozen=True)
@@ -589,11 +611,13 @@ class FeatureRef:
     def parse(cls, ref: Any) -> "FeatureRef":
         if isinstance(ref, FeatureRef):
             return ref
-        m = _REF_RE.match(ref) if isinstance(ref, str) else None
+        m = _REF_RE.fullmatch(ref) if isinstance(ref, str) else None
         if not m:
+            shown = ref if not isinstance(ref, str) or len(ref) <= 80 else ref[:80] + "..."
             raise DefinitionError(
-                f"feature reference {ref!r} is malformed: write 'group:feature' or "
-                "'group@version:feature' (for example 'weather:temp' or 'weather@2:temp')")
+                f"feature reference {shown!r} is malformed: write 'group:feature' or "
+                "'group@version:feature' with a version of 1 to 9 ASCII digits "
+                "(for example 'weather:temp' or 'weather@2:temp')")
         return cls(m.group(1), int(m.group(2)) if m.group(2) else None, m.group(3))
 
     def __str__(self) -> str:
@@ -616,3 +640,7 @@ def _not_found_feature(group: FeatureGroup, name: str) -> Exception:
     return NotFoundError(
         f"feature group {group.name!r} version {group.version} has no feature {name!r}; "
         f"it has: {', '.join(f.name for f in group.features)}")
+
+
+# FeatureView lives in its own module (sparkfs.views); it is a definition like the others.
+from .views import FeatureView as FeatureView  # noqa: E402  (re-exported)

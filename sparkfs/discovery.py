@@ -48,6 +48,16 @@ class SearchHit:
         return dict(self.__dict__)
 
 
+def printable(text: str) -> str:
+    r"""``text`` safe for a terminal: control characters (escape sequences, newlines, ...)
+    are shown escaped instead of being interpreted.
+
+    >>> print(printable("Delay\x1b[2J, in minutes\n"))
+    Delay\x1b[2J, in minutes\n
+    """
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 class SearchResults(list):
     """A list of ``SearchHit`` that prints as a table."""
 
@@ -57,7 +67,8 @@ class SearchResults(list):
         rows = [("KIND", "NAME", "VERSION", "DTYPE", "MATCHED", "DESCRIPTION")]
         for h in self:
             rows.append((h.kind, h.name, "-" if h.version is None else str(h.version),
-                         h.dtype or "-", ",".join(h.matched), (h.description or "-")[:60]))
+                         h.dtype or "-", ",".join(h.matched),
+                         printable(h.description or "-")[:60]))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
@@ -69,7 +80,8 @@ def _texts(name: str, description: str, owner: str, tags: dict) -> dict[str, str
 
 
 def _match(words: list[str], texts: dict[str, str]) -> tuple[int, list[str]]:
-    score, matched = 0, []
+    score = 0
+    matched: list[str] = []
     for w in words:
         where = [part for part, text in texts.items() if w in text]
         if not where:

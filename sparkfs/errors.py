@@ -44,3 +44,59 @@ class OnlineStoreError(SparkfsError):
 
 class TransformError(SparkfsError):
     """A transform is malformed or failed while running."""
+
+
+class CodeNotLoadedError(TransformError):
+    """A registered on-demand transform's code is not imported in this process (or differs
+    from the registered fingerprint): a deployment problem, not a bad request.
+
+    >>> raise CodeNotLoadedError("on-demand transform 'x' is registered but its code is not "
+    ...                          "loaded: import the module that defines it")
+    Traceback (most recent call last):
+    ...
+    sparkfs.errors.CodeNotLoadedError: on-demand transform 'x' is registered but ...
+    """
+
+
+class BatchTooLargeError(SparkfsError):
+    """A request asked for more entity rows than ``serving.max_batch_size`` allows.
+
+    >>> issubclass(BatchTooLargeError, SparkfsError)
+    True
+    """
+
+
+class ClusterError(SparkfsError):
+    """The standalone Spark cluster did not come up, or a submitted application failed.
+
+    >>> str(ClusterError("the Spark cluster is already started"))
+    'the Spark cluster is already started'
+    """
+
+
+class KafkaError(SparkfsError):
+    """The test Kafka broker (``sparkfs.testing.kafka``) could not start, or was used
+    before it started.
+
+    >>> issubclass(KafkaError, SparkfsError)
+    True
+    """
+
+
+class JvmArtifactError(SparkfsError):
+    """A JVM artifact could not be fetched (the message names it and the registry's answer).
+
+    >>> issubclass(JvmArtifactError, SparkfsError)
+    True
+    """
+
+
+class MissingExtraError(SparkfsError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it.
+
+    Raised by ``sparkfs._extras.require`` (see there); an ``ImportError`` too, so code that
+    guards an optional import with ``except ImportError`` keeps working.
+
+    >>> issubclass(MissingExtraError, ImportError)
+    True
+    """

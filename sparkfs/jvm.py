@@ -12,13 +12,13 @@ Why Maven and not Spark's ``spark.jars.packages``: HBase and the Kafka broker ar
 packages, Ivy resolves again at every session start, and a pom keeps the pins reviewable.
 
 >>> sorted(BUNDLES)
-['delta', 'hbase', 'kafka']
+['delta', 'hbase', 'kafka', 'spark-kafka']
 >>> pom_path("delta").name
 'pom.xml'
 >>> fetch("nope")
 Traceback (most recent call last):
 ...
-sparkfs.jvm.JvmArtifactError: unknown JVM bundle 'nope'; known: delta, hbase, kafka
+sparkfs.errors.JvmArtifactError: unknown JVM bundle 'nope'; known: delta, hbase, kafka, spark-kafka
 
 Command line: ``python -m sparkfs.jvm fetch delta hbase`` prints each bundle's directory.
 """
@@ -33,14 +33,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import SparkfsError
+from .errors import JvmArtifactError
 
-BUNDLES = ("delta", "hbase", "kafka")
+BUNDLES = ("delta", "hbase", "kafka", "spark-kafka")
 _STAMP = ".sparkfs-fetched"
-
-
-class JvmArtifactError(SparkfsError):
-    """A JVM artifact could not be fetched (the message names it and the registry's answer)."""
 
 
 def poms_dir() -> Path:
@@ -122,8 +118,10 @@ def _pom_hash(bundle: str) -> str:
 
 def _maven_reason(output: str) -> str:
     """The lines of Maven's output that name the artifact and the registry's answer."""
-    lines = [ln.removeprefix("[ERROR]").strip() for ln in output.splitlines()
-             if "[ERROR]" in ln and ln.strip() != "[ERROR]"]
+    output = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    lines = [ln.removeprefix("[ERROR]").replace("-> [Help 1]", "").strip()
+             for ln in output.splitlines() if ln.startswith("[ERROR]")]
+    lines = [ln for ln in lines if ln]
     wanted = [ln for ln in lines
               if re.search(r"Could not|Failed to|not find|Missing|transfer|status", ln)]
     text = " | ".join((wanted or lines)[:4])

@@ -30,12 +30,19 @@ both see exactly the same values):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .definitions import DTYPES, FeatureRef
-from .errors import DefinitionError, NotFoundError, TransformError, ValidationError
+from .errors import (
+    CodeNotLoadedError,
+    DefinitionError,
+    NotFoundError,
+    TransformError,
+    ValidationError,
+)
 from .transforms import Transform
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,11 +50,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["OnDemandPlan", "plan_on_demand", "split_refs", "is_on_demand", "get_on_demand",
            "attach_code", "CodeNotLoadedError"]
-
-
-class CodeNotLoadedError(TransformError):
-    """A registered on-demand transform's code is not imported in this process (or differs
-    from the registered fingerprint): a deployment problem, not a bad request."""
 
 
 def _live(fs: Any, name: str) -> Transform | None:
@@ -87,7 +89,8 @@ def get_on_demand(fs: Any, name: str) -> Transform:
 
 def split_refs(fs: Any, refs: Iterable[Any]) -> tuple[list[FeatureRef], list[FeatureRef]]:
     """``(group_refs, on_demand_refs)``, each in request order."""
-    groups, od = [], []
+    groups: list[FeatureRef] = []
+    od: list[FeatureRef] = []
     cache: dict[str, bool] = {}
     for r in refs:
         ref = FeatureRef.parse(r)
@@ -206,24 +209,31 @@ class OnDemandPlan:
                 result[n] = res[n]
         return result
 
-    def apply_spark(self, df: "DataFrame") -> "DataFrame":
-        """The same on a Spark DataFrame, through each transform's pandas UDF."""
+    def apply_spark(self, df: "DataFrame", sources: Mapping[str, str] | None = None,
+                    names: Mapping[str, str] | None = None) -> "DataFrame":
+        """The same on a Spark DataFrame, through each transform's pandas UDF.
+
+        ``sources`` maps a looked-up feature's short name to the column of ``df`` holding
+        it (default: the short name); ``names`` maps an output to the column it is added
+        as (default: the output's name)."""
         from pyspark.sql import functions as F
 
-        self.check_columns(df.columns, "the frame")
+        sources = dict(sources or {})
+        names = dict(names or {})
+        self.check_columns([c for c in df.columns] + list(sources), "the frame")
         dtypes = self._dtypes()
         for t in self.transforms:
             cols = self._columns(t)
             frame_dtypes = {p: dtypes[c] for p, c in zip(t.inputs, cols) if c in dtypes}
-            col = t.spark(*cols, dtypes=frame_dtypes)
+            col = t.spark(*[F.col(f"`{sources.get(c, c)}`") for c in cols], dtypes=frame_dtypes)
             wanted = self.outputs[t.name]
             if not t.multi:
-                df = df.withColumn(wanted[0], col)
+                df = df.withColumn(names.get(wanted[0], wanted[0]), col)
                 continue
             tmp = f"__sparkfs_od_{t.name}"
             df = df.withColumn(tmp, col)
             for n in wanted:
-                df = df.withColumn(n, F.col(tmp).getField(n).cast(
+                df = df.withColumn(names.get(n, n), F.col(tmp).getField(n).cast(
                     DTYPES[self.output_dtypes[n]][0]))
             df = df.drop(tmp)
         return df
@@ -248,7 +258,7 @@ def plan_on_demand(fs: Any, refs: Sequence[Any]) -> OnDemandPlan:
     dtypes: dict[str, str] = {}
     owner: dict[str, str] = {}
     for t in transforms.values():
-        for p, r in t.features.items():
+        for r in t.features.values():
             ref = FeatureRef.parse(r)
             g = fs.get_feature_group(ref.group, ref.version)  # NotFoundError names the group
             f = g.feature(ref.feature)

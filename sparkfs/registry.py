@@ -24,15 +24,17 @@ structure. Change the metadata (description, owner, tags, ttl, online, validatio
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime as dt
 import json
 import os
 import sqlite3
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-from .definitions import Entity, FeatureGroup, check_name
+from .definitions import Entity, FeatureGroup, FeatureView, check_name
 from .errors import DefinitionError, NotFoundError, RegistryError
 
 SCHEMA_VERSION = 1
@@ -57,7 +59,11 @@ _STRUCTURAL = ("entities", "event_time", "schema", "transforms", "aggregations")
 
 @dataclass
 class ApplyResult:
-    """What one ``apply`` changed: ``created``/``updated`` hold ``kind:name@version`` labels."""
+    """What one ``apply`` changed: ``created``/``updated`` hold ``kind:name@version`` labels.
+
+    >>> ApplyResult(created=["feature_group:weather@1"]).changed
+    ['feature_group:weather@1']
+    """
 
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
@@ -69,7 +75,7 @@ class ApplyResult:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 def _dump(spec: dict) -> str:
@@ -85,11 +91,12 @@ def _kind_of(obj: Any) -> tuple[str, str, int]:
     if kind:
         return kind, obj.name, getattr(obj, "version", 0) or 0
     raise DefinitionError(
-        f"{obj!r} cannot be applied: apply Entity, FeatureGroup or on-demand transform objects")
+        f"{obj!r} cannot be applied: apply Entity, FeatureGroup, FeatureView or on-demand "
+        "transform objects")
 
 
 def _label(kind: str, name: str, version: int) -> str:
-    return f"{kind}:{name}" + (f"@{version}" if kind == "feature_group" else "")
+    return f"{kind}:{name}" + (f"@{version}" if kind in ("feature_group", "feature_view") else "")
 
 
 class Registry:
@@ -167,6 +174,32 @@ class Registry:
                     raise RegistryError(
                         f"feature group {g.name!r} uses entity {e.name!r} with join keys "
                         f"{list(e.join_keys)}, but the registry has {list(known.join_keys)}")
+        views = [o for o in objs if isinstance(o, FeatureView)]
+        if views:
+            from .request import check_view
+
+            for v in views:
+                check_view(v, lambda n, ver: self._lookup_group(objs, n, ver),
+                           lambda n: self._lookup_on_demand(objs, n))
+
+    def _lookup_group(self, objs: list[Any], name: str, version: int | None) -> FeatureGroup:
+        """A group given in ``objs`` or registered (latest version when ``version`` is None)."""
+        given = {o.version: o for o in objs if isinstance(o, FeatureGroup) and o.name == name}
+        if version is not None:
+            return given.get(version) or self.get_group(name, version)
+        registered = self.get("feature_group", name)
+        if registered is not None:
+            given.setdefault(registered["version"], FeatureGroup.from_spec(registered))
+        if not given:
+            return self.get_group(name)  # NotFoundError naming the registered groups
+        return given[max(given)]
+
+    def _lookup_on_demand(self, objs: list[Any], name: str) -> dict | None:
+        """The spec of an on-demand transform given in ``objs`` or registered."""
+        for o in objs:
+            if getattr(o, "registry_kind", None) == "on_demand" and o.name == name:
+                return o.to_spec()
+        return self.get("on_demand", name)
 
     def put(self, kind: str, name: str, version: int, spec: dict, replace: bool = True) -> None:
         """Store one object of another kind (training sets, reports); kept in history."""
@@ -222,13 +255,13 @@ class Registry:
                                (kind,)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
-    def versions(self, kind: str, name: str) -> list[int]:
+    def versions(self, kind: str, name: str) -> builtins.list[int]:
         with self._connect() as con:
             rows = con.execute("SELECT version FROM objects WHERE kind=? AND name=? ORDER BY "
                                "version", (kind, name)).fetchall()
         return [r[0] for r in rows]
 
-    def history(self, kind: str | None = None, name: str | None = None) -> list[dict]:
+    def history(self, kind: str | None = None, name: str | None = None) -> builtins.list[dict]:
         q, args = "SELECT seq,kind,name,version,action,spec,applied_at FROM history", []
         conds = []
         if kind:
@@ -256,7 +289,7 @@ class Registry:
                                 f"registered groups: {known or 'none (run apply first)'}")
         return FeatureGroup.from_spec(spec)
 
-    def list_groups(self) -> list[FeatureGroup]:
+    def list_groups(self) -> builtins.list[FeatureGroup]:
         return [FeatureGroup.from_spec(s) for s in self.list("feature_group")]
 
     def get_entity(self, name: str, missing_ok: bool = False) -> Entity | None:
@@ -267,8 +300,24 @@ class Registry:
             raise NotFoundError(f"entity {name!r} is not registered")
         return Entity.from_spec(spec)
 
-    def list_entities(self) -> list[Entity]:
+    def list_entities(self) -> builtins.list[Entity]:
         return [Entity.from_spec(s) for s in self.list("entity")]
+
+    def get_view(self, name: str, version: int | None = None) -> FeatureView:
+        """A registered feature view (its latest version unless ``version`` is given)."""
+        spec = self.get("feature_view", name, version)
+        if spec is None:
+            versions = self.versions("feature_view", name)
+            if versions:
+                raise NotFoundError(f"feature view {name!r} has no version {version}; "
+                                    f"registered versions: {versions}")
+            known = sorted({v["name"] for v in self.list("feature_view")})
+            raise NotFoundError(f"feature view {name!r} is not registered; registered views: "
+                                f"{known or 'none (apply a FeatureView first)'}")
+        return FeatureView.from_spec(spec)
+
+    def list_views(self) -> builtins.list[FeatureView]:
+        return [FeatureView.from_spec(s) for s in self.list("feature_view")]
 
 
 def _check_compatible(kind: str, name: str, version: int, old: dict, new: dict) -> None:
@@ -279,6 +328,17 @@ def _check_compatible(kind: str, name: str, version: int, old: dict, new: dict) 
                 f"({old.get('dtypes')}); changing them to {new.get('join_keys')} "
                 f"({new.get('dtypes')}) would break the groups that use it: create an entity "
                 "with a new name instead")
+        return
+    if kind == "feature_view":
+        from .views import STRUCTURAL
+
+        for part in STRUCTURAL:
+            if old.get(part) != new.get(part):
+                raise RegistryError(
+                    f"feature view {name!r} version {version} already exists with different "
+                    f"{part.replace('_', ' ')} ({old.get(part)} -> {new.get(part)}); models "
+                    f"and training sets depend on it. Bump the version (FeatureView(name={name!r}"
+                    f", version={version + 1}, ...)) to change it")
         return
     if kind != "feature_group":
         return

@@ -27,7 +27,38 @@ from .errors import DefinitionError, NotFoundError
 
 def import_repo(path_or_module: str) -> ModuleType:
     """Import a repo from a ``.py`` path (its directory and the project root are put on
-    ``sys.path`` so it can import sibling modules) or from a dotted module name."""
+    ``sys.path`` so it can import sibling modules) or from a dotted module name.
+
+    A repo that fails to import (a syntax error, an exception at its top level, a missing
+    module) is reported as one ``DefinitionError`` naming the repo and the cause.
+    """
+    try:
+        return _import_repo(path_or_module)
+    except (DefinitionError, NotFoundError):
+        raise
+    except Exception as exc:  # the user's code: any exception at import time
+        where = _innermost_frame_in(exc, path_or_module)
+        raise DefinitionError(
+            f"feature repo {path_or_module!r} failed to import{where}: "
+            f"{type(exc).__name__}: {exc}") from exc
+
+
+def _innermost_frame_in(exc: BaseException, path_or_module: str) -> str:
+    """`` (line N)`` of the repo file's innermost frame in the traceback, if any."""
+    path = os.path.abspath(path_or_module) if path_or_module.endswith(".py") else None
+    line = None
+    if isinstance(exc, SyntaxError) and exc.filename and path and \
+            os.path.abspath(exc.filename) == path:
+        line = exc.lineno
+    tb = exc.__traceback__
+    while tb is not None:
+        if path and os.path.abspath(tb.tb_frame.f_code.co_filename) == path:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" (line {line})" if line else ""
+
+
+def _import_repo(path_or_module: str) -> ModuleType:
     if path_or_module.endswith(".py") or os.sep in path_or_module:
         path = os.path.abspath(path_or_module)
         if not os.path.isfile(path):

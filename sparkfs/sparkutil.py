@@ -26,6 +26,9 @@ DEFAULT_CONF = {
 
 def get_or_create_spark(conf: "SparkConfig") -> "SparkSession":
     """The active SparkSession if there is one (notebooks, Databricks), else a new one."""
+    from ._extras import require
+
+    require("pyspark", extra="spark", what="the Spark engine (a SparkSession)")
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()

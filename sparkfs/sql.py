@@ -31,11 +31,10 @@ True
 
 from __future__ import annotations
 
-from typing import Iterable, Literal
+from collections.abc import Iterable
 
 from .errors import SparkfsError
 
-Dialect = Literal["duckdb", "spark"]
 DIALECTS = ("duckdb", "spark")
 
 
@@ -59,7 +58,7 @@ def check_ident(name: object, what: str = "column name") -> str:
     return name
 
 
-def quote_ident(name: str, dialect: Dialect = "duckdb") -> str:
+def quote_ident(name: str, dialect: str = "duckdb") -> str:
     """``name`` as one quoted SQL identifier of ``dialect`` (``"duckdb"`` or ``"spark"``),
     its quote character escaped by doubling: it can never end the identifier early.
 
@@ -74,7 +73,7 @@ def quote_ident(name: str, dialect: Dialect = "duckdb") -> str:
     raise SparkfsError(f"unknown SQL dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
 
 
-def quote_idents(names: Iterable[str], dialect: Dialect = "duckdb") -> str:
+def quote_idents(names: Iterable[str], dialect: str = "duckdb") -> str:
     """Comma-separated quoted identifiers.
 
     >>> print(quote_idents(["a", "b c"], "spark"))
@@ -83,7 +82,7 @@ def quote_idents(names: Iterable[str], dialect: Dialect = "duckdb") -> str:
     return ", ".join(quote_ident(n, dialect) for n in names)
 
 
-def sql_literal(value: str, dialect: Dialect = "duckdb") -> str:
+def sql_literal(value: str, dialect: str = "duckdb") -> str:
     """``value`` as a SQL string literal of ``dialect``.
 
     >>> sql_literal("/data/x.parquet")

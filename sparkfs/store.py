@@ -20,16 +20,21 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .config import Config, load_config, load_config_dict
-from .definitions import Entity, FeatureGroup, FeatureRef
+from .definitions import Entity, FeatureGroup, parse_versioned_name
 from .errors import NotFoundError, SparkfsError
 from .offline.tables import OfflineStore
 from .registry import ApplyResult, Registry
+from .views import FeatureView
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
+
+    from .online.base import OnlineStore
+    from .online.materialize import MaterializeResult
 
 
 class FeatureStore:
@@ -53,7 +58,7 @@ class FeatureStore:
         self._lock = threading.Lock()
         self.registry = Registry(self.config.registry_path)
         self.offline = OfflineStore(self.config.offline_root, self.config.offline.storage_options)
-        self._online = None
+        self._online: OnlineStore | None = None
         # Objects applied in this process keep their code (transforms); registry copies don't.
         self._live: dict[tuple[str, str, int], Any] = {}
 
@@ -100,11 +105,13 @@ class FeatureStore:
 
     # -- definitions ----------------------------------------------------------------------
     def apply(self, objects: Iterable[Any]) -> ApplyResult:
-        """Register entities, feature groups and on-demand transforms (one transaction).
+        """Register entities, feature groups, feature views and on-demand transforms (one
+        transaction).
 
-        Identical definitions are a no-op; an incompatible change to an existing group
-        version is refused (bump the version). Each new group version gets its empty
-        Delta history table.
+        Identical definitions are a no-op; an incompatible change to an existing group or
+        view version is refused (bump the version). A view's references must exist (in the
+        registry or in the same call). Each new group version gets its empty Delta
+        history table.
         """
         objs = list(objects)
         groups = [o for o in objs if isinstance(o, FeatureGroup)]
@@ -132,17 +139,39 @@ class FeatureStore:
             groups = list(latest.values())
         return groups
 
-    def get_feature_group(self, name: str, version: int | None = None) -> FeatureGroup:
+    def get_feature_group(self, name: str | FeatureGroup,
+                          version: int | None = None) -> FeatureGroup:
         """A registered feature group (its latest version unless ``version`` is given)."""
         if isinstance(name, FeatureGroup):
             return self.get_feature_group(name.name, name.version)
         if isinstance(name, str) and "@" in name and version is None:
-            ref = FeatureRef.parse(name + ":_")
-            name, version = ref.group, ref.version
+            name, version = parse_versioned_name(name)
         return self._with_code(self.registry.get_group(name, version))
 
     def list_entities(self) -> list[Entity]:
         return self.registry.list_entities()
+
+    def get_feature_view(self, name: str | FeatureView, version: int | None = None) -> FeatureView:
+        """A registered feature view: ``"name"`` (latest version), ``"name@2"``, or
+        ``name`` with ``version``.
+
+        >>> import tempfile
+        >>> from sparkfs import Entity, Field, FeatureGroup, FeatureView
+        >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+        >>> g = FeatureGroup("weather", [Entity("airport", ["origin"])], "t", [Field("temp", "double")])
+        >>> _ = fs.apply([g, FeatureView("delay", features=["weather:temp"])])
+        >>> fs.get_feature_view("delay@1").features, [v.label for v in fs.list_feature_views()]
+        (('weather:temp',), ['delay@1'])
+        """
+        from .request import get_view
+
+        if version is not None and isinstance(name, str):
+            return self.registry.get_view(name, version)
+        return get_view(self, name)
+
+    def list_feature_views(self) -> list[FeatureView]:
+        """Every registered feature view version, by name then version."""
+        return self.registry.list_views()
 
     def _with_code(self, group: FeatureGroup) -> FeatureGroup:
         live = self._live.get(("feature_group", group.name, group.version))
@@ -167,7 +196,7 @@ class FeatureStore:
         result = ingest(self, g, df, run_id=run_id)
         if materialize if materialize is not None else self.config.ingest.materialize:
             if g.online and result.rows_written:
-                result.materialization = self.materialize(g)
+                [result.materialization] = self.materialize(g)
         return result
 
     def read_history(self, group: str | FeatureGroup, version: int | None = None,
@@ -183,40 +212,91 @@ class FeatureStore:
         return History(self, g, version=version, as_of=as_of)
 
     # -- online ---------------------------------------------------------------------------
-    def materialize(self, group: str | FeatureGroup | None = None, version: int | None = None):
-        """Push the latest value per key from Delta to the online store, incrementally."""
+    def materialize(self, group: str | FeatureGroup | None = None, version: int | None = None,
+                    engine: str = "spark") -> list[MaterializeResult]:
+        """Push the latest value per key from Delta to the online store, incrementally:
+        ``group`` (its latest version unless ``version``), or every online group's latest
+        version when no group is given. One ``MaterializeResult`` per group, in order.
+
+        ``engine``: ``"spark"`` (executors write, the default) or ``"local"`` (DuckDB in
+        this process, no Spark needed).
+
+        >>> import tempfile
+        >>> from sparkfs import Entity, FeatureGroup, FeatureStore, Field
+        >>> fs = FeatureStore({"project": "doc", "data_dir": tempfile.mkdtemp()})
+        >>> g = FeatureGroup(name="weather", entities=[Entity("airport", join_keys=["origin"])],
+        ...                  event_time="time_hour", schema=[Field("temp", "double")], online=True)
+        >>> _ = fs.apply([g])
+        >>> [(r.group, r.keys_written) for r in fs.materialize("weather", engine="local")]
+        [('weather', 0)]
+        >>> fs.close()
+        """
         from .online.materialize import materialize
 
         groups = ([self.get_feature_group(group, version)] if group is not None
                   else [g for g in self.list_feature_groups(latest_only=True) if g.online])
-        results = [materialize(self, g) for g in groups]
+        return [materialize(self, g, engine=engine) for g in groups]
+
+    def rebuild_online(self, group: str | FeatureGroup | None = None, engine: str = "spark"):
+        """Rebuild the online values of ``group`` (every online group when None) from Delta
+        alone, into an emptied online table; returns what ``materialize`` returns.
+
+        >>> import tempfile, pandas as pd
+        >>> from sparkfs import Entity, Field, FeatureGroup
+        >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+        >>> g = FeatureGroup("weather", [Entity("airport", ["origin"])], "t", [Field("temp", "double")])
+        >>> _ = fs.apply([g])
+        >>> _ = fs.ingest("weather", pd.DataFrame({"origin": ["JFK"], "temp": [3.5],
+        ...                                        "t": pd.to_datetime(["2013-01-01"], utc=True)}))
+        >>> fs.rebuild_online("weather", engine="local").keys_written
+        1
+        >>> fs.get_online_features(["weather:temp"], [{"origin": "JFK"}]).to_dict()["temp"]
+        [3.5]
+        """
+        from .online.materialize import rebuild
+
+        groups = ([self.get_feature_group(group)] if group is not None
+                  else [g for g in self.list_feature_groups(latest_only=True) if g.online])
+        results = [rebuild(self, g, engine=engine) for g in groups]
         return results[0] if group is not None else results
 
-    def get_online_features(self, features: Sequence[str], entity_rows: Sequence[Mapping[str, Any]],
+    def get_online_features(self, features: Sequence[str] | None = None,
+                            entity_rows: Sequence[Mapping[str, Any]] | None = None,
                             request_data: Mapping[str, Sequence[Any]] | None = None,
-                            full_feature_names: bool = False):
-        """Latest feature values for each entity row, with a status per value."""
+                            full_feature_names: bool = False, *, view: Any = None):
+        """Latest feature values for each entity row, with a status per value.
+
+        Pass feature references, or ``view=`` (a view name, ``"name@2"`` or a
+        ``FeatureView``): the same columns as a training set of that view.
+        """
         from .serving.online import get_online_features
 
         return get_online_features(self, features, entity_rows, request_data=request_data,
-                                   full_feature_names=full_feature_names)
+                                   full_feature_names=full_feature_names, view=view)
 
     # -- training -------------------------------------------------------------------------
-    def get_historical_features(self, spine: Any, features: Sequence[str], timestamp_col: str,
-                                engine: str = "spark", as_known_at: bool = False,
-                                key_map: Mapping[str, str] | None = None, **options: Any):
-        """A point-in-time correct training set for ``spine`` (see ``sparkfs.training``)."""
+    def get_historical_features(self, spine: Any, features: Sequence[str] | None = None,
+                                timestamp_col: str | None = None, engine: str = "spark",
+                                as_known_at: bool = False,
+                                key_map: Mapping[str, str] | None = None, *, view: Any = None,
+                                **options: Any):
+        """A point-in-time correct training set for ``spine`` (see ``sparkfs.training``),
+        of feature references or of ``view=`` (name, ``"name@2"`` or ``FeatureView``)."""
         from .training import get_historical_features
 
         return get_historical_features(self, spine, features, timestamp_col, engine=engine,
-                                       as_known_at=as_known_at, key_map=key_map, **options)
+                                       as_known_at=as_known_at, key_map=key_map, view=view,
+                                       **options)
 
-    def create_training_set(self, name: str, spine: Any, features: Sequence[str],
-                            timestamp_col: str, **options: Any):
-        """Build a training set, store its data and manifest under ``name``."""
+    def create_training_set(self, name: str, spine: Any, features: Sequence[str] | None = None,
+                            timestamp_col: str | None = None, *, view: Any = None,
+                            **options: Any):
+        """Build a training set, store its data and manifest under ``name`` (of feature
+        references or of ``view=``; the manifest records the view's name and version)."""
         from .training.sets import create_training_set
 
-        return create_training_set(self, name, spine, features, timestamp_col, **options)
+        return create_training_set(self, name, spine, features, timestamp_col, view=view,
+                                   **options)
 
     def get_training_set(self, name: str, version: int | None = None):
         """A stored training set: its latest version, or ``version`` (see

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -174,7 +175,7 @@ def _is_missing(v: Any) -> bool:
 # Each fast path gives exactly what the general path gives (``coerce`` of an object Series,
 # and ``to_python`` of each coerced value); anything it does not recognise takes the general path.
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US = dt.timedelta(microseconds=1)
 _NAT = np.iinfo("int64").min
 
@@ -196,7 +197,7 @@ def _utc_ns(values: Sequence[Any]) -> list[int] | None:
             return None
         aware.add(v.tzinfo is not None)
         if v.tzinfo is None:
-            v = v.replace(tzinfo=dt.timezone.utc)
+            v = v.replace(tzinfo=dt.UTC)
         out.append((v - _EPOCH) // _US * 1000)
     # pandas reads naive values next to offset ones in a way of its own: leave that to it
     return out if len(aware) < 2 else None

@@ -38,20 +38,26 @@ import hashlib
 import inspect
 import textwrap
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from .definitions import DTYPES, Field, FeatureRef, check_dtype, check_name
+from .definitions import DTYPES, FeatureRef, Field, check_dtype, check_name
 from .errors import DefinitionError, TransformError
-from .transform_dtypes import (_is_missing, coerce, pandas_dtype, series_from_values,
-                               to_python, to_values)
+from .transform_dtypes import (
+    _is_missing,
+    coerce,
+    pandas_dtype,
+    series_from_values,
+    to_python,
+    to_values,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame
 
-    from .definitions import FeatureGroup
 
 __all__ = ["Transform", "transform", "apply_derived", "apply_derived_pandas", "pandas_dtype",
            "coerce", "to_python"]
@@ -119,7 +125,7 @@ class Transform:
 
     def to_spec(self) -> dict:
         """JSON-able description (``TransformRef`` keys plus on-demand details)."""
-        spec = {"name": self.name, "inputs": list(self.inputs),
+        spec: dict[str, Any] = {"name": self.name, "inputs": list(self.inputs),
                 "outputs": [f.to_spec() for f in self.outputs],
                 "fingerprint": self.fingerprint, "source": self.source,
                 "mode": "on_demand" if self.on_demand else "batch"}
@@ -353,7 +359,8 @@ def _spark_udf(t: Transform, dtypes: dict, tz: str):
 
     fn = run_multi if t.multi else run
     fn.__name__ = fn.__qualname__ = t.name
-    return pandas_udf(fn, t.spark_type())
+    # pyspark's overloads want a PandasUDFType or typed pd.Series hints; the str return type works
+    return pandas_udf(fn, t.spark_type())  # type: ignore[call-overload]
 
 
 def _dumps_by_value(cloudpickle: Any, t: Transform) -> bytes:
@@ -439,7 +446,7 @@ def transform(func: Callable | None = None, *, output: str | Field | None = None
     Traceback (most recent call last):
     ...
     sparkfs.errors.DefinitionError: transform ... declares no output dtype: use @transform(output="double") or @transform(outputs={"a": "long", ...})
-    """
+    """  # noqa: E501 (doctest output)
     def wrap(fn: Callable) -> Transform:
         if isinstance(fn, Transform):
             raise DefinitionError(f"{fn.name!r} is already a transform")

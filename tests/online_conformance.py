@@ -18,7 +18,7 @@ from sparkfs.errors import NotFoundError, ValidationError
 from sparkfs.offline.tables import history_schema
 from sparkfs.serving.online import get_online_features
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2013, 1, 1, tzinfo=UTC)
 
 airport = Entity("airport", join_keys=["origin"])

@@ -25,7 +25,7 @@ from sparkfs.aggregations.sliding import sliding_sql
 from sparkfs.errors import DefinitionError, NotFoundError
 from sparkfs.offline.tables import history_schema
 
-T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 US = dt.timedelta(microseconds=1)
 FUNCTIONS = ("count", "sum", "mean", "min", "max", "stddev", "last")
 
@@ -138,7 +138,8 @@ def scenarios(draw, max_events=25):
             "_commit_time": ts + dt.timedelta(minutes=draw(st.integers(-10, 1500))),
         })
     spine = []
-    shifts = [dt.timedelta(0), US, -US] + [w + s for w in WINDOWS.values() for s in (dt.timedelta(0), US, -US)]
+    deltas = (dt.timedelta(0), US, -US)
+    shifts = [*deltas, *(w + s for w in WINDOWS.values() for s in deltas)]
     for j in range(draw(st.integers(1, 12))):
         if events and draw(st.booleans()):
             e = draw(st.sampled_from(events))
@@ -273,7 +274,7 @@ def test_spark_null_keys_and_times_and_one_shuffle_for_all_windows(spark):
 
 def _utc(v):
     if isinstance(v, dt.datetime) and v.tzinfo is None:
-        return v.replace(tzinfo=dt.timezone.utc)
+        return v.replace(tzinfo=dt.UTC)
     return v
 
 

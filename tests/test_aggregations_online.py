@@ -9,11 +9,20 @@ import tempfile
 from deltalake import write_deltalake
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_aggregations import (
+    EVENTS,
+    T0,
+    US,
+    WINDOWS,
+    assert_matches,
+    history_table,
+    reference,
+    scenarios,
+)
 
 from sparkfs import FeatureStore
 from sparkfs.aggregations.online import state_group
 from sparkfs.serving.online import get_online_features
-from test_aggregations import EVENTS, T0, US, WINDOWS, assert_matches, history_table, reference, scenarios
 
 FEATURES = [f"events:{f.name}" for f in EVENTS.features]
 
@@ -85,17 +94,17 @@ def test_window_that_emptied_since_last_event_reads_empty_without_materializing(
 def test_late_event_counts_after_the_next_materialization(tmp_path):
     with _store(str(tmp_path)) as fs:
         _append(fs, [_ev(600, 1.0, 0)])
-        first = fs.materialize("events")
+        [first] = fs.materialize("events")
         assert first.keys_written == 1
         now = T0 + dt.timedelta(minutes=610)
         assert _read(fs, ["a"], now)["a"]["amount_sum_1d"] == 1.0
         _append(fs, [_ev(100, 5.0, 1)])  # late: older than what was aggregated
         assert _read(fs, ["a"], now)["a"]["amount_sum_1d"] == 1.0  # not materialized yet
-        second = fs.materialize("events")
+        [second] = fs.materialize("events")
         assert (second.from_delta_version, second.keys_written) == (first.to_delta_version, 1)
         assert _read(fs, ["a"], now)["a"]["amount_sum_1d"] == 6.0
         assert _read(fs, ["a"], now)["a"]["amount_sum_1h"] == 1.0
-        again = fs.materialize("events")  # nothing new: no key rewritten
+        [again] = fs.materialize("events")  # nothing new: no key rewritten
         assert again.keys_written == 0 and again.rows_read == 0
 
 
@@ -109,4 +118,4 @@ def test_state_keeps_only_the_longest_window_before_the_latest_event(tmp_path):
         state = json.loads(row.values[0])
         assert len(state["t"]) == 1  # 3000m - 1d = 1560m: the events at 0 and 1440m are out
         assert row.event_time_us == (T0 + dt.timedelta(minutes=3000) - dt.datetime(
-            1970, 1, 1, tzinfo=dt.timezone.utc)) // US
+            1970, 1, 1, tzinfo=dt.UTC)) // US

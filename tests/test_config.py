@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from sparkfs.config import (
@@ -110,7 +111,7 @@ def test_every_bad_key_is_reported_at_once():
 
 
 def test_config_is_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         Config().project = "other"
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from sparkfs import Entity, FeatureGroup, Field, ValidationError
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def ts(h, d=1):
@@ -56,7 +56,7 @@ def test_ingest_spark_dataframe_and_arrow(fs, weather, spark):
     tbl = pa.Table.from_pandas(batch(GOOD[2:]), preserve_index=False)
     r = fs.ingest("weather", tbl)
     assert (r.rows_written, r.delta_version) == (1, 2)
-    assert fs.read_history("weather").count() == 3
+    assert fs.read_history("weather").to_spark().count() == 3
 
 
 def test_same_run_id_is_a_noop(fs, weather):

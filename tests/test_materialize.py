@@ -11,8 +11,8 @@ import time
 import pandas as pd
 import pytest
 from deltalake import write_deltalake
-
 from online_conformance import ALL_DTYPES, T0, UTC, _same, rows, weather_group
+
 from sparkfs import FeatureStore
 from sparkfs.errors import DefinitionError, OnlineStoreError
 from sparkfs.online.materialize import materialize
@@ -30,7 +30,7 @@ def test_incremental_out_of_order_and_replayed_ingests(fs):
     first = pd.DataFrame({"origin": ["JFK", "JFK", "EWR"], "time_hour": [h(5), h(4), h(1)],
                           "temp": [39.0, 35.1, 20.0], "wind_speed": [1.0, 2.0, 3.0]})
     r1 = fs.ingest("weather", first, run_id="w-1")
-    m1 = fs.materialize("weather")
+    [m1] = fs.materialize("weather")
     assert (m1.from_delta_version, m1.to_delta_version, m1.rows_read, m1.keys_written) == \
         (None, r1.delta_version, 3, 2)
     # late data: an older JFK reading (must not win) and a newer EWR one
@@ -41,7 +41,7 @@ def test_incremental_out_of_order_and_replayed_ingests(fs):
     assert (m2.from_delta_version, m2.to_delta_version, m2.rows_read, m2.keys_written) == \
         (r1.delta_version, r2.delta_version, 2, 2)
     fs.ingest("weather", late, run_id="w-2")           # replayed run: a no-op
-    m3 = fs.materialize("weather")
+    [m3] = fs.materialize("weather")
     assert (m3.rows_read, m3.keys_written) == (0, 0)
     resp = fs.get_online_features(["weather:temp", "weather:wind_speed"],
                                   [{"origin": "JFK"}, {"origin": "EWR"}, {"origin": "LGA"}])
@@ -130,7 +130,7 @@ def test_hbase_dying_mid_materialization_then_rerun(spark, tmp_path):
         partial = sum(r is not None for r in fs.online.read(g, [(d["origin"],) for d in data], ["temp"]))
         assert 0 < partial < 40
         assert fs.online.get_watermark(g) is None
-        res = fs.materialize("weather")
+        [res] = fs.materialize("weather")
         assert (res.from_delta_version, res.keys_written) == (None, 40)
         got = fs.online.read(g, [(d["origin"],) for d in data], ["temp"])
         assert [r.values[0] for r in got] == [float(i) for i in range(40)]

@@ -14,8 +14,8 @@ import textwrap
 import time
 
 from deltalake import write_deltalake
-
 from online_conformance import T0, rows, weather_group
+
 from sparkfs.online.materialize import materialize
 
 N = 20_000

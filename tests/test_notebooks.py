@@ -90,7 +90,7 @@ def test_a_failing_cell_is_reported_with_its_error(tmp_path, kernel_dirs, jupyte
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("import os\ncwd = os.getcwd()"),
-                nbformat.v4.new_code_cell("assert cwd == %r, cwd" % str(tmp_path)),
+                nbformat.v4.new_code_cell(f"assert cwd == {str(tmp_path)!r}, cwd"),
                 nbformat.v4.new_code_cell("raise ValueError('boom from the notebook')")]
     path = tmp_path / "broken.ipynb"
     nbformat.write(nb, path)

@@ -11,7 +11,6 @@ import sys
 import time
 
 from deltalake import write_deltalake
-
 from online_conformance import T0, rows, weather_group
 
 SPARKFS = [sys.executable, "-c", "import sys; from sparkfs.cli import main; sys.exit(main())"]

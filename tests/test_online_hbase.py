@@ -8,8 +8,8 @@ import os
 import uuid
 
 import pytest
-
 from online_conformance import OnlineConformance
+
 from sparkfs.testing.hbase import hbase_emulator  # noqa: F401  (fixture)
 
 

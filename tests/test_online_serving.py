@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 import pytest
-
 from online_conformance import T0, UTC, rows, weather_group
+
 from sparkfs import Entity, FeatureGroup, FeatureStore, Field
 from sparkfs.errors import DefinitionError, OnlineStoreError, ValidationError
 from sparkfs.registry import Registry
@@ -120,7 +120,8 @@ def test_serving_path_imports_no_pyspark(fs, tmp_path):
         fs = FeatureStore({{"project": "test", "data_dir": {str(tmp_path / "data")!r}}})
         r = fs.get_online_features(["weather:temp"], [{{"origin": "JFK"}}]).to_dict()
         import sparkfs.online.materialize, sparkfs.online.hbase, sparkfs.testing.hbase
-        print(json.dumps({{"r": r, "spark": sorted(m for m in sys.modules if "pyspark" in m or "py4j" in m)}}))
+        spark = sorted(m for m in sys.modules if "pyspark" in m or "py4j" in m)
+        print(json.dumps({{"r": r, "spark": spark}}))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from online_conformance import OnlineConformance
 
 

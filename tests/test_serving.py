@@ -27,7 +27,7 @@ from sparkfs.serving.app import encode_response
 from sparkfs.transforms import apply_derived_pandas
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 MAX_BATCH = 64
 
 

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from jobs.flights.transforms import dep_calendar, route_key, weather_risk
 from sparkfs.definitions import Entity, FeatureGroup, FeatureRef, Field
 from sparkfs.errors import ValidationError
+from sparkfs.ondemand import OnDemandPlan
 from sparkfs.online.codec import RowCodec, _loads_tail, dumps
 from sparkfs.online.sqlite import SqliteOnlineStore
-from sparkfs.ondemand import OnDemandPlan
 from sparkfs.testing.hbase import hbase_emulator  # noqa: F401  (fixture)
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -139,7 +139,7 @@ def _plane_group():
 def test_repeated_keys_read_equal_rows_and_lists_are_never_shared(tmp_path):
     g = _plane_group()
     store = SqliteOnlineStore(os.path.join(tmp_path, "online.db"))
-    t = dt.datetime(2013, 1, 1, 5, tzinfo=dt.timezone.utc)
+    t = dt.datetime(2013, 1, 1, 5, tzinfo=dt.UTC)
     store.write_batch(g, pa.table({"tailnum": ["N1", "N2"], "ts": [t, t],
                                    "model": ["A320", None], "seats": [180, None],
                                    "trace": [[1.0, float("nan")], None], "built": [t, None]}))
@@ -180,7 +180,7 @@ def _weather_store(config: dict) -> tuple:
     fs.apply([g])
     fs.online.write_batch(g, pa.table({
         "origin": ["JFK"], "temp": [float("nan")],
-        "time_hour": [dt.datetime(2013, 1, 1, 5, tzinfo=dt.timezone.utc)]}))
+        "time_hour": [dt.datetime(2013, 1, 1, 5, tzinfo=dt.UTC)]}))
     return fs, g
 
 

@@ -9,9 +9,10 @@ import socket
 import subprocess
 import sys
 
+from test_serving import CLI, ROOT, _free_port, _start, _stop, _wait_healthy
+
 from sparkfs.online.response import OnlineResponse
 from sparkfs.serving.app import _dumps, _iso, _jsonable, encode_response
-from test_serving import CLI, ROOT, _free_port, _start, _stop, _wait_healthy
 
 
 def _serve(args, tmp_path, timeout=120):
@@ -42,7 +43,7 @@ def test_a_busy_port_with_several_workers_is_a_clear_failure(tmp_path):
 def test_two_workers_serve_vectors_health_and_access_logs(tmp_path):
     import httpx
 
-    from sparkfs import Entity, FeatureGroup, FeatureStore, Field
+    from sparkfs import FeatureStore
 
     conf = tmp_path / "conf.yaml"
     conf.write_text(f"data_dir: {tmp_path / 'data'}\n")
@@ -63,7 +64,7 @@ def test_two_workers_serve_vectors_health_and_access_logs(tmp_path):
 
     g = fs.get_feature_group("w")
     fs.online.write_batch(g, pa.table({"origin": ["JFK"], "temp": [39.0], "ts": [
-        dt.datetime(2013, 1, 1, 5, tzinfo=dt.timezone.utc)]}))
+        dt.datetime(2013, 1, 1, 5, tzinfo=dt.UTC)]}))
     fs.close()
     port = _free_port()
     log_path = str(tmp_path / "log")
@@ -107,7 +108,7 @@ def _plain_encode(response):
 
 
 def test_shared_event_times_encode_like_one_by_one():
-    utc = dt.timezone.utc
+    utc = dt.UTC
     t1 = dt.datetime(2013, 1, 1, 5, tzinfo=utc)
     t2 = dt.datetime(2013, 1, 1, 5, 0, 0, 250, tzinfo=utc)
     t3 = dt.datetime(2013, 1, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5)))  # == t1

@@ -14,7 +14,7 @@ import pytest
 from sparkfs import Aggregation, Entity, FeatureGroup, Field, SparkfsError
 from sparkfs.sql import quote_ident, sql_literal
 
-T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 H = dt.timedelta(hours=1)
 
 CRAFTED = [

@@ -11,11 +11,11 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_training_reference import T, append_history, features_of, reference
 
-from sparkfs import Entity, FeatureGroup, Field, FeatureStore, NotFoundError, SparkfsError
+from sparkfs import Entity, FeatureGroup, FeatureStore, Field, NotFoundError, SparkfsError
 from sparkfs.training.duckdb_sql import commit_layout
 from sparkfs.training.spark_broadcast import SparkBroadcastEngine
-from test_training_reference import T, UTC, append_history, features_of, reference
 
 ENGINES = ["duckdb", "spark"]
 
@@ -152,7 +152,8 @@ def test_null_keys_duplicates_and_order_preserved(store, engine):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_time_zones(store, engine):
     instants = [T(-5), T(10), T(40)]
-    ny = pd.DataFrame({"origin": ["JFK"] * 3, "ts": pd.DatetimeIndex(instants).tz_convert("America/New_York")})
+    ny = pd.DataFrame({"origin": ["JFK"] * 3,
+                       "ts": pd.DatetimeIndex(instants).tz_convert("America/New_York")})
     naive = pd.DataFrame({"origin": ["JFK"] * 3, "ts": [t.replace(tzinfo=None) for t in instants]})
     a = store.get_historical_features(ny, ["weather:temp"], "ts", engine=engine).to_arrow()
     b = store.get_historical_features(naive, ["weather:temp"], "ts", engine=engine).to_arrow()
@@ -451,10 +452,12 @@ def test_on_demand_features_use_the_transform_code(store, engine):
     assert only.manifest["on_demand"] == {"warmer": warmer.fingerprint}
     both = store.get_historical_features(spine, ["weather:temp", "warmer:warmer"], "ts",
                                          engine=engine, full_feature_names=True)
-    assert both.columns == ["origin", "ts", "bonus", "weather__temp", "warmer"]
-    assert features_of(both, ["weather__temp", "warmer"]) == [
-        {"weather__temp": 1.0, "warmer": 2.0}, {"weather__temp": 2.5, "warmer": 4.5},
-        {"weather__temp": None, "warmer": None}]
+    # one naming rule online and offline: {transform}__{output} (sparkfs.request)
+    assert both.columns == ["origin", "ts", "bonus", "weather__temp", "warmer__warmer"]
+    assert features_of(both, ["weather__temp", "warmer__warmer"]) == [
+        {"weather__temp": 1.0, "warmer__warmer": 2.0},
+        {"weather__temp": 2.5, "warmer__warmer": 4.5},
+        {"weather__temp": None, "warmer__warmer": None}]
     pinned = store.get_historical_features(spine, ["weather@1:temp", "warmer:warmer"], "ts",
                                            engine=engine)  # "weather:temp" inside warmer
     assert pinned.columns == ["origin", "ts", "bonus", "temp", "warmer"]

@@ -16,9 +16,9 @@ import time
 
 import pandas as pd
 import pytest
-
-from sparkfs import Entity, FeatureGroup, Field, FeatureStore
 from test_training_reference import T
+
+from sparkfs import Entity, FeatureGroup, FeatureStore, Field
 
 airport = Entity("airport", join_keys=["origin"])
 WEATHER = FeatureGroup("weather", [airport], "time_hour", [Field("temp", "double")])

@@ -85,4 +85,4 @@ def test_flights_sample_spark_matches_merge_asof_and_duckdb(real_store, flights)
     known = fs.get_historical_features(sample.head(50), feats, "sched_dep_ts", engine="spark",
                                        as_known_at=True).to_pandas()
     assert known[["temp", "visib", "seats"]].isna().all().all()
-    assert COMMITTED > dt.datetime(2013, 12, 31, tzinfo=dt.timezone.utc)
+    assert COMMITTED > dt.datetime(2013, 12, 31, tzinfo=dt.UTC)

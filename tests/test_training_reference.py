@@ -7,11 +7,12 @@ right on small data, which is what the engines are compared with.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pyarrow as pa
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 BASE = dt.datetime(2024, 3, 1, tzinfo=UTC)
 
 

@@ -7,10 +7,10 @@ import json
 import pandas as pd
 import pytest
 import yaml
+from test_training_reference import T
 
 from sparkfs import Entity, FeatureGroup, Field, NotFoundError, SparkfsError
 from sparkfs.cli import main
-from test_training_reference import T
 
 airport = Entity("airport", join_keys=["origin"])
 

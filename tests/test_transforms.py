@@ -17,7 +17,7 @@ from sparkfs import Entity, FeatureGroup, FeatureStore, Field, TransformError, t
 from sparkfs.errors import DefinitionError
 from sparkfs.transforms import Transform, apply_derived_pandas
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @transform(output="double")

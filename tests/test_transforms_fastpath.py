@@ -81,7 +81,7 @@ def test_output_fast_path_matches_the_general_path(dtype, series):
 
 
 _texts = st.datetimes(min_value=dt.datetime(1700, 1, 1), max_value=dt.datetime(2200, 1, 1),
-                      timezones=st.sampled_from([None, dt.timezone.utc, TZ5])).map(
+                      timezones=st.sampled_from([None, dt.UTC, TZ5])).map(
     lambda d: d.isoformat())
 
 

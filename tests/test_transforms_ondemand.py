@@ -18,7 +18,7 @@ from sparkfs.ondemand import attach_code, plan_on_demand
 from sparkfs.repo import definitions_in
 from sparkfs.transforms import apply_derived_pandas
 
-NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def _load_weather(fs: FeatureStore) -> pd.DataFrame:

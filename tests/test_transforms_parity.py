@@ -16,7 +16,7 @@ from jobs.flights.transforms import dep_calendar, dewpoint_spread, route_key, we
 from sparkfs import transform
 from sparkfs.testing.parity import assert_transform_parity
 
-ZONES = [dt.timezone.utc, ZoneInfo("America/New_York"), ZoneInfo("Asia/Kolkata"),
+ZONES = [dt.UTC, ZoneInfo("America/New_York"), ZoneInfo("Asia/Kolkata"),
          ZoneInfo("Pacific/Chatham"), ZoneInfo("Australia/Lord_Howe"), None]
 
 # pandas (and so pyspark's pandas UDFs) hold timestamps in ns: 1677-09-21 .. 2262-04-11
@@ -24,9 +24,9 @@ timestamps = st.one_of(
     st.none(),
     st.datetimes(min_value=dt.datetime(1700, 1, 1), max_value=dt.datetime(2250, 12, 31),
                  timezones=st.sampled_from(ZONES)),
-    st.sampled_from([dt.datetime(2013, 3, 10, 7, 0, tzinfo=dt.timezone.utc),    # DST starts in NY
-                     dt.datetime(2013, 11, 3, 5, 30, tzinfo=dt.timezone.utc),   # DST ends in NY
-                     dt.datetime(2013, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone.utc)]),
+    st.sampled_from([dt.datetime(2013, 3, 10, 7, 0, tzinfo=dt.UTC),    # DST starts in NY
+                     dt.datetime(2013, 11, 3, 5, 30, tzinfo=dt.UTC),   # DST ends in NY
+                     dt.datetime(2013, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)]),
 )
 numbers = st.one_of(
     st.none(),
@@ -108,7 +108,7 @@ def test_demo_transforms_spark_matches_pandas_and_rows(spark, cal, risk, route, 
 
 def test_known_values_in_new_york_time():
     # 2013-03-10 07:00 UTC is 03:00 EDT (clocks jumped from 02:00); a Sunday
-    assert dep_calendar.row(sched_dep_ts=dt.datetime(2013, 3, 10, 7, tzinfo=dt.timezone.utc)) == \
+    assert dep_calendar.row(sched_dep_ts=dt.datetime(2013, 3, 10, 7, tzinfo=dt.UTC)) == \
         {"hour_of_day": 3, "day_of_week": 6}
     assert route_key.row(origin=" jfk ", dest="lax") == "JFK-LAX"
     assert route_key.row(origin="", dest="LAX") is None

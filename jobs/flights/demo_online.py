@@ -28,10 +28,10 @@ def _latency_ms(fn, n: int = 200) -> tuple[float, float]:
 
 def run(fs, ctx: dict) -> None:
     for name in ("weather", "planes"):
-        r = fs.materialize(name)
+        [r] = fs.materialize(name)
         print(f"materialize {name:<8} Delta {r.from_delta_version} -> {r.to_delta_version}: "
               f"{r.rows_read:>6} rows read, {r.keys_written:>5} keys written in {r.duration_s:.1f}s")
-    again = fs.materialize("weather")
+    [again] = fs.materialize("weather")
     print(f"materialize weather again: {again.rows_read} rows read, {again.keys_written} keys "
           f"written (watermark already at Delta version {again.to_delta_version})")
 
@@ -39,7 +39,7 @@ def run(fs, ctx: dict) -> None:
                 "planes:manufacturer", "planes:seats", "planes:year_built"]
     rows = [{"origin": "JFK", "tailnum": "N14228"}, {"origin": "EWR", "tailnum": "N24211"},
             {"origin": "LGA", "tailnum": "N0000X"}]
-    end_2013 = dt.datetime(2013, 12, 31, 12, tzinfo=dt.timezone.utc)
+    end_2013 = dt.datetime(2013, 12, 31, 12, tzinfo=dt.UTC)
     resp = get_online_features(fs, features, rows, now=end_2013)
     df = resp.to_pandas(include_status=False)
     df["weather_at"] = [t.strftime("%Y-%m-%d %H:%M") if t else None

@@ -30,12 +30,12 @@ def _replay_live_weather(fs) -> str:
     from jobs.flights import data
 
     w = data.weather_frame().sort_values("time_hour").groupby("origin").tail(1).copy()
-    stamp = pd.Timestamp(dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0,
+    stamp = pd.Timestamp(dt.datetime.now(dt.UTC).replace(minute=0, second=0,
                                                                    microsecond=0)
                          - dt.timedelta(hours=1))
     w["time_hour"] = stamp
     r = fs.ingest("weather", w, run_id=f"weather-live-replay-{stamp:%Y%m%d%H}")
-    m = fs.materialize("weather")
+    [m] = fs.materialize("weather")
     print(f"replayed {len(w)} readings (2013-12-30 23:00 UTC) as live at {stamp:%Y-%m-%d %H:%M} "
           f"UTC: Delta version {r.delta_version}, {r.rows_written} rows, derived "
           f"dewpoint_spread fingerprint {r.transform_fingerprints.get('dewpoint_spread')}; "
@@ -84,10 +84,10 @@ def run(fs, ctx: dict) -> None:
                 try:
                     health = client.get("/health").json()
                     break
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
                     if proc.poll() is not None or time.perf_counter() - started > 120:
                         log.seek(0)
-                        raise RuntimeError("the service did not start:\n" + log.read())
+                        raise RuntimeError("the service did not start:\n" + log.read()) from exc
                     time.sleep(0.2)
             print(f"service up in {time.perf_counter() - started:.1f}s on {base} "
                   f"(pyspark loaded: {health['pyspark_loaded']})")

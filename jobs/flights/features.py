@@ -3,10 +3,9 @@
 ``sparkfs apply jobs/flights/features.py`` registers every definition in this module.
 """
 
-from sparkfs import Entity, FeatureGroup, Field
-
 # Derived features (weather) and the on-demand transforms served with this repo.
 from jobs.flights.transforms import dep_calendar, dewpoint_spread, route_key, weather_risk  # noqa: F401
+from sparkfs import Entity, FeatureGroup, Field
 
 airport = Entity("airport", join_keys=["origin"], description="NYC departure airport (EWR, JFK, LGA)")
 plane = Entity("plane", join_keys=["tailnum"], description="Aircraft by FAA tail number")

@@ -22,12 +22,13 @@ sums may differ in the last bits, since the engines add in different orders).
 >>> aggregate_history(hist, g, ["dep_delay_mean_1d", "dep_delay_count_1d"], spine,
 ...                    ["carrier"], "ts").sort_by("_spine_id").to_pylist()
 [{'_spine_id': 0, 'dep_delay_mean_1d': 17.5, 'dep_delay_count_1d': 24}, {'_spine_id': 1, 'dep_delay_mean_1d': None, 'dep_delay_count_1d': 0}]
-"""
+"""  # noqa: E501 (doctest output)
 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 

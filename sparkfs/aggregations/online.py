@@ -42,7 +42,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -181,7 +182,7 @@ def _pack(group: FeatureGroup, rows: pa.Table) -> pa.Table:
 def _states_table(group: FeatureGroup, out: dict[str, list]) -> pa.Table:
     schema = history_schema(state_group(group))
     n = len(out[STATE])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cols = {f.name: out[f.name] for f in schema if f.name in out}
     cols[COMMIT_TIME] = [now] * n
     fields = [schema.field(c) for c in cols]
@@ -229,7 +230,7 @@ def compute(group: FeatureGroup, state: dict, features: Sequence[str],
     by_name: dict[str, tuple[Aggregation, dt.timedelta]] = {
         a.feature_name(w): (a, d) for a in group.aggregations for w, d in a.window_durations.items()}
     dtypes = {f.name: f.dtype for f in group.stored_fields}
-    now_us = _to_us(now if now.tzinfo else now.replace(tzinfo=dt.timezone.utc))
+    now_us = _to_us(now if now.tzinfo else now.replace(tzinfo=dt.UTC))
     ts, cts = state["t"], state["c"]
     out = []
     for name in features:

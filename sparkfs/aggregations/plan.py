@@ -23,9 +23,9 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Sequence
 
 from ..definitions import DTYPES, Aggregation, FeatureGroup
 from ..errors import DefinitionError, NotFoundError
@@ -211,7 +211,7 @@ class AggregationPlan:
             ctes += self._window_ctes(d, j, step, keys, as_known_at, ev, sp)
         select = ["s._spine_id"]
         joins = []
-        for j, step in enumerate(self.windows):
+        for j in range(len(self.windows)):
             joins.append(f"LEFT JOIN agg_{j} a{j} ON a{j}._spine_id = s._spine_id")
         for name in self.features:
             j, out = self._find(name)

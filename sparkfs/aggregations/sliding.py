@@ -40,7 +40,7 @@ True
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .plan import _MERGE, AggregationPlan, Dialect, Input, _final
 

@@ -26,7 +26,8 @@ True
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..definitions import FeatureGroup
 from ..errors import NotFoundError

@@ -71,16 +71,18 @@ def _describe(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(g.to_spec(), indent=2))
         return 0
+    from ..discovery import printable
+
     print(f"{g.name} (version {g.version})")
     if g.description:
-        print(f"  {g.description}")
-    print(f"  owner: {g.owner or '-'}   tags: {g.tags or '-'}")
-    print(f"  entities: " + ", ".join(f"{e.name}({', '.join(e.join_keys)})" for e in g.entities))
+        print(f"  {printable(g.description)}")
+    print(f"  owner: {printable(g.owner or '-')}   tags: {printable(str(g.tags or '-'))}")
+    print("  entities: " + ", ".join(f"{e.name}({', '.join(e.join_keys)})" for e in g.entities))
     print(f"  event time: {g.event_time}   ttl: {g.ttl or '-'}   online: {g.online}")
     print(f"  history: {fs.offline.table_uri(g)} (Delta version {fs.offline.current_version(g)})")
     print("  features:")
     for f in g.features:
-        print(f"    {f.name:<28} {f.dtype:<14} {f.description}")
+        print(f"    {f.name:<28} {f.dtype:<14} {printable(f.description)}")
     from ..monitoring import describe_statistics
 
     text = describe_statistics(fs, g)

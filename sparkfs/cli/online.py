@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 from ..errors import ValidationError
@@ -13,10 +14,19 @@ from . import open_store
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("materialize", help="push the latest values from Delta to the online "
                        "store (incremental; every online group when no group is given)")
+    p.add_argument("group", nargs="*", help="group names or name@version (default: every "
+                   "online group's latest version)")
+    p.add_argument("--engine", choices=["spark", "local"], default="spark",
+                   help="spark: executors write partitions (default); local: DuckDB here")
+    p.add_argument("--repo", help="feature repo .py file to apply first")
+    p.set_defaults(func=_materialize)
+
+    p = sub.add_parser("rebuild-online", help="rebuild online values from the Delta history "
+                       "alone into an emptied online table (every online group when none given)")
     p.add_argument("group", nargs="?", help="group name or name@version (default: all)")
     p.add_argument("--engine", choices=["spark", "local"], default="spark",
                    help="spark: executors write partitions (default); local: DuckDB here")
-    p.set_defaults(func=_materialize)
+    p.set_defaults(func=_rebuild_online)
 
     p = sub.add_parser("get-online", help="read online feature vectors (prints JSON)")
     p.add_argument("--features", "-f", required=True, nargs="+", help="refs like weather:temp")
@@ -35,14 +45,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _materialize(args: argparse.Namespace) -> int:
-    from ..online.materialize import materialize
-
+    """One JSON line per group, printed as each group finishes."""
     fs = open_store(args)
     try:
-        groups = ([fs.get_feature_group(args.group)] if args.group else
-                  [g for g in fs.list_feature_groups(latest_only=True) if g.online])
-        for g in groups:
-            r = materialize(fs, g, engine=args.engine)
+        if args.repo:
+            from ..repo import load_repo
+
+            fs.apply(load_repo(args.repo))
+        for group in args.group or [None]:
+            for r in fs.materialize(group, engine=args.engine):
+                print(json.dumps(r.to_dict()), flush=True)
+    finally:
+        fs.close()
+    return 0
+
+
+_INT_RE = re.compile(r"-?[0-9]{1,18}")
+
+
+def _rebuild_online(args: argparse.Namespace) -> int:
+    fs = open_store(args)
+    try:
+        results = fs.rebuild_online(args.group, engine=args.engine)
+        for r in results if isinstance(results, list) else [results]:
             print(json.dumps(r.to_dict()))
     finally:
         fs.close()
@@ -56,7 +81,7 @@ def _parse_entity(text: str) -> dict:
         if not sep or not key.strip():
             raise ValidationError(f"--entity {text!r}: write KEY=VALUE[,KEY=VALUE]")
         value = value.strip()
-        row[key.strip()] = int(value) if value.lstrip("-").isdigit() else value
+        row[key.strip()] = int(value) if _INT_RE.fullmatch(value) else value
     return row
 
 
@@ -79,6 +104,9 @@ def _get_online(args: argparse.Namespace) -> int:
 
 
 def _dev_hbase(args: argparse.Namespace) -> int:
+    from .._extras import require
+
+    require("thriftpy2", extra="hbase", what="sparkfs dev-hbase")
     from ..testing.hbase import HBaseEmulator
 
     emu = HBaseEmulator(args.host, args.port)

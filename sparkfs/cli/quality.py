@@ -84,6 +84,22 @@ def _version_range(text: str):
     return int(text)
 
 
+def _check_time(option: str, value: str | None) -> None:
+    """Refuse a ``--start``/``--end`` that is not ISO 8601 (exit 2, never 1: 1 means drift)."""
+    import datetime as dt
+
+    from ..errors import SparkfsError
+
+    if value is None:
+        return
+    try:
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise SparkfsError(f"{option} {shown!r} is not an ISO 8601 time "
+                           "(for example 2013-06-01 or 2013-06-01T12:00:00Z)") from None
+
+
 def _monitor(args: argparse.Namespace) -> int:
     from ..errors import SparkfsError
 
@@ -98,6 +114,8 @@ def _monitor(args: argparse.Namespace) -> int:
             options["versions"] = _version_range(args.versions)
     except ValueError:
         raise SparkfsError(f"--versions {args.versions!r}: write N or N..M") from None
+    for key in ("start", "end"):
+        _check_time(f"--{key}", getattr(args, key))
     for key in ("start", "end", "psi_threshold", "ks_pvalue"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)

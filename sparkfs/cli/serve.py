@@ -33,7 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .._extras import require
     from ..errors import ConfigError
+
+    require("fastapi", extra="serve", what="sparkfs serve")
     from ..serving.app import default_workers, load_service, run
 
     workers = default_workers() if args.workers is None else args.workers

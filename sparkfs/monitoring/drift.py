@@ -24,8 +24,9 @@ p-value < ``monitoring.ks_pvalue``, or (if set) the normalised Wasserstein dista
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..definitions import FeatureGroup
 from ..errors import NotFoundError, SparkfsError
@@ -51,8 +52,16 @@ def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
 
 @dataclass
 class DriftReport:
-    """``features``: one dict per feature with ``feature``, ``kind``, ``psi``, ``ks_stat``,
-    ``ks_pvalue``, ``wasserstein``, ``wasserstein_std``, null rates and ``drifted``."""
+    """What ``fs.monitor`` found. ``features``: one dict per feature with ``feature``,
+    ``kind``, ``psi``, ``ks_stat``, ``ks_pvalue``, ``wasserstein``, ``wasserstein_std``,
+    null rates and ``drifted``.
+
+    >>> r = DriftReport("weather", 1, "Delta version 1", "Delta version 2", 100, 90,
+    ...                 {"psi": 0.2}, [{"feature": "temp", "drifted": True},
+    ...                                {"feature": "visib", "drifted": False}])
+    >>> r.drifted, r.drifted_features, r["visib"]["drifted"]
+    (True, ['temp'], False)
+    """
 
     group: str
     group_version: int
@@ -167,14 +176,14 @@ def _current(fs: "FeatureStore", group: FeatureGroup, base_range: tuple[int, int
         from ..offline.tables import _as_utc
 
         df = fs.offline.read_spark(fs.spark, group)
-        label = []
+        parts = []
         if start is not None:
             df = df.where(F.col(group.event_time) >= F.lit(_as_utc(start)))
-            label.append(f"from {_as_utc(start).isoformat()}")
+            parts.append(f"from {_as_utc(start).isoformat()}")
         if end is not None:
             df = df.where(F.col(group.event_time) < F.lit(_as_utc(end)))
-            label.append(f"until {_as_utc(end).isoformat()}")
-        return df, "event time " + " ".join(label)
+            parts.append(f"until {_as_utc(end).isoformat()}")
+        return df, "event time " + " ".join(parts)
     latest = fs.offline.current_version(group)
     rng = _versions(versions)
     if versions is not None and rng is None:
@@ -327,6 +336,9 @@ def _bucket_counts(df: Any, cols: list, plan: dict) -> dict[str, dict[str, int]]
 
 
 def _ks_pvalue(d: float, n: int, m: int) -> float:
+    from .._extras import require
+
+    require("scipy", extra="monitoring", what="the drift report's KS p-value")
     from scipy.special import kolmogorov
 
     if n == 0 or m == 0:

@@ -17,6 +17,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..definitions import FeatureGroup
 
 
+def _figure() -> type:
+    """matplotlib's ``Figure`` (the ``monitoring`` extra)."""
+    from .._extras import require
+
+    require("matplotlib", extra="monitoring", what="the HTML report's charts")
+    from matplotlib.figure import Figure
+
+    return Figure
+
+
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
@@ -25,7 +35,7 @@ def _png(fig) -> str:
 
 def histogram_png(name: str, hist: dict) -> str:
     """A base64 PNG of one numeric feature's histogram."""
-    from matplotlib.figure import Figure
+    Figure = _figure()
 
     edges, counts = hist["edges"], hist["counts"]
     fig = Figure(figsize=(5.2, 2.6))
@@ -41,7 +51,7 @@ def histogram_png(name: str, hist: dict) -> str:
 
 def values_png(name: str, values: dict) -> str:
     """A base64 PNG bar chart of a categorical feature's value counts."""
-    from matplotlib.figure import Figure
+    Figure = _figure()
 
     items = list(values.items())[:20]
     fig = Figure(figsize=(5.2, 0.4 + 0.22 * len(items)))

@@ -54,7 +54,7 @@ class Statistics:
     delta_version: int
     rows: int
     features: dict[str, dict] = field(default_factory=dict)
-    computed_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
+    computed_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
 
     def __getitem__(self, feature: str) -> dict:
         try:

@@ -10,6 +10,13 @@
 (0, 0)
 >>> h.to_pandas().columns.tolist()
 ['origin', 'time_hour', 'temp', '_commit_time', '_run_id']
+
+Spark's DataFrame methods are on ``to_spark()``, not on the ``History`` itself:
+
+>>> h.count()
+Traceback (most recent call last):
+...
+AttributeError: 'History' object has no attribute 'count'
 """
 
 from __future__ import annotations
@@ -30,8 +37,8 @@ class History:
     """The rows of one Delta version of a group's history (latest, ``version`` or ``as_of``).
 
     ``to_arrow()`` and ``to_pandas()`` read through delta-rs without Spark;
-    ``to_spark()`` gives a DataFrame whose executors read the files. Any other attribute
-    (``count``, ``filter``, ``toPandas``...) is looked up on that Spark DataFrame.
+    ``to_spark()`` gives a DataFrame whose executors read the files (use it for ``count``,
+    ``filter`` and the rest of Spark's API). ``delta_version`` is the version it reads.
     """
 
     def __init__(self, fs: "FeatureStore", group: FeatureGroup, version: int | None = None,
@@ -40,15 +47,18 @@ class History:
         self.group = group
         table = fs.offline.table(group, version, as_of)  # resolves and validates now
         self.delta_version: int = table.version()
-        self._spark_df = None
+        self._spark_df: DataFrame | None = None
 
     def to_arrow(self) -> "pa.Table":
+        """The rows as an Arrow table (delta-rs; no Spark)."""
         return self._fs.offline.read_arrow(self.group, self.delta_version)
 
     def to_pandas(self) -> "pd.DataFrame":
+        """The rows as a pandas DataFrame (delta-rs; no Spark)."""
         return self.to_arrow().to_pandas()
 
     def to_spark(self) -> "DataFrame":
+        """The rows as a lazy Spark DataFrame (Delta's reader when its jars are there)."""
         if self._spark_df is None:
             if self._fs.config.offline.engine != "delta-rs":
                 from ..sparkutil import has_delta_jars
@@ -61,11 +71,6 @@ class History:
             self._spark_df = self._fs.offline.read_spark(self._fs.spark, self.group,
                                                          self.delta_version)
         return self._spark_df
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self.to_spark(), name)
 
     def __repr__(self) -> str:
         return (f"History(group={self.group.name!r}, group_version={self.group.version}, "

@@ -36,6 +36,7 @@ from .tables import COMMIT_TIME, RUN_ID, history_schema, read_files_spark
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
+    from ..online.materialize import MaterializeResult
     from ..store import FeatureStore
 
 INT_RANGE = (-(2**31), 2**31 - 1)
@@ -44,7 +45,15 @@ MAX_RUN_ID_LENGTH = 256
 
 @dataclass
 class IngestResult:
-    """What one ``fs.ingest`` call did."""
+    """What one ``fs.ingest`` call did: the Delta version it committed (or found, for a
+    replayed ``run_id``: ``noop``), the row counts, and ``materialization`` when the call
+    also pushed the new values online.
+
+    >>> r = IngestResult("weather", 1, "run-1", delta_version=3, rows_input=10, rows_written=8,
+    ...                  rows_skipped=2)
+    >>> r.to_dict()["rows_written"], r.materialization is None
+    (8, True)
+    """
 
     group: str
     group_version: int
@@ -59,13 +68,13 @@ class IngestResult:
     engine: str = "delta-rs"
     columns_ignored: list[str] = field(default_factory=list)
     transform_fingerprints: dict[str, str] = field(default_factory=dict)
-    materialization: Any = None
+    materialization: MaterializeResult | None = None
 
     def to_dict(self) -> dict:
+        """A JSON-able dict (``materialization`` as its own dict, or left out)."""
         out = {k: v for k, v in self.__dict__.items() if k != "materialization"}
         if self.materialization is not None:
-            m = self.materialization
-            out["materialization"] = m.to_dict() if hasattr(m, "to_dict") else str(m)
+            out["materialization"] = self.materialization.to_dict()
         return out
 
 
@@ -76,7 +85,7 @@ def app_id(run_id: str) -> str:
 
 def ingest(fs: "FeatureStore", group: FeatureGroup, data: Any, run_id: str | None = None) -> IngestResult:
     started = time.perf_counter()
-    commit_time = dt.datetime.now(dt.timezone.utc)
+    commit_time = dt.datetime.now(dt.UTC)
     run_id = _check_run_id(run_id, commit_time)
     table = fs.offline.table(group)
     pinned = table.version()
@@ -289,7 +298,7 @@ def _check_rows(group: FeatureGroup, df: "DataFrame", narrowed: list[str]) -> di
             out = (v < F.lit(lo)) | (v > F.lit(hi))
             row_aggs.append(F.sum(out.cast("long")).alias(f"range:{c}"))
         agg = df.agg(F.count(F.lit(1)).alias("n"), F.min(et).alias("min_et"),
-                     F.max(et).alias("max_et"), *row_aggs).first().asDict()
+                     F.max(et).alias("max_et"), *row_aggs).collect()[0].asDict()
         agg["conflicts"] = 0
     else:
         agg = _check_latest_rows(df, keys, et, [f.name for f in group.stored_fields], narrowed)
@@ -346,14 +355,14 @@ def _check_latest_rows(df: "DataFrame", keys: list[str], et: str, values: list[s
         *[F.sum(col(n)).alias(n) for n in flag_names],
         F.sum(F.when((F.col("bad") == 0) & (F.col("h0") != F.col("h1")), F.col("c"))
               .otherwise(0)).alias("suspects"),
-    ).first().asDict()
+    ).collect()[0].asDict()
     agg["conflicts"] = 0
     if agg.pop("suspects"):
         exact = (df.where(~any_null).groupBy(*keys, et)
                    .agg(F.count(F.lit(1)).alias("c"), F.min(value_hash).alias("h0"),
                         F.max(value_hash).alias("h1"))
                    .where(F.col("h0") != F.col("h1"))
-                   .agg(F.sum("c").alias("conflicts")).first())
+                   .agg(F.sum("c").alias("conflicts")).collect()[0])
         agg["conflicts"] = exact["conflicts"] or 0
     return agg
 
@@ -416,7 +425,7 @@ def _engine(fs: "FeatureStore", spark: "SparkSession") -> str:
 def _write_delta_rs(fs: "FeatureStore", group: FeatureGroup, df: "DataFrame", run_id: str,
                     commit_time: dt.datetime, rows_hint: int) -> tuple[int, int | None]:
     """Executors write Parquet under the table; the driver commits them in one Delta commit."""
-    from deltalake.transaction import AddAction, CommitProperties, Transaction
+    from deltalake.transaction import AddAction, CommitProperties, RemoveAction, Transaction
 
     from .parquet_stats import delete_dir, list_parquet, parquet_add_stats
 
@@ -443,7 +452,8 @@ def _write_delta_rs(fs: "FeatureStore", group: FeatureGroup, df: "DataFrame", ru
             spark.conf.set(key, previous)
     try:
         files = list_parquet(stage, fs.offline.storage_options)
-        actions, written = [], 0
+        actions: list[AddAction | RemoveAction] = []
+        written = 0
         for path, size, mtime in files:
             stats = parquet_add_stats(path, fs.offline.storage_options)
             if stats["numRecords"] == 0:

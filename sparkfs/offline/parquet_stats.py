@@ -110,10 +110,10 @@ def _json_value(value: Any, arrow_type: Any, bound: str) -> Any:
         return text if len(text) <= MAX_STRING_STAT else None
     if pa.types.is_timestamp(arrow_type):
         if isinstance(value, int):  # raw micros
-            value = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=value)
+            value = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=value)
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        value = value.astimezone(dt.timezone.utc)
+            value = value.replace(tzinfo=dt.UTC)
+        value = value.astimezone(dt.UTC)
         if bound == "max" and value.microsecond % 1000:
             value = value + dt.timedelta(microseconds=1000 - value.microsecond % 1000)
         ms = value.microsecond // 1000

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -153,7 +154,7 @@ class OfflineStore:
         for h in self.table(group).history():
             ts = h.get("timestamp")
             if ts is not None and "version" in h:
-                out[int(h["version"])] = dt.datetime.fromtimestamp(ts / 1000, tz=dt.timezone.utc)
+                out[int(h["version"])] = dt.datetime.fromtimestamp(ts / 1000, tz=dt.UTC)
         return out
 
     # -- files ----------------------------------------------------------------------------
@@ -237,5 +238,5 @@ def _as_utc(value: Any) -> dt.datetime:
     if not isinstance(value, dt.datetime):
         raise SparkfsError(f"{value!r} is not a point in time")
     if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)

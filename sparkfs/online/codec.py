@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 EPOCH_DATE = dt.date(1970, 1, 1)
 _US = dt.timedelta(microseconds=1)
 _DAY = dt.timedelta(days=1)
@@ -54,7 +55,7 @@ def timestamp_to_us(value: Any) -> int:
     if hasattr(value, "to_pydatetime"):
         value = value.to_pydatetime()
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return (value - EPOCH) // _US
 
 

@@ -30,11 +30,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import socket
 import threading
 import time
-from typing import Any, Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+from .._extras import require
 from ..config import HBaseOnlineConfig
 from ..definitions import FeatureGroup
 from ..errors import OnlineStoreError
@@ -61,6 +62,7 @@ class HBaseOnlineStore:
     """Online store in HBase (see the module docstring). Connects on first use."""
 
     def __init__(self, config: HBaseOnlineConfig) -> None:
+        require("happybase", extra="hbase", what="the HBase online store (online.type: hbase)")
         self.config = config
         self.family = config.column_family.encode()
         self._pool: Any = None
@@ -108,7 +110,7 @@ class HBaseOnlineStore:
                     Hbase_thrift.AlreadyExists, TApplicationException) as exc:
                 raise OnlineStoreError(f"HBase at {c.host}:{c.port} refused {what}: "
                                        f"{getattr(exc, 'message', None) or exc}") from None
-            except (TTransportException, socket.error, NoConnectionsAvailable, EOFError) as exc:
+            except (OSError, TTransportException, NoConnectionsAvailable, EOFError) as exc:
                 last = exc
         raise OnlineStoreError(
             f"HBase at {c.host}:{c.port} is unreachable: {what} failed after {c.retries + 1} "

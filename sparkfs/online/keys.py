@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 _SIGN = 1 << 63
 _PACK = struct.Struct(">Q")

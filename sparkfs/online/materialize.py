@@ -19,11 +19,13 @@ aggregations are materialized by ``sparkfs.aggregations.online``.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from .._extras import require
 from ..config import Config, SqliteOnlineConfig
 from ..definitions import FeatureGroup
 from ..errors import DefinitionError, OnlineStoreError, SparkfsError
@@ -81,6 +83,9 @@ def materialize(fs: "FeatureStore", group: FeatureGroup, engine: str = "spark",
         return materialize_aggregations(fs, group)
     if engine not in ENGINES:
         raise DefinitionError(f"materialize engine {engine!r} is unknown; use one of {ENGINES}")
+    if engine == "spark":
+        require("pyspark", extra="spark",
+                what="materialize with engine='spark' (engine='local' needs no Spark)")
     start = time.perf_counter()
     store = fs.online
     watermark, current = watermark_and_version(fs, group, group, "fs.online.drop(group)")
@@ -95,6 +100,27 @@ def materialize(fs: "FeatureStore", group: FeatureGroup, engine: str = "spark",
         store.set_watermark(group, current)
     return MaterializeResult(group.name, group.version, watermark, current, rows_read, keys,
                              time.perf_counter() - start, engine, len(files))
+
+
+def rebuild(fs: "FeatureStore", group: FeatureGroup, engine: str = "spark",
+            batch_rows: int = 10_000) -> MaterializeResult:
+    """Rebuild ``group``'s online state from its Delta history alone: drop the online table
+    and its watermark (for a windowed-aggregation group, its event state), then materialize
+    every commit. Use it for a new, emptied or damaged online store; reads of the group
+    find no values until it finishes.
+    """
+    if not group.online:
+        raise DefinitionError(f"feature group {group.name!r} version {group.version} has "
+                              "online=False: it has no online state to rebuild")
+    if engine not in ENGINES:
+        raise DefinitionError(f"materialize engine {engine!r} is unknown; use one of {ENGINES}")
+    if group.aggregations:
+        from ..aggregations.online import state_group
+
+        fs.online.drop(state_group(group))
+    else:
+        fs.online.drop(group)
+    return materialize(fs, group, engine=engine, batch_rows=batch_rows)
 
 
 def _count_rows(fs: "FeatureStore", group: FeatureGroup, version: int, files: list[str]) -> int:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..definitions import FeatureGroup
 from ..errors import ValidationError

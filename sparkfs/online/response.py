@@ -21,7 +21,8 @@ transforms that computed columns of the response, with their fingerprints.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 PRESENT = "present"
 MISSING = "missing"

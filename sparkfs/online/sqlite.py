@@ -32,7 +32,8 @@ import operator
 import os
 import sqlite3
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 
@@ -210,7 +211,7 @@ class SqliteOnlineStore:
         self._con().execute(
             f"INSERT INTO {_WATERMARKS} VALUES (?,?,?) ON CONFLICT(table_name) DO UPDATE SET "
             "delta_version=excluded.delta_version, updated_at=excluded.updated_at",
-            (group.table_name, int(delta_version), dt.datetime.now(dt.timezone.utc).isoformat()))
+            (group.table_name, int(delta_version), dt.datetime.now(dt.UTC).isoformat()))
 
     def count(self, group: FeatureGroup) -> int:
         """Rows stored for the group version (0 before its first materialization)."""
@@ -255,7 +256,7 @@ def prepare_rows(group: FeatureGroup, rows: Any) -> list[list]:
     if "_commit_time" in rows.column_names and rows["_commit_time"].null_count == 0:
         out.append(codec.arrow_column_to_stored(rows["_commit_time"], "timestamp"))
     else:
-        now = codec.timestamp_to_us(dt.datetime.now(dt.timezone.utc))
+        now = codec.timestamp_to_us(dt.datetime.now(dt.UTC))
         out.append([now] * rows.num_rows)
     values = [codec.arrow_column_to_stored(rows[f.name], f.dtype) for f in group.features]
     out.append(codec.RowCodec([f.dtype for f in group.features]).encode_rows(values))

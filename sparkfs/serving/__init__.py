@@ -2,7 +2,7 @@
 purpose: nothing here imports pyspark or starts a JVM.
 
 >>> import subprocess, sys
->>> subprocess.run([sys.executable, "-c", "import sys, sparkfs.serving.online; print('pyspark' in sys.modules)"],
-...                capture_output=True, text=True).stdout.strip()
+>>> code = "import sys, sparkfs.serving.online; print('pyspark' in sys.modules)"
+>>> subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
 'False'
 """

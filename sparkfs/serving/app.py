@@ -49,15 +49,20 @@ import time
 from typing import Any
 
 import orjson
-
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import DefinitionError, NotFoundError, SparkfsError, TransformError, ValidationError
-from ..ondemand import CodeNotLoadedError
+from ..errors import (
+    BatchTooLargeError,
+    CodeNotLoadedError,
+    DefinitionError,
+    NotFoundError,
+    TransformError,
+    ValidationError,
+)
 
 access_log = logging.getLogger("sparkfs.serving.access")
 error_log = logging.getLogger("sparkfs.serving")
@@ -100,10 +105,6 @@ class HTTPError(BaseModel):
     detail: str
 
 
-class _BatchTooLarge(SparkfsError):
-    pass
-
-
 def _rows(body: FeaturesRequest, limit: int) -> list[dict[str, Any]]:
     if (body.entity_rows is None) == (body.entities is None):
         raise ValidationError("give exactly one of entity_rows (a list of objects) or entities "
@@ -116,7 +117,7 @@ def _rows(body: FeaturesRequest, limit: int) -> list[dict[str, Any]]:
             raise ValidationError(f"entities columns differ in length: {lengths}")
         n = next(iter(lengths.values()), 0)
     if n > limit:
-        raise _BatchTooLarge(f"{n} entity rows exceed serving.max_batch_size={limit}; "
+        raise BatchTooLargeError(f"{n} entity rows exceed serving.max_batch_size={limit}; "
                              "split the request")
     if body.entity_rows is not None:
         return body.entity_rows
@@ -132,7 +133,7 @@ def _iso_column(times: list) -> list:
     """ISO texts of a column of event times; the rows of one stored event time share one
     datetime object (see ``read_group``), formatted once."""
     memo: dict[int, str | None] = {}
-    out = []
+    out: list[str | None] = []
     for t in times:
         if t is None:
             out.append(None)
@@ -234,7 +235,8 @@ def create_app(fs: Any, max_batch_size: int | None = None, repo: str | None = No
     app = FastAPI(title="sparkfs online feature service", version="1",
                   description="Latest feature values and on-demand features for entity rows.")
     app.add_middleware(AccessLogMiddleware)
-    errors = {404: {"model": HTTPError}, 413: {"model": HTTPError}, 422: {"model": HTTPError}}
+    errors: dict[int | str, dict[str, Any]] = {
+        404: {"model": HTTPError}, 413: {"model": HTTPError}, 422: {"model": HTTPError}}
 
     @app.exception_handler(RequestValidationError)
     async def _malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -264,7 +266,7 @@ def create_app(fs: Any, max_batch_size: int | None = None, repo: str | None = No
             response = fs.get_online_features(body.features, rows,
                                               request_data=body.request_data,
                                               full_feature_names=body.full_feature_names)
-        except _BatchTooLarge as exc:
+        except BatchTooLargeError as exc:
             return _json({"detail": str(exc)}, 413)
         except NotFoundError as exc:
             return _json({"detail": str(exc)}, 404)
@@ -356,9 +358,11 @@ def run(fs: Any, host: str = "127.0.0.1", port: int = 8080, repo: str | None = N
 
     ``workers > 1`` runs that many processes on one listening socket; each loads its own
     store from ``config`` and ``repo`` (``fs`` has already checked that they load)."""
-    import uvicorn
+    from .._extras import require
 
-    opts = dict(host=host, port=port, access_log=False, log_level=log_level,
+    uvicorn = require("uvicorn", extra="serve", what="the HTTP service")
+
+    opts: dict[str, Any] = dict(host=host, port=port, access_log=False, log_level=log_level,
                 http=_http_impl(), loop=_loop_impl())
     if workers <= 1:
         uvicorn.run(create_app(fs, repo=repo), **opts)

@@ -22,14 +22,15 @@ imports pyspark.
 from __future__ import annotations
 
 import datetime as dt
-from collections import abc
 import os
 import threading
+from collections import abc
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from ..definitions import FeatureGroup, FeatureRef, parse_refs
-from ..errors import DefinitionError, NotFoundError, ValidationError
+from ..definitions import FeatureGroup
+from ..errors import NotFoundError, ValidationError
 from ..online.read import coerce_key, read_group
 from ..online.response import OnlineResponse
 
@@ -47,7 +48,10 @@ class _Plan:
     groups: list[_GroupPlan]
     join_keys: dict[str, str]    # key -> dtype, in first-use order
     outputs: list[str]           # feature columns in request order
-    on_demand: list[Any] = field(default_factory=list)
+    on_demand: list[Any] = field(default_factory=list)  # [OnDemandPlan, {output: column}]
+    key_columns: dict[str, str] = field(default_factory=dict)  # join key -> entity-row column
+    dtypes: dict[str, str] = field(default_factory=dict)  # output column -> dtype
+    od_inputs: dict[str, str] = field(default_factory=dict)  # feature a transform reads -> column
 
 
 class _DefinitionCache:
@@ -62,7 +66,7 @@ class _DefinitionCache:
         self._lock = threading.Lock()
 
     def _current_signature(self) -> tuple:
-        sig = []
+        sig: list[tuple[int, int] | None] = []
         for p in self._paths:
             try:
                 st = os.stat(p)
@@ -71,9 +75,12 @@ class _DefinitionCache:
                 sig.append(None)
         return tuple(sig)
 
-    def plan(self, features: Sequence[Any], full_feature_names: bool) -> _Plan:
-        key = (tuple(features) if not isinstance(features, str) else (features,),
-               bool(full_feature_names))
+    def plan(self, features: Sequence[Any] | None, full_feature_names: bool,
+             view: Any = None) -> _Plan:
+        if features is not None:
+            features = tuple(features) if not isinstance(features, str) else (features,)
+        vkey = view if view is None or isinstance(view, str) else repr(view.to_spec())
+        key = (features, vkey, bool(full_feature_names))
         sig = self._current_signature()
         with self._lock:
             if sig != self._signature:
@@ -81,7 +88,7 @@ class _DefinitionCache:
                 self._signature = sig
             plan = self._plans.get(key)
         if plan is None:
-            plan = _build_plan(self.fs, key[0], full_feature_names)
+            plan = _build_plan(self.fs, features, full_feature_names, view)
             with self._lock:
                 self._plans[key] = plan
         return plan
@@ -94,85 +101,30 @@ def _cache(fs: Any) -> _DefinitionCache:
     return cache
 
 
-def split_refs(fs: Any, refs: list[FeatureRef]) -> tuple[list[FeatureRef], list[FeatureRef]]:
-    """Split requested refs into feature-group refs and on-demand refs.
+def _build_plan(fs: Any, features: Sequence[Any] | None, full_feature_names: bool,
+                view: Any = None) -> _Plan:
+    """The request resolved by ``sparkfs.request`` (the resolver training sets use too),
+    arranged for online reads."""
+    from ..request import resolve
 
-    Refs whose group part names a registered on-demand transform (not a feature group)
-    go in the second list (see ``sparkfs.ondemand``).
-    """
-    from ..ondemand import split_refs as _split
-
-    return _split(fs, refs)
-
-
-def _build_plan(fs: Any, features: Sequence[Any], full_feature_names: bool) -> _Plan:
-    refs = parse_refs(features)
-    group_refs, on_demand = split_refs(fs, refs)
-    groups: dict[tuple[str, int], _GroupPlan] = {}
-    join_keys: dict[str, str] = {}
-    outputs: list[str] = []
-    for ref in group_refs:
-        g = fs.get_feature_group(ref.group, ref.version)  # NotFoundError names the group
+    req = resolve(fs, features, view=view, full_feature_names=full_feature_names)
+    groups = []
+    for gr in req.groups:
+        g = gr.group
         if not g.online:
             raise NotFoundError(f"feature group {g.name!r} version {g.version} is not served "
                                 "online (online=False); read it with get_historical_features")
-        gp = groups.get((g.name, g.version))
-        if gp is None:
-            gp = groups[(g.name, g.version)] = _GroupPlan(g, [], [], [])
-            for k, d in g.key_dtypes.items():
-                if join_keys.setdefault(k, d) != d:
-                    raise DefinitionError(f"join key {k!r} is {join_keys[k]} in one requested "
-                                          f"group and {d} in {g.name!r}")
-        names = [f.name for f in g.features] if ref.feature == "*" else [ref.feature]
-        for name in names:
-            f = g.feature(name)  # NotFoundError names the feature and lists the others
-            out = f"{g.name}__{name}" if full_feature_names else name
-            if out in outputs:
-                hint = "" if full_feature_names else "; pass full_feature_names=True"
-                raise DefinitionError(f"feature {out!r} is requested twice{hint}")
-            if out in join_keys:
-                raise DefinitionError(f"feature {out!r} has the name of a join key; pass "
-                                      "full_feature_names=True")
-            outputs.append(out)
-            gp.features.append(name)
-            gp.outputs.append(out)
-            gp.dtypes.append(f.dtype)
-    if on_demand:
-        return _plan_on_demand(fs, _Plan(list(groups.values()), join_keys, outputs), on_demand,
-                               full_feature_names)
-    return _Plan(list(groups.values()), join_keys, outputs, on_demand)
-
-
-def _plan_on_demand(fs: Any, plan: _Plan, refs: list[FeatureRef], full: bool) -> _Plan:
-    """Add the on-demand outputs and, as hidden columns, the features they read."""
-    from ..ondemand import plan_on_demand
-
-    od = plan_on_demand(fs, refs)
-    for ref in od.group_refs:
-        g = fs.get_feature_group(ref.group, ref.version)
-        gp = next((p for p in plan.groups if (p.group.name, p.group.version) ==
-                   (g.name, g.version)), None)
-        if gp is None:
-            gp = _GroupPlan(g, [], [], [])
-            plan.groups.append(gp)
-            for k, d in g.key_dtypes.items():
-                if plan.join_keys.setdefault(k, d) != d:
-                    raise DefinitionError(f"join key {k!r} is {plan.join_keys[k]} in one requested "
-                                          f"group and {d} in {g.name!r}")
-        if ref.feature not in gp.features:
-            gp.features.append(ref.feature)
-            gp.outputs.append(f"__od__{g.name}__{ref.feature}")
-            gp.dtypes.append(g.feature(ref.feature).dtype)
-    names = {}
-    for tname, outs in od.outputs.items():
-        for n in outs:
-            out = f"{tname}__{n}" if full else n
-            if out in plan.outputs or out in plan.join_keys:
-                hint = "" if full else "; pass full_feature_names=True"
-                raise DefinitionError(f"feature {out!r} is requested twice{hint}")
-            plan.outputs.append(out)
-            names[n] = out
-    plan.on_demand = [od, names]
+        groups.append(_GroupPlan(g, list(gr.features), list(gr.columns), gr.dtypes))
+    plan = _Plan(groups, dict(req.join_keys), list(req.columns),
+                 key_columns={k: req.key_column(k) for k in req.join_keys},
+                 dtypes=dict(req.dtypes))
+    od = req.on_demand
+    if od is not None:
+        plan.on_demand = [od, dict(req.on_demand_columns)]
+        for ref in od.group_refs:
+            label = req.ref_labels[(ref.group, ref.version)]
+            gr = next(g for g in req.groups if g.label == label)
+            plan.od_inputs[ref.feature] = gr.columns[gr.features.index(ref.feature)]
     return plan
 
 
@@ -186,52 +138,53 @@ def _compute_on_demand(plan: _Plan, columns: dict, rows: list, request_data: Any
             frame[name] = list(request_data[name])
         elif all(name in r for r in rows):
             frame[name] = [r[name] for r in rows]
-    for gp in plan.groups:
-        for feat, out in zip(gp.features, gp.outputs):
-            if feat in od.feature_dtypes and feat not in frame:
-                frame[feat] = columns[out][0]
+    for feat, out in plan.od_inputs.items():
+        frame[feat] = columns[out][0]
     od.check_columns(frame, "request_data")
     for short, values in od.compute_values(frame).items():
         columns[names[short]] = (values, None, None, od.output_dtypes[short])
 
 
-def get_online_features(fs: Any, features: Sequence[str],
-                        entity_rows: Sequence[Mapping[str, Any]],
+def get_online_features(fs: Any, features: Sequence[str] | None,
+                        entity_rows: Sequence[Mapping[str, Any]] | None,
                         request_data: Mapping[str, Sequence[Any]] | None = None,
                         full_feature_names: bool = False,
-                        now: dt.datetime | None = None) -> OnlineResponse:
-    """Latest values of ``features`` (``"group:feature"`` refs) for each entity row.
+                        now: dt.datetime | None = None, view: Any = None) -> OnlineResponse:
+    """Latest values of ``features`` (``"group:feature"`` refs) or of a feature ``view``
+    for each entity row. A view's ``key_map`` names the entity-row column of each join key.
 
     ``now`` (default: the current time) is the read time that ttl expiry is judged at.
     Unknown groups or features raise ``NotFoundError``; malformed rows or key values
     raise ``ValidationError`` naming the row and key.
     """
-    plan = _cache(fs).plan(features, full_feature_names)
+    plan = _cache(fs).plan(features, full_feature_names, view)
+    if entity_rows is None:
+        raise ValidationError("entity_rows is required: a list of dicts like [{'origin': 'JFK'}]")
     rows = _check_rows(fs, entity_rows, request_data)
     keys: dict[str, list] = {}
+    row_keys: dict[str, list] = {}
     for k, dtype in plan.join_keys.items():
+        name = plan.key_columns.get(k, k)
         col = []
         for i, row in enumerate(rows):
             try:
-                value = row[k]
+                value = row[name]
             except KeyError:
-                raise ValidationError(f"entity row {i} has no value for join key {k!r} "
+                what = f"join key {k!r}" + (f" (column {name!r})" if name != k else "")
+                raise ValidationError(f"entity row {i} has no value for {what} "
                                       f"(it has {sorted(row)})") from None
-            col.append(coerce_key(value, dtype, k, i))
+            col.append(coerce_key(value, dtype, name, i))
         keys[k] = col
-    response = OnlineResponse(keys)
+        row_keys[name] = col
+    response = OnlineResponse(row_keys)
     if plan.on_demand:
         response.transform_fingerprints = {t.name: t.fingerprint
                                            for t in plan.on_demand[0].transforms}
     if not rows:
-        empty = {out: dtype for gp in plan.groups for out, dtype in zip(gp.outputs, gp.dtypes)}
-        if plan.on_demand:
-            empty.update({out: plan.on_demand[0].output_dtypes[short]
-                          for short, out in plan.on_demand[1].items()})
         for out in plan.outputs:
-            response.add_feature(out, [], [], [], empty[out])
+            response.add_feature(out, [], [], [], plan.dtypes[out])
         return response
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     columns: dict[str, tuple] = {}
     store = fs.online
     for gp in plan.groups:

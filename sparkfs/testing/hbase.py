@@ -42,7 +42,8 @@ import socket
 import struct
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import thriftpy2
 from thriftpy2.server import TThreadedServer
@@ -425,8 +426,15 @@ class _NoDelayServerSocket(TServerSocket):
         super().__init__(*args, **kwargs)
         self.clients: set[socket.socket] = set()
 
+    @property
+    def listener(self) -> socket.socket:
+        """The listening socket, opened by ``listen()``."""
+        if self.sock is None:
+            raise RuntimeError("the HBase emulator's socket is not listening: call listen()")
+        return self.sock
+
     def accept(self) -> TSocket:
-        client, _ = self.sock.accept()
+        client, _ = self.listener.accept()
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.settimeout(None)
         self.clients.add(client)
@@ -445,7 +453,7 @@ class HBaseEmulator:
         self.handler = HBaseHandler()
         self._sock = _NoDelayServerSocket(host=host, port=port, client_timeout=None)
         self._sock.listen()
-        self.port = self._sock.sock.getsockname()[1]
+        self.port = self._sock.listener.getsockname()[1]
         self._server = TThreadedServer(TProcessor(Hbase.Hbase, self.handler), self._sock,
                                        daemon=True)
         self._thread: threading.Thread | None = None
@@ -480,10 +488,10 @@ class HBaseEmulator:
         """Stop listening and drop every client connection."""
         self._stopped = True
         try:
-            self._sock.sock.shutdown(socket.SHUT_RDWR)
+            self._sock.listener.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        self._sock.sock.close()
+        self._sock.listener.close()
         for c in list(self._sock.clients):
             try:
                 c.shutdown(socket.SHUT_RDWR)

@@ -22,13 +22,14 @@ The pandas and row paths need no Spark:
 Traceback (most recent call last):
 ...
 AssertionError: transform 'rowwise_differs': pandas and row outputs differ in 2 of 2 row(s); first: row 0 rowwise_differs: pandas -1.0, row 0.0
-"""
+"""  # noqa: E501 (doctest output)
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -55,7 +56,7 @@ def _norm(v: Any) -> Any:
     if isinstance(v, float) and math.isnan(v):
         return None
     if isinstance(v, dt.datetime) and v.tzinfo is not None:
-        return v.astimezone(dt.timezone.utc)
+        return v.astimezone(dt.UTC)
     return v
 
 

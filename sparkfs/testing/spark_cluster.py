@@ -22,10 +22,10 @@ False
 >>> cluster.master_url
 Traceback (most recent call last):
 ...
-sparkfs.testing.spark_cluster.ClusterError: the Spark cluster is not running: call start() or use it in a with block
+sparkfs.errors.ClusterError: the Spark cluster is not running: call start() or use it in a with block
 >>> 1024 <= free_port() <= 65535
 True
-"""
+"""  # noqa: E501 (doctest output)
 
 from __future__ import annotations
 
@@ -40,17 +40,14 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Literal
 
-from ..errors import SparkfsError
+from ..errors import ClusterError
 
 HOST = "127.0.0.1"
 _JVM_OPTS = "-XX:-UsePerfData"
-
-
-class ClusterError(SparkfsError):
-    """The standalone cluster did not come up, or a submitted application failed."""
 
 
 def spark_home() -> str:
@@ -302,7 +299,10 @@ def _tail(text: Any, lines: int = 40) -> str:
     return "\n".join((text or "").splitlines()[-lines:])
 
 
-def spark_cluster_fixture(scope: str = "session", **options: Any):
+def spark_cluster_fixture(
+    scope: Literal["session", "package", "module", "class", "function"] = "session",
+    **options: Any,
+):
     """A pytest fixture that yields a started ``SparkCluster`` and stops it afterwards.
 
     ``options`` go to ``SparkCluster`` (``cores``, ``memory``, ``startup_timeout``...).

@@ -44,7 +44,8 @@ for the Spark algorithm.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -60,9 +61,9 @@ PUBLIC_OPTIONS = ("full_feature_names", "time_buckets", "hot_key_rows",
                   "broadcast_spine_rows", "threads", "delta_versions")
 
 
-def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[str],
-                            timestamp_col: str, engine: str = "spark", as_known_at: bool = False,
-                            key_map: Mapping[str, str] | None = None,
+def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[str] | None,
+                            timestamp_col: str | None, engine: str = "spark", as_known_at: bool = False,
+                            key_map: Mapping[str, str] | None = None, view: Any = None,
                             **options: Any) -> TrainingSet:
     """A point-in-time correct ``TrainingSet`` for ``spine`` (see the module docstring)."""
     unknown = sorted(set(options) - set(PUBLIC_OPTIONS))
@@ -70,16 +71,18 @@ def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[s
         raise SparkfsError(
             f"get_historical_features got unknown option(s) {unknown}; known: {list(PUBLIC_OPTIONS)}")
     return build(fs, spine, features, timestamp_col, engine=engine, as_known_at=as_known_at,
-                 key_map=key_map, **options)
+                 key_map=key_map, view=view, **options)
 
 
-def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col: str,
+def build(fs: "FeatureStore", spine: Any, features: Sequence[str] | None,
+          timestamp_col: str | None,
           engine: "str | JoinEngine" = "spark", as_known_at: bool = False,
           key_map: Mapping[str, str] | None = None, full_feature_names: bool = False,
           time_buckets: int | None = None, hot_key_rows: int | None = None,
           broadcast_spine_rows: int | None = None, threads: int | None = None,
           delta_versions: Mapping[str, int] | None = None,
-          ttls: Mapping[str, str | None] | None = None, keep_id: bool = False) -> TrainingSet:
+          ttls: Mapping[str, str | None] | None = None, keep_id: bool = False,
+          view: Any = None) -> TrainingSet:
     """The engine-independent driver (``keep_id``: the spine already has ``_spine_id``,
     as a stored training set's spine does). ``engine``: a name or a ``JoinEngine``
     (``sparkfs.training.engines``)."""
@@ -91,29 +94,18 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str], timestamp_col
     prepared = join_engine.prepare_spine(fs, spine, timestamp_col, keep_id=keep_id)
     plan = resolve(fs, features, prepared.schema, timestamp_col, as_known_at=as_known_at,
                    key_map=key_map, full_feature_names=full_feature_names,
-                   delta_versions=delta_versions, ttls=ttls)
+                   delta_versions=delta_versions, ttls=ttls, view=view)
     schema = output_schema(plan, prepared.schema)
     summary = join_engine.summary(prepared, timestamp_col)
     joined = join_engine.join(fs, plan, prepared, summary)
     options = {"full_feature_names": bool(full_feature_names), **join_engine.options()}
-    requested = _pinned_refs(plan, features)
     from .manifest import build_manifest
 
-    manifest = build_manifest(plan, join_engine.name, summary, dict(key_map or {}), options,
-                              requested)
+    manifest = build_manifest(plan, join_engine.name, summary, dict(plan.request.key_map),
+                              options, plan.request.pinned_refs)
     if isinstance(joined, pa.Table):
         return TrainingSet(fs, manifest=manifest, arrow=joined, schema=schema, spine=prepared)
     return TrainingSet(fs, manifest=manifest, spark_df=joined, schema=schema, spine=prepared)
-
-
-def _pinned_refs(plan, features) -> list[str]:
-    from ..definitions import parse_refs
-
-    out = []
-    for r in parse_refs(features):
-        label = plan.ref_labels.get((r.group, r.version))
-        out.append(f"{label}:{r.feature}" if label else str(r))
-    return out
 
 
 __all__ = ["get_historical_features", "TrainingSet", "SPINE_ID", "ENGINES", "JoinEngine",

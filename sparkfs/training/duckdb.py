@@ -91,7 +91,7 @@ def spine_summary(spine: pa.Table, timestamp_col: str) -> dict:
     try:
         con.register("spine", spine)
         cols = ", ".join(q(c) for c in spine.column_names)
-        h = con.execute(f"SELECT bit_xor(hash({cols})) FROM spine").fetchone()[0]
+        h = con.execute(f"SELECT bit_xor(hash({cols})) FROM spine").fetchall()[0][0]
     finally:
         con.close()
     return {"lo": mm["min"], "hi": mm["max"], "rows": spine.num_rows,
@@ -218,9 +218,10 @@ def value_selects(gp: GroupPlan, name: str, plan: Plan) -> list[str]:
 def apply_on_demand(plan: Plan, out: pa.Table) -> pa.Table:
     """Run the on-demand transforms (pandas) over the columns they read; append outputs."""
     from ..offline.tables import ARROW_TYPES
-    from .plan import on_demand_inputs
+    from .plan import on_demand_inputs, on_demand_renames
 
     od = plan.on_demand
+    renames = on_demand_renames(plan)
     aliases = on_demand_inputs(plan)
     cols = {c: c for c in od.request_columns}
     cols.update(aliases)
@@ -230,14 +231,14 @@ def apply_on_demand(plan: Plan, out: pa.Table) -> pa.Table:
     for name in od.output_names:
         arr = pa.array(res[name].astype(object).where(res[name].notna(), None).tolist(),
                        type=ARROW_TYPES[od.output_dtypes[name]])
-        out = out.append_column(name, arr)
+        out = out.append_column(renames.get(name, name), arr)
     return out
 
 
 def _ts_lit(micros: int) -> str:
     import datetime as dt
 
-    when = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=int(micros))
+    when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(micros))
     return f"TIMESTAMPTZ '{when.isoformat()}'"
 
 

@@ -101,7 +101,7 @@ def commit_layout(paths: list[str], event_time: str) -> tuple[int, int, list[lis
                 return None
         if commit is not None:
             by_commit.setdefault(commit, []).append(path)
-    if lo is None:
+    if lo is None or hi is None:
         return None
     return lo, hi, [by_commit[c] for c in sorted(by_commit)]
 

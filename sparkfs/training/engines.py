@@ -116,8 +116,8 @@ def choose_engine(engine: "str | JoinEngine", spine: Any, *, time_buckets: int |
         from .duckdb import DuckDBEngine
 
         return DuckDBEngine(threads=threads)
-    from .spark_broadcast import DEFAULT_BROADCAST_SPINE_ROWS, SparkBroadcastEngine
     from .spark import SparkShuffleEngine
+    from .spark_broadcast import DEFAULT_BROADCAST_SPINE_ROWS, SparkBroadcastEngine
 
     opts = {"time_buckets": time_buckets, "hot_key_rows": hot_key_rows,
             "broadcast_spine_rows": broadcast_spine_rows}

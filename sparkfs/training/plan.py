@@ -6,9 +6,10 @@ names, joined on which spine columns, read at which pinned Delta version, with w
 ``spine_to_arrow`` normalises a spine (pandas, Arrow or Spark) into Arrow with UTC
 timestamps. Nothing here imports pyspark at module level.
 
-Output names are the features' short names. When two requested features share a short
-name, or a feature is named like a spine column, the call is refused; pass
-``full_feature_names=True`` to name every feature ``{group}__{feature}`` instead.
+Output names, order and dtypes come from ``sparkfs.request`` (the resolver the online
+path uses too): short names; ``{group}__{feature}`` / ``{transform}__{output}`` with
+``full_feature_names=True``. A name clash (two features, or a feature and a spine
+column) is refused.
 
 >>> import pyarrow as pa, datetime as dt
 >>> t = spine_to_arrow(pa.table({"origin": ["JFK"], "ts": [dt.datetime(2013, 1, 1, 6)]}), "ts")
@@ -21,12 +22,13 @@ TimestampType(timestamp[us, tz=UTC])
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from ..definitions import FeatureGroup, FeatureRef, format_duration, parse_duration, parse_refs
+from ..definitions import FeatureGroup, format_duration, parse_duration
 from ..errors import DefinitionError, NotFoundError, SparkfsError
 from ..offline.tables import ARROW_TYPES, TIMESTAMP
 
@@ -73,9 +75,14 @@ class Plan:
     hidden: set[str] = field(default_factory=set)
     #: (group, version as written in the reference) -> "group@version" that was used.
     ref_labels: dict = field(default_factory=dict)
+    #: The resolver's answer (``sparkfs.request.Resolved``): names, order, dtypes.
+    request: Any = None
 
     @property
     def feature_columns(self) -> list[str]:
+        """Feature columns in the resolver's order (the online path's order too)."""
+        if self.request is not None:
+            return list(self.request.columns)
         cols = [c for g in self.groups for c in g.columns if c not in self.hidden]
         return cols + list(self.on_demand_columns)
 
@@ -84,55 +91,45 @@ class Plan:
         return list(self.spine_columns) + self.feature_columns
 
 
-def resolve(fs: "FeatureStore", features: Sequence[Any], spine_schema: pa.Schema,
+def resolve(fs: "FeatureStore", features: Sequence[Any] | None, spine_schema: pa.Schema,
             timestamp_col: str, as_known_at: bool = False,
             key_map: Mapping[str, str] | None = None, full_feature_names: bool = False,
             delta_versions: Mapping[str, int] | None = None,
-            ttls: Mapping[str, str | None] | None = None) -> Plan:
-    """Resolve feature references against the registry and the spine's schema.
+            ttls: Mapping[str, str | None] | None = None, view: Any = None) -> Plan:
+    """Resolve feature references (or a view) with ``sparkfs.request.resolve`` — the
+    resolver the online path uses too — then check them against the spine's schema.
 
     ``delta_versions`` (``"group@version" -> Delta version``) and ``ttls`` pin what a
     stored training set used; otherwise each group's current Delta version and ttl.
     """
+    from ..request import resolve as resolve_request
+
     spine_cols = [c for c in spine_schema.names if c != SPINE_ID]
     check_timestamp_column(spine_schema, timestamp_col)
-    key_map = dict(key_map or {})
-    for k, v in key_map.items():
+    for k, v in dict(key_map or {}).items():
         if not isinstance(k, str) or not isinstance(v, str):
             raise SparkfsError(f"key_map must map join key names to spine column names; got {k!r}: {v!r}")
-    refs = parse_refs(features)
-
-    on_demand, od_columns, refs, explicit_refs = _plan_on_demand(fs, refs, spine_cols)
-
-    by_group: dict[tuple[str, int | None], list[str]] = {}
-    for ref in refs:
-        by_group.setdefault((ref.group, ref.version), [])
-        if ref.feature not in by_group[(ref.group, ref.version)]:
-            by_group[(ref.group, ref.version)].append(ref.feature)
-
+    reserved = {c: f"spine column {c!r}" for c in spine_cols}
+    req = resolve_request(fs, features, view=view, full_feature_names=full_feature_names,
+                          key_map=key_map, reserved=reserved)
+    od = req.on_demand
+    if od is not None:
+        missing = [c for c in od.request_columns if c not in spine_cols]
+        if missing:
+            raise NotFoundError(
+                f"on-demand features {[str(r) for r in od.requested]} need request column(s) "
+                f"{missing}, which the spine lacks (spine columns: {', '.join(spine_cols)})")
     plans: list[GroupPlan] = []
-    ref_labels: dict = {}
-    used_keys: set[str] = set()
-    for (name, version), names in by_group.items():
-        group = fs.get_feature_group(name, version)
-        ref_labels[(name, version)] = f"{group.name}@{group.version}"
-        if any(p.label == f"{group.name}@{group.version}" for p in plans):
-            prev = next(p for p in plans if p.label == f"{group.name}@{group.version}")
-            prev.features += [n for n in _expand(group, names) if n not in prev.features]
-            continue
-        feats = _expand(group, names)
-        keys = {}
-        for k in group.join_keys:
-            col = key_map.get(k, k)
-            used_keys.add(k)
+    for gr in req.groups:
+        group = gr.group
+        for k, col in gr.key_columns.items():
             if col not in spine_cols:
                 raise NotFoundError(
                     f"feature group {group.name!r} joins on {k!r}, but the spine has no column "
                     f"{col!r} (spine columns: {', '.join(spine_cols)}); add it or map it with "
                     f"key_map={{{k!r}: 'spine_column'}}")
             check_key_type(spine_schema.field(col).type, group, k, col)
-            keys[k] = col
-        label = f"{group.name}@{group.version}"
+        label = gr.label
         if delta_versions and label in delta_versions:
             delta_version = int(delta_versions[label])
         else:
@@ -140,54 +137,11 @@ def resolve(fs: "FeatureStore", features: Sequence[Any], spine_schema: pa.Schema
         ttl = group.ttl
         if ttls is not None and label in ttls:
             ttl = None if ttls[label] is None else parse_duration(ttls[label])
-        plans.append(GroupPlan(group, feats, [], keys, delta_version, ttl))
-
-    unused = set(key_map) - used_keys
-    if unused:
-        raise SparkfsError(
-            f"key_map names {sorted(unused)}, which no requested feature group joins on "
-            f"(their join keys: {sorted(used_keys)})")
-
-    # Features no explicit ref asked for were fetched only as on-demand inputs: hidden.
-    explicit = set()
-    for ref in explicit_refs:
-        gp = next(p for p in plans if p.label == ref_labels[(ref.group, ref.version)])
-        explicit |= {(gp.label, f) for f in (gp.features if ref.feature == "*" else [ref.feature])}
-    hidden = {(gp.label, f) for gp in plans for f in gp.features if (gp.label, f) not in explicit}
-    _name_columns(plans, spine_cols, od_columns, full_feature_names, hidden)
-    hidden_cols = {c for gp in plans for f, c in zip(gp.features, gp.columns)
-                   if (gp.label, f) in hidden}
-    return Plan(plans, timestamp_col, spine_cols, as_known_at, on_demand, od_columns,
-                hidden=hidden_cols, ref_labels=ref_labels)
-
-
-def _expand(group: FeatureGroup, names: list[str]) -> list[str]:
-    out: list[str] = []
-    for n in names:
-        if n == "*":
-            out += [f.name for f in group.features if f.name not in out]
-        else:
-            group.feature(n)  # raises NotFoundError naming the group and its features
-            if n not in out:
-                out.append(n)
-    return out
-
-
-def _plan_on_demand(fs: "FeatureStore", refs: list[FeatureRef], spine_cols: list[str]):
-    """Split off on-demand refs (``sparkfs.ondemand``): returns the plan (or None), its
-    output names, every group ref to fetch, and the group refs the caller asked for."""
-    from ..ondemand import plan_on_demand, split_refs
-
-    group_refs, od_refs = split_refs(fs, refs)
-    if not od_refs:
-        return None, [], group_refs, group_refs
-    plan = plan_on_demand(fs, refs)
-    missing = [c for c in plan.request_columns if c not in spine_cols]
-    if missing:
-        raise NotFoundError(
-            f"on-demand features {[str(r) for r in od_refs]} need request column(s) {missing}, "
-            f"which the spine lacks (spine columns: {', '.join(spine_cols)})")
-    return plan, list(plan.output_names), group_refs + list(plan.group_refs), group_refs
+        plans.append(GroupPlan(group, list(gr.features), list(gr.columns), dict(gr.key_columns),
+                               delta_version, ttl))
+    return Plan(plans, timestamp_col, spine_cols, as_known_at, od,
+                list(req.on_demand_columns.values()), hidden=req.hidden_columns,
+                ref_labels=req.ref_labels, request=req)
 
 
 def on_demand_inputs(plan: Plan) -> dict[str, str]:
@@ -203,29 +157,12 @@ def on_demand_inputs(plan: Plan) -> dict[str, str]:
     return out
 
 
-def _name_columns(plans: list[GroupPlan], spine_cols: list[str], od_columns: list[str],
-                  full: bool, hidden: set = frozenset()) -> None:
-    """Short names, or ``{group}__{feature}`` when ``full``. Features fetched only as
-    on-demand inputs keep their short names (the transforms read them by those)."""
-    seen: dict[str, str] = {c: "a spine column" for c in spine_cols}
-    for c in od_columns:
-        seen.setdefault(c, "an on-demand feature")
-    clashes = []
-    for p in plans:
-        p.columns = []
-        for f in p.features:
-            inner = (p.label, f) in hidden
-            col = f"{p.group.name}__{f}" if full and not inner else f
-            if full and not inner and sum(q.group.name == p.group.name for q in plans) > 1:
-                col = f"{p.group.name}_v{p.group.version}__{f}"
-            if col in seen:
-                clashes.append(f"{col!r} ({p.label}:{f} and {seen[col]})")
-            seen[col] = f"{p.label}:{f}"
-            p.columns.append(col)
-    if clashes:
-        raise SparkfsError(
-            f"{len(clashes)} output column name(s) collide: {', '.join(clashes)}; rename the "
-            "spine column or pass full_feature_names=True to name features '{group}__{feature}'")
+def on_demand_renames(plan: Plan) -> dict[str, str]:
+    """On-demand output (as the transforms add it) -> its output column, where they differ
+    (``full_feature_names``: ``{transform}__{output}``)."""
+    if plan.request is None:
+        return {}
+    return {n: c for n, c in plan.request.on_demand_columns.items() if n != c}
 
 
 # -- spine --------------------------------------------------------------------------------
@@ -304,13 +241,11 @@ def canonical_type(t: pa.DataType) -> pa.DataType:
 
 
 def output_schema(plan: Plan, spine_schema: pa.Schema) -> pa.Schema:
+    """Spine columns, then the feature columns in the resolver's order and dtypes."""
     fields = [pa.field(c, canonical_type(spine_schema.field(c).type)) for c in plan.spine_columns]
-    for g in plan.groups:
-        for c, d in zip(g.columns, g.dtypes):
-            if c not in plan.hidden:
-                fields.append(pa.field(c, ARROW_TYPES[d]))
-    for c in plan.on_demand_columns:
-        fields.append(pa.field(c, ARROW_TYPES[plan.on_demand.output_dtypes[c]]))
+    dtypes = plan.request.dtypes
+    for c in plan.feature_columns:
+        fields.append(pa.field(c, ARROW_TYPES[dtypes[c]]))
     return pa.schema(fields)
 
 

@@ -15,7 +15,7 @@ UTC (``timestamp[us, tz=UTC]`` in Arrow, tz-aware in pandas) whichever engine ra
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 

@@ -19,9 +19,9 @@ concurrent calls with one name make two distinct versions**, each with its own d
 and no call ever deletes a directory it did not write. A failure removes only the
 caller's own staging. Staging left by a killed process (its owner is gone from this
 host, or, for another host, it is older than ``ABANDONED_AFTER_S``) is removed by the
-next ``create_training_set`` of that name. ``recreate_training_set`` reads the stored spine and re-runs the join with every
-group pinned to its recorded Delta version (time travel) and recorded ttl: new ingests
-since then change nothing.
+next ``create_training_set`` of that name. ``recreate_training_set`` reads the stored
+spine and re-runs the join with every group pinned to its recorded Delta version (time
+travel) and recorded ttl: new ingests since then change nothing.
 
 >>> import tempfile, datetime as dt, pandas as pd
 >>> from sparkfs import FeatureStore, Entity, FeatureGroup, Field
@@ -41,7 +41,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, RegistryError, SparkfsError
 from . import build
@@ -61,21 +62,26 @@ def training_sets_root(fs: "FeatureStore") -> str:
     return os.path.join(os.path.abspath(fs.config.data_dir), "training_sets")
 
 
-def create_training_set(fs: "FeatureStore", name: str, spine: Any, features: Sequence[str],
-                        timestamp_col: str, **options: Any) -> TrainingSet:
+def create_training_set(fs: "FeatureStore", name: str, spine: Any,
+                        features: Sequence[str] | None, timestamp_col: str | None,
+                        view: Any = None,
+                        **options: Any) -> TrainingSet:
     """Build a training set and store its rows, spine and manifest as a new version of
-    ``name``. Options: ``engine`` (default ``"spark"``), ``as_known_at``, ``key_map``,
-    ``full_feature_names``, ``time_buckets``, ``hot_key_rows``, ``broadcast_spine_rows``,
-    ``threads``, ``description``."""
+    ``name``, of feature references or of a feature ``view`` (the manifest's ``"view"``
+    records its ``name@version``; ``"features"`` its references, pinned). Options:
+    ``engine`` (default ``"spark"``), ``as_known_at``, ``key_map``, ``full_feature_names``,
+    ``time_buckets``, ``hot_key_rows``, ``broadcast_spine_rows``, ``threads``,
+    ``description``."""
     from ..definitions import check_name
 
     check_name(name, "training set")
     unknown = sorted(set(options) - set(CREATE_OPTIONS))
     if unknown:
-        raise SparkfsError(f"create_training_set got unknown option(s) {unknown}; known: {list(CREATE_OPTIONS)}")
+        raise SparkfsError(f"create_training_set got unknown option(s) {unknown}; "
+                           f"known: {list(CREATE_OPTIONS)}")
     description = options.pop("description", "")
     engine = options.pop("engine", "spark")
-    ts = build(fs, spine, features, timestamp_col, engine=engine, **options)
+    ts = build(fs, spine, features, timestamp_col, engine=engine, view=view, **options)
     root = os.path.join(training_sets_root(fs), name)
     os.makedirs(root, exist_ok=True)
     clean_abandoned(fs, name)
@@ -177,12 +183,15 @@ def clean_abandoned(fs: "FeatureStore", name: str) -> list[str]:
     return removed
 
 
-def _write(fs: "FeatureStore", ts: TrainingSet, spine: Any, timestamp_col: str, engine: str,
+def _write(fs: "FeatureStore", ts: TrainingSet, spine: Any, timestamp_col: str | None,
+           engine: str,
            path: str) -> None:
     data, spine_path = os.path.join(path, "data"), os.path.join(path, "spine")
     if engine == "spark":
         out = "file://" + data
         ts._frame_with_id().write.mode("error").parquet(out)
+        if ts.spine is None or ts.spine.frame is None:  # the Spark engine always keeps it
+            raise SparkfsError(f"training set {ts!r}: the Spark join kept no numbered spine")
         ts.spine.frame.write.mode("error").parquet("file://" + spine_path)
     else:
         import pyarrow.parquet as pq

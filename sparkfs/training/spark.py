@@ -64,11 +64,11 @@ from __future__ import annotations
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
-from ..offline.tables import COMMIT_TIME, RUN_ID
 from ..errors import SparkfsError
+from ..offline.tables import COMMIT_TIME, RUN_ID
+from ..sql import quote_ident
 from .engines import Spine
 from .plan import SPINE_ID, GroupPlan, Plan, micros
-from ..sql import quote_ident
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -117,14 +117,15 @@ def spark_schema_as_arrow(df: "DataFrame"):
 
 
 def spine_summary(sdf: "DataFrame", timestamp_col: str) -> dict:
-    """Min/max timestamp (epoch microseconds), row count and an order-sensitive hash of the spine (one job)."""
+    """Min/max timestamp (epoch microseconds), row count and an order-sensitive hash of the
+    spine (one job)."""
     from pyspark.sql import functions as F
 
     cols = [F.col(quote_ident(c, "spark")) for c in sdf.columns]
     row = sdf.agg(F.unix_micros(F.min(F.col(quote_ident(timestamp_col, "spark")))).alias("lo"),
                   F.unix_micros(F.max(F.col(quote_ident(timestamp_col, "spark")))).alias("hi"),
                   F.count(F.lit(1)).alias("n"),
-                  F.bit_xor(F.xxhash64(*cols)).alias("h")).first()
+                  F.bit_xor(F.xxhash64(*cols)).alias("h")).collect()[0]
     return {"lo": row["lo"], "hi": row["hi"], "rows": int(row["n"]),
             "hash": f"spark-xxhash64-xor:{(row['h'] or 0) & 0xFFFFFFFFFFFFFFFF:016x}"}
 
@@ -215,12 +216,10 @@ def join_spark(fs: "FeatureStore", plan: Plan, spine: Spine, summary: dict,
                                              for f, c in zip(gp.features, gp.columns)])
             out = out.join(frame, SPINE_ID, "left")
     if plan.on_demand is not None:
-        from .plan import on_demand_inputs
+        from .plan import on_demand_inputs, on_demand_renames
 
-        aliases = {k: v for k, v in on_demand_inputs(plan).items() if k != v}
-        for short, col in aliases.items():
-            out = out.withColumn(short, F.col(quote_ident(col, "spark")))
-        out = plan.on_demand.apply_spark(out)
+        out = plan.on_demand.apply_spark(out, sources=on_demand_inputs(plan),
+                                         names=on_demand_renames(plan))
     cols = [F.col(quote_ident(c, "spark")) for c in plan.spine_columns + plan.feature_columns]
     return out.orderBy(SPINE_ID).select(F.col(SPINE_ID), *cols)
 
@@ -327,7 +326,7 @@ def _hot_keys(hist: "DataFrame", spine: "DataFrame", kcols: list[str], summary: 
         return None
     spark = spine.sparkSession
     if hot_key_rows is None:
-        partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+        partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or "200")
         total = summary["rows"] + history_rows
         hot_key_rows = max(MIN_HOT_KEY_ROWS, 2 * total // max(1, partitions))
         if total < hot_key_rows:

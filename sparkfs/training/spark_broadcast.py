@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from ..offline.tables import COMMIT_TIME, RUN_ID, read_files_spark, spark_schema
 from ..errors import SparkfsError
+from ..offline.tables import COMMIT_TIME, RUN_ID, read_files_spark, spark_schema
+from ..sql import quote_ident
 from .duckdb_sql import KEY_SQL, local_paths, parquet_positions, q, wide_positions
 from .engines import Spine
 from .plan import SPINE_ID, GroupPlan, Plan, micros
 from .spark import SPARK_KEY_TYPES, SparkEngine, within_ttl
-from ..sql import quote_ident
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame

@@ -65,7 +65,7 @@ def write_quarantine(fs: "FeatureStore", group: FeatureGroup, invalid: Any, run_
     n = tbl.num_rows
     if n == 0:
         return 0
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     tbl = (tbl.append_column(RUN_ID, pa.array([run_id] * n, pa.string()))
               .append_column(DELTA_VERSION, pa.array([delta_version] * n, pa.int64()))
               .append_column(QUARANTINED_AT, pa.array([now] * n, pa.timestamp("us", tz="UTC"))))

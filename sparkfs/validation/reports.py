@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..definitions import FeatureGroup
 from ..errors import NotFoundError, RegistryError
@@ -48,7 +48,7 @@ class ValidationReport:
     engine: str = "spark"
     suite: str = ""
     delta_version: int | None = None
-    created_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
+    created_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
     results: list[dict] = field(default_factory=list)
     seq: int | None = None
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import DefinitionError
-from .suite import ROW_LEVEL
 from ..sql import quote_ident
+from .suite import ROW_LEVEL
 
 
 def _bounds(kw: dict, lo: str, hi: str) -> tuple[Any, Any, bool, bool]:

@@ -5,9 +5,10 @@ great-expectations runs on the batch where it lives: a Spark DataFrame through i
 execution engine (no collect), a pandas DataFrame through its pandas engine. It decides
 which expectations hold. When one failed (or has a ``mostly`` tolerance), one more pass in
 the same engine counts, per row-level expectation, the rows that break it, and checks those
-counts against great-expectations' verdict. Under ``quarantine`` the rows breaking a failed expectation are split off lazily
-(``invalid_df``, with the list of failed expectations per row in ``_failed_expectations``);
-``valid_df`` holds every other row, so written + quarantined = input.
+counts against great-expectations' verdict. Under ``quarantine`` the rows breaking a failed
+expectation are split off lazily (``invalid_df``, with the list of failed expectations per
+row in ``_failed_expectations``); ``valid_df`` holds every other row, so written +
+quarantined = input.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._extras import require
 from ..definitions import FeatureGroup
 from ..errors import DefinitionError, SparkfsError, ValidationError
 from .reports import ValidationReport, store_report
@@ -184,16 +186,17 @@ def _run_gx(group: FeatureGroup, suite: Expectations, labels: list[str], df: Any
             engine: str) -> dict[int, dict]:
     """Run the suite with great-expectations; index -> {success, observed_value, ...}."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    require("great_expectations", extra="validation",
+            what=f"validating feature group {group.name!r} (it has expectations)")
     import great_expectations as gx
+    from great_expectations.core.result_format import ResultFormat
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    if engine == "spark":
-        source = ctx.data_sources.add_spark(name="sparkfs", persist=False)
-    else:
-        source = ctx.data_sources.add_pandas(name="sparkfs")
+    source = (ctx.data_sources.add_spark(name="sparkfs", persist=False) if engine == "spark"
+              else ctx.data_sources.add_pandas(name="sparkfs"))
     batch_def = source.add_dataframe_asset(name=group.table_name) \
         .add_batch_definition_whole_dataframe("batch")
     batch = batch_def.get_batch(batch_parameters={"dataframe": df})
@@ -202,7 +205,7 @@ def _run_gx(group: FeatureGroup, suite: Expectations, labels: list[str], df: Any
     other = [i for i in range(len(suite)) if i not in row]
     # Row-level verdicts only need the boolean (sparkfs counts the rows in one pass);
     # batch-level ones report their observed value.
-    for indexes, fmt in ((row, "BOOLEAN_ONLY"), (other, "BASIC")):
+    for indexes, fmt in ((row, ResultFormat.BOOLEAN_ONLY), (other, ResultFormat.BASIC)):
         if not indexes:
             continue
         gsuite = gx.ExpectationSuite(
@@ -210,6 +213,9 @@ def _run_gx(group: FeatureGroup, suite: Expectations, labels: list[str], df: Any
             expectations=[_gx_expectation(suite.items[i], i, labels[i]) for i in indexes])
         result = batch.validate(gsuite, result_format=fmt)
         for r in result.results:
+            if r.expectation_config is None:
+                raise SparkfsError(f"feature group {group.name!r}: great-expectations returned a "
+                                   "result without its expectation; nothing was written")
             i = int(r.expectation_config.meta["sparkfs_index"])
             info = r.exception_info or {}
             if info.get("raised_exception"):

@@ -16,7 +16,7 @@ True
 Traceback (most recent call last):
 ...
 sparkfs.errors.DefinitionError: expectation 'expect_values_are_nice' is not a great-expectations expectation type: write e.g. 'expect_column_values_to_not_be_null' (see sparkfs.validation.ROW_LEVEL for the types checked row by row)
-"""
+"""  # noqa: E501 (doctest output)
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ import copy
 import json
 import os
 import re
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from ..errors import DefinitionError
 
@@ -58,7 +59,7 @@ def expect(type: str, **kwargs: Any) -> dict:
 
     >>> expect("column_values_to_be_in_set", column="origin", value_set=["EWR", "JFK", "LGA"])
     {'type': 'expect_column_values_to_be_in_set', 'kwargs': {'column': 'origin', 'value_set': ['EWR', 'JFK', 'LGA']}}
-    """
+    """  # noqa: E501 (doctest output)
     name = type if type.startswith("expect_") else f"expect_{type}"
     return _check_item({"type": name, "kwargs": dict(kwargs)}, 0)
 
