@@ -119,13 +119,12 @@ def choose_engine(engine: "str | JoinEngine", spine: Any, *, time_buckets: int |
     from .spark import SparkShuffleEngine
     from .spark_broadcast import DEFAULT_BROADCAST_SPINE_ROWS, SparkBroadcastEngine
 
-    opts = {"time_buckets": time_buckets, "hot_key_rows": hot_key_rows,
-            "broadcast_spine_rows": broadcast_spine_rows}
     limit = DEFAULT_BROADCAST_SPINE_ROWS if broadcast_spine_rows is None else broadcast_spine_rows
     rows = driver_rows(spine)
-    if rows is not None and 0 <= rows <= int(limit):
-        return SparkBroadcastEngine(**opts)
-    return SparkShuffleEngine(**opts)
+    strategy = SparkBroadcastEngine if rows is not None and 0 <= rows <= int(limit) \
+        else SparkShuffleEngine
+    return strategy(time_buckets=time_buckets, hot_key_rows=hot_key_rows,
+                    broadcast_spine_rows=broadcast_spine_rows)
 
 
 def driver_rows(spine: Any) -> int | None:

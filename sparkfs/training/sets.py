@@ -199,6 +199,8 @@ def _write(fs: "FeatureStore", ts: TrainingSet, spine: Any, timestamp_col: str |
         os.makedirs(data)
         os.makedirs(spine_path)
         pq.write_table(ts._frame_with_id(), os.path.join(data, "part-0.parquet"))
+        if ts.spine is None or ts.spine.arrow is None:  # the DuckDB engine always keeps it
+            raise SparkfsError(f"training set {ts!r}: the DuckDB join kept no numbered spine")
         pq.write_table(ts.spine.arrow, os.path.join(spine_path, "part-0.parquet"))
 
 
