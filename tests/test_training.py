@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
-from contextlib import nullcontext
-from unittest import mock
 
 import pandas as pd
 import pyarrow as pa
@@ -16,7 +14,8 @@ from hypothesis import strategies as st
 from test_training_reference import T, append_history, features_of, reference
 
 from sparkfs import Entity, FeatureGroup, FeatureStore, Field, NotFoundError, SparkfsError
-from sparkfs.training.duckdb import commit_layout
+from sparkfs.training.duckdb_sql import commit_layout
+from sparkfs.training.spark_broadcast import SparkBroadcastEngine
 
 ENGINES = ["duckdb", "spark"]
 
@@ -245,11 +244,10 @@ def test_every_dtype_comes_back_with_its_value_and_type(fs, engine):
     append_history(fs, g, [first])
     append_history(fs, g, [second])
     spine = pd.DataFrame({"k": [1, 1, 2], "ts": [T(0), T(2), T(2)]})
-    patch = (mock.patch("sparkfs.training.spark_broadcast.local_paths", side_effect=lambda uris: None)
-             if engine == "spark-read" else nullcontext())
-    with patch:
-        got = fs.get_historical_features(spine, [f"all:{n}" for n in names], "ts",
-                                         engine=engine.split("-")[0]).to_arrow()
+    # "spark-read": Spark reads the files for the tasks (as on object storage)
+    chosen = SparkBroadcastEngine(spark_reads_files=True) if engine == "spark-read" else engine
+    got = fs.get_historical_features(spine, [f"all:{n}" for n in names], "ts",
+                                     engine=chosen).to_arrow()
     want = {n: [None, values[d], None] for n, d in zip(names, dtypes)}
     assert {n: got.column(n).to_pylist() for n in names} == want
     from sparkfs.offline.tables import arrow_type
@@ -328,8 +326,8 @@ def test_broadcast_strategy_only_for_driver_spines_within_the_limit(store, spark
     feats = ["weather:temp", "planes:seats"]
     pdf = spine_frame()
 
-    def optimized_plan(spine, **opts):
-        ts = store.get_historical_features(spine, feats, "ts", engine="spark",
+    def optimized_plan(spine, engine="spark", **opts):
+        ts = store.get_historical_features(spine, feats, "ts", engine=engine,
                                            key_map={"origin": "airport"}, **opts)
         return ts.to_spark()._jdf.queryExecution().optimizedPlan().toString()
 
@@ -339,8 +337,9 @@ def test_broadcast_strategy_only_for_driver_spines_within_the_limit(store, spark
     assert uses_broadcast(pdf)
     # local files: the tasks read them with DuckDB, Spark reads no Parquet
     assert "parquet" not in optimized_plan(pdf).lower()
-    with mock.patch("sparkfs.training.spark_broadcast.local_paths", side_effect=lambda uris: None):
-        assert "parquet" in optimized_plan(pdf).lower()  # e.g. object storage: Spark reads
+    # e.g. object storage: Spark reads the files
+    assert "parquet" in optimized_plan(pdf, engine=SparkBroadcastEngine(
+        spark_reads_files=True)).lower()
     assert uses_broadcast(pdf, broadcast_spine_rows=len(pdf))
     assert not uses_broadcast(pdf, broadcast_spine_rows=len(pdf) - 1)
     assert not uses_broadcast(spark.createDataFrame(pdf))  # a Spark spine is never collected
@@ -402,19 +401,17 @@ def _run_case(fs_factory, case, engines):
             "spark": ("spark", {}),
             # ...or to the partitions Spark read, when the workers cannot open the files
             # (object storage: simulated by reporting the local files as not local)...
-            "spark-read": ("spark", {}),
+            "spark-read": (SparkBroadcastEngine(spark_reads_files=True), {}),
             # ...or, with broadcasting off, shuffled with the history by key
             "spark-shuffle": ("spark", {"time_buckets": case["buckets"], "hot_key_rows": 3,
                                         "broadcast_spine_rows": 0})}
     results = {}
     for name in engines:
         engine, opts = runs[name]
-        with mock.patch("sparkfs.training.spark_broadcast.local_paths",
-                        side_effect=lambda uris: None) if name == "spark-read" else nullcontext():
-            ts = fs.get_historical_features(spine, ["g:x"], "t", engine=engine,
-                                            as_known_at=case["as_known_at"], **opts)
-            assert features_of(ts, ["x"]) == expect, name
-            results[name] = ts.to_arrow()
+        ts = fs.get_historical_features(spine, ["g:x"], "t", engine=engine,
+                                        as_known_at=case["as_known_at"], **opts)
+        assert features_of(ts, ["x"]) == expect, name
+        results[name] = ts.to_arrow()
     for name in engines[1:]:
         assert results[name].equals(results[engines[0]]), name
 

@@ -51,6 +51,7 @@ from ..definitions import Aggregation, Entity, FeatureGroup, Field
 from ..errors import DefinitionError
 from ..offline.tables import COMMIT_TIME, history_schema
 from ..online.codec import EPOCH, decode_value, dumps, encode_value, loads
+from ..sql import quote_ident, quote_idents
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..store import FeatureStore
@@ -123,29 +124,30 @@ def build_states(fs: "FeatureStore", group: FeatureGroup, version: int,
     keys = list(group.join_keys)
     et = group.event_time
     span = longest_window(group)
-    q = ", ".join(f'"{k}"' for k in keys)
+    q = quote_idents(keys)
+    qet, qct = quote_ident(et), quote_ident(COMMIT_TIME)
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("new_rows", new)
-        touched = con.sql(f'SELECT {q}, max("{et}") AS _max FROM new_rows '
-                          f'WHERE "{et}" IS NOT NULL GROUP BY {q}').to_arrow_table()
+        touched = con.sql(f"SELECT {q}, max({qet}) AS _max FROM new_rows "
+                          f"WHERE {qet} IS NOT NULL GROUP BY {q}").to_arrow_table()
         if touched.num_rows == 0:
             return _empty_states(group)
         lower = min(touched.column("_max").to_pylist()) - span
         files = fs.offline.files(group, version, (lower, None))
         con.register("history", _read(group, files))
         con.register("touched", touched)
-        cols = ", ".join(f'h."{c}"' for c in [et, COMMIT_TIME] + state_columns(group))
-        on = " AND ".join(f'h."{k}" = t."{k}"' for k in keys)
-        hkeys = ", ".join(f'h."{k}"' for k in keys)
+        cols = ", ".join(f"h.{quote_ident(c)}" for c in [et, COMMIT_TIME] + state_columns(group))
+        on = " AND ".join(f"h.{quote_ident(k)} = t.{quote_ident(k)}" for k in keys)
+        hkeys = ", ".join(f"h.{quote_ident(k)}" for k in keys)
         # Per touched key: its events later than (its latest event time - longest window).
         rows = con.sql(
             f"SELECT {hkeys}, {cols}, t._kmax FROM history h "
-            f"JOIN (SELECT {hkeys}, max(h.\"{et}\") AS _kmax FROM history h "
+            f"JOIN (SELECT {hkeys}, max(h.{qet}) AS _kmax FROM history h "
             f"      JOIN touched t ON {on} GROUP BY {hkeys}) t ON {on} "
-            f"WHERE h.\"{et}\" > t._kmax - INTERVAL '{span // _US} microseconds' "
-            f"ORDER BY {hkeys}, h.\"{et}\", h.\"{COMMIT_TIME}\"").to_arrow_table()
+            f"WHERE h.{qet} > t._kmax - INTERVAL '{int(span // _US)} microseconds' "
+            f"ORDER BY {hkeys}, h.{qet}, h.{qct}").to_arrow_table()
     finally:
         con.close()
     return _pack(group, rows)

@@ -29,6 +29,7 @@ from datetime import timedelta
 
 from ..definitions import DTYPES, Aggregation, FeatureGroup
 from ..errors import DefinitionError, NotFoundError
+from ..sql import quote_ident
 
 #: Most tiles per window. Each window of length W is cut into ``m`` equal tiles
 #: (``m`` the largest divisor of W in microseconds that is at most this).
@@ -67,7 +68,8 @@ class Dialect:
     micros_fmt: str       # timestamp -> integer microseconds since the epoch
 
     def q(self, name: str) -> str:
-        return f"{self.quote_char}{name}{self.quote_char}"
+        """``name`` quoted and escaped for this dialect (``sparkfs.sql.quote_ident``)."""
+        return quote_ident(name, self.name)
 
     def struct(self, e: str, c: str, v: str) -> str:
         return self.struct_fmt.format(e=e, c=c, v=v)

@@ -25,6 +25,7 @@ True
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -77,10 +78,22 @@ def aggregate_history(history: "DataFrame", group: FeatureGroup, features: Seque
             raise NotFoundError(
                 f"the spine for feature group {group.name!r} has no column {c!r}; it has: "
                 f"{spine.columns}")
+    # Temporary views with fresh names, not ``spark.sql(query, history=...)``: that form
+    # runs the query through ``str.format``, so a brace in a quoted column name would be
+    # taken as a placeholder. The query is analysed here, so the views can go right after.
+    token = uuid.uuid4().hex[:12]
+    hist_view, spine_view = f"_sfs_hist_{token}", f"_sfs_spine_{token}"
     if as_known_at:
-        query = plan.sql(SPARK, True, history="{history}", spine="{spine}",
+        query = plan.sql(SPARK, True, history=hist_view, spine=spine_view,
                          spine_keys=keys, timestamp_col=timestamp_col)
     else:
-        query = sliding_sql(plan, SPARK, "{history}", "{spine}", keys, timestamp_col,
+        query = sliding_sql(plan, SPARK, hist_view, spine_view, keys, timestamp_col,
                             distribute_by_key=True)
-    return spine.sparkSession.sql(query, history=history, spine=spine)
+    spark = spine.sparkSession
+    history.createOrReplaceTempView(hist_view)
+    spine.createOrReplaceTempView(spine_view)
+    try:
+        return spark.sql(query)
+    finally:
+        spark.catalog.dropTempView(hist_view)
+        spark.catalog.dropTempView(spine_view)

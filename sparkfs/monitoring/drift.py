@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..definitions import FeatureGroup
 from ..errors import NotFoundError, SparkfsError
+from ..sql import quote_ident
 from .stats import kind_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -260,7 +261,7 @@ def _profile(df: Any, cols: list, bins: int) -> dict:
     probs = sorted({j / FINE for j in range(FINE + 1)} | {k / bins for k in range(bins + 1)})
     aggs = [F.count(F.lit(1)).alias("__n")]
     for i, (f, col) in enumerate(cols):
-        c = F.col(f"`{col}`")
+        c = F.col(quote_ident(col, "spark"))
         if kind_of(f.dtype) == "numeric":
             v = F.when(~F.isnan(c.cast("double")), c.cast("double"))
             aggs += [F.count(v).alias(f"c{i}"), F.stddev(v).alias(f"s{i}"),
@@ -307,7 +308,7 @@ def _bucket_counts(df: Any, cols: list, plan: dict) -> dict[str, dict[str, int]]
     tmp = df
     for i, (f, col) in enumerate(cols):
         p = plan[f.name]
-        c = F.col(f"`{col}`")
+        c = F.col(quote_ident(col, "spark"))
         if p["kind"] == "numeric":
             v = F.when(~F.isnan(c.cast("double")), c.cast("double"))
             tmp = tmp.withColumn(f"__v{i}", F.coalesce(v, F.lit(0.0)))

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..definitions import FeatureGroup
 from ..errors import NotFoundError
+from ..sql import quote_ident
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..store import FeatureStore
@@ -140,7 +141,7 @@ def compute_statistics(group: FeatureGroup, df: Any, delta_version: int) -> Stat
     fields = [f for f in group.stored_fields if f.name in df.columns]
     aggs = [F.count(F.lit(1)).alias("__n")]
     for i, f in enumerate(fields):
-        c, k = F.col(f"`{f.name}`"), kind_of(f.dtype)
+        c, k = F.col(quote_ident(f.name, "spark")), kind_of(f.dtype)
         aggs.append(F.count(c).alias(f"c{i}"))
         if k == "numeric":
             is_float = f.dtype in ("float", "double")
@@ -189,7 +190,7 @@ def _quantiles(df: Any, fields: list, n: int) -> dict:
     sample = df if n <= QUANTILE_SAMPLE else df.sample(fraction=QUANTILE_SAMPLE / n, seed=17)
     aggs = []
     for i, f in numeric:
-        c = F.col(f"`{f.name}`")
+        c = F.col(quote_ident(f.name, "spark"))
         v = F.when(~F.isnan(c), c) if f.dtype in ("float", "double") else c
         aggs.append(F.percentile_approx(v.cast("double"), list(QUANTILES), 10000).alias(f"q{i}"))
     return sample.agg(*aggs).first().asDict()
@@ -203,7 +204,7 @@ def _histograms(df: Any, fields: list, features: dict[str, dict]) -> None:
     parts, edges, clipped = [], {}, set()
     for f in fields:
         s = features[f.name]
-        c = F.col(f"`{f.name}`")
+        c = F.col(quote_ident(f.name, "spark"))
         if s["kind"] == "numeric" and s["count"] and s["min"] is not None:
             lo, hi = float(s["min"]), float(s["max"])
             q = s.get("quantiles") or {}

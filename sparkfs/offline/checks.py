@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..definitions import DTYPES, FeatureGroup
 from ..errors import ValidationError
+from ..sql import quote_ident
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -144,12 +145,12 @@ def conform(group: FeatureGroup, df: "DataFrame") -> tuple["DataFrame", list[str
             pass
         elif dtype == "int" and src == "bigint":
             narrowed.append(name)
-            cols.append(F.col(f"`{name}`").alias(name))
+            cols.append(F.col(quote_ident(name, "spark")).alias(name))
             continue
         else:
             problems.append(f"column {name!r} has type {src}, expected {dtype} "
                             f"({DTYPES[dtype][0]})")
-        c = F.col(f"`{name}`")
+        c = F.col(quote_ident(name, "spark"))
         if src == "timestamp_ntz":
             c = F.to_utc_timestamp(c.cast("timestamp"), F.current_timezone())
         cols.append(c.cast(DTYPES[dtype][0]).alias(name))
@@ -168,12 +169,12 @@ def check_rows(group: FeatureGroup, df: "DataFrame", narrowed: list[str]) -> dic
 
     keys, et = list(group.join_keys), group.event_time
     if group.aggregations:  # raw events: several rows per key and time are normal
-        row_aggs = [F.sum(F.col(f"`{k}`").isNull().cast("long")).alias(f"null:{k}")
+        row_aggs = [F.sum(F.col(quote_ident(k, "spark")).isNull().cast("long")).alias(f"null:{k}")
                     for k in keys]
         row_aggs.append(F.sum(F.col(et).isNull().cast("long")).alias("null_et"))
         lo, hi = INT_RANGE
         for c in narrowed:  # still bigint: count the values an int cannot hold
-            out = (F.col(f"`{c}`") < F.lit(lo)) | (F.col(f"`{c}`") > F.lit(hi))
+            out = (F.col(quote_ident(c, "spark")) < F.lit(lo)) | (F.col(quote_ident(c, "spark")) > F.lit(hi))
             row_aggs.append(F.sum(out.cast("long")).alias(f"range:{c}"))
         agg = _one_row(df.agg(F.count(F.lit(1)).alias("n"), F.min(et).alias("min_et"),
                               F.max(et).alias("max_et"), *row_aggs))
@@ -211,7 +212,7 @@ def _check_latest_rows(df: "DataFrame", keys: list[str], et: str, values: list[s
     from pyspark.sql import functions as F
 
     def col(c: str):
-        return F.col(f"`{c}`")
+        return F.col(quote_ident(c, "spark"))
 
     value_hash = F.xxhash64(*[col(v) for v in values]) if values else F.lit(0).cast("long")
     any_null = reduce(lambda a, b: a | b, [col(k).isNull() for k in keys] + [col(et).isNull()])
@@ -256,5 +257,5 @@ def narrow(df: "DataFrame", narrowed: list[str]) -> "DataFrame":
     from pyspark.sql import functions as F
 
     for c in narrowed:
-        df = df.withColumn(c, F.col(f"`{c}`").cast("int"))
+        df = df.withColumn(c, F.col(quote_ident(c, "spark")).cast("int"))
     return df

@@ -18,6 +18,7 @@ from functools import reduce
 from typing import TYPE_CHECKING
 
 from ..definitions import FeatureGroup
+from ..sql import quote_ident
 from .tables import read_files_spark
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,13 +47,13 @@ def without_stored_rows(spark: "SparkSession", group: FeatureGroup, df: "DataFra
     values = [c for c in value_cols if c not in keys]
 
     def hashed(frame: "DataFrame", prefix: str) -> list:
-        cols = [F.col(f"`{v}`") for v in values] or [F.lit(0)]
+        cols = [F.col(quote_ident(v, "spark")) for v in values] or [F.lit(0)]
         return [F.xxhash64(*cols).alias(f"{prefix}h1"), F.hash(*cols).alias(f"{prefix}h2")]
 
     stored = (read_files_spark(spark, group, files)
               .where((F.col(et) >= F.lit(checks["min_et"])) & (F.col(et) <= F.lit(checks["max_et"])))
-              .select(*[F.col(f"`{k}`").alias(f"__s_{k}") for k in keys], *hashed(df, "__s_")))
+              .select(*[F.col(quote_ident(k, "spark")).alias(f"__s_{k}") for k in keys], *hashed(df, "__s_")))
     batch = df.select("*", *hashed(df, "__b_"))
-    cond = [F.col(f"`{k}`") == F.col(f"`__s_{k}`") for k in keys]
+    cond = [F.col(quote_ident(k, "spark")) == F.col(quote_ident(f"__s_{k}", "spark")) for k in keys]
     cond += [F.col("__b_h1") == F.col("__s_h1"), F.col("__b_h2") == F.col("__s_h2")]
     return batch.join(stored, reduce(lambda a, b: a & b, cond), "left_anti").drop("__b_h1", "__b_h2")

@@ -30,6 +30,7 @@ from ..config import Config, SqliteOnlineConfig
 from ..definitions import FeatureGroup
 from ..errors import DefinitionError, OnlineStoreError, SparkfsError
 from ..offline.tables import COMMIT_TIME
+from ..sql import quote_ident, quote_idents
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..store import FeatureStore
@@ -175,7 +176,7 @@ def _write_spark(fs: "FeatureStore", group: FeatureGroup, files: list[str], batc
     keys = list(group.join_keys)
     values = _value_columns(group)
     df = read_files_spark(fs.spark, group, files).where(
-        " AND ".join(f"`{c}` IS NOT NULL" for c in keys + [group.event_time]))
+        " AND ".join(f"{quote_ident(c, 'spark')} IS NOT NULL" for c in keys + [group.event_time]))
     newest = F.max_by(F.struct(*[F.col(c) for c in values]),
                       F.struct(F.col(group.event_time), F.col(COMMIT_TIME)))
     latest = df.groupBy(*keys).agg(newest.alias("_row")).select(*keys, "_row.*")
@@ -209,12 +210,13 @@ def _write_local(fs: "FeatureStore", group: FeatureGroup, files: list[str], batc
     from ..offline.tables import history_schema
 
     history = ds.dataset(files, format="parquet", schema=history_schema(group))  # noqa: F841
-    keys = ", ".join(f'h."{k}"' for k in group.join_keys)
-    cols = ", ".join(f'"{c}"' for c in list(group.join_keys) + _value_columns(group))
-    not_null = " AND ".join(f'"{c}" IS NOT NULL' for c in list(group.join_keys) + [group.event_time])
+    keys = ", ".join(f"h.{quote_ident(k)}" for k in group.join_keys)
+    cols = quote_idents(list(group.join_keys) + _value_columns(group))
+    not_null = " AND ".join(f"{quote_ident(c)} IS NOT NULL"
+                            for c in list(group.join_keys) + [group.event_time])
     con = duckdb.connect()
     try:
-        et, ct = f'h."{group.event_time}"', f'h."{COMMIT_TIME}"'
+        et, ct = f"h.{quote_ident(group.event_time)}", f"h.{quote_ident(COMMIT_TIME)}"
         reader = con.sql(
             f"SELECT unnest(r) FROM (SELECT max_by(h, ({et}, {ct})) AS r FROM "
             f"(SELECT {cols} FROM history WHERE {not_null}) h GROUP BY {keys})"

@@ -47,8 +47,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 from ..errors import SparkfsError
-from .plan import ENGINES, SPINE_ID, output_schema, resolve, spine_to_arrow
+from .engines import ENGINES, JoinEngine, Spine, choose_engine
+from .plan import SPINE_ID, output_schema, resolve
 from .result import TrainingSet
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,7 +76,7 @@ def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[s
 
 def build(fs: "FeatureStore", spine: Any, features: Sequence[str] | None,
           timestamp_col: str | None,
-          engine: str = "spark", as_known_at: bool = False,
+          engine: "str | JoinEngine" = "spark", as_known_at: bool = False,
           key_map: Mapping[str, str] | None = None, full_feature_names: bool = False,
           time_buckets: int | None = None, hot_key_rows: int | None = None,
           broadcast_spine_rows: int | None = None, threads: int | None = None,
@@ -81,66 +84,29 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str] | None,
           ttls: Mapping[str, str | None] | None = None, keep_id: bool = False,
           view: Any = None) -> TrainingSet:
     """The engine-independent driver (``keep_id``: the spine already has ``_spine_id``,
-    as a stored training set's spine does)."""
-    if engine not in ENGINES:
-        raise SparkfsError(f"engine {engine!r} is not supported; use one of {', '.join(ENGINES)}")
+    as a stored training set's spine does). ``engine``: a name or a ``JoinEngine``
+    (``sparkfs.training.engines``)."""
     if not isinstance(timestamp_col, str):
         raise SparkfsError(f"timestamp_col must be a column name, got {timestamp_col!r}")
-    options: dict[str, Any] = {"full_feature_names": bool(full_feature_names)}
-    if engine == "spark":
-        from .spark import (
-            DEFAULT_TIME_BUCKETS,
-            join_spark,
-            spark_schema_as_arrow,
-            spine_summary,
-            spine_to_spark,
-        )
-
-        time_buckets = DEFAULT_TIME_BUCKETS if time_buckets is None else int(time_buckets)
-        if time_buckets < 1:
-            raise SparkfsError(f"time_buckets must be >= 1, got {time_buckets}")
-        options["time_buckets"] = time_buckets
-        if hot_key_rows is not None:
-            if int(hot_key_rows) < 1:
-                raise SparkfsError(f"hot_key_rows must be >= 1, got {hot_key_rows}")
-            options["hot_key_rows"] = hot_key_rows = int(hot_key_rows)
-        if broadcast_spine_rows is not None:
-            if int(broadcast_spine_rows) < 0:
-                raise SparkfsError(
-                    f"broadcast_spine_rows must be >= 0, got {broadcast_spine_rows}")
-            options["broadcast_spine_rows"] = broadcast_spine_rows = int(broadcast_spine_rows)
-        # tbl: the spine in Arrow when it came from the driver (the broadcast strategy)
-        sdf, tbl = spine_to_spark(fs.spark, spine, timestamp_col, keep_id=keep_id)
-        spine_schema = spark_schema_as_arrow(sdf)
-    else:
-        from .duckdb import join_duckdb
-        from .duckdb import spine_summary as arrow_spine_summary
-
-        tbl = spine_to_arrow(spine, timestamp_col, keep_id=keep_id)
-        spine_schema = tbl.schema
-    plan = resolve(fs, features, spine_schema, timestamp_col, as_known_at=as_known_at,
+    join_engine = choose_engine(engine, spine, time_buckets=time_buckets,
+                                hot_key_rows=hot_key_rows,
+                                broadcast_spine_rows=broadcast_spine_rows, threads=threads)
+    prepared = join_engine.prepare_spine(fs, spine, timestamp_col, keep_id=keep_id)
+    plan = resolve(fs, features, prepared.schema, timestamp_col, as_known_at=as_known_at,
                    key_map=key_map, full_feature_names=full_feature_names,
                    delta_versions=delta_versions, ttls=ttls, view=view)
-    schema = output_schema(plan, spine_schema)
-    if engine == "spark":
-        summary = spine_summary(sdf, timestamp_col)
-        frame = join_spark(fs, plan, sdf, summary, time_buckets=options["time_buckets"],
-                           hot_key_rows=hot_key_rows, spine_arrow=tbl,
-                           broadcast_spine_rows=broadcast_spine_rows)
-    else:
-        summary = arrow_spine_summary(tbl, timestamp_col)
-        arrow = join_duckdb(fs, plan, tbl, summary, threads=threads)
+    schema = output_schema(plan, prepared.schema)
+    summary = join_engine.summary(prepared, timestamp_col)
+    joined = join_engine.join(fs, plan, prepared, summary)
+    options = {"full_feature_names": bool(full_feature_names), **join_engine.options()}
     from .manifest import build_manifest
 
-    manifest = build_manifest(plan, engine, summary, dict(plan.request.key_map), options,
-                              plan.request.pinned_refs)
-    if engine == "spark":
-        ts = TrainingSet(fs, manifest=manifest, spark_df=frame, schema=schema)
-        ts._spine_frame = sdf
-    else:
-        ts = TrainingSet(fs, manifest=manifest, arrow=arrow, schema=schema)
-        ts._spine_table = tbl
-    return ts
+    manifest = build_manifest(plan, join_engine.name, summary, dict(plan.request.key_map),
+                              options, plan.request.pinned_refs)
+    if isinstance(joined, pa.Table):
+        return TrainingSet(fs, manifest=manifest, arrow=joined, schema=schema, spine=prepared)
+    return TrainingSet(fs, manifest=manifest, spark_df=joined, schema=schema, spine=prepared)
 
 
-__all__ = ["get_historical_features", "TrainingSet", "SPINE_ID"]
+__all__ = ["get_historical_features", "TrainingSet", "SPINE_ID", "ENGINES", "JoinEngine",
+           "Spine", "choose_engine"]

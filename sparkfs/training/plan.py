@@ -38,8 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Column that numbers spine rows (0, 1, 2... for pandas/Arrow spines). Reserved.
 SPINE_ID = "_spine_id"
 
-#: Names an engine accepts.
-ENGINES = ("spark", "duckdb")
+from .engines import ENGINES  # noqa: E402  (names an engine accepts)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from ..sql import quote_ident
 from .plan import SPINE_ID, conform
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
 
     from ..store import FeatureStore
+    from .engines import Spine
 
 
 class TrainingSet:
@@ -39,7 +41,8 @@ class TrainingSet:
     def __init__(self, fs: "FeatureStore | None" = None, *, manifest: dict,
                  spark_df: "DataFrame | None" = None, arrow: pa.Table | None = None,
                  path: str | None = None, schema: pa.Schema | None = None,
-                 name: str | None = None, version: int | None = None) -> None:
+                 name: str | None = None, version: int | None = None,
+                 spine: "Spine | None" = None) -> None:
         if arrow is not None and schema is not None:
             arrow = conform(arrow, pa.schema([pa.field(SPINE_ID, pa.int64())] + list(schema)))
         self._fs = fs
@@ -50,8 +53,7 @@ class TrainingSet:
         self.manifest = manifest
         self.name = name
         self.version = version
-        self._spine_frame: DataFrame | None = None  # the numbered spine the join used (set by the engines)
-        self._spine_table: pa.Table | None = None
+        self.spine = spine  # the numbered spine the join used (None when read back)
 
     @property
     def columns(self) -> list[str]:
@@ -99,7 +101,7 @@ class TrainingSet:
         if self._path is not None and self._arrow is None:
             df = spark.read.parquet(_spark_path(self._path))
             cols = [c for c in df.columns if c != SPINE_ID]
-            return df.orderBy(SPINE_ID).select(*[F.col(f"`{c}`") for c in cols])
+            return df.orderBy(SPINE_ID).select(*[F.col(quote_ident(c, "spark")) for c in cols])
         return spark.createDataFrame(self.to_arrow())
 
     def _frame_with_id(self) -> "DataFrame | pa.Table":

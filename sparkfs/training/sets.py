@@ -8,11 +8,20 @@
 
 and registers ``training_set:{name}`` version ``n`` in the registry with the manifest
 (group versions, the Delta version read per group, ttls, transform fingerprints, the
-spine's hash, engine and options). Files are written to a temporary directory and
-renamed into place before the registry entry is made, so a failure leaves nothing half
-written. ``recreate_training_set`` reads the stored spine and re-runs the join with every
-group pinned to its recorded Delta version (time travel) and recorded ttl: new ingests
-since then change nothing.
+spine's hash, engine and options). ``get_training_set(name, version=None)`` reads one back.
+
+Publishing is safe under concurrency. Files are written to a staging directory of this
+call alone (``.staging-{token}/``, with an ``.owner`` file naming host and process), then
+renamed to ``v{n}-{token}/`` (a path no other writer can use) and registered as version
+``n`` in one registry transaction that refuses an existing version. A writer that loses
+the race for ``n`` renames its own directory to ``n + 1`` and tries again: **two
+concurrent calls with one name make two distinct versions**, each with its own data,
+and no call ever deletes a directory it did not write. A failure removes only the
+caller's own staging. Staging left by a killed process (its owner is gone from this
+host, or, for another host, it is older than ``ABANDONED_AFTER_S``) is removed by the
+next ``create_training_set`` of that name. ``recreate_training_set`` reads the stored
+spine and re-runs the join with every group pinned to its recorded Delta version (time
+travel) and recorded ttl: new ingests since then change nothing.
 
 >>> import tempfile, datetime as dt, pandas as pd
 >>> from sparkfs import FeatureStore, Entity, FeatureGroup, Field
@@ -35,7 +44,7 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFoundError, SparkfsError
+from ..errors import NotFoundError, RegistryError, SparkfsError
 from . import build
 from .manifest import delta_versions, fingerprint, ttls
 from .plan import SPINE_ID
@@ -73,46 +82,126 @@ def create_training_set(fs: "FeatureStore", name: str, spine: Any,
     description = options.pop("description", "")
     engine = options.pop("engine", "spark")
     ts = build(fs, spine, features, timestamp_col, engine=engine, view=view, **options)
-    version = max(fs.registry.versions(KIND, name), default=0) + 1
-    final = os.path.join(training_sets_root(fs), name, f"v{version}")
-    tmp = os.path.join(training_sets_root(fs), name, f".tmp-v{version}-{uuid.uuid4().hex[:8]}")
+    root = os.path.join(training_sets_root(fs), name)
+    os.makedirs(root, exist_ok=True)
+    clean_abandoned(fs, name)
+    token = uuid.uuid4().hex
+    staging = os.path.join(root, f".staging-{token}")
+    _claim(staging)
+    current = staging
     try:
-        _write(fs, ts, spine, timestamp_col, engine, tmp)
-        if os.path.exists(final):  # left over by a crash before the registry entry
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        _write(fs, ts, spine, timestamp_col, engine, staging)
+        version = 0
+        while True:
+            version = max([version] + fs.registry.versions(KIND, name)) + 1
+            final = os.path.join(root, f"v{version}-{token}")
+            os.rename(current, final)  # our own directory: no other writer uses this token
+            current = final
+            spec = {"name": name, "version": version, "description": description,
+                    "path": final, "data_path": os.path.join(final, "data"),
+                    "spine_path": os.path.join(final, "spine"),
+                    "manifest": ts.manifest, "manifest_fingerprint": fingerprint(ts.manifest)}
+            try:
+                fs.registry.put(KIND, name, version, spec, replace=False)
+                break
+            except RegistryError:
+                if version not in fs.registry.versions(KIND, name):
+                    raise  # refused for another reason
+                # another writer registered this version first: take the next one
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    spec = {"name": name, "version": version, "description": description,
-            "path": final, "data_path": os.path.join(final, "data"),
-            "spine_path": os.path.join(final, "spine"),
-            "manifest": ts.manifest, "manifest_fingerprint": fingerprint(ts.manifest)}
-    try:
-        fs.registry.put(KIND, name, version, spec, replace=False)
-    except BaseException:
-        shutil.rmtree(final, ignore_errors=True)
+        shutil.rmtree(current, ignore_errors=True)
         raise
     return get_training_set(fs, name, version)
 
 
-def _write(fs: "FeatureStore", ts: TrainingSet, spine: Any, timestamp_col: str | None, engine: str,
-           path: str) -> None:
+#: Staging of another host (whose processes this one cannot see) older than this is
+#: abandoned.
+ABANDONED_AFTER_S = 24 * 3600
+_OWNER = ".owner"
+
+
+def _claim(path: str) -> None:
+    """Make the staging directory ``path`` with an owner file naming this process."""
+    import json
+    import socket
+    import time
+
     os.makedirs(path)
+    with open(os.path.join(path, _OWNER), "w") as f:
+        json.dump({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}, f)
+
+
+def _abandoned(path: str) -> bool:
+    """Whether the unregistered directory ``path`` belongs to no live writer."""
+    import json
+    import socket
+    import time
+
+    try:
+        with open(os.path.join(path, _OWNER)) as f:
+            owner = json.load(f)
+    except (OSError, ValueError):
+        owner = {}
+    if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
+        try:
+            os.kill(owner["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            return False
+        return False
+    try:
+        age = time.time() - os.path.getmtime(path)
+    except OSError:
+        return False
+    return age > ABANDONED_AFTER_S
+
+
+def clean_abandoned(fs: "FeatureStore", name: str) -> list[str]:
+    """Remove the directories under training set ``name`` that no registered version uses
+    and no live writer owns (staging of killed processes); returns their paths.
+
+    >>> import tempfile
+    >>> from sparkfs import FeatureStore
+    >>> clean_abandoned(FeatureStore({"data_dir": tempfile.mkdtemp()}), "none_yet")
+    []
+    """
+    root = os.path.join(training_sets_root(fs), name)
+    if not os.path.isdir(root):
+        return []
+    used = {os.path.abspath(s["path"]) for s in fs.registry.list(KIND) if s.get("name") == name}
+    removed = []
+    for entry in sorted(os.listdir(root)):
+        path = os.path.join(root, entry)
+        ours = entry.startswith((".staging-", ".tmp-v")) or (
+            entry.startswith("v") and "-" in entry)
+        if not ours or os.path.abspath(path) in used or not os.path.isdir(path):
+            continue
+        if _abandoned(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _write(fs: "FeatureStore", ts: TrainingSet, spine: Any, timestamp_col: str | None,
+           engine: str,
+           path: str) -> None:
     data, spine_path = os.path.join(path, "data"), os.path.join(path, "spine")
     if engine == "spark":
         out = "file://" + data
         ts._frame_with_id().write.mode("error").parquet(out)
-        if ts._spine_frame is None:  # the Spark engine always sets it
+        if ts.spine is None or ts.spine.frame is None:  # the Spark engine always keeps it
             raise SparkfsError(f"training set {ts!r}: the Spark join kept no numbered spine")
-        ts._spine_frame.write.mode("error").parquet("file://" + spine_path)
+        ts.spine.frame.write.mode("error").parquet("file://" + spine_path)
     else:
         import pyarrow.parquet as pq
 
         os.makedirs(data)
         os.makedirs(spine_path)
         pq.write_table(ts._frame_with_id(), os.path.join(data, "part-0.parquet"))
-        pq.write_table(ts._spine_table, os.path.join(spine_path, "part-0.parquet"))
+        if ts.spine is None or ts.spine.arrow is None:  # the DuckDB engine always keeps it
+            raise SparkfsError(f"training set {ts!r}: the DuckDB join kept no numbered spine")
+        pq.write_table(ts.spine.arrow, os.path.join(spine_path, "part-0.parquet"))
 
 
 def _spec(fs: "FeatureStore", name: str, version: int | None = None) -> dict:

@@ -66,6 +66,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import SparkfsError
 from ..offline.tables import COMMIT_TIME, RUN_ID
+from ..sql import quote_ident
+from .engines import Spine
 from .plan import SPINE_ID, GroupPlan, Plan, micros
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -100,7 +102,8 @@ def spine_to_spark(spark: "SparkSession", spine: Any, timestamp_col: str,
     for f in spine.schema.fields:
         if isinstance(f.dataType, (T.TimestampNTZType,)) or (
                 f.name == timestamp_col and isinstance(f.dataType, T.DateType)):
-            spine = spine.withColumn(f.name, F.col(f"`{f.name}`").cast("timestamp"))
+            spine = spine.withColumn(f.name,
+                                     F.col(quote_ident(f.name, "spark")).cast("timestamp"))
     if not keep_id:
         spine = spine.withColumn(SPINE_ID, F.monotonically_increasing_id())
     return spine, None
@@ -118,54 +121,106 @@ def spine_summary(sdf: "DataFrame", timestamp_col: str) -> dict:
     spine (one job)."""
     from pyspark.sql import functions as F
 
-    cols = [F.col(f"`{c}`") for c in sdf.columns]
-    row = sdf.agg(F.unix_micros(F.min(F.col(f"`{timestamp_col}`"))).alias("lo"),
-                  F.unix_micros(F.max(F.col(f"`{timestamp_col}`"))).alias("hi"),
+    cols = [F.col(quote_ident(c, "spark")) for c in sdf.columns]
+    row = sdf.agg(F.unix_micros(F.min(F.col(quote_ident(timestamp_col, "spark")))).alias("lo"),
+                  F.unix_micros(F.max(F.col(quote_ident(timestamp_col, "spark")))).alias("hi"),
                   F.count(F.lit(1)).alias("n"),
                   F.bit_xor(F.xxhash64(*cols)).alias("h")).collect()[0]
     return {"lo": row["lo"], "hi": row["hi"], "rows": int(row["n"]),
             "hash": f"spark-xxhash64-xor:{(row['h'] or 0) & 0xFFFFFFFFFFFFFFFF:016x}"}
 
 
-def join_spark(fs: "FeatureStore", plan: Plan, sdf: "DataFrame", summary: dict,
-               time_buckets: int = DEFAULT_TIME_BUCKETS,
-               hot_key_rows: int | None = None, spine_arrow: Any = None,
-               broadcast_spine_rows: int | None = None) -> "DataFrame":
-    """The spine with every requested feature added, sorted by ``_spine_id``.
-    ``spine_arrow``: the same spine in Arrow when it came from the driver (pandas/Arrow);
-    then, up to ``broadcast_spine_rows`` rows, as-of groups use the broadcast strategy
-    (``spark_broadcast``) instead of steps 1-5."""
+class SparkEngine:
+    """What both Spark ``JoinEngine`` strategies share (``sparkfs.training.engines``):
+    the spine as a Spark DataFrame, its one-job summary, aggregation groups, on-demand
+    features and the final order. Subclasses add the as-of groups (``add_asof``)."""
+
+    name = "spark"
+
+    def __init__(self, time_buckets: int | None = None, hot_key_rows: int | None = None,
+                 broadcast_spine_rows: int | None = None) -> None:
+        self.time_buckets = DEFAULT_TIME_BUCKETS if time_buckets is None else int(time_buckets)
+        if self.time_buckets < 1:
+            raise SparkfsError(f"time_buckets must be >= 1, got {time_buckets}")
+        if hot_key_rows is not None and int(hot_key_rows) < 1:
+            raise SparkfsError(f"hot_key_rows must be >= 1, got {hot_key_rows}")
+        if broadcast_spine_rows is not None and int(broadcast_spine_rows) < 0:
+            raise SparkfsError(f"broadcast_spine_rows must be >= 0, got {broadcast_spine_rows}")
+        self.hot_key_rows = None if hot_key_rows is None else int(hot_key_rows)
+        self.broadcast_spine_rows = (None if broadcast_spine_rows is None
+                                     else int(broadcast_spine_rows))
+
+    def options(self) -> dict:
+        out: dict = {"time_buckets": self.time_buckets}
+        if self.hot_key_rows is not None:
+            out["hot_key_rows"] = self.hot_key_rows
+        if self.broadcast_spine_rows is not None:
+            out["broadcast_spine_rows"] = self.broadcast_spine_rows
+        return out
+
+    def prepare_spine(self, fs: "FeatureStore", spine: Any, timestamp_col: str,
+                      keep_id: bool = False) -> Spine:
+        sdf, tbl = spine_to_spark(fs.spark, spine, timestamp_col, keep_id=keep_id)
+        return Spine(spark_schema_as_arrow(sdf), arrow=tbl, frame=sdf)
+
+    def summary(self, spine: Spine, timestamp_col: str) -> dict:
+        return spine_summary(spine.frame, timestamp_col)
+
+    def add_asof(self, fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: Spine,
+                 summary: dict, groups: list[GroupPlan]) -> "DataFrame":
+        """``out`` with the features of the as-of ``groups`` added."""
+        raise NotImplementedError
+
+    def join(self, fs: "FeatureStore", plan: Plan, spine: Spine, summary: dict) -> "DataFrame":
+        """The spine with every requested feature added, sorted by ``_spine_id``."""
+        return join_spark(fs, plan, spine, summary, self)
+
+
+class SparkShuffleEngine(SparkEngine):
+    """Steps 1-5 of the module docstring: one shuffle of spine + history per as-of group.
+
+    >>> SparkShuffleEngine(time_buckets=8).options()
+    {'time_buckets': 8}
+    """
+
+    def add_asof(self, fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: Spine,
+                 summary: dict, groups: list[GroupPlan]) -> "DataFrame":
+        for gp in groups:
+            out = asof_pass(fs, gp, out, plan.timestamp_col, summary, plan.as_known_at,
+                            self.time_buckets, self.hot_key_rows)
+        return out
+
+
+def join_spark(fs: "FeatureStore", plan: Plan, spine: Spine, summary: dict,
+               engine: SparkEngine) -> "DataFrame":
+    """The spine with every requested feature added, sorted by ``_spine_id``: the as-of
+    groups by ``engine``'s strategy, then the aggregation groups, then on-demand features."""
     from pyspark.sql import functions as F
 
-    from .spark_broadcast import DEFAULT_BROADCAST_SPINE_ROWS, broadcast_join
-
-    limit = DEFAULT_BROADCAST_SPINE_ROWS if broadcast_spine_rows is None else broadcast_spine_rows
+    sdf = spine.frame
     out = sdf
     asof = [gp for gp in plan.groups if not gp.group.aggregations]
-    broadcast = bool(asof) and spine_arrow is not None and summary["rows"] <= limit
-    if broadcast:
-        out = broadcast_join(fs, plan, out, spine_arrow, summary, asof)
+    if asof:
+        out = engine.add_asof(fs, plan, out, spine, summary, asof)
     for gp in plan.groups:
         if gp.group.aggregations:
             from ..aggregations.spark import aggregate_at_spine
 
             frame = aggregate_at_spine(
-                fs, gp.group, sdf.select(SPINE_ID, plan.timestamp_col,
-                                         *sorted(set(gp.key_columns.values()))),
+                fs, gp.group, sdf.select(SPINE_ID, quote_ident(plan.timestamp_col, "spark"),
+                                         *[quote_ident(c, "spark")
+                                           for c in sorted(set(gp.key_columns.values()))]),
                 gp.features, delta_version=gp.delta_version, as_known_at=plan.as_known_at,
                 key_columns=gp.key_columns, timestamp_col=plan.timestamp_col)
-            frame = frame.select(SPINE_ID, *[F.col(f"`{f}`").alias(c)
+            frame = frame.select(SPINE_ID, *[F.col(quote_ident(f, "spark")).alias(c)
                                              for f, c in zip(gp.features, gp.columns)])
             out = out.join(frame, SPINE_ID, "left")
-        elif not broadcast:
-            out = asof_pass(fs, gp, out, plan.timestamp_col, summary, plan.as_known_at,
-                            time_buckets, hot_key_rows)
     if plan.on_demand is not None:
         from .plan import on_demand_inputs, on_demand_renames
 
         out = plan.on_demand.apply_spark(out, sources=on_demand_inputs(plan),
                                          names=on_demand_renames(plan))
-    cols = [F.col(f"`{c}`") for c in plan.spine_columns + plan.feature_columns]
+    cols = [F.col(quote_ident(c, "spark")) for c in plan.spine_columns + plan.feature_columns]
     return out.orderBy(SPINE_ID).select(F.col(SPINE_ID), *cols)
 
 
@@ -187,8 +242,10 @@ def asof_pass(fs: "FeatureStore", gp: GroupPlan, rows: "DataFrame", timestamp_co
     pos = F.greatest(F.col(et), F.col(COMMIT_TIME)) if as_known_at else F.col(et)
     record = F.struct(F.col(et).alias("e"), F.col(COMMIT_TIME).alias("c"),
                       F.col(RUN_ID).alias("r"),
-                      *[F.col(f"`{f}`").alias(f"v{i}") for i, f in enumerate(gp.features)])
-    hist = hist.select(*[F.col(f"`{k}`").cast(SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(kc)
+                      *[F.col(quote_ident(f, "spark")).alias(f"v{i}")
+                        for i, f in enumerate(gp.features)])
+    hist = hist.select(*[F.col(quote_ident(k, "spark")).cast(SPARK_KEY_TYPES[g.key_dtypes[k]])
+                         .alias(kc)
                          for k, kc in zip(keys, kcols)],
                        pos.alias("_pos"), F.col(et).alias("_e"), record.alias("_row"))
     if hi is None:  # no spine timestamps at all: nothing can match
@@ -213,11 +270,12 @@ def asof_pass(fs: "FeatureStore", gp: GroupPlan, rows: "DataFrame", timestamp_co
         hist = hist.where(F.col("_pos") >= first).unionByName(before)
 
     columns = rows.columns
-    packed = F.struct(*[F.col(f"`{c}`") for c in columns])
+    packed = F.struct(*[F.col(quote_ident(c, "spark")) for c in columns])
     spine = rows.select(
-        *[F.col(f"`{gp.key_columns[k]}`").cast(SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(kc)
+        *[F.col(quote_ident(gp.key_columns[k], "spark"))
+          .cast(SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(kc)
           for k, kc in zip(keys, kcols)],
-        F.col(f"`{timestamp_col}`").alias("_pos"), F.lit(1).alias("_kind"),
+        F.col(quote_ident(timestamp_col, "spark")).alias("_pos"), F.lit(1).alias("_kind"),
         F.lit(None).cast(row_type).alias("_row"), packed.alias("_s"))
     union = hist.withColumn("_s", F.lit(None).cast(spine.schema["_s"].dataType)) \
         .unionByName(spine)

@@ -36,10 +36,13 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from ..errors import SparkfsError
 from ..offline.tables import COMMIT_TIME, RUN_ID, read_files_spark, spark_schema
-from .duckdb import KEY_SQL, local_paths, wide_positions
+from ..sql import quote_ident
+from .duckdb_sql import KEY_SQL, local_paths, parquet_positions, q, wide_positions
+from .engines import Spine
 from .plan import SPINE_ID, GroupPlan, Plan, micros
-from .spark import SPARK_KEY_TYPES, within_ttl
+from .spark import SPARK_KEY_TYPES, SparkEngine, within_ttl
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -53,8 +56,37 @@ DEFAULT_BROADCAST_SPINE_ROWS = 2_000_000
 _ARROW_KEY = {"string": pa.string(), "int": pa.int64(), "long": pa.int64()}
 
 
+class SparkBroadcastEngine(SparkEngine):
+    """The broadcast strategy as a ``JoinEngine`` (``sparkfs.training.engines``). Needs a
+    spine held in the driver (pandas or Arrow). ``spark_reads_files``: Spark reads the
+    history files and hands them to the tasks as Arrow, as it must when the executors
+    cannot open the files themselves (object storage); by default that happens only for
+    such files.
+
+    >>> SparkBroadcastEngine(broadcast_spine_rows=10).options()
+    {'time_buckets': 64, 'broadcast_spine_rows': 10}
+    """
+
+    def __init__(self, time_buckets: int | None = None, hot_key_rows: int | None = None,
+                 broadcast_spine_rows: int | None = None,
+                 spark_reads_files: bool = False) -> None:
+        super().__init__(time_buckets, hot_key_rows, broadcast_spine_rows)
+        self.spark_reads_files = bool(spark_reads_files)
+
+    def add_asof(self, fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: Spine,
+                 summary: dict, groups: list[GroupPlan]) -> "DataFrame":
+        if spine.arrow is None:
+            raise SparkfsError(
+                "the Spark broadcast strategy needs a spine in the driver's memory (pandas or "
+                "Arrow); a Spark DataFrame spine is joined by the shuffle strategy "
+                "(engine='spark' picks it)")
+        return broadcast_join(fs, plan, out, spine.arrow, summary, groups,
+                              spark_reads_files=self.spark_reads_files)
+
+
 def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.Table,
-                   summary: dict, groups: list[GroupPlan]) -> "DataFrame":
+                   summary: dict, groups: list[GroupPlan],
+                   spark_reads_files: bool = False) -> "DataFrame":
     """``out`` (the spine as a Spark DataFrame, with ``_spine_id``) with the features of
     the as-of ``groups`` added (``spine``: the same rows in Arrow)."""
     from pyspark.sql import functions as F
@@ -64,21 +96,22 @@ def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.T
     # all groups' tasks run in one stage: about one task per core in all
     slots = -(-spark.sparkContext.defaultParallelism // len(groups))
     for i, gp in enumerate(groups):
-        best = _group_answers(fs, spark, gp, plan, spine, summary, slots)
-        answers.append(best.select(SPINE_ID, F.col("_row").alias(f"_r{i}")))
+        best = _group_answers(fs, spark, gp, plan, spine, summary, slots, spark_reads_files)
+        answers.append(best.select(SPINE_ID, F.col("_row").alias(f"_sfs_r{i}")))
     merged = functools.reduce(
         lambda a, b: a.unionByName(b, allowMissingColumns=True), answers)
-    merged = merged.groupBy(SPINE_ID).agg(*[F.max(f"_r{i}").alias(f"_r{i}")
+    merged = merged.groupBy(SPINE_ID).agg(*[F.max(f"_sfs_r{i}").alias(f"_sfs_r{i}")
                                             for i in range(len(groups))])
     out = out.join(merged, SPINE_ID, "left")
     for i, gp in enumerate(groups):
-        best = within_ttl(F.col(f"_r{i}"), F.col(f"`{plan.timestamp_col}`"), gp.ttl)
+        best = within_ttl(F.col(f"_sfs_r{i}"), F.col(quote_ident(plan.timestamp_col, "spark")),
+                          gp.ttl)
         out = out.select("*", *[best[f"v{j}"].alias(c) for j, c in enumerate(gp.columns)])
-    return out.drop(*[f"_r{i}" for i in range(len(groups))])
+    return out.drop(*[f"_sfs_r{i}" for i in range(len(groups))])
 
 
 def _group_answers(fs: "FeatureStore", spark, gp: GroupPlan, plan: Plan, spine: pa.Table,
-                   summary: dict, slots: int) -> "DataFrame":
+                   summary: dict, slots: int, spark_reads_files: bool = False) -> "DataFrame":
     """``_spine_id, _row`` candidates (several per spine row: one per task, and ties).
     Local files are read by at most ``slots`` tasks."""
     from pyspark.sql import functions as F
@@ -102,7 +135,7 @@ def _group_answers(fs: "FeatureStore", spark, gp: GroupPlan, plan: Plan, spine: 
                                to_arrow_schema(schema, timezone="UTC", prefers_large_types=False))
     visible = _visible_sql(gp, plan, summary)
     uris = fs.offline.table(g, gp.delta_version).file_uris()
-    paths = local_paths(uris)
+    paths = None if spark_reads_files else local_paths(uris)
     if paths is not None:
         tasks = _file_tasks(paths, slots)
         scan = functools.partial(_scan_files, gp, visible)
@@ -147,8 +180,6 @@ def _visible_sql(gp: GroupPlan, plan: Plan, summary: dict) -> str:
 
 def _scan_files(gp: GroupPlan, visible: str, paths: list[str]) -> tuple[str, str]:
     """(history SQL with ``_k*, _e, _c, _r, v*, _p``, spine lookup) over local files."""
-    from .duckdb import parquet_positions, q
-
     g = gp.group
     source, position, lookup = parquet_positions(paths, g.event_time)
     cols = [f"CAST({q(k)} AS {KEY_SQL[g.key_dtypes[k]]}) AS _k{j}"
@@ -167,11 +198,11 @@ def _read_spark(spark, gp: GroupPlan, uris: list[str]) -> "DataFrame":
     g = gp.group
     hist = read_files_spark(spark, g, uris)
     return hist.select(
-        *[F.col(f"`{k}`").cast(SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(f"_k{j}")
+        *[F.col(quote_ident(k, "spark")).cast(SPARK_KEY_TYPES[g.key_dtypes[k]]).alias(f"_k{j}")
           for j, k in enumerate(gp.key_columns)],
-        F.unix_micros(F.col(f"`{g.event_time}`")).alias("_e"),
+        F.unix_micros(F.col(quote_ident(g.event_time, "spark"))).alias("_e"),
         F.unix_micros(F.col(COMMIT_TIME)).alias("_c"), F.col(RUN_ID).alias("_r"),
-        *[F.col(f"`{f}`").alias(f"v{j}") for j, f in enumerate(gp.features)])
+        *[F.col(quote_ident(f, "spark")).alias(f"v{j}") for j, f in enumerate(gp.features)])
 
 
 def _spine_keys(gp: GroupPlan, spine: pa.Table, timestamp_col: str) -> pa.Table:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import DefinitionError
+from ..sql import quote_ident
 from .suite import ROW_LEVEL
 
 
@@ -30,7 +31,7 @@ def spark_failures(item: dict):
     from pyspark.sql import functions as F
 
     t, kw = item["type"], item["kwargs"]
-    c = F.col(f"`{kw['column']}`")
+    c = F.col(quote_ident(kw['column'], "spark"))
     present = c.isNotNull()
     if t == "expect_column_values_to_not_be_null":
         return c.isNull()
