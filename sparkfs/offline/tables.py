@@ -136,13 +136,24 @@ class OfflineStore:
             if version != current:
                 t.load_as_version(version)
         elif as_of is not None:
+            # The newest version committed by ``when``, by the commit times the log records
+            # (the same ones ``commit_times`` shows). delta-rs's own timestamp lookup uses the
+            # log files' modification times, which lag those by the write's duration, so a
+            # reader given a version's own commit time could get the version before it.
             when = _as_utc(as_of)
-            first = self.commit_times(group).get(0)
+            times = self.commit_times(group)
+            first = times.get(0)
             if first is not None and when < first:
                 raise NotFoundError(
                     f"feature group {group.name!r} did not exist yet at {when.isoformat()} "
                     f"(its table was created at {first.isoformat()})")
-            t.load_as_version(when)
+            known = [v for v, at in times.items() if at <= when]
+            if known:
+                version = max(known)
+                if version != t.version():
+                    t.load_as_version(version)
+            else:  # no commit info in the log (another writer): delta-rs's lookup
+                t.load_as_version(when)
         return t
 
     def current_version(self, group: FeatureGroup) -> int:
