@@ -24,16 +24,9 @@ if ROOT not in sys.path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sparkfs.cli import main as cli_main
+    from sparkfs.jobs_common import run_subcommand
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    config: list[str] = []
-    if "--config" in argv:  # a global option of the sparkfs command: it goes first
-        i = argv.index("--config")
-        config = argv[i:i + 2]
-        del argv[i:i + 2]
-    return cli_main(config + ["training-set"] + argv)
-
+    return run_subcommand("training-set", argv)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,3 +23,21 @@ def read_input(spark: "SparkSession", path: str) -> "DataFrame":
     if path.endswith(".json") or path.endswith(".jsonl"):
         return spark.read.json(uri)
     return spark.read.parquet(uri)
+
+
+def run_subcommand(subcommand: str, argv: "list[str] | None" = None) -> int:
+    """Run ``sparkfs <subcommand> ARGV`` for a spark-submit job, moving ``--config PATH``
+    (a global option of the ``sparkfs`` command) in front of the subcommand. Used by
+    ``jobs/training_set.py`` and ``jobs/score_batch.py``.
+    """
+    import sys
+
+    from .cli import main as cli_main
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config: list[str] = []
+    if "--config" in argv:
+        i = argv.index("--config")
+        config = argv[i:i + 2]
+        del argv[i:i + 2]
+    return cli_main(config + [subcommand] + argv)
