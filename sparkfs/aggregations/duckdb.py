@@ -46,10 +46,10 @@ def aggregate_at_spine(fs: "FeatureStore", group: FeatureGroup, spine: Any,
     """The training-set entry point: ``aggregate_history`` over the group's Delta history
     at ``delta_version`` (None: the latest), read with delta-rs (no Spark).
     ``key_columns`` maps each group join key to its spine column."""
-    from ..offline.tables import history_schema
+    from ..offline.tables import arrow_dataset, history_schema
 
     table = fs.offline.table(group, delta_version)
-    history = table.to_pyarrow_dataset(schema=history_schema(group))
+    history = arrow_dataset(table, history_schema(group))
     return aggregate_history(history, group, features, spine, key_columns, timestamp_col,
                              as_known_at)
 

@@ -120,7 +120,9 @@ def read_log(path: str, start: Any = None, end: Any = None,
         filters.append(("time", "<", _utc(end)))
     import pyarrow.dataset as ds
 
-    data = dtable.to_pyarrow_dataset()
+    from ..offline.tables import arrow_dataset
+
+    data = arrow_dataset(dtable)
     expr = None
     for col, op, value in filters:
         e = ds.field(col) >= pa.scalar(value, _TS) if op == ">=" else \

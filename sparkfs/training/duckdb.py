@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..definitions import DTYPES
-from ..offline.tables import COMMIT_TIME, history_schema
+from ..offline.tables import COMMIT_TIME, arrow_dataset, history_schema
 from .duckdb_sql import KEY_SQL, commit_layout, local_paths, parquet_positions, q, wide_positions
 from .engines import Spine
 from .plan import SPINE_ID, GroupPlan, Plan, micros, spine_to_arrow
@@ -164,7 +164,7 @@ def _history_source(fs: "FeatureStore", gp: GroupPlan, con, name: str) -> tuple[
     table = fs.offline.table(gp.group, gp.delta_version)
     paths = local_paths(table.file_uris())
     if not paths:
-        con.register(name, table.to_pyarrow_dataset(schema=history_schema(gp.group)))
+        con.register(name, arrow_dataset(table, history_schema(gp.group)))
         return (name,) + wide_positions(f"epoch_us({q(gp.group.event_time)})",
                                         f"epoch_us({q(COMMIT_TIME)})")
     return parquet_positions(paths, gp.group.event_time)
