@@ -23,6 +23,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import progress
 from .config import Config, load_config, load_config_dict
 from .definitions import Entity, FeatureGroup, parse_versioned_name
 from .errors import NotFoundError, SparkfsError
@@ -217,6 +218,7 @@ class FeatureStore:
         return group
 
     # -- offline --------------------------------------------------------------------------
+    @progress.tracked("ingest")
     def ingest(self, group: str | FeatureGroup, df: Any, run_id: str | None = None,
                materialize: bool | None = None, version: int | None = None):
         """Validate a batch and append it to the group's Delta history in one commit.
@@ -307,6 +309,7 @@ class FeatureStore:
         return History(self, g, version=version, as_of=as_of)
 
     # -- online ---------------------------------------------------------------------------
+    @progress.tracked("materialize")
     def materialize(self, group: str | FeatureGroup | None = None, version: int | None = None,
                     engine: str = "spark") -> list[MaterializeResult]:
         """Push the latest value per key from Delta to the online store, incrementally:
@@ -332,6 +335,7 @@ class FeatureStore:
                   else [g for g in self.list_feature_groups(latest_only=True) if g.online])
         return [materialize(self, g, engine=engine) for g in groups]
 
+    @progress.tracked("rebuild-online")
     def rebuild_online(self, group: str | FeatureGroup | None = None,
                        engine: str = "spark") -> list[MaterializeResult]:
         """Rebuild the online values of ``group`` (every online group when None) from Delta
@@ -384,6 +388,7 @@ class FeatureStore:
                                        as_known_at=as_known_at, key_map=key_map, view=view,
                                        **options)
 
+    @progress.tracked("training-set create")
     def create_training_set(self, name: str, spine: Any, features: Sequence[str] | None = None,
                             timestamp_col: str | None = None, *, view: Any = None,
                             **options: Any):
@@ -401,6 +406,7 @@ class FeatureStore:
 
         return get_training_set(self, name, version)
 
+    @progress.tracked("training-set recreate")
     def recreate_training_set(self, name: str, version: int | None = None):
         """Rebuild a stored training set (its latest version, or ``version``) from its
         manifest; refuses when its inputs changed (see ``sparkfs.training.sets``)."""
@@ -438,6 +444,7 @@ class FeatureStore:
         """Score entity rows online: view features -> on-demand transforms -> model."""
         return self.inference.predict(deployment, entity_rows, request_data)
 
+    @progress.tracked("score-batch")
     def score_batch(self, deployment: str, spine: Any, timestamp_col: str, **options: Any):
         """Score a spine on Spark with point-in-time features; a lazy Spark DataFrame."""
         from .inference.batch import score_batch

@@ -1,40 +1,38 @@
-"""``sparkfs apply | list | describe | ingest``."""
+"""``sparkfs apply | list | describe | ingest``.
+
+>>> import typer
+>>> app = typer.Typer(); register(app)
+>>> [c.name for c in app.registered_commands]
+['apply', 'list', 'describe', 'ingest']
+"""
 
 from __future__ import annotations
 
-import argparse
 import json
+from typing import Annotated
 
-from . import open_store
+import typer
 
+from . import config_of, open_store
+from ._output import print_json, print_table
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("apply", help="register every definition in a feature repo file")
-    p.add_argument("repo", help="path to a feature repo .py file (or a module name)")
-    p.set_defaults(func=_apply)
-
-    p = sub.add_parser("list", help="list registered feature groups")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_list)
-
-    p = sub.add_parser("describe", help="show a feature group's definition")
-    p.add_argument("group", help="group name, or name@version")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_describe)
-
-    p = sub.add_parser("ingest", help="ingest a Parquet/CSV file into a group with Spark")
-    p.add_argument("group")
-    p.add_argument("input", help="Parquet file or directory, or a .csv file")
-    p.add_argument("--repo", help="feature repo to import first (needed for derived features)")
-    p.add_argument("--run-id")
-    p.set_defaults(func=_ingest)
+JSON_OPT = typer.Option("--json", help="print JSON")
 
 
-def _apply(args: argparse.Namespace) -> int:
+def register(app: typer.Typer) -> None:
+    """Add ``apply``, ``list``, ``describe`` and ``ingest`` to ``app``."""
+    app.command("apply", help="register every definition in a feature repo file")(_apply)
+    app.command("list", help="list registered feature groups")(_list)
+    app.command("describe", help="show a feature group's definition")(_describe)
+    app.command("ingest", help="ingest a Parquet/CSV file into a group with Spark")(_ingest)
+
+
+def _apply(ctx: typer.Context, repo: Annotated[str, typer.Argument(
+        help="path to a feature repo .py file (or a module name)")]) -> int:
     from ..repo import load_repo
 
-    fs = open_store(args)
-    objs = load_repo(args.repo)
+    fs = open_store(config_of(ctx))
+    objs = load_repo(repo)
     result = fs.apply(objs)
     for label in result.created:
         print(f"created  {label}")
@@ -45,31 +43,28 @@ def _apply(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list(args: argparse.Namespace) -> int:
-    fs = open_store(args)
+def _list(ctx: typer.Context, json_: Annotated[bool, JSON_OPT] = False) -> int:
+    fs = open_store(config_of(ctx))
     groups = fs.list_feature_groups()
-    if args.json:
-        print(json.dumps([g.to_spec() for g in groups], indent=2))
+    if json_:
+        print_json([g.to_spec() for g in groups])
         return 0
     if not groups:
         print("no feature groups registered (run: sparkfs apply <feature_repo.py>)")
         return 0
-    rows = [("GROUP", "VERSION", "KEYS", "EVENT TIME", "FEATURES", "ONLINE", "TTL")]
-    for g in groups:
-        rows.append((g.name, str(g.version), ",".join(g.join_keys), g.event_time,
-                     str(len(g.features)), "yes" if g.online else "no",
-                     "-" if g.ttl is None else str(g.ttl)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    print_table(["GROUP", "VERSION", "KEYS", "EVENT TIME", "FEATURES", "ONLINE", "TTL"],
+                [(g.name, g.version, ",".join(g.join_keys), g.event_time, len(g.features),
+                  "yes" if g.online else "no", g.ttl) for g in groups])
     return 0
 
 
-def _describe(args: argparse.Namespace) -> int:
-    fs = open_store(args)
-    g = fs.get_feature_group(args.group)
-    if args.json:
-        print(json.dumps(g.to_spec(), indent=2))
+def _describe(ctx: typer.Context,
+              group: Annotated[str, typer.Argument(help="group name, or name@version")],
+              json_: Annotated[bool, JSON_OPT] = False) -> int:
+    fs = open_store(config_of(ctx))
+    g = fs.get_feature_group(group)
+    if json_:
+        print_json(g.to_spec())
         return 0
     from ..discovery import printable
 
@@ -81,8 +76,8 @@ def _describe(args: argparse.Namespace) -> int:
     print(f"  event time: {g.event_time}   ttl: {g.ttl or '-'}   online: {g.online}")
     print(f"  history: {fs.offline.table_uri(g)} (Delta version {fs.offline.current_version(g)})")
     print("  features:")
-    for f in g.features:
-        print(f"    {f.name:<28} {f.dtype:<14} {printable(f.description)}")
+    print_table(["  FEATURE", "TYPE", "DESCRIPTION"],
+                [("  " + f.name, f.dtype, f.description) for f in g.features])
     from ..monitoring import describe_statistics
 
     text = describe_statistics(fs, g)
@@ -91,14 +86,19 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ingest(args: argparse.Namespace) -> int:
+def _ingest(ctx: typer.Context, group: str,
+            input: Annotated[str, typer.Argument(
+                help="Parquet file or directory, or a .csv file")],
+            repo: Annotated[str | None, typer.Option(
+                help="feature repo to import first (needed for derived features)")] = None,
+            run_id: Annotated[str | None, typer.Option("--run-id")] = None) -> int:
     from ..jobs_common import read_input
     from ..repo import load_repo
 
-    fs = open_store(args)
-    if args.repo:
-        fs.apply(load_repo(args.repo))
-    df = read_input(fs.spark, args.input)
-    result = fs.ingest(args.group, df, run_id=args.run_id)
+    fs = open_store(config_of(ctx))
+    if repo:
+        fs.apply(load_repo(repo))
+    df = read_input(fs.spark, input)
+    result = fs.ingest(group, df, run_id=run_id)
     print(json.dumps(result.to_dict(), default=str))
     return 0

@@ -4,41 +4,50 @@ committed files are never touched (see ``sparkfs.offline.staging``)."""
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
+from typing import Annotated
 
-from . import open_store
+import typer
 
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``gc`` subcommand."""
-    p = sub.add_parser("gc", help="list (--apply: remove) staging folders of killed ingests")
-    p.add_argument("--apply", action="store_true", help="remove them (default: only list)")
-    p.add_argument("--max-age-hours", type=float, default=6.0,
-                   help="trust another host's running ingest this long (default 6)")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_gc)
+from . import config_of, open_store
+from ._output import print_json, print_table
 
 
-def _gc(args: argparse.Namespace) -> int:
+def register(app: typer.Typer) -> None:
+    """Add the ``gc`` command.
+
+    >>> app = typer.Typer(); register(app)
+    >>> [c.name for c in app.registered_commands]
+    ['gc']
+    """
+    app.command("gc", help="list (--apply: remove) staging folders of killed ingests")(_gc)
+
+
+def _gc(ctx: typer.Context,
+        apply: Annotated[bool, typer.Option(
+            "--apply", help="remove them (default: only list)")] = False,
+        max_age_hours: Annotated[float, typer.Option(
+            help="trust another host's running ingest this long (default 6)")] = 6.0,
+        json_: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> int:
     from ..errors import ConfigError
     from ..offline.staging import collect_garbage
 
-    if not args.max_age_hours > 0:
-        raise ConfigError(f"--max-age-hours must be positive, got {args.max_age_hours}")
-    fs = open_store(args)
-    stages = collect_garbage(fs.offline.root, fs.offline.storage_options, apply=args.apply,
-                             max_age=dt.timedelta(hours=args.max_age_hours))
-    if args.json:
-        print(json.dumps({"applied": args.apply, "stages": [
-            {"uri": s.uri, "bytes": s.size_bytes, "owner": s.owner} for s in stages]}))
+    if not max_age_hours > 0:
+        raise ConfigError(f"--max-age-hours must be positive, got {max_age_hours}")
+    fs = open_store(config_of(ctx))
+    stages = collect_garbage(fs.offline.root, fs.offline.storage_options, apply=apply,
+                             max_age=dt.timedelta(hours=max_age_hours))
+    if json_:
+        print_json({"applied": apply, "stages": [
+            {"uri": s.uri, "bytes": s.size_bytes, "owner": s.owner} for s in stages]},
+            indent=None)
         return 0
-    verb = "removed" if args.apply else "would remove"
-    for s in stages:
-        print(f"{verb}  {s.uri}  ({s.size_bytes} bytes, pid {s.owner.get('pid', '?')} "
-              f"on {s.owner.get('host', '?')})")
+    verb = "removed" if apply else "would remove"
+    if stages:
+        print_table([verb.upper(), "BYTES", "PID", "HOST"],
+                    [(s.uri, s.size_bytes, s.owner.get("pid"), s.owner.get("host"))
+                     for s in stages], limit=1000)
     total = sum(s.size_bytes for s in stages)
     print(f"{len(stages)} abandoned staging folder(s), {total} bytes"
-          + ("" if args.apply or not stages else "; run `sparkfs gc --apply` to remove them"))
+          + ("" if apply or not stages else "; run `sparkfs gc --apply` to remove them"))
     return 0

@@ -12,126 +12,145 @@ Each prints JSON; errors are one line on stderr with exit code 2.
 
 from __future__ import annotations
 
-import argparse
 import json
+from typing import Annotated
+
+import typer
 
 from ..errors import ValidationError
-from . import open_store
+from . import config_of, open_store
+from ._output import print_table
 from .online import _parse_entity
 
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("deploy", help="deploy a logged model version (bound to its view)")
-    p.add_argument("name", help="deployment name")
-    p.add_argument("--model", required=True, help="registered MLflow model name")
-    p.add_argument("--version", type=int, default=None, help="model version (default: latest)")
-    p.add_argument("--sample-rate", type=float, default=1.0,
-                   help="share of requests kept in the evaluation log (default 1.0)")
-    p.set_defaults(func=_deploy)
-
-    p = sub.add_parser("deployments", help="list deployments (current revision of each)")
-    p.set_defaults(func=_deployments)
-
-    p = sub.add_parser("predict", help="score entity rows with a deployment (prints JSON)")
-    p.add_argument("deployment")
-    p.add_argument("--entity", "-e", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
-                   help="one entity row; repeat for more rows (integers are read as ints)")
-    p.add_argument("--request", "-r", action="append", default=[], metavar="KEY=VALUE",
-                   help="a request-time value, the same for every row; repeat per field")
-    p.set_defaults(func=_predict)
-
-    p = sub.add_parser("log", help="read a deployment's evaluation log (JSON lines)")
-    p.add_argument("deployment")
-    p.add_argument("--since", help="only predictions at or after this time (ISO 8601)")
-    p.add_argument("--limit", type=int, default=None, help="only the last N predictions")
-    p.set_defaults(func=_log)
-    _register_batch(sub)
+JSON_OPT = typer.Option("--json", help="one JSON object per line")
 
 
-def _register_batch(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("score-batch", help="score a spine on Spark with point-in-time "
-                       "features; predictions go to the evaluation log (and --output)")
-    p.add_argument("deployment")
-    p.add_argument("--spine", required=True, help="Parquet, CSV or JSON file of the spine")
-    p.add_argument("--timestamp-col", required=True, help="the spine's time column")
-    p.add_argument("--output", help="write the scored rows here (Parquet, by the executors)")
-    p.add_argument("--repo", help="feature repo to import (on-demand transform code)")
-    p.add_argument("--run-id", help="request id of this run in the evaluation log")
-    p.set_defaults(func=_score_batch)
+def register(app: typer.Typer) -> None:
+    """Add ``deploy``, ``deployments``, ``predict``, ``log`` and ``score-batch``.
+
+    >>> app = typer.Typer(); register(app)
+    >>> [c.name for c in app.registered_commands]
+    ['deploy', 'deployments', 'predict', 'log', 'score-batch']
+    """
+    app.command("deploy", help="deploy a logged model version (bound to its view)")(_deploy)
+    app.command("deployments", help="list deployments (current revision of each)")(
+        _deployments)
+    app.command("predict", help="score entity rows with a deployment (prints JSON)")(_predict)
+    app.command("log", help="read a deployment's evaluation log (JSON lines)")(_log)
+    app.command("score-batch", help="score a spine on Spark with point-in-time features; "
+                "predictions go to the evaluation log (and --output)")(_score_batch)
 
 
-def _score_batch(args: argparse.Namespace) -> int:
+def _score_batch(ctx: typer.Context, deployment: str,
+                 spine: Annotated[str, typer.Option(
+                     help="Parquet, CSV or JSON file of the spine")],
+                 timestamp_col: Annotated[str, typer.Option(help="the spine's time column")],
+                 output: Annotated[str | None, typer.Option(
+                     help="write the scored rows here (Parquet, by the executors)")] = None,
+                 repo: Annotated[str | None, typer.Option(
+                     help="feature repo to import (on-demand transform code)")] = None,
+                 run_id: Annotated[str | None, typer.Option(
+                     help="request id of this run in the evaluation log")] = None) -> int:
     import os
 
     from ..jobs_common import read_input
+    from ..progress import spark_task
 
-    fs = open_store(args)
+    fs = open_store(config_of(ctx))
     try:
-        if args.repo:
+        if repo:
             from ..ondemand import attach_code
             from ..repo import load_repo
 
-            attach_code(fs, load_repo(args.repo))
-        spine = read_input(fs.spark, args.spine)
-        scored = fs.score_batch(args.deployment, spine, timestamp_col=args.timestamp_col,
-                                run_id=args.run_id)
-        if args.output:
-            out = args.output if "://" in args.output else "file://" + os.path.abspath(args.output)
-            scored.write.mode("error").parquet(out)
-        print(json.dumps({"deployment": args.deployment, "output": args.output}))
+            attach_code(fs, load_repo(repo))
+        spine_df = read_input(fs.spark, spine)
+        scored = fs.score_batch(deployment, spine_df, timestamp_col=timestamp_col,
+                                run_id=run_id)
+        if output:
+            out = output if "://" in output else "file://" + os.path.abspath(output)
+            with spark_task(f"write {output}"):
+                scored.write.mode("error").parquet(out)
+        print(json.dumps({"deployment": deployment, "output": output}))
     finally:
         fs.close()
     return 0
 
 
-def _deploy(args: argparse.Namespace) -> int:
-    fs = open_store(args)
+def _deploy(ctx: typer.Context, name: Annotated[str, typer.Argument(help="deployment name")],
+            model: Annotated[str, typer.Option(help="registered MLflow model name")],
+            version: Annotated[int | None, typer.Option(
+                help="model version (default: latest)")] = None,
+            sample_rate: Annotated[float, typer.Option(
+                help="share of requests kept in the evaluation log (default 1.0)")] = 1.0,
+            ) -> int:
+    fs = open_store(config_of(ctx))
     try:
-        d = fs.deploy(args.name, model=args.model, version=args.version,
-                      sample_rate=args.sample_rate)
+        d = fs.deploy(name, model=model, version=version, sample_rate=sample_rate)
         print(json.dumps(d.to_dict(), default=str))
     finally:
         fs.close()
     return 0
 
 
-def _deployments(args: argparse.Namespace) -> int:
-    fs = open_store(args)
+def _deployments(ctx: typer.Context, json_: Annotated[bool, JSON_OPT] = False) -> int:
+    """A table, or with ``--json`` one JSON object per line (nothing when there are none)."""
+    fs = open_store(config_of(ctx))
     try:
-        for d in fs.list_deployments():
-            print(json.dumps({"name": d.name, "revision": d.revision, "model": d.model_label,
-                              "view": d.view, "training_set": d.training_set,
-                              "sample_rate": d.sample_rate}))
+        rows = [{"name": d.name, "revision": d.revision, "model": d.model_label,
+                 "view": d.view, "training_set": d.training_set,
+                 "sample_rate": d.sample_rate} for d in fs.list_deployments()]
     finally:
         fs.close()
+    if json_:
+        for r in rows:
+            print(json.dumps(r))
+    elif rows:
+        print_table([c.upper() for c in rows[0]], [list(r.values()) for r in rows])
+    else:
+        import sys
+
+        print("no deployments (create one with: sparkfs deploy NAME --model MODEL)",
+              file=sys.stderr)
     return 0
 
 
-def _predict(args: argparse.Namespace) -> int:
-    rows = [_parse_entity(e) for e in args.entity]
+def _predict(ctx: typer.Context, deployment: str,
+             entity: Annotated[list[str] | None, typer.Option(
+                 "--entity", "-e", metavar="KEY=VALUE[,KEY=VALUE]",
+                 help="one entity row; repeat for more rows (integers are read as ints)")
+             ] = None,
+             request: Annotated[list[str] | None, typer.Option(
+                 "--request", "-r", metavar="KEY=VALUE",
+                 help="a request-time value, the same for every row; repeat per field")
+             ] = None) -> int:
+    rows = [_parse_entity(e) for e in entity or []]
     if not rows:
         raise ValidationError("give at least one --entity KEY=VALUE")
-    request = {}
-    for text in args.request:
+    request_data = {}
+    for text in request or []:
         key, sep, value = text.partition("=")
         if not sep or not key.strip():
             raise ValidationError(f"--request {text!r}: write KEY=VALUE")
-        request[key.strip()] = [value.strip()] * len(rows)
-    fs = open_store(args)
+        request_data[key.strip()] = [value.strip()] * len(rows)
+    fs = open_store(config_of(ctx))
     try:
-        result = fs.predict(args.deployment, rows, request_data=request or None)
+        result = fs.predict(deployment, rows, request_data=request_data or None)
         print(json.dumps(result.to_dict(), default=str))
     finally:
         fs.close()
     return 0
 
 
-def _log(args: argparse.Namespace) -> int:
-    fs = open_store(args)
+def _log(ctx: typer.Context, deployment: str,
+         since: Annotated[str | None, typer.Option(
+             help="only predictions at or after this time (ISO 8601)")] = None,
+         limit: Annotated[int | None, typer.Option(
+             help="only the last N predictions")] = None) -> int:
+    fs = open_store(config_of(ctx))
     try:
-        df = fs.read_log(args.deployment, start=args.since)
-        if args.limit is not None:
-            df = df.tail(args.limit)
+        df = fs.read_log(deployment, start=since)
+        if limit is not None:
+            df = df.tail(limit)
         for rec in df.to_dict("records"):
             print(json.dumps({k: (None if _isnull(v) else v) for k, v in rec.items()},
                              default=str))

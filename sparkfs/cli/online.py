@@ -1,64 +1,58 @@
-"""``sparkfs materialize [group]``, ``sparkfs get-online``, ``sparkfs dev-hbase``."""
+"""``sparkfs materialize [group]``, ``sparkfs rebuild-online``, ``sparkfs get-online``,
+``sparkfs dev-hbase``.
+
+>>> import typer
+>>> app = typer.Typer(); register(app)
+>>> [c.name for c in app.registered_commands]
+['materialize', 'rebuild-online', 'get-online', 'dev-hbase']
+"""
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
+from typing import Annotated, Literal
+
+import typer
 
 from ..errors import ValidationError
-from . import open_store
+from . import config_of, open_store
+
+ENGINE_HELP = "spark: executors write partitions (default); local: DuckDB here"
+Engine = Annotated[Literal["spark", "local"], typer.Option(help=ENGINE_HELP)]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("materialize", help="push the latest values from Delta to the online "
-                       "store (incremental; every online group when no group is given)")
-    p.add_argument("group", nargs="*", help="group names or name@version (default: every "
-                   "online group's latest version)")
-    p.add_argument("--engine", choices=["spark", "local"], default="spark",
-                   help="spark: executors write partitions (default); local: DuckDB here")
-    p.add_argument("--repo", help="feature repo .py file to apply first")
-    p.set_defaults(func=_materialize)
-
-    p = sub.add_parser("rebuild-online", help="rebuild online values from the Delta history "
-                       "alone into an emptied online table (every online group when none given)")
-    p.add_argument("group", nargs="?", help="group name or name@version (default: all)")
-    p.add_argument("--engine", choices=["spark", "local"], default="spark",
-                   help="spark: executors write partitions (default); local: DuckDB here")
-    p.set_defaults(func=_rebuild_online)
-
-    p = sub.add_parser("get-online", help="read online feature vectors (prints JSON)")
-    p.add_argument("--features", "-f", required=True, nargs="+", help="refs like weather:temp")
-    p.add_argument("--entity", "-e", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
-                   help="one entity row; repeat for more rows (integers are read as ints)")
-    p.add_argument("--entities", help='entity rows as JSON, e.g. \'[{"origin": "JFK"}]\'')
-    p.add_argument("--full-names", action="store_true", help="name columns group__feature")
-    p.add_argument("--status", action="store_true", help="add a __status column per feature")
-    p.set_defaults(func=_get_online)
-
-    p = sub.add_parser("dev-hbase", help="run the HBase Thrift1 emulator (a test stand-in "
-                       "for HBase, data in memory), or with --real a single-node HBase 2.6 "
-                       "from the fetched jars, until interrupted")
-    p.add_argument("--host", default="127.0.0.1", help="emulator only: address to bind")
-    p.add_argument("--port", type=int, default=9090, help="Thrift port (0: pick a free one)")
-    p.add_argument("--real", action="store_true", help="start a real standalone HBase "
-                   "(master, region server, ZooKeeper) and its Thrift1 server on 127.0.0.1")
-    p.add_argument("--data-dir", help="--real: keep HBase's data, conf and logs here "
-                   "(default: a temporary directory, removed on exit)")
-    p.set_defaults(func=_dev_hbase)
+def register(app: typer.Typer) -> None:
+    """Add the online-store commands to ``app``."""
+    app.command("materialize", help="push the latest values from Delta to the online store "
+                "(incremental; every online group when no group is given)")(_materialize)
+    app.command("rebuild-online", help="rebuild online values from the Delta history alone "
+                "into an emptied online table (every online group when none given)")(
+                    _rebuild_online)
+    app.command("get-online", help="read online feature vectors (prints JSON)")(_get_online)
+    app.command("dev-hbase", help="run the HBase Thrift1 emulator (a test stand-in for "
+                "HBase, data in memory), or with --real a single-node HBase 2.6 from the "
+                "fetched jars, until interrupted")(_dev_hbase)
 
 
-def _materialize(args: argparse.Namespace) -> int:
+def _materialize(ctx: typer.Context,
+                 group: Annotated[list[str] | None, typer.Argument(
+                     help="group names or name@version (default: every online group's "
+                     "latest version)", show_default=False)] = None,
+                 engine: Engine = "spark",
+                 repo: Annotated[str | None, typer.Option(
+                     help="feature repo .py file to apply first")] = None) -> int:
     """One JSON line per group, printed as each group finishes."""
-    fs = open_store(args)
+    fs = open_store(config_of(ctx))
     try:
-        if args.repo:
+        if repo:
             from ..repo import load_repo
 
-            fs.apply(load_repo(args.repo))
-        for group in args.group or [None]:
-            for r in fs.materialize(group, engine=args.engine):
+            fs.apply(load_repo(repo))
+        targets: list[str | None] = list(group) if group else [None]
+        for g in targets:
+            for r in fs.materialize(g, engine=engine):
                 print(json.dumps(r.to_dict()), flush=True)
     finally:
         fs.close()
@@ -68,10 +62,14 @@ def _materialize(args: argparse.Namespace) -> int:
 _INT_RE = re.compile(r"-?[0-9]{1,18}")
 
 
-def _rebuild_online(args: argparse.Namespace) -> int:
-    fs = open_store(args)
+def _rebuild_online(ctx: typer.Context,
+                    group: Annotated[str | None, typer.Argument(
+                        help="group name or name@version (default: all)",
+                        show_default=False)] = None,
+                    engine: Engine = "spark") -> int:
+    fs = open_store(config_of(ctx))
     try:
-        for r in fs.rebuild_online(args.group, engine=args.engine):
+        for r in fs.rebuild_online(group, engine=engine):
             print(json.dumps(r.to_dict()), flush=True)
     finally:
         fs.close()
@@ -89,33 +87,55 @@ def _parse_entity(text: str) -> dict:
     return row
 
 
-def _get_online(args: argparse.Namespace) -> int:
-    rows = [_parse_entity(e) for e in args.entity]
-    if args.entities:
+def _get_online(ctx: typer.Context,
+                features: Annotated[list[str], typer.Option(
+                    "--features", "-f", help="refs like weather:temp (several after one -f, "
+                    "or repeat -f)")],
+                entity: Annotated[list[str] | None, typer.Option(
+                    "--entity", "-e", metavar="KEY=VALUE[,KEY=VALUE]",
+                    help="one entity row; repeat for more rows (integers are read as ints)")
+                ] = None,
+                entities: Annotated[str | None, typer.Option(
+                    help='entity rows as JSON, e.g. \'[{"origin": "JFK"}]\'')] = None,
+                full_names: Annotated[bool, typer.Option(
+                    "--full-names", help="name columns group__feature")] = False,
+                status: Annotated[bool, typer.Option(
+                    "--status", help="add a __status column per feature")] = False) -> int:
+    rows = [_parse_entity(e) for e in entity or []]
+    if entities:
         try:
-            rows += json.loads(args.entities)
+            rows += json.loads(entities)
         except json.JSONDecodeError as exc:
             raise ValidationError(f"--entities is not valid JSON: {exc}") from None
     if not rows:
         raise ValidationError("give at least one --entity KEY=VALUE or --entities JSON")
-    fs = open_store(args)
+    fs = open_store(config_of(ctx))
     try:
-        resp = fs.get_online_features(args.features, rows, full_feature_names=args.full_names)
-        print(json.dumps(resp.to_dict(include_status=args.status), default=str))
+        resp = fs.get_online_features(features, rows, full_feature_names=full_names)
+        print(json.dumps(resp.to_dict(include_status=status), default=str))
     finally:
         fs.close()
     return 0
 
 
-def _dev_hbase(args: argparse.Namespace) -> int:
+def _dev_hbase(host: Annotated[str, typer.Option(
+                   help="emulator only: address to bind")] = "127.0.0.1",
+               port: Annotated[int, typer.Option(
+                   help="Thrift port (0: pick a free one)")] = 9090,
+               real: Annotated[bool, typer.Option(
+                   "--real", help="start a real standalone HBase (master, region server, "
+                   "ZooKeeper) and its Thrift1 server on 127.0.0.1")] = False,
+               data_dir: Annotated[str | None, typer.Option(
+                   help="--real: keep HBase's data, conf and logs here (default: a "
+                   "temporary directory, removed on exit)")] = None) -> int:
     from .._extras import require
 
     require("thriftpy2", extra="hbase", what="sparkfs dev-hbase")
-    if args.real:
-        return _dev_hbase_real(args)
+    if real:
+        return _dev_hbase_real(data_dir, port)
     from ..testing.hbase import HBaseEmulator
 
-    emu = HBaseEmulator(args.host, args.port)
+    emu = HBaseEmulator(host, port)
     print(f"HBase Thrift1 emulator (in-memory test stand-in, not HBase) on "
           f"{emu.host}:{emu.port}; Ctrl-C to stop", file=sys.stderr, flush=True)
     try:
@@ -127,7 +147,7 @@ def _dev_hbase(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dev_hbase_real(args: argparse.Namespace) -> int:
+def _dev_hbase_real(data_dir: str | None, port: int) -> int:
     import signal
     import time
 
@@ -138,7 +158,7 @@ def _dev_hbase_real(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt  # so that the JVMs are stopped below
 
     signal.signal(signal.SIGTERM, terminate)
-    hbase = RealHBase(args.data_dir, thrift_port=args.port)
+    hbase = RealHBase(data_dir, thrift_port=port)
     print("starting a single-node HBase (standalone) and its Thrift1 server ...",
           file=sys.stderr, flush=True)
     try:

@@ -6,73 +6,74 @@ alert on it; errors exit with 2 like every other command.
 
 from __future__ import annotations
 
-import argparse
-import json
+from typing import Annotated
 
-from . import open_store
+import typer
 
+from . import config_of, open_store
+from ._output import print_json
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("validation-report", help="show a group's latest validation report")
-    p.add_argument("group", help="group name, or name@version")
-    p.add_argument("--all", action="store_true", help="every stored report, oldest first")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_validation_report)
-
-    p = sub.add_parser("stats", help="show a group's feature statistics (per Delta version)")
-    p.add_argument("group", help="group name, or name@version")
-    p.add_argument("--version", type=int, help="Delta version (default: the latest with statistics)")
-    p.add_argument("--html", metavar="PATH", help="also write an HTML report with histograms")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_stats)
-
-    p = sub.add_parser("monitor", help="drift of recent data against a baseline; exit 1 on drift")
-    p.add_argument("group", help="group name")
-    p.add_argument("--baseline", required=True,
-                   help="a Delta version (N or N..M) or a training-set name")
-    p.add_argument("--versions", help="current window: Delta version N or N..M "
-                   "(default: after the baseline version, else the latest commit)")
-    p.add_argument("--start", help="current window: event time from (ISO 8601)")
-    p.add_argument("--end", help="current window: event time until (ISO 8601, exclusive)")
-    p.add_argument("--features", help="comma-separated features (default: all)")
-    p.add_argument("--psi-threshold", type=float)
-    p.add_argument("--ks-pvalue", type=float)
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_monitor)
-
-    p = sub.add_parser("search", help="find groups and features by name, description, tag, owner")
-    p.add_argument("text", nargs="+")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_search)
+JSON_OPT = typer.Option("--json", help="print JSON")
+GROUP_ARG = typer.Argument(help="group name, or name@version")
 
 
-def _validation_report(args: argparse.Namespace) -> int:
-    fs = open_store(args)
-    g = fs.get_feature_group(args.group)
-    if args.all:
+def register(app: typer.Typer) -> None:
+    """Add ``validation-report``, ``stats``, ``monitor`` and ``search`` to ``app``.
+
+    >>> app = typer.Typer(); register(app)
+    >>> [c.name for c in app.registered_commands]
+    ['validation-report', 'stats', 'monitor', 'search']
+    """
+    app.command("validation-report", help="show a group's latest validation report")(
+        _validation_report)
+    app.command("stats", help="show a group's feature statistics (per Delta version)")(_stats)
+    app.command("monitor", help="drift of recent data against a baseline; exit 1 on drift")(
+        _monitor)
+    app.command("search", help="find groups and features by name, description, tag, owner")(
+        _search)
+
+
+def _validation_report(ctx: typer.Context, group: Annotated[str, GROUP_ARG],
+                       all_: Annotated[bool, typer.Option(
+                           "--all", help="every stored report, oldest first")] = False,
+                       json_: Annotated[bool, JSON_OPT] = False) -> int:
+    fs = open_store(config_of(ctx))
+    g = fs.get_feature_group(group)
+    if all_:
         from ..validation import reports
 
         found = reports(fs, g)
-        if args.json:
-            print(json.dumps([r.to_dict() for r in found], indent=2, default=str))
+        if json_:
+            print_json([r.to_dict() for r in found])
         else:
             print("\n\n".join(str(r) for r in found) or f"no validation reports for {g.name!r}")
         return 0
     report = fs.validation_report(g)
-    print(json.dumps(report.to_dict(), indent=2, default=str) if args.json else report)
+    if json_:
+        print_json(report.to_dict())
+    else:
+        print(report)
     return 0
 
 
-def _stats(args: argparse.Namespace) -> int:
-    fs = open_store(args)
-    g = fs.get_feature_group(args.group)
-    stats = fs.statistics(g, version=args.version, group_version=g.version)
-    print(json.dumps(stats.to_dict(), indent=2, default=str) if args.json else stats)
-    if args.html:
+def _stats(ctx: typer.Context, group: Annotated[str, GROUP_ARG],
+           version: Annotated[int | None, typer.Option(
+               help="Delta version (default: the latest with statistics)")] = None,
+           html: Annotated[str | None, typer.Option(
+               metavar="PATH", help="also write an HTML report with histograms")] = None,
+           json_: Annotated[bool, JSON_OPT] = False) -> int:
+    fs = open_store(config_of(ctx))
+    g = fs.get_feature_group(group)
+    stats = fs.statistics(g, version=version, group_version=g.version)
+    if json_:
+        print_json(stats.to_dict())
+    else:
+        print(stats)
+    if html:
         from ..monitoring import write_html
 
-        path = write_html(stats, args.html, g)
-        if not args.json:
+        path = write_html(stats, html, g)
+        if not json_:
             print(f"wrote {path}")
     return 0
 
@@ -100,34 +101,62 @@ def _check_time(option: str, value: str | None) -> None:
                            "(for example 2013-06-01 or 2013-06-01T12:00:00Z)") from None
 
 
-def _monitor(args: argparse.Namespace) -> int:
+def _monitor(ctx: typer.Context, group: Annotated[str, typer.Argument(help="group name")],
+             baseline: Annotated[str, typer.Option(
+                 help="a Delta version (N or N..M) or a training-set name")],
+             versions: Annotated[str | None, typer.Option(
+                 help="current window: Delta version N or N..M (default: after the baseline "
+                 "version, else the latest commit)")] = None,
+             start: Annotated[str | None, typer.Option(
+                 help="current window: event time from (ISO 8601)")] = None,
+             end: Annotated[str | None, typer.Option(
+                 help="current window: event time until (ISO 8601, exclusive)")] = None,
+             features: Annotated[str | None, typer.Option(
+                 help="comma-separated features (default: all)")] = None,
+             psi_threshold: Annotated[float | None, typer.Option()] = None,
+             ks_pvalue: Annotated[float | None, typer.Option()] = None,
+             json_: Annotated[bool, JSON_OPT] = False) -> int:
     from ..errors import SparkfsError
 
-    fs = open_store(args)
+    fs = open_store(config_of(ctx))
+    base: int | tuple[int, int] | str
     try:
-        baseline = _version_range(args.baseline)
+        base = _version_range(baseline)
     except ValueError:
-        baseline = args.baseline  # a training-set name
-    options = {}
+        base = baseline  # a training-set name
+    options: dict = {}
     try:
-        if args.versions:
-            options["versions"] = _version_range(args.versions)
+        if versions:
+            options["versions"] = _version_range(versions)
     except ValueError:
-        raise SparkfsError(f"--versions {args.versions!r}: write N or N..M") from None
-    for key in ("start", "end"):
-        _check_time(f"--{key}", getattr(args, key))
-    for key in ("start", "end", "psi_threshold", "ks_pvalue"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
-    if args.features:
-        options["features"] = [f.strip() for f in args.features.split(",") if f.strip()]
-    report = fs.monitor(args.group, baseline, **options)
-    print(json.dumps(report.to_dict(), indent=2, default=str) if args.json else report)
+        raise SparkfsError(f"--versions {versions!r}: write N or N..M") from None
+    _check_time("--start", start)
+    _check_time("--end", end)
+    given = {"start": start, "end": end, "psi_threshold": psi_threshold, "ks_pvalue": ks_pvalue}
+    options.update({k: v for k, v in given.items() if v is not None})
+    if features:
+        options["features"] = [f.strip() for f in features.split(",") if f.strip()]
+    report = fs.monitor(group, base, **options)
+    if json_:
+        print_json(report.to_dict())
+    else:
+        print(report)
     return 1 if report.drifted else 0
 
 
-def _search(args: argparse.Namespace) -> int:
-    fs = open_store(args)
-    hits = fs.search(" ".join(args.text))
-    print(json.dumps([h.to_dict() for h in hits], indent=2) if args.json else hits)
+def _search(ctx: typer.Context, text: Annotated[list[str], typer.Argument(help="words")],
+            json_: Annotated[bool, JSON_OPT] = False) -> int:
+    fs = open_store(config_of(ctx))
+    hits = fs.search(" ".join(text))
+    if json_:
+        print_json([h.to_dict() for h in hits])
+        return 0
+    if not hits:
+        print(hits)
+        return 0
+    from ._output import print_table
+
+    print_table(["KIND", "NAME", "VERSION", "DTYPE", "MATCHED", "DESCRIPTION"],
+                [(h.kind, h.name, h.version, h.dtype or None, ",".join(h.matched),
+                  h.description or None) for h in hits])
     return 0

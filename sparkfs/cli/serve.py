@@ -21,49 +21,57 @@ when the repo's transform code differs from the registered fingerprint.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
+from typing import Annotated, Literal
+
+import typer
+
+from . import CONFIG_HELP, config_of
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="serve online features over HTTP (no Spark)")
-    p.add_argument("--config", default=argparse.SUPPRESS,
-                   help="YAML config (default: $SPARKFS_CONFIG, else the embedded defaults)")
-    p.add_argument("--repo", help="feature repo to import (on-demand transform code)")
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=8080, help="TCP port (default 8080; 0 = any free)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="server processes on the one port (default: half the cores, 1..4)")
-    p.add_argument("--log-level", default="info",
-                   choices=["critical", "error", "warning", "info", "debug"])
-    p.add_argument("--ssl-certfile", help="serve HTTPS with this certificate (PEM)")
-    p.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
-    p.set_defaults(func=_serve)
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``api-key create`` to ``app``.
 
-    k = sub.add_parser("api-key", help="API keys of the online feature service")
-    ksub = k.add_subparsers(dest="api_key_command", metavar="ACTION")
-    ksub.required = True
-    c = ksub.add_parser("create", help="make a key: prints it once, and its hash to configure")
-    c.add_argument("--name", required=True, help="the key's name (shown in access logs)")
-    c.add_argument("--scope", action="append", required=True, dest="scopes",
-                   help="features:read[:GROUP|:view:VIEW], predict[:DEPLOYMENT], "
-                   "push[:GROUP] or admin (repeat for several)")
-    c.add_argument("--file", help="append the entry (hash, never the key) to this YAML file")
-    c.set_defaults(func=_create_key)
+    >>> app = typer.Typer(); register(app)
+    >>> [c.name for c in app.registered_commands], [g.name for g in app.registered_groups]
+    (['serve'], ['api-key'])
+    """
+    app.command("serve", help="serve online features over HTTP (no Spark)")(_serve)
+    keys = typer.Typer(help="API keys of the online feature service", no_args_is_help=False)
+    keys.command("create", help="make a key: prints it once, and its hash to configure")(
+        _create_key)
+    app.add_typer(keys, name="api-key")
 
 
 def _port(text: str) -> int:
+    """A TCP port number (0..65535)."""
     try:
         port = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a port number") from None
+        raise ValueError(f"{text[:20]!r} is not a port number") from None
     if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is outside 0..65535")
+        raise ValueError(f"port {port} is outside 0..65535")
     return port
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(ctx: typer.Context,
+           config: Annotated[str | None, typer.Option("--config", help=CONFIG_HELP)] = None,
+           repo: Annotated[str | None, typer.Option(
+               help="feature repo to import (on-demand transform code)")] = None,
+           host: Annotated[str, typer.Option(
+               help="interface to bind (default 127.0.0.1)")] = "127.0.0.1",
+           port: Annotated[int, typer.Option(
+               parser=_port, help="TCP port (default 8080; 0 = any free)")] = 8080,
+           workers: Annotated[int | None, typer.Option(
+               help="server processes on the one port (default: half the cores, 1..4)")
+           ] = None,
+           log_level: Annotated[Literal["critical", "error", "warning", "info", "debug"],
+                                typer.Option("--log-level")] = "info",
+           ssl_certfile: Annotated[str | None, typer.Option(
+               help="serve HTTPS with this certificate (PEM)")] = None,
+           ssl_keyfile: Annotated[str | None, typer.Option(
+               help="the certificate's private key (PEM)")] = None) -> int:
     from .._extras import require
     from ..errors import ConfigError
 
@@ -71,14 +79,15 @@ def _serve(args: argparse.Namespace) -> int:
     from ..serving.auth import KeyRing
     from ..serving.process import default_workers, load_service, run
 
-    workers = default_workers() if args.workers is None else args.workers
+    config = config if config is not None else config_of(ctx)
+    workers = default_workers() if workers is None else workers
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+    if bool(ssl_certfile) != bool(ssl_keyfile):
         raise ConfigError("give both --ssl-certfile and --ssl-keyfile, or neither")
-    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
+    logging.basicConfig(stream=sys.stderr, level=log_level.upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    fs, attached = load_service(getattr(args, "config", None), args.repo)
+    fs, attached = load_service(config, repo)
     try:
         keys = KeyRing.from_config(fs.config.serving.auth)  # refuse bad keys before serving
         logging.getLogger("sparkfs.serving").info(
@@ -86,15 +95,21 @@ def _serve(args: argparse.Namespace) -> int:
             "attached for: %s", len(fs.list_feature_groups(latest_only=True)), workers,
             f"on ({len(keys._keys)} key(s))" if keys.enabled else "off",
             ", ".join(attached) or "nothing")
-        run(fs, host=args.host, port=args.port, repo=args.repo, log_level=args.log_level,
-            workers=workers, config=getattr(args, "config", None),
-            ssl={"ssl_certfile": args.ssl_certfile, "ssl_keyfile": args.ssl_keyfile})
+        run(fs, host=host, port=port, repo=repo, log_level=log_level, workers=workers,
+            config=config, ssl={"ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile})
     finally:
         fs.close()
     return 0
 
 
-def _create_key(args: argparse.Namespace) -> int:
+def _create_key(name: Annotated[str, typer.Option(
+                    help="the key's name (shown in access logs)")],
+                scopes: Annotated[list[str], typer.Option(
+                    "--scope", help="features:read[:GROUP|:view:VIEW], predict[:DEPLOYMENT], "
+                    "push[:GROUP] or admin (repeat for several)")],
+                file: Annotated[str | None, typer.Option(
+                    help="append the entry (hash, never the key) to this YAML file")] = None,
+                ) -> int:
     import yaml
 
     from ..config import ApiKeyConfig
@@ -103,15 +118,15 @@ def _create_key(args: argparse.Namespace) -> int:
 
     key, digest = new_key()
     try:
-        entry = ApiKeyConfig(name=args.name, sha256=digest, scopes=args.scopes)
+        entry = ApiKeyConfig(name=name, sha256=digest, scopes=scopes)
     except ValueError as exc:
         first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc)}
         raise ConfigError(f"api-key create: {first['msg']}") from None
     text = yaml.safe_dump([entry.model_dump()], sort_keys=False)
-    if args.file:
-        with open(args.file, "a", encoding="utf-8") as f:
+    if file:
+        with open(file, "a", encoding="utf-8") as f:
             f.write(text)
     print(f"key (shown once; store it in your client's secret store): {key}")
-    print("serving.auth.keys entry" + (f" (appended to {args.file})" if args.file else "") + ":")
+    print("serving.auth.keys entry" + (f" (appended to {file})" if file else "") + ":")
     print(text, end="")
     return 0

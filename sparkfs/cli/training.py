@@ -7,49 +7,35 @@ the rows through Delta time travel and reports whether they equal the stored one
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from typing import Annotated, Literal
+
+import typer
 
 from ..errors import SparkfsError
-from . import open_store
+from . import config_of, open_store
+from ._output import print_json, print_table
+
+REPO_HELP = "feature repo to import first (on-demand transforms)"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    ts = sub.add_parser("training-set", help="create, show and recreate reproducible training sets")
-    tsub = ts.add_subparsers(dest="training_command", metavar="ACTION")
-    tsub.required = True
+def register(app: typer.Typer) -> None:
+    """Add ``training-set create | show | recreate | list`` to ``app``.
 
-    p = tsub.add_parser("create", help="build a point-in-time correct training set and store it")
-    p.add_argument("name")
-    p.add_argument("--spine", required=True, help="spine: Parquet file or directory, or .csv")
-    p.add_argument("--features", required=True,
-                   help="comma-separated feature references, e.g. weather:temp,planes:seats")
-    p.add_argument("--timestamp-col", required=True, help="spine column with the as-of time")
-    p.add_argument("--engine", choices=["spark", "duckdb"], default="spark")
-    p.add_argument("--as-known-at", action="store_true",
-                   help="only rows committed by each spine timestamp are visible")
-    p.add_argument("--key-map", action="append", default=[], metavar="KEY=COLUMN",
-                   help="spine column holding a join key (repeatable)")
-    p.add_argument("--full-feature-names", action="store_true")
-    p.add_argument("--repo", help="feature repo to import first (on-demand transforms)")
-    p.add_argument("--description", default="")
-    p.set_defaults(func=_create)
-
-    p = tsub.add_parser("show", help="print a stored training set's manifest")
-    p.add_argument("name")
-    p.add_argument("--version", type=int)
-    p.set_defaults(func=_show)
-
-    p = tsub.add_parser("recreate", help="rebuild a training set from its manifest and compare")
-    p.add_argument("name")
-    p.add_argument("--version", type=int)
-    p.add_argument("--repo", help="feature repo to import first (on-demand transforms)")
-    p.add_argument("--output", help="also write the rebuilt rows to this Parquet file")
-    p.set_defaults(func=_recreate)
-
-    p = tsub.add_parser("list", help="list stored training sets")
-    p.set_defaults(func=_list)
+    >>> app = typer.Typer(); register(app)
+    >>> [c.name for c in app.registered_groups[0].typer_instance.registered_commands]
+    ['create', 'show', 'recreate', 'list']
+    """
+    ts = typer.Typer(help="create, show and recreate reproducible training sets",
+                     no_args_is_help=False)
+    ts.command("create", help="build a point-in-time correct training set and store it")(
+        _create)
+    ts.command("show", help="print a stored training set's manifest (JSON)")(_show)
+    ts.command("recreate", help="rebuild a training set from its manifest and compare")(
+        _recreate)
+    ts.command("list", help="list stored training sets")(_list)
+    app.add_typer(ts, name="training-set")
 
 
 def read_spine(path: str, engine: str, fs):
@@ -89,15 +75,31 @@ def _load_repo(fs, repo: str | None) -> None:
         fs.apply(load_repo(repo))
 
 
-def _create(args: argparse.Namespace) -> int:
-    fs = open_store(args)
-    _load_repo(fs, args.repo)
-    spine = read_spine(args.spine, args.engine, fs)
-    features = [f.strip() for f in args.features.split(",") if f.strip()]
+def _create(ctx: typer.Context, name: str,
+            spine: Annotated[str, typer.Option(
+                help="spine: Parquet file or directory, or .csv")],
+            features: Annotated[str, typer.Option(
+                help="comma-separated feature references, e.g. weather:temp,planes:seats")],
+            timestamp_col: Annotated[str, typer.Option(
+                help="spine column with the as-of time")],
+            engine: Annotated[Literal["spark", "duckdb"], typer.Option()] = "spark",
+            as_known_at: Annotated[bool, typer.Option(
+                "--as-known-at", help="only rows committed by each spine timestamp are visible")
+            ] = False,
+            key_map: Annotated[list[str] | None, typer.Option(
+                metavar="KEY=COLUMN", help="spine column holding a join key (repeatable)")
+            ] = None,
+            full_feature_names: Annotated[bool, typer.Option("--full-feature-names")] = False,
+            repo: Annotated[str | None, typer.Option(help=REPO_HELP)] = None,
+            description: Annotated[str, typer.Option()] = "") -> int:
+    fs = open_store(config_of(ctx))
+    _load_repo(fs, repo)
+    spine_data = read_spine(spine, engine, fs)
+    refs = [f.strip() for f in features.split(",") if f.strip()]
     ts = fs.create_training_set(
-        args.name, spine, features, args.timestamp_col, engine=args.engine,
-        as_known_at=args.as_known_at, key_map=_key_map(args.key_map) or None,
-        full_feature_names=args.full_feature_names, description=args.description)
+        name, spine_data, refs, timestamp_col, engine=engine, as_known_at=as_known_at,
+        key_map=_key_map(key_map or []) or None, full_feature_names=full_feature_names,
+        description=description)
     m = ts.manifest
     print(f"created training set {ts.name!r} version {ts.version}: {m['spine']['rows']} rows, "
           f"columns {', '.join(ts.columns)}")
@@ -106,27 +108,35 @@ def _create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(args: argparse.Namespace) -> int:
+def _show(ctx: typer.Context, name: str,
+          version: Annotated[int | None, typer.Option()] = None,
+          json_: Annotated[bool, typer.Option(
+              "--json", help="print JSON (the manifest is always printed as JSON)")] = False,
+          ) -> int:
     from ..training.sets import _spec
 
-    fs = open_store(args)
-    spec = _spec(fs, args.name, args.version)
+    fs = open_store(config_of(ctx))
+    spec = _spec(fs, name, version)
     print(json.dumps(spec, indent=2, sort_keys=True))
     return 0
 
 
-def _recreate(args: argparse.Namespace) -> int:
-    fs = open_store(args)
-    _load_repo(fs, args.repo)
-    stored = fs.get_training_set(args.name, args.version)
-    rebuilt = fs.recreate_training_set(args.name, stored.version)
+def _recreate(ctx: typer.Context, name: str,
+              version: Annotated[int | None, typer.Option()] = None,
+              repo: Annotated[str | None, typer.Option(help=REPO_HELP)] = None,
+              output: Annotated[str | None, typer.Option(
+                  help="also write the rebuilt rows to this Parquet file")] = None) -> int:
+    fs = open_store(config_of(ctx))
+    _load_repo(fs, repo)
+    stored = fs.get_training_set(name, version)
+    rebuilt = fs.recreate_training_set(name, stored.version)
     new, old = rebuilt.to_arrow(), stored.to_arrow()
     same = new.equals(old)
-    if args.output:
+    if output:
         import pyarrow.parquet as pq
 
-        pq.write_table(new, args.output)
-    print(f"recreated training set {args.name!r} version {stored.version}: {new.num_rows} rows; "
+        pq.write_table(new, output)
+    print(f"recreated training set {name!r} version {stored.version}: {new.num_rows} rows; "
           + ("identical to the stored data" if same else "DIFFERS from the stored data"))
     if not same:
         print("the stored rows and the rebuilt rows differ", file=sys.stderr)
@@ -134,16 +144,25 @@ def _recreate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list(args: argparse.Namespace) -> int:
+def _list(ctx: typer.Context, json_: Annotated[bool, typer.Option(
+        "--json", help="print JSON: name, version, rows, engine, groups (label, "
+        "delta_version)")] = False) -> int:
     from ..training.sets import list_training_sets
 
-    fs = open_store(args)
+    fs = open_store(config_of(ctx))
     specs = list_training_sets(fs)
+    if json_:
+        print_json([{"name": s["name"], "version": s["version"],
+                     "rows": s["manifest"]["spine"]["rows"], "engine": s["manifest"]["engine"],
+                     "groups": [{"label": g["label"], "delta_version": g["delta_version"]}
+                                for g in s["manifest"]["groups"]]} for s in specs])
+        return 0
     if not specs:
         print("no training sets stored (run: sparkfs training-set create ...)")
         return 0
-    for s in specs:
-        m = s["manifest"]
-        pins = ", ".join(f"{g['label']}@delta{g['delta_version']}" for g in m["groups"])
-        print(f"{s['name']}  v{s['version']}  {m['spine']['rows']} rows  {m['engine']}  {pins}")
+    print_table(["NAME", "VERSION", "ROWS", "ENGINE", "GROUPS (DELTA VERSION)"],
+                [(s["name"], s["version"], s["manifest"]["spine"]["rows"],
+                  s["manifest"]["engine"],
+                  ", ".join(f"{g['label']}@delta{g['delta_version']}"
+                            for g in s["manifest"]["groups"])) for s in specs], limit=400)
     return 0
