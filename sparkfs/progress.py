@@ -206,6 +206,11 @@ class _StagePoller:
                 info = tracker.getStageInfo(sid)
                 if info is not None:
                     self.seen[sid] = (info.numTasks, info.numCompletedTasks)
+            if final:  # the work is over: a stage that ran fewer tasks than planned was
+                # skipped (its shuffle output reused) or cut short; count what ran
+                active = set(tracker.getActiveStageIds())
+                self.seen = {sid: (c if sid not in active else n, c)
+                             for sid, (n, c) in self.seen.items()}
         except Exception:  # noqa: BLE001 - the JVM went away at shutdown: stop showing
             return
         if self.seen:
