@@ -35,8 +35,7 @@ import typer
 
 from ..errors import SparkfsError
 
-#: Modules that add subcommands, in help order. (A ``ui`` module registers the same way:
-#: ``register(app: typer.Typer)``; add its name here.)
+#: Modules that add subcommands, in help order (``ui`` is added by :func:`_register_ui`).
 COMMAND_MODULES = ["core", "online", "serve", "quality", "training", "inference", "gc",
                    "streams"]
 
@@ -67,7 +66,27 @@ def build_app() -> typer.Typer:
 
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(app)
+    _register_ui(app)
     return app
+
+
+def _register_ui(app: typer.Typer) -> None:
+    """``sparkfs ui``: the web UI's own module (``sparkfs.cli.ui``) provides the work as a
+    plain function ``ui(port, host, config)``; the command is declared here, so that the
+    global ``--config`` applies to it too. Added when that module is present."""
+    import importlib.util
+
+    if importlib.util.find_spec(f"{__name__}.ui") is None:
+        return
+
+    @app.command("ui", help="serve the read-only web UI (no feature API, no Spark)")
+    def ui(ctx: typer.Context,
+           config: Annotated[str | None, typer.Option("--config", help=CONFIG_HELP)] = None,
+           host: Annotated[str, typer.Option(
+               help="interface to bind (default 127.0.0.1)")] = "127.0.0.1",
+           port: Annotated[int, typer.Option(help="TCP port (default 8000)")] = 8000) -> int:
+        module = importlib.import_module(f"{__name__}.ui")
+        return module.ui(port, host, config if config is not None else config_of(ctx))
 
 
 def build_command() -> Any:
