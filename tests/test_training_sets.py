@@ -115,7 +115,9 @@ def test_cli_create_show_recreate(store, store_config, tmp_path, capsys):
     assert job_main(["recreate", "cli_set", "--config", str(cfg)]) == 0
     assert "identical to the stored data" in capsys.readouterr().out
     assert main(base + ["list"]) == 0
-    assert "cli_set  v1  4 rows  duckdb" in capsys.readouterr().out
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert rows[0][:4] == ["NAME", "VERSION", "ROWS", "ENGINE"]
+    assert rows[1][:4] == ["cli_set", "1", "4", "duckdb"]  # a Rich table since the Typer CLI
     assert main(base + ["show", "missing"]) == 2
     assert "training set 'missing' does not exist" in capsys.readouterr().err
 
