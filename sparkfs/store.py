@@ -423,9 +423,11 @@ class FeatureStore:
         r = self.get_online_features(features, [], full_feature_names=full_feature_names)
         return [(n, r.dtypes[n]) for n in r.feature_names]
 
-    def deploy(self, name: str, model: str, version: int | None = None, sample_rate: float = 1.0):
-        """Deploy a model version (bound to its view) as ``name``; see ``sparkfs.inference``."""
-        return self.inference.deploy(name, model, version, sample_rate=sample_rate)
+    def deploy(self, name: str, model: str, version: int | None = None, sample_rate: float = 1.0,
+               table: bool = False):
+        """Deploy a model version (bound to its view) as ``name``; see ``sparkfs.inference``.
+        ``table=True`` also gives it a scoring table (``sparkfs.inference.table``)."""
+        return self.inference.deploy(name, model, version, sample_rate=sample_rate, table=table)
 
     def list_deployments(self):
         return self.inference.deployments.list()
@@ -447,6 +449,30 @@ class FeatureStore:
     def read_log(self, deployment: str, start: Any = None, end: Any = None):
         """The deployment's evaluation log (pandas, read without Spark)."""
         return self.inference.read_log(deployment, start=start, end=end)
+
+    def append_requests(self, deployment: str, rows: Any) -> int:
+        """Append request rows (pandas, Arrow or dicts: entity columns, optional
+        ``request_id`` / ``request_time``, request columns) to a deployment's scoring table
+        in one commit; returns the table's Delta version. ``score_table`` scores them.
+
+        >>> fs.append_requests("delay", [{"origin": "JFK", "sched_dep_ts": now}])  # doctest: +SKIP
+        3
+        """
+        return self.inference.append_requests(deployment, rows)
+
+    def score_table(self, deployment: str, checkpoint: str | None = None, once: bool = False,
+                    interval_s: float = 1.0):
+        """Score the rows appended to a deployment's scoring table with a Structured
+        Streaming query (exactly once per checkpoint; ``once``: what is there, then stop).
+        Returns the ``StreamingQuery``; see ``sparkfs.inference.table``.
+
+        >>> fs.score_table("delay", once=True).lastProgress["numInputRows"]  # doctest: +SKIP
+        1
+        """
+        from .inference.table import follow
+
+        return follow(self, self.inference, deployment, checkpoint, once=once,
+                      interval_s=interval_s)
 
     # -- quality and discovery --------------------------------------------------------------
     def statistics(self, group: str | FeatureGroup, version: int | None = None,

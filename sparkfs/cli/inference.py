@@ -1,11 +1,12 @@
 """``sparkfs deploy``, ``sparkfs deployments``, ``sparkfs predict``, ``sparkfs log``.
 
-    sparkfs deploy delay --model delay_model [--version 2] [--sample-rate 0.5]
+    sparkfs deploy delay --model delay_model [--version 2] [--sample-rate 0.5] [--table]
     sparkfs deployments
     sparkfs predict delay --entity origin=JFK --request sched_dep_ts=2013-06-01T14:00:00Z
     sparkfs log delay [--since 2013-06-01T00:00:00Z] [--limit 20]
     sparkfs score-batch delay --spine flights.parquet --timestamp-col sched_dep_ts \
         [--output scored.parquet] [--repo jobs/flights/features.py] [--run-id r1]
+    sparkfs score --follow delay [--once] [--checkpoint DIR] [--repo jobs/flights/features.py]
 
 Each prints JSON; errors are one line on stderr with exit code 2.
 """
@@ -27,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--version", type=int, default=None, help="model version (default: latest)")
     p.add_argument("--sample-rate", type=float, default=1.0,
                    help="share of requests kept in the evaluation log (default 1.0)")
+    p.add_argument("--table", action="store_true",
+                   help="also create its scoring table: rows appended to it are scored by "
+                   "`sparkfs score --follow NAME`")
     p.set_defaults(func=_deploy)
 
     p = sub.add_parser("deployments", help="list deployments (current revision of each)")
@@ -59,6 +63,19 @@ def _register_batch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-id", help="request id of this run in the evaluation log")
     p.set_defaults(func=_score_batch)
 
+    p = sub.add_parser("score", help="score the rows appended to a deployment's scoring "
+                       "table (a Structured Streaming query; exactly once per checkpoint)")
+    p.add_argument("--follow", required=True, metavar="DEPLOYMENT",
+                   help="the deployment (deployed with --table) whose table to follow")
+    p.add_argument("--once", action="store_true",
+                   help="score the rows there now, then exit (default: run until stopped)")
+    p.add_argument("--checkpoint", help="the query's checkpoint directory (default: beside "
+                   "the scoring table)")
+    p.add_argument("--interval-s", type=float, default=1.0,
+                   help="seconds between micro-batches when following (default 1)")
+    p.add_argument("--repo", help="feature repo to import (on-demand transform code)")
+    p.set_defaults(func=_score)
+
 
 def _score_batch(args: argparse.Namespace) -> int:
     import os
@@ -84,11 +101,57 @@ def _score_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    """Prints one JSON line per micro-batch with rows; SIGTERM / Ctrl-C stop the query
+    after its current micro-batch (the checkpoint then resumes it exactly)."""
+    import signal
+    import threading
+
+    if args.interval_s <= 0:
+        raise ValidationError(f"--interval-s must be > 0, got {args.interval_s}")
+    fs = open_store(args)
+    stop = threading.Event()
+    try:
+        if args.repo:
+            from ..ondemand import attach_code
+            from ..repo import load_repo
+
+            attach_code(fs, load_repo(args.repo))
+        query = fs.score_table(args.follow, checkpoint=args.checkpoint, once=args.once,
+                               interval_s=args.interval_s)
+        if args.once:
+            _print_progress(query.recentProgress, args.follow)
+            return 0
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        seen: set = set()
+        while query.isActive and not stop.wait(1.0):
+            _print_progress([p for p in query.recentProgress if p["batchId"] not in seen],
+                            args.follow, seen)
+        query.stop()
+        if query.exception() is not None:
+            from ..errors import SparkfsError
+
+            raise SparkfsError(f"scoring table of {args.follow!r}: {query.exception()}")
+    finally:
+        fs.close()
+    return 0
+
+
+def _print_progress(progress: list, deployment: str, seen: set | None = None) -> None:
+    for p in progress:
+        if seen is not None:
+            seen.add(p["batchId"])
+        if p.get("numInputRows"):
+            print(json.dumps({"deployment": deployment, "batch_id": p["batchId"],
+                              "rows": p["numInputRows"]}), flush=True)
+
+
 def _deploy(args: argparse.Namespace) -> int:
     fs = open_store(args)
     try:
         d = fs.deploy(args.name, model=args.model, version=args.version,
-                      sample_rate=args.sample_rate)
+                      sample_rate=args.sample_rate, table=args.table)
         print(json.dumps(d.to_dict(), default=str))
     finally:
         fs.close()

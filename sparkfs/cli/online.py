@@ -1,4 +1,5 @@
-"""``sparkfs materialize [group]``, ``sparkfs get-online``, ``sparkfs dev-hbase``."""
+"""``sparkfs materialize [group]``, ``sparkfs get-online [--features ... | --view name@v]``,
+``sparkfs dev-hbase``."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_rebuild_online)
 
     p = sub.add_parser("get-online", help="read online feature vectors (prints JSON)")
-    p.add_argument("--features", "-f", required=True, nargs="+", help="refs like weather:temp")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--features", "-f", nargs="+", help="refs like weather:temp")
+    what.add_argument("--view", help="a registered feature view, 'name' (latest version) or "
+                      "'name@version': its columns, as in a training set of that view")
     p.add_argument("--entity", "-e", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                    help="one entity row; repeat for more rows (integers are read as ints)")
     p.add_argument("--entities", help='entity rows as JSON, e.g. \'[{"origin": "JFK"}]\'')
@@ -100,7 +104,8 @@ def _get_online(args: argparse.Namespace) -> int:
         raise ValidationError("give at least one --entity KEY=VALUE or --entities JSON")
     fs = open_store(args)
     try:
-        resp = fs.get_online_features(args.features, rows, full_feature_names=args.full_names)
+        resp = fs.get_online_features(args.features, rows, full_feature_names=args.full_names,
+                                      view=args.view)
         print(json.dumps(resp.to_dict(include_status=args.status), default=str))
     finally:
         fs.close()

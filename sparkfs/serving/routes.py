@@ -14,13 +14,16 @@ import sys
 import time
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from ..definitions import FeatureRef
-from ..errors import BatchTooLargeError, ValidationError
+from ..errors import BatchTooLargeError, PermissionDeniedError, ValidationError
+from ..views import parse_view_label
 from .auth import Principal, principal_of
 from .encoding import encode_response, json_response
+from .online import plan_cached
 from .schemas import ERROR_RESPONSES, FeaturesRequest, FeaturesResponse, Health
 
 #: The caller of a route: ``principal: Caller`` (401 without a valid key when auth is on).
@@ -53,20 +56,35 @@ def rows_of(body: FeaturesRequest, limit: int) -> list[dict[str, Any]]:
     return [{k: v[i] for k, v in cols.items()} for i in range(n)]
 
 
+def check_features_or_view(body: FeaturesRequest) -> None:
+    """Exactly one of ``features`` and ``view``, else ``ValidationError`` (422)."""
+    if body.features is None and body.view is None:
+        raise ValidationError("features: Field required, or give view ('name' or "
+                              "'name@version') instead")
+    if body.features is not None and body.view is not None:
+        raise ValidationError("give either features (a list of references) or view "
+                              "('name' or 'name@version'), not both")
+
+
 @features_router.post("/features", response_model=FeaturesResponse, responses=ERROR_RESPONSES,
                       summary="Feature vectors (with statuses) for a batch of entity rows")
 async def features(body: FeaturesRequest, request: Request,
                    principal: Caller) -> Response:
     svc = request.app.state.service
+    check_features_or_view(body)
+    fs = svc.fs
     if not principal.open:
-        await authorize_features(svc, principal, body.features)
+        if body.features is not None:
+            await authorize_features(svc, principal, body.features)
+        else:
+            await authorize_view(svc, principal, body.view or "")
     rows = rows_of(body, svc.max_batch_size)
     request.state.batch_size = len(rows)
-    fs = svc.fs
 
     def answer() -> dict:
         response = fs.get_online_features(body.features, rows, request_data=body.request_data,
-                                          full_feature_names=body.full_feature_names)
+                                          full_feature_names=body.full_feature_names,
+                                          view=body.view)
         out = encode_response(response)
         out["metadata"]["transform_fingerprints"] = dict(response.transform_fingerprints)
         return out
@@ -74,7 +92,10 @@ async def features(body: FeaturesRequest, request: Request,
     # With the embedded SQLite store a request whose plan is cached is CPU-bound and short:
     # it runs on the event loop (a thread would only add a hand-off). Anything that may
     # read the registry or wait on a network store runs in a worker thread with a deadline.
-    inline = svc.inline and svc.plan_cached(body.features, body.full_feature_names)
+    if body.view is None:
+        inline = svc.inline and svc.plan_cached(body.features, body.full_feature_names)
+    else:
+        inline = svc.inline and plan_cached(fs, None, body.full_feature_names, body.view)
     return json_response(await svc.guard.run(answer, in_thread=not inline))
 
 
@@ -87,6 +108,21 @@ async def authorize_features(svc: Any, principal: Principal, refs: list[str]) ->
         principal.require("features:read", group)
         for source in sorted(snap.sources.get(group, ())):
             principal.require("features:read", source)
+
+
+async def authorize_view(svc: Any, principal: Principal, label: str) -> None:
+    """``features:read:view:NAME``, or ``features:read`` for every group and transform the
+    view reads (its references, read from the registry off the event loop)."""
+    name, _ = parse_view_label(label)
+    if principal.allows("features:read", f"view:{name}"):
+        return
+    view = await anyio.to_thread.run_sync(svc.fs.get_feature_view, label)
+    try:
+        await authorize_features(svc, principal, list(view.features))
+    except PermissionDeniedError:
+        raise PermissionDeniedError(
+            f"API key {principal.name!r} lacks scope 'features:read:view:{name}' (or "
+            "features:read for each group the view reads)") from None
 
 
 @meta_router.get("/health", response_model=Health, responses=ERROR_RESPONSES,
