@@ -170,8 +170,7 @@ def _push(args: argparse.Namespace) -> int:
     fs = open_store(args)
     try:
         n = fs.push(args.group, rows, to=args.to)
-        if args.to != "online":
-            fs._pusher().flush()
+        fs.flush_pushes()
     finally:
         fs.close()
     print(f"pushed {n} row(s) to {args.group} ({args.to})")
