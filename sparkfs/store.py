@@ -283,6 +283,52 @@ class FeatureStore:
                     self._push_writer = PushWriter(self.offline)
         return self._push_writer
 
+    def push_stats(self) -> dict:
+        """Counters of this store's push writer: rows queued and committed to Delta,
+        commits, failed attempts, last error (zeros before the first push).
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).push_stats()["rows_committed"]
+        0
+        """
+        if self._push_writer is None:
+            return {"rows_queued": 0, "rows_committed": 0, "commits": 0, "failed_attempts": 0,
+                    "last_error": None}
+        return self._push_writer.stats()
+
+    def flush_pushes(self, close: bool = False, timeout: float = 120.0) -> None:
+        """Wait until every pushed row queued so far is committed to Delta; ``close`` also
+        stops the writer (a later push starts a new one).
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).flush_pushes()
+        """
+        writer = self._push_writer
+        if writer is None:
+            return
+        if close:
+            with self._lock:
+                self._push_writer = None
+            writer.close(timeout)
+        else:
+            writer.flush(timeout)
+
+    def stream_batches(self, stream: str) -> list:
+        """The run log of a stream: one ``StreamBatch`` per micro-batch (counts, event-time
+        range, validation status, statistics version, source offsets), by batch id.
+        ``stream`` is a stream id (``sparkfs streams``) or a feature group name (every
+        stream into it). See ``sparkfs.streaming.batches``.
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).stream_batches("clicks")
+        []
+        """
+        from .streaming.batches import stream_batches
+
+        ids = [s.stream_id for s in self.list_streams()
+               if s.group == stream or f"{s.group}@{s.group_version}" == stream] or [stream]
+        return [b for sid in ids for b in stream_batches(self.registry, sid)]
+
     def list_streams(self):
         """The stream queries of this store (any process) with their last known status.
 

@@ -96,6 +96,9 @@ def create_app(fs: Any, max_batch_size: int | None = None, keys: KeyRing | None 
     from .deployments import register as register_deployments
 
     register_deployments(app, fs)  # POST /deployments/{name}/predict, GET /metrics
+    from .push import register as register_push
+
+    register_push(app, fs)  # POST /push/{group}; stream and push metrics on GET /metrics
     app.add_middleware(BodyGuard, max_body_bytes=s.max_body_bytes,
                        body_timeout_s=s.body_timeout_s, max_json_depth=s.max_json_depth,
                        max_string_length=s.max_string_length)

@@ -137,6 +137,7 @@ def register(app: FastAPI, fs: Any) -> None:
                 for d in inference.deployments.list()]
 
     registry = _metrics_registry(inference.logger)
+    app.state.metrics_registry = registry  # other areas add their collectors (serving.push)
 
     @app.get("/metrics", summary="Prometheus metrics (evaluation-log counters)",
              response_class=PlainTextResponse, responses=ERROR_RESPONSES)
