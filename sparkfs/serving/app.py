@@ -44,7 +44,6 @@ writes one access-log line (logger ``sparkfs.serving.access``).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -70,15 +69,7 @@ class Service:
         self.max_batch_size = max_batch_size or s.max_batch_size
         self.keys = keys or KeyRing.from_config(s.auth)
         self.snapshot = RegistrySnapshot(fs, s.registry_refresh_s)
-        self.guard = StoreGuard(s.store_timeout_s, s.store_retry_after_s)
-        self.inline = fs.config.online.type == "sqlite"
-
-    def plan_cached(self, features: Sequence[str], full_feature_names: bool) -> bool:
-        """True when answering needs no registry read (the request plan is cached)."""
-        from .online import plan_cached
-
-        return plan_cached(self.fs, features, full_feature_names)
-
+        self.guard = StoreGuard(s.store_timeout_s, s.store_retry_after_s, s.store_threads)
 
 def create_app(fs: Any, max_batch_size: int | None = None, keys: KeyRing | None = None,
                **_ignored: Any) -> FastAPI:
@@ -90,6 +81,7 @@ def create_app(fs: Any, max_batch_size: int | None = None, keys: KeyRing | None 
                   description="Latest feature values and on-demand features for entity rows.")
     app.state.service = Service(fs, max_batch_size, keys)
     app.state.keys = app.state.service.keys
+    app.router.on_shutdown.append(app.state.service.guard.close)
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -4,8 +4,8 @@
 adds its own module with a router and appends it there. A route takes the ``Service``
 from ``request.app.state.service``, the caller from ``Depends(principal_of)``, raises
 ``sparkfs.errors`` exceptions for every failure (``sparkfs.serving.errors`` maps them to
-statuses) and never touches the registry or the store on the event loop unless the
-answer is already cached (SQLite reads of a cached plan are short and local).
+statuses) and never touches the registry or the store on the event loop (store-bound work
+goes through ``Service.guard``: a bounded thread pool with a deadline).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from ..errors import BatchTooLargeError, PermissionDeniedError, ValidationError
 from ..views import parse_view_label
 from .auth import Principal, principal_of
 from .encoding import encode_response, json_response
-from .online import plan_cached
 from .schemas import ERROR_RESPONSES, FeaturesRequest, FeaturesResponse, Health
 
 #: The caller of a route: ``principal: Caller`` (401 without a valid key when auth is on).
@@ -89,14 +88,9 @@ async def features(body: FeaturesRequest, request: Request,
         out["metadata"]["transform_fingerprints"] = dict(response.transform_fingerprints)
         return out
 
-    # With the embedded SQLite store a request whose plan is cached is CPU-bound and short:
-    # it runs on the event loop (a thread would only add a hand-off). Anything that may
-    # read the registry or wait on a network store runs in a worker thread with a deadline.
-    if body.view is None:
-        inline = svc.inline and svc.plan_cached(body.features, body.full_feature_names)
-    else:
-        inline = svc.inline and plan_cached(fs, None, body.full_feature_names, body.view)
-    return json_response(await svc.guard.run(answer, in_thread=not inline))
+    # Never on the event loop, not even an SQLite read of a cached plan: a stuck read
+    # holds one of the guard's threads until its deadline (503), never the other requests.
+    return json_response(await svc.guard.run(answer))
 
 
 async def authorize_features(svc: Any, principal: Principal, refs: list[str]) -> None:
