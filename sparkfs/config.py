@@ -220,6 +220,7 @@ class ServingConfig(_Strict):
     registry_refresh_s: float = Field(default=2.0, ge=0)
     store_timeout_s: float = Field(default=5.0, gt=0)
     store_retry_after_s: float = Field(default=2.0, gt=0)
+    store_threads: int = Field(default=8, ge=1, le=256)  # threads reading the online store
     auth: AuthConfig = AuthConfig()
 
 

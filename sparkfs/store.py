@@ -285,6 +285,52 @@ class FeatureStore:
                     self._push_writer = PushWriter(self.offline)
         return self._push_writer
 
+    def push_stats(self) -> dict:
+        """Counters of this store's push writer: rows queued and committed to Delta,
+        commits, failed attempts, last error (zeros before the first push).
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).push_stats()["rows_committed"]
+        0
+        """
+        if self._push_writer is None:
+            return {"rows_queued": 0, "rows_committed": 0, "commits": 0, "failed_attempts": 0,
+                    "last_error": None}
+        return self._push_writer.stats()
+
+    def flush_pushes(self, close: bool = False, timeout: float = 120.0) -> None:
+        """Wait until every pushed row queued so far is committed to Delta; ``close`` also
+        stops the writer (a later push starts a new one).
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).flush_pushes()
+        """
+        writer = self._push_writer
+        if writer is None:
+            return
+        if close:
+            with self._lock:
+                self._push_writer = None
+            writer.close(timeout)
+        else:
+            writer.flush(timeout)
+
+    def stream_batches(self, stream: str) -> list:
+        """The run log of a stream: one ``StreamBatch`` per micro-batch (counts, event-time
+        range, validation status, statistics version, source offsets), by batch id.
+        ``stream`` is a stream id (``sparkfs streams``) or a feature group name (every
+        stream into it). See ``sparkfs.streaming.batches``.
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).stream_batches("clicks")
+        []
+        """
+        from .streaming.batches import stream_batches
+
+        ids = [s.stream_id for s in self.list_streams()
+               if s.group == stream or f"{s.group}@{s.group_version}" == stream] or [stream]
+        return [b for sid in ids for b in stream_batches(self.registry, sid)]
+
     def list_streams(self):
         """The stream queries of this store (any process) with their last known status.
 
@@ -429,9 +475,11 @@ class FeatureStore:
         r = self.get_online_features(features, [], full_feature_names=full_feature_names)
         return [(n, r.dtypes[n]) for n in r.feature_names]
 
-    def deploy(self, name: str, model: str, version: int | None = None, sample_rate: float = 1.0):
-        """Deploy a model version (bound to its view) as ``name``; see ``sparkfs.inference``."""
-        return self.inference.deploy(name, model, version, sample_rate=sample_rate)
+    def deploy(self, name: str, model: str, version: int | None = None, sample_rate: float = 1.0,
+               table: bool = False):
+        """Deploy a model version (bound to its view) as ``name``; see ``sparkfs.inference``.
+        ``table=True`` also gives it a scoring table (``sparkfs.inference.table``)."""
+        return self.inference.deploy(name, model, version, sample_rate=sample_rate, table=table)
 
     def list_deployments(self):
         return self.inference.deployments.list()
@@ -454,6 +502,30 @@ class FeatureStore:
     def read_log(self, deployment: str, start: Any = None, end: Any = None):
         """The deployment's evaluation log (pandas, read without Spark)."""
         return self.inference.read_log(deployment, start=start, end=end)
+
+    def append_requests(self, deployment: str, rows: Any) -> int:
+        """Append request rows (pandas, Arrow or dicts: entity columns, optional
+        ``request_id`` / ``request_time``, request columns) to a deployment's scoring table
+        in one commit; returns the table's Delta version. ``score_table`` scores them.
+
+        >>> fs.append_requests("delay", [{"origin": "JFK", "sched_dep_ts": now}])  # doctest: +SKIP
+        3
+        """
+        return self.inference.append_requests(deployment, rows)
+
+    def score_table(self, deployment: str, checkpoint: str | None = None, once: bool = False,
+                    interval_s: float = 1.0):
+        """Score the rows appended to a deployment's scoring table with a Structured
+        Streaming query (exactly once per checkpoint; ``once``: what is there, then stop).
+        Returns the ``StreamingQuery``; see ``sparkfs.inference.table``.
+
+        >>> fs.score_table("delay", once=True).lastProgress["numInputRows"]  # doctest: +SKIP
+        1
+        """
+        from .inference.table import follow
+
+        return follow(self, self.inference, deployment, checkpoint, once=once,
+                      interval_s=interval_s)
 
     # -- quality and discovery --------------------------------------------------------------
     def statistics(self, group: str | FeatureGroup, version: int | None = None,

@@ -157,6 +157,68 @@ def test_a_hanging_store_fails_fast_with_503_and_the_service_recovers(tmp_path):
     fs.close()
 
 
+class _StuckKey:
+    """Fault injection: the real store, whose reads of one key block until released."""
+
+    def __init__(self, store, key: str):
+        self.store = store
+        self.key = key
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.inside = False
+
+    def read(self, group, keys, features):
+        if (self.key,) in keys:
+            self.inside = True
+            self.entered.set()
+            self.release.wait(60)                  # a bound on a broken test, not a timing
+            self.inside = False
+        return self.store.read(group, keys, features)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def test_a_stuck_sqlite_read_does_not_block_other_requests(tmp_path):
+    """A cached plan's SQLite read runs off the event loop: while one request is stuck in
+    the store, another one is answered."""
+    fs = _store(tmp_path, store_timeout_s=120)
+    _ = fs.online
+    stuck = fs._online = _StuckKey(fs._online, "STUCK")
+    body = {"features": ["weather:temp"], "entity_rows": [{"origin": "JFK"}]}
+    with TestClient(create_app(fs), raise_server_exceptions=False) as c:
+        assert c.post("/features", json=body).status_code == 200     # the plan is cached
+        first: dict = {}
+        t = threading.Thread(target=lambda: first.setdefault("r", c.post(
+            "/features", json={**body, "entity_rows": [{"origin": "STUCK"}]})))
+        t.start()
+        assert stuck.entered.wait(60)
+        r = c.post("/features", json=body)
+        still_stuck = stuck.inside
+        stuck.release.set()
+        t.join(60)
+        assert r.status_code == 200 and r.json()["results"][1]["values"] == [39.0]
+        assert still_stuck, "the second request was answered only after the first one"
+        assert first["r"].status_code == 200
+        assert first["r"].json()["results"][1]["statuses"] == ["missing"]
+    fs.close()
+
+
+def test_a_stuck_read_of_a_cached_plan_is_503_within_the_deadline(tmp_path):
+    fs = _store(tmp_path, store_timeout_s=0.5, store_retry_after_s=60)
+    _ = fs.online
+    stuck = fs._online = _StuckKey(fs._online, "STUCK")
+    body = {"features": ["weather:temp"], "entity_rows": [{"origin": "JFK"}]}
+    with TestClient(create_app(fs), raise_server_exceptions=False) as c:
+        assert c.post("/features", json=body).status_code == 200     # the plan is cached
+        r = c.post("/features", json={**body, "entity_rows": [{"origin": "STUCK"}]})
+        assert r.status_code == 503, r.text
+        assert "no answer within serving.store_timeout_s=0.5" in r.json()["detail"]
+        assert stuck.inside                      # abandoned, still waiting in the store
+        stuck.release.set()
+    fs.close()
+
+
 def test_the_plan_cache_is_bounded(client):
     for i in range(12):
         features = ["weather:temp"] + ["weather:temp"] * 0 + ["planes:seats"] * (i % 2)

@@ -83,6 +83,49 @@ def test_files_source_matches_batch_ingest_and_quarantines_bad_lines(fs, spark, 
     [status] = fs.list_streams()
     assert (status.group, status.rows_total, status.unparseable_total) == (g.name, 20, 3)
     assert status.shown_state() == "stopped"
+    assert status.last_event_time == (T0 + dt.timedelta(minutes=19)).isoformat()
+    # the run log: one record per micro-batch, with the source offsets it covered
+    [batch] = fs.stream_batches(g.name)
+    assert (batch.batch_id, batch.rows_input, batch.rows_written, batch.rows_unparseable) == (0, 20, 20, 3)
+    assert (batch.min_event_time, batch.max_event_time) == (T0.isoformat(), status.last_event_time)
+    assert batch.run_id == f"stream-{status.stream_id}-0" and batch.statistics_version == batch.delta_version
+    assert batch.offsets == {"start": [None], "end": [{"logOffset": 0}]}
+    assert batch.materialized_keys == 4
+
+
+def test_missing_values_in_payloads_land_as_in_batch_ingest(fs, spark, tmp_path):
+    from sparkfs.streaming import files_source
+
+    g = delays_group("gaps")
+    fs.apply([g])
+    land = tmp_path / "in"
+    land.mkdir()
+    delays = [float("nan"), None, 1.5, float("inf")]
+    ns = [1, None, 3, 4]
+    data = [{"carrier": c, "ts": T0.isoformat(), "delay": d, "n": n}
+            for c, d, n in zip(["UA", "AA", "DL", "B6"], delays, ns)]
+    (land / "a.json").write_text("\n".join(json.dumps(r) for r in data) + "\n")  # NaN, Infinity, null
+    run_available_now(fs, g.name, files_source(spark, g, str(land)), tmp_path / "ck")
+
+    ref = FeatureGroup("gaps_ref", [CARRIER], "ts", list(g.schema), online=True)
+    fs.apply([ref])
+    fs.ingest(ref.name, pa.table({"carrier": ["UA", "AA", "DL", "B6"],
+                                  "ts": pa.array([T0] * 4, pa.timestamp("us", tz="UTC")),
+                                  "delay": pa.array(delays, pa.float64()),
+                                  "n": pa.array(ns, pa.int64())}), materialize=True)
+
+    def shown(rows):  # NaN != NaN: compare its text
+        return sorted(tuple("nan" if isinstance(v, float) and v != v else v for v in r) for r in rows)
+
+    assert shown(history(fs, g.name)) == shown(history(fs, ref.name))
+    keys = [{"carrier": c} for c in ["UA", "AA", "DL", "B6"]]
+    got = fs.get_online_features(["gaps:delay", "gaps:n"], keys).to_dict()
+    want = fs.get_online_features(["gaps_ref:delay", "gaps_ref:n"], keys).to_dict()
+    def plain(values):
+        return ["nan" if isinstance(v, float) and v != v else v for v in values]
+
+    assert (plain(got["delay"]), got["n"]) == (plain(want["delay"]), want["n"]) \
+        == (["nan", None, 1.5, float("inf")], [1, None, 3, 4])
 
 
 def test_delta_source_matches_batch_ingest(fs, spark, tmp_path):
@@ -136,6 +179,9 @@ def test_replayed_micro_batch_is_a_noop_and_online_never_gets_older(fs, spark, t
     assert len(history(fs, g.name)) == 2
     resp = fs.get_online_features(["ooo:delay", "ooo:n"], [{"carrier": "UA"}]).to_dict()
     assert (resp["delay"], resp["n"]) == ([2.0], [2])
+    # the run log keeps batch 0's first record (the replay wrote nothing and changed nothing)
+    batches = fs.stream_batches(stream_id)
+    assert [(b.batch_id, b.rows_written, b.noop) for b in batches] == [(0, 1, False), (1, 1, False)]
 
 
 def test_strict_validation_stops_the_stream_and_writes_nothing_of_the_batch(fs, spark, tmp_path):
@@ -177,6 +223,8 @@ def test_quarantine_policy_keeps_the_stream_going(fs, spark, tmp_path):
     run_available_now(fs, g.name, files_source(spark, g, str(land)), tmp_path / "ck")
     assert fs.read_history(g.name).to_arrow().num_rows == 5
     assert [r["n"] for r in read_quarantine(fs, g).to_pylist()] == [4]
+    [batch] = fs.stream_batches(g.name)
+    assert (batch.validation, batch.rows_quarantined, batch.rows_written) == ("quarantined", 1, 5)
 
 
 def test_checkpoint_of_another_group_or_schema_is_refused(fs, spark, tmp_path):

@@ -75,6 +75,9 @@ def test_malformed_messages_land_in_quarantine_with_their_payload(kafka, fs, spa
         (bad[2], "wrong type for field(s): delay (double)", "mixed/0/5")]
     [status] = fs.list_streams()
     assert (status.rows_total, status.unparseable_total, status.source) == (5, 3, "kafka:mixed")
+    [batch] = fs.stream_batches(g.name)  # the run log holds the Kafka offsets the batch read
+    assert batch.offsets == {"start": [{"mixed": {"0": 0}}], "end": [{"mixed": {"0": 8}}]}
+    assert (batch.rows_written, batch.rows_unparseable) == (5, 3)
 
 
 def _driver(tmp_path: Path, kafka, trigger: str | None) -> subprocess.Popen:

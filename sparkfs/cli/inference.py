@@ -1,11 +1,12 @@
 """``sparkfs deploy``, ``sparkfs deployments``, ``sparkfs predict``, ``sparkfs log``.
 
-    sparkfs deploy delay --model delay_model [--version 2] [--sample-rate 0.5]
+    sparkfs deploy delay --model delay_model [--version 2] [--sample-rate 0.5] [--table]
     sparkfs deployments
     sparkfs predict delay --entity origin=JFK --request sched_dep_ts=2013-06-01T14:00:00Z
     sparkfs log delay [--since 2013-06-01T00:00:00Z] [--limit 20]
     sparkfs score-batch delay --spine flights.parquet --timestamp-col sched_dep_ts \
         [--output scored.parquet] [--repo jobs/flights/features.py] [--run-id r1]
+    sparkfs score --follow delay [--once] [--checkpoint DIR] [--repo jobs/flights/features.py]
 
 Each prints JSON; errors are one line on stderr with exit code 2.
 """
@@ -30,7 +31,7 @@ def register(app: typer.Typer) -> None:
 
     >>> app = typer.Typer(); register(app)
     >>> [c.name for c in app.registered_commands]
-    ['deploy', 'deployments', 'predict', 'log', 'score-batch']
+    ['deploy', 'deployments', 'predict', 'log', 'score-batch', 'score']
     """
     app.command("deploy", help="deploy a logged model version (bound to its view)")(_deploy)
     app.command("deployments", help="list deployments (current revision of each)")(
@@ -39,6 +40,8 @@ def register(app: typer.Typer) -> None:
     app.command("log", help="read a deployment's evaluation log (JSON lines)")(_log)
     app.command("score-batch", help="score a spine on Spark with point-in-time features; "
                 "predictions go to the evaluation log (and --output)")(_score_batch)
+    app.command("score", help="score the rows appended to a deployment's scoring table (a "
+                "Structured Streaming query; exactly once per checkpoint)")(_score)
 
 
 def _score_batch(ctx: typer.Context, deployment: str,
@@ -76,16 +79,78 @@ def _score_batch(ctx: typer.Context, deployment: str,
     return 0
 
 
+def _score(ctx: typer.Context,
+           follow: Annotated[str, typer.Option(
+               metavar="DEPLOYMENT", help="the deployment (deployed with --table) whose table "
+               "to follow")],
+           once: Annotated[bool, typer.Option(
+               "--once", help="score the rows there now, then exit (default: run until "
+               "stopped)")] = False,
+           checkpoint: Annotated[str | None, typer.Option(
+               help="the query's checkpoint directory (default: beside the scoring table)")
+           ] = None,
+           interval_s: Annotated[float, typer.Option(
+               help="seconds between micro-batches when following (default 1)")] = 1.0,
+           repo: Annotated[str | None, typer.Option(
+               help="feature repo to import (on-demand transform code)")] = None) -> int:
+    """Prints one JSON line per micro-batch with rows; SIGTERM / Ctrl-C stop the query
+    after its current micro-batch (the checkpoint then resumes it exactly)."""
+    import signal
+    import threading
+
+    if interval_s <= 0:
+        raise ValidationError(f"--interval-s must be > 0, got {interval_s}")
+    fs = open_store(config_of(ctx))
+    stop = threading.Event()
+    try:
+        if repo:
+            from ..ondemand import attach_code
+            from ..repo import load_repo
+
+            attach_code(fs, load_repo(repo))
+        query = fs.score_table(follow, checkpoint=checkpoint, once=once,
+                               interval_s=interval_s)
+        if once:
+            _print_progress(query.recentProgress, follow)
+            return 0
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        seen: set = set()
+        while query.isActive and not stop.wait(1.0):
+            _print_progress([p for p in query.recentProgress if p["batchId"] not in seen],
+                            follow, seen)
+        query.stop()
+        if query.exception() is not None:
+            from ..errors import SparkfsError
+
+            raise SparkfsError(f"scoring table of {follow!r}: {query.exception()}")
+    finally:
+        fs.close()
+    return 0
+
+
+def _print_progress(progress: list, deployment: str, seen: set | None = None) -> None:
+    for p in progress:
+        if seen is not None:
+            seen.add(p["batchId"])
+        if p.get("numInputRows"):
+            print(json.dumps({"deployment": deployment, "batch_id": p["batchId"],
+                              "rows": p["numInputRows"]}), flush=True)
+
+
 def _deploy(ctx: typer.Context, name: Annotated[str, typer.Argument(help="deployment name")],
             model: Annotated[str, typer.Option(help="registered MLflow model name")],
             version: Annotated[int | None, typer.Option(
                 help="model version (default: latest)")] = None,
             sample_rate: Annotated[float, typer.Option(
                 help="share of requests kept in the evaluation log (default 1.0)")] = 1.0,
-            ) -> int:
+            table: Annotated[bool, typer.Option(
+                "--table", help="also create its scoring table: rows appended to it are "
+                "scored by `sparkfs score --follow NAME`")] = False) -> int:
     fs = open_store(config_of(ctx))
     try:
-        d = fs.deploy(name, model=model, version=version, sample_rate=sample_rate)
+        d = fs.deploy(name, model=model, version=version, sample_rate=sample_rate,
+                      table=table)
         print(json.dumps(d.to_dict(), default=str))
     finally:
         fs.close()

@@ -1,5 +1,5 @@
-"""``sparkfs materialize [group]``, ``sparkfs rebuild-online``, ``sparkfs get-online``,
-``sparkfs dev-hbase``.
+"""``sparkfs materialize [group]``, ``sparkfs rebuild-online``,
+``sparkfs get-online [--features ... | --view name@v]``, ``sparkfs dev-hbase``.
 
 >>> import typer
 >>> app = typer.Typer(); register(app)
@@ -88,9 +88,12 @@ def _parse_entity(text: str) -> dict:
 
 
 def _get_online(ctx: typer.Context,
-                features: Annotated[list[str], typer.Option(
+                features: Annotated[list[str] | None, typer.Option(
                     "--features", "-f", help="refs like weather:temp (several after one -f, "
-                    "or repeat -f)")],
+                    "or repeat -f)")] = None,
+                view: Annotated[str | None, typer.Option(
+                    help="a registered feature view, 'name' (latest version) or "
+                    "'name@version': its columns, as in a training set of that view")] = None,
                 entity: Annotated[list[str] | None, typer.Option(
                     "--entity", "-e", metavar="KEY=VALUE[,KEY=VALUE]",
                     help="one entity row; repeat for more rows (integers are read as ints)")
@@ -101,6 +104,10 @@ def _get_online(ctx: typer.Context,
                     "--full-names", help="name columns group__feature")] = False,
                 status: Annotated[bool, typer.Option(
                     "--status", help="add a __status column per feature")] = False) -> int:
+    if features is not None and view is not None:
+        raise typer.BadParameter("argument --view: not allowed with argument --features/-f")
+    if features is None and view is None:
+        raise typer.BadParameter("one of the arguments --features/-f --view is required")
     rows = [_parse_entity(e) for e in entity or []]
     if entities:
         try:
@@ -111,7 +118,8 @@ def _get_online(ctx: typer.Context,
         raise ValidationError("give at least one --entity KEY=VALUE or --entities JSON")
     fs = open_store(config_of(ctx))
     try:
-        resp = fs.get_online_features(features, rows, full_feature_names=full_names)
+        resp = fs.get_online_features(features, rows, full_feature_names=full_names,
+                                      view=view)
         print(json.dumps(resp.to_dict(include_status=status), default=str))
     finally:
         fs.close()

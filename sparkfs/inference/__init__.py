@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..errors import NotFoundError, ValidationError
 from ..models.mlflow_store import ModelRegistry
 from .deployments import Deployment, Deployments
 from .evaluation import EvaluationLogger, create_log_table, install_sigterm_flush, read_log
@@ -38,7 +39,8 @@ class Inference:
                  resolve_columns: Callable[[list[str], bool], list[tuple[str, str]]],
                  log_root: str, storage_options: Mapping[str, str] | None = None,
                  check_view: Callable[[str], None] | None = None,
-                 logger: EvaluationLogger | None = None) -> None:
+                 logger: EvaluationLogger | None = None,
+                 request_spec: Callable[[Any], tuple[list, list]] | None = None) -> None:
         self.deployments = Deployments(registry)
         self.models = models
         self.read_features = read_features
@@ -47,6 +49,7 @@ class Inference:
         self.storage_options = dict(storage_options or {})
         self.check_view = check_view
         self.logger = logger or EvaluationLogger(storage_options=self.storage_options)
+        self.request_spec = request_spec
         self._sigterm = False
         self._lock = threading.Lock()
 
@@ -63,17 +66,53 @@ class Inference:
                 name, _, version = label.partition("@")
                 get_view(name, int(version) if version else None)
 
+        from .table import request_spec
+
         return cls(fs.registry, fs.models, fs.get_online_features, fs._model_columns,
                    fs.config.offline_root.rstrip("/") + "/_evaluation",
-                   fs.config.offline.storage_options, check_view, logger)
+                   fs.config.offline.storage_options, check_view, logger,
+                   lambda binding: request_spec(fs, binding))
 
     def deploy(self, name: str, model: str, version: int | None = None,
-               sample_rate: float = 1.0) -> Deployment:
-        """Register the next revision of deployment ``name`` (see ``deployments``)."""
+               sample_rate: float = 1.0, table: bool = False) -> Deployment:
+        """Register the next revision of deployment ``name`` (see ``deployments``). With
+        ``table`` (or when the current revision has one) the deployment gets a scoring
+        table (``sparkfs.inference.table``), created or checked before anything is
+        registered."""
+        make_table = None
+        try:
+            had_table = bool(self.deployments.get(name).request_table)
+        except NotFoundError:
+            had_table = False
+        if table or had_table:
+            make_table = self._request_table(name)
         return self.deployments.deploy(
             name, self.models, model, version, self.resolve_columns, self.log_root,
             lambda path, b: create_log_table(path, b, self.storage_options), self.check_view,
-            sample_rate=sample_rate)
+            sample_rate=sample_rate, request_table=make_table)
+
+    def _request_table(self, name: str) -> Callable[[Any], str]:
+        from .table import create_request_table, request_columns_schema
+
+        spec = self.request_spec
+        if spec is None:
+            raise ValidationError("scoring tables need the feature resolver: deploy "
+                                  "through a FeatureStore")
+
+        def make(binding: Any) -> str:
+            keys, request = spec(binding)
+            # beside the evaluation logs: <offline root>/_requests/<deployment>
+            path = self.log_root.rsplit("/", 1)[0] + "/_requests/" + name
+            return create_request_table(path, request_columns_schema(keys, request), name,
+                                        self.storage_options)
+        return make
+
+    def append_requests(self, deployment: str, rows: Any) -> int:
+        """Append request rows to ``deployment``'s scoring table (one commit); returns its
+        new Delta version (see ``sparkfs.inference.table.append_requests``)."""
+        from .table import append_requests
+
+        return append_requests(self.deployments.get(deployment), rows, self.storage_options)
 
     def model(self, d: Deployment) -> Any:
         """The deployment's pyfunc model, loaded once per process."""

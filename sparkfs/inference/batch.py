@@ -13,7 +13,9 @@
    writes nothing, so each prediction is logged exactly once.
 
 ``score_batch`` runs that job once (a ``noop`` write) and returns the scored DataFrame: the
-spine's columns, the features, ``prediction`` (double) and ``prediction_json``. The returned
+spine's columns, the features, ``prediction`` (double), ``prediction_json`` and
+``prediction_error`` (null, or why the model failed on that row's batch). Log rows carry
+``data_versions``: the Delta version of every group read and the transforms run. The returned
 DataFrame is lazy and re-scores without logging when used.
 
 >>> callable(score_batch)
@@ -45,6 +47,17 @@ def score_batch(fs: Any, inference: Any, deployment: str, spine: Any, timestamp_
                 run_id: str | None = None, log: bool = True, **options: Any):
     """Score ``spine`` with ``deployment`` on Spark (see the module docstring). ``run_id``
     names the run in the evaluation log (``request_id``); default a new id."""
+    df, schema, spec, _ = prepare(fs, inference, deployment, spine, timestamp_col,
+                                  run_id or uuid.uuid4().hex, **options)
+    if log:
+        df.mapInPandas(_scorer(spec, True), schema).write.format("noop").mode("overwrite").save()
+    return df.mapInPandas(_scorer(spec, False), schema)
+
+
+def prepare(fs: Any, inference: Any, deployment: str, spine: Any, timestamp_col: str,
+            run_id: str, **options: Any):
+    """The point-in-time features of ``spine`` for ``deployment`` (a Spark DataFrame), the
+    scored frame's schema, the scorer's spec and the join's manifest (Delta versions)."""
     from pyspark.sql import types as T
 
     d = inference.deployments.get(deployment)
@@ -59,16 +72,24 @@ def score_batch(fs: Any, inference: Any, deployment: str, spine: Any, timestamp_
                            f"columns {missing}")
     info = inference.models.get_version(d.model_name, d.model_version)
     uri = inference.models.download_uri(info)
-    run_id = run_id or uuid.uuid4().hex
     schema = T.StructType(list(df.schema.fields) + [
-        T.StructField("prediction", T.DoubleType()), T.StructField("prediction_json", T.StringType())])
+        T.StructField("prediction", T.DoubleType()),
+        T.StructField("prediction_json", T.StringType()),
+        T.StructField("prediction_error", T.StringType())])
     spec = {"columns": list(b.columns), "deployment": d.to_spec(), "uri": uri,
             "run_id": run_id, "storage_options": dict(inference.storage_options),
             "other": [c for c in df.columns if c not in b.column_names and not c.startswith("_")],
-            "timestamp_col": timestamp_col}
-    if log:
-        df.mapInPandas(_scorer(spec, True), schema).write.format("noop").mode("overwrite").save()
-    return df.mapInPandas(_scorer(spec, False), schema)
+            "timestamp_col": timestamp_col,
+            "versions": data_versions(ts.manifest)}
+    return df, schema, spec, ts.manifest
+
+
+def data_versions(manifest: dict) -> str:
+    """The ``data_versions`` log column: JSON of the Delta version of each feature group
+    read and the fingerprint of each on-demand transform run."""
+    return json.dumps({"delta_versions": {g["label"]: g["delta_version"]
+                                          for g in manifest.get("groups", [])},
+                       "transforms": dict(manifest.get("on_demand") or {})}, sort_keys=True)
 
 
 def _scorer(spec: dict, log: bool):
@@ -107,6 +128,8 @@ def _scorer(spec: dict, log: bool):
                                           index=pdf.index)
             out["prediction_json"] = [None if error else json.dumps(p, default=str)
                                       for p in preds]
+            out["prediction_error"] = None if error is None else \
+                f"model {d.model_label} failed: {error}"
             if log:
                 others = pdf[spec["other"]].astype(object).where(pdf[spec["other"]].notna(), None)
                 for i in range(len(pdf)):
@@ -118,8 +141,8 @@ def _scorer(spec: dict, log: bool):
                            "entity": json.dumps(others.iloc[i].to_dict(), default=str),
                            "request_data": None, "prediction": numeric(preds[i]),
                            "prediction_json": out["prediction_json"].iloc[i],
-                           "latency_ms": None, "error": error and f"model {d.model_label} "
-                                                                f"failed: {error}"}
+                           "latency_ms": None, "error": out["prediction_error"].iloc[i],
+                           "data_versions": spec["versions"]}
                     for c in d.binding.column_names:
                         v = cols[c][i]
                         row[c] = v

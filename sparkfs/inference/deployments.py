@@ -44,6 +44,7 @@ class Deployment:
     sample_rate: float
     log_path: str
     created_at: str
+    request_table: str | None = None
 
     @property
     def model_label(self) -> str:
@@ -54,13 +55,14 @@ class Deployment:
                 "model_version": self.model_version, "view": self.view,
                 "training_set": self.training_set, "binding": self.binding.to_json(),
                 "sample_rate": self.sample_rate, "log_path": self.log_path,
-                "created_at": self.created_at}
+                "created_at": self.created_at, "request_table": self.request_table}
 
     @classmethod
     def from_spec(cls, s: dict) -> "Deployment":
         return cls(s["name"], int(s["version"]), s["model_name"], int(s["model_version"]),
                    s.get("view"), s["training_set"], FeatureBinding.from_json(s["binding"]),
-                   float(s["sample_rate"]), s["log_path"], s["created_at"])
+                   float(s["sample_rate"]), s["log_path"], s["created_at"],
+                   s.get("request_table"))
 
     def to_dict(self) -> dict:
         """A JSON-able summary (CLI, HTTP)."""
@@ -124,9 +126,12 @@ class Deployments:
                                          builtins.list[tuple[str, str]]],
                log_root: str, create_log: Callable[[str, FeatureBinding], None],
                check_view: Callable[[str], None] | None = None,
-               sample_rate: float = 1.0) -> Deployment:
-        """Check the model version against its view, create the evaluation table, then
-        register the next revision of ``name`` (see the module docstring)."""
+               sample_rate: float = 1.0,
+               request_table: Callable[[FeatureBinding], str] | None = None) -> Deployment:
+        """Check the model version against its view, create the evaluation table (and with
+        ``request_table``, the scoring table: it creates or checks the table for the
+        binding and returns its path), then register the next revision of ``name`` (see
+        the module docstring)."""
         from ..definitions import check_name
 
         check_name(name, "deployment")
@@ -157,10 +162,11 @@ class Deployments:
             raise RegistryError(f"cannot deploy model {info.label}: {why}; log the model with "
                                 "the signature sparkfs builds from its view. Nothing was deployed")
         log_path = log_root.rstrip("/") + "/" + name
+        table = request_table(binding) if request_table is not None else None
         create_log(log_path, binding)
         revision = max(self.registry.versions(KIND, name), default=0) + 1
         d = Deployment(name, revision, info.name, info.version, binding.view, info.training_set,
                        binding, float(sample_rate), log_path,
-                       dt.datetime.now(dt.UTC).isoformat())
+                       dt.datetime.now(dt.UTC).isoformat(), table)
         self.registry.put(KIND, name, revision, d.to_spec(), replace=False)
         return d

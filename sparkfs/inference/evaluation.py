@@ -6,7 +6,9 @@ Columns: ``request_id``, ``row`` (the entity row's index in its request), ``time
 row's keys and request values), then per model input column ``c``: ``c`` (its value, in
 the feature's type), ``c__status`` and ``c__event_time``; then ``prediction`` (float, null
 when not numeric), ``prediction_json`` (the exact output as JSON), ``latency_ms`` and
-``error`` (null, or the one-line reason a model failed).
+``error`` (null, or the one-line reason a model failed or a request row was refused),
+``data_versions`` (batch and table scoring: JSON of the Delta version of each feature
+group read and the fingerprint of each on-demand transform; null online).
 
 Online predictions reach it through ``EvaluationLogger``: a bounded queue that a request
 never waits on (a full queue drops the rows and counts them), drained by one thread that
@@ -54,7 +56,8 @@ def log_schema(binding: FeatureBinding) -> pa.Schema:
         fields += [pa.field(name, _ARROW[dtype]), pa.field(f"{name}__status", pa.string()),
                    pa.field(f"{name}__event_time", _TS)]
     fields += [pa.field("prediction", pa.float64()), pa.field("prediction_json", pa.string()),
-               pa.field("latency_ms", pa.float64()), pa.field("error", pa.string())]
+               pa.field("latency_ms", pa.float64()), pa.field("error", pa.string()),
+               pa.field("data_versions", pa.string())]
     return pa.schema(fields)
 
 
@@ -76,20 +79,23 @@ def create_log_table(path: str, binding: FeatureBinding,
 
 
 def append(path: str, table: pa.Table, storage_options: Mapping[str, str] | None = None,
-           app_id: str | None = None) -> bool:
-    """Append rows in one Delta commit. With ``app_id`` the commit carries that app
-    transaction and is skipped when one was already committed (idempotent retries)."""
+           app_id: str | None = None, app_version: int = 1) -> bool:
+    """Append rows in one Delta commit. With ``app_id`` the commit carries the app
+    transaction ``(app_id, app_version)`` and is skipped when that app id already committed
+    ``app_version`` or a later one (idempotent retries and replays)."""
     from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
     props = None
     if app_id is not None:
         try:
-            if DeltaTable(path, storage_options=dict(storage_options or {})
-                          ).transaction_version(app_id) is not None:
+            done = DeltaTable(path, storage_options=dict(storage_options or {})
+                              ).transaction_version(app_id)
+            if done is not None and done >= app_version:
                 return False
         except Exception:
             pass
-        props = CommitProperties(app_transactions=[Transaction(app_id, 1)], max_commit_retries=50)
+        props = CommitProperties(app_transactions=[Transaction(app_id, app_version)],
+                                 max_commit_retries=50)
     else:
         props = CommitProperties(max_commit_retries=50)
     write_deltalake(path, table, mode="append", schema_mode="merge",

@@ -55,7 +55,8 @@ def coerce_key(value: Any, dtype: str, key: str, row: int) -> Any:
             return v
         raise ValidationError(f"entity row {row}: join key {key!r} value {_shown(v)} is out of range "
                               f"for a {dtype} key")
-    raise ValidationError(f"entity row {row}: join key {key!r} must be an {dtype}, got "
+    article = "an" if dtype == "int" else "a"
+    raise ValidationError(f"entity row {row}: join key {key!r} must be {article} {dtype}, got "
                           f"{_shown(value)} ({type(value).__name__}); pass an integer")
 
 

@@ -44,7 +44,6 @@ writes one access-log line (logger ``sparkfs.serving.access``).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -70,15 +69,7 @@ class Service:
         self.max_batch_size = max_batch_size or s.max_batch_size
         self.keys = keys or KeyRing.from_config(s.auth)
         self.snapshot = RegistrySnapshot(fs, s.registry_refresh_s)
-        self.guard = StoreGuard(s.store_timeout_s, s.store_retry_after_s)
-        self.inline = fs.config.online.type == "sqlite"
-
-    def plan_cached(self, features: Sequence[str], full_feature_names: bool) -> bool:
-        """True when answering needs no registry read (the request plan is cached)."""
-        from .online import plan_cached
-
-        return plan_cached(self.fs, features, full_feature_names)
-
+        self.guard = StoreGuard(s.store_timeout_s, s.store_retry_after_s, s.store_threads)
 
 def create_app(fs: Any, max_batch_size: int | None = None, keys: KeyRing | None = None,
                **_ignored: Any) -> FastAPI:
@@ -90,12 +81,16 @@ def create_app(fs: Any, max_batch_size: int | None = None, keys: KeyRing | None 
                   description="Latest feature values and on-demand features for entity rows.")
     app.state.service = Service(fs, max_batch_size, keys)
     app.state.keys = app.state.service.keys
+    app.router.on_shutdown.append(app.state.service.guard.close)
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
     from .deployments import register as register_deployments
 
     register_deployments(app, fs)  # POST /deployments/{name}/predict, GET /metrics
+    from .push import register as register_push
+
+    register_push(app, fs)  # POST /push/{group}; stream and push metrics on GET /metrics
     app.add_middleware(BodyGuard, max_body_bytes=s.max_body_bytes,
                        body_timeout_s=s.body_timeout_s, max_json_depth=s.max_json_depth,
                        max_string_length=s.max_string_length)

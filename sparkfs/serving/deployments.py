@@ -100,7 +100,6 @@ def register(app: FastAPI, fs: Any) -> None:
     """Add the deployment routes and ``/metrics`` to ``app``, serving ``fs``'s deployments."""
     inference = fs.inference
     limit = fs.config.serving.max_batch_size
-    inline = fs.config.online.type == "sqlite"
     errors: dict[int | str, dict[str, Any]] = {**ERROR_RESPONSES, 500: {"model": PredictError}}
 
     def answer(name: str, body: PredictRequest) -> Response:
@@ -124,8 +123,8 @@ def register(app: FastAPI, fs: Any) -> None:
               summary="Score entity rows with a deployed model (features looked up online)")
     async def predict(name: str, body: PredictRequest, principal: Caller) -> Response:
         principal.require("predict", name)  # 401/403 when auth is on (serving.auth)
-        if inline:
-            return answer(name, body)
+        # Off the event loop even for SQLite: a stuck read or a slow model holds a worker
+        # thread, never the other requests.
         return await run_in_threadpool(answer, name, body)
 
     @app.get("/deployments", summary="Current revision of each deployment",
@@ -137,6 +136,7 @@ def register(app: FastAPI, fs: Any) -> None:
                 for d in inference.deployments.list()]
 
     registry = _metrics_registry(inference.logger)
+    app.state.metrics_registry = registry  # other areas add their collectors (serving.push)
 
     @app.get("/metrics", summary="Prometheus metrics (evaluation-log counters)",
              response_class=PlainTextResponse, responses=ERROR_RESPONSES)

@@ -95,15 +95,6 @@ class _DefinitionCache:
         vkey = view if view is None or isinstance(view, str) else repr(view.to_spec())
         return (features, vkey, bool(full_feature_names))
 
-    def cached(self, features: Sequence[Any] | None, full_feature_names: bool,
-               view: Any = None) -> bool:
-        """True when ``plan`` would answer from the cache (no registry read)."""
-        sig = self._current_signature()
-        with self._lock:
-            self._signature = sig
-            hit = self._plans.get(self._key(features, full_feature_names, view))
-        return hit is not None and hit[0] == sig
-
     def plan(self, features: Sequence[Any] | None, full_feature_names: bool,
              view: Any = None) -> _Plan:
         key = self._key(features, full_feature_names, view)
@@ -137,12 +128,6 @@ def _cache(fs: Any) -> _DefinitionCache:
     if cache is None:
         cache = fs.__dict__.setdefault("_online_definition_cache", _DefinitionCache(fs))
     return cache
-
-
-def plan_cached(fs: Any, features: Sequence[Any] | None, full_feature_names: bool,
-                view: Any = None) -> bool:
-    """True when ``get_online_features(fs, features, ...)`` would not read the registry."""
-    return _cache(fs).cached(features, full_feature_names, view)
 
 
 def _build_plan(fs: Any, features: Sequence[Any] | None, full_feature_names: bool,

@@ -4,8 +4,8 @@
 adds its own module with a router and appends it there. A route takes the ``Service``
 from ``request.app.state.service``, the caller from ``Depends(principal_of)``, raises
 ``sparkfs.errors`` exceptions for every failure (``sparkfs.serving.errors`` maps them to
-statuses) and never touches the registry or the store on the event loop unless the
-answer is already cached (SQLite reads of a cached plan are short and local).
+statuses) and never touches the registry or the store on the event loop (store-bound work
+goes through ``Service.guard``: a bounded thread pool with a deadline).
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ import sys
 import time
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from ..definitions import FeatureRef
-from ..errors import BatchTooLargeError, ValidationError
+from ..errors import BatchTooLargeError, PermissionDeniedError, ValidationError
+from ..views import parse_view_label
 from .auth import Principal, principal_of
 from .encoding import encode_response, json_response
 from .schemas import ERROR_RESPONSES, FeaturesRequest, FeaturesResponse, Health
@@ -53,29 +55,42 @@ def rows_of(body: FeaturesRequest, limit: int) -> list[dict[str, Any]]:
     return [{k: v[i] for k, v in cols.items()} for i in range(n)]
 
 
+def check_features_or_view(body: FeaturesRequest) -> None:
+    """Exactly one of ``features`` and ``view``, else ``ValidationError`` (422)."""
+    if body.features is None and body.view is None:
+        raise ValidationError("features: Field required, or give view ('name' or "
+                              "'name@version') instead")
+    if body.features is not None and body.view is not None:
+        raise ValidationError("give either features (a list of references) or view "
+                              "('name' or 'name@version'), not both")
+
+
 @features_router.post("/features", response_model=FeaturesResponse, responses=ERROR_RESPONSES,
                       summary="Feature vectors (with statuses) for a batch of entity rows")
 async def features(body: FeaturesRequest, request: Request,
                    principal: Caller) -> Response:
     svc = request.app.state.service
+    check_features_or_view(body)
+    fs = svc.fs
     if not principal.open:
-        await authorize_features(svc, principal, body.features)
+        if body.features is not None:
+            await authorize_features(svc, principal, body.features)
+        else:
+            await authorize_view(svc, principal, body.view or "")
     rows = rows_of(body, svc.max_batch_size)
     request.state.batch_size = len(rows)
-    fs = svc.fs
 
     def answer() -> dict:
         response = fs.get_online_features(body.features, rows, request_data=body.request_data,
-                                          full_feature_names=body.full_feature_names)
+                                          full_feature_names=body.full_feature_names,
+                                          view=body.view)
         out = encode_response(response)
         out["metadata"]["transform_fingerprints"] = dict(response.transform_fingerprints)
         return out
 
-    # With the embedded SQLite store a request whose plan is cached is CPU-bound and short:
-    # it runs on the event loop (a thread would only add a hand-off). Anything that may
-    # read the registry or wait on a network store runs in a worker thread with a deadline.
-    inline = svc.inline and svc.plan_cached(body.features, body.full_feature_names)
-    return json_response(await svc.guard.run(answer, in_thread=not inline))
+    # Never on the event loop, not even an SQLite read of a cached plan: a stuck read
+    # holds one of the guard's threads until its deadline (503), never the other requests.
+    return json_response(await svc.guard.run(answer))
 
 
 async def authorize_features(svc: Any, principal: Principal, refs: list[str]) -> None:
@@ -87,6 +102,21 @@ async def authorize_features(svc: Any, principal: Principal, refs: list[str]) ->
         principal.require("features:read", group)
         for source in sorted(snap.sources.get(group, ())):
             principal.require("features:read", source)
+
+
+async def authorize_view(svc: Any, principal: Principal, label: str) -> None:
+    """``features:read:view:NAME``, or ``features:read`` for every group and transform the
+    view reads (its references, read from the registry off the event loop)."""
+    name, _ = parse_view_label(label)
+    if principal.allows("features:read", f"view:{name}"):
+        return
+    view = await anyio.to_thread.run_sync(svc.fs.get_feature_view, label)
+    try:
+        await authorize_features(svc, principal, list(view.features))
+    except PermissionDeniedError:
+        raise PermissionDeniedError(
+            f"API key {principal.name!r} lacks scope 'features:read:view:{name}' (or "
+            "features:read for each group the view reads)") from None
 
 
 @meta_router.get("/health", response_model=Health, responses=ERROR_RESPONSES,

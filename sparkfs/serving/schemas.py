@@ -3,7 +3,8 @@ OpenAPI document at ``/openapi.json``).
 
 ``POST /features`` takes exactly one of ``entity_rows`` (objects of join-key values) and
 ``entities`` (Feast-style columns); the schema says so with a ``oneOf`` of two
-``required`` lists, and the service enforces it (422 naming both).
+``required`` lists, and the service enforces it (422 naming both). Likewise exactly one
+of ``features`` (references) and ``view`` (``"name"`` or ``"name@version"``).
 
 >>> FeaturesRequest.model_validate({"features": ["weather:temp"],
 ...                                 "entity_rows": [{"origin": "JFK"}]}).entities is None
@@ -32,21 +33,33 @@ def _exactly_one_of_rows(schema: dict[str, Any]) -> None:
             prop.update(branches[0])
 
 
-_ABSENT_OR_GIVEN = ("entity_rows", "entities", "request_data")
+def _schema_of_request(schema: dict[str, Any]) -> None:
+    _exactly_one_of_rows(schema)
+    schema["allOf"] = [{"oneOf": [{"required": ["features"]}, {"required": ["view"]}]}]
+
+
+_ABSENT_OR_GIVEN = ("entity_rows", "entities", "request_data", "features", "view")
 
 
 class FeaturesRequest(BaseModel):
-    """Body of ``POST /features``: give ``entity_rows`` or ``entities``, not both.
+    """Body of ``POST /features``: give ``entity_rows`` or ``entities``, not both; and
+    ``features`` (references) or ``view`` (a registered feature view), not both.
 
     >>> FeaturesRequest(features=["weather:temp"], entities={"origin": ["JFK"]}).entities
     {'origin': ['JFK']}
+    >>> FeaturesRequest(view="flight_delay@1", entity_rows=[{"origin": "JFK"}]).features is None
+    True
     """
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_of_rows)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_schema_of_request)
 
-    features: list[str] = Field(
-        min_length=1, description="'group:feature', 'group@version:feature' or "
-        "'transform:output' references")
+    features: list[str] | None = Field(
+        default=None, min_length=1, description="'group:feature', 'group@version:feature' "
+        "or 'transform:output' references (or give view instead)")
+    view: str | None = Field(
+        default=None, min_length=1, max_length=MAX_REF_LENGTH,
+        description="a registered feature view, 'name' (latest version) or 'name@version': "
+        "its columns, as in a training set of that view (or give features instead)")
     entity_rows: list[dict[str, Any]] | None = Field(
         default=None, description="one object of join-key values per row")
     entities: dict[str, list[Any]] | None = Field(

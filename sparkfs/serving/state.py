@@ -6,21 +6,27 @@ once per ``serving.registry_refresh_s``; when the registry cannot be read (locke
 another process, a disk gone read-only) the last snapshot keeps serving and the failure
 is logged. Only a service that never read it answers 503.
 
-``StoreGuard`` runs a store-bound call in a worker thread with a deadline
-(``serving.store_timeout_s``). A call that fails with ``OnlineStoreError`` or misses its
+``StoreGuard`` runs every store-bound call (an SQLite read of a cached plan too) in its
+own bounded pool of ``serving.store_threads`` threads, never on the event loop, with a
+deadline (``serving.store_timeout_s``): one stuck read holds one thread, never the other
+requests or ``/health``. A call that fails with ``OnlineStoreError`` or misses its
 deadline opens the guard: for ``serving.store_retry_after_s`` requests fail at once with
 503 and the reason, then the next request tries the store again, so the service recovers
-by itself when the store returns.
+by itself when the store returns. A call abandoned at its deadline keeps its thread until
+the store lets go; calls still queued when their deadline passes never start.
 
 >>> import asyncio
->>> guard = StoreGuard(timeout_s=1, retry_after_s=60)
->>> asyncio.run(guard.run(lambda: 42, in_thread=False))
+>>> guard = StoreGuard(timeout_s=1, retry_after_s=60, threads=2)
+>>> asyncio.run(guard.run(lambda: 42))
 42
+>>> guard.close()
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -87,14 +93,94 @@ class RegistrySnapshot:
             return self._snap
 
 
+class _Pool:
+    """At most ``size`` daemon threads running calls for an event loop (started as calls
+    wait; a daemon never holds up the process's exit, even while stuck in a store). A call
+    whose future was cancelled before a thread took it never runs."""
+
+    def __init__(self, size: int, name: str) -> None:
+        self.size = size
+        self.name = name
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0       # threads waiting for a call
+        self._waiting = 0    # calls no thread has taken yet
+        self._closed = False
+
+    def submit(self, loop: asyncio.AbstractEventLoop, fn: Callable[[], T]) -> asyncio.Future:
+        future = loop.create_future()
+        with self._lock:
+            if self._closed:
+                raise UnavailableError("the service is shutting down")
+            self._waiting += 1
+            spawn = self._waiting > self._idle and self._threads < self.size
+            if spawn:
+                self._threads += 1
+        if spawn:
+            threading.Thread(target=self._work, name=f"{self.name}-{self._threads}",
+                             daemon=True).start()
+        self._queue.put((loop, future, fn))
+        return future
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            threads = self._threads
+        for _ in range(threads):
+            self._queue.put(None)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            item = self._queue.get()
+            with self._lock:
+                self._idle -= 1
+                if item is not None:
+                    self._waiting -= 1
+            if item is None:
+                return
+            loop, future, fn = item
+            if future.cancelled():  # its deadline passed while it waited
+                continue
+            try:
+                result = fn()
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting request
+                _settle(loop, future, exc, None)
+            else:
+                _settle(loop, future, None, result)
+
+
+def _settle(loop: asyncio.AbstractEventLoop, future: asyncio.Future,
+            exc: BaseException | None, result: Any) -> None:
+    def done() -> None:
+        if not future.cancelled():
+            if exc is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    try:
+        loop.call_soon_threadsafe(done)
+    except RuntimeError:  # the loop is closed: nobody waits for the answer
+        pass
+
+
 class StoreGuard:
     """Deadline and fail-fast for calls that reach the online store (module docstring)."""
 
-    def __init__(self, timeout_s: float, retry_after_s: float) -> None:
+    def __init__(self, timeout_s: float, retry_after_s: float, threads: int = 8) -> None:
         self.timeout_s = timeout_s
         self.retry_after_s = retry_after_s
+        self.threads = threads
+        self._pool = _Pool(threads, "sparkfs-store")
         self._open_until = 0.0
         self._reason = ""
+
+    def close(self) -> None:
+        """Stop taking calls; threads still stuck in the store are left to finish."""
+        self._pool.close()
 
     def _fail_fast(self) -> None:
         left = self._open_until - time.monotonic()
@@ -110,15 +196,13 @@ class StoreGuard:
         log.warning("online store unavailable: %s; failing requests for %.1f s", reason,
                     self.retry_after_s)
 
-    async def run(self, fn: Callable[[], T], in_thread: bool = True) -> T:
-        """``fn()`` on the event loop (``in_thread=False``: local, short calls) or in a worker
-        thread abandoned after ``timeout_s``; store failures open the guard."""
+    async def run(self, fn: Callable[[], T]) -> T:
+        """``fn()`` in the guard's thread pool, abandoned after ``timeout_s``; store failures
+        open the guard."""
         self._fail_fast()
+        future = self._pool.submit(asyncio.get_running_loop(), fn)
         try:
-            if not in_thread:
-                return fn()
-            with anyio.fail_after(self.timeout_s):
-                return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
+            return await asyncio.wait_for(future, self.timeout_s)
         except TimeoutError:
             reason = f"no answer within serving.store_timeout_s={self.timeout_s:g} s"
             self._trip(reason)

@@ -15,7 +15,10 @@ Per micro-batch, in the driver (``foreachBatch``):
    materialization as ``fs.materialize``; newest event wins, so a replay or an out-of-order
    event never makes a value older). Windowed-aggregation groups rebuild the touched keys'
    state. After a crash between 2 and 4 the next batch catches up.
-5. The stream's status file is rewritten (``sparkfs streams``).
+5. The micro-batch's record (counts, event-time range, validation status, statistics
+   version, source offsets from the checkpoint's offset log) goes to the registry
+   (``sparkfs.streaming.batches``; ``fs.stream_batches``), and the stream's status file is
+   rewritten (``sparkfs streams``).
 
 >>> parse_trigger("5 seconds")
 {'processingTime': '5 seconds'}
@@ -25,6 +28,7 @@ Per micro-batch, in the driver (``foreachBatch``):
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from ..definitions import FeatureGroup
 from ..errors import ConfigError, SparkfsError, ValidationError
 from . import parse
+from .batches import StreamBatch, batch_offsets, record_batch
 from .checkpoint import claim
 from .status import StreamStatus, now_iso, status_dir
 
@@ -95,38 +100,83 @@ class MicroBatchWriter:
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         started = time.perf_counter()
+        record = StreamBatch(self.stream_id, self.group.name, self.group.version, int(batch_id),
+                             self.run_id(int(batch_id)), started_at=now_iso())
         try:
-            rows, bad = self._write(batch_df, int(batch_id))
+            self._write(batch_df, record)
         except Exception as exc:
             self.tracker.update(state="failed", last_error=_one_line(exc))
             raise
         elapsed = time.perf_counter() - started
+        record.finished_at = now_iso()
+        record.duration_s = round(elapsed, 3)
+        record_batch(self.fs.registry, record)
+        rows, bad = record.rows_written, record.rows_unparseable
         st = self.tracker.status
-        self.tracker.update(last_batch_id=int(batch_id), last_batch_time=now_iso(),
+        fresh: dict[str, Any] = {}
+        if record.max_event_time is not None and not record.noop:
+            newest = dt.datetime.fromisoformat(record.max_event_time)
+            fresh = {"last_event_time": record.max_event_time,
+                     "freshness_s": round((dt.datetime.now(dt.UTC) - newest).total_seconds(), 3)}
+        self.tracker.update(last_batch_id=int(batch_id), last_batch_time=record.finished_at,
                             last_batch_rows=rows, last_batch_unparseable=bad,
                             rows_total=st.rows_total + rows, unparseable_total=st.unparseable_total + bad,
                             rows_per_s=round(rows / elapsed, 1) if elapsed > 0 else None,
-                            last_error=None)
+                            last_error=None, **fresh)
 
-    def _write(self, batch_df: DataFrame, batch_id: int) -> tuple[int, int]:
-        run_id = self.run_id(batch_id)
+    def _write(self, batch_df: DataFrame, record: StreamBatch) -> None:
+        from pyspark.sql import functions as F
+
+        run_id = record.run_id
+        record.offsets = batch_offsets(self.tracker.status.checkpoint, record.batch_id)
         batch = batch_df.persist()
         try:
             good, bad = parse.split(batch)
             result = self.fs.ingest(self.group, good, run_id=run_id, materialize=False)
-            n_bad = 0
+            record.delta_version = result.delta_version
+            record.noop = result.noop
+            record.rows_input, record.rows_written = result.rows_input, result.rows_written
+            record.rows_skipped, record.rows_quarantined = result.rows_skipped, result.rows_quarantined
+            if result.rows_input:
+                et = self.group.event_time
+                row = good.agg(F.min(et), F.max(et)).first()
+                lo, hi = (row[0], row[1]) if row is not None else (None, None)
+                record.min_event_time = None if lo is None else _iso(lo)
+                record.max_event_time = None if hi is None else _iso(hi)
             if bad is not None:
                 from ..validation.quarantine import write_quarantine
 
-                n_bad = write_quarantine(self.fs, self.group, bad, f"{run_id}-unparseable",
-                                         None if result.noop else result.delta_version)
+                record.rows_unparseable = write_quarantine(
+                    self.fs, self.group, bad, f"{run_id}-unparseable",
+                    None if result.noop else result.delta_version)
         finally:
             batch.unpersist()
+        self._results_of_ingest(record)
         if self.materialize:
             from ..online.materialize import materialize
 
-            materialize(self.fs, self.group, engine=self.materialize_engine)
-        return result.rows_written, n_bad
+            m = materialize(self.fs, self.group, engine=self.materialize_engine)
+            record.materialized_keys = m.keys_written
+
+    def _results_of_ingest(self, record: StreamBatch) -> None:
+        """The validation report and statistics ``fs.ingest`` stored for this batch."""
+        if record.noop or record.delta_version is None:
+            return
+        reg = self.fs.registry
+        if self.group.expectations is not None:
+            rep = reg.get("validation_report", f"{self.group.name}__v{self.group.version}")
+            if rep is not None and rep.get("run_id") == record.run_id:
+                record.validation, record.validation_seq = rep.get("status"), rep.get("seq")
+        if reg.get("statistics", self.group.table_name, record.delta_version) is not None:
+            record.statistics_version = record.delta_version
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:  # Spark returns session-local naive datetimes
+            value = value.astimezone()
+        return value.astimezone(dt.UTC).isoformat()
+    return str(value)
 
 
 def ingest_stream(fs: FeatureStore, group: FeatureGroup, streaming_df: DataFrame,

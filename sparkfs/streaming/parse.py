@@ -5,9 +5,10 @@ Each payload is parsed twice by Spark's ``from_json``: once with the group's typ
 once with every field as text. A field is **missing** when the JSON object lacks it (or
 gives null for a join key or the event time), and has the **wrong type** when its text is
 there but the typed parse gave null. A payload that is not a JSON object is refused whole.
-Feature fields may be JSON null (a missing value); ``"NaN"``/``"Infinity"`` strings are
-read as those floats. Timestamps are ISO-8601 strings (UTC unless an offset is given) or
-epoch seconds.
+Feature fields may be JSON null (a missing value); ``NaN``/``Infinity`` tokens (as Python's
+``json.dumps`` writes them) and ``"NaN"``/``"Infinity"`` strings are read as those floats,
+so NaN and null land as they do in a batch ingest. Timestamps are ISO-8601 strings (UTC
+unless an offset is given) or epoch seconds.
 
 The result has the group's input columns plus ``_sparkfs_raw`` (the payload) and
 ``_sparkfs_error`` (null, or why it was refused); ``split`` separates the two kinds.
@@ -58,7 +59,9 @@ def parse_json(payload: Column, group: FeatureGroup, origin: Column | None = Non
     text_schema = T.StructType([T.StructField(f.name, T.StringType()) for f in schema.fields])
     typed = F.from_json(payload, schema, {"mode": "PERMISSIVE"})
     text = F.from_json(payload, text_schema, {"mode": "PERMISSIVE"})
-    present = F.json_object_keys(payload)
+    # the keys of the object; not json_object_keys, which calls a payload with a NaN or
+    # Infinity token (Python's json.dumps writes them) "not JSON" while from_json reads it
+    present = F.map_keys(F.from_json(payload, "map<string,string>", {"mode": "PERMISSIVE"}))
     must_be_set = set(group.join_keys) | {group.event_time}
     missing, wrong = [], []
     for f in schema.fields:

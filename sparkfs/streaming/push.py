@@ -62,11 +62,16 @@ def push_rows(group: FeatureGroup, rows: Any) -> pa.Table:
         raise ValidationError(
             f"feature group {group.name!r} has derived transforms or aggregations: push its raw "
             "rows with fs.ingest (or a stream) so they are computed; nothing was written")
-    if isinstance(rows, list):
-        rows = pa.Table.from_pylist(rows)
-    elif type(rows).__module__.startswith("pandas"):
-        rows = pa.Table.from_pandas(rows, preserve_index=False)
-    elif isinstance(rows, pa.RecordBatch):
+    try:
+        if isinstance(rows, list):
+            rows = pa.Table.from_pylist(rows)
+        elif type(rows).__module__.startswith("pandas"):
+            rows = pa.Table.from_pandas(rows, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ValidationError(f"push to feature group {group.name!r}: the rows do not form "
+                              f"typed columns ({str(exc).splitlines()[0]}); nothing was written"
+                              ) from None
+    if isinstance(rows, pa.RecordBatch):
         rows = pa.Table.from_batches([rows])
     if not isinstance(rows, pa.Table):
         raise ValidationError(f"push to feature group {group.name!r} takes a list of dicts, a "

@@ -39,7 +39,9 @@ class StreamStatus:
     """The last known state of one stream (one checkpoint), as ``sparkfs streams`` shows it.
 
     ``lag`` is the source's offsets behind its latest (Kafka: the sum over partitions,
-    from the query's progress); ``rows_per_s`` is the rate of the last micro-batch.
+    from the query's progress); ``rows_per_s`` is the rate of the last micro-batch;
+    ``last_event_time`` the newest event time of the last micro-batch and ``freshness_s``
+    how old that event was when the batch was readable online.
 
     >>> StreamStatus(stream_id="x", group="g", group_version=1, checkpoint="c",
     ...              source="kafka:t").state
@@ -64,6 +66,8 @@ class StreamStatus:
     unparseable_total: int = 0
     rows_per_s: float | None = None
     lag: int | None = None
+    last_event_time: str | None = None
+    freshness_s: float | None = None
     last_error: str | None = None
 
     @property

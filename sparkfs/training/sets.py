@@ -131,56 +131,20 @@ def _claim(path: str) -> None:
         json.dump({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}, f)
 
 
-def _abandoned(path: str) -> bool:
-    """Whether the unregistered directory ``path`` belongs to no live writer."""
-    import json
-    import socket
-    import time
-
-    try:
-        with open(os.path.join(path, _OWNER)) as f:
-            owner = json.load(f)
-    except (OSError, ValueError):
-        owner = {}
-    if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
-        try:
-            os.kill(owner["pid"], 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:  # alive, another user's
-            return False
-        return False
-    try:
-        age = time.time() - os.path.getmtime(path)
-    except OSError:
-        return False
-    return age > ABANDONED_AFTER_S
-
-
 def clean_abandoned(fs: "FeatureStore", name: str) -> list[str]:
     """Remove the directories under training set ``name`` that no registered version uses
-    and no live writer owns (staging of killed processes); returns their paths.
+    and no live writer owns (staging of killed processes; ``sparkfs.training.gc``);
+    returns their paths.
 
     >>> import tempfile
     >>> from sparkfs import FeatureStore
     >>> clean_abandoned(FeatureStore({"data_dir": tempfile.mkdtemp()}), "none_yet")
     []
     """
-    root = os.path.join(training_sets_root(fs), name)
-    if not os.path.isdir(root):
-        return []
-    used = {os.path.abspath(s["path"]) for s in fs.registry.list(KIND) if s.get("name") == name}
-    removed = []
-    for entry in sorted(os.listdir(root)):
-        path = os.path.join(root, entry)
-        ours = entry.startswith((".staging-", ".tmp-v")) or (
-            entry.startswith("v") and "-" in entry)
-        if not ours or os.path.abspath(path) in used or not os.path.isdir(path):
-            continue
-        if _abandoned(path):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
+    from .gc import collect_garbage
+
+    return [g.path for g in collect_garbage(fs.registry, training_sets_root(fs), apply=True,
+                                            max_age_s=ABANDONED_AFTER_S, name=name)]
 
 
 def _write(fs: "FeatureStore", ts: TrainingSet, spine: Any, timestamp_col: str | None,

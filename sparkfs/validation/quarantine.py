@@ -89,4 +89,6 @@ def read_quarantine(fs: "FeatureStore", group: FeatureGroup) -> pa.Table:
     if not DeltaTable.is_deltatable(uri, options):
         raise NotFoundError(f"feature group {group.name!r} v{group.version} has no quarantined "
                             f"rows (no table at {uri})")
-    return DeltaTable(uri, storage_options=options).to_pyarrow_table()
+    from ..offline.tables import arrow_dataset
+
+    return arrow_dataset(DeltaTable(uri, storage_options=options)).to_table()
