@@ -89,7 +89,7 @@ def cfg(tmp_path):
     (["describe", "clicks@1"], lambda d: d["schema"][0]["name"] == "n"),
     (["search", "per", "user"], lambda d: d[0]["name"] == "clicks"),
     (["training-set", "list"], lambda d: d == []),
-    (["gc"], lambda d: d == {"applied": False, "stages": []}),
+    (["gc"], lambda d: d == {"applied": False, "stages": [], "training_sets": []}),
 ])
 def test_json_output_parses_and_has_no_markup(cfg, capsys, args, check):
     capsys.readouterr()
