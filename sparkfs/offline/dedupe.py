@@ -24,7 +24,7 @@ from .tables import read_files_spark
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["without_stored_rows"]
+__all__ = ["merge_condition", "without_stored_rows"]
 
 
 def without_stored_rows(spark: "SparkSession", group: FeatureGroup, df: "DataFrame",
@@ -44,16 +44,50 @@ def without_stored_rows(spark: "SparkSession", group: FeatureGroup, df: "DataFra
 
     et = group.event_time
     keys = list(group.join_keys) + [et]
-    values = [c for c in value_cols if c not in keys]
 
-    def hashed(frame: "DataFrame", prefix: str) -> list:
-        cols = [F.col(quote_ident(v, "spark")) for v in values] or [F.lit(0)]
-        return [F.xxhash64(*cols).alias(f"{prefix}h1"), F.hash(*cols).alias(f"{prefix}h2")]
+    def hashed(prefix: str) -> list:
+        h1, h2 = _value_hashes(group, value_cols, None)
+        return [h1.alias(f"{prefix}h1"), h2.alias(f"{prefix}h2")]
 
     stored = (read_files_spark(spark, group, files)
               .where((F.col(et) >= F.lit(checks["min_et"])) & (F.col(et) <= F.lit(checks["max_et"])))
-              .select(*[F.col(quote_ident(k, "spark")).alias(f"__s_{k}") for k in keys], *hashed(df, "__s_")))
-    batch = df.select("*", *hashed(df, "__b_"))
+              .select(*[F.col(quote_ident(k, "spark")).alias(f"__s_{k}") for k in keys], *hashed("__s_")))
+    batch = df.select("*", *hashed("__b_"))
     cond = [F.col(quote_ident(k, "spark")) == F.col(quote_ident(f"__s_{k}", "spark")) for k in keys]
     cond += [F.col("__b_h1") == F.col("__s_h1"), F.col("__b_h2") == F.col("__s_h2")]
     return batch.join(stored, reduce(lambda a, b: a & b, cond), "left_anti").drop("__b_h1", "__b_h2")
+
+
+def _value_hashes(group: FeatureGroup, value_cols: list[str], qualifier: str | None) -> tuple:
+    """The two hashes (xxhash64, murmur3) of a row's feature values: the value part of the
+    dedupe identity, the same in the anti-join and in delta-spark's MERGE."""
+    from pyspark.sql import functions as F
+
+    keys = set(group.join_keys) | {group.event_time}
+    prefix = "" if qualifier is None else f"{quote_ident(qualifier, 'spark')}."
+    cols = [F.col(prefix + quote_ident(v, "spark")) for v in value_cols if v not in keys]
+    cols = cols or [F.lit(0)]
+    return F.xxhash64(*cols), F.hash(*cols)
+
+
+def merge_condition(group: FeatureGroup, value_cols: list[str], et_range: tuple,
+                    stored: str, batch: str):
+    """The dedupe identity as a MERGE condition between the aliases ``stored`` (the Delta
+    table) and ``batch``: same join keys, same event time, same value hashes as
+    ``without_stored_rows``; the stored side limited to the batch's event-time range so
+    Delta reads only the files that overlap it.
+
+    >>> merge_condition.__name__  # needs Spark; exercised by tests/test_ingest_concurrency.py
+    'merge_condition'
+    """
+    from pyspark.sql import functions as F
+
+    def col(alias: str, name: str):
+        return F.col(f"{quote_ident(alias, 'spark')}.{quote_ident(name, 'spark')}")
+
+    et = group.event_time
+    cond = [col(stored, k) == col(batch, k) for k in [*group.join_keys, et]]
+    cond += [col(stored, et) >= F.lit(et_range[0]), col(stored, et) <= F.lit(et_range[1])]
+    cond += [a == b for a, b in zip(_value_hashes(group, value_cols, stored),
+                                    _value_hashes(group, value_cols, batch))]
+    return reduce(lambda a, b: a & b, cond)

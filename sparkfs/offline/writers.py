@@ -11,18 +11,18 @@
                  since (only those overlapping the batch's event-time range), and tries
                  again; after ``MAX_ATTEMPTS`` it raises ``ConcurrentWriteError`` (retryable,
                  nothing written).
-``delta-spark``  Spark's own Delta writer (the session has the delta-spark jars): one native
-                 commit with ``txnAppId``/``txnVersion``, so Delta itself skips a run id it
-                 has seen and refuses a concurrent commit of the same run id
-                 (``ConcurrentTransactionException``); the writer then re-checks as above.
-                 Right before the write it also re-dedupes against files committed since
-                 the batch's dedupe; Delta's blind appends do not conflict with each other,
-                 so a commit landing between that re-check and Spark's own commit is not
-                 seen (a narrow window the ``delta-rs`` writer does not have).
+``delta-spark``  Spark's own Delta writer (the session has the delta-spark jars): one
+                 insert-only MERGE (``WHEN NOT MATCHED THEN INSERT`` on join keys, event
+                 time and the value hashes: the dedupe identity of ``delta-rs``), carrying
+                 the run's app transaction (``spark.databricks.delta.write.txnAppId``), so
+                 the dedupe runs against the version the commit lands on. Delta refuses it
+                 when another MERGE added files since it read the table or committed the
+                 same run id; the writer then re-checks as above.
 
-Both write the same columns (system columns ``_commit_time``/``_run_id`` included), the
-same ``timestamp`` (UTC, microseconds) type and protocol (reader 1 / writer 2), so each
-engine reads and appends to the other's tables.
+Both writers share the retry loop ``commit_on_top``. Both write the same columns (system
+columns ``_commit_time``/``_run_id`` included), the same ``timestamp``
+(UTC, microseconds) type and protocol (reader 1 / writer 2), so each engine reads and
+appends to the other's tables.
 
 >>> sorted(WRITERS)
 ['delta-rs', 'delta-spark']
@@ -34,13 +34,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..definitions import FeatureGroup
 from ..errors import ConcurrentWriteError, ConfigError, SparkfsError
-from .dedupe import without_stored_rows
+from .dedupe import merge_condition, without_stored_rows
 from .tables import history_schema, read_files_spark
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -142,6 +144,49 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:500] if text else type(exc).__name__
 
 
+#: one attempt to commit ``df`` on top of the version just read: the ``Written`` outcome,
+#: or None when another writer committed first (re-read, re-check, try again)
+Attempt = Callable[["DataFrame", int], "Written | None"]
+
+
+def commit_on_top(offline: "OfflineStore", batch: Batch, df: "DataFrame", attempt: Attempt,
+                  restage: "Callable[[DataFrame], DataFrame] | None" = None,
+                  is_empty: "Callable[[DataFrame], bool] | None" = None) -> Written:
+    """The retry loop both writers share. Each round re-reads the table; returns "already
+    committed" when another writer committed the run id; re-dedupes ``df`` against the
+    files committed since the last round (only those overlapping the batch's event-time
+    range; ``restage`` may then materialize the smaller frame); returns "nothing new" when
+    no row is left; else calls ``attempt(df, now)``. After ``MAX_ATTEMPTS`` rounds lost to
+    other writers it raises ``ConcurrentWriteError`` (retryable, nothing written).
+
+    >>> MAX_ATTEMPTS  # rounds before ConcurrentWriteError; exercised by test_ingest_concurrency
+    8
+    """
+    group, seen = batch.group, batch.base_version
+    for _attempt in range(MAX_ATTEMPTS):
+        table = offline.table(group)
+        now = table.version()
+        if table.transaction_version(app_id(batch.run_id)) is not None:
+            return Written(0, version_of_run(table, batch.run_id, now), already=True)
+        new_files = _new_overlapping_files(offline, batch, seen, now)
+        if new_files:  # another writer committed rows in our range since we deduped
+            df = without_stored_rows(
+                df.sparkSession, group, df, new_files,
+                {"min_et": batch.et_range[0], "max_et": batch.et_range[1]}, batch.value_cols)
+            if restage is not None:
+                df = restage(df)
+        seen = now
+        if (is_empty(df) if is_empty is not None else df.isEmpty()):
+            return Written(0, None)
+        out = attempt(df, now)
+        if out is not None:
+            return out
+    raise ConcurrentWriteError(
+        f"feature group {group.name!r}: other writers committed to its Delta table "
+        f"{MAX_ATTEMPTS} times while run {batch.run_id!r} tried to; nothing was written — "
+        "retry the same call (the run id keeps it idempotent)")
+
+
 # -- delta-rs -------------------------------------------------------------------------------
 class DeltaRsWriter:
     """Executors write Parquet under the table; the driver commits it with delta-rs."""
@@ -221,52 +266,62 @@ class DeltaRsWriter:
 
         group, opts = batch.group, self.offline.storage_options
         uri = self.offline.table_uri(group)
-        actions, written = self._stage(batch, batch.df, subdir)
-        staged_dir, seen = subdir, batch.base_version
-        for _attempt in range(MAX_ATTEMPTS):
-            table = self.offline.table(group)
-            now = table.version()
-            if table.transaction_version(app_id(batch.run_id)) is not None:
-                return Written(0, version_of_run(table, batch.run_id, now), already=True)
-            new_files = _new_overlapping_files(self.offline, batch, seen, now)
-            if new_files and actions:
-                # another writer committed rows in our range since we deduped: dedupe the
-                # staged rows again against exactly those files, into a fresh folder
-                spark = batch.df.sparkSession
-                staged = read_files_spark(spark, group, [f"{uri}/{a.path}" for a in actions])
-                again = without_stored_rows(
-                    spark, group, staged, new_files,
-                    {"min_et": batch.et_range[0], "max_et": batch.et_range[1]}, batch.value_cols)
-                redo = f"{subdir}-r{_attempt}"
-                actions, written = self._stage(batch, again, redo)
-                delete_dir(f"{uri}/{staged_dir}", opts)
-                staged_dir = redo
-            seen = now
-            if not actions:
-                delete_dir(f"{uri}/{staged_dir}", opts)
-                return Written(0, None)
+        spark = batch.df.sparkSession
+        state: dict[str, Any] = {"dir": subdir, "redo": 0}
+        state["actions"], state["rows"] = self._stage(batch, batch.df, subdir)
+
+        def staged() -> "DataFrame":
+            files = [f"{uri}/{a.path}" for a in state["actions"]]
+            return read_files_spark(spark, group, files) if files else batch.df.limit(0)
+
+        def restage(again: "DataFrame") -> "DataFrame":
+            # the staged rows deduped again against the new files, into a fresh folder
+            redo = f"{subdir}-r{state['redo']}"
+            state["redo"] += 1
+            state["actions"], state["rows"] = self._stage(batch, again, redo)
+            delete_dir(f"{uri}/{state['dir']}", opts)
+            state["dir"] = redo
+            return staged()
+
+        def attempt(_df: "DataFrame", now: int) -> Written | None:
             try:
-                table.create_write_transaction(
-                    actions, mode="append", schema=history_schema(group),
+                self.offline.table(group).create_write_transaction(
+                    state["actions"], mode="append", schema=history_schema(group),
                     commit_properties=CommitProperties(
                         max_commit_retries=0,
                         app_transactions=[Transaction(app_id(batch.run_id), 1)],
                         custom_metadata={"sparkfs.operation": "ingest",
                                          "sparkfs.run_id": batch.run_id,
-                                         "sparkfs.rows": str(written)}))
+                                         "sparkfs.rows": str(state["rows"])}))
             except CommitFailedError:
-                continue  # someone committed version now+1 first: re-read and re-check
-            return Written(written, now + 1)
-        delete_dir(f"{uri}/{staged_dir}", opts)
-        raise ConcurrentWriteError(
-            f"feature group {group.name!r}: other writers committed to its Delta table "
-            f"{MAX_ATTEMPTS} times while run {batch.run_id!r} tried to; nothing was written — "
-            "retry the same call (the run id keeps it idempotent)")
+                return None  # someone committed version now+1 first: re-read and re-check
+            return Written(state["rows"], now + 1)
+
+        out = commit_on_top(self.offline, batch, staged(), attempt, restage,
+                            lambda _df: not state["actions"])
+        if out.version is None or out.already:
+            delete_dir(f"{uri}/{state['dir']}", opts)
+        return out
 
 
 # -- delta-spark ----------------------------------------------------------------------------
+#: Delta reads the app transaction and commit metadata of a MERGE from session settings;
+#: the lock keeps two ingests in one process from mixing them
+_SESSION_CONF_LOCK = threading.Lock()
+_TXN_CONF = ("spark.databricks.delta.write.txnAppId", "spark.databricks.delta.write.txnVersion",
+             "spark.databricks.delta.commitInfo.userMetadata")
+
+
+def _delta_conflict_types() -> tuple[type[BaseException], ...]:
+    import delta.exceptions as dx
+
+    return tuple(getattr(dx, name) for name in ("DeltaConcurrentModificationException",
+                                                 *_DELTA_CONFLICTS))
+
+
 class DeltaSparkWriter:
-    """Spark's own Delta writer: one native commit, idempotent through txnAppId/txnVersion."""
+    """Spark's own Delta writer: one insert-only MERGE per batch (``WHEN NOT MATCHED THEN
+    INSERT`` on the dedupe identity), idempotent through the app transaction."""
 
     name = "delta-spark"
 
@@ -274,54 +329,51 @@ class DeltaSparkWriter:
         self.offline = offline
 
     def write(self, batch: Batch) -> Written:
-        group = batch.group
-        uri = self.offline.table_uri(group)
+        uri = self.offline.table_uri(batch.group)
         path = uri if "://" in uri else "file://" + uri
         meta = json.dumps({"sparkfs.operation": "ingest", "sparkfs.run_id": batch.run_id})
         df = batch.df.persist()
         try:
-            return self._commit(batch, df, path, meta)
+            return commit_on_top(self.offline, batch, df,
+                                 lambda d, now: self._merge(batch, d, path, meta))
         finally:
             df.unpersist()
 
-    def _commit(self, batch: Batch, df: "DataFrame", path: str, meta: str) -> Written:
-        group, seen = batch.group, batch.base_version
-        for _attempt in range(MAX_ATTEMPTS):
-            before = self.offline.table(group)
-            now = before.version()
-            if before.transaction_version(app_id(batch.run_id)) is not None:
-                return Written(0, version_of_run(before, batch.run_id, now), already=True)
-            new_files = _new_overlapping_files(self.offline, batch, seen, now)
-            if new_files:  # rows committed in our range since the dedupe: dedupe again
-                df = without_stored_rows(
-                    df.sparkSession, group, df, new_files,
-                    {"min_et": batch.et_range[0], "max_et": batch.et_range[1]},
-                    batch.value_cols)
-            seen = now
-            if df.isEmpty():
-                return Written(0, None)
+    def _merge(self, batch: Batch, df: "DataFrame", path: str, meta: str) -> Written | None:
+        from delta.tables import DeltaTable
+
+        group, spark = batch.group, df.sparkSession
+        cond = merge_condition(group, batch.value_cols, batch.et_range, "t", "s")
+        with _SESSION_CONF_LOCK:
+            previous = {k: spark.conf.get(k, None) for k in _TXN_CONF}
+            for k, value in zip(_TXN_CONF, (app_id(batch.run_id), "1", meta)):
+                spark.conf.set(k, value)
             try:
-                (df.write.format("delta").mode("append")
-                   .option("txnAppId", app_id(batch.run_id)).option("txnVersion", 1)
-                   .option("userMetadata", meta)
-                   .save(path))
-            except Exception as exc:  # py4j: Delta's concurrency exceptions are retryable
-                if any(name in str(exc) for name in _DELTA_CONFLICTS):
-                    continue
+                (DeltaTable.forPath(spark, path).alias("t")
+                 .merge(df.alias("s"), cond).whenNotMatchedInsertAll().execute())
+            except Exception as exc:  # Delta's concurrency exceptions are retryable
+                # (importing delta.tables makes pyspark raise them as delta.exceptions.*,
+                # whose text no longer names the Java class)
+                if isinstance(exc, _delta_conflict_types()) \
+                        or any(name in str(exc) for name in _DELTA_CONFLICTS):
+                    return None
                 raise SparkfsError(
                     f"writing the batch for feature group {group.name!r} with delta-spark "
                     f"failed; nothing was committed: {_first_line(exc)}") from exc
-            table = self.offline.table(group)
-            for h in table.history(20):
-                if isinstance(h.get("userMetadata"), str) and h["userMetadata"] == meta:
-                    rows = int((h.get("operationMetrics") or {}).get("numOutputRows", 0))
-                    return Written(rows, int(h["version"]))
-            # Delta skipped the write: this run id was committed meanwhile
-            return Written(0, version_of_run(table, batch.run_id, table.version()), already=True)
-        raise ConcurrentWriteError(
-            f"feature group {group.name!r}: other writers committed to its Delta table "
-            f"{MAX_ATTEMPTS} times while run {batch.run_id!r} tried to; nothing was written — "
-            "retry the same call (the run id keeps it idempotent)")
+            finally:
+                for k, v in previous.items():
+                    if v is None:
+                        spark.conf.unset(k)
+                    else:
+                        spark.conf.set(k, v)
+        table = self.offline.table(group)
+        for h in table.history(20):
+            if isinstance(h.get("userMetadata"), str) and h["userMetadata"] == meta:
+                metrics = h.get("operationMetrics") or {}
+                rows = int(metrics.get("numTargetRowsInserted", metrics.get("numOutputRows", 0)))
+                return Written(rows, int(h["version"]))
+        # Delta skipped the write: this run id was committed meanwhile
+        return Written(0, version_of_run(table, batch.run_id, table.version()), already=True)
 
 
 WRITERS = {"delta-rs": DeltaRsWriter, "delta-spark": DeltaSparkWriter}
