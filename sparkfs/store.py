@@ -473,6 +473,52 @@ class FeatureStore:
 
         return search(self, text)
 
+    # -- governance: lineage, OpenLineage export (sparkfs.lineage) ------------------------------
+    def lineage(self, node: str, direction: str = "up", depth: int | None = None):
+        """Where ``node`` came from (``direction="up"``) or what uses it (``"down"``,
+        ``"both"``), ``depth`` hops at most: a ``sparkfs.lineage.Lineage`` (nodes, edges,
+        ``to_json()``, ``to_dot()``, ``str()`` a tree). Nodes: ``"model:delay_model@1"``,
+        ``"deployment:delay"``, ``"training_set:delays@1"``, ``"view:delay@1"``,
+        ``"group:weather@1"``, ``"feature:weather:temp"``, ``"delta:weather@1:v3"``...
+
+        >>> import tempfile
+        >>> from sparkfs import Entity, Field, FeatureGroup, FeatureView
+        >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+        >>> g = FeatureGroup("weather", [Entity("airport", ["origin"])], "t", [Field("temp", "double")])
+        >>> _ = fs.apply([g, FeatureView("delay", features=["weather:temp"])])
+        >>> fs.lineage("feature:weather:temp", direction="down").ids()
+        ['feature:weather@1:temp', 'view:delay@1']
+        """
+        return self._lineage_graph().walk(node, direction, depth)
+
+    def lineage_events(self, namespace: str = "sparkfs") -> list:
+        """Every job sparkfs recorded (ingest runs, training sets, model versions,
+        deployments) as OpenLineage ``RunEvent``s; send them with
+        ``sparkfs.lineage.openlineage.emit`` (see there).
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).lineage_events()
+        []
+        """
+        from .lineage.openlineage import run_events
+
+        return run_events(self._lineage_graph(), namespace)
+
+    def _lineage_graph(self):
+        import importlib.util
+
+        from .lineage import build_graph
+
+        models, why = None, None
+        uri = self.config.mlflow_tracking_uri
+        if importlib.util.find_spec("mlflow") is None:
+            why = "mlflow is not installed (pip install 'sparkfs[models]')"
+        elif not (uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):])):
+            models = self.models  # (a missing SQLite db: no model was ever logged; reading
+            # lineage must not create it)
+        return build_graph(self.registry, self.offline, models, self.list_feature_groups(),
+                           models_unread=why)
+
 
 def _training_set(fs: FeatureStore, name: str, version: int):
     from .training.sets import get_training_set

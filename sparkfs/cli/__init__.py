@@ -18,6 +18,7 @@ from ..errors import SparkfsError
 #: Modules that add subcommands, in help order.
 COMMAND_MODULES = ["core", "online", "serve", "quality", "training", "inference", "gc",
                    "streams"]
+COMMAND_MODULES.append("governance")  # lineage, lineage-export (sparkfs.cli.governance)
 
 
 def build_parser() -> argparse.ArgumentParser:

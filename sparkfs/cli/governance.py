@@ -1,0 +1,73 @@
+"""``sparkfs lineage`` and ``sparkfs lineage-export``: the lineage graph (``fs.lineage``)
+and its OpenLineage events (``sparkfs.lineage.openlineage``).
+
+    sparkfs lineage model:delay_model@1                # tree of where it came from
+    sparkfs lineage feature:weather:temp --down        # what uses it
+    sparkfs lineage group:weather --direction both --depth 2 --format json|dot
+    sparkfs lineage-export --file events.jsonl         # or --url http://marquez:5000
+
+``--format json`` prints ``Lineage.to_dict()`` (stable: see ``sparkfs.lineage.Lineage``).
+Errors (an unknown node lists close matches) are one line on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import SparkfsError
+from . import open_store
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``lineage`` and ``lineage-export`` subcommands."""
+    p = sub.add_parser("lineage", help="where a node came from (or, --down, what uses it)")
+    p.add_argument("node", help="model:NAME@V, deployment:NAME, training_set:NAME@V, "
+                   "view:NAME@V, group:NAME@V, feature:GROUP:FEATURE, delta:GROUP@V:vN")
+    p.add_argument("--down", action="store_true", help="what uses the node (downstream)")
+    p.add_argument("--direction", choices=["up", "down", "both"], default=None,
+                   help="up (default), down or both")
+    p.add_argument("--depth", type=int, default=None, help="at most this many hops")
+    p.add_argument("--format", choices=["text", "json", "dot"], default="text")
+    p.set_defaults(func=_lineage)
+
+    p = sub.add_parser("lineage-export", help="send every recorded job as OpenLineage events")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--file", help="append the events to this file, one JSON per line")
+    where.add_argument("--url", help="POST them to this OpenLineage endpoint (base URL)")
+    p.add_argument("--namespace", default="sparkfs", help="OpenLineage namespace")
+    p.set_defaults(func=_export)
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    if args.down and args.direction not in (None, "down"):
+        raise SparkfsError(f"--down contradicts --direction {args.direction}")
+    direction = "down" if args.down else (args.direction or "up")
+    fs = open_store(args)
+    try:
+        result = fs.lineage(args.node, direction=direction, depth=args.depth)
+    finally:
+        fs.close()
+    if args.format == "json":
+        print(result.to_json())
+    elif args.format == "dot":
+        print(result.to_dot())
+    else:
+        print(result)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ..lineage.openlineage import emit
+
+    transport = ({"type": "file", "log_file_path": args.file, "append": True} if args.file
+                 else {"type": "http", "url": args.url})
+    fs = open_store(args)
+    try:
+        events = fs.lineage_events(args.namespace)
+    finally:
+        fs.close()
+    sent = emit(events, transport)
+    print(json.dumps({"events": sent, "transport": transport["type"],
+                      "target": args.file or args.url}))
+    return 0
