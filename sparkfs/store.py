@@ -519,6 +519,27 @@ class FeatureStore:
         return build_graph(self.registry, self.offline, models, self.list_feature_groups(),
                            models_unread=why)
 
+    def skew_report(self, deployment: str, start: Any = None, end: Any = None,
+                    engine: str = "duckdb", threshold: float = 0.0):
+        """Compare the features ``deployment`` served online in ``[start, end)`` (its
+        evaluation log) with the same requests recomputed offline at their logged time
+        (point in time, as known then): per feature match / missing-online /
+        missing-offline / mismatch rates, differences, causes and samples. A
+        ``sparkfs.monitoring.skew.SkewReport``; ``report.failing()`` lists the features above
+        ``threshold``.
+
+        >>> import tempfile
+        >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+        >>> fs.skew_report("delay")
+        Traceback (most recent call last):
+        ...
+        sparkfs.errors.NotFoundError: deployment 'delay' does not exist; deployments: none (create one with fs.deploy)
+        """  # noqa: E501 (doctest output)
+        from .monitoring.skew import skew_report
+
+        return skew_report(self, deployment, start=start, end=end, engine=engine,
+                           threshold=threshold)
+
 
 def _training_set(fs: FeatureStore, name: str, version: int):
     from .training.sets import get_training_set

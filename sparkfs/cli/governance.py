@@ -5,9 +5,13 @@ and its OpenLineage events (``sparkfs.lineage.openlineage``).
     sparkfs lineage feature:weather:temp --down        # what uses it
     sparkfs lineage group:weather --direction both --depth 2 --format json|dot
     sparkfs lineage-export --file events.jsonl         # or --url http://marquez:5000
+    sparkfs skew delay [--since T] [--until T] [--threshold 0.01] [--engine duckdb|spark] [--json]
 
 ``--format json`` prints ``Lineage.to_dict()`` (stable: see ``sparkfs.lineage.Lineage``).
-Errors (an unknown node lists close matches) are one line on stderr with exit code 2.
+``sparkfs skew`` prints the skew report (``fs.skew_report``) and exits 1 when a feature's
+skew rate is above ``--threshold`` (or a changed transform computes it), for schedulers and
+CI. Errors (an unknown node lists close matches, a window with no logged requests) are one
+line on stderr with exit code 2.
 """
 
 from __future__ import annotations
@@ -37,6 +41,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--url", help="POST them to this OpenLineage endpoint (base URL)")
     p.add_argument("--namespace", default="sparkfs", help="OpenLineage namespace")
     p.set_defaults(func=_export)
+
+    p = sub.add_parser("skew", help="served vs offline-recomputed features of a deployment; "
+                       "exit 1 above --threshold")
+    p.add_argument("deployment")
+    p.add_argument("--since", help="only requests at or after this time (ISO 8601)")
+    p.add_argument("--until", help="only requests before this time (ISO 8601)")
+    p.add_argument("--threshold", type=float, default=0.0,
+                   help="highest skew rate (0..1) a feature may have (default 0)")
+    p.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_skew)
 
 
 def _lineage(args: argparse.Namespace) -> int:
@@ -71,3 +86,14 @@ def _export(args: argparse.Namespace) -> int:
     print(json.dumps({"events": sent, "transport": transport["type"],
                       "target": args.file or args.url}))
     return 0
+
+
+def _skew(args: argparse.Namespace) -> int:
+    fs = open_store(args)
+    try:
+        report = fs.skew_report(args.deployment, start=args.since, end=args.until,
+                                engine=args.engine, threshold=args.threshold)
+    finally:
+        fs.close()
+    print(report.to_json() if args.json else report)
+    return 1 if report.failing() else 0
