@@ -540,6 +540,23 @@ class FeatureStore:
         return skew_report(self, deployment, start=start, end=end, engine=engine,
                            threshold=threshold)
 
+    def monitor_served(self, deployment: str, start: Any = None, end: Any = None,
+                       **options: Any):
+        """Drift of the features ``deployment`` served in ``[start, end)`` against its
+        model's training set: a ``DriftReport`` (PSI, KS, Wasserstein, null and NaN rates;
+        ``options``: ``psi_threshold``, ``ks_pvalue``, ``wasserstein_threshold``, ``bins``).
+        See ``sparkfs.monitoring.served``.
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).monitor_served("delay")
+        Traceback (most recent call last):
+        ...
+        sparkfs.errors.NotFoundError: deployment 'delay' does not exist; deployments: none (create one with fs.deploy)
+        """  # noqa: E501 (doctest output)
+        from .monitoring.served import served_drift
+
+        return served_drift(self, deployment, start=start, end=end, **options)
+
 
 def _training_set(fs: FeatureStore, name: str, version: int):
     from .training.sets import get_training_set

@@ -6,6 +6,7 @@ and its OpenLineage events (``sparkfs.lineage.openlineage``).
     sparkfs lineage group:weather --direction both --depth 2 --format json|dot
     sparkfs lineage-export --file events.jsonl         # or --url http://marquez:5000
     sparkfs skew delay [--since T] [--until T] [--threshold 0.01] [--engine duckdb|spark] [--json]
+    sparkfs monitor-served delay [--since T] [--until T] [--json]   # exit 1 on drift
 
 ``--format json`` prints ``Lineage.to_dict()`` (stable: see ``sparkfs.lineage.Lineage``).
 ``sparkfs skew`` prints the skew report (``fs.skew_report``) and exits 1 when a feature's
@@ -53,6 +54,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_skew)
 
+    p = sub.add_parser("monitor-served", help="drift of a deployment's served features against "
+                       "its training set; exit 1 on drift")
+    p.add_argument("deployment")
+    p.add_argument("--since", help="only requests at or after this time (ISO 8601)")
+    p.add_argument("--until", help="only requests before this time (ISO 8601)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_monitor_served)
+
 
 def _lineage(args: argparse.Namespace) -> int:
     if args.down and args.direction not in (None, "down"):
@@ -97,3 +106,13 @@ def _skew(args: argparse.Namespace) -> int:
         fs.close()
     print(report.to_json() if args.json else report)
     return 1 if report.failing() else 0
+
+
+def _monitor_served(args: argparse.Namespace) -> int:
+    fs = open_store(args)
+    try:
+        report = fs.monitor_served(args.deployment, start=args.since, end=args.until)
+    finally:
+        fs.close()
+    print(json.dumps(report.to_dict(), default=str) if args.json else report)
+    return 1 if report.drifted else 0
