@@ -552,6 +552,90 @@ class FeatureStore:
 
         return search(self, text)
 
+    # -- governance: lineage, OpenLineage export (sparkfs.lineage) ------------------------------
+    def lineage(self, node: str, direction: str = "up", depth: int | None = None):
+        """Where ``node`` came from (``direction="up"``) or what uses it (``"down"``,
+        ``"both"``), ``depth`` hops at most: a ``sparkfs.lineage.Lineage`` (nodes, edges,
+        ``to_json()``, ``to_dot()``, ``str()`` a tree). Nodes: ``"model:delay_model@1"``,
+        ``"deployment:delay"``, ``"training_set:delays@1"``, ``"view:delay@1"``,
+        ``"group:weather@1"``, ``"feature:weather:temp"``, ``"delta:weather@1:v3"``...
+
+        >>> import tempfile
+        >>> from sparkfs import Entity, Field, FeatureGroup, FeatureView
+        >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+        >>> g = FeatureGroup("weather", [Entity("airport", ["origin"])], "t", [Field("temp", "double")])
+        >>> _ = fs.apply([g, FeatureView("delay", features=["weather:temp"])])
+        >>> fs.lineage("feature:weather:temp", direction="down").ids()
+        ['feature:weather@1:temp', 'view:delay@1']
+        """
+        return self._lineage_graph().walk(node, direction, depth)
+
+    def lineage_events(self, namespace: str = "sparkfs") -> list:
+        """Every job sparkfs recorded (ingest runs, training sets, model versions,
+        deployments) as OpenLineage ``RunEvent``s; send them with
+        ``sparkfs.lineage.openlineage.emit`` (see there).
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).lineage_events()
+        []
+        """
+        from .lineage.openlineage import run_events
+
+        return run_events(self._lineage_graph(), namespace)
+
+    def _lineage_graph(self):
+        import importlib.util
+
+        from .lineage import build_graph
+
+        models, why = None, None
+        uri = self.config.mlflow_tracking_uri
+        if importlib.util.find_spec("mlflow") is None:
+            why = "mlflow is not installed (pip install 'sparkfs[models]')"
+        elif not (uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):])):
+            models = self.models  # (a missing SQLite db: no model was ever logged; reading
+            # lineage must not create it)
+        return build_graph(self.registry, self.offline, models, self.list_feature_groups(),
+                           models_unread=why)
+
+    def skew_report(self, deployment: str, start: Any = None, end: Any = None,
+                    engine: str = "duckdb", threshold: float = 0.0):
+        """Compare the features ``deployment`` served online in ``[start, end)`` (its
+        evaluation log) with the same requests recomputed offline at their logged time
+        (point in time, as known then): per feature match / missing-online /
+        missing-offline / mismatch rates, differences, causes and samples. A
+        ``sparkfs.monitoring.skew.SkewReport``; ``report.failing()`` lists the features above
+        ``threshold``.
+
+        >>> import tempfile
+        >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+        >>> fs.skew_report("delay")
+        Traceback (most recent call last):
+        ...
+        sparkfs.errors.NotFoundError: deployment 'delay' does not exist; deployments: none (create one with fs.deploy)
+        """  # noqa: E501 (doctest output)
+        from .monitoring.skew import skew_report
+
+        return skew_report(self, deployment, start=start, end=end, engine=engine,
+                           threshold=threshold)
+
+    def monitor_served(self, deployment: str, start: Any = None, end: Any = None,
+                       **options: Any):
+        """Drift of the features ``deployment`` served in ``[start, end)`` against its
+        model's training set: a ``DriftReport`` (PSI, KS, Wasserstein, null and NaN rates;
+        ``options``: ``psi_threshold``, ``ks_pvalue``, ``wasserstein_threshold``, ``bins``).
+        See ``sparkfs.monitoring.served``.
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).monitor_served("delay")
+        Traceback (most recent call last):
+        ...
+        sparkfs.errors.NotFoundError: deployment 'delay' does not exist; deployments: none (create one with fs.deploy)
+        """  # noqa: E501 (doctest output)
+        from .monitoring.served import served_drift
+
+        return served_drift(self, deployment, start=start, end=end, **options)
+
 
 def _training_set(fs: FeatureStore, name: str, version: int):
     from .training.sets import get_training_set

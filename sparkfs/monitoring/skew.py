@@ -1,0 +1,402 @@
+"""Training/serving skew: "is what we served what training would have seen?"
+
+``skew_report(fs, deployment, start=None, end=None, engine="duckdb")``:
+
+1. Reads the deployment's online requests in ``[start, end)`` from its evaluation log
+   (Arrow, no pandas on the value path: a null and a NaN stay distinct).
+2. Recomputes each request's features offline at its logged time with the same view,
+   references and on-demand transforms: ``get_historical_features(..., as_known_at=True)``
+   (only rows committed before the request was served), engine ``"duckdb"`` or ``"spark"``.
+3. Compares, per model input column, logged vs recomputed value:
+
+   - ``match``: both null, both NaN, or equal (numbers within ``1e-9`` relative);
+   - ``missing_online``: served null, offline has a value (NaN counts as a value);
+   - ``missing_offline``: served a value, offline null;
+   - ``mismatch``: both have values and they differ (NaN vs a number included).
+
+   ``skew_rate`` = (missing_online + missing_offline + mismatch) / requests; for numbers
+   also the mean and max absolute difference of the mismatches. A sample of skewed
+   requests keeps both values.
+4. Explains each skewed value with the first cause that applies:
+
+   - ``materialization_lag``: the served value's event time is older than the newest event
+     time offline knew at serve time (or nothing was served while offline had a row);
+   - ``ttl_expiry``: the served value was older than the group's ttl at serve time
+     (offline expired it), or the online store marked it expired while offline had it;
+   - ``transform_changed``: the column comes from a transform whose fingerprint in the
+     model's training-set manifest differs from the registered (served) one; every request
+     is counted, whatever its value, since the recompute runs the served code too;
+   - ``unexplained``.
+
+Refused with the reason: a window with no logged online requests, and logs written for
+another view than the deployment's current one (a view change since).
+
+>>> r = SkewReport("delay", 1, "m@1", "v@1", "t@1", "duckdb", None, None, 2, 0.0, features=[
+...     {"feature": "temp", "requests": 2, "skew_rate": 0.5, "causes": {"unexplained": 1}}])
+>>> r.failing(), r.failing(0.6)
+(['temp'], [])
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import NotFoundError, SparkfsError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..store import FeatureStore
+
+__all__ = ["CAUSES", "SkewReport", "skew_report"]
+
+CAUSES = ("materialization_lag", "ttl_expiry", "transform_changed", "unexplained")
+SAMPLE = 5
+REL_TOL = 1e-9
+_ROW = "skew_row_"
+_AT = "skew_served_at_"
+
+
+@dataclass
+class SkewReport:
+    """One skew report: the deployment (revision, model, view, training set), the engine,
+    the window, ``requests`` compared, the ``threshold`` and per model input column a dict
+    in ``features``: ``feature``, ``dtype``, ``source`` (group label or ``on_demand:<t>``),
+    ``requests``, ``matches``, ``missing_online``, ``missing_offline``, ``mismatches``,
+    ``skew_rate``, ``mean_abs_diff`` / ``max_abs_diff`` (numbers, else None), ``causes``
+    ({cause: requests}) and ``sample`` (skewed requests: request id, row, served time,
+    entity, served and offline values, cause). ``findings`` are report-level causes
+    (changed transforms)."""
+
+    deployment: str
+    revision: int
+    model: str
+    view: str | None
+    training_set: str
+    engine: str
+    start: str | None
+    end: str | None
+    requests: int
+    threshold: float
+    features: list[dict] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    created_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
+
+    def failing(self, threshold: float | None = None) -> list[str]:
+        """Columns whose skew rate is above ``threshold`` (default: the report's), or
+        that a changed transform computes."""
+        t = self.threshold if threshold is None else threshold
+        return [f["feature"] for f in self.features
+                if f["skew_rate"] > t or f["causes"].get("transform_changed")]
+
+    def feature(self, name: str) -> dict:
+        for f in self.features:
+            if f["feature"] == name:
+                return f
+        raise NotFoundError(f"skew report of {self.deployment!r} has no feature {name!r}; "
+                            f"features: {[f['feature'] for f in self.features]}")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "failing": self.failing()}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, default=str)
+
+    def __str__(self) -> str:
+        def num(v: Any) -> str:
+            return "-" if v is None else f"{v:.4g}"
+
+        rows = [("FEATURE", "SOURCE", "MATCH", "MISS ONLINE", "MISS OFFLINE", "MISMATCH",
+                 "SKEW", "MAX |DIFF|", "CAUSES")]
+        for f in self.features:
+            causes = ", ".join(f"{k} {v}" for k, v in sorted(f["causes"].items()) if v) or "-"
+            rows.append((f["feature"], f["source"], str(f["matches"]), str(f["missing_online"]),
+                         str(f["missing_offline"]), str(f["mismatches"]),
+                         f"{f['skew_rate']:.3f}", num(f["max_abs_diff"]), causes))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+        bad = self.failing()
+        verdict = (f"SKEW in {len(bad)} feature(s) above {self.threshold}: {', '.join(bad)}"
+                   if bad else f"no skew above {self.threshold}")
+        return "\n".join([f"skew of deployment {self.deployment} (revision {self.revision}, "
+                          f"model {self.model}, training set {self.training_set}): "
+                          f"{self.requests} request(s), engine {self.engine}", table]
+                         + [f"finding: {x}" for x in self.findings] + [verdict])
+
+
+# -- reading the log --------------------------------------------------------------------------
+def _utc(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    import pandas as pd
+
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.to_pydatetime()
+
+
+def _iso(value: Any) -> str | None:
+    t = _utc(value)
+    return t.isoformat() if t is not None else None
+
+
+def read_requests(log_path: str, start: Any, end: Any, storage_options: dict) -> pa.Table:
+    """The online rows of an evaluation table in ``[start, end)`` without errors (Arrow)."""
+    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
+
+    from ..offline.tables import arrow_dataset
+
+    try:
+        data = arrow_dataset(DeltaTable(log_path, storage_options=storage_options))
+    except Exception:
+        raise NotFoundError(f"no evaluation log at {log_path}") from None
+    ts_type = pa.timestamp("us", "UTC")
+    expr = (ds.field("scoring_path") == "online") & ds.field("error").is_null()
+    if start is not None:
+        expr = expr & (ds.field("time") >= pa.scalar(_utc(start), ts_type))
+    if end is not None:
+        expr = expr & (ds.field("time") < pa.scalar(_utc(end), ts_type))
+    return data.to_table(filter=expr).sort_by([("time", "ascending"),
+                                               ("request_id", "ascending"),
+                                               ("row", "ascending")])
+
+
+def _spine(log: pa.Table):
+    import pandas as pd
+
+    entities = [json.loads(e) for e in log.column("entity").to_pylist()]
+    requests = [json.loads(r) if r else {} for r in log.column("request_data").to_pylist()]
+    data: dict[str, list] = {}
+    for key in sorted({k for e in entities for k in e}):
+        data[key] = [e.get(key) for e in entities]
+    for key in sorted({k for r in requests for k in r}):
+        data[key] = [r.get(key) for r in requests]
+    spine = pd.DataFrame(data)
+    spine[_AT] = pd.Series(log.column("time").to_pandas(), dtype="datetime64[us, UTC]")
+    spine[_ROW] = range(len(spine))
+    return spine, entities
+
+
+# -- comparing -------------------------------------------------------------------------------
+def _masks(col: pa.ChunkedArray):
+    import numpy as np
+
+    null = col.is_null().to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(col.type):
+        nan = pc.fill_null(pc.is_nan(col), False).to_numpy(zero_copy_only=False)
+    else:
+        nan = np.zeros(len(col), dtype=bool)
+    return null, nan
+
+
+def _compare(served: pa.ChunkedArray, offline: pa.ChunkedArray):
+    """Per row: 0 match, 1 missing online, 2 missing offline, 3 mismatch; abs diffs."""
+    import numpy as np
+
+    s_null, s_nan = _masks(served)
+    o_null, o_nan = _masks(offline)
+    both = ~s_null & ~o_null
+    numeric = pa.types.is_integer(served.type) or pa.types.is_floating(served.type)
+    diff = np.full(len(served), np.nan)
+    if numeric:
+        a = pc.fill_null(pc.cast(served, pa.float64()), 0.0).to_numpy(zero_copy_only=False)
+        b = pc.fill_null(pc.cast(offline, pa.float64()), 0.0).to_numpy(zero_copy_only=False)
+        with np.errstate(invalid="ignore"):
+            d = np.abs(a - b)
+            close = d <= REL_TOL * np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
+        equal = (s_nan & o_nan) | (~s_nan & ~o_nan & close)
+        diff = np.where(both & ~s_nan & ~o_nan, d, np.nan)
+    else:
+        sv, ov = served.to_pylist(), offline.to_pylist()
+        equal = np.array([x == y for x, y in zip(sv, ov)], dtype=bool)
+    state = np.zeros(len(served), dtype=np.int8)
+    state[s_null & ~o_null] = 1
+    state[~s_null & o_null] = 2
+    state[both & ~equal] = 3
+    return state, (diff if numeric else None)
+
+
+def _newest_known(fs: "FeatureStore", group: Any, key_columns: dict, spine: Any,
+                  rows: list[int]) -> dict[int, Any]:
+    """For spine ``rows``: the newest event time of the key in ``group``'s history among
+    rows with event time and commit time <= the served time (what offline knew)."""
+    import duckdb
+
+    from ..offline.tables import COMMIT_TIME
+    from ..sql import quote_ident
+
+    hist = fs.offline.read_arrow(group)
+    keys = list(key_columns)
+    sub = spine.iloc[rows][[key_columns[k] for k in keys] + [_AT, _ROW]]
+    con = duckdb.connect()
+    try:
+        con.register("h", hist)
+        con.register("s", sub)
+        on = " AND ".join(f"h.{quote_ident(k, 'duckdb')} = s.{quote_ident(key_columns[k], 'duckdb')}"
+                          for k in keys)
+        et = quote_ident(group.event_time, "duckdb")
+        q = (f"SELECT s.{_ROW}, max(h.{et}) FROM s JOIN h ON {on} AND h.{et} <= s.{_AT} "
+             f"AND h.{COMMIT_TIME} <= s.{_AT} GROUP BY s.{_ROW}")
+        return {int(r): t for r, t in con.sql(q).fetchall()}
+    finally:
+        con.close()
+
+
+def _as_utc(t: Any) -> dt.datetime | None:
+    if t is None:
+        return None
+    if isinstance(t, dt.datetime) and t.tzinfo is None:
+        return t.replace(tzinfo=dt.UTC)
+    return t
+
+
+def skew_report(fs: "FeatureStore", deployment: str, start: Any = None, end: Any = None,
+                engine: str = "duckdb", threshold: float = 0.0,
+                sample: int = SAMPLE) -> SkewReport:
+    """Compare what ``deployment`` served in ``[start, end)`` with what offline
+    recomputation gives (see the module docstring)."""
+    if engine not in ("duckdb", "spark"):
+        raise SparkfsError(f"skew report engine {engine!r} is unknown; use 'duckdb' or 'spark'")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
+            or not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
+        raise SparkfsError(f"skew threshold must be a rate within [0, 1], got {threshold!r}")
+    d = fs.inference.deployments.get(deployment)
+    fs.inference.flush()
+    log = read_requests(d.log_path, start, end, dict(fs.config.offline.storage_options))
+    start_s, end_s = _iso(start), _iso(end)
+    window = f"from {start_s or 'the start'} until {end_s or 'now'}"
+    if log.num_rows == 0:
+        raise SparkfsError(f"deployment {deployment!r} has no logged online requests {window}; "
+                           "nothing to compare")
+    views = sorted({v for v in log.column("view").to_pylist()}, key=str)
+    if views != [d.view]:
+        raise SparkfsError(
+            f"deployment {deployment!r}: requests {window} were logged for view(s) {views} but "
+            f"it now serves {d.view!r}; the view changed since, so recomputing them with the "
+            f"current one would compare different features. Narrow the window (start=) to "
+            f"after revision {d.revision} was deployed ({d.created_at})")
+    b = d.binding
+    tname, _, tver = d.training_set.partition("@")
+    manifest = fs.get_training_set(tname, int(tver) if tver else None).manifest
+    spine, entities = _spine(log)
+    ts = fs.get_historical_features(spine, list(b.features), _AT, engine=engine,
+                                    as_known_at=True, key_map=dict(b.key_map) or None,
+                                    full_feature_names=b.full_feature_names)
+    offline = ts.to_arrow()
+    offline = offline.sort_by(_ROW) if _ROW in offline.column_names else offline
+    if offline.num_rows != log.num_rows:
+        raise SparkfsError(f"skew of {deployment!r}: the offline recompute returned "
+                           f"{offline.num_rows} rows for {log.num_rows} requests")
+
+    # which group (or on-demand transform) makes each column, and changed transforms
+    source: dict[str, tuple[str, dict]] = {}
+    for gr in manifest.get("groups", []):
+        for c in gr.get("columns", []):
+            source[c] = ("group", gr)
+    registered = {s["name"]: s.get("fingerprint") for s in fs.registry.list("on_demand")}
+    changed: dict[str, str] = {}
+    for name, fp in (manifest.get("on_demand") or {}).items():
+        now = registered.get(name)
+        if now != fp:
+            changed[name] = (f"on-demand transform {name!r}: fingerprint {fp} in training set "
+                             f"{d.training_set}, {now} registered (served)")
+    for gr in manifest.get("groups", []):
+        current = fs.get_feature_group(gr["name"], gr["version"])
+        now_t = {t.name: getattr(t, "fingerprint", "") for t in current.transforms}
+        if now_t != gr.get("transforms", {}):
+            changed[gr["label"]] = (f"transforms of group {gr['label']}: {gr.get('transforms')} "
+                                    f"in training set {d.training_set}, {now_t} now")
+    od_columns = _on_demand_columns(manifest, b)
+
+    report = SkewReport(d.name, d.revision, d.model_label, d.view, d.training_set, engine,
+                        start_s, end_s,
+                        log.num_rows, float(threshold), findings=sorted(changed.values()))
+    served_at = log.column("time").to_pylist()
+    request_ids = log.column("request_id").to_pylist()
+    row_ids = log.column("row").to_pylist()
+    n = log.num_rows
+    for col, dtype in b.columns:
+        state, diff = _compare(log.column(col), offline.column(col))
+        causes = dict.fromkeys(CAUSES, 0)
+        cause_of: dict[int, str] = {}
+        skewed = [i for i in range(n) if state[i]]
+        kind, info = source.get(col, ("on_demand", {}))
+        transform = od_columns.get(col) if kind == "on_demand" else info.get("label")
+        if transform in changed:
+            for i in range(n):
+                cause_of[i] = "transform_changed"
+        elif kind == "group" and skewed:
+            cause_of = _explain(fs, info, log, col, spine, skewed, state)
+        for i in set(skewed) | set(cause_of):
+            causes[cause_of.get(i, "unexplained")] += 1
+        mism = diff[state == 3] if diff is not None else None
+        served_vals = log.column(col).to_pylist()
+        offline_vals = offline.column(col).to_pylist()
+        report.features.append({
+            "feature": col, "dtype": dtype,
+            "source": info.get("label") if kind == "group" else f"on_demand:{transform}",
+            "requests": n, "matches": int((state == 0).sum()),
+            "missing_online": int((state == 1).sum()),
+            "missing_offline": int((state == 2).sum()), "mismatches": int((state == 3).sum()),
+            "skew_rate": len(skewed) / n,
+            "mean_abs_diff": float(mism.mean()) if mism is not None and len(mism) else None,
+            "max_abs_diff": float(mism.max()) if mism is not None and len(mism) else None,
+            "causes": {k: v for k, v in causes.items() if v},
+            "sample": [{"request_id": request_ids[i], "row": row_ids[i],
+                        "served_at": served_at[i].isoformat(), "entity": entities[i],
+                        "served": _jsonable(served_vals[i]),
+                        "offline": _jsonable(offline_vals[i]),
+                        "cause": cause_of.get(i, "unexplained")} for i in skewed[:sample]],
+        })
+    return report
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return "NaN"
+    if isinstance(v, dt.datetime | dt.date):
+        return v.isoformat()
+    return v
+
+
+def _on_demand_columns(manifest: dict, binding: Any) -> dict[str, str]:
+    """Model input column -> the on-demand transform that computes it."""
+    from ..definitions import FeatureRef
+
+    groups = {gr["name"] for gr in manifest.get("groups", [])}
+    od = set(manifest.get("on_demand") or {})
+    out = {}
+    for ref, (col, _) in zip(binding.features, binding.columns):
+        r = FeatureRef.parse(ref)
+        if r.group in od and r.group not in groups:
+            out[col] = r.group
+    return out
+
+
+def _explain(fs: "FeatureStore", info: dict, log: pa.Table, col: str, spine: Any,
+             skewed: list[int], state: Any) -> dict[int, str]:
+    group = fs.get_feature_group(info["name"], info["version"])
+    newest = _newest_known(fs, group, info["key_columns"], spine, skewed)
+    served_et = log.column(f"{col}__event_time").to_pylist()
+    status = log.column(f"{col}__status").to_pylist()
+    served_at = log.column("time").to_pylist()
+    ttl = group.ttl
+    out = {}
+    for i in skewed:
+        known = _as_utc(newest.get(i))
+        et = _as_utc(served_et[i])
+        at = _as_utc(served_at[i])
+        if status[i] == "expired" or (state[i] == 2 and ttl is not None and et is not None
+                                      and at is not None and at - et > ttl):
+            out[i] = "ttl_expiry"
+        elif known is not None and (et is None or et < known):
+            out[i] = "materialization_lag"
+        else:
+            out[i] = "unexplained"
+    return out
