@@ -37,8 +37,7 @@ from ..errors import SparkfsError
 
 #: Modules that add subcommands, in help order (``ui`` is added by :func:`_register_ui`).
 COMMAND_MODULES = ["core", "online", "serve", "quality", "training", "inference", "gc",
-                   "streams"]
-COMMAND_MODULES.append("governance")  # lineage, lineage-export (sparkfs.cli.governance)
+                   "streams", "governance"]
 
 CONFIG_HELP = "YAML config (default: $SPARKFS_CONFIG, else the embedded defaults)"
 

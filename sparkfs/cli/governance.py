@@ -17,102 +17,110 @@ line on stderr with exit code 2.
 
 from __future__ import annotations
 
-import argparse
 import json
+from typing import Annotated, Literal
+
+import typer
 
 from ..errors import SparkfsError
-from . import open_store
+from . import config_of, open_store
+
+SINCE = typer.Option("--since", help="only requests at or after this time (ISO 8601)")
+UNTIL = typer.Option("--until", help="only requests before this time (ISO 8601)")
+JSON = typer.Option("--json", help="print the report as JSON")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``lineage`` and ``lineage-export`` subcommands."""
-    p = sub.add_parser("lineage", help="where a node came from (or, --down, what uses it)")
-    p.add_argument("node", help="model:NAME@V, deployment:NAME, training_set:NAME@V, "
-                   "view:NAME@V, group:NAME@V, feature:GROUP:FEATURE, delta:GROUP@V:vN")
-    p.add_argument("--down", action="store_true", help="what uses the node (downstream)")
-    p.add_argument("--direction", choices=["up", "down", "both"], default=None,
-                   help="up (default), down or both")
-    p.add_argument("--depth", type=int, default=None, help="at most this many hops")
-    p.add_argument("--format", choices=["text", "json", "dot"], default="text")
-    p.set_defaults(func=_lineage)
+def register(app: typer.Typer) -> None:
+    """Add the ``lineage``, ``lineage-export``, ``skew`` and ``monitor-served`` commands.
 
-    p = sub.add_parser("lineage-export", help="send every recorded job as OpenLineage events")
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--file", help="append the events to this file, one JSON per line")
-    where.add_argument("--url", help="POST them to this OpenLineage endpoint (base URL)")
-    p.add_argument("--namespace", default="sparkfs", help="OpenLineage namespace")
-    p.set_defaults(func=_export)
-
-    p = sub.add_parser("skew", help="served vs offline-recomputed features of a deployment; "
-                       "exit 1 above --threshold")
-    p.add_argument("deployment")
-    p.add_argument("--since", help="only requests at or after this time (ISO 8601)")
-    p.add_argument("--until", help="only requests before this time (ISO 8601)")
-    p.add_argument("--threshold", type=float, default=0.0,
-                   help="highest skew rate (0..1) a feature may have (default 0)")
-    p.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=_skew)
-
-    p = sub.add_parser("monitor-served", help="drift of a deployment's served features against "
-                       "its training set; exit 1 on drift")
-    p.add_argument("deployment")
-    p.add_argument("--since", help="only requests at or after this time (ISO 8601)")
-    p.add_argument("--until", help="only requests before this time (ISO 8601)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=_monitor_served)
+    >>> app = typer.Typer(); register(app)
+    >>> [c.name for c in app.registered_commands]
+    ['lineage', 'lineage-export', 'skew', 'monitor-served']
+    """
+    app.command("lineage", help="where a node came from (or, --down, what uses it)")(_lineage)
+    app.command("lineage-export", help="send every recorded job as OpenLineage events")(_export)
+    app.command("skew", help="served vs offline-recomputed features of a deployment; "
+                "exit 1 above --threshold")(_skew)
+    app.command("monitor-served", help="drift of a deployment's served features against its "
+                "training set; exit 1 on drift")(_monitor_served)
 
 
-def _lineage(args: argparse.Namespace) -> int:
-    if args.down and args.direction not in (None, "down"):
-        raise SparkfsError(f"--down contradicts --direction {args.direction}")
-    direction = "down" if args.down else (args.direction or "up")
-    fs = open_store(args)
+def _lineage(ctx: typer.Context,
+             node: Annotated[str, typer.Argument(
+                 help="model:NAME@V, deployment:NAME, training_set:NAME@V, view:NAME@V, "
+                 "group:NAME@V, feature:GROUP:FEATURE, delta:GROUP@V:vN")],
+             down: Annotated[bool, typer.Option("--down", help="what uses the node "
+                                                "(downstream)")] = False,
+             direction: Annotated[Literal["up", "down", "both"] | None, typer.Option(
+                 "--direction", help="up (default), down or both")] = None,
+             depth: Annotated[int | None, typer.Option("--depth",
+                                                       help="at most this many hops")] = None,
+             format: Annotated[Literal["text", "json", "dot"], typer.Option("--format")] = "text") -> int:
+    if down and direction not in (None, "down"):
+        raise SparkfsError(f"--down contradicts --direction {direction}")
+    way = "down" if down else (direction or "up")
+    fs = open_store(config_of(ctx))
     try:
-        result = fs.lineage(args.node, direction=direction, depth=args.depth)
+        result = fs.lineage(node, direction=way, depth=depth)
     finally:
         fs.close()
-    if args.format == "json":
+    if format == "json":
         print(result.to_json())
-    elif args.format == "dot":
+    elif format == "dot":
         print(result.to_dot())
     else:
         print(result)
     return 0
 
 
-def _export(args: argparse.Namespace) -> int:
+def _export(ctx: typer.Context,
+            file: Annotated[str | None, typer.Option(
+                "--file", help="append the events to this file, one JSON per line")] = None,
+            url: Annotated[str | None, typer.Option(
+                "--url", help="POST them to this OpenLineage endpoint (base URL)")] = None,
+            namespace: Annotated[str, typer.Option(
+                "--namespace", help="OpenLineage namespace")] = "sparkfs") -> int:
     from ..lineage.openlineage import emit
 
-    transport = ({"type": "file", "log_file_path": args.file, "append": True} if args.file
-                 else {"type": "http", "url": args.url})
-    fs = open_store(args)
+    if (file is None) == (url is None):
+        raise typer.BadParameter("give exactly one of --file and --url")
+    transport = ({"type": "file", "log_file_path": file, "append": True} if file
+                 else {"type": "http", "url": url})
+    fs = open_store(config_of(ctx))
     try:
-        events = fs.lineage_events(args.namespace)
+        events = fs.lineage_events(namespace)
     finally:
         fs.close()
     sent = emit(events, transport)
-    print(json.dumps({"events": sent, "transport": transport["type"],
-                      "target": args.file or args.url}))
+    print(json.dumps({"events": sent, "transport": transport["type"], "target": file or url}))
     return 0
 
 
-def _skew(args: argparse.Namespace) -> int:
-    fs = open_store(args)
+def _skew(ctx: typer.Context, deployment: str,
+          since: Annotated[str | None, SINCE] = None,
+          until: Annotated[str | None, UNTIL] = None,
+          threshold: Annotated[float, typer.Option(
+              "--threshold", help="highest skew rate (0..1) a feature may have")] = 0.0,
+          engine: Annotated[Literal["duckdb", "spark"], typer.Option("--engine")] = "duckdb",
+          json_: Annotated[bool, JSON] = False) -> int:
+    fs = open_store(config_of(ctx))
     try:
-        report = fs.skew_report(args.deployment, start=args.since, end=args.until,
-                                engine=args.engine, threshold=args.threshold)
+        report = fs.skew_report(deployment, start=since, end=until, engine=engine,
+                                threshold=threshold)
     finally:
         fs.close()
-    print(report.to_json() if args.json else report)
+    print(report.to_json() if json_ else report)
     return 1 if report.failing() else 0
 
 
-def _monitor_served(args: argparse.Namespace) -> int:
-    fs = open_store(args)
+def _monitor_served(ctx: typer.Context, deployment: str,
+                    since: Annotated[str | None, SINCE] = None,
+                    until: Annotated[str | None, UNTIL] = None,
+                    json_: Annotated[bool, JSON] = False) -> int:
+    fs = open_store(config_of(ctx))
     try:
-        report = fs.monitor_served(args.deployment, start=args.since, end=args.until)
+        report = fs.monitor_served(deployment, start=since, end=until)
     finally:
         fs.close()
-    print(json.dumps(report.to_dict(), default=str) if args.json else report)
+    print(json.dumps(report.to_dict(), default=str) if json_ else report)
     return 1 if report.drifted else 0
