@@ -17,7 +17,7 @@ from ..errors import SparkfsError
 
 #: Modules that add subcommands, in help order.
 COMMAND_MODULES = ["core", "online", "serve", "quality", "training", "inference", "gc",
-                   "streams"]
+                   "streams", "ui"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -96,6 +96,9 @@ def create_app(fs: Any, max_batch_size: int | None = None, keys: KeyRing | None 
     from .deployments import register as register_deployments
 
     register_deployments(app, fs)  # POST /deployments/{name}/predict, GET /metrics
+    from ..ui import mount_ui
+
+    mount_ui(app, fs)  # GET /ui/...: the read-only web UI (sparkfs.ui)
     app.add_middleware(BodyGuard, max_body_bytes=s.max_body_bytes,
                        body_timeout_s=s.body_timeout_s, max_json_depth=s.max_json_depth,
                        max_string_length=s.max_string_length)
