@@ -22,16 +22,18 @@ EVIL = "<script>alert('x')</script>\"quoted\" & 'single'"
 AIRPORT = Entity("airport", join_keys=["origin"])
 
 
-def weather_group(version: int = 1, extra: tuple[Field, ...] = ()) -> FeatureGroup:
+def weather_group(version: int = 1, extra: tuple[Field, ...] = (),
+                  validation: bool = True) -> FeatureGroup:
+    suite = Expectations([expect("column_values_to_be_between", column="temp",
+                                 min_value=-60, max_value=130)], name="weather")
     return FeatureGroup(
         "weather", [AIRPORT], "time_hour",
         [Field("temp", "double", "Temperature at the airport, F"),
          Field("sky", "string", "Sky condition"), *extra],
         version=version, online=True, ttl="2d", owner="data-team",
         description="Hourly NOAA weather " + EVIL, tags={"source": "noaa"},
-        expectations=Expectations([expect("column_values_to_be_between", column="temp",
-                                          min_value=-60, max_value=130)], name="weather"),
-        validation="quarantine")
+        expectations=suite if validation else None,
+        validation="quarantine" if validation else "strict")
 
 
 def weather_batch(seed: int, shift: float, n: int = 400, bad: int = 0) -> pd.DataFrame:
@@ -48,19 +50,24 @@ def weather_batch(seed: int, shift: float, n: int = 400, bad: int = 0) -> pd.Dat
     })
 
 
-def build_store(spark, data_dir: str) -> FeatureStore:
+def build_store(spark, data_dir: str, validation: bool = True) -> FeatureStore:
     """A store with weather@1 (two ingests with different distributions, one with
-    quarantined rows, materialized once), weather@2 (one more field, never ingested) and a
-    group ``evil`` whose text holds markup and quotes."""
+    quarantined rows unless ``validation`` is off, materialized once), a training set over
+    it (DuckDB), weather@2 (one more field, never ingested) and a group ``evil`` whose text
+    holds markup and quotes."""
     fs = FeatureStore({"project": "ui", "data_dir": data_dir,
                        "ingest": {"statistics": True, "materialize": False}}, spark=spark)
     evil = FeatureGroup("evil", [AIRPORT], "ts", [Field("x", "double", EVIL, tags={"k": EVIL})],
                         description=EVIL, owner=EVIL, tags={"note": EVIL}, online=False)
-    fs.apply([AIRPORT, weather_group(), evil])
+    fs.apply([AIRPORT, weather_group(validation=validation), evil])
     fs.ingest("weather", weather_batch(1, 0.0), run_id="weather-1")
     fs.materialize("weather")
-    fs.ingest("weather", weather_batch(2, 25.0, bad=5), run_id="weather-2")
-    fs.apply([weather_group(2, (Field("wind_speed", "double"),))])
+    fs.ingest("weather", weather_batch(2, 25.0, bad=5 if validation else 0), run_id="weather-2")
+    spine = pd.DataFrame({"origin": ["JFK", "LGA", "EWR"],
+                          "at": pd.to_datetime(["2013-01-05", "2013-01-20", "2013-02-10"], utc=True)})
+    fs.create_training_set("delays", spine, ["weather@1:temp", "weather@1:sky"], "at",
+                           engine="duckdb")
+    fs.apply([weather_group(2, (Field("wind_speed", "double"),), validation)])
     return fs
 
 
@@ -196,3 +203,13 @@ def test_notebook_cards(store):
                                               "null_rate_current": float("nan"),
                                               "drifted": True}])
     assert "DRIFT in temp" in d._repr_html_()
+    m = store.get_training_set("delays")._repr_html_()
+    assert "Training set delays@1" in m and "weather@1" in m and "3 rows" in m
+
+
+def test_training_set_pages(client):
+    listing = text_of(client.get("/ui/training-sets").text)
+    assert "delays" in listing and "weather@1 (2)" in listing  # pinned Delta version
+    page = client.get("/ui/training-sets/delays@1")
+    assert page.status_code == 200
+    assert "weather@1:temp" in text_of(page.text)

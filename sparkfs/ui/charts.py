@@ -51,19 +51,19 @@ def values_spec(name: str, values: dict) -> dict:
 
 
 def overlay_spec(name: str, rows: list[dict], labels: tuple[str, str], numeric: bool) -> dict:
-    """Two distributions of one feature over the same bins, overlaid (drift page). ``rows``:
-    ``{"start", "end", "share", "side"}`` (numeric) or ``{"value", "share", "side"}``."""
+    """Two distributions of one feature, overlaid (drift page). ``rows``: ``{"start", "end",
+    "density", "side"}`` (numeric) or ``{"value", "share", "side"}`` (categorical)."""
     color = {"field": "side", "type": "nominal", "title": None,
              "scale": {"domain": list(labels), "range": [BLUE, ORANGE]}}
     if numeric:
         enc = {"x": {"field": "start", "bin": {"binned": True}, "type": "quantitative",
                      "title": name},
                "x2": {"field": "end"},
-               "y": {"field": "share", "type": "quantitative", "stack": None,
-                     "title": "share of rows", "axis": {"format": "%"}},
+               "y": {"field": "density", "type": "quantitative", "stack": None,
+                     "title": "density (share of rows per unit)"},
                "color": color, "tooltip": [{"field": "side"}, {"field": "start"},
                                            {"field": "end"},
-                                           {"field": "share", "format": ".2%"}]}
+                                           {"field": "density", "format": ".4g"}]}
         return {**_base(name, 360), "data": {"values": rows},
                 "mark": {"type": "bar", "opacity": 0.55}, "encoding": enc}
     enc = {"y": {"field": "value", "type": "nominal", "title": None},

@@ -228,8 +228,8 @@ def models(fs: "FeatureStore") -> tuple[list[dict], str | None]:
                             "source": info.source, "run_id": info.run_id,
                             "tags": dict(info.tags)})
         return out, None
-    except SparkfsError as exc:
-        return [], str(exc)
+    except Exception as exc:  # noqa: BLE001 - shown on the page: MLflow's own errors too
+        return [], f"{type(exc).__name__}: {exc}"
 
 
 def search_all(fs: "FeatureStore", text: str) -> list[dict]:

@@ -52,7 +52,8 @@ def _ks_pvalue(d: float, n: int, m: int) -> float | None:
 
 def compare(a: Any, b: Any, labels: tuple[str, str], psi_threshold: float) -> list[dict]:
     """One row per feature both statistics cover: kind, PSI, KS, null rates, drifted, and
-    a Vega-Lite ``chart`` of the two overlaid distributions."""
+    a Vega-Lite ``chart`` of the two overlaid distributions (numeric: each side's own
+    histogram as a density, so bins of different widths compare)."""
     out = []
     for name, sa in a.features.items():
         sb = b.features.get(name)
@@ -74,9 +75,9 @@ def compare(a: Any, b: Any, labels: tuple[str, str], psi_threshold: float) -> li
                 d = max(d, abs(cdf_a - cdf_b))
             row["ks_stat"] = d
             row["ks_pvalue"] = _ks_pvalue(d, n, m)
-            rows = [{"start": s, "end": e, "share": p, "side": side}
-                    for side, shares in zip(labels, (pa, pb))
-                    for s, e, p in zip(edges[:-1], edges[1:], shares)]
+            rows = [{"start": s, "end": e, "density": c / total / (e - s), "side": side}
+                    for side, h, total in zip(labels, (ha, hb), (n, m)) if total
+                    for s, e, c in zip(h["edges"][:-1], h["edges"][1:], h["counts"]) if e > s]
             row["chart"] = overlay_spec(name, rows, labels, numeric=True)
         elif va and vb:
             keys = sorted(set(va) | set(vb), key=str)
