@@ -2,7 +2,8 @@
 Spark ingest into real Delta tables, statistics and validation reports in the real
 registry), 404 pages for unknown names, escaping of user text, read-only routes, the
 mount in the online service, and the notebook cards. The browser tests (drawn charts,
-console errors, no outside requests) are in test_ui_browser.py and reuse ``build_store``."""
+console errors, no outside requests) are in test_ui_browser.py and share the store
+(``shared_store``)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,7 @@ EVIL = "<script>alert('x')</script>\"quoted\" & 'single'"
 AIRPORT = Entity("airport", join_keys=["origin"])
 
 
-def weather_group(version: int = 1, extra: tuple[Field, ...] = (),
-                  validation: bool = True) -> FeatureGroup:
+def weather_group(version: int = 1, extra: tuple[Field, ...] = ()) -> FeatureGroup:
     suite = Expectations([expect("column_values_to_be_between", column="temp",
                                  min_value=-60, max_value=130)], name="weather")
     return FeatureGroup(
@@ -32,8 +32,7 @@ def weather_group(version: int = 1, extra: tuple[Field, ...] = (),
          Field("sky", "string", "Sky condition"), *extra],
         version=version, online=True, ttl="2d", owner="data-team",
         description="Hourly NOAA weather " + EVIL, tags={"source": "noaa"},
-        expectations=suite if validation else None,
-        validation="quarantine" if validation else "strict")
+        expectations=suite, validation="quarantine")
 
 
 def weather_batch(seed: int, shift: float, n: int = 400, bad: int = 0) -> pd.DataFrame:
@@ -50,32 +49,43 @@ def weather_batch(seed: int, shift: float, n: int = 400, bad: int = 0) -> pd.Dat
     })
 
 
-def build_store(spark, data_dir: str, validation: bool = True) -> FeatureStore:
+def build_store(spark, data_dir: str) -> FeatureStore:
     """A store with weather@1 (two ingests with different distributions, one with
-    quarantined rows unless ``validation`` is off, materialized once), a training set over
+    quarantined rows, materialized once), a training set over
     it (DuckDB), weather@2 (one more field, never ingested) and a group ``evil`` whose text
     holds markup and quotes."""
     fs = FeatureStore({"project": "ui", "data_dir": data_dir,
                        "ingest": {"statistics": True, "materialize": False}}, spark=spark)
     evil = FeatureGroup("evil", [AIRPORT], "ts", [Field("x", "double", EVIL, tags={"k": EVIL})],
                         description=EVIL, owner=EVIL, tags={"note": EVIL}, online=False)
-    fs.apply([AIRPORT, weather_group(validation=validation), evil])
+    fs.apply([AIRPORT, weather_group(), evil])
     fs.ingest("weather", weather_batch(1, 0.0), run_id="weather-1")
     fs.materialize("weather")
-    fs.ingest("weather", weather_batch(2, 25.0, bad=5 if validation else 0), run_id="weather-2")
+    fs.ingest("weather", weather_batch(2, 25.0, bad=5), run_id="weather-2")
     spine = pd.DataFrame({"origin": ["JFK", "LGA", "EWR"],
                           "at": pd.to_datetime(["2013-01-05", "2013-01-20", "2013-02-10"], utc=True)})
     fs.create_training_set("delays", spine, ["weather@1:temp", "weather@1:sky"], "at",
                            engine="duckdb")
-    fs.apply([weather_group(2, (Field("wind_speed", "double"),), validation)])
+    fs.apply([weather_group(2, (Field("wind_speed", "double"),))])
     return fs
 
 
+_SHARED: dict[str, FeatureStore] = {}
+
+
+def shared_store(spark, request) -> FeatureStore:
+    """``build_store`` once per test session, for this module and the browser tests (the
+    Spark ingests are most of their time); closed when the session ends."""
+    if "fs" not in _SHARED:
+        factory = request.getfixturevalue("tmp_path_factory")
+        _SHARED["fs"] = build_store(spark, str(factory.mktemp("ui") / "data"))
+        request.config.add_cleanup(_SHARED["fs"].close)
+    return _SHARED["fs"]
+
+
 @pytest.fixture(scope="module")
-def store(spark, tmp_path_factory):
-    fs = build_store(spark, str(tmp_path_factory.mktemp("ui") / "data"))
-    yield fs
-    fs.close()
+def store(spark, request):
+    return shared_store(spark, request)
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,11 @@ from sparkfs.ui.browser import CHROMIUM, chromium, serve
 
 
 @pytest.fixture(scope="module")
-def base_url(spark, tmp_path_factory):
-    from test_ui import build_store
+def base_url(spark, request):
+    from test_ui import shared_store
 
-    fs = build_store(spark, str(tmp_path_factory.mktemp("ui-browser") / "data"),
-                     validation=False)
-    with serve(create_ui_app(fs)) as url:
+    with serve(create_ui_app(shared_store(spark, request))) as url:
         yield url
-    fs.close()
 
 
 @pytest.fixture(scope="module")
