@@ -5,7 +5,7 @@ serves alone) runs on a free 127.0.0.1 port; Playwright drives Debian's Chromium
 (``make chromium``) to each page, waits until its Vega-Lite charts are drawn and writes a
 PNG. The pages shown are chosen from what the earlier sections stored: the group with the
 most statistics versions (flight_facts: two weekly batches, one quarantined), its first
-numeric feature, the drift between its first and last batch, and the training sets.
+numeric feature, the drift between its two largest batches, and the training sets.
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ def pages(fs) -> list[tuple[str, str]]:
     numeric = next(n for n, s in stats.features.items() if s.get("histogram"))
     out = [("home.png", "/ui"), ("search.png", "/ui/search?q=delay"),
            ("group.png", f"/ui/groups/{ref}"), ("feature.png", f"/ui/features/{ref}:{numeric}")]
-    if len(have) >= 2:
-        out.append(("drift.png", f"/ui/groups/{ref}/drift?a={have[0]}&b={have[-1]}"))
+    if len(have) >= 2:  # the two largest batches (not a few replayed rows)
+        rows = {v: fs.statistics(best.name, version=v, group_version=best.version).rows
+                for v in have}
+        a, b = sorted(sorted(have, key=lambda v: -rows[v])[:2])
+        out.append(("drift.png", f"/ui/groups/{ref}/drift?a={a}&b={b}"))
     out.append(("training_sets.png", "/ui/training-sets"))
     return out
 
