@@ -13,7 +13,7 @@ RUFF := $(BIN)/ruff check .
 MYPY := $(BIN)/mypy
 PYTEST := $(BIN)/python -m pytest tests sparkfs
 
-.PHONY: demo test pytest lint fmt setup java maven postgres jvm bench constraints clean
+.PHONY: demo test pytest lint fmt setup java maven postgres chromium jvm bench constraints clean
 
 demo: setup
 	$(BIN)/python jobs/flights/demo.py
@@ -33,7 +33,7 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(RUFF) --fix
 
-setup: java maven postgres $(STAMP) jvm
+setup: java maven postgres chromium $(STAMP) jvm
 
 # JVM jars (Delta's Spark writer, HBase, a Kafka broker and Spark's connector) from Maven Central into a shared cache
 # (~/.cache/sparkfs/jvm): the first run downloads them, later runs start no Maven.
@@ -54,6 +54,15 @@ postgres:
 	  echo "PostgreSQL not found: installing postgresql"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+# Debian's Chromium for the browser tests (tests/test_ui_browser.py) and the demo's
+# screenshots, driven by Playwright at /usr/bin/chromium (Playwright's own browser download
+# is not used).
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "chromium not found: installing chromium"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 java:
 	@command -v java >/dev/null 2>&1 || { \

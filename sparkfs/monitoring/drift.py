@@ -94,6 +94,12 @@ class DriftReport:
 
         return pd.DataFrame(self.features)
 
+    def _repr_html_(self) -> str:
+        """The report as a notebook card (``sparkfs.ui.cards``)."""
+        from ..ui.cards import drift_card
+
+        return drift_card(self)
+
     def __str__(self) -> str:
         def f(v: Any, p: str = ".4f") -> str:
             return "-" if v is None else format(v, p)

@@ -95,6 +95,12 @@ class Statistics:
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
+    def _repr_html_(self) -> str:
+        """A notebook card with an inline histogram per feature (``sparkfs.ui.cards``)."""
+        from ..ui.cards import statistics_card
+
+        return statistics_card(self)
+
     def __str__(self) -> str:
         return (f"statistics of {self.group} v{self.group_version} at Delta version "
                 f"{self.delta_version} ({self.rows} rows, computed {self.computed_at[:19]}Z)\n"

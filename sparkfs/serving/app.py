@@ -91,6 +91,9 @@ def create_app(fs: Any, max_batch_size: int | None = None, keys: KeyRing | None 
     from .push import register as register_push
 
     register_push(app, fs)  # POST /push/{group}; stream and push metrics on GET /metrics
+    from ..ui import mount_ui
+
+    mount_ui(app, fs)  # GET /ui/...: the read-only web UI (sparkfs.ui)
     app.add_middleware(BodyGuard, max_body_bytes=s.max_body_bytes,
                        body_timeout_s=s.body_timeout_s, max_json_depth=s.max_json_depth,
                        max_string_length=s.max_string_length)

@@ -117,6 +117,12 @@ class TrainingSet:
         return (f"TrainingSet{label}(engine={self.manifest.get('engine')!r}, "
                 f"columns={self.columns})")
 
+    def _repr_html_(self) -> str:
+        """The manifest as a notebook card (``sparkfs.ui.cards``)."""
+        from ..ui.cards import manifest_card
+
+        return manifest_card(self.manifest, self.name, self.version)
+
 
 def _spark_path(path: str) -> str:
     return path if "://" in path else "file://" + path

@@ -78,6 +78,12 @@ class ValidationReport:
                 parts.append(f"{r['label']}: {n} bad row(s)")
         return "; ".join(parts) or "all expectations passed"
 
+    def _repr_html_(self) -> str:
+        """The report as a notebook card (``sparkfs.ui.cards``)."""
+        from ..ui.cards import validation_card
+
+        return validation_card(self)
+
     def __str__(self) -> str:
         head = (f"validation of {self.group} v{self.group_version}, run {self.run_id!r} "
                 f"({self.created_at[:19]}Z): {self.status.upper()}, policy={self.policy}, "
