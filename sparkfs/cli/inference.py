@@ -164,7 +164,8 @@ def _deployments(args: argparse.Namespace) -> int:
         for d in fs.list_deployments():
             print(json.dumps({"name": d.name, "revision": d.revision, "model": d.model_label,
                               "view": d.view, "training_set": d.training_set,
-                              "sample_rate": d.sample_rate}))
+                              "sample_rate": d.sample_rate,
+                              "scoring_table": d.request_table}))
     finally:
         fs.close()
     return 0
