@@ -21,9 +21,10 @@ from sparkfs.errors import NotFoundError, ValidationError
 from sparkfs.online.materialize import materialize
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
-FEATURES = ["weather:temp", "weather:wind", "dep_calendar:hour_of_day"]
+FEATURES = ["weather:temp", "weather:wind", "weather:obs", "dep_calendar:hour_of_day"]
 airport = Entity("airport", join_keys=["origin"])
-# JFK: both values; EWR: wind None; BOS: temp NaN in the history; ORD: never seen
+# JFK: every value; EWR: wind and obs (an int) None; BOS: temp NaN in the history;
+# ORD: never seen
 ORIGINS = ["JFK", "EWR", "BOS", "ORD"]
 
 
@@ -42,12 +43,13 @@ def store(spark, tmp_path_factory):
     fs = FeatureStore({"project": "test", "data_dir": str(tmp_path_factory.mktemp("tbl"))},
                       spark=spark)
     fs.apply([FeatureGroup("weather", [airport], "time_hour",
-                           [Field("temp", "double"), Field("wind", "double")]), dep_calendar])
-    rows = [("JFK", hours(10), 30.0, 5.0), ("JFK", hours(2), 35.0, 12.0),
-            ("LGA", hours(9), 28.0, 20.0), ("EWR", hours(3), 40.0, None),
-            ("BOS", hours(4), float("nan"), 7.0)]
-    fs.ingest("weather", pd.DataFrame(rows, columns=["origin", "time_hour", "temp", "wind"]),
-              run_id="w1")
+                           [Field("temp", "double"), Field("wind", "double"),
+                            Field("obs", "int")]), dep_calendar])
+    rows = [("JFK", hours(10), 30.0, 5.0, 3), ("JFK", hours(2), 35.0, 12.0, 4),
+            ("LGA", hours(9), 28.0, 20.0, 5), ("EWR", hours(3), 40.0, None, None),
+            ("BOS", hours(4), float("nan"), 7.0, 6)]
+    frame = pd.DataFrame(rows, columns=["origin", "time_hour", "temp", "wind", "obs"])
+    fs.ingest("weather", frame.astype({"obs": "Int32"}), run_id="w1")
     materialize(fs, fs.get_feature_group("weather"), engine="local")
     spine = pd.DataFrame({"origin": ["JFK", "JFK", "LGA", "JFK", "LGA"],
                           "sched_dep_ts": [hours(9), hours(5), hours(8), hours(1), hours(1)],
@@ -55,7 +57,7 @@ def store(spark, tmp_path_factory):
     ts = fs.create_training_set("delays", spine, FEATURES, "sched_dep_ts", engine="duckdb")
     data = ts.to_pandas()
     model = make_pipeline(SimpleImputer(), LinearRegression()).fit(
-        data[["temp", "wind", "hour_of_day"]], data["delay"])
+        data[["temp", "wind", "obs", "hour_of_day"]].astype("float64"), data["delay"])
     fs.log_model(model, "delay_model", training_set="delays",
                  skops_trusted_types=["numpy.dtype"])  # the imputer keeps a dtype
     d = fs.deploy("tbl", model="delay_model", table=True)
@@ -110,7 +112,7 @@ def test_missing_values_flow_identically_online_batch_and_table(store, tmp_path)
     batch = fs.score_batch("tbl", spine, timestamp_col="sched_dep_ts", log=False).toPandas()
     batch = batch.set_index("origin").loc[ORIGINS]
 
-    for col in ("temp", "wind"):
+    for col in ("temp", "wind", "obs"):
         on = online.features[col]
         assert on == [v if not (isinstance(v, float) and math.isnan(v)) else None
                       for v in on]  # online: NaN reads as null
@@ -118,6 +120,7 @@ def test_missing_values_flow_identically_online_batch_and_table(store, tmp_path)
         tb = [None if pd.isna(v) else float(v) for v in table[col]]
         assert on == bt == tb, col
     assert online.features["wind"][1] is None and online.features["temp"][2] is None
+    assert online.features["obs"] == [4, None, 6, None]  # an int feature, missing twice
     assert online.features["temp"][3] is None  # unknown entity
     assert list(table.wind__status) == ["present", "missing", "present", "missing"]
     preds = online.predictions
@@ -149,7 +152,9 @@ def test_each_row_exactly_once_across_a_replay_and_bad_rows_reported(store, tmp_
     crc = os.path.join(ck, "commits", f".{last}.crc")
     if os.path.exists(crc):
         os.remove(crc)
-    fs.score_table("tbl", checkpoint=ck, once=True)
+    replay = fs.score_table("tbl", checkpoint=ck, once=True)
+    assert [(p["batchId"], p["numInputRows"]) for p in replay.recentProgress
+            if p["numInputRows"]] == [(int(last), 1)]  # Spark did run a3's batch again
 
     log = fs.read_log("tbl")
     mine = log[log.request_id.isin(["a1", "a2", "a3", "bad1", "bad2"])]
@@ -168,9 +173,9 @@ def test_each_row_exactly_once_across_a_replay_and_bad_rows_reported(store, tmp_
     fs.score_table("tbl", checkpoint=other, once=True)
     again = fs.read_log("tbl")
     assert (again.request_id == "a3").sum() == 2
+    fs.deploy("plain2", model="delay_model", table=True)
     with pytest.raises(ValidationError, match="belongs to the scoring table of deployment "
                                               "'tbl', not 'plain2'"):
-        fs.deploy("plain2", model="delay_model", table=True)
         fs.score_table("plain2", checkpoint=ck, once=True)
 
 

@@ -163,7 +163,8 @@ def _deployments(ctx: typer.Context, json_: Annotated[bool, JSON_OPT] = False) -
     try:
         rows = [{"name": d.name, "revision": d.revision, "model": d.model_label,
                  "view": d.view, "training_set": d.training_set,
-                 "sample_rate": d.sample_rate} for d in fs.list_deployments()]
+                 "sample_rate": d.sample_rate, "scoring_table": d.request_table}
+                for d in fs.list_deployments()]
     finally:
         fs.close()
     if json_:

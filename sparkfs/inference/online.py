@@ -3,13 +3,14 @@ the model, in process. The HTTP route (``sparkfs.serving.deployments``) calls th
 function.
 
 The model receives ``model_input(...)``: one pandas column per model input column, in the
-signature's order, with the dtype the batch path (a Spark pandas UDF) gives it: floats with
-NaN for missing values, ints as int64/int32 (float64 with NaN when a value is missing),
+signature's order, the same on every path: floats with NaN for missing values, integers
+as float64 (NaN for missing; the signature declares them double, see
+``sparkfs.models.binding``, so a batch with and without missing values looks the same),
 booleans as bool (object with None when missing), timestamps as UTC datetimes.
 
 >>> import pandas as pd
 >>> model_input({"t": [1.5, None], "n": [1, 2]}, [("t", "double"), ("n", "long")]).dtypes.tolist()
-[dtype('float64'), dtype('int64')]
+[dtype('float64'), dtype('float64')]
 """
 
 from __future__ import annotations
@@ -39,11 +40,8 @@ def model_input(columns: Mapping[str, Sequence[Any]], spec: Sequence[tuple[str, 
         if dtype in ("double", "float"):
             s = pd.Series([float("nan") if v is None else v for v in values],
                           dtype="float64" if dtype == "double" else "float32")
-        elif dtype in ("int", "long"):
-            if any(_missing(v) for v in values):
-                s = pd.Series([float("nan") if _missing(v) else v for v in values], dtype="float64")
-            else:
-                s = pd.Series(values, dtype="int64" if dtype == "long" else "int32")
+        elif dtype in ("int", "long"):  # float64 whether or not a value is missing
+            s = pd.Series([float("nan") if _missing(v) else v for v in values], dtype="float64")
         elif dtype == "boolean":
             s = pd.Series(values, dtype=object if any(v is None for v in values) else bool)
         elif dtype in ("timestamp", "date"):

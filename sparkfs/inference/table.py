@@ -343,9 +343,13 @@ def follow(fs: Any, inference: Any, deployment: str, checkpoint: str | None = No
         writer.trigger(processingTime=f"{max(0.1, float(interval_s))} seconds")
     query = writer.start()
     if once:
-        query.awaitTermination()
-        if query.exception() is not None:
-            raise SparkfsError(f"scoring table of {deployment!r}: {query.exception()}")
+        try:
+            query.awaitTermination()
+        except Exception as exc:  # StreamingQueryException: one line, not a py4j trace
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SparkfsError(f"scoring table of {deployment!r}: the query failed: "
+                               f"{first[:400]}; rerun it, the checkpoint resumes where it "
+                               "stopped") from None
     return query
 
 

@@ -23,8 +23,10 @@ from typing import Any
 
 from ..errors import DefinitionError
 
-#: sparkfs dtype -> MLflow ColSpec type
-MLFLOW_TYPES = {"boolean": "boolean", "int": "integer", "long": "long", "float": "float",
+#: sparkfs dtype -> MLflow ColSpec type. Integer features are declared ``double``: a missing
+#: value reaches the model as NaN (the frame Spark's pandas UDF gives it, and the one the
+#: online path builds), which MLflow refuses to enforce into an integer column.
+MLFLOW_TYPES = {"boolean": "boolean", "int": "double", "long": "double", "float": "float",
                 "double": "double", "string": "string", "timestamp": "datetime",
                 "date": "datetime"}
 
@@ -96,7 +98,7 @@ def signature_schema(binding: FeatureBinding):
     """The MLflow input ``Schema`` of a binding (one ColSpec per column, in order).
 
     >>> signature_schema(FeatureBinding(None, ("w:t",), (("t", "double"), ("n", "long"))))
-    ['t': double (required), 'n': long (required)]
+    ['t': double (required), 'n': double (required)]
     """
     from mlflow.types import ColSpec, Schema
 
@@ -118,8 +120,8 @@ def mismatch(binding: FeatureBinding, schema: Any) -> str | None:
     >>> b = FeatureBinding(None, ("w:t",), (("t", "double"),))
     >>> mismatch(b, signature_schema(b)) is None
     True
-    >>> mismatch(b, signature_schema(FeatureBinding(None, (), (("t", "long"),))))
-    "the signature's input columns [('t', 'long')] differ from the view's [('t', 'double')]"
+    >>> mismatch(b, signature_schema(FeatureBinding(None, (), (("t", "string"),))))
+    "the signature's input columns [('t', 'string')] differ from the view's [('t', 'double')]"
     """
     if schema is None:
         return "the model has no input signature"

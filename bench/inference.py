@@ -1,0 +1,252 @@
+"""Inference benchmark: online predictions through the service against a floor, and batch
+scoring on Spark against a hand-written point-in-time join + ``mlflow.pyfunc.spark_udf``.
+
+Setup (synthetic, in a temporary data directory): a ``weather`` group (``--keys`` airports,
+``--history`` readings each, one value in ten missing), the flights repo's on-demand
+``dep_calendar`` transform, a view of both, a training set, a scikit-learn model that
+imputes missing values, logged to MLflow and deployed.
+
+Online, measured in the same run, one client, ``--requests`` requests per batch size:
+- ``service``: ``POST /deployments/{name}/predict`` on ``sparkfs serve`` (own process,
+  one worker): lookup + on-demand transform + model + evaluation logging + HTTP.
+- ``in_process``: ``fs.predict`` (the same work without HTTP).
+- ``floor``: the plain feature read (``fs.get_online_features`` of the same view) plus
+  ``model.predict`` on a pre-fetched, pre-built input frame: what any design must do.
+Reported: p50/p99 ms and the ratio service/floor.
+
+Batch, on one local Spark session, both fully evaluated (``noop`` writes), same spine,
+same model: ``fs.score_batch`` (PIT features by the sparkfs engine, model in a pandas UDF,
+without logging; and with logging) against a hand-written PIT join (join on key, keep
+the latest reading at or before the spine time with a window) + ``spark_udf``. Reported:
+rows/s and the ratio sparkfs/peer.
+
+    .venv/bin/python bench/inference.py [--requests 200] [--spine 20000] [--keys 200]
+
+Prints one JSON document. Keep a run under two minutes (defaults do on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+T0 = dt.datetime(2013, 1, 1, tzinfo=dt.UTC)
+
+
+def pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return round(s[min(len(s) - 1, int(q * len(s)))], 3)
+
+
+def _setup(n_keys: int, history: int, data_dir: str):
+    import numpy as np
+    import pandas as pd
+
+    from jobs.flights.transforms import dep_calendar
+    from sparkfs import Entity, FeatureGroup, FeatureStore, FeatureView, Field
+
+    fs = FeatureStore({"project": "bench", "data_dir": data_dir, "spark": {
+        "master": "local[2]", "conf": {"spark.sql.shuffle.partitions": "4",
+                                       "spark.driver.memory": "2g"}}})
+    weather = FeatureGroup("weather", [Entity("airport", ["origin"])], "time_hour",
+                           [Field("temp", "double"), Field("wind", "double")], online=True)
+    fs.apply([weather, dep_calendar, FeatureView("v", features=[
+        "weather:temp", "weather:wind", "dep_calendar:hour_of_day"])])
+    rng = np.random.default_rng(0)
+    keys = [f"A{i:04d}" for i in range(n_keys)]
+    n = n_keys * history
+    hist = pd.DataFrame({"origin": np.repeat(keys, history),
+                         "time_hour": [T0 + dt.timedelta(hours=int(h)) for h in
+                                       np.tile(np.arange(history) * 6, n_keys)],
+                         "temp": rng.normal(10, 8, n), "wind": rng.gamma(2, 5, n)})
+    hist.loc[rng.random(n) < 0.1, "wind"] = None
+    fs.ingest("weather", hist, run_id="bench")
+    fs.materialize("weather", engine="local")
+    spine = pd.DataFrame({"origin": rng.choice(keys, 2000),
+                          "ts": [T0 + dt.timedelta(hours=float(h)) for h in
+                                 rng.uniform(0, history * 6, 2000)]})
+    spine["sched_dep_ts"] = spine["ts"]
+    spine["delay"] = rng.normal(5, 10, len(spine))
+    ts = fs.create_training_set("train", spine, view="v", timestamp_col="ts", engine="duckdb")
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+
+    data = ts.to_pandas()
+    model = make_pipeline(SimpleImputer(), LinearRegression()).fit(
+        data[["temp", "wind", "hour_of_day"]], data["delay"])
+    info = fs.log_model(model, "m", training_set=ts, serialization_format="cloudpickle")
+    fs.deploy("d", model="m", version=info.version)
+    return fs, keys, model, info
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _online(fs, keys, n_requests: int, data_dir: str, batch_sizes: list[int]) -> dict:
+    import httpx
+
+    from sparkfs.inference.online import model_input
+
+    repo = os.path.join(data_dir, "repo.py")
+    with open(repo, "w") as f:
+        f.write("from jobs.flights.transforms import dep_calendar  # noqa: F401\n")
+    conf = os.path.join(data_dir, "conf.yaml")
+    with open(conf, "w") as f:
+        f.write(f"project: bench\ndata_dir: {data_dir}\n")
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from sparkfs.cli import main; "
+                             "sys.exit(main())", "serve", "--config", conf, "--repo", repo,
+                             "--port", str(port), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env=env, cwd=ROOT)
+    out: dict = {}
+    try:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        deadline = time.time() + 120
+        while True:
+            try:
+                client.get("/health")
+                break
+            except httpx.HTTPError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("sparkfs serve did not start") from None
+                time.sleep(0.2)
+        now = dt.datetime.now(dt.UTC).isoformat()
+        pyfunc = fs.inference.model(fs.get_deployment("d"))
+        for b in batch_sizes:
+            rows = [{"origin": keys[i % len(keys)]} for i in range(b)]
+            request = {"sched_dep_ts": [now] * b}
+            body = {"entity_rows": rows, "request_data": request}
+            for _ in range(20):  # warm-up: model load, plan cache, connections
+                client.post("/deployments/d/predict", json=body).raise_for_status()
+                fs.predict("d", rows, request_data=request)
+            service, in_process, floor = [], [], []
+            vector = fs.get_online_features(view="v", entity_rows=rows,
+                                            request_data=request).to_dict()
+            frame = model_input(vector, [("temp", "double"), ("wind", "double"),
+                                         ("hour_of_day", "int")])
+            for _ in range(n_requests):
+                t = time.perf_counter()
+                client.post("/deployments/d/predict", json=body)
+                service.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                fs.predict("d", rows, request_data=request)
+                in_process.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                fs.get_online_features(view="v", entity_rows=rows, request_data=request)
+                pyfunc.predict(frame)
+                floor.append((time.perf_counter() - t) * 1000)
+            out[f"batch_{b}"] = {
+                "service_ms": {"p50": pct(service, 0.5), "p99": pct(service, 0.99)},
+                "in_process_ms": {"p50": pct(in_process, 0.5), "p99": pct(in_process, 0.99)},
+                "floor_ms": {"p50": pct(floor, 0.5), "p99": pct(floor, 0.99)},
+                "service_over_floor": {"p50": round(pct(service, 0.5) / pct(floor, 0.5), 2),
+                                       "p99": round(pct(service, 0.99) / pct(floor, 0.99), 2)},
+            }
+        metrics = client.get("/metrics").text
+        out["service_log_lines"] = [ln for ln in metrics.splitlines()
+                                    if ln.startswith("sparkfs_evaluation_log")][:6]
+        client.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+    return out
+
+
+def _batch(fs, keys, info, n_spine: int, history: int) -> dict:
+    import mlflow.pyfunc
+    import numpy as np
+    import pandas as pd
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    rng = np.random.default_rng(1)
+    spine = pd.DataFrame({"origin": rng.choice(keys, n_spine),
+                          "sched_dep_ts": [T0 + dt.timedelta(hours=float(h)) for h in
+                                           rng.uniform(0, history * 6, n_spine)]})
+    spark = fs.spark
+    out: dict = {}
+
+    def timed(fn) -> float:
+        t = time.perf_counter()
+        fn()
+        return time.perf_counter() - t
+
+    def sparkfs_nolog():
+        fs.score_batch("d", spine, timestamp_col="sched_dep_ts", log=False) \
+            .write.format("noop").mode("overwrite").save()
+
+    def sparkfs_log():
+        fs.score_batch("d", spine, timestamp_col="sched_dep_ts", run_id=f"b{time.time_ns()}")
+
+    uri = fs.models.download_uri(info)
+    udf = mlflow.pyfunc.spark_udf(spark, uri, result_type="double", env_manager="local")
+    history_df = fs.offline.read_spark(spark, fs.get_feature_group("weather"))
+
+    def peer():
+        s = spark.createDataFrame(spine).withColumn("_id", F.monotonically_increasing_id())
+        h = history_df.select(F.col("origin").alias("h_origin"), "time_hour", "temp", "wind")
+        j = s.join(h, (s.origin == h.h_origin) & (h.time_hour <= s.sched_dep_ts), "left")
+        w = Window.partitionBy("_id").orderBy(F.col("time_hour").desc_nulls_last())
+        latest = (j.withColumn("_rn", F.row_number().over(w)).where("_rn = 1")
+                  .withColumn("hour_of_day", F.hour(F.from_utc_timestamp(
+                      "sched_dep_ts", "America/New_York")).cast("int")))
+        latest.withColumn("prediction", udf(F.struct("temp", "wind", "hour_of_day"))) \
+            .write.format("noop").mode("overwrite").save()
+
+    for fn in (sparkfs_nolog, peer):
+        fn()  # warm-up (JIT, model load in the Python workers)
+    runs = {"sparkfs_score_batch": sparkfs_nolog, "peer_pit_join_spark_udf": peer,
+            "sparkfs_score_batch_logged": sparkfs_log}
+    for name, fn in runs.items():
+        secs = min(timed(fn) for _ in range(2))
+        out[name] = {"seconds": round(secs, 3), "rows_per_s": round(n_spine / secs)}
+    out["sparkfs_over_peer_rows_per_s"] = round(
+        out["sparkfs_score_batch"]["rows_per_s"] / out["peer_pit_join_spark_udf"]["rows_per_s"], 2)
+    out["spine_rows"] = n_spine
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--requests", type=int, default=200)
+    p.add_argument("--spine", type=int, default=20_000)
+    p.add_argument("--keys", type=int, default=200)
+    p.add_argument("--history", type=int, default=50)
+    p.add_argument("--batch-sizes", default="1,100")
+    args = p.parse_args(argv)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sparkfs-bench-inference-") as tmp:
+        fs, keys, _, info = _setup(args.keys, args.history, tmp)
+        try:
+            online = _online(fs, keys, args.requests, tmp,
+                             [int(b) for b in args.batch_sizes.split(",")])
+            batch = _batch(fs, keys, info, args.spine, args.history)
+        finally:
+            fs.close()
+    print(json.dumps({"benchmark": "inference", "online": online, "batch": batch,
+                      "seconds": round(time.perf_counter() - started, 1),
+                      "note": "ratios only: absolute times depend on the host and its load"},
+                     indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
