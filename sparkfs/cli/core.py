@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("group")
     p.add_argument("input", help="Parquet file or directory, or a .csv file")
     p.add_argument("--repo", help="feature repo to import first (needed for derived features)")
-    p.add_argument("--run-id")
+    p.add_argument("--run-id", help="idempotency key: the same run id twice is a no-op")
+    p.add_argument("--materialize", action="store_true",
+                   help="push the new values to the online store too")
     p.set_defaults(func=_ingest)
 
 
@@ -99,6 +101,7 @@ def _ingest(args: argparse.Namespace) -> int:
     if args.repo:
         fs.apply(load_repo(args.repo))
     df = read_input(fs.spark, args.input)
-    result = fs.ingest(args.group, df, run_id=args.run_id)
+    result = fs.ingest(args.group, df, run_id=args.run_id,
+                       materialize=True if args.materialize else None)
     print(json.dumps(result.to_dict(), default=str))
     return 0
