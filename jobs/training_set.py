@@ -9,24 +9,22 @@ the Delta files and do the join) or plain ``python`` (``--engine duckdb`` needs 
     python jobs/training_set.py recreate flight_delays --output /tmp/rebuilt.parquet
 
 The arguments are those of ``sparkfs training-set`` (create | show | recreate | list);
-``--repo`` imports a feature repo first (needed for on-demand transforms). Exit code 0 on
-success, 2 on a sparkfs error (one line on stderr), 1 when a recreate differs.
+``--repo`` imports a feature repo first (needed for on-demand transforms; its directory
+and the working directory are importable, as for ``sparkfs``). Exit code 0 on success, 2
+on a sparkfs error (one line on stderr), 1 when a recreate differs. The work is
+``sparkfs training-set``; this file only hands its arguments over.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)  # so `--repo jobs/flights/features.py` imports `jobs.flights`
+from sparkfs.jobs_common import run_subcommand
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sparkfs.jobs_common import run_subcommand
-
     return run_subcommand("training-set", argv)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -91,7 +91,11 @@ def _ingest(ctx: typer.Context, group: str,
                 help="Parquet file or directory, or a .csv file")],
             repo: Annotated[str | None, typer.Option(
                 help="feature repo to import first (needed for derived features)")] = None,
-            run_id: Annotated[str | None, typer.Option("--run-id")] = None) -> int:
+            run_id: Annotated[str | None, typer.Option(
+                "--run-id", help="idempotency key: the same run id twice is a no-op")] = None,
+            materialize: Annotated[bool, typer.Option(
+                "--materialize", help="push the new values to the online store too")] = False,
+            ) -> int:
     from ..jobs_common import read_input
     from ..repo import load_repo
 
@@ -99,6 +103,6 @@ def _ingest(ctx: typer.Context, group: str,
     if repo:
         fs.apply(load_repo(repo))
     df = read_input(fs.spark, input)
-    result = fs.ingest(group, df, run_id=run_id)
+    result = fs.ingest(group, df, run_id=run_id, materialize=True if materialize else None)
     print(json.dumps(result.to_dict(), default=str))
     return 0
