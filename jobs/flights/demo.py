@@ -23,6 +23,7 @@ SECTIONS = [
     "demo_aggregations",
     "demo_training",
     "demo_quality",
+    "demo_streaming",
 ]
 
 
