@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", help="kafka: topic to read")
     p.add_argument("--starting-offsets", default="earliest",
                    help="kafka, new checkpoint only: earliest (default), latest or a JSON map")
+    p.add_argument("--value-format", default="json", choices=["json", "avro"],
+                   help="kafka: message values are JSON objects (default) or Avro records")
+    p.add_argument("--avro-schema", help="kafka, avro: file holding the Avro schema (JSON); "
+                   "default: the group's (sparkfs.streaming.parse.avro_schema)")
     p.add_argument("--path", help="files: directory the files land in")
     p.add_argument("--format", default="json", help="files: json (lines), parquet or csv")
     p.add_argument("--uri", help="delta: table URI")
@@ -63,8 +67,19 @@ def source_kwargs(args: argparse.Namespace) -> dict:
     if missing:
         raise ConfigError(f"--source {args.source} needs {', '.join(missing)}")
     if args.source == "kafka":
+        schema = None
+        if args.avro_schema:
+            if args.value_format != "avro":
+                raise ConfigError("--avro-schema needs --value-format avro")
+            try:
+                with open(args.avro_schema) as f:
+                    schema = f.read()
+            except OSError as exc:
+                raise ConfigError(f"--avro-schema {args.avro_schema!r} cannot be read "
+                                  f"({exc.strerror})") from None
         return {"bootstrap_servers": args.bootstrap_servers, "topic": args.topic,
-                "starting_offsets": args.starting_offsets, "options": options}
+                "starting_offsets": args.starting_offsets, "options": options,
+                "value_format": args.value_format, "avro_schema": schema}
     if args.source == "files":
         return {"path": args.path, "format": args.format, "options": options}
     return {"uri": args.uri, "change_feed": args.change_feed}

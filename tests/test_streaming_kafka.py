@@ -153,3 +153,58 @@ def test_exactly_once_across_sigkill_of_the_driver(kafka, tmp_path):
     finally:
         fs.close()
     assert json.loads(out.strip().splitlines()[-1])["state"] in ("stopped", "running")
+
+
+def test_avro_values_land_as_in_batch_ingest_and_bad_ones_in_quarantine(kafka, fs, spark, tmp_path):
+    import base64
+    import datetime as dt
+    import math
+
+    import pyarrow as pa
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+    from pyspark.sql.avro.functions import to_avro
+
+    from sparkfs.streaming.parse import avro_schema
+
+    g = FeatureGroup("avro_events", [EVENTS], "ts", [Field("carrier", "string"), Field("delay", "double")],
+                     online=True)
+    fs.apply([g])
+    t0 = dt.datetime(2013, 1, 1, 5, tzinfo=dt.UTC)
+    data = [(i, t0 + dt.timedelta(minutes=i), ["UA", "AA", None][i % 3],
+             [float("nan"), None, i / 2, float("-inf")][i % 4]) for i in range(8)]
+    schema = T.StructType([T.StructField("msg_id", T.LongType(), False),
+                           T.StructField("ts", T.TimestampType(), False),
+                           T.StructField("carrier", T.StringType()), T.StructField("delay", T.DoubleType())])
+    # encoded by Spark's own to_avro with the group's schema, as a producer would
+    encoded = [r[0] for r in spark.createDataFrame(data, schema).orderBy("msg_id").select(
+        to_avro(F.struct("msg_id", "ts", "carrier", "delay"), avro_schema(g)).alias("v")).collect()]
+    garbage = b"\xff\xfe not avro"
+    kafka.create_topic("avro", partitions=1)
+    kafka.produce("avro", [bytes(v) for v in encoded[:4]] + [garbage] + [bytes(v) for v in encoded[4:]])
+    df = fs.stream_source(g.name, "kafka", bootstrap_servers=kafka.bootstrap_servers, topic="avro",
+                          value_format="avro")
+    query = fs.ingest_stream(g.name, df, checkpoint=str(tmp_path / "ck"), trigger="available_now")
+    query.awaitTermination()
+
+    ref = FeatureGroup("avro_ref", [EVENTS], "ts", list(g.schema), online=True)
+    fs.apply([ref])
+    fs.ingest(ref.name, pa.table({"msg_id": pa.array([r[0] for r in data], pa.int64()),
+                                  "ts": pa.array([r[1] for r in data], pa.timestamp("us", tz="UTC")),
+                                  "carrier": [r[2] for r in data],
+                                  "delay": pa.array([r[3] for r in data], pa.float64())}), materialize=True)
+
+    def shown(name):
+        rows = fs.read_history(name).to_arrow().to_pylist()
+        return sorted((r["msg_id"], r["ts"], r["carrier"],
+                       "nan" if isinstance(r["delay"], float) and math.isnan(r["delay"]) else r["delay"])
+                      for r in rows)
+
+    assert shown(g.name) == shown(ref.name) and len(shown(g.name)) == 8
+    keys = [{"msg_id": i} for i in range(8)]
+    got = fs.get_online_features(["avro_events:delay", "avro_events:carrier"], keys).to_dict()
+    want = fs.get_online_features(["avro_ref:delay", "avro_ref:carrier"], keys).to_dict()
+    assert str(got["delay"]) == str(want["delay"]) and got["carrier"] == want["carrier"]
+    [q] = read_quarantine(fs, g).to_pylist()
+    assert (base64.b64decode(q["_raw_payload"]), q["_reason"], q["_origin"]) == (
+        garbage, "not a valid Avro record for the schema", "avro/0/4")

@@ -10,6 +10,9 @@ Feature fields may be JSON null (a missing value); ``NaN``/``Infinity`` tokens (
 so NaN and null land as they do in a batch ingest. Timestamps are ISO-8601 strings (UTC
 unless an offset is given) or epoch seconds.
 
+Avro payloads (``parse_avro``) are decoded by Spark's ``from_avro`` with the group's Avro
+schema (``avro_schema``) or one given, and refused with the same kinds of reasons.
+
 The result has the group's input columns plus ``_sparkfs_raw`` (the payload) and
 ``_sparkfs_error`` (null, or why it was refused); ``split`` separates the two kinds.
 
@@ -19,7 +22,7 @@ The result has the group's input columns plus ``_sparkfs_raw`` (the payload) and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..definitions import DTYPES, FeatureGroup
 
@@ -80,6 +83,99 @@ def parse_json(payload: Column, group: FeatureGroup, origin: Column | None = Non
     return ([typed[f.name].alias(f.name) for f in schema.fields]
             + [payload.alias(RAW), reason.alias(ERROR),
                (origin if origin is not None else F.lit(None).cast("string")).alias(ORIGIN)])
+
+
+#: Avro types of sparkfs dtypes (timestamps: microseconds since the epoch, UTC).
+AVRO_TYPES: dict[str, Any] = {
+    "boolean": "boolean", "int": "int", "long": "long", "float": "float", "double": "double",
+    "string": "string", "timestamp": {"type": "long", "logicalType": "timestamp-micros"},
+    "date": {"type": "int", "logicalType": "date"},
+    "array<float>": {"type": "array", "items": "float"},
+    "array<double>": {"type": "array", "items": "double"},
+}
+
+
+def avro_schema(group: FeatureGroup) -> str:
+    """The Avro schema (JSON text) of ``group``'s payloads: a record of the join keys and
+    the event time (required) and the input fields (each nullable: ``["null", type]``).
+    Producers may write with it; ``kafka_source(value_format="avro")`` reads with it
+    unless given another.
+
+    >>> import json
+    >>> [f["name"] for f in json.loads(avro_schema(_demo()))["fields"]]
+    ['k', 't', 'x']
+    >>> json.loads(avro_schema(_demo()))["fields"][2]["type"]
+    ['null', 'double']
+    """
+    import json
+
+    dtypes = dict(group.key_dtypes)
+    dtypes[group.event_time] = "timestamp"
+    fields = [{"name": n, "type": AVRO_TYPES[dtypes[n]]} for n in [*group.join_keys, group.event_time]]
+    fields += [{"name": f.name, "type": ["null", AVRO_TYPES[f.dtype]], "default": None}
+               for f in group.input_fields]
+    return json.dumps({"type": "record", "name": group.name, "namespace": "sparkfs",
+                       "fields": fields})
+
+
+def parse_avro(payload: Column, group: FeatureGroup, schema: str | None = None,
+               origin: Column | None = None) -> list[Column]:
+    """Like ``parse_json`` for Avro binary payloads (plain Avro, no schema-registry header)
+    decoded with Spark's ``from_avro`` and ``schema`` (default ``avro_schema(group)``).
+    A payload that does not decode (or decodes to nothing but nulls) is refused whole; a
+    null join key or event time is a missing field; a field whose Avro value does not cast
+    to the group's type has the wrong type. ``_sparkfs_raw`` holds the payload in base64.
+    A schema that lacks a field the group needs is refused before the stream starts."""
+    import json
+
+    from pyspark.sql import functions as F
+
+    from ..errors import ConfigError
+
+    schema = schema or avro_schema(group)
+    try:
+        declared = {f["name"] for f in json.loads(schema)["fields"]}
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"the Avro schema for feature group {group.name!r} is not a JSON "
+                          "Avro record schema") from None
+    lacking = [n for n in required_fields(group) if n not in declared]
+    if lacking:
+        raise ConfigError(f"the Avro schema for feature group {group.name!r} lacks field(s) "
+                          f"{lacking}; every payload must carry the join keys, the event time "
+                          "and the input fields")
+    try:
+        from pyspark.sql.avro.functions import from_avro
+
+        decoded = from_avro(payload, schema, {"mode": "PERMISSIVE"})
+    except Exception as exc:  # the JVM side is missing: py4j/TypeError, not ours to name
+        raise ConfigError("Spark's Avro functions (spark-avro) are not on this session's "
+                          "classpath: start Spark with spark.jars = sparkfs.jvm.jars('spark-kafka') "
+                          f"(`python -m sparkfs.jvm fetch spark-kafka`): {str(exc).splitlines()[0]}"
+                          ) from None
+    target = input_schema(group)
+    must_be_set = set(group.join_keys) | {group.event_time}
+    missing, wrong, cols = [], [], []
+    for f in target.fields:
+        raw = decoded[f.name]
+        typed = raw.cast(f.dataType)
+        cols.append(typed.alias(f.name))
+        if f.name in must_be_set:
+            missing.append(F.when(raw.isNull(), F.lit(f.name)))
+        wrong.append(F.when(raw.isNotNull() & typed.isNull(),
+                            F.lit(f"{f.name} ({f.dataType.simpleString()})")))
+    missing_s, wrong_s = F.concat_ws(", ", *missing), F.concat_ws(", ", *wrong)
+    # PERMISSIVE from_avro gives a record of nulls (not a null) for bytes it cannot decode
+    undecoded = decoded.isNull()
+    all_null = F.lit(True)
+    for f in target.fields:
+        all_null = all_null & decoded[f.name].isNull()
+    reason = F.when(undecoded | all_null, F.lit("not a valid Avro record for the schema")).otherwise(
+        F.nullif(F.concat_ws("; ",
+                             F.when(missing_s != "", F.concat(F.lit("missing field(s): "), missing_s)),
+                             F.when(wrong_s != "", F.concat(F.lit("wrong type for field(s): "), wrong_s))),
+                 F.lit("")))
+    return (cols + [F.base64(payload).alias(RAW), reason.alias(ERROR),
+                    (origin if origin is not None else F.lit(None).cast("string")).alias(ORIGIN)])
 
 
 def split(batch: DataFrame) -> tuple[DataFrame, DataFrame | None]:

@@ -1,12 +1,14 @@
 """Streaming DataFrames for ``ingest_stream``: Kafka topics, files landing in a directory,
 and Delta tables.
 
-- ``kafka_source``: values are JSON objects parsed with the group's schema
-  (``sparkfs.streaming.parse``); unparseable ones are quarantined by the stream with their
-  payload, reason and ``topic/partition/offset``. ``starting_offsets`` applies to a new
-  checkpoint only (default ``"earliest"``: nothing already in the topic is skipped); a
-  restarted stream resumes from its checkpoint. A broker that stays unreachable fails the
-  query after ``kafka.default.api.timeout.ms`` (60 s by default here).
+- ``kafka_source``: values are JSON objects parsed with the group's schema, or Avro
+  records decoded with Spark's ``from_avro`` (``value_format="avro"``; spark-avro is in the
+  ``spark-kafka`` bundle) (``sparkfs.streaming.parse``); unparseable ones are quarantined
+  by the stream with their payload, reason and ``topic/partition/offset``.
+  ``starting_offsets`` applies to a new checkpoint only (default ``"earliest"``: nothing
+  already in the topic is skipped); a restarted stream resumes from its checkpoint. A
+  broker that stays unreachable fails the query after ``kafka.default.api.timeout.ms``
+  (60 s by default here).
 - ``files_source``: JSON-lines files are parsed like Kafka values (origin: the file);
   Parquet and CSV files are read with the group's input schema.
 - ``delta_source``: the rows appended to a Delta table (any table delta-rs reads, e.g.
@@ -50,11 +52,20 @@ def _label(df: DataFrame, text: str) -> DataFrame:
 
 def kafka_source(spark: SparkSession, group: FeatureGroup, bootstrap_servers: str,
                  topic: str, starting_offsets: str | Mapping[str, Any] = "earliest",
-                 options: Mapping[str, str] | None = None) -> DataFrame:
-    """A streaming frame of the JSON values of ``topic``, parsed for ``group``.
+                 options: Mapping[str, str] | None = None, value_format: str = "json",
+                 avro_schema: str | None = None) -> DataFrame:
+    """A streaming frame of the values of ``topic`` parsed for ``group``: JSON objects
+    (``value_format="json"``) or Avro records (``"avro"``: plain Avro binary decoded with
+    ``avro_schema``, JSON text, default ``sparkfs.streaming.parse.avro_schema(group)``).
 
     ``options`` are passed to Spark's Kafka source (e.g. ``maxOffsetsPerTrigger``)."""
     from pyspark.sql import functions as F
+
+    if value_format not in ("json", "avro"):
+        raise ConfigError(f"kafka_source value_format {value_format!r} is not supported; use "
+                          "'json' or 'avro'")
+    if avro_schema is not None and value_format != "avro":
+        raise ConfigError("kafka_source: avro_schema is given but value_format is not 'avro'")
 
     if not isinstance(starting_offsets, str):
         starting_offsets = json.dumps(starting_offsets)
@@ -76,7 +87,10 @@ def kafka_source(spark: SparkSession, group: FeatureGroup, bootstrap_servers: st
         raise
     origin = F.concat_ws("/", F.col("topic"), F.col("partition").cast("string"),
                          F.col("offset").cast("string"))
-    df = raw.select(*parse.parse_json(F.col("value").cast("string"), group, origin))
+    if value_format == "avro":
+        df = raw.select(*parse.parse_avro(F.col("value"), group, avro_schema, origin))
+    else:
+        df = raw.select(*parse.parse_json(F.col("value").cast("string"), group, origin))
     return _label(df, f"kafka:{topic}")
 
 
