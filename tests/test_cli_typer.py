@@ -20,8 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAVY = ("pyspark", "fastapi", "uvicorn", "mlflow", "matplotlib", "great_expectations")
 
 
-def _python(code: str, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "SPARKFS_CONFIG"}
+def _python(code: str, *args: str, **env_extra: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "SPARKFS_CONFIG"} | env_extra
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=120)
 
@@ -43,7 +43,10 @@ def test_help_imports_no_spark_nor_web_framework_and_every_entry_point_works():
 
 def test_show_completion_prints_a_shell_script():
     out = _python("import sys; from sparkfs.cli import main; "
-                  "sys.exit(main(['--show-completion', 'bash']))")
+                  "sys.exit(main(['--show-completion', 'bash']))",
+                  # the shell is named, not detected from the parent processes (a test
+                  # runner started outside a shell has none)
+                  _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1")
     assert out.returncode == 0, out.stderr
     assert "_SPARKFS_COMPLETE" in out.stdout and "complete " in out.stdout
 
