@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import time
 import pandas as pd
 
 from jobs.flights import data
+from jobs.flights.demo_serving import free_port, wait_for_service
 from sparkfs import FeatureView
 
 FEATURES = ["weather:temp", "weather:humid", "weather:wind_speed", "weather:visib",
@@ -58,16 +58,10 @@ def _train(fs) -> tuple:
     return ts, model
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _predict_over_http(ctx: dict) -> None:
     import httpx
 
-    port = _free_port()
+    port = free_port()
     log = tempfile.NamedTemporaryFile("w+", prefix="sparkfs-serve-", suffix=".log", delete=False)
     config = ctx.get("config_path", "conf/local.yaml")
     cmd = ["serve", "--config", config, "--repo", "jobs/flights/features.py", "--port", str(port),
@@ -78,15 +72,7 @@ def _predict_over_http(ctx: dict) -> None:
     started = time.perf_counter()
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            while True:
-                try:
-                    client.get("/health")
-                    break
-                except httpx.HTTPError as exc:
-                    if proc.poll() is not None or time.perf_counter() - started > 120:
-                        log.seek(0)
-                        raise RuntimeError("the service did not start:\n" + log.read()) from exc
-                    time.sleep(0.2)
+            wait_for_service(client, proc, log, started)
             now = pd.Timestamp.now(tz="UTC").floor("min")
             live = _flights().groupby("origin").head(1)
             body = {"entity_rows": [{"origin": o, "tailnum": t}

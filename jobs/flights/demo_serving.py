@@ -43,10 +43,25 @@ def _replay_live_weather(fs) -> str:
     return f"{stamp:%H:%M}"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for_service(client, proc: subprocess.Popen, log, started: float) -> dict:
+    """``GET /health`` on the service ``proc`` started until it answers (its JSON); raise
+    with the service's log when it exits or takes more than 120 s."""
+    import httpx
+
+    while True:
+        try:
+            return client.get("/health").json()
+        except httpx.HTTPError as exc:
+            if proc.poll() is not None or time.perf_counter() - started > 120:
+                log.seek(0)
+                raise RuntimeError("the service did not start:\n" + log.read()) from exc
+            time.sleep(0.2)
 
 
 def _december_flights():
@@ -68,7 +83,7 @@ def run(fs, ctx: dict) -> None:
     import pandas as pd
 
     _replay_live_weather(fs)
-    port = _free_port()
+    port = free_port()
     log = tempfile.NamedTemporaryFile("w+", prefix="sparkfs-serve-", suffix=".log", delete=False)
     code = "import sys; from sparkfs.cli import main; sys.exit(main())"
     config = ctx.get("config_path", "conf/local.yaml")
@@ -80,15 +95,7 @@ def run(fs, ctx: dict) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, timeout=30) as client:
-            while True:
-                try:
-                    health = client.get("/health").json()
-                    break
-                except httpx.HTTPError as exc:
-                    if proc.poll() is not None or time.perf_counter() - started > 120:
-                        log.seek(0)
-                        raise RuntimeError("the service did not start:\n" + log.read()) from exc
-                    time.sleep(0.2)
+            health = wait_for_service(client, proc, log, started)
             print(f"service up in {time.perf_counter() - started:.1f}s on {base} "
                   f"(pyspark loaded: {health['pyspark_loaded']})")
 
