@@ -104,7 +104,7 @@ def _null_rate(s: dict) -> float | None:
 
 def served(fs: Any, deployment: str) -> tuple[Any, list[dict]] | None:
     """Training set vs served traffic of ``deployment``: ``fs.monitor_served``'s
-    ``DriftReport`` and one row per served column for the drift table with a Vega-Lite
+    ``DriftReport`` and its per-feature rows, each with a Vega-Lite
     ``chart`` of the two overlaid distributions (numeric: shared bin edges over both sides'
     non-missing values, as densities; categorical: each value's share). None when no online
     request is logged yet."""
@@ -152,8 +152,7 @@ def served(fs: Any, deployment: str) -> tuple[Any, list[dict]] | None:
             points = [{"value": k, "share": counts[k] / n, "side": side}
                       for side, counts, n in shares for k in keys]
             chart = overlay_spec(col, points, labels, numeric=False)
-        rows.append({**f, "null_a": f["null_rate_baseline"], "null_b": f["null_rate_current"],
-                     "chart": chart})
+        rows.append({**f, "chart": chart})
     return report, rows
 
 
