@@ -8,6 +8,7 @@ console errors, no outside requests) are in test_ui_browser.py and share the sto
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from sparkfs import Entity, FeatureGroup, FeatureStore, Field
+from sparkfs import Entity, FeatureGroup, FeatureStore, FeatureView, Field
 from sparkfs.ui import create_ui_app
 from sparkfs.validation import Expectations, expect
 
@@ -51,9 +52,15 @@ def weather_batch(seed: int, shift: float, n: int = 400, bad: int = 0) -> pd.Dat
 
 def build_store(spark, data_dir: str) -> FeatureStore:
     """A store with weather@1 (two ingests with different distributions, one with
-    quarantined rows, materialized once), a training set over
-    it (DuckDB), weather@2 (one more field, never ingested) and a group ``evil`` whose text
-    holds markup and quotes."""
+    quarantined rows, materialized once), a training set ``delays`` over it (DuckDB), a
+    group ``traffic`` (no ttl, materialized), a view ``delay`` over both with a training set
+    ``flights``, a model ``delay_model`` trained on it and a deployment ``delay`` serving it
+    (no request logged yet), weather@2 (one more field, never ingested) and a group ``evil``
+    whose text holds markup and quotes."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+
     fs = FeatureStore({"project": "ui", "data_dir": data_dir,
                        "ingest": {"statistics": True, "materialize": False}}, spark=spark)
     evil = FeatureGroup("evil", [AIRPORT], "ts", [Field("x", "double", EVIL, tags={"k": EVIL})],
@@ -66,6 +73,22 @@ def build_store(spark, data_dir: str) -> FeatureStore:
                           "at": pd.to_datetime(["2013-01-05", "2013-01-20", "2013-02-10"], utc=True)})
     fs.create_training_set("delays", spine, ["weather@1:temp", "weather@1:sky"], "at",
                            engine="duckdb")
+    # a view, a training set built from it, a model trained on that and a deployment
+    # serving it: the lineage and deployment pages
+    # (weather's ttl has long expired online, so it is served null; traffic has no ttl)
+    traffic = FeatureGroup("traffic", [AIRPORT], "ts", [Field("planes", "double")],
+                           online=True, description="Planes on the ground")
+    fs.apply([traffic, FeatureView("delay", features=["weather@1:temp", "traffic:planes"])])
+    fs.ingest("traffic", pd.DataFrame({
+        "origin": ["JFK", "LGA", "EWR"], "planes": [40.0, 25.0, 18.0],
+        "ts": pd.to_datetime(["2013-01-02"] * 3, utc=True)}), materialize=True)
+    labelled = spine.assign(y=[1.0, 2.0, 3.0])
+    flights = fs.create_training_set("flights", labelled, view="delay", timestamp_col="at",
+                                     engine="duckdb").to_pandas()
+    model = make_pipeline(SimpleImputer(keep_empty_features=True), LinearRegression())
+    fs.log_model(model.fit(flights[["temp", "planes"]], flights["y"]), "delay_model",
+                 training_set="flights", skops_trusted_types=["numpy.dtype"])
+    fs.deploy("delay", model="delay_model")
     fs.apply([weather_group(2, (Field("wind_speed", "double"),))])
     return fs
 
@@ -167,7 +190,8 @@ def test_unknown_names_give_a_404_page_naming_them(client, url, names):
 
 
 @pytest.mark.parametrize("url", ["/ui/groups/evil", "/ui/features/evil:x", "/ui/groups",
-                                 "/ui/search?q=alert", "/ui/groups/%3Cscript%3E"])
+                                 "/ui/search?q=alert", "/ui/groups/%3Cscript%3E",
+                                 "/ui/lineage/group:evil@1", "/ui/lineage/%3Cscript%3E:x"])
 def test_user_text_is_escaped(client, url):
     r = client.get(url)
     assert "&lt;script&gt;" in r.text  # the text is shown, escaped
@@ -223,3 +247,95 @@ def test_training_set_pages(client):
     page = client.get("/ui/training-sets/delays@1")
     assert page.status_code == 200
     assert "weather@1:temp" in text_of(page.text)
+
+
+def layered(page: str) -> dict[str, int]:
+    """Node id -> layer of the lineage graph on a page (negative: upstream)."""
+    out = {}
+    for level, body in re.findall(r'data-level="(-?\d+)">(.*?)(?=<div class="layer[ "]|$)', page,
+                                  re.S):
+        for node in re.findall(r'data-node="([^"]+)"', body):
+            out[html.unescape(node)] = int(level)
+    return out
+
+
+def test_lineage_page_lays_out_upstream_and_downstream_nodes(client):
+    up = client.get("/ui/lineage/model:delay_model@1", params={"direction": "up"})
+    assert up.status_code == 200
+    nodes = layered(up.text)
+    assert nodes["model:delay_model@1"] == 0 and nodes["training_set:flights@1"] == -1
+    assert nodes["view:delay@1"] == -2 and nodes["feature:weather@1:temp"] == -3
+    assert nodes["group:weather@1"] == -4
+    # the training set read Delta version 2, written by the second ingest run
+    assert nodes["delta:weather@1:v2"] == -2 and nodes["run:weather@1/weather-2"] == -3
+    assert "training_set:delays@1" not in nodes and "deployment:delay" not in nodes
+    assert "feature:weather@1:sky" not in nodes  # not selected by the view
+    assert 'href="/ui/lineage/view:delay@1"' in up.text  # each node links to its lineage
+    assert 'href="/ui/views/delay@1"' in up.text  # ... and to its page
+    # both ways from the training set (the default): the model and deployment downstream
+    both = layered(client.get("/ui/lineage/training_set:flights@1").text)
+    assert both["model:delay_model@1"] == 1 and both["deployment:delay"] == 2
+    assert both["view:delay@1"] == -1
+    shallow = layered(client.get("/ui/lineage/training_set:flights@1",
+                                 params={"depth": 1}).text)
+    assert set(shallow) == {"training_set:flights@1", "view:delay@1", "delta:weather@1:v2",
+                            "delta:traffic@1:v1", "model:delay_model@1"}
+    # a name without @version is the latest version
+    assert "Lineage of group:weather@2" in text_of(client.get("/ui/lineage/group:weather").text)
+
+
+def test_pages_link_to_their_lineage(client):
+    for page, node in [("/ui/groups/weather@1", "group:weather@1"),
+                       ("/ui/features/weather@1:temp", "feature:weather@1:temp"),
+                       ("/ui/views/delay@1", "view:delay@1"),
+                       ("/ui/training-sets/flights@1", "training_set:flights@1"),
+                       ("/ui/models", "model:delay_model@1"),
+                       ("/ui/deployments", "deployment:delay"),
+                       ("/ui/deployments/delay", "deployment:delay")]:
+        r = client.get(page)
+        assert r.status_code == 200, page
+        assert f'href="/ui/lineage/{node}"' in r.text, page
+        assert client.get(f"/ui/lineage/{node}").status_code == 200, node
+
+
+@pytest.mark.parametrize("url, status, names", [
+    ("/ui/lineage/model:nope@1", 404, "'model:nope@1'"),
+    ("/ui/lineage/nonsense", 404, "'nonsense'"),
+    ("/ui/deployments/nope", 404, "'nope'"),
+    ("/ui/lineage/group:weather@1?direction=sideways", 400, "'sideways'"),
+    ("/ui/lineage/group:weather@1?depth=-1", 400, "'-1'"),
+])
+def test_bad_lineage_and_deployment_urls(client, url, status, names):
+    r = client.get(url)
+    assert r.status_code == status
+    assert names in text_of(r.text)
+
+
+def test_deployment_page_drift_of_served_traffic(store, client):
+    before = text_of(client.get("/ui/deployments/delay").text)
+    assert "No online requests are logged for delay" in before
+    assert "fs.predict(\"delay\", rows)" in before  # what to run
+    store.predict("delay", [{"origin": k} for k in ["JFK", "LGA", "EWR", "JFK", "nope"]])
+    r = client.get("/ui/deployments/delay")
+    assert r.status_code == 200
+    t = squash(text_of(r.text))
+    assert "training set flights@1 (3 rows)" in t and "(5 requests logged)" in t
+    assert r.text.count("chart overlay") == 2  # temp and planes: training set vs served
+    # weather's ttl expired online: temp is served null; planes is null for the unknown key
+    # (columns: PSI, KS, KS p, Wasserstein/std, nulls, NaNs)
+    assert re.search(r"temp numeric \S+ - - - 33\.3% → 100\.0% 0\.0% → 0\.0% DRIFT", t), t
+    assert re.search(r"planes numeric \S+ \S+ \S+ \S+ 0\.0% → 20\.0% 0\.0% → 0\.0%", t), t
+    specs = [json.loads(s) for s in re.findall(
+        r'<script type="application/json" class="vl-spec">(.*?)</script>', r.text, re.S)]
+    planes = next(s for s in specs if s["title"]["text"] == "planes")["data"]["values"]
+    assert {row["side"] for row in planes if row["density"] > 0} == {
+        "training set flights@1", "served"}  # both histograms, overlaid
+
+
+def test_lineage_notebook_card(store):
+    card = store.lineage("deployment:delay")._repr_html_()
+    assert "Lineage of deployment:delay (up)" in card
+    for node in ("model:delay_model@1", "training_set:flights@1", "group:weather@1"):
+        assert f'data-node="{node}"' in card
+    evil = store.lineage("group:evil@1", direction="both")._repr_html_()
+    assert "&lt;script&gt;" in evil and "<script>" not in evil.replace("<style>", "")

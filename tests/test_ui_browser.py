@@ -146,3 +146,24 @@ def test_markup_in_names_is_shown_not_run(base_url, watched):
     page.wait_for_selector("body[data-charts=done]")
     assert "<script>alert('x')</script>\"quoted\"" in page.locator(".description").inner_text()
     assert dialogs == []
+
+
+def test_lineage_page_lays_out_layers_and_links_navigate(base_url, watched):
+    page = watched.open(base_url + "/ui/lineage/training_set:flights@1")
+    assert page.locator("h1").inner_text() == "Lineage of training_set:flights@1"
+    # upstream layers are drawn left of the root, downstream ones right of it
+    x = {node: page.locator(f'.lnode[data-node="{node}"]').bounding_box()["x"]
+         for node in ("view:delay@1", "training_set:flights@1", "model:delay_model@1",
+                      "deployment:delay")}
+    assert x["view:delay@1"] < x["training_set:flights@1"] < x["model:delay_model@1"] \
+        < x["deployment:delay"]
+    page.click('.lnode[data-node="view:delay@1"] a.lname')
+    page.wait_for_selector("body[data-charts=done]")
+    assert page.url.endswith("/ui/lineage/view:delay@1")
+    assert page.locator(".lnode.lroot").get_attribute("data-node") == "view:delay@1"
+    page.click('.lnode[data-node="group:weather@1"] a.lpage')  # to the group's own page
+    page.wait_for_selector("body[data-charts=done]")
+    assert page.url.endswith("/ui/groups/weather@1")
+    page.click("a.lineage-link")  # and back to its lineage
+    page.wait_for_selector("body[data-charts=done]")
+    assert page.locator("h1").inner_text() == "Lineage of group:weather@1"

@@ -124,6 +124,13 @@ class Lineage:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, default=str)
 
+    def _repr_html_(self) -> str:
+        """The graph as a notebook card (``sparkfs.ui.cards.lineage_card``): a layered
+        layout, upstream left of the root, downstream right."""
+        from ..ui.cards import lineage_card
+
+        return lineage_card(self)
+
     def to_dot(self) -> str:
         """Graphviz ``digraph`` of the nodes and edges (edges in data-flow direction)."""
         lines = ["digraph lineage {", "  rankdir=LR;"]

@@ -12,7 +12,9 @@ Routes (all ``GET``): ``/ui`` (overview), ``/ui/search?q=``, ``/ui/groups``,
 ``/ui/groups/{name}[@{version}]``, ``/ui/groups/{name}[@{version}]/drift?a=&b=``,
 ``/ui/features/{group}[@{version}]:{feature}``, ``/ui/views``, ``/ui/views/{name}``,
 ``/ui/training-sets``, ``/ui/training-sets/{name}[@{version}]``, ``/ui/models``,
-``/ui/deployments``. Unknown names give a 404 page naming what does not exist.
+``/ui/deployments``, ``/ui/deployments/{name}`` (with training set vs served traffic drift),
+``/ui/lineage/{node}?direction=&depth=`` (node ids as ``fs.lineage`` takes them). Unknown
+names give a 404 page naming what does not exist.
 
 >>> import tempfile
 >>> from fastapi.testclient import TestClient

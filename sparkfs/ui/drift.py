@@ -100,3 +100,70 @@ def _null_rate(s: dict) -> float | None:
     if count is None or nulls is None or count + nulls == 0:
         return None
     return nulls / (count + nulls)
+
+
+def served(fs: Any, deployment: str) -> tuple[Any, list[dict]] | None:
+    """Training set vs served traffic of ``deployment``: ``fs.monitor_served``'s
+    ``DriftReport`` and its per-feature rows, each with a Vega-Lite
+    ``chart`` of the two overlaid distributions (numeric: shared bin edges over both sides'
+    non-missing values, as densities; categorical: each value's share). None when no online
+    request is logged yet."""
+    from collections import Counter
+
+    import numpy as np
+
+    from ..errors import NotFoundError
+    from ..monitoring.skew import read_requests
+
+    d = fs.inference.deployments.get(deployment)
+    fs.inference.flush()
+    try:
+        log = read_requests(d.log_path, None, None, dict(fs.config.offline.storage_options))
+    except NotFoundError:  # nothing was ever logged: the evaluation table does not exist yet
+        return None
+    if log.num_rows == 0:
+        return None
+    report = fs.monitor_served(deployment)
+    tname, _, tver = d.training_set.partition("@")
+    base = fs.get_training_set(tname, int(tver) if tver else None).to_arrow()
+    labels = (f"training set {d.training_set}", "served")
+    bins = fs.config.monitoring.bins
+    rows = []
+    for f in report.features:
+        col = f["feature"]
+        b, c = _present(base.column(col)), _present(log.column(col))
+        chart = None
+        if f["kind"] == "numeric" and (len(b) or len(c)):
+            both = np.concatenate([np.asarray(b, dtype=float), np.asarray(c, dtype=float)])
+            edges = np.histogram_bin_edges(both, bins=bins)
+            points = []
+            for side, values in zip(labels, (b, c)):
+                if not len(values):
+                    continue
+                counts, _ = np.histogram(values, bins=edges)
+                points += [{"start": float(s), "end": float(e), "side": side,
+                            "density": float(k) / len(values) / float(e - s)}
+                           for s, e, k in zip(edges[:-1], edges[1:], counts)]
+            chart = overlay_spec(col, points, labels, numeric=True)
+        elif f["kind"] != "numeric" and (len(b) or len(c)):
+            keys = sorted({str(v) for v in b} | {str(v) for v in c})
+            shares = [(side, Counter(str(v) for v in values), len(values))
+                      for side, values in zip(labels, (b, c)) if len(values)]
+            points = [{"value": k, "share": counts[k] / n, "side": side}
+                      for side, counts, n in shares for k in keys]
+            chart = overlay_spec(col, points, labels, numeric=False)
+        rows.append({**f, "chart": chart})
+    return report, rows
+
+
+def _present(col: Any) -> Any:
+    """The non-missing values of an Arrow column (numbers: floats without NaN; else Python
+    values without None)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
+        values = pc.drop_null(pc.cast(col, pa.float64())).to_numpy(zero_copy_only=False)
+        return values[~np.isnan(values)]
+    return pc.drop_null(col).to_pylist()

@@ -150,6 +150,49 @@ def build_router(fs: Any) -> APIRouter:
         return render("deployments.html", title="Deployments",
                       deployments=data.deployments(fs))
 
+    @r.get("/deployments/{name}", response_class=HTMLResponse)
+    @_page
+    def deployment(name: str) -> Response:
+        from .drift import served
+        from .lineage import node_link
+
+        spec = next((d for d in data.deployments(fs) if d["name"] == name), None)
+        if spec is None:
+            known = ", ".join(d["name"] for d in data.deployments(fs)) or "none"
+            raise NotFoundError(f"deployment {name!r} does not exist; deployments: {known}")
+        cfg = fs.config.monitoring
+        ctx: dict[str, Any] = {"title": f"Deployment {name}", "d": spec, "report": None,
+                               "rows": [], "drift_error": None,
+                               "lineage": node_link(f"deployment:{name}"),
+                               "threshold": f"{cfg.psi_threshold}, or KS p < {cfg.ks_pvalue}"}
+        try:
+            found = served(fs, name)
+        except SparkfsError as exc:  # e.g. scipy missing, a training set without rows
+            ctx["drift_error"] = f"Drift of served traffic could not be computed: {exc}"
+        else:
+            if found is not None:
+                ctx["report"], ctx["rows"] = found
+        return render("deployment.html", **ctx)
+
+    @r.get("/lineage/{node:path}", response_class=HTMLResponse)
+    @_page
+    def lineage(node: str, direction: str = "both", depth: str = "") -> Response:
+        from .lineage import DIRECTIONS, layers, page_link
+
+        if direction not in DIRECTIONS:
+            return render("error.html", status=400, title="Bad request",
+                          message=f"lineage direction {direction!r} is unknown; use one of "
+                                  f"{', '.join(DIRECTIONS)}")
+        if depth.strip() and not (depth.strip().isdigit()):
+            return render("error.html", status=400, title="Bad request",
+                          message=f"lineage depth must be a non-negative integer (or empty "
+                                  f"for all), got {depth!r}")
+        lin = fs.lineage(node, direction=direction,
+                         depth=int(depth) if depth.strip() else None)
+        return render("lineage.html", title=f"Lineage of {lin.root}", lin=lin,
+                      cols=layers(lin), page=page_link(lin.nodes[lin.root]),
+                      directions=DIRECTIONS)
+
     @r.get("/{rest:path}", response_class=HTMLResponse)
     def unknown(rest: str) -> Response:
         if not rest:

@@ -40,6 +40,7 @@ def environment() -> Any:
     env.filters["pct"] = lambda v: data.percent(missing(v))
     env.filters["spec"] = spec_json
     env.filters["seg"] = lambda v: quote(str(v), safe="@:")
+    env.filters["lineage"] = lambda v: f"{PREFIX}/lineage/{quote(str(v), safe='@:/')}"
     env.globals.update(histogram_spec=histogram_spec, values_spec=values_spec,
                        inline_bars=inline_bars, root=PREFIX)
     return env
