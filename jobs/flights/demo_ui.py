@@ -5,7 +5,8 @@ serves alone) runs on a free 127.0.0.1 port; Playwright drives Debian's Chromium
 (``make chromium``) to each page, waits until its Vega-Lite charts are drawn and writes a
 PNG. The pages shown are chosen from what the earlier sections stored: the group with the
 most statistics versions (flight_facts: two weekly batches, one quarantined), its first
-numeric feature, the drift between its two largest batches, and the training sets.
+numeric feature, the drift between its two largest batches, the training sets, and the
+inference section's deployment (training set vs served traffic) with its lineage.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def pages(fs) -> list[tuple[str, str]]:
         a, b = sorted(sorted(have, key=lambda v: -rows[v])[:2])
         out.append(("drift.png", f"/ui/groups/{ref}/drift?a={a}&b={b}"))
     out.append(("training_sets.png", "/ui/training-sets"))
+    for d in fs.list_deployments()[:1]:  # the inference section's: served-traffic drift, lineage
+        out.append(("deployment.png", f"/ui/deployments/{d.name}"))
+        out.append(("lineage.png", f"/ui/lineage/deployment:{d.name}?direction=up"))
     return out
 
 
