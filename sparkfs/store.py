@@ -646,10 +646,12 @@ class FeatureStore:
 
     def monitor_served(self, deployment: str, start: Any = None, end: Any = None,
                        **options: Any):
-        """Drift of the features ``deployment`` served in ``[start, end)`` against its
-        model's training set: a ``DriftReport`` (PSI, KS, Wasserstein, null and NaN rates;
-        ``options``: ``psi_threshold``, ``ks_pvalue``, ``wasserstein_threshold``, ``bins``).
-        See ``sparkfs.monitoring.served``.
+        """Drift of the features and predictions ``deployment`` served in ``[start, end)``
+        against its model's training set (or ``baseline=(start, end)``, another window of
+        its log): a ``DriftReport`` (PSI, KS, Wasserstein, null and NaN rates; the last row,
+        ``prediction``, is prediction drift; ``options``: ``baseline``, ``predictions``,
+        ``psi_threshold``, ``ks_pvalue``, ``wasserstein_threshold``, ``bins``). See
+        ``sparkfs.monitoring.served``.
 
         >>> import tempfile
         >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).monitor_served("delay")

@@ -7,6 +7,7 @@ and its OpenLineage events (``sparkfs.lineage.openlineage``).
     sparkfs lineage-export --file events.jsonl         # or --url http://marquez:5000
     sparkfs skew delay [--since T] [--until T] [--threshold 0.01] [--engine duckdb|spark] [--json]
     sparkfs monitor-served delay [--since T] [--until T] [--json]   # exit 1 on drift
+        [--baseline-since T] [--baseline-until T]      # against another window of the log
     sparkfs explain <request id> [--json]              # why did the model do that?
     sparkfs lineage request:<request id>               # a prediction as a lineage node
 
@@ -121,10 +122,18 @@ def _skew(ctx: typer.Context, deployment: str,
 def _monitor_served(ctx: typer.Context, deployment: str,
                     since: Annotated[str | None, SINCE] = None,
                     until: Annotated[str | None, UNTIL] = None,
+                    baseline_since: Annotated[str | None, typer.Option(
+                        "--baseline-since", help="compare with the requests logged from this "
+                        "time (instead of the training set)")] = None,
+                    baseline_until: Annotated[str | None, typer.Option(
+                        "--baseline-until", help="... and before this time")] = None,
                     json_: Annotated[bool, JSON] = False) -> int:
+    baseline: object = "training_set"
+    if baseline_since is not None or baseline_until is not None:
+        baseline = (baseline_since, baseline_until)
     fs = open_store(config_of(ctx))
     try:
-        report = fs.monitor_served(deployment, start=since, end=until)
+        report = fs.monitor_served(deployment, start=since, end=until, baseline=baseline)
     finally:
         fs.close()
     print(json.dumps(report.to_dict(), default=str) if json_ else report)
