@@ -136,3 +136,18 @@ def test_unknown_request_ids_are_refused_with_close_matches(store, capsys):
         fs.lineage("request:nope")
     assert main(["--config", config, "explain", "nope"]) == 2
     assert "request id 'nope' was not logged" in capsys.readouterr().err
+
+
+def test_a_batch_scored_request_shows_the_delta_versions_it_read(store):
+    fs, _, v = store
+    spine = pd.DataFrame({"origin": ["JFK", "LGA"], "ts": [hours(0.1)] * 2})
+    scored = fs.score_batch("delay", spine, timestamp_col="ts", run_id="batch-1").toPandas()
+    e = fs.explain_prediction("batch-1")
+    assert e.scoring_path == "batch" and len(e.rows) == 2
+    now = fs.offline.current_version(fs.get_feature_group("weather"))
+    by_origin = {r["entity"]["origin"]: r for r in e.rows}
+    for _, s in scored.iterrows():
+        f = by_origin[s["origin"]]["features"]["temp"]
+        assert f["value"] == s["temp"] and f["delta_version"] == now
+        assert f["online"] == "not_online" and f["trained_delta_version"] == v
+        assert by_origin[s["origin"]]["prediction"] == pytest.approx(s["prediction"])

@@ -22,6 +22,9 @@ store recorded about it:
     (pushed online first);
   - ``absent``: neither online nor offline had a row for the key;
   - ``on_demand``: computed at request time by a transform;
+  - ``not_online``: batch or table scoring read the features point in time from Delta; the
+    ``delta_version`` is then the one that scoring recorded (``data_versions``) rather
+    than the newest at the logged time;
 
 - the transforms involved with their fingerprint in the training set and the one
   registered now (``changed`` when they differ: the served code is not the trained code).
@@ -245,8 +248,14 @@ def explain_prediction(fs: "FeatureStore", request_id: str) -> Explanation:
 
     served_at = _utc(first["time"])
     spine, entities = _spine(log)
+    recorded = log.column("data_versions")[0].as_py() if "data_versions" in log.column_names \
+        else None
+    pinned = json.loads(recorded).get("delta_versions", {}) if recorded else None
     per_group: dict[str, tuple[int | None, dict[int, Any]]] = {}
     for gr in manifest.get("groups", []):
+        if pinned is not None:  # batch / table scoring: the Delta versions it read
+            per_group[gr["label"]] = (pinned.get(gr["label"]), {})
+            continue
         group = fs.get_feature_group(gr["name"], gr["version"])
         times = fs.offline.commit_times(group)
         at = [v for v, t in times.items() if served_at is not None and t <= served_at]
@@ -271,7 +280,8 @@ def explain_prediction(fs: "FeatureStore", request_id: str) -> Explanation:
                 entry.update(source=gr["label"], delta_version=version,
                              trained_delta_version=gr["delta_version"],
                              newest_offline_event_time=known,
-                             online=_freshness(status, et, known), transform=None)
+                             online=("not_online" if pinned is not None
+                                     else _freshness(status, et, known)), transform=None)
             else:
                 t = od_columns.get(col) or FeatureRef.parse(ref).group
                 entry.update(source=f"on_demand:{t}", delta_version=None,
