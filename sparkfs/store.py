@@ -558,7 +558,8 @@ class FeatureStore:
         ``"both"``), ``depth`` hops at most: a ``sparkfs.lineage.Lineage`` (nodes, edges,
         ``to_json()``, ``to_dot()``, ``str()`` a tree). Nodes: ``"model:delay_model@1"``,
         ``"deployment:delay"``, ``"training_set:delays@1"``, ``"view:delay@1"``,
-        ``"group:weather@1"``, ``"feature:weather:temp"``, ``"delta:weather@1:v3"``...
+        ``"group:weather@1"``, ``"feature:weather:temp"``, ``"delta:weather@1:v3"``, a
+        prediction's ``"request:<request id>"`` (or the bare id)...
 
         >>> import tempfile
         >>> from sparkfs import Entity, Field, FeatureGroup, FeatureView
@@ -568,7 +569,31 @@ class FeatureStore:
         >>> fs.lineage("feature:weather:temp", direction="down").ids()
         ['feature:weather@1:temp', 'view:delay@1']
         """
-        return self._lineage_graph().walk(node, direction, depth)
+        graph = self._lineage_graph()
+        rid = _request_id(node)
+        if rid is not None:
+            from .lineage.explain import add_request_node
+
+            node = add_request_node(graph, self.explain_prediction(rid))
+        return graph.walk(node, direction, depth)
+
+    def explain_prediction(self, request_id: str):
+        """Why did the model do that? For one logged prediction (``request_id`` from
+        ``fs.predict(...).request_id`` or the evaluation log): the deployment, model version,
+        view and training set (Delta versions, transform fingerprints) that served it and,
+        per feature, the value, status and event time served, the group's Delta version
+        then and whether the online value was current or lagging. A
+        ``sparkfs.lineage.explain.Explanation``; see that module.
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).explain_prediction("abc")
+        Traceback (most recent call last):
+        ...
+        sparkfs.errors.NotFoundError: request id 'abc' was not logged by any deployment (none (create one with fs.deploy)) (requests not sampled into the evaluation log cannot be explained)
+        """  # noqa: E501 (doctest output)
+        from .lineage.explain import explain_prediction
+
+        return explain_prediction(self, request_id)
 
     def lineage_events(self, namespace: str = "sparkfs") -> list:
         """Every job sparkfs recorded (ingest runs, training sets, model versions,
@@ -621,10 +646,12 @@ class FeatureStore:
 
     def monitor_served(self, deployment: str, start: Any = None, end: Any = None,
                        **options: Any):
-        """Drift of the features ``deployment`` served in ``[start, end)`` against its
-        model's training set: a ``DriftReport`` (PSI, KS, Wasserstein, null and NaN rates;
-        ``options``: ``psi_threshold``, ``ks_pvalue``, ``wasserstein_threshold``, ``bins``).
-        See ``sparkfs.monitoring.served``.
+        """Drift of the features and predictions ``deployment`` served in ``[start, end)``
+        against its model's training set (or ``baseline=(start, end)``, another window of
+        its log): a ``DriftReport`` (PSI, KS, Wasserstein, null and NaN rates; the last row,
+        ``prediction``, is prediction drift; ``options``: ``baseline``, ``predictions``,
+        ``psi_threshold``, ``ks_pvalue``, ``wasserstein_threshold``, ``bins``). See
+        ``sparkfs.monitoring.served``.
 
         >>> import tempfile
         >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).monitor_served("delay")
@@ -635,6 +662,17 @@ class FeatureStore:
         from .monitoring.served import served_drift
 
         return served_drift(self, deployment, start=start, end=end, **options)
+
+
+def _request_id(node: Any) -> str | None:
+    """The request id in a lineage node ``request:<id>``, or a bare 32-hex-digit id."""
+    if not isinstance(node, str):
+        return None
+    if node.startswith("request:"):
+        return node[len("request:"):]
+    if len(node) == 32 and all(c in "0123456789abcdef" for c in node):
+        return node
+    return None
 
 
 def _training_set(fs: FeatureStore, name: str, version: int):

@@ -81,3 +81,42 @@ def test_served_traffic_drift_flags_a_shift_and_not_an_unshifted_window(store, c
     assert (mixed["null_rate_current"], mixed["nan_rate_current"]) == (0.5, 0.0)
     with pytest.raises(SparkfsError, match="no logged online requests"):
         fs.monitor_served("delay", start=NOW + dt.timedelta(days=1))
+
+
+def test_prediction_drift_against_the_training_set_and_another_window(store, capsys):
+    fs, _, config = store
+    trained = fs.get_training_set("delays").to_pandas().set_index("origin")["temp"]
+    # serve exactly the training values again (newer event time), then shifted ones
+    fs.ingest("weather", frame(trained.loc[KEYS].to_numpy(), 0.5), run_id="w3",
+              materialize=True)
+    a = dt.datetime.now(dt.UTC)
+    fs.predict("delay", [{"origin": k} for k in KEYS])
+    b = dt.datetime.now(dt.UTC)
+    fs.ingest("weather", frame(trained.loc[KEYS].to_numpy() + 15.0, 0.25), run_id="w4",
+              materialize=True)
+    c = dt.datetime.now(dt.UTC)
+    fs.predict("delay", [{"origin": k} for k in KEYS])
+    clean = fs.monitor_served("delay", start=a, end=b)
+    assert [f["feature"] for f in clean.features] == ["temp", "prediction"]
+    assert not clean.drifted and clean["prediction"]["psi"] < 1e-9
+    assert clean["prediction"]["ks_stat"] == pytest.approx(0.0)
+    shifted = fs.monitor_served("delay", start=c)
+    assert shifted["prediction"]["drifted"] and shifted["prediction"]["ks_pvalue"] < 1e-6
+    assert fs.monitor_served("delay", start=c, predictions=False).features[-1]["feature"] \
+        == "temp"
+    # against another window of the log: window [a, b) is the baseline
+    vs_window = fs.monitor_served("delay", start=c, baseline=(a, b))
+    assert (vs_window.rows_baseline, vs_window.rows_current) == (N, N)
+    assert vs_window.drifted_features == ["temp", "prediction"]
+    assert vs_window.baseline.startswith("served from ")
+    assert not fs.monitor_served("delay", start=a, end=b, baseline=(a, b)).drifted
+    assert main(["--config", config, "monitor-served", "delay", "--since", c.isoformat(),
+                 "--baseline-since", a.isoformat(), "--baseline-until", b.isoformat(),
+                 "--json"]) == 1
+    out = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert out["rows_baseline"] == N and out["features"][-1]["feature"] == "prediction"
+    with pytest.raises(SparkfsError, match="baseline 'last week' is unknown"):
+        fs.monitor_served("delay", start=c, baseline="last week")
+    with pytest.raises(SparkfsError, match="no logged online requests in the baseline window"):
+        fs.monitor_served("delay", start=c, baseline=(NOW - dt.timedelta(days=9),
+                                                      NOW - dt.timedelta(days=8)))

@@ -7,6 +7,9 @@ and its OpenLineage events (``sparkfs.lineage.openlineage``).
     sparkfs lineage-export --file events.jsonl         # or --url http://marquez:5000
     sparkfs skew delay [--since T] [--until T] [--threshold 0.01] [--engine duckdb|spark] [--json]
     sparkfs monitor-served delay [--since T] [--until T] [--json]   # exit 1 on drift
+        [--baseline-since T] [--baseline-until T]      # against another window of the log
+    sparkfs explain <request id> [--json]              # why did the model do that?
+    sparkfs lineage request:<request id>               # a prediction as a lineage node
 
 ``--format json`` prints ``Lineage.to_dict()`` (stable: see ``sparkfs.lineage.Lineage``).
 ``sparkfs skew`` prints the skew report (``fs.skew_report``) and exits 1 when a feature's
@@ -31,11 +34,12 @@ JSON = typer.Option("--json", help="print the report as JSON")
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``lineage``, ``lineage-export``, ``skew`` and ``monitor-served`` commands.
+    """Add the ``lineage``, ``lineage-export``, ``skew``, ``monitor-served`` and
+    ``explain`` commands.
 
     >>> app = typer.Typer(); register(app)
     >>> [c.name for c in app.registered_commands]
-    ['lineage', 'lineage-export', 'skew', 'monitor-served']
+    ['lineage', 'lineage-export', 'skew', 'monitor-served', 'explain']
     """
     app.command("lineage", help="where a node came from (or, --down, what uses it)")(_lineage)
     app.command("lineage-export", help="send every recorded job as OpenLineage events")(_export)
@@ -43,12 +47,14 @@ def register(app: typer.Typer) -> None:
                 "exit 1 above --threshold")(_skew)
     app.command("monitor-served", help="drift of a deployment's served features against its "
                 "training set; exit 1 on drift")(_monitor_served)
+    app.command("explain", help="explain one logged prediction: features, Delta versions, "
+                "model, training set")(_explain)
 
 
 def _lineage(ctx: typer.Context,
              node: Annotated[str, typer.Argument(
                  help="model:NAME@V, deployment:NAME, training_set:NAME@V, view:NAME@V, "
-                 "group:NAME@V, feature:GROUP:FEATURE, delta:GROUP@V:vN")],
+                 "group:NAME@V, feature:GROUP:FEATURE, delta:GROUP@V:vN, request:ID")],
              down: Annotated[bool, typer.Option("--down", help="what uses the node "
                                                 "(downstream)")] = False,
              direction: Annotated[Literal["up", "down", "both"] | None, typer.Option(
@@ -116,11 +122,31 @@ def _skew(ctx: typer.Context, deployment: str,
 def _monitor_served(ctx: typer.Context, deployment: str,
                     since: Annotated[str | None, SINCE] = None,
                     until: Annotated[str | None, UNTIL] = None,
+                    baseline_since: Annotated[str | None, typer.Option(
+                        "--baseline-since", help="compare with the requests logged from this "
+                        "time (instead of the training set)")] = None,
+                    baseline_until: Annotated[str | None, typer.Option(
+                        "--baseline-until", help="... and before this time")] = None,
                     json_: Annotated[bool, JSON] = False) -> int:
+    baseline: object = "training_set"
+    if baseline_since is not None or baseline_until is not None:
+        baseline = (baseline_since, baseline_until)
     fs = open_store(config_of(ctx))
     try:
-        report = fs.monitor_served(deployment, start=since, end=until)
+        report = fs.monitor_served(deployment, start=since, end=until, baseline=baseline)
     finally:
         fs.close()
     print(json.dumps(report.to_dict(), default=str) if json_ else report)
     return 1 if report.drifted else 0
+
+
+def _explain(ctx: typer.Context,
+             request_id: Annotated[str, typer.Argument(help="a logged prediction's request id")],
+             json_: Annotated[bool, JSON] = False) -> int:
+    fs = open_store(config_of(ctx))
+    try:
+        explanation = fs.explain_prediction(request_id)
+    finally:
+        fs.close()
+    print(explanation.to_json() if json_ else explanation)
+    return 0
