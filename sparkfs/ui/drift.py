@@ -131,6 +131,9 @@ def served(fs: Any, deployment: str) -> tuple[Any, list[dict]] | None:
     rows = []
     for f in report.features:
         col = f["feature"]
+        if col not in base.column_names or col not in log.column_names:
+            rows.append({**f, "chart": None})  # the prediction row: its two sides are scored
+            continue
         b, c = _present(base.column(col)), _present(log.column(col))
         chart = None
         if f["kind"] == "numeric" and (len(b) or len(c)):
