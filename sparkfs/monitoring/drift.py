@@ -211,18 +211,25 @@ def _column_for(group: FeatureGroup, feature: str, columns: Sequence[str]) -> st
 
 
 # -- the computation ----------------------------------------------------------------------------
+def drift_thresholds(cfg: Any, psi_threshold: float | None, ks_pvalue: float | None,
+                     wasserstein_threshold: float | None) -> dict:
+    """The thresholds a drift report uses: each argument given, else the config's
+    (``monitoring.psi_threshold``, ``ks_pvalue``, ``wasserstein_threshold``)."""
+    def pick(given: float | None, default: Any) -> Any:
+        return given if given is not None else default
+
+    return {"psi_threshold": pick(psi_threshold, cfg.psi_threshold),
+            "ks_pvalue": pick(ks_pvalue, cfg.ks_pvalue),
+            "wasserstein_threshold": pick(wasserstein_threshold, cfg.wasserstein_threshold)}
+
+
 def monitor(fs: "FeatureStore", group: FeatureGroup, baseline: Any, features: Sequence[str] | None = None,
             versions: Any = None, start: Any = None, end: Any = None, current: Any = None,
             psi_threshold: float | None = None, ks_pvalue: float | None = None,
             wasserstein_threshold: float | None = None, bins: int | None = None) -> DriftReport:
     """Compare ``group``'s current window with ``baseline`` (see the module docstring)."""
     cfg = fs.config.monitoring
-    thresholds = {
-        "psi_threshold": psi_threshold if psi_threshold is not None else cfg.psi_threshold,
-        "ks_pvalue": ks_pvalue if ks_pvalue is not None else cfg.ks_pvalue,
-        "wasserstein_threshold": (wasserstein_threshold if wasserstein_threshold is not None
-                                  else cfg.wasserstein_threshold),
-    }
+    thresholds = drift_thresholds(cfg, psi_threshold, ks_pvalue, wasserstein_threshold)
     bins = bins or cfg.bins
     base_df, base_label, base_range = _baseline(fs, group, baseline)
     cur_df, cur_label = _current(fs, group, base_range, versions, start, end, current)

@@ -78,18 +78,14 @@ def served_drift(fs: "FeatureStore", deployment: str, start: Any = None, end: An
     on the training set, or against the predictions logged in the baseline window (see the
     module docstring)."""
     from .._extras import require
+    from .drift import drift_thresholds
     from .skew import _iso, read_requests
 
     require("scipy", extra="monitoring", what="drift of served traffic")
     from scipy import stats
 
     cfg = fs.config.monitoring
-    thresholds = {
-        "psi_threshold": psi_threshold if psi_threshold is not None else cfg.psi_threshold,
-        "ks_pvalue": ks_pvalue if ks_pvalue is not None else cfg.ks_pvalue,
-        "wasserstein_threshold": (wasserstein_threshold if wasserstein_threshold is not None
-                                  else cfg.wasserstein_threshold),
-    }
+    thresholds = drift_thresholds(cfg, psi_threshold, ks_pvalue, wasserstein_threshold)
     bins = bins or cfg.bins
     window_base = None
     if not (isinstance(baseline, str) and baseline == "training_set"):
