@@ -385,6 +385,8 @@ def _latest(specs: list[dict]) -> list[dict]:
 def _add_delta_log(g: Graph, offline: Any, grp: Any) -> None:
     import datetime as dt
 
+    from ..offline.writers import commit_metadata
+
     try:
         history = offline.table(grp).history()
     except Exception as exc:  # no table yet (a group applied elsewhere): say so, go on
@@ -403,13 +405,14 @@ def _add_delta_log(g: Graph, offline: Any, grp: Any) -> None:
         if prev is not None:
             g.add_edge(prev, did, "next")
         prev = did
-        run_id = h.get("sparkfs.run_id")
+        meta = commit_metadata(h)  # delta-rs and delta-spark keep it in different places
+        run_id = meta.get("sparkfs.run_id")
         if run_id:
             rid = f"run:{label}/{run_id}"
+            rows = str(meta.get("sparkfs.rows", ""))
             g.add_node(rid, "run", str(run_id), None, group=label, delta_version=v,
-                       operation=h.get("sparkfs.operation", "ingest"), committed_at=when,
-                       rows=int(h["sparkfs.rows"]) if str(h.get("sparkfs.rows", "")).isdigit()
-                       else None)
+                       operation=meta.get("sparkfs.operation", "ingest"), committed_at=when,
+                       rows=int(rows) if rows.isdigit() else None)
             g.add_edge(rid, did, "wrote")
 
 

@@ -36,7 +36,7 @@ import datetime as dt
 import json
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -114,18 +114,38 @@ def choose_writer(choice: str, offline: "OfflineStore", spark: Any) -> Writer:
     return DeltaSparkWriter(offline) if jars else DeltaRsWriter(offline)
 
 
+def commit_metadata(h: Mapping[str, Any]) -> dict[str, Any]:
+    """The sparkfs keys of one Delta commit (``sparkfs.operation``, ``sparkfs.run_id``,
+    ``sparkfs.rows``), whichever writer made it: delta-rs stores them as commit-info fields,
+    delta-spark as JSON in ``userMetadata`` (its row count then comes from the MERGE's
+    operation metrics). Empty for a commit sparkfs did not make.
+
+    >>> commit_metadata({"userMetadata": '{"sparkfs.run_id": "r1"}',
+    ...                  "operationMetrics": {"numTargetRowsInserted": "2"}})
+    {'sparkfs.run_id': 'r1', 'sparkfs.rows': '2'}
+    """
+    out = {k: v for k, v in h.items() if k.startswith("sparkfs.")}
+    meta = h.get("userMetadata")
+    if out or not isinstance(meta, str):
+        return out
+    try:
+        parsed = json.loads(meta)
+    except ValueError:
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    out = {k: v for k, v in parsed.items() if k.startswith("sparkfs.")}
+    metrics = h.get("operationMetrics") or {}
+    rows = metrics.get("numTargetRowsInserted", metrics.get("numOutputRows"))
+    if out and rows is not None and "sparkfs.rows" not in out:
+        out["sparkfs.rows"] = str(rows)
+    return out
+
+
 def version_of_run(table: Any, run_id: str, default: int) -> int:
-    """The Delta version whose commit carries ``run_id`` (searching recent history; the
-    delta-rs writer stores it in ``sparkfs.run_id``, the delta-spark writer in
-    ``userMetadata``)."""
+    """The Delta version whose commit carries ``run_id`` (searching recent history)."""
     for h in table.history(100):
-        found = h.get("sparkfs.run_id")
-        if found is None and isinstance(h.get("userMetadata"), str):
-            try:
-                found = json.loads(h["userMetadata"]).get("sparkfs.run_id")
-            except (ValueError, AttributeError):
-                found = None
-        if found == run_id and "version" in h:
+        if commit_metadata(h).get("sparkfs.run_id") == run_id and "version" in h:
             return int(h["version"])
     return default
 

@@ -140,11 +140,9 @@ def delta_commits(fs: "FeatureStore", group: FeatureGroup, stats_rows: dict[int,
 
 
 def _run_id(h: dict) -> str:
-    for key in ("sparkfs.run_id", "run_id"):
-        if h.get(key):
-            return str(h[key])
-    meta = h.get("userMetadata")
-    return str(meta) if meta else ""
+    from ..offline.writers import commit_metadata
+
+    return str(commit_metadata(h).get("sparkfs.run_id") or h.get("run_id") or "")
 
 
 def watermark(fs: "FeatureStore", group: FeatureGroup) -> dict:
