@@ -159,7 +159,7 @@ def register(app: FastAPI, fs: Any) -> None:
             return {"group": g.name, "group_version": g.version, "rows": n, "to": body.to,
                     "offline_pending": stats["rows_queued"] - stats["rows_committed"]}
 
-        return json_response(await svc.guard.run(answer, in_thread=True))
+        return json_response(await svc.guard.run(answer))
 
     registry = getattr(app.state, "metrics_registry", None)
     if registry is not None:
