@@ -119,7 +119,7 @@ def delta_commits(fs: "FeatureStore", group: FeatureGroup, stats_rows: dict[int,
         metrics = h.get("operationMetrics") or {}
         rows = stats_rows.get(v)
         if rows is None:
-            for key in ("num_added_rows", "numOutputRows"):
+            for key in ("num_added_rows", "numTargetRowsInserted", "numOutputRows"):
                 if metrics.get(key) is not None:
                     rows = int(metrics[key])
                     break
