@@ -211,6 +211,14 @@ def _column_for(group: FeatureGroup, feature: str, columns: Sequence[str]) -> st
 
 
 # -- the computation ----------------------------------------------------------------------------
+def is_drifted(out: dict, thresholds: dict) -> bool:
+    """Whether one feature's PSI, KS p-value or Wasserstein/std crosses ``thresholds``."""
+    wt = thresholds.get("wasserstein_threshold")
+    return bool(out["psi"] >= thresholds["psi_threshold"]
+                or (out["ks_pvalue"] is not None and out["ks_pvalue"] < thresholds["ks_pvalue"])
+                or (wt and out["wasserstein_std"] is not None and out["wasserstein_std"] > wt))
+
+
 def drift_thresholds(cfg: Any, psi_threshold: float | None, ks_pvalue: float | None,
                      wasserstein_threshold: float | None) -> dict:
     """The thresholds a drift report uses: each argument given, else the config's
@@ -393,11 +401,5 @@ def _compare(f: Any, plan: dict, base: dict, cur: dict, bc: dict[str, int], cc: 
             out["wasserstein"] = w
             std = base[f.name]["std"]
             out["wasserstein_std"] = w / std if std else None
-    drifted = out["psi"] >= thresholds["psi_threshold"]
-    if out["ks_pvalue"] is not None and out["ks_pvalue"] < thresholds["ks_pvalue"]:
-        drifted = True
-    wt = thresholds.get("wasserstein_threshold")
-    if wt and out["wasserstein_std"] is not None and out["wasserstein_std"] > wt:
-        drifted = True
-    out["drifted"] = bool(drifted)
+    out["drifted"] = is_drifted(out, thresholds)
     return out

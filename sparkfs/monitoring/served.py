@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import SparkfsError
-from .drift import DriftReport, psi
+from .drift import DriftReport, is_drifted, psi
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..store import FeatureStore
@@ -192,13 +192,7 @@ def _column(col: str, kind: str, bcol: Any, ccol: Any, bins: int, thresholds: di
             ccount[str(v)] += 1
         out["psi"] = psi([bcount[k] / nb for k in keys] + [b_null / nb],
                          [ccount[k] / nc for k in keys] + [c_null / nc])
-    drifted = out["psi"] >= thresholds["psi_threshold"]
-    if out["ks_pvalue"] is not None and out["ks_pvalue"] < thresholds["ks_pvalue"]:
-        drifted = True
-    wt = thresholds.get("wasserstein_threshold")
-    if wt and out["wasserstein_std"] is not None and out["wasserstein_std"] > wt:
-        drifted = True
-    out["drifted"] = bool(drifted)
+    out["drifted"] = is_drifted(out, thresholds)
     if math.isnan(out["psi"]):
         raise SparkfsError(f"drift of {deployment!r}: PSI of {col!r} is undefined")
     return out
