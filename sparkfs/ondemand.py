@@ -8,7 +8,7 @@ and/or looked-up features (``features={param: "group:feature"}``). It is registe
 The contract shared by the online path and training sets (both call this module, so
 both see exactly the same values):
 
-1. ``plan = plan_on_demand(fs, refs)`` — ``refs`` may mix group and on-demand refs; only
+1. ``plan = plan_on_demand(catalog, refs)`` — ``refs`` may mix group and on-demand refs; only
    the on-demand ones are planned. ``plan.group_refs`` are the group features the
    transforms read (fetch them in addition to what was requested);
    ``plan.output_names`` the requested outputs (short names, request order);
@@ -40,7 +40,6 @@ from .errors import (
     CodeNotLoadedError,
     DefinitionError,
     NotFoundError,
-    TransformError,
     ValidationError,
 )
 from .transforms import Transform
@@ -48,46 +47,12 @@ from .transforms import Transform
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
 
-__all__ = ["OnDemandPlan", "plan_on_demand", "split_refs", "is_on_demand", "get_on_demand",
-           "attach_code", "CodeNotLoadedError"]
+    from .catalog import Catalog
+
+__all__ = ["OnDemandPlan", "plan_on_demand", "split_refs", "CodeNotLoadedError"]
 
 
-def _live(fs: Any, name: str) -> Transform | None:
-    for o in list(getattr(fs, "_live", {}).values()):
-        if getattr(o, "registry_kind", None) == "on_demand" and o.name == name:
-            return o
-    return None
-
-
-def is_on_demand(fs: Any, name: str) -> bool:
-    """True when ``name`` is a registered on-demand transform (not a feature group)."""
-    registered = fs.registry.get("on_demand", name) is not None
-    if registered and fs.registry.get("feature_group", name) is not None:
-        raise DefinitionError(f"{name!r} is both a feature group and an on-demand transform; "
-                              "rename one of them")
-    return registered
-
-
-def get_on_demand(fs: Any, name: str) -> Transform:
-    """The on-demand transform ``name`` with its code, checked against the registry."""
-    spec = fs.registry.get("on_demand", name)
-    if spec is None:
-        raise NotFoundError(f"on-demand transform {name!r} is not registered: fs.apply([{name}])")
-    t = _live(fs, name)
-    if t is None:
-        raise CodeNotLoadedError(
-            f"on-demand transform {name!r} is registered ({spec.get('source') or 'source unknown'})"
-            " but its code is not imported in this process: import the repo that defines it and "
-            "apply it (fs.apply([...]), or `sparkfs serve --repo <repo.py>`)")
-    if spec.get("fingerprint") != t.fingerprint:
-        raise CodeNotLoadedError(
-            f"on-demand transform {name!r}: the imported code (fingerprint {t.fingerprint}) "
-            f"differs from the registered one ({spec.get('fingerprint')}); apply the repo again "
-            "so training and serving use the same code")
-    return t
-
-
-def split_refs(fs: Any, refs: Iterable[Any]) -> tuple[list[FeatureRef], list[FeatureRef]]:
+def split_refs(catalog: Catalog, refs: Iterable[Any]) -> tuple[list[FeatureRef], list[FeatureRef]]:
     """``(group_refs, on_demand_refs)``, each in request order."""
     groups: list[FeatureRef] = []
     od: list[FeatureRef] = []
@@ -95,7 +60,7 @@ def split_refs(fs: Any, refs: Iterable[Any]) -> tuple[list[FeatureRef], list[Fea
     for r in refs:
         ref = FeatureRef.parse(r)
         if ref.group not in cache:
-            cache[ref.group] = is_on_demand(fs, ref.group)
+            cache[ref.group] = catalog.is_on_demand(ref.group)
         (od if cache[ref.group] else groups).append(ref)
     return groups, od
 
@@ -244,23 +209,23 @@ class OnDemandPlan:
                 f"request_columns={list(self.request_columns)})")
 
 
-def plan_on_demand(fs: Any, refs: Sequence[Any]) -> OnDemandPlan:
+def plan_on_demand(catalog: Catalog, refs: Sequence[Any]) -> OnDemandPlan:
     """Plan the on-demand refs among ``refs`` (group refs are ignored)."""
-    _, od_refs = split_refs(fs, refs)
+    _, od_refs = split_refs(catalog, refs)
     transforms: dict[str, Transform] = {}
     for ref in od_refs:
         if ref.version not in (None, 0):
             raise NotFoundError(f"on-demand transform {ref.group!r} has no version {ref.version}; "
                                 f"reference it as '{ref.group}:{ref.feature}'")
         if ref.group not in transforms:
-            transforms[ref.group] = get_on_demand(fs, ref.group)
+            transforms[ref.group] = catalog.get_on_demand(ref.group)
     group_refs: list[FeatureRef] = []
     dtypes: dict[str, str] = {}
     owner: dict[str, str] = {}
     for t in transforms.values():
         for r in t.features.values():
             ref = FeatureRef.parse(r)
-            g = fs.get_feature_group(ref.group, ref.version)  # NotFoundError names the group
+            g = catalog.get_group(ref.group, ref.version)  # NotFoundError names the group
             f = g.feature(ref.feature)
             key = f"{g.name}@{g.version}:{f.name}"
             if owner.setdefault(f.name, key) != key:
@@ -273,31 +238,3 @@ def plan_on_demand(fs: Any, refs: Sequence[Any]) -> OnDemandPlan:
     return OnDemandPlan(list(transforms.values()), od_refs, dtypes, group_refs)
 
 
-def attach_code(fs: Any, objects: Iterable[Any]) -> list[str]:
-    """Give ``fs`` the code of already-registered objects (e.g. a repo imported by the
-    online service) without changing the registry. Refuses objects that are not
-    registered or differ from the registered definition. Returns their labels."""
-    attached = []
-    for o in objects:
-        kind = getattr(o, "registry_kind", None)
-        if kind == "on_demand":
-            spec = fs.registry.get("on_demand", o.name)
-            if spec is None:
-                raise NotFoundError(f"on-demand transform {o.name!r} is not registered: run "
-                                    "`sparkfs apply <repo>` first")
-            if spec.get("fingerprint") != o.fingerprint:
-                raise TransformError(
-                    f"on-demand transform {o.name!r}: the repo's code (fingerprint "
-                    f"{o.fingerprint}) differs from the registered one ({spec.get('fingerprint')})"
-                    "; run `sparkfs apply <repo>` so training and serving use the same code")
-            fs._live[(type(o).__name__, o.name, 0)] = o
-            attached.append(f"on_demand:{o.name}")
-        elif hasattr(o, "transforms") and hasattr(o, "table_name"):  # a FeatureGroup
-            try:
-                registered = fs.registry.get_group(o.name, o.version)
-            except NotFoundError:
-                continue  # not served; nothing to attach
-            if registered.to_spec() == o.to_spec():
-                fs._live[("feature_group", o.name, o.version)] = o
-                attached.append(f"feature_group:{o.name}@{o.version}")
-    return attached

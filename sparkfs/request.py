@@ -1,6 +1,6 @@
 """One resolver for training and serving: references or a view -> columns, dtypes, groups.
 
-``resolve(fs, features=..., view=...)`` is called by the online path
+``resolve(catalog, features=..., view=...)`` is called by the online path
 (``sparkfs.serving.online``) and by training sets (``sparkfs.training.plan``), so a request
 gives the same column names, order and dtypes on both paths. The rules:
 
@@ -31,10 +31,10 @@ This module never imports pyspark.
 >>> w1 = FeatureGroup("weather", [airport], "t", [Field("temp", "double")])
 >>> w2 = FeatureGroup("weather", [airport], "t", [Field("temp", "double")], version=2)
 >>> _ = fs.apply([w1, w2, FeatureView("v", features=["weather@1:temp", "weather@2:temp"])])
->>> r = resolve(fs, view="v", full_feature_names=True)
+>>> r = resolve(fs.catalog, view="v", full_feature_names=True)
 >>> r.columns, r.dtypes["weather_v2__temp"], r.view_label
 (['weather_v1__temp', 'weather_v2__temp'], 'double', 'v@1')
->>> resolve(fs, view="v")
+>>> resolve(fs.catalog, view="v")
 Traceback (most recent call last):
 ...
 sparkfs.errors.DefinitionError: feature 'temp' is requested twice; pass full_feature_names=True to name features '{group}__{feature}' (weather@1:temp and weather@2:temp)
@@ -44,13 +44,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .definitions import FeatureGroup, FeatureRef, parse_refs
 from .errors import DefinitionError, NotFoundError
-from .views import FeatureView, parse_view_label
+from .views import FeatureView
 
-__all__ = ["GroupRead", "Resolved", "resolve", "get_view", "check_view", "HIDDEN_PREFIX"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .catalog import Catalog
+
+__all__ = ["GroupRead", "Resolved", "resolve", "check_view", "HIDDEN_PREFIX"]
 
 #: Prefix of the internal columns holding features only on-demand transforms read.
 HIDDEN_PREFIX = "__od__"
@@ -115,21 +118,7 @@ class Resolved:
         return {c for g in self.groups for c, h in zip(g.columns, g.hidden) if h}
 
 
-def get_view(fs: Any, view: Any) -> FeatureView:
-    """The registered view named by ``view`` (``"name"``, ``"name@2"`` or a FeatureView,
-    which must equal its registered copy)."""
-    if isinstance(view, FeatureView):
-        registered = fs.registry.get_view(view.name, view.version)
-        if registered.to_spec() != view.to_spec():
-            raise DefinitionError(
-                f"feature view {view.label} differs from its registered definition; apply it "
-                f"(fs.apply([view])) or bump its version")
-        return registered
-    name, version = parse_view_label(view)
-    return fs.registry.get_view(name, version)
-
-
-def resolve(fs: Any, features: Sequence[Any] | None = None, view: Any = None,
+def resolve(catalog: Catalog, features: Sequence[Any] | None = None, view: Any = None,
             full_feature_names: bool = False, key_map: Mapping[str, str] | None = None,
             reserved: Mapping[str, str] | None = None) -> Resolved:
     """Resolve references (or a view) against the registry (module docstring).
@@ -143,7 +132,7 @@ def resolve(fs: Any, features: Sequence[Any] | None = None, view: Any = None,
     if view is not None:
         if features is not None:
             raise DefinitionError("pass either features=[...] or view=..., not both")
-        v = get_view(fs, view)
+        v = catalog.get_view(view)
         refs = v.refs
     elif features is None:
         raise DefinitionError("no features requested: pass features=['group:feature', ...] "
@@ -156,8 +145,8 @@ def resolve(fs: Any, features: Sequence[Any] | None = None, view: Any = None,
             raise DefinitionError(f"key_map must map join key names to column names; got "
                                   f"{k!r}: {c!r}")
         kmap[k] = c
-    group_refs, od_refs = split_refs(fs, refs)
-    od = plan_on_demand(fs, od_refs) if od_refs else None
+    group_refs, od_refs = split_refs(catalog, refs)
+    od = plan_on_demand(catalog, od_refs) if od_refs else None
 
     reads: dict[str, GroupRead] = {}
     ref_labels: dict = {}
@@ -165,7 +154,7 @@ def resolve(fs: Any, features: Sequence[Any] | None = None, view: Any = None,
     wanted: list[tuple[str, Any, str]] = []  # (kind, group read or transform, feature/output)
 
     def read_of(name: str, version: int | None) -> GroupRead:
-        g = fs.get_feature_group(name, version)  # NotFoundError names the group
+        g = catalog.get_group(name, version)  # NotFoundError names the group
         ref_labels[(name, version)] = f"{g.name}@{g.version}"
         gr = reads.get(f"{g.name}@{g.version}")
         if gr is None:

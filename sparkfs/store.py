@@ -24,8 +24,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import progress
+from .catalog import Catalog
 from .config import Config, load_config, load_config_dict
-from .definitions import Entity, FeatureGroup, parse_versioned_name
+from .definitions import Entity, FeatureGroup
 from .errors import NotFoundError, SparkfsError
 from .offline.tables import OfflineStore
 from .registry import ApplyResult, Registry
@@ -64,8 +65,8 @@ class FeatureStore:
         self._push_writer: Any = None
         self._models: Any = None
         self._inference: Any = None
-        # Objects applied in this process keep their code (transforms); registry copies don't.
-        self._live: dict[tuple[str, str, int], Any] = {}
+        # The registry plus the code applied in this process (transforms).
+        self.catalog = Catalog(self.registry)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike | None = None,
@@ -152,39 +153,20 @@ class FeatureStore:
         history table.
         """
         objs = list(objects)
-        groups = [o for o in objs if isinstance(o, FeatureGroup)]
-        entities = {o.name for o in objs if isinstance(o, Entity)}
-        for g in groups:  # groups bring their entities along
-            for e in g.entities:
-                if e.name not in entities:
-                    objs.append(e)
-                    entities.add(e.name)
-        result = self.registry.apply(objs)
-        for o in objs:
-            kind = "feature_group" if isinstance(o, FeatureGroup) else type(o).__name__
-            self._live[(kind, o.name, getattr(o, "version", 0) or 0)] = o
-        for g in groups:
-            self.offline.create(g)
+        result = self.catalog.apply(objs)
+        for g in objs:
+            if isinstance(g, FeatureGroup):
+                self.offline.create(g)
         return result
 
     def list_feature_groups(self, latest_only: bool = False) -> list[FeatureGroup]:
         """Every registered feature group version (or only each name's latest)."""
-        groups = [self._with_code(g) for g in self.registry.list_groups()]
-        if latest_only:
-            latest: dict[str, FeatureGroup] = {}
-            for g in groups:
-                latest[g.name] = g
-            groups = list(latest.values())
-        return groups
+        return self.catalog.list_groups(latest_only)
 
     def get_feature_group(self, name: str | FeatureGroup,
                           version: int | None = None) -> FeatureGroup:
         """A registered feature group (its latest version unless ``version`` is given)."""
-        if isinstance(name, FeatureGroup):
-            return self.get_feature_group(name.name, name.version)
-        if isinstance(name, str) and "@" in name and version is None:
-            name, version = parse_versioned_name(name)
-        return self._with_code(self.registry.get_group(name, version))
+        return self.catalog.get_group(name, version)
 
     def list_entities(self) -> list[Entity]:
         return self.registry.list_entities()
@@ -201,21 +183,11 @@ class FeatureStore:
         >>> fs.get_feature_view("delay@1").features, [v.label for v in fs.list_feature_views()]
         (('weather:temp',), ['delay@1'])
         """
-        from .request import get_view
-
-        if version is not None and isinstance(name, str):
-            return self.registry.get_view(name, version)
-        return get_view(self, name)
+        return self.catalog.get_view(name, version)
 
     def list_feature_views(self) -> list[FeatureView]:
         """Every registered feature view version, by name then version."""
-        return self.registry.list_views()
-
-    def _with_code(self, group: FeatureGroup) -> FeatureGroup:
-        live = self._live.get(("feature_group", group.name, group.version))
-        if live is not None and live.to_spec() == group.to_spec():
-            return live
-        return group
+        return self.catalog.list_views()
 
     # -- offline --------------------------------------------------------------------------
     @progress.tracked("ingest")

@@ -15,7 +15,7 @@ from sparkfs import FeatureStore, transform
 from sparkfs.definitions import FeatureRef
 from sparkfs.errors import DefinitionError, NotFoundError, TransformError, ValidationError
 from sparkfs.offline.derived import apply_derived_pandas
-from sparkfs.ondemand import attach_code, plan_on_demand
+from sparkfs.ondemand import plan_on_demand
 from sparkfs.repo import definitions_in
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -45,7 +45,7 @@ FEATURES = ["weather:temp", "dep_calendar:*", "weather_risk:weather_risk", "rout
 
 def test_plan_lists_what_to_fetch_and_what_comes_out(served):
     fs, _ = served
-    plan = plan_on_demand(fs, FEATURES)
+    plan = plan_on_demand(fs.catalog, FEATURES)
     assert [t.name for t in plan.transforms] == ["dep_calendar", "weather_risk", "route_key"]
     assert plan.output_names == ["hour_of_day", "day_of_week", "weather_risk", "route_key"]
     assert [str(r) for r in plan.group_refs] == ["weather:wind_speed", "weather:visib",
@@ -60,7 +60,7 @@ def _py(v):
 
 def test_apply_pandas_equals_row_by_row(served):
     fs, _ = served
-    plan = plan_on_demand(fs, FEATURES)
+    plan = plan_on_demand(fs.catalog, FEATURES)
     df = pd.DataFrame({
         "sched_dep_ts": pd.to_datetime(["2013-01-01 10:15Z", None, "2013-07-04 23:59Z"], utc=True),
         "distance": [1000.0, None, 17.0], "origin": ["JFK", "EWR", ""], "dest": ["LAX", "SFO", "BOS"],
@@ -79,7 +79,7 @@ def test_apply_pandas_equals_row_by_row(served):
 
 def test_apply_spark_equals_apply_pandas(spark, served):
     fs, _ = served
-    plan = plan_on_demand(fs, FEATURES)
+    plan = plan_on_demand(fs.catalog, FEATURES)
     df = pd.DataFrame({
         "row": [0, 1, 2],
         "sched_dep_ts": pd.to_datetime(["2013-01-01 10:15Z", None, "2013-11-03 05:30Z"], utc=True),
@@ -167,7 +167,7 @@ def test_on_demand_errors_name_what_is_wrong(served, store_config):
                                              "imported"):
         fresh.get_online_features(["route_key:route_key"], [{"origin": "JFK"}],
                                   request_data={"dest": ["LAX"]})
-    assert "on_demand:route_key" in attach_code(fresh, [T.route_key])
+    assert "on_demand:route_key" in fresh.catalog.attach([T.route_key])
     got = fresh.get_online_features(["route_key:route_key"], [{"origin": "JFK"}],
                                     request_data={"dest": ["LAX"]})
     assert got.to_dict()["route_key"] == ["JFK-LAX"]
@@ -183,10 +183,10 @@ def test_changed_code_is_refused_until_applied(served):
         return origin + ">" + dest
 
     with pytest.raises(TransformError, match="differs from the registered one"):
-        attach_code(fs, [route_key_v2])
-    fs._live[("Transform", "route_key", 0)] = route_key_v2   # stale process with new code
+        fs.catalog.attach([route_key_v2])
+    fs.catalog._live[("on_demand", "route_key", 0)] = route_key_v2  # stale process, new code
     with pytest.raises(TransformError, match="apply the repo again"):
-        plan_on_demand(fs, ["route_key:route_key"])
+        plan_on_demand(fs.catalog, ["route_key:route_key"])
     fs.apply([route_key_v2])
     out = fs.get_online_features(["route_key:route_key"], [{"origin": "JFK"}],
                                  request_data={"dest": ["LAX"]})
@@ -203,4 +203,4 @@ def test_a_name_that_is_both_group_and_transform_is_refused(served):
     fs.apply([weather])
     with pytest.raises(DefinitionError, match="'weather' is both a feature group and an "
                                               "on-demand transform"):
-        plan_on_demand(fs, [FeatureRef.parse("weather:weather")])
+        plan_on_demand(fs.catalog, [FeatureRef.parse("weather:weather")])

@@ -62,10 +62,9 @@ def _score_batch(ctx: typer.Context, deployment: str,
     fs = open_store(config_of(ctx))
     try:
         if repo:
-            from ..ondemand import attach_code
             from ..repo import load_repo
 
-            attach_code(fs, load_repo(repo))
+            fs.catalog.attach(load_repo(repo))
         spine_df = read_input(fs.spark, spine)
         scored = fs.score_batch(deployment, spine_df, timestamp_col=timestamp_col,
                                 run_id=run_id)
@@ -104,10 +103,9 @@ def _score(ctx: typer.Context,
     stop = threading.Event()
     try:
         if repo:
-            from ..ondemand import attach_code
             from ..repo import load_repo
 
-            attach_code(fs, load_repo(repo))
+            fs.catalog.attach(load_repo(repo))
         query = fs.score_table(follow, checkpoint=checkpoint, once=once,
                                interval_s=interval_s)
         if once:

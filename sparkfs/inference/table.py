@@ -154,7 +154,7 @@ def request_spec(fs: Any, binding: Any) -> tuple[list[tuple[str, str]], list[tup
     the resolver both paths use (a request input of undeclared dtype is a string)."""
     from ..request import resolve
 
-    r = resolve(fs, list(binding.features), full_feature_names=binding.full_feature_names,
+    r = resolve(fs.catalog, list(binding.features), full_feature_names=binding.full_feature_names,
                 key_map=dict(binding.key_map) or None)
     keys = [(r.key_column(k), dtype) for k, dtype in r.join_keys.items()]
     request = [(c, dtype or "string") for c, dtype in

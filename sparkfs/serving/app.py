@@ -74,7 +74,7 @@ class Service:
 def create_app(fs: Any, max_batch_size: int | None = None, keys: KeyRing | None = None,
                **_ignored: Any) -> FastAPI:
     """The FastAPI app serving ``fs`` (a ``FeatureStore`` whose on-demand transform code is
-    already attached, see ``sparkfs.ondemand.attach_code``); ``keys`` defaults to
+    already attached, see ``sparkfs.catalog.Catalog.attach``); ``keys`` defaults to
     ``serving.auth`` of its config."""
     s = fs.config.serving
     app = FastAPI(title="sparkfs online feature service", version="1",

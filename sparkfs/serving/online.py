@@ -124,10 +124,7 @@ class _DefinitionCache:
 
 
 def _cache(fs: Any) -> _DefinitionCache:
-    cache = fs.__dict__.get("_online_definition_cache")
-    if cache is None:
-        cache = fs.__dict__.setdefault("_online_definition_cache", _DefinitionCache(fs))
-    return cache
+    return fs.catalog.cache("online_plans", lambda: _DefinitionCache(fs))
 
 
 def _build_plan(fs: Any, features: Sequence[Any] | None, full_feature_names: bool,
@@ -136,7 +133,7 @@ def _build_plan(fs: Any, features: Sequence[Any] | None, full_feature_names: boo
     arranged for online reads."""
     from ..request import resolve
 
-    req = resolve(fs, features, view=view, full_feature_names=full_feature_names)
+    req = resolve(fs.catalog, features, view=view, full_feature_names=full_feature_names)
     groups = []
     for gr in req.groups:
         g = gr.group

@@ -98,7 +98,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 def load_service(config: str | None, repo: str | None) -> tuple[Any, list[str]]:
     """A ``FeatureStore`` from ``config`` with the code of ``repo``'s registered
     definitions attached (nothing is applied). Returns ``(fs, attached_labels)``."""
-    from ..ondemand import attach_code
     from ..store import FeatureStore
 
     fs = FeatureStore.from_config(config)
@@ -106,7 +105,7 @@ def load_service(config: str | None, repo: str | None) -> tuple[Any, list[str]]:
     if repo:
         from ..repo import load_repo
 
-        attached = attach_code(fs, load_repo(repo))
+        attached = fs.catalog.attach(load_repo(repo))
     missing = [s["name"] for s in fs.registry.list("on_demand")
                if f"on_demand:{s['name']}" not in attached]
     if missing:

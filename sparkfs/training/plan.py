@@ -110,7 +110,7 @@ def resolve(fs: "FeatureStore", features: Sequence[Any] | None, spine_schema: pa
         if not isinstance(k, str) or not isinstance(v, str):
             raise SparkfsError(f"key_map must map join key names to spine column names; got {k!r}: {v!r}")
     reserved = {c: f"spine column {c!r}" for c in spine_cols}
-    req = resolve_request(fs, features, view=view, full_feature_names=full_feature_names,
+    req = resolve_request(fs.catalog, features, view=view, full_feature_names=full_feature_names,
                           key_map=key_map, reserved=reserved)
     od = req.on_demand
     if od is not None:
