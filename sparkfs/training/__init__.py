@@ -25,8 +25,10 @@ this many time slices, default 64; 1 turns splitting off), ``hot_key_rows`` (Spa
 spine + history rows that make a key hot; default automatic), ``broadcast_spine_rows``
 (Spark: a pandas/Arrow spine up to this many rows is broadcast to the history instead of
 shuffling the history by key; default 2,000,000, 0 turns it off), ``threads`` (DuckDB),
-``delta_versions`` (``{"group@v": delta_version}`` pins). See ``sparkfs.training.spark``
-for the Spark algorithm.
+``delta_versions`` (``{"group@v": delta_version}`` pins), ``event_times`` (adds, per as-of
+group, a column ``__event_time__{group}@{version}``: the event time of the history row
+chosen for each spine row; off by default; used by batch scoring's evaluation log). See
+``sparkfs.training.spark`` for the Spark algorithm.
 
 >>> import tempfile, datetime as dt, pandas as pd
 >>> from sparkfs import FeatureStore, Entity, FeatureGroup, Field
@@ -58,7 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..store import FeatureStore
 
 PUBLIC_OPTIONS = ("full_feature_names", "time_buckets", "hot_key_rows",
-                  "broadcast_spine_rows", "threads", "delta_versions")
+                  "broadcast_spine_rows", "threads", "delta_versions", "event_times")
 
 
 def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[str] | None,
@@ -82,7 +84,7 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str] | None,
           broadcast_spine_rows: int | None = None, threads: int | None = None,
           delta_versions: Mapping[str, int] | None = None,
           ttls: Mapping[str, str | None] | None = None, keep_id: bool = False,
-          view: Any = None) -> TrainingSet:
+          view: Any = None, event_times: bool = False) -> TrainingSet:
     """The engine-independent driver (``keep_id``: the spine already has ``_spine_id``,
     as a stored training set's spine does). ``engine``: a name or a ``JoinEngine``
     (``sparkfs.training.engines``)."""
@@ -94,11 +96,14 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str] | None,
     prepared = join_engine.prepare_spine(fs, spine, timestamp_col, keep_id=keep_id)
     plan = resolve(fs, features, prepared.schema, timestamp_col, as_known_at=as_known_at,
                    key_map=key_map, full_feature_names=full_feature_names,
-                   delta_versions=delta_versions, ttls=ttls, view=view)
+                   delta_versions=delta_versions, ttls=ttls, view=view,
+                   event_times=event_times)
     schema = output_schema(plan, prepared.schema)
     summary = join_engine.summary(prepared, timestamp_col)
     joined = join_engine.join(fs, plan, prepared, summary)
     options = {"full_feature_names": bool(full_feature_names), **join_engine.options()}
+    if event_times:
+        options["event_times"] = True
     from .manifest import build_manifest
 
     manifest = build_manifest(plan, join_engine.name, summary, dict(plan.request.key_map),

@@ -209,10 +209,14 @@ def value_selects(gp: GroupPlan, name: str, plan: Plan) -> list[str]:
         vals, e = [f"{name}._best._v{j}" for j in range(n)], f"{name}._best._e"
     else:
         vals, e = [f"{name}._v{j}" for j in range(n)], f"{name}._e"
+    if plan.event_times:
+        vals, columns = vals + [e], list(gp.columns) + [gp.event_time_column]
+    else:
+        columns = list(gp.columns)
     if gp.ttl is None:
-        return [f"{v} AS {q(c)}" for v, c in zip(vals, gp.columns)]
+        return [f"{v} AS {q(c)}" for v, c in zip(vals, columns)]
     fresh = f"epoch_us({e}) >= epoch_us(sp.{q(plan.timestamp_col)}) - {micros(gp.ttl)}"
-    return [f"CASE WHEN {fresh} THEN {v} END AS {q(c)}" for v, c in zip(vals, gp.columns)]
+    return [f"CASE WHEN {fresh} THEN {v} END AS {q(c)}" for v, c in zip(vals, columns)]
 
 
 def apply_on_demand(plan: Plan, out: pa.Table) -> pa.Table:

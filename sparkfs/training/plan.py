@@ -37,6 +37,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Column that numbers spine rows (0, 1, 2... for pandas/Arrow spines). Reserved.
 SPINE_ID = "_spine_id"
+#: ``event_times=True``: ``__event_time__{group}@{version}`` holds, per spine row, the event
+#: time of the history row the join chose for that (as-of) group; null when none was.
+EVENT_TIME_PREFIX = "__event_time__"
 
 from .engines import ENGINES  # noqa: E402  (names an engine accepts)
 
@@ -60,6 +63,11 @@ class GroupPlan:
     def dtypes(self) -> list[str]:
         return [self.group.feature(f).dtype for f in self.features]
 
+    @property
+    def event_time_column(self) -> str:
+        """The ``event_times=True`` output column holding the chosen row's event time."""
+        return EVENT_TIME_PREFIX + self.label
+
 
 @dataclass
 class Plan:
@@ -77,6 +85,15 @@ class Plan:
     ref_labels: dict = field(default_factory=dict)
     #: The resolver's answer (``sparkfs.request.Resolved``): names, order, dtypes.
     request: Any = None
+    #: Also output each as-of group's chosen event time (``GroupPlan.event_time_column``).
+    event_times: bool = False
+
+    @property
+    def event_time_columns(self) -> list[str]:
+        """``event_times``: one column per as-of group (aggregations have no one row)."""
+        if not self.event_times:
+            return []
+        return [gp.event_time_column for gp in self.groups if not gp.group.aggregations]
 
     @property
     def feature_columns(self) -> list[str]:
@@ -95,7 +112,8 @@ def resolve(fs: "FeatureStore", features: Sequence[Any] | None, spine_schema: pa
             timestamp_col: str, as_known_at: bool = False,
             key_map: Mapping[str, str] | None = None, full_feature_names: bool = False,
             delta_versions: Mapping[str, int] | None = None,
-            ttls: Mapping[str, str | None] | None = None, view: Any = None) -> Plan:
+            ttls: Mapping[str, str | None] | None = None, view: Any = None,
+            event_times: bool = False) -> Plan:
     """Resolve feature references (or a view) with ``sparkfs.request.resolve`` — the
     resolver the online path uses too — then check them against the spine's schema.
 
@@ -141,7 +159,7 @@ def resolve(fs: "FeatureStore", features: Sequence[Any] | None, spine_schema: pa
                                delta_version, ttl))
     return Plan(plans, timestamp_col, spine_cols, as_known_at, od,
                 list(req.on_demand_columns.values()), hidden=req.hidden_columns,
-                ref_labels=req.ref_labels, request=req)
+                ref_labels=req.ref_labels, request=req, event_times=bool(event_times))
 
 
 def on_demand_inputs(plan: Plan) -> dict[str, str]:
@@ -246,6 +264,7 @@ def output_schema(plan: Plan, spine_schema: pa.Schema) -> pa.Schema:
     dtypes = plan.request.dtypes
     for c in plan.feature_columns:
         fields.append(pa.field(c, ARROW_TYPES[dtypes[c]]))
+    fields += [pa.field(c, TIMESTAMP) for c in plan.event_time_columns]
     return pa.schema(fields)
 
 

@@ -187,7 +187,8 @@ class SparkShuffleEngine(SparkEngine):
                  summary: dict, groups: list[GroupPlan]) -> "DataFrame":
         for gp in groups:
             out = asof_pass(fs, gp, out, plan.timestamp_col, summary, plan.as_known_at,
-                            self.time_buckets, self.hot_key_rows)
+                            self.time_buckets, self.hot_key_rows,
+                            event_time=plan.event_times)
         return out
 
 
@@ -220,15 +221,18 @@ def join_spark(fs: "FeatureStore", plan: Plan, spine: Spine, summary: dict,
 
         out = plan.on_demand.apply_spark(out, sources=on_demand_inputs(plan),
                                          names=on_demand_renames(plan))
-    cols = [F.col(quote_ident(c, "spark")) for c in plan.spine_columns + plan.feature_columns]
+    cols = [F.col(quote_ident(c, "spark"))
+            for c in plan.spine_columns + plan.feature_columns + plan.event_time_columns]
     return out.orderBy(SPINE_ID).select(F.col(SPINE_ID), *cols)
 
 
 def asof_pass(fs: "FeatureStore", gp: GroupPlan, rows: "DataFrame", timestamp_col: str,
               summary: dict, as_known_at: bool, time_buckets: int,
-              hot_key_rows: int | None = None) -> "DataFrame":
+              hot_key_rows: int | None = None, event_time: bool = False) -> "DataFrame":
     """``rows`` (the spine, possibly with earlier groups' features) with ``gp``'s features
-    added: steps 1-5 of the module docstring, one shuffle of spine + history."""
+    added (and with ``event_time`` the chosen row's event time as
+    ``gp.event_time_column``): steps 1-5 of the module docstring, one shuffle of spine +
+    history."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -303,8 +307,10 @@ def asof_pass(fs: "FeatureStore", gp: GroupPlan, rows: "DataFrame", timestamp_co
         answered = answered.join(F.broadcast(carry), parts, "left")
         best = F.greatest(best, F.col("_carry"))
     answered = answered.withColumn("_ans", within_ttl(best, F.col("_pos"), gp.ttl))
+    times = [F.col("_ans")["e"].alias(gp.event_time_column)] if event_time else []
     return answered.select(*[F.col("_s").getField(c).alias(c) for c in columns],
-                           *[F.col("_ans")[f"v{i}"].alias(c) for i, c in enumerate(gp.columns)])
+                           *[F.col("_ans")[f"v{i}"].alias(c) for i, c in enumerate(gp.columns)],
+                           *times)
 
 
 #: Below this many rows for one key, splitting it over time slices is not worth a job.

@@ -106,7 +106,9 @@ def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.T
     for i, gp in enumerate(groups):
         best = within_ttl(F.col(f"_sfs_r{i}"), F.col(quote_ident(plan.timestamp_col, "spark")),
                           gp.ttl)
-        out = out.select("*", *[best[f"v{j}"].alias(c) for j, c in enumerate(gp.columns)])
+        times = [best["e"].alias(gp.event_time_column)] if plan.event_times else []
+        out = out.select("*", *[best[f"v{j}"].alias(c) for j, c in enumerate(gp.columns)],
+                         *times)
     return out.drop(*[f"_sfs_r{i}" for i in range(len(groups))])
 
 
