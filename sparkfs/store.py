@@ -120,7 +120,14 @@ class FeatureStore:
                 if self._inference is None:
                     from .inference import Inference
 
-                    self._inference = Inference.for_store(self)
+                    self._inference = Inference.wire(
+                        catalog=self.catalog, spark=lambda: self.spark, models=self._models,
+                        read_features=self.get_online_features,
+                        historical=self.get_historical_features,
+                        resolve_columns=self._model_columns,
+                        inference_config=self.config.inference,
+                        offline_root=self.config.offline_root,
+                        storage_options=self.config.offline.storage_options)
         return self._inference
 
     def close(self) -> None:
@@ -469,7 +476,7 @@ class FeatureStore:
         """Score a spine on Spark with point-in-time features; a lazy Spark DataFrame."""
         from .inference.batch import score_batch
 
-        return score_batch(self, self.inference, deployment, spine, timestamp_col, **options)
+        return score_batch(self.inference, deployment, spine, timestamp_col, **options)
 
     def read_log(self, deployment: str, start: Any = None, end: Any = None):
         """The deployment's evaluation log (pandas, read without Spark)."""
@@ -496,8 +503,7 @@ class FeatureStore:
         """
         from .inference.table import follow
 
-        return follow(self, self.inference, deployment, checkpoint, once=once,
-                      interval_s=interval_s)
+        return follow(self.inference, deployment, checkpoint, once=once, interval_s=interval_s)
 
     # -- quality and discovery --------------------------------------------------------------
     def statistics(self, group: str | FeatureGroup, version: int | None = None,

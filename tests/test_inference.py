@@ -4,6 +4,7 @@ registry (SQLite in a temp dir), real Delta tables and the real online store."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 
 import pandas as pd
@@ -28,6 +29,12 @@ def hours(h):
     return pd.Timestamp(NOW - dt.timedelta(hours=h))
 
 
+def history():
+    rows = [("JFK", hours(10), 30.0, 5.0), ("JFK", hours(2), 35.0, 12.0),
+            ("LGA", hours(9), 28.0, 20.0), ("EWR", hours(3), 40.0, None)]
+    return pd.DataFrame(rows, columns=["origin", "time_hour", "temp", "wind"])
+
+
 @pytest.fixture(scope="module")
 def store(spark, tmp_path_factory):
     """A store with weather history, materialized online, a training set and a model."""
@@ -36,10 +43,7 @@ def store(spark, tmp_path_factory):
     fs = FeatureStore({"project": "test", "data_dir": str(tmp_path_factory.mktemp("inf"))},
                       spark=spark)
     fs.apply([weather(), dep_calendar])
-    rows = [("JFK", hours(10), 30.0, 5.0), ("JFK", hours(2), 35.0, 12.0),
-            ("LGA", hours(9), 28.0, 20.0), ("EWR", hours(3), 40.0, None)]
-    fs.ingest("weather", pd.DataFrame(rows, columns=["origin", "time_hour", "temp", "wind"]),
-              run_id="w1")
+    fs.ingest("weather", history(), run_id="w1")
     materialize(fs, fs.get_feature_group("weather"), engine="local")
     spine = pd.DataFrame({"origin": ["JFK", "JFK", "LGA", "JFK", "LGA"],
                           "sched_dep_ts": [hours(9), hours(5), hours(8), hours(1), hours(1)],
@@ -286,3 +290,11 @@ def test_batch_scoring_on_spark_equals_online_and_logs_each_prediction_once(stor
     assert len(batch) == 3 and batch.request_id.unique().tolist() == ["run1"]
     assert not batch.duplicated(["request_id", "row"]).any()
     assert sorted(batch.prediction.dropna().round(6)) == sorted(out.prediction.dropna().round(6))
+    # each feature's event time: the row the point-in-time join chose (pandas merge_asof)
+    want = pd.merge_asof(spine.sort_values("sched_dep_ts"),
+                         history().sort_values("time_hour"), left_on="sched_dep_ts",
+                         right_on="time_hour", by="origin", direction="backward")
+    entity = [json.loads(e)["origin"] for e in batch.entity]
+    assert sorted(zip(entity, batch.temp__event_time, batch.wind__event_time)) == \
+        sorted(zip(want.origin, want.time_hour, want.time_hour))
+    assert batch.hour_of_day__event_time.isna().all()  # an on-demand output, as online

@@ -123,6 +123,10 @@ def test_missing_values_flow_identically_online_batch_and_table(store, tmp_path)
     assert online.features["obs"] == [4, None, 6, None]  # an int feature, missing twice
     assert online.features["temp"][3] is None  # unknown entity
     assert list(table.wind__status) == ["present", "missing", "present", "missing"]
+    # the chosen rows' event times (ORD: none), the same as online
+    assert table.temp__event_time.tolist()[:3] == [hours(2), hours(3), hours(4)]
+    assert pd.isna(table.temp__event_time.iloc[3])
+    assert table.temp__event_time.tolist()[:3] == online.event_times["temp"][:3]
     preds = online.predictions
     assert all(p is not None and math.isfinite(p) for p in preds)  # the model imputed
     assert batch.prediction.tolist() == pytest.approx(preds)

@@ -31,47 +31,73 @@ __all__ = ["Deployment", "Deployments", "EvaluationLogger", "Inference", "Predic
 
 
 class Inference:
-    """Deployments and scoring, wired from its collaborators: the sparkfs registry, the
-    MLflow model registry, the online feature reader and the evaluation log's location."""
+    """Deployments and scoring, wired from its collaborators: the catalog (sparkfs
+    registry and the code applied in this process), the MLflow model registry, the online
+    feature reader, the point-in-time join, the Spark provider and the evaluation log's
+    location. Only the facade (``FeatureStore.inference``) constructs one."""
 
-    def __init__(self, registry: Any, models: ModelRegistry,
+    def __init__(self, catalog: Any, models: ModelRegistry,
                  read_features: Callable[..., Any],
                  resolve_columns: Callable[[list[str], bool], list[tuple[str, str]]],
                  log_root: str, storage_options: Mapping[str, str] | None = None,
-                 check_view: Callable[[str], None] | None = None,
                  logger: EvaluationLogger | None = None,
-                 request_spec: Callable[[Any], tuple[list, list]] | None = None) -> None:
-        self.deployments = Deployments(registry)
+                 historical: Callable[..., Any] | None = None,
+                 spark: Callable[[], Any] | None = None) -> None:
+        self.catalog = catalog
+        self.deployments = Deployments(catalog.registry)
         self.models = models
         self.read_features = read_features
         self.resolve_columns = resolve_columns
         self.log_root = log_root
         self.storage_options = dict(storage_options or {})
-        self.check_view = check_view
         self.logger = logger or EvaluationLogger(storage_options=self.storage_options)
-        self.request_spec = request_spec
+        self._historical = historical
+        self._spark = spark
         self._sigterm = False
         self._lock = threading.Lock()
 
     @classmethod
-    def for_store(cls, fs: Any) -> "Inference":
-        """Wire an ``Inference`` for a ``FeatureStore`` (the facade's one place to do it)."""
-        c = fs.config.inference
+    def wire(cls, *, catalog: Any, spark: Callable[[], Any], models: ModelRegistry,
+             read_features: Callable[..., Any], historical: Callable[..., Any],
+             resolve_columns: Callable[[list[str], bool], list[tuple[str, str]]],
+             inference_config: Any, offline_root: str,
+             storage_options: Mapping[str, str] | None = None) -> "Inference":
+        """An ``Inference`` from the facade's collaborators and config values
+        (``inference_config``: ``config.inference``; the evaluation logs live under
+        ``<offline_root>/_evaluation``)."""
+        c = inference_config
         logger = EvaluationLogger(c.log_queue_rows, c.log_batch_rows, c.log_flush_s,
-                                  fs.config.offline.storage_options)
-        get_view = getattr(fs, "get_feature_view", None)
+                                  storage_options)
+        return cls(catalog, models, read_features, resolve_columns,
+                   offline_root.rstrip("/") + "/_evaluation", storage_options, logger,
+                   historical=historical, spark=spark)
 
-        def check_view(label: str) -> None:
-            if get_view is not None:
-                name, _, version = label.partition("@")
-                get_view(name, int(version) if version else None)
+    def historical(self, spine: Any, features: list[str], timestamp_col: str,
+                   **options: Any) -> Any:
+        """Point-in-time features (``get_historical_features``) for batch and table
+        scoring."""
+        if self._historical is None:
+            raise ValidationError("batch scoring needs the point-in-time join: score "
+                                  "through a FeatureStore")
+        return self._historical(spine, features, timestamp_col, **options)
 
+    def spark(self) -> Any:
+        """The SparkSession (started only when batch or table scoring needs it)."""
+        if self._spark is None:
+            raise ValidationError("batch and table scoring need Spark: score through a "
+                                  "FeatureStore")
+        return self._spark()
+
+    def check_view(self, label: str) -> None:
+        """Raise ``NotFoundError`` unless view ``name@version`` is registered."""
+        name, _, version = label.partition("@")
+        self.catalog.get_view(name, int(version) if version else None)
+
+    def request_spec(self, binding: Any) -> tuple[list, list]:
+        """``(entity columns, request columns)`` of a binding (``table.request_spec``)."""
         from .table import request_spec
 
-        return cls(fs.registry, fs.models, fs.get_online_features, fs._model_columns,
-                   fs.config.offline_root.rstrip("/") + "/_evaluation",
-                   fs.config.offline.storage_options, check_view, logger,
-                   lambda binding: request_spec(fs, binding))
+        return request_spec(self.catalog, binding)
 
     def deploy(self, name: str, model: str, version: int | None = None,
                sample_rate: float = 1.0, table: bool = False) -> Deployment:
@@ -95,9 +121,6 @@ class Inference:
         from .table import create_request_table, request_columns_schema
 
         spec = self.request_spec
-        if spec is None:
-            raise ValidationError("scoring tables need the feature resolver: deploy "
-                                  "through a FeatureStore")
 
         def make(binding: Any) -> str:
             keys, request = spec(binding)

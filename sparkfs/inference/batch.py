@@ -1,22 +1,26 @@
 """Batch scoring on Spark: ``fs.score_batch(deployment, spine, timestamp_col)``.
 
 1. Point-in-time features of the deployment's view for every spine row, with the
-   Spark engine (``get_historical_features``: the same resolver, on-demand transforms and
-   training-set semantics as the model's training set).
+   Spark engine (``inference.historical``, i.e. ``get_historical_features``: the same
+   resolver, on-demand transforms and training-set semantics as the model's training set),
+   with ``event_times=True``: the event time of the history row chosen per group.
 2. The model runs on the executors inside a pandas UDF (``mapInPandas``): each Python
    worker loads the pyfunc model once and gets the same ``model_input`` frame the online
-   path builds, so both paths hand the model identical columns and dtypes. Nothing is
-   collected to the driver.
+   path builds (built column-wise from the Arrow batch), so both paths hand the model
+   identical columns and dtypes. Nothing is collected to the driver.
 3. Every prediction is written to the deployment's evaluation table by the task that made
    it (delta-rs append, one commit per partition carrying the app transaction
    ``sparkfs-score-{run_id}-{partition}``): a retried task finds its app transaction and
-   writes nothing, so each prediction is logged exactly once.
+   writes nothing, so each prediction is logged exactly once. Per feature the log row has
+   its value, status and ``__event_time`` (the chosen row's event time; null for
+   on-demand outputs and aggregations, as online).
 
-``score_batch`` runs that job once (a ``noop`` write) and returns the scored DataFrame: the
-spine's columns, the features, ``prediction`` (double), ``prediction_json`` and
-``prediction_error`` (null, or why the model failed on that row's batch). Log rows carry
-``data_versions``: the Delta version of every group read and the transforms run. The returned
-DataFrame is lazy and re-scores without logging when used.
+``score_batch`` runs that job once and returns the scored DataFrame, persisted (memory and
+disk) so that using it does not score again: the spine's columns, the features,
+``prediction`` (double), ``prediction_json`` and ``prediction_error`` (null, or why the
+model failed on that row's batch). With ``log=False`` nothing runs until the result is
+used. Log rows carry ``data_versions``: the Delta version of every group read and the
+transforms run.
 
 >>> callable(score_batch)
 True
@@ -33,6 +37,9 @@ from ..errors import SparkfsError
 
 _MODELS: dict[str, Any] = {}
 
+#: The per-group event-time columns of the point-in-time join (``event_times=True``).
+EVENT_TIME_PREFIX = "__event_time__"
+
 
 def _load(uri: str) -> Any:
     model = _MODELS.get(uri)
@@ -43,28 +50,37 @@ def _load(uri: str) -> Any:
     return model
 
 
-def score_batch(fs: Any, inference: Any, deployment: str, spine: Any, timestamp_col: str,
+def score_batch(inference: Any, deployment: str, spine: Any, timestamp_col: str,
                 run_id: str | None = None, log: bool = True, **options: Any):
     """Score ``spine`` with ``deployment`` on Spark (see the module docstring). ``run_id``
-    names the run in the evaluation log (``request_id``); default a new id."""
-    df, schema, spec, _ = prepare(fs, inference, deployment, spine, timestamp_col,
+    names the run in the evaluation log (``request_id``); default a new id. ``inference``
+    is the ``sparkfs.inference.Inference`` holding the collaborators."""
+    df, schema, spec, _ = prepare(inference, deployment, spine, timestamp_col,
                                   run_id or uuid.uuid4().hex, **options)
-    if log:
-        df.mapInPandas(_scorer(spec, True), schema).write.format("noop").mode("overwrite").save()
-    return df.mapInPandas(_scorer(spec, False), schema)
+    scored = df.mapInPandas(_scorer(spec, log), schema)
+    if not log:
+        return scored
+    from pyspark import StorageLevel
+
+    # one pass: the logging job fills the cache the caller then reads
+    scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
+    scored.write.format("noop").mode("overwrite").save()
+    return scored
 
 
-def prepare(fs: Any, inference: Any, deployment: str, spine: Any, timestamp_col: str,
-            run_id: str, **options: Any):
-    """The point-in-time features of ``spine`` for ``deployment`` (a Spark DataFrame), the
-    scored frame's schema, the scorer's spec and the join's manifest (Delta versions)."""
+def prepare(inference: Any, deployment: str, spine: Any, timestamp_col: str,
+            run_id: str, keep_event_times: bool = False, **options: Any):
+    """The point-in-time features of ``spine`` for ``deployment`` (a Spark DataFrame, with
+    the event-time columns), the scored frame's schema (without them unless
+    ``keep_event_times``), the scorer's spec and the join's manifest (Delta versions)."""
     from pyspark.sql import types as T
 
     d = inference.deployments.get(deployment)
     b = d.binding
-    ts = fs.get_historical_features(spine, list(b.features), timestamp_col, engine="spark",
-                                    key_map=dict(b.key_map) or None,
-                                    full_feature_names=b.full_feature_names, **options)
+    ts = inference.historical(spine, list(b.features), timestamp_col, engine="spark",
+                              key_map=dict(b.key_map) or None,
+                              full_feature_names=b.full_feature_names, event_times=True,
+                              **options)
     df = ts.to_spark()
     missing = [c for c in b.column_names if c not in df.columns]
     if missing:
@@ -72,16 +88,39 @@ def prepare(fs: Any, inference: Any, deployment: str, spine: Any, timestamp_col:
                            f"columns {missing}")
     info = inference.models.get_version(d.model_name, d.model_version)
     uri = inference.models.download_uri(info)
-    schema = T.StructType(list(df.schema.fields) + [
+    times = feature_event_times(ts.manifest, b.column_names)
+    out_fields = [f for f in df.schema.fields
+                  if keep_event_times or not f.name.startswith(EVENT_TIME_PREFIX)]
+    schema = T.StructType(out_fields + [
         T.StructField("prediction", T.DoubleType()),
         T.StructField("prediction_json", T.StringType()),
         T.StructField("prediction_error", T.StringType())])
     spec = {"columns": list(b.columns), "deployment": d.to_spec(), "uri": uri,
             "run_id": run_id, "storage_options": dict(inference.storage_options),
-            "other": [c for c in df.columns if c not in b.column_names and not c.startswith("_")],
-            "timestamp_col": timestamp_col,
-            "versions": data_versions(ts.manifest)}
+            "other": [f.name for f in out_fields
+                      if f.name not in b.column_names and not f.name.startswith("_")
+                      and not f.name.startswith(EVENT_TIME_PREFIX)],
+            "out": [f.name for f in out_fields], "event_times": times,
+            "timestamp_col": timestamp_col, "versions": data_versions(ts.manifest)}
     return df, schema, spec, ts.manifest
+
+
+def feature_event_times(manifest: dict, columns: list[str]) -> dict[str, str]:
+    """Model input column -> the join's event-time column of the group it came from
+    (as-of groups only: on-demand outputs and aggregations have none).
+
+    >>> m = {"groups": [{"label": "weather@1", "columns": ["temp"], "aggregations": False}]}
+    >>> feature_event_times(m, ["temp", "hour_of_day"])
+    {'temp': '__event_time__weather@1'}
+    """
+    out = {}
+    for g in manifest.get("groups", []):
+        if g.get("aggregations"):
+            continue
+        for c in g.get("columns", []):
+            if c in columns:
+                out[c] = EVENT_TIME_PREFIX + g["label"]
+    return out
 
 
 def data_versions(manifest: dict) -> str:
@@ -92,17 +131,89 @@ def data_versions(manifest: dict) -> str:
                        "transforms": dict(manifest.get("on_demand") or {})}, sort_keys=True)
 
 
+def score_frame(model: Any, pdf: Any, spec: dict, label: str) -> tuple[Any, str | None]:
+    """``pdf`` (one Arrow batch as pandas) with ``prediction``, ``prediction_json`` and
+    ``prediction_error`` added, and the model's one-line error (or None)."""
+    import numpy as np
+    import pandas as pd
+
+    from .online import model_input_frame, numeric, prediction_values
+
+    n = len(pdf)
+    error = None
+    raw = None
+    try:
+        raw = model.predict(model_input_frame(pdf, spec["columns"]))
+        preds = prediction_values(raw, n)
+    except Exception as exc:
+        error = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+        preds = [None] * n
+    out = pdf[spec["out"]].copy()
+    arr = np.asarray(raw) if raw is not None and error is None and not isinstance(
+        raw, pd.DataFrame) else None
+    if arr is not None and arr.ndim == 1 and arr.dtype.kind in "fiu":
+        out["prediction"] = arr.astype("float64")
+        out["prediction_json"] = [json.dumps(p) for p in preds]
+    else:
+        out["prediction"] = pd.Series([numeric(p) for p in preds], dtype="float64",
+                                      index=pdf.index)
+        out["prediction_json"] = [None if error else json.dumps(p, default=str)
+                                  for p in preds]
+    out["prediction_error"] = None if error is None else f"model {label} failed: {error}"
+    return out, error
+
+
+def log_table(d: Any, pdf: Any, out: Any, spec: dict, now: dt.datetime, first_row: int,
+              scoring_path: str = "batch", request_ids: Any = None):
+    """The evaluation-log rows of one scored batch as Arrow, built column-wise."""
+    import pyarrow as pa
+
+    from .evaluation import log_schema
+
+    n = len(pdf)
+    others = pdf[spec["other"]].astype(object).where(pdf[spec["other"]].notna(), None)
+    cols: dict[str, Any] = {
+        "request_id": list(request_ids) if request_ids is not None else [spec["run_id"]] * n,
+        "row": list(range(first_row, first_row + n)), "time": [now] * n,
+        "deployment": [d.name] * n, "deployment_revision": [d.revision] * n,
+        "scoring_path": [scoring_path] * n, "model_name": [d.model_name] * n,
+        "model_version": [d.model_version] * n, "view": [d.view] * n,
+        "training_set": [d.training_set] * n,
+        "entity": [json.dumps(r, default=str) for r in others.to_dict("records")],
+        "prediction": out["prediction"].to_numpy(),
+        "prediction_json": out["prediction_json"].tolist(),
+        "error": [out["prediction_error"].iloc[0]] * n if n else [],
+        "data_versions": [spec["versions"]] * n}
+    for c in d.binding.column_names:
+        s = pdf[c]
+        missing = s.isna().to_numpy()
+        cols[c] = s.astype(object).where(~missing, None).tolist()
+        cols[f"{c}__status"] = ["missing" if m else "present" for m in missing]
+        et = spec["event_times"].get(c)
+        if et is not None and et in pdf.columns:
+            cols[f"{c}__event_time"] = pd_utc(pdf[et])
+    schema = log_schema(d.binding)
+    return pa.table({f.name: pa.array(cols[f.name], f.type) if f.name in cols
+                     else pa.nulls(n, f.type) for f in schema}, schema=schema)
+
+
+def pd_utc(s: Any) -> Any:
+    """A timestamp column from Spark (naive, session time zone UTC) as UTC-aware values."""
+    import pandas as pd
+
+    s = pd.to_datetime(s)
+    return (s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")).astype(object) \
+        .where(s.notna(), None).tolist()
+
+
 def _scorer(spec: dict, log: bool):
     def score(batches):
-        import pandas as pd
-
         from .deployments import Deployment
-        from .evaluation import append, to_table
-        from .online import model_input, numeric, prediction_values
+        from .evaluation import append
 
         d = Deployment.from_spec(spec["deployment"])
         model = _load(spec["uri"])
-        rows: list[dict] = []
+        tables = []
         pid = 0
         if log:
             from pyspark import TaskContext
@@ -113,44 +224,15 @@ def _scorer(spec: dict, log: bool):
         for pdf in batches:
             if len(pdf) == 0:
                 continue
-            now = dt.datetime.now(dt.UTC)
-            cols = {c: pdf[c].astype(object).where(pdf[c].notna(), None).tolist()
-                    for c in d.binding.column_names}
-            error = None
-            try:
-                preds = prediction_values(model.predict(model_input(cols, spec["columns"])),
-                                          len(pdf))
-            except Exception as exc:
-                error = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
-                preds = [None] * len(pdf)
-            out = pdf.copy()
-            out["prediction"] = pd.Series([numeric(p) for p in preds], dtype="float64",
-                                          index=pdf.index)
-            out["prediction_json"] = [None if error else json.dumps(p, default=str)
-                                      for p in preds]
-            out["prediction_error"] = None if error is None else \
-                f"model {d.model_label} failed: {error}"
+            out, _ = score_frame(model, pdf, spec, d.model_label)
             if log:
-                others = pdf[spec["other"]].astype(object).where(pdf[spec["other"]].notna(), None)
-                for i in range(len(pdf)):
-                    row = {"request_id": spec["run_id"], "row": (pid << 32) + offset + i,
-                           "time": now, "deployment": d.name,
-                           "deployment_revision": d.revision, "scoring_path": "batch",
-                           "model_name": d.model_name, "model_version": d.model_version,
-                           "view": d.view, "training_set": d.training_set,
-                           "entity": json.dumps(others.iloc[i].to_dict(), default=str),
-                           "request_data": None, "prediction": numeric(preds[i]),
-                           "prediction_json": out["prediction_json"].iloc[i],
-                           "latency_ms": None, "error": out["prediction_error"].iloc[i],
-                           "data_versions": spec["versions"]}
-                    for c in d.binding.column_names:
-                        v = cols[c][i]
-                        row[c] = v
-                        row[f"{c}__status"] = "missing" if v is None else "present"
-                    rows.append(row)
+                tables.append(log_table(d, pdf, out, spec, dt.datetime.now(dt.UTC),
+                                        (pid << 32) + offset))
             offset += len(pdf)
             yield out
-        if log and rows:
-            append(d.log_path, to_table(rows, d.binding), spec["storage_options"],
+        if log and tables:
+            import pyarrow as pa
+
+            append(d.log_path, pa.concat_tables(tables), spec["storage_options"],
                    app_id=f"sparkfs-score-{spec['run_id']}-{pid}")
     return score

@@ -6,7 +6,11 @@ The model receives ``model_input(...)``: one pandas column per model input colum
 signature's order, the same on every path: floats with NaN for missing values, integers
 as float64 (NaN for missing; the signature declares them double, see
 ``sparkfs.models.binding``, so a batch with and without missing values looks the same),
-booleans as bool (object with None when missing), timestamps as UTC datetimes.
+timestamps as UTC datetimes. Booleans follow the training set's rule (Arrow's nullable
+boolean as pandas gives it): bool when no value is missing, else object holding
+True/False/None (a NaN is a missing value, never True). MLflow's schema check accepts both
+for a ``boolean`` input, so a missing flag reaches the model as None on every path, as it
+did in training.
 
 >>> import pandas as pd
 >>> model_input({"t": [1.5, None], "n": [1, 2]}, [("t", "double"), ("n", "long")]).dtypes.tolist()
@@ -43,12 +47,41 @@ def model_input(columns: Mapping[str, Sequence[Any]], spec: Sequence[tuple[str, 
         elif dtype in ("int", "long"):  # float64 whether or not a value is missing
             s = pd.Series([float("nan") if _missing(v) else v for v in values], dtype="float64")
         elif dtype == "boolean":
-            s = pd.Series(values, dtype=object if any(v is None for v in values) else bool)
+            s = pd.Series([None if _missing(v) else bool(v) for v in values], dtype=object)
+            if s.notna().all():
+                s = s.astype(bool)
         elif dtype in ("timestamp", "date"):
             s = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
         else:
             s = pd.Series(values, dtype=object)
         out[name] = s
+    return pd.DataFrame(out)
+
+
+def model_input_frame(frame: pd.DataFrame, spec: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """``model_input`` of a pandas frame (one Arrow batch on the executors), column-wise:
+    the same dtypes and missing values as ``model_input`` of the same values.
+
+    >>> f = pd.DataFrame({"t": [1.5, None], "b": [True, None]})
+    >>> model_input_frame(f, [("t", "double"), ("b", "boolean")]).to_dict("list")
+    {'t': [1.5, nan], 'b': [True, None]}
+    """
+    out = {}
+    for name, dtype in spec:
+        col = frame[name]
+        if dtype in ("double", "int", "long"):
+            s = pd.to_numeric(col, errors="coerce").astype("float64")
+        elif dtype == "float":
+            s = pd.to_numeric(col, errors="coerce").astype("float32")
+        elif dtype == "boolean":
+            missing = col.isna()
+            s = col.astype(object).where(~missing, None)
+            s = s.astype(bool) if not missing.any() else s
+        elif dtype in ("timestamp", "date"):
+            s = pd.to_datetime(col, utc=True)
+        else:
+            s = col.astype(object).where(col.notna(), None)
+        out[name] = s.reset_index(drop=True)
     return pd.DataFrame(out)
 
 

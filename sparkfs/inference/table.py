@@ -8,7 +8,7 @@ read point-in-time as of it, exactly as ``score_batch`` reads them) and the requ
 columns its on-demand transforms read. Rows are appended with any Delta writer, or with
 ``fs.append_requests(deployment, rows)``.
 
-``follow(fs, inference, deployment)`` (``sparkfs score --follow <deployment>``) is a Spark
+``follow(inference, deployment)`` (``sparkfs score --follow <deployment>``) is a Spark
 Structured Streaming query over the rows appended to that table (the sparkfs Delta source,
 no delta-spark needed) with a checkpoint. Per micro-batch, in the driver:
 
@@ -20,7 +20,8 @@ no delta-spark needed) with a checkpoint. Per micro-batch, in the driver:
    the executors). The micro-batch's rows come back to the driver: a scoring table is
    for streams of requests, not for bulk backfills (use ``score_batch`` for those).
 3. All of the micro-batch's log rows (``scoring_path = "table"``, ``data_versions`` with
-   the Delta version of each feature group read) are appended to the evaluation log in
+   the Delta version of each feature group read, and per feature the event time of the
+   row the point-in-time join chose) are appended to the evaluation log in
    **one** Delta commit carrying the app transaction ``(sparkfs-table-<deployment>-<stream
    id>, batch id)`` (the stream id is made once per checkpoint, ``claim_checkpoint``).
    A micro-batch that Spark replays after a crash (its commit was written
@@ -149,12 +150,13 @@ def append_requests(d: Any, rows: Any, storage_options: Mapping[str, str] | None
     return DeltaTable(d.request_table, storage_options=opts).version()
 
 
-def request_spec(fs: Any, binding: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def request_spec(catalog: Any, binding: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """``(entity columns, request columns)`` of a binding, each ``[(column, dtype)]``, by
-    the resolver both paths use (a request input of undeclared dtype is a string)."""
+    the resolver both paths use (a request input of undeclared dtype is a string);
+    ``catalog``: the ``sparkfs.catalog.Catalog``."""
     from ..request import resolve
 
-    r = resolve(fs.catalog, list(binding.features), full_feature_names=binding.full_feature_names,
+    r = resolve(catalog, list(binding.features), full_feature_names=binding.full_feature_names,
                 key_map=dict(binding.key_map) or None)
     keys = [(r.key_column(k), dtype) for k, dtype in r.join_keys.items()]
     request = [(c, dtype or "string") for c, dtype in
@@ -208,7 +210,7 @@ deployment 'delay', not 'other'
     return stream_id
 
 
-def score_micro_batch(fs: Any, inference: Any, deployment: str, rows: Any,
+def score_micro_batch(inference: Any, deployment: str, rows: Any,
                       batch_id: int, stream_id: str) -> dict:
     """Score one micro-batch of request rows (a pandas frame) and log every row in one
     commit (module docstring). Returns counts: ``scored``, ``bad``, ``skipped`` (replay)."""
@@ -230,7 +232,7 @@ def score_micro_batch(fs: Any, inference: Any, deployment: str, rows: Any,
     ids = [r if isinstance(r, str) and r else f"{d.name}-{batch_id}-{i}"
            for i, r in enumerate(rows[REQUEST_ID].tolist())]
     rows = rows.assign(**{REQUEST_ID: ids})
-    keys = [k for k, _ in request_spec(fs, d.binding)[0]]
+    keys = [k for k, _ in request_spec(inference.catalog, d.binding)[0]]
     problems = []
     for i in range(len(rows)):
         why = [f"entity column {k!r} is null" for k in keys if _null(rows[k].iloc[i])]
@@ -242,8 +244,8 @@ def score_micro_batch(fs: Any, inference: Any, deployment: str, rows: Any,
     good = rows.drop(index=bad).reset_index(drop=True)
     log_rows = [_bad_row(d, rows, i, problems[i], keys, now, batch_id) for i in bad]
     if len(good):
-        df, schema, spec, _ = prepare(fs, inference, d.name, good, REQUEST_TIME,
-                                      f"table-{batch_id}")
+        df, schema, spec, _ = prepare(inference, d.name, good, REQUEST_TIME,
+                                      f"table-{batch_id}", keep_event_times=True)
         scored = df.mapInPandas(_scorer(spec, False), schema).toPandas()
         log_rows += _scored_rows(d, scored, spec, keys, now, batch_id)
     if log_rows:
@@ -295,6 +297,8 @@ def _bad_row(d: Any, rows: Any, i: int, problem: str, keys: list[str], now: dt.d
 
 def _scored_rows(d: Any, scored: Any, spec: dict, keys: list[str], now: dt.datetime,
                  batch_id: int) -> list[dict]:
+    import pandas as pd
+
     from .online import numeric
 
     features = d.binding.column_names
@@ -314,11 +318,16 @@ def _scored_rows(d: Any, scored: Any, spec: dict, keys: list[str], now: dt.datet
             v = _jsonable(r[c])
             row[c] = v
             row[f"{c}__status"] = "missing" if v is None else "present"
+            et = spec["event_times"].get(c)
+            if et is not None and not _null(r[et]):
+                t = pd.Timestamp(r[et])
+                row[f"{c}__event_time"] = (t.tz_localize("UTC") if t.tzinfo is None
+                                           else t.tz_convert("UTC")).to_pydatetime()
         out.append(row)
     return out
 
 
-def follow(fs: Any, inference: Any, deployment: str, checkpoint: str | None = None,
+def follow(inference: Any, deployment: str, checkpoint: str | None = None,
            once: bool = False, interval_s: float = 1.0):
     """Start the streaming query scoring ``deployment``'s table (module docstring); with
     ``once`` it scores what is there and stops (``availableNow``). Returns the
@@ -331,11 +340,10 @@ def follow(fs: Any, inference: Any, deployment: str, checkpoint: str | None = No
                               "table=True (sparkfs deploy --table)")
     checkpoint = checkpoint or default_checkpoint(d)
     stream_id = claim_checkpoint(checkpoint, deployment)
-    source = delta_source(fs.spark, d.request_table, storage_options=inference.storage_options)
+    source = delta_source(inference.spark(), d.request_table, storage_options=inference.storage_options)
 
     def batch(frame: Any, batch_id: int) -> None:
-        score_micro_batch(fs, inference, deployment, frame.toPandas(), int(batch_id),
-                          stream_id)
+        score_micro_batch(inference, deployment, frame.toPandas(), int(batch_id), stream_id)
 
     writer = (source.writeStream.foreachBatch(batch).option("checkpointLocation", checkpoint)
               .queryName(f"sparkfs-score-{deployment}"))
