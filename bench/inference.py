@@ -14,6 +14,15 @@ Online, measured in the same run, one client, ``--requests`` requests per batch 
   ``model.predict`` on a pre-fetched, pre-built input frame: what any design must do.
 Reported: p50/p99 ms and the ratio service/floor.
 
+Two-hop peer (``online.two_hop``), at batch 1 and 100, 1 and ``--clients`` clients:
+sparkfs's one hop against Feast 0.67's feature server (``feast serve``: lookup + the same
+on-demand ``hour_of_day``) then ``mlflow models serve`` (the same model), called in
+sequence by one client. Feast 0.67 cannot share sparkfs's environment (it pins
+``prometheus_client<0.25``; sparkfs pins 0.26), so it runs from ``--feast-python`` (a venv
+with ``pip install feast==0.67.0``; ``bench/inference_feast.py`` builds its repo). Without
+it the section says so. Reported: p50/p99 ms, requests/s, sparkfs p99 / two-hop p99
+(goal <= 0.5).
+
 Batch, on one local Spark session, both fully evaluated (``noop`` writes), same spine,
 same model: ``fs.score_batch`` (PIT features by the sparkfs engine, model in a pandas UDF,
 without logging; and with logging) against a hand-written PIT join (join on key, keep
@@ -21,6 +30,7 @@ the latest reading at or before the spine time with a window) + ``spark_udf``. R
 rows/s and the ratio sparkfs/peer.
 
     .venv/bin/python bench/inference.py [--requests 200] [--spine 20000] [--keys 200]
+        [--feast-python /path/to/feast-venv/bin/python] [--clients 8]
 
 Prints one JSON document. Keep a run under two minutes (defaults do on 2 cores).
 """
@@ -89,7 +99,7 @@ def _setup(n_keys: int, history: int, data_dir: str):
         data[["temp", "wind", "hour_of_day"]], data["delay"])
     info = fs.log_model(model, "m", training_set=ts, serialization_format="cloudpickle")
     fs.deploy("d", model="m", version=info.version)
-    return fs, keys, model, info
+    return fs, keys, model, info, hist
 
 
 def _free_port() -> int:
@@ -170,6 +180,156 @@ def _online(fs, keys, n_requests: int, data_dir: str, batch_sizes: list[int]) ->
     return out
 
 
+def _wait(client, path: str, proc, what: str, seconds: float = 180) -> None:
+    import httpx
+
+    deadline = time.time() + seconds
+    while True:
+        try:
+            if client.get(path).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.3)
+
+
+def _serve(args: list[str], cwd: str, env: dict | None = None):
+    return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _stop(proc) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _load(post, bodies: list, n: int, clients: int) -> dict:
+    """``clients`` threads each sending ``n`` requests: p50/p99 ms and requests/s."""
+    import threading
+
+    lat: list[float] = []
+    lock = threading.Lock()
+
+    def run(i: int) -> None:
+        mine = []
+        for j in range(n):
+            t = time.perf_counter()
+            post(bodies[(i + j) % len(bodies)])
+            mine.append((time.perf_counter() - t) * 1000)
+        with lock:
+            lat.extend(mine)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    secs = time.perf_counter() - started
+    return {"p50": pct(lat, 0.5), "p99": pct(lat, 0.99),
+            "requests_per_s": round(len(lat) / secs, 1)}
+
+
+def _two_hop(fs, keys, info, hist, n_requests: int, data_dir: str, batch_sizes: list[int],
+             feast_python: str | None, clients: int) -> dict:
+    """sparkfs's one hop (``POST /deployments/d/predict``) against the two hops users
+    build today: Feast 0.67's feature server (lookup + on-demand ``hour_of_day``), then
+    ``mlflow models serve`` (the model), called in sequence by the same client."""
+    import httpx
+
+    if not feast_python:
+        return {"unavailable": "no --feast-python (feast 0.67 cannot be installed beside "
+                               "sparkfs: it pins prometheus_client<0.25)"}
+    repo, parquet = os.path.join(data_dir, "feast"), os.path.join(data_dir, "weather.parquet")
+    hist.to_parquet(parquet)
+    subprocess.run([feast_python, os.path.join(HERE, "inference_feast.py"), repo, parquet],
+                   check=True, capture_output=True, timeout=600)
+    feast_port, mlflow_port, sparkfs_port = _free_port(), _free_port(), _free_port()
+    feast = _serve([os.path.join(os.path.dirname(feast_python), "feast"), "serve", "-h",
+                    "127.0.0.1", "-p", str(feast_port), "--workers", "1"], repo)
+    model = _serve([sys.executable, "-m", "mlflow", "models", "serve", "-m",
+                    fs.models.download_uri(info), "--env-manager", "local", "-h", "127.0.0.1",
+                    "-p", str(mlflow_port), "-w", "1"], data_dir)
+    conf = os.path.join(data_dir, "conf.yaml")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    service = _serve([sys.executable, "-c", "import sys; from sparkfs.cli import main; "
+                      "sys.exit(main())", "serve", "--config", conf, "--repo",
+                      os.path.join(data_dir, "repo.py"), "--port", str(sparkfs_port),
+                      "--workers", "1"], ROOT, env)
+    local = threading_local()
+    out: dict = {"feast": "0.67 feature server (feast serve, 1 worker, SQLite online store)",
+                 "model_server": "mlflow models serve (1 worker)"}
+    try:
+        base = httpx.Client(timeout=60)
+        _wait(base, f"http://127.0.0.1:{feast_port}/health", feast, "feast serve")
+        _wait(base, f"http://127.0.0.1:{mlflow_port}/ping", model, "mlflow models serve")
+        _wait(base, f"http://127.0.0.1:{sparkfs_port}/health", service, "sparkfs serve")
+
+        def client() -> httpx.Client:
+            c = getattr(local, "c", None)
+            if c is None:
+                c = local.c = httpx.Client(timeout=60)
+            return c
+
+        def two_hop(body: dict) -> None:
+            c = client()
+            r = c.post(f"http://127.0.0.1:{feast_port}/get-online-features", json=body[0])
+            r.raise_for_status()
+            got = r.json()
+            values = {n: res["values"] for n, res in
+                      zip(got["metadata"]["feature_names"], got["results"])}
+            split = {"columns": ["temp", "wind", "hour_of_day"],
+                     "data": [list(x) for x in zip(values["temp"], values["wind"],
+                                                   values["hour_of_day"])]}
+            c.post(f"http://127.0.0.1:{mlflow_port}/invocations",
+                   json={"dataframe_split": split}).raise_for_status()
+
+        def one_hop(body: dict) -> None:
+            client().post(f"http://127.0.0.1:{sparkfs_port}/deployments/d/predict",
+                          json=body[1]).raise_for_status()
+
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        for b in batch_sizes:
+            bodies = []
+            for k in range(8):
+                rows = [keys[(k * b + i) % len(keys)] for i in range(b)]
+                bodies.append((
+                    {"features": ["weather:temp", "weather:wind", "dep_calendar:hour_of_day"],
+                     "entities": {"origin": rows, "sched_dep_epoch": [int(now.timestamp())] * b}},
+                    {"entity_rows": [{"origin": o} for o in rows],
+                     "request_data": {"sched_dep_ts": [now.isoformat()] * b}}))
+            for fn in (two_hop, one_hop):
+                for body in bodies * 3:  # warm-up
+                    fn(body)
+            res: dict = {}
+            for n_clients in (1, clients):
+                n = max(5, n_requests // n_clients)
+                res[f"clients_{n_clients}"] = {"sparkfs_one_hop_ms": _load(one_hop, bodies, n,
+                                                                           n_clients),
+                                               "feast_mlflow_two_hop_ms": _load(two_hop, bodies,
+                                                                                n, n_clients)}
+                r = res[f"clients_{n_clients}"]
+                r["sparkfs_p99_over_two_hop_p99"] = round(
+                    r["sparkfs_one_hop_ms"]["p99"] / r["feast_mlflow_two_hop_ms"]["p99"], 2)
+            out[f"batch_{b}"] = res
+        base.close()
+    finally:
+        for proc in (feast, model, service):
+            _stop(proc)
+    return out
+
+
+def threading_local():
+    import threading
+
+    return threading.local()
+
+
 def _batch(fs, keys, info, n_spine: int, history: int) -> dict:
     import mlflow.pyfunc
     import numpy as np
@@ -231,13 +391,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keys", type=int, default=200)
     p.add_argument("--history", type=int, default=50)
     p.add_argument("--batch-sizes", default="1,100")
+    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--feast-python", default=os.environ.get("SPARKFS_BENCH_FEAST_PYTHON"),
+                   help="a Python with feast==0.67 installed (it cannot share sparkfs's "
+                        "environment: it pins prometheus_client<0.25)")
     args = p.parse_args(argv)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sparkfs-bench-inference-") as tmp:
-        fs, keys, _, info = _setup(args.keys, args.history, tmp)
+        fs, keys, _, info, hist = _setup(args.keys, args.history, tmp)
         try:
-            online = _online(fs, keys, args.requests, tmp,
-                             [int(b) for b in args.batch_sizes.split(",")])
+            sizes = [int(b) for b in args.batch_sizes.split(",")]
+            online = _online(fs, keys, args.requests, tmp, sizes)
+            online["two_hop"] = _two_hop(fs, keys, info, hist, args.requests, tmp, sizes,
+                                         args.feast_python, args.clients)
             batch = _batch(fs, keys, info, args.spine, args.history)
         finally:
             fs.close()
