@@ -122,7 +122,7 @@ def _online(fs, deps: pd.DataFrame) -> None:
     for label, now in (("at the last departure", end),
                        ("2 days later (1d window emptied)", end + dt.timedelta(days=2)),
                        ("8 days later (all windows emptied)", end + dt.timedelta(days=8))):
-        out = get_online_features(fs, refs, rows, now=now).to_dict()
+        out = get_online_features(fs.catalog, fs.online, refs, rows, now=now).to_dict()
         vals = ", ".join(f"{c['carrier']}: mean_1d={_fmt(out['carrier_dep_delay_mean_1d'][i])} "
                          f"n_1d={out['carrier_departures_1d'][i]} "
                          f"n_7d={out['carrier_departures_7d'][i]}"
@@ -130,7 +130,7 @@ def _online(fs, deps: pd.DataFrame) -> None:
         print(f"online {label} ({now:%Y-%m-%d %H:%M} UTC): {vals}")
     spine_now = pd.DataFrame({"carrier": ["UA", "DL", "HA"], "at": [end] * 3})
     off = fs.get_historical_features(spine_now, refs, "at", engine="duckdb").to_pandas()
-    online_now = get_online_features(fs, refs, rows, now=end).to_dict()
+    online_now = get_online_features(fs.catalog, fs.online, refs, rows, now=end).to_dict()
     same = all(
         (pd.isna(off[n][i]) and online_now[n][i] is None) or abs(off[n][i] - online_now[n][i]) < 1e-9
         for n in (r.split(":")[1] for r in refs) for i in range(3))
