@@ -515,7 +515,10 @@ class FeatureStore:
         """Drift of a group's recent data against a baseline (see ``sparkfs.monitoring``)."""
         from .monitoring import monitor
 
-        return monitor(self, self.get_feature_group(group), baseline, **options)
+        if isinstance(baseline, str):  # a stored training set, by name
+            baseline = self.get_training_set(baseline)
+        return monitor(self.offline, lambda: self.spark, self.get_feature_group(group), baseline,
+                       monitoring=self.config.monitoring, **options)
 
     def validation_report(self, group: str | FeatureGroup, group_version: int | None = None):
         from .validation import latest_report
