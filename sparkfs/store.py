@@ -529,7 +529,7 @@ class FeatureStore:
         """Groups and features whose name, description, tags or owner match ``text``."""
         from .discovery import search
 
-        return search(self, text)
+        return search(self.catalog, text)
 
     # -- governance: lineage, OpenLineage export (sparkfs.lineage) ------------------------------
     def lineage(self, node: str, direction: str = "up", depth: int | None = None):
