@@ -572,7 +572,8 @@ class FeatureStore:
         """  # noqa: E501 (doctest output)
         from .lineage.explain import explain_prediction
 
-        return explain_prediction(self, request_id)
+        return explain_prediction(self.catalog, self.offline, request_id,
+                                  inference=self.inference, models=self.models)
 
     def lineage_events(self, namespace: str = "sparkfs") -> list:
         """Every job sparkfs recorded (ingest runs, training sets, model versions,
