@@ -208,3 +208,46 @@ def test_avro_values_land_as_in_batch_ingest_and_bad_ones_in_quarantine(kafka, f
     [q] = read_quarantine(fs, g).to_pylist()
     assert (base64.b64decode(q["_raw_payload"]), q["_reason"], q["_origin"]) == (
         garbage, "not a valid Avro record for the schema", "avro/0/4")
+
+
+def test_one_driver_feeds_several_groups_from_one_topic(kafka, tmp_path):
+    """``--group`` repeated: one query per group on the same topic, each with its own
+    checkpoint under ``--checkpoint``; every message lands once in each group."""
+    from sparkfs import FeatureStore
+
+    repo = REPO + '''
+CARRIER = Entity("carrier", join_keys=["carrier"])
+by_carrier = FeatureGroup("by_carrier", [CARRIER], "ts", [Field("msg_id", "long"),
+                          Field("delay", "double")], online=True)
+'''
+    (tmp_path / "repo.py").write_text(repo)
+    (tmp_path / "cfg.yaml").write_text(json.dumps({
+        "project": "test", "data_dir": str(tmp_path / "data"), "ingest": {"statistics": False},
+        "spark": {"master": "local[2]", "conf": {"spark.sql.shuffle.partitions": "2"}}}))
+    kafka.create_topic("fanout", partitions=2)
+    kafka.produce("fanout", [message(i) for i in range(30)], keys=[str(i % 4) for i in range(30)])
+    cmd = [sys.executable, str(ROOT / "jobs" / "stream.py"), "--config", str(tmp_path / "cfg.yaml"),
+           "--repo", str(tmp_path / "repo.py"), "--group", "events", "--group", "by_carrier",
+           "--source", "kafka", "--bootstrap-servers", kafka.bootstrap_servers,
+           "--topic", "fanout", "--checkpoint", str(tmp_path / "ck"), "--trigger", "available_now"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYSPARK_PYTHON=sys.executable)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    finals = [json.loads(line) for line in done.stdout.strip().splitlines()[-2:]]
+    assert sorted(f["group"] for f in finals) == ["by_carrier", "events"]
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["by_carrier", "events"]
+
+    fs = FeatureStore({"project": "test", "data_dir": str(tmp_path / "data")})
+    try:
+        events = fs.read_history("events").to_arrow().to_pylist()
+        assert sorted(r["msg_id"] for r in events) == list(range(30))
+        by_carrier = fs.read_history("by_carrier").to_arrow().to_pylist()
+        assert sorted(r["msg_id"] for r in by_carrier) == list(range(30))
+        # online: each carrier's newest message (the latest event time wins)
+        newest = {c: max(i for i in range(30) if ["UA", "AA", "DL"][i % 3] == c)
+                  for c in ("UA", "AA", "DL")}
+        got = fs.get_online_features(["by_carrier:msg_id"],
+                                     [{"carrier": c} for c in newest]).to_dict()["msg_id"]
+        assert got == list(newest.values())
+    finally:
+        fs.close()
