@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", help="kafka: topic to read")
     p.add_argument("--starting-offsets", default="earliest",
                    help="kafka, new checkpoint only: earliest (default), latest or a JSON map")
-    p.add_argument("--value-format", default="json", choices=["json", "avro"],
-                   help="kafka: message values are JSON objects (default) or Avro records")
+    p.add_argument("--value-format", default="json", choices=["json", "avro", "avro-confluent"],
+                   help="kafka: message values are JSON objects (default), Avro records, or "
+                        "Avro records in the Confluent wire format (Schema-Registry serializers)")
     p.add_argument("--avro-schema", help="kafka, avro: file holding the Avro schema (JSON); "
                    "default: the group's (sparkfs.streaming.parse.avro_schema)")
     p.add_argument("--path", help="files: directory the files land in")
@@ -74,8 +75,8 @@ def source_kwargs(args: argparse.Namespace) -> dict:
     if args.source == "kafka":
         schema = None
         if args.avro_schema:
-            if args.value_format != "avro":
-                raise ConfigError("--avro-schema needs --value-format avro")
+            if not args.value_format.startswith("avro"):
+                raise ConfigError("--avro-schema needs --value-format avro or avro-confluent")
             try:
                 with open(args.avro_schema) as f:
                     schema = f.read()

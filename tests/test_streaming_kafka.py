@@ -251,3 +251,49 @@ by_carrier = FeatureGroup("by_carrier", [CARRIER], "ts", [Field("msg_id", "long"
         assert got == list(newest.values())
     finally:
         fs.close()
+
+
+def test_avro_in_the_confluent_wire_format(kafka, fs, spark, tmp_path):
+    """``value_format="avro-confluent"``: the 5-byte header (magic 0, schema id) Schema-
+    Registry serializers write is checked and stripped; a message without it is quarantined
+    with its payload, a framed record that does not decode too."""
+    import base64
+    import datetime as dt
+
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+    from pyspark.sql.avro.functions import to_avro
+
+    from sparkfs.streaming.parse import avro_schema
+
+    g = FeatureGroup("framed_events", [EVENTS], "ts", [Field("carrier", "string"),
+                                                        Field("delay", "double")])
+    fs.apply([g])
+    t0 = dt.datetime(2013, 1, 1, 5, tzinfo=dt.UTC)
+    data = [(i, t0 + dt.timedelta(minutes=i), ["UA", None][i % 2], [None, i / 4][i % 2])
+            for i in range(4)]
+    schema = T.StructType([T.StructField("msg_id", T.LongType(), False),
+                           T.StructField("ts", T.TimestampType(), False),
+                           T.StructField("carrier", T.StringType()),
+                           T.StructField("delay", T.DoubleType())])
+    records = [bytes(r[0]) for r in spark.createDataFrame(data, schema).orderBy("msg_id").select(
+        to_avro(F.struct("msg_id", "ts", "carrier", "delay"), avro_schema(g)).alias("v")).collect()]
+    header = b"\x00" + (7).to_bytes(4, "big")
+    unframed, bad_body = records[3], header + b"\xff\xfe"
+    kafka.create_topic("framed", partitions=1)
+    kafka.produce("framed", [header + r for r in records[:3]] + [unframed, bad_body])
+    df = fs.stream_source(g.name, "kafka", bootstrap_servers=kafka.bootstrap_servers,
+                          topic="framed", value_format="avro-confluent")
+    fs.ingest_stream(g.name, df, checkpoint=str(tmp_path / "ck"),
+                     trigger="available_now").awaitTermination()
+
+    rows = sorted(fs.read_history(g.name).to_arrow().to_pylist(), key=lambda r: r["msg_id"])
+    assert [(r["msg_id"], r["ts"], r["carrier"], r["delay"]) for r in rows] == [
+        (i, t, c, d) for i, t, c, d in data[:3]]
+    q = sorted(read_quarantine(fs, g).to_pylist(), key=lambda r: r["_origin"])
+    assert [(base64.b64decode(r["_raw_payload"]), r["_reason"], r["_origin"]) for r in q] == [
+        (unframed, "no Confluent wire-format header (magic byte 0 and a schema id)", "framed/0/3"),
+        (bad_body, "not a valid Avro record for the schema", "framed/0/4")]
+    with pytest.raises(Exception, match="'json', 'avro' or 'avro-confluent'"):
+        fs.stream_source(g.name, "kafka", bootstrap_servers=kafka.bootstrap_servers,
+                         topic="framed", value_format="protobuf")
