@@ -226,7 +226,8 @@ def _wait_counted(fs, driver: _Driver, last: dict, now: dt.datetime, expect: dic
 
     while True:
         got = {g: {k: v[0] for k, v in get_online_features(
-                   fs, REFS[g], [{key: last[key]}], now=now).to_dict().items()}
+                   fs.catalog, fs.online, REFS[g], [{key: last[key]}],
+                   now=now).to_dict().items()}
                for g, key in GROUPS.items()}
         counts = {g: got[g][REFS[g][0].split(":")[1]] for g in GROUPS}
         if all(counts[g] == expect[g] for g in GROUPS):
@@ -253,8 +254,8 @@ def _check(fs, deps: pd.DataFrame) -> None:
             print(f"Delta history of {g}: {len(ids):,} rows, {len(set(ids)):,} distinct "
                   f"departures; every 2013 departure exactly once: {sorted(ids) == want}")
             keys = sorted(deps[key].unique())
-            online = get_online_features(reader, REFS[g], [{key: k} for k in keys],
-                                         now=end).to_dict()
+            online = get_online_features(reader.catalog, reader.online, REFS[g],
+                                         [{key: k} for k in keys], now=end).to_dict()
             spine = pd.DataFrame({key: keys, "at": [end] * len(keys)})
             off = reader.get_historical_features(spine, REFS[g], "at",
                                                  engine="duckdb").to_pandas()
