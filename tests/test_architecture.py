@@ -40,8 +40,6 @@ PENDING = {
     "sparkfs.monitoring.served", "sparkfs.monitoring.skew",
     # UI engineer
     "sparkfs.ui.data",
-    # inference engineer: Inference.for_store reads fs._model_columns
-    "sparkfs.inference",
 }
 
 STORE_HOLDERS = {"fs", "store", "feature_store"}  # names a FeatureStore is held under
