@@ -106,3 +106,23 @@ def test_bad_progress_setting_is_a_one_line_error(capsys, monkeypatch):
     assert main(["list"]) == 2
     assert capsys.readouterr().err.strip() == (
         "sparkfs list: error: SPARKFS_PROGRESS='loud' is unknown; use auto, rich, plain or off")
+
+
+def test_plain_lines_are_throttled_and_a_failed_task_has_no_done_line():
+    import io
+
+    from sparkfs import progress
+
+    out = io.StringIO()
+    with progress.use(progress.PlainReporter(out, interval=3600)):
+        with progress.task("materialize w", total=3, unit="groups") as t:
+            t.advance(3)  # within the interval: no line until the end
+    assert re.fullmatch(r"materialize w: done, 3/3 groups, elapsed 0:00:\d\d\n", out.getvalue())
+    out = io.StringIO()
+    with progress.use(progress.PlainReporter(out, interval=0)):
+        with pytest.raises(RuntimeError):
+            with progress.task("backfill w@1", total=2, unit="batches") as t:
+                t.advance(note="4 rows written")
+                raise RuntimeError("boom")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("backfill w@1: 1/2 batches, 4 rows written")
