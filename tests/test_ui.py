@@ -194,6 +194,26 @@ def test_drift_page_shows_the_numbers_of_fs_monitor(store, client):
     assert "sparkfs ingest traffic" in empty
 
 
+def test_drift_page_compares_a_version_with_an_event_time_window(store, client):
+    import datetime as dt
+
+    from sparkfs.monitoring.compare import drift_table
+
+    # the second batch's rows (event times from 2013-02-03) against Delta version 1
+    r = client.get("/ui/groups/weather@1/drift", params={"a": 1, "start": "2013-02-03"})
+    assert r.status_code == 200
+    start = dt.datetime(2013, 2, 3, tzinfo=dt.UTC)
+    report = store.monitor(store.get_feature_group("weather", 1), 1, start=start)
+    assert page_drift_table(r.text) == {f["feature"]: cells for f, cells in
+                                        zip(report.features, drift_table(report))}
+    # 8 late rows of the first batch (to 2013-02-03 07:00) and the 395 of the second
+    assert report.rows_current == 403 and "DRIFT in 2 feature(s)" in text_of(r.text)
+    assert "--start 2013-02-03T00:00:00+00:00" in text_of(r.text)
+    bad = client.get("/ui/groups/weather@1/drift", params={"a": 1, "end": "<b>soon</b>"})
+    assert bad.status_code == 400
+    assert "is not an ISO 8601 time" in text_of(bad.text) and "<b>soon" not in bad.text
+
+
 @pytest.mark.parametrize("url, names", [
     ("/ui/groups/nope", "'nope'"),
     ("/ui/groups/weather@9", "no version 9"),

@@ -64,7 +64,7 @@ class Watched:
             route.abort()
 
     def open(self, url: str):
-        self.page.goto(url)
+        self.page.goto(url, timeout=180_000)  # the drift page computes in Spark first
         self.page.wait_for_selector("body[data-charts=done]", timeout=60_000)
         return self.page
 
@@ -121,11 +121,13 @@ def test_drift_page_overlays_two_histograms(base_url, watched):
 
 def test_drift_page_numbers_are_those_of_fs_monitor(base_url, watched, store):
     page = watched.open(base_url + "/ui/groups/weather@1")
-    page.click("a[href$='/drift']")
-    page.wait_for_selector("body[data-charts=done]")
+    with page.expect_navigation(timeout=180_000):
+        page.click("a[href$='/drift']")
+    page.wait_for_selector("body[data-charts=done]", timeout=60_000)
     page.select_option("select[name=a]", "1")
     page.select_option("select[name=b]", "2")
-    page.click("form.pick button")
+    with page.expect_navigation(timeout=180_000):
+        page.click("form.pick:not(.window) button")
     page.wait_for_selector("table.drift")
     page.wait_for_selector("body[data-charts=done]")
     header = page.eval_on_selector_all("table.drift th", "els => els.map(e => e.innerText)")

@@ -66,6 +66,21 @@ def _iso(value: Any) -> str | None:
     return str(value)
 
 
+def parse_time(text: str) -> dt.datetime:
+    """An ISO 8601 date or time from a URL (naive: UTC); ValueError naming the text.
+
+    >>> parse_time("2013-06-01"), parse_time("2013-06-01T12:00:00Z").hour
+    (datetime.datetime(2013, 6, 1, 0, 0, tzinfo=datetime.timezone.utc), 12)
+    """
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise ValueError(f"{shown!r} is not an ISO 8601 time (for example 2013-06-01 or "
+                         "2013-06-01T12:00:00Z)") from None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 def number(value: Any) -> str:
     """A statistic as short text: ``-`` for missing (None or NaN).
 

@@ -91,10 +91,19 @@ def build_router(fs: Any) -> APIRouter:
 
     @r.get("/groups/{ref}/drift", response_class=HTMLResponse)
     @_page
-    def drift(ref: str, a: int | None = None, b: int | None = None) -> Response:
+    def drift(ref: str, a: int | None = None, b: int | None = None, start: str = "",
+              end: str = "") -> Response:
         name, version = data.parse_group_ref(ref)
         g = fs.get_feature_group(name, version)
-        return render("drift.html", **_group_drift(fs, g, a, b, reports))
+        window: dict[str, Any] = {}
+        for key, text in (("start", start), ("end", end)):
+            if text.strip():
+                try:
+                    window[key] = data.parse_time(text)
+                except ValueError as exc:
+                    return render("error.html", status=400, title="Bad request",
+                                  message=f"drift {key}: {exc}")
+        return render("drift.html", **_group_drift(fs, g, a, b, reports, window))
 
     @r.get("/features/{ref}", response_class=HTMLResponse)
     @_page
@@ -197,9 +206,10 @@ def build_router(fs: Any) -> APIRouter:
 
 
 def _group_drift(fs: Any, g: Any, a: int | None, b: int | None,
-                 cache: collections.OrderedDict[tuple, Any]) -> dict:
+                 cache: collections.OrderedDict[tuple, Any], window: dict[str, Any]) -> dict:
     """The drift page of group ``g``: Delta version ``a`` (baseline) against ``b``
-    (default: the first and the latest version with data). The numbers are
+    (default: the first and the latest version with data), or against the rows whose
+    event time is in ``window`` (``start``/``end``, over the whole history). The numbers are
     ``fs.monitor(g, a, versions=b)``, the function ``sparkfs monitor`` calls (exact, in
     Spark, started on first use); the overlaid histograms are the two versions' stored
     statistics. The last ``CACHED_REPORTS`` reports are kept in ``cache``."""
@@ -212,18 +222,20 @@ def _group_drift(fs: Any, g: Any, a: int | None, b: int | None,
     ctx: dict[str, Any] = {"title": f"Drift: {g.name}@{g.version}", "group": g, "have": have,
                            "a": a, "b": b, "rows": [], "report": None, "error": None,
                            "columns": DRIFT_COLUMNS, "verdict": "", "thresholds": "",
-                           "charted": False}
-    if len(have) < 2 and (a is None or b is None):
+                           "charted": False, "start": window.get("start"),
+                           "end": window.get("end")}
+    if len(have) < 2 and (a is None or b is None) and not window:
         return ctx
-    a = have[0] if a is None else a
-    b = have[-1] if b is None else b
+    a = (have[0] if have else 1) if a is None else a
+    b = None if window else (have[-1] if b is None else b)
     ctx.update(a=a, b=b)
-    key = (g.name, g.version, a, b)
+    current: dict[str, Any] = window or {"versions": b}
+    key = (g.name, g.version, a, tuple(sorted((k, str(v)) for k, v in current.items())))
     try:
         with _CACHE_LOCK:
             report = cache.get(key)
         if report is None:
-            report = fs.monitor(g, a, versions=b)
+            report = fs.monitor(g, a, **current)
             with _CACHE_LOCK:
                 cache[key] = report
                 while len(cache) > CACHED_REPORTS:
@@ -235,7 +247,7 @@ def _group_drift(fs: Any, g: Any, a: int | None, b: int | None,
         return ctx
     stats = data.statistics_versions_of(fs.catalog, g)
     charts: dict[str, dict] = {}
-    if a in stats and b in stats:
+    if not window and a in stats and b in stats:
         charts = overlay_charts(data.statistics_of(fs.catalog, g, a),
                                 data.statistics_of(fs.catalog, g, b),
                                 (f"Delta version {a}", f"Delta version {b}"))
