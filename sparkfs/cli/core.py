@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
     app.command("apply", help="register every definition in a feature repo file")(_apply)
     app.command("list", help="list registered feature groups")(_list)
     app.command("describe", help="show a feature group's definition")(_describe)
-    app.command("ingest", help="ingest a Parquet/CSV file into a group with Spark")(_ingest)
+    app.command("ingest", help="ingest Parquet/CSV input into a group with Spark (several "
+                "inputs: a backfill, one batch each, with progress)")(_ingest)
 
 
 def _apply(ctx: typer.Context, repo: Annotated[str, typer.Argument(
@@ -88,7 +89,7 @@ def _describe(ctx: typer.Context,
 
 def _ingest(ctx: typer.Context, group: str,
             inputs: Annotated[list[str], typer.Argument(
-                metavar="INPUT...", help="Parquet files or directories, or .csv files; "
+                metavar="INPUT", help="Parquet files or directories, or .csv files; "
                 "several inputs are a backfill: one batch (one Delta commit) each, in order")],
             repo: Annotated[str | None, typer.Option(
                 help="feature repo to import first (needed for derived features)")] = None,
