@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from ..catalog import Catalog
@@ -267,13 +267,13 @@ def models(model_registry: Callable[[], Any]) -> tuple[list[dict], str | None]:
         return [], f"{type(exc).__name__}: {exc}"
 
 
-def search_all(catalog: Catalog, text: str, found: Iterable[Any]) -> list[dict]:
-    """``found`` (the hits of ``sparkfs.discovery.search``: groups, features, entities;
-    ranked) plus feature views, training sets and deployments whose name, description,
-    owner or tags hold every word of ``text``, all ranked together."""
-    from ..discovery import _match, _texts
+def search_all(catalog: Catalog, text: str) -> list[dict]:
+    """``sparkfs.discovery.search`` (groups, features, entities; ranked) plus feature views,
+    training sets and deployments whose name, description, owner or tags hold every word
+    of ``text``, all ranked together."""
+    from ..discovery import _match, _texts, search
 
-    hits = [h.to_dict() for h in found]
+    hits = [h.to_dict() for h in search(catalog, text)]
     words = text.lower().split()
     extra = []
     for v in catalog.list_views():

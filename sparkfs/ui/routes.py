@@ -73,7 +73,7 @@ def build_router(fs: Any) -> APIRouter:
     @r.get("/search", response_class=HTMLResponse)
     @_page
     def search(q: str = "") -> Response:
-        hits = data.search_all(fs.catalog, q, fs.search(q)) if q.strip() else []
+        hits = data.search_all(fs.catalog, q) if q.strip() else []
         return render("search.html", title=f"Search: {q}" if q else "Search", q=q, hits=hits)
 
     @r.get("/groups", response_class=HTMLResponse)
