@@ -3,8 +3,10 @@
 One seam between the API and whoever shows progress. The API opens a task and advances
 it; the current *reporter* decides what that looks like. By default the reporter does
 nothing (library use stays silent and costs one context-variable lookup); the ``sparkfs``
-command installs :class:`RichReporter` (bars on stderr with counts and rates, only when
-stderr is a terminal); a notebook front end can install its own with :func:`use`.
+command installs :func:`for_stderr`'s choice: :class:`RichReporter` (bars with counts,
+rates, elapsed time and ETA) when stderr is a terminal, else :class:`PlainReporter` (plain
+lines: counts, rows, elapsed, ETA; a line every few seconds and one when a task is done);
+a notebook front end can install its own with :func:`use`.
 
 >>> from sparkfs import progress
 >>> with progress.task("ingest weather", total=3, unit="files") as t:
@@ -21,22 +23,25 @@ the DuckDB engines stay Spark-free. :func:`tracked` wraps a method in such a tas
 how the ``FeatureStore`` facade reports (one decorator line per long operation).
 
 Invariants: a reporter never raises into the work it reports on (a failing display is a
-display problem); ``completed`` never decreases and never exceeds ``total`` once known.
+display problem); ``completed`` never decreases and never exceeds ``total`` once known; a
+task that fails prints no "done" line (the command's one-line error says what happened).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime as dt
 import functools
+import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["Task", "Reporter", "RichReporter", "task", "spark_task", "tracked", "use",
-           "current"]
+__all__ = ["Task", "Reporter", "RichReporter", "PlainReporter", "for_stderr", "task",
+           "spark_task", "tracked", "use", "current"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,13 +59,42 @@ class Task:
     def __init__(self, name: str, total: int | None = None, unit: str = "rows") -> None:
         self.name, self.total, self.unit = name, total, unit
         self.completed = 0
+        self.detail = ""
+        self.failed = False
         self.started = time.monotonic()
         self._lock = threading.Lock()
 
-    def advance(self, n: int = 1) -> None:
-        """Add ``n`` completed units."""
+    def note(self, detail: str) -> None:
+        """Show ``detail`` next to the counts (e.g. ``"12,000 rows written"``).
+
+        >>> t = Task("backfill", total=3, unit="batches"); t.note("10 rows"); t.detail
+        '10 rows'
+        """
+        self.detail = detail
+        self._show()
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the task started."""
+        return time.monotonic() - self.started
+
+    def eta(self) -> float | None:
+        """Seconds left at the rate so far (None while the total or the rate is unknown).
+
+        >>> t = Task("x", total=4); t.started -= 10; t.advance(1)
+        >>> round(t.eta())
+        30
+        """
+        if self.total is None or not self.completed:
+            return None
+        return self.elapsed * max(self.total - self.completed, 0) / self.completed
+
+    def advance(self, n: int = 1, note: str | None = None) -> None:
+        """Add ``n`` completed units (and set the note shown next to the counts)."""
         with self._lock:
             self._set(self.completed + n, self.total)
+            if note is not None:
+                self.detail = note
         self._show()
 
     def update(self, completed: int | None = None, total: int | None = None) -> None:
@@ -84,6 +118,7 @@ class Task:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.failed = exc[0] is not None
         self.close()
 
 
@@ -297,8 +332,9 @@ class _RichTask(Task):
 
 
 class RichReporter(Reporter):
-    """Rich progress bars (description, bar, done/total, rate, elapsed) on ``console``
-    (default: stderr). Shows nothing when that console is not a terminal, so piped and
+    """Rich progress bars (description, bar, done/total, rate, elapsed, ETA, note) on
+    ``console`` (default: stderr). Shows nothing when that console is neither a terminal
+    nor a Jupyter notebook (where Rich draws the bars as a live HTML output), so piped and
     captured output (scripts, tests, one-line errors) stays clean.
 
     >>> import io
@@ -321,7 +357,7 @@ class RichReporter(Reporter):
         self._lock = threading.RLock()
 
     def task(self, name: str, total: int | None = None, unit: str = "rows") -> Task:
-        if not self.console.is_terminal:
+        if not (self.console.is_terminal or self.console.is_jupyter):  # notebooks: live bars
             return Task(name, total, unit)
         return _RichTask(self, name, total, unit)
 
@@ -334,6 +370,7 @@ class RichReporter(Reporter):
             SpinnerColumn,
             TextColumn,
             TimeElapsedColumn,
+            TimeRemainingColumn,
         )
         from rich.text import Text
 
@@ -347,7 +384,9 @@ class RichReporter(Reporter):
 
         return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TextColumn("{task.fields[unit]}"), Rate(),
-                        TimeElapsedColumn(), console=self.console, transient=False)
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                        TextColumn("{task.fields[detail]}"), console=self.console,
+                        transient=False)
 
     def _add(self, t: Task) -> Any:
         with self._lock:
@@ -355,12 +394,13 @@ class RichReporter(Reporter):
                 self._progress = self._make()
                 self._progress.start()
             self._open += 1
-            return self._progress.add_task(t.name, total=t.total, unit=t.unit)
+            return self._progress.add_task(t.name, total=t.total, unit=t.unit, detail=t.detail)
 
     def _refresh(self, t: _RichTask) -> None:
         with self._lock:
             if self._progress is not None:
-                self._progress.update(t.id, completed=t.completed, total=t.total)
+                self._progress.update(t.id, completed=t.completed, total=t.total,
+                                      detail=t.detail)
 
     def _remove(self, t: _RichTask) -> None:
         with self._lock:
@@ -372,3 +412,111 @@ class RichReporter(Reporter):
             if self._open == 0:
                 self._progress.stop()
                 self._progress = None
+
+
+def _clock(seconds: float) -> str:
+    """``H:MM:SS``.
+
+    >>> _clock(3725.4)
+    '1:02:05'
+    """
+    return str(dt.timedelta(seconds=int(seconds)))
+
+
+class _PlainTask(Task):
+    def __init__(self, owner: PlainReporter, name: str, total: int | None, unit: str) -> None:
+        super().__init__(name, total, unit)
+        self.owner = owner
+        self.last = self.started
+
+    def _show(self) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.owner.interval:
+            self.last = now
+            self.owner._line(self, done=False)
+
+    def close(self) -> None:
+        if not self.failed:
+            self.owner._line(self, done=True)
+
+
+class PlainReporter(Reporter):
+    """Progress as plain text lines on ``stream`` (default: stderr), for logs and pipes:
+    at most one line per task every ``interval`` seconds while it runs, and one when it
+    ends without an error. A line has the counts, the task's note, the elapsed time and
+    (total known) the ETA.
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> with use(PlainReporter(out, interval=0)):
+    ...     with task("backfill weather", total=2, unit="batches") as t:
+    ...         t.advance(note="400 rows")
+    ...         t.advance(note="795 rows")
+    >>> lines = out.getvalue().splitlines()
+    >>> lines[0].startswith("backfill weather: 1/2 batches, 400 rows, elapsed 0:00:00, ETA ")
+    True
+    >>> lines[-1]
+    'backfill weather: done, 2/2 batches, 795 rows, elapsed 0:00:00'
+    """
+
+    def __init__(self, stream: Any = None, interval: float = 5.0) -> None:
+        self.stream = stream
+        self.interval = interval
+        self._lock = threading.Lock()
+
+    def task(self, name: str, total: int | None = None, unit: str = "rows") -> Task:
+        return _PlainTask(self, name, total, unit)
+
+    def _line(self, t: Task, done: bool) -> None:
+        count = f"{t.completed:,}" + (f"/{t.total:,}" if t.total is not None else "")
+        parts = [f"{count} {t.unit}"]
+        if t.detail:
+            parts.append(t.detail)
+        parts.append(f"elapsed {_clock(t.elapsed)}")
+        eta = None if done else t.eta()
+        if eta is not None:
+            parts.append(f"ETA {_clock(eta)}")
+        text = f"{t.name}: {'done, ' if done else ''}{', '.join(parts)}"
+        try:
+            with self._lock:
+                stream = self.stream if self.stream is not None else sys.stderr
+                print(text, file=stream, flush=True)
+        except Exception:  # noqa: BLE001 - a closed stream: the work goes on unshown
+            pass
+
+
+#: ``SPARKFS_PROGRESS``: ``auto`` (default: Rich bars on a terminal, plain lines
+#: otherwise), ``rich``, ``plain`` or ``off``.
+PROGRESS_ENV = "SPARKFS_PROGRESS"
+
+
+def for_stderr() -> Reporter:
+    """The reporter the ``sparkfs`` command uses, chosen by ``$SPARKFS_PROGRESS``: on
+    ``auto``, Rich bars when stderr is a terminal, else plain lines (every
+    ``$SPARKFS_PROGRESS_INTERVAL`` seconds, default 5, and one per finished task).
+
+    >>> import os
+    >>> os.environ["SPARKFS_PROGRESS"] = "off"; type(for_stderr()).__name__
+    'Reporter'
+    >>> os.environ["SPARKFS_PROGRESS"] = "plain"; type(for_stderr()).__name__
+    'PlainReporter'
+    >>> del os.environ["SPARKFS_PROGRESS"]
+    """
+    from .errors import SparkfsError
+
+    mode = os.environ.get(PROGRESS_ENV, "auto").strip().lower() or "auto"
+    if mode not in ("auto", "rich", "plain", "off"):
+        raise SparkfsError(f"{PROGRESS_ENV}={mode!r} is unknown; use auto, rich, plain or off")
+    if mode == "off":
+        return Reporter()
+    if mode == "rich" or (mode == "auto" and sys.stderr.isatty()):
+        return RichReporter()
+    raw = os.environ.get("SPARKFS_PROGRESS_INTERVAL", "5")
+    try:
+        interval = float(raw)
+    except ValueError:
+        raise SparkfsError(f"SPARKFS_PROGRESS_INTERVAL={raw!r} is not a number of seconds") \
+            from None
+    if not interval >= 0:
+        raise SparkfsError(f"SPARKFS_PROGRESS_INTERVAL={raw!r} must be 0 or more seconds")
+    return PlainReporter(interval=interval)

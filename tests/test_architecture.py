@@ -38,8 +38,6 @@ PENDING = {
     "sparkfs.monitoring.stats", "sparkfs.offline.ingest",
     # governance engineer: skew and served drift
     "sparkfs.monitoring.served", "sparkfs.monitoring.skew",
-    # UI engineer
-    "sparkfs.ui.data",
 }
 
 STORE_HOLDERS = {"fs", "store", "feature_store"}  # names a FeatureStore is held under

@@ -161,15 +161,57 @@ def test_feature_page_and_search(client):
     assert empty.status_code == 200 and "Nothing matches" in empty.text
 
 
-def test_drift_page_compares_two_versions(client):
+def page_drift_table(page: str) -> dict[str, list[str]]:
+    """The drift table of a page: feature -> its cells as shown."""
+    table = re.search(r'<table class="grid drift">(.*?)</table>', page, re.S).group(1)
+    return {m.group(1): [html.unescape(c).strip() for c in
+                         re.findall(r"<td>(.*?)</td>", m.group(2), re.S)]
+            for m in re.finditer(r'<tr class="[^"]*" data-feature="([^"]+)">(.*?)</tr>',
+                                 table, re.S)}
+
+
+def test_drift_page_shows_the_numbers_of_fs_monitor(store, client):
+    from sparkfs.monitoring.compare import drift_table
+
     r = client.get("/ui/groups/weather@1/drift", params={"a": 1, "b": 2})
     assert r.status_code == 200
-    t = text_of(r.text)
+    shown = page_drift_table(r.text)
+    # the page's numbers are fs.monitor's (what `sparkfs monitor` prints), cell for cell
+    report = store.monitor(store.get_feature_group("weather", 1), 1, versions=2)
+    assert shown == {f["feature"]: cells
+                     for f, cells in zip(report.features, drift_table(report))}
     # temp moved by 2.5 standard deviations and sky changed categories: both drift
-    assert t.count("DRIFT") >= 2
+    assert shown["temp"][-1] == shown["sky"][-1] == "DRIFT"
+    assert abs(float(shown["temp"][2]) - report["temp"]["psi"]) < 1e-4
     assert r.text.count("chart overlay") == 2
-    same = text_of(client.get("/ui/groups/weather@1/drift", params={"a": 1, "b": 1}).text)
-    assert "DRIFT" not in same.replace("drift (PSI", "")
+    assert "DRIFT in 2 feature(s)" in text_of(r.text)
+    same = page_drift_table(client.get("/ui/groups/weather@1/drift",
+                                       params={"a": 1, "b": 1}).text)
+    assert {cells[-1] for cells in same.values()} == {"ok"}
+    assert same["temp"][2] == "0.0000"
+    # no second version: the empty state says what to run
+    empty = text_of(client.get("/ui/groups/traffic/drift").text)
+    assert "sparkfs ingest traffic" in empty
+
+
+def test_drift_page_compares_a_version_with_an_event_time_window(store, client):
+    import datetime as dt
+
+    from sparkfs.monitoring.compare import drift_table
+
+    # the second batch's rows (event times from 2013-02-03) against Delta version 1
+    r = client.get("/ui/groups/weather@1/drift", params={"a": 1, "start": "2013-02-03"})
+    assert r.status_code == 200
+    start = dt.datetime(2013, 2, 3, tzinfo=dt.UTC)
+    report = store.monitor(store.get_feature_group("weather", 1), 1, start=start)
+    assert page_drift_table(r.text) == {f["feature"]: cells for f, cells in
+                                        zip(report.features, drift_table(report))}
+    # 8 late rows of the first batch (to 2013-02-03 07:00) and the 395 of the second
+    assert report.rows_current == 403 and "DRIFT in 2 feature(s)" in text_of(r.text)
+    assert "--start 2013-02-03T00:00:00+00:00" in text_of(r.text)
+    bad = client.get("/ui/groups/weather@1/drift", params={"a": 1, "end": "<b>soon</b>"})
+    assert bad.status_code == 400
+    assert "is not an ISO 8601 time" in text_of(bad.text) and "<b>soon" not in bad.text
 
 
 @pytest.mark.parametrize("url, names", [

@@ -16,10 +16,15 @@ from sparkfs.ui.browser import CHROMIUM, chromium, serve
 
 
 @pytest.fixture(scope="module")
-def base_url(spark, request):
+def store(spark, request):
     from test_ui import shared_store
 
-    with serve(create_ui_app(shared_store(spark, request))) as url:
+    return shared_store(spark, request)
+
+
+@pytest.fixture(scope="module")
+def base_url(store):
+    with serve(create_ui_app(store)) as url:
         yield url
 
 
@@ -59,7 +64,7 @@ class Watched:
             route.abort()
 
     def open(self, url: str):
-        self.page.goto(url)
+        self.page.goto(url, timeout=180_000)  # the drift page computes in Spark first
         self.page.wait_for_selector("body[data-charts=done]", timeout=60_000)
         return self.page
 
@@ -112,6 +117,38 @@ def test_drift_page_overlays_two_histograms(base_url, watched):
     fills = {b["fill"] for b in bars if b["h"] > 0.5}
     assert len(fills) == 2, fills  # baseline and current, drawn in their own colours
     assert page.locator("table.drift tr.drifted").count() == 2
+
+
+def test_drift_page_numbers_are_those_of_fs_monitor(base_url, watched, store):
+    page = watched.open(base_url + "/ui/groups/weather@1")
+    with page.expect_navigation(timeout=180_000):
+        page.click("a[href$='/drift']")
+    page.wait_for_selector("body[data-charts=done]", timeout=60_000)
+    page.select_option("select[name=a]", "1")
+    page.select_option("select[name=b]", "2")
+    with page.expect_navigation(timeout=180_000):
+        page.click("form.pick:not(.window) button")
+    page.wait_for_selector("table.drift")
+    page.wait_for_selector("body[data-charts=done]")
+    header = page.eval_on_selector_all("table.drift th", "els => els.map(e => e.innerText)")
+    shown = {row[0]: dict(zip(header, row)) for row in page.eval_on_selector_all(
+        "table.drift tr[data-feature]",
+        "rows => rows.map(r => [...r.querySelectorAll('td')].map(td => td.innerText))")}
+    report = store.monitor(store.get_feature_group("weather", 1), 1, versions=2)
+    assert sorted(shown) == sorted(f["feature"] for f in report.features)
+    for f in report.features:
+        cells = shown[f["feature"]]
+        for column, key, tolerance in (("PSI", "psi", 5e-5), ("KS", "ks_stat", 5e-5),
+                                       ("WASSERSTEIN/STD", "wasserstein_std", 5e-5)):
+            if f[key] is None:
+                assert cells[column] == "-"
+            else:
+                assert abs(float(cells[column]) - f[key]) <= tolerance, (column, cells)
+        if f["ks_pvalue"] is not None:
+            assert float(cells["KS P"]) == pytest.approx(f["ks_pvalue"], rel=5e-3, abs=1e-300)
+        assert cells["DRIFT"] == ("DRIFT" if f["drifted"] else "ok")
+    assert page.locator(".verdict").inner_text() == (
+        "DRIFT in 2 feature(s): " + ", ".join(report.drifted_features))
 
 
 def test_deep_links_load_directly(base_url, watched):

@@ -55,7 +55,8 @@ def run(fs, ctx: dict) -> None:
         errors: list[str] = []
         page.on("console", lambda m: m.type == "error" and errors.append(m.text))
         for name, path in pages(fs):
-            response = page.goto(url + path)
+            # the drift page computes fs.monitor in Spark before it answers
+            response = page.goto(url + path, timeout=600_000)
             if response is None or response.status != 200:
                 raise RuntimeError(f"{path}: HTTP {response and response.status}")
             page.wait_for_selector("body[data-charts=done]", timeout=60_000)

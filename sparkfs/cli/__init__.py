@@ -13,8 +13,9 @@ Contract kept from the argparse version:
   ``sparkfs COMMAND: error: MESSAGE`` on stderr and exit with 2;
 - ``main(argv)`` returns the exit code instead of exiting (jobs and tests call it);
 - ``--json`` output is plain JSON (never Rich markup); tables are Rich tables;
-- long work shows Rich progress bars on stderr when stderr is a terminal
-  (:mod:`sparkfs.progress`).
+- long work shows progress on stderr (:mod:`sparkfs.progress`): Rich bars with counts,
+  rates, elapsed time and ETA when stderr is a terminal, else plain lines (one every few
+  seconds and one per finished task; ``SPARKFS_PROGRESS=off`` silences them).
 
 Startup imports neither pyspark nor the web framework, so ``sparkfs --help`` is fast.
 Shell completion: ``sparkfs --install-completion`` / ``--show-completion``.
@@ -63,6 +64,10 @@ def build_app() -> typer.Typer:
         obj = ctx.ensure_object(dict)
         obj["config"] = config
         obj["command"] = ctx.invoked_subcommand
+        from ..progress import for_stderr, use
+
+        # progress of the command's long work, until the command ends (also under CliRunner)
+        ctx.with_resource(use(for_stderr()))
 
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(app)
@@ -79,7 +84,8 @@ def _register_ui(app: typer.Typer) -> None:
     if importlib.util.find_spec(f"{__name__}.ui") is None:
         return
 
-    @app.command("ui", help="serve the read-only web UI (no feature API, no Spark)")
+    @app.command("ui", help="serve the read-only web UI (no feature API; only the drift page "
+                 "uses Spark)")
     def ui(ctx: typer.Context,
            config: Annotated[str | None, typer.Option("--config", help=CONFIG_HELP)] = None,
            host: Annotated[str, typer.Option(
@@ -143,10 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = build_command()
     state: dict[str, Any] = {}
     try:
-        from ..progress import RichReporter, use
-
-        with use(RichReporter()):
-            rc = command.main(args=args, prog_name="sparkfs", standalone_mode=False, obj=state)
+        rc = command.main(args=args, prog_name="sparkfs", standalone_mode=False, obj=state)
     except SparkfsError as exc:
         print(f"sparkfs {state.get('command') or ''}: error: {exc}".replace("  ", " ", 1),
               file=sys.stderr)

@@ -38,9 +38,14 @@ def cell(value: Any, limit: int = 60) -> str:
 
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]],
-                title: str | None = None, limit: int = 60) -> None:
+                title: str | None = None, limit: int = 60, indent: int = 0) -> None:
     """Print rows as a borderless Rich table with a header line (cells longer than
-    ``limit`` characters are shortened)."""
+    ``limit`` characters are shortened), each line indented by ``indent`` spaces.
+
+    >>> print_table(["A", "B"], [["x", 1.5]], indent=2)
+      A  B
+      x  1.5
+    """
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -54,7 +59,8 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]],
     con = console()
     with con.capture() as cap:
         con.print(table)
-    sys.stdout.write("\n".join(line.rstrip() for line in cap.get().splitlines()) + "\n")
+    pad = " " * indent
+    sys.stdout.write("\n".join(pad + line.rstrip() for line in cap.get().splitlines()) + "\n")
 
 
 def print_json(data: Any, indent: int | None = 2) -> None:

@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
     app.command("apply", help="register every definition in a feature repo file")(_apply)
     app.command("list", help="list registered feature groups")(_list)
     app.command("describe", help="show a feature group's definition")(_describe)
-    app.command("ingest", help="ingest a Parquet/CSV file into a group with Spark")(_ingest)
+    app.command("ingest", help="ingest Parquet/CSV input into a group with Spark (several "
+                "inputs: a backfill, one batch each, with progress)")(_ingest)
 
 
 def _apply(ctx: typer.Context, repo: Annotated[str, typer.Argument(
@@ -87,12 +88,15 @@ def _describe(ctx: typer.Context,
 
 
 def _ingest(ctx: typer.Context, group: str,
-            input: Annotated[str, typer.Argument(
-                help="Parquet file or directory, or a .csv file")],
+            inputs: Annotated[list[str], typer.Argument(
+                metavar="INPUT", help="Parquet files or directories, or .csv files; "
+                "several inputs are a backfill: one batch (one Delta commit) each, in order")],
             repo: Annotated[str | None, typer.Option(
                 help="feature repo to import first (needed for derived features)")] = None,
             run_id: Annotated[str | None, typer.Option(
-                "--run-id", help="idempotency key: the same run id twice is a no-op")] = None,
+                "--run-id", help="idempotency key: the same run id twice is a no-op (a "
+                "backfill's batch i gets RUN_ID.i, so rerunning it skips committed batches)")
+            ] = None,
             materialize: Annotated[bool, typer.Option(
                 "--materialize", help="push the new values to the online store too")] = False,
             ) -> int:
@@ -102,7 +106,44 @@ def _ingest(ctx: typer.Context, group: str,
     fs = open_store(config_of(ctx))
     if repo:
         fs.apply(load_repo(repo))
-    df = read_input(fs.spark, input)
-    result = fs.ingest(group, df, run_id=run_id, materialize=True if materialize else None)
-    print(json.dumps(result.to_dict(), default=str))
+    if len(inputs) == 1:
+        df = read_input(fs.spark, inputs[0])
+        result = fs.ingest(group, df, run_id=run_id,
+                           materialize=True if materialize else None)
+        print(json.dumps(result.to_dict(), default=str))
+        return 0
+    return _backfill(fs, group, inputs, run_id, materialize)
+
+
+def _backfill(fs, group: str, inputs: list[str], run_id: str | None, materialize: bool) -> int:
+    """Ingest ``inputs`` one batch each, in order, with a progress task (batches done of
+    all, rows written so far, elapsed, ETA); one JSON line per batch, then the
+    materialization (once, at the end) when asked for or configured."""
+    import os
+
+    from .. import progress
+    from ..errors import NotFoundError
+    from ..jobs_common import read_input
+
+    g = fs.get_feature_group(group)
+    missing = [p for p in inputs if "://" not in p and not os.path.exists(p)]
+    if missing:  # before the first commit: a backfill never stops half-way for a typo
+        raise NotFoundError(f"input(s) {', '.join(map(repr, missing))} do not exist; "
+                            "nothing was ingested")
+    written = skipped = quarantined = 0
+    with progress.task(f"backfill {g.name}@{g.version}", total=len(inputs),
+                       unit="batches") as t:
+        for i, path in enumerate(inputs, start=1):
+            result = fs.ingest(g, read_input(fs.spark, path),
+                               run_id=None if run_id is None else f"{run_id}.{i}",
+                               materialize=False)
+            written += result.rows_written
+            skipped += result.rows_skipped
+            quarantined += result.rows_quarantined
+            print(json.dumps({"input": path, **result.to_dict()}, default=str), flush=True)
+            t.advance(note=f"{written:,} rows written, {skipped:,} skipped, "
+                           f"{quarantined:,} quarantined")
+    if (materialize or fs.config.ingest.materialize) and g.online and written:
+        for m in fs.materialize(g):
+            print(json.dumps({"materialization": m.to_dict()}, default=str))
     return 0

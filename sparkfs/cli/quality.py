@@ -1,7 +1,11 @@
 """``sparkfs validation-report | stats | monitor | search``.
 
-``monitor`` exits with code 1 when any feature drifted (0 otherwise), so a scheduler can
-alert on it; errors exit with 2 like every other command.
+Reports print as Rich tables (plain aligned text when piped), ``--json`` prints the
+report's dict. ``monitor``'s table holds the cells of
+``sparkfs.monitoring.compare.drift_table``, the ones the web UI's drift page shows; the
+statistics use the UI's number format (``sparkfs.ui.data.number``), so both show the same
+numbers. ``monitor`` exits with code 1 when any feature drifted (0 otherwise), so a
+scheduler can alert on it; errors exit with 2 like every other command.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from typing import Annotated
 import typer
 
 from . import config_of, open_store
-from ._output import print_json
+from ._output import print_json, print_table
 
 JSON_OPT = typer.Option("--json", help="print JSON")
 GROUP_ARG = typer.Argument(help="group name, or name@version")
@@ -45,15 +49,75 @@ def _validation_report(ctx: typer.Context, group: Annotated[str, GROUP_ARG],
         found = reports(fs, g)
         if json_:
             print_json([r.to_dict() for r in found])
-        else:
-            print("\n\n".join(str(r) for r in found) or f"no validation reports for {g.name!r}")
+        elif not found:
+            print(f"no validation reports for {g.name!r}")
+        for i, r in enumerate([] if json_ else found):
+            if i:
+                print()
+            print_validation_report(r)
         return 0
     report = fs.validation_report(g)
     if json_:
         print_json(report.to_dict())
     else:
-        print(report)
+        print_validation_report(report)
     return 0
+
+
+def print_validation_report(r) -> None:
+    """A ``ValidationReport``: its verdict line, the row accounting and a Rich table of
+    the expectations."""
+    from ..discovery import printable
+
+    print(f"validation of {r.group} v{r.group_version}, run {printable(repr(r.run_id))} "
+          f"({r.created_at[:19]}Z): {r.status.upper()}, policy={r.policy}, engine={r.engine}")
+    written = (f"; Delta version {r.delta_version}" if r.delta_version is not None
+               else "; nothing written" if r.status == "refused" else "")
+    print(f"  rows: {r.rows_input} in, {r.rows_input - r.rows_quarantined} passed, "
+          f"{r.rows_quarantined} quarantined{written}")
+    if not r.results:
+        print("  no expectations")
+        return
+    print_table(["", "EXPECTATION", "BAD ROWS", "BAD %", "OBSERVED"],
+                [("ok" if x.get("success") else "FAIL", x["label"], x.get("unexpected_count"),
+                  None if x.get("unexpected_percent") is None
+                  else f"{x['unexpected_percent']:.2f}", x.get("observed_value"))
+                 for x in r.results], indent=2)
+
+
+def print_statistics(s) -> None:
+    """A ``Statistics``: its header line and a Rich table, one row per feature, in the
+    web UI's number format (missing values, None or NaN, as ``-``)."""
+    from ..ui.data import number
+
+    print(f"statistics of {s.group} v{s.group_version} at Delta version {s.delta_version} "
+          f"({s.rows} rows, computed {s.computed_at[:19]}Z)")
+    rows = []
+    for name, f in s.features.items():
+        q = f.get("quantiles") or {}
+        rows.append((name, f.get("dtype"), *(number(f.get(k)) for k in (
+            "count", "nulls", "nans", "min", "max", "mean", "stddev")),
+            number(q.get("p50")), number(f.get("distinct"))))
+    print_table(["FEATURE", "DTYPE", "COUNT", "NULLS", "NANS", "MIN", "MAX", "MEAN", "STDDEV",
+                 "P50", "DISTINCT"], rows)
+
+
+def print_drift_report(report) -> None:
+    """A ``DriftReport``: both windows, the thresholds, the drift table (the cells of
+    ``sparkfs.monitoring.compare.drift_table``) and the verdict."""
+    from ..monitoring.compare import (
+        DRIFT_COLUMNS,
+        drift_table,
+        drift_thresholds_text,
+        drift_verdict,
+    )
+
+    print(f"drift of {report.group} v{report.group_version}: baseline {report.baseline} "
+          f"({report.rows_baseline} rows) vs current {report.current} "
+          f"({report.rows_current} rows)")
+    print(f"thresholds: {drift_thresholds_text(report)}")
+    print_table(DRIFT_COLUMNS, drift_table(report))
+    print(drift_verdict(report))
 
 
 def _stats(ctx: typer.Context, group: Annotated[str, GROUP_ARG],
@@ -68,7 +132,7 @@ def _stats(ctx: typer.Context, group: Annotated[str, GROUP_ARG],
     if json_:
         print_json(stats.to_dict())
     else:
-        print(stats)
+        print_statistics(stats)
     if html:
         from ..monitoring import write_html
 
@@ -140,7 +204,7 @@ def _monitor(ctx: typer.Context, group: Annotated[str, typer.Argument(help="grou
     if json_:
         print_json(report.to_dict())
     else:
-        print(report)
+        print_drift_report(report)
     return 1 if report.drifted else 0
 
 

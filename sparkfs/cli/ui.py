@@ -1,4 +1,5 @@
-"""``sparkfs ui``: the read-only web UI on its own (no feature API, no Spark).
+"""``sparkfs ui``: the read-only web UI on its own (no feature API; Spark only for the
+drift page).
 
     sparkfs ui --port 8000 [--host 127.0.0.1] [--config conf/local.yaml]
 

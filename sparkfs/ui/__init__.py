@@ -6,7 +6,8 @@ Pages are rendered on the server with Jinja2 (autoescaping on: every name, descr
 tag is escaped); charts are Vega-Lite specs drawn in the browser by vega-embed as SVG. The
 JavaScript (vega, vega-lite, vega-embed, with their licenses) and the CSS ship inside the
 package (``sparkfs/ui/static``): the UI makes no request beyond the server it came from.
-Pages need no Spark and never import pyspark.
+Pages need no Spark, except the group drift page: its numbers are ``fs.monitor``'s (what
+``sparkfs monitor`` prints), computed from the rows in Spark; without pyspark it says so.
 
 Routes (all ``GET``): ``/ui`` (overview), ``/ui/search?q=``, ``/ui/groups``,
 ``/ui/groups/{name}[@{version}]``, ``/ui/groups/{name}[@{version}]/drift?a=&b=``,

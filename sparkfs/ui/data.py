@@ -1,8 +1,9 @@
-"""What the UI pages show, gathered from the store without Spark: the registry (groups,
-views, statistics, validation reports, training sets, deployments), the Delta log (commit
-versions and times, rows per commit, newest event time from file statistics) and the online
-store's materialization watermark. Every function returns plain dicts and lists; unknown
-names raise ``NotFoundError`` with the registry's own message.
+"""What the UI pages show, gathered without Spark: the catalog (groups, views, statistics,
+validation reports, training sets, deployments), the Delta log (commit versions and times,
+rows per commit, newest event time from file statistics) and the online store's
+materialization watermark. Every function takes the collaborators it reads (``catalog``,
+``offline``, ``online``; never the ``FeatureStore``) and returns plain dicts and lists;
+unknown names raise ``NotFoundError`` with the registry's own message.
 
 >>> parse_group_ref("weather@2"), parse_group_ref("weather")
 (('weather', 2), ('weather', None))
@@ -14,13 +15,23 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
+from ..catalog import Catalog
 from ..definitions import FeatureGroup
 from ..errors import NotFoundError, SparkfsError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..offline.tables import OfflineStore
+    from ..online.base import OnlineStore
+
+
+def _registry_reader(catalog: Catalog) -> Any:
+    """``catalog`` for the readers that still annotate their first parameter as the store
+    (``monitoring.stats``, ``validation.reports``, ``training.sets``): they only read its
+    ``registry``, which the catalog has. Issue 13 converts them to take the catalog."""
+    return cast(Any, catalog)
 
 
 def parse_group_ref(ref: str) -> tuple[str, int | None]:
@@ -55,6 +66,21 @@ def _iso(value: Any) -> str | None:
     return str(value)
 
 
+def parse_time(text: str) -> dt.datetime:
+    """An ISO 8601 date or time from a URL (naive: UTC); ValueError naming the text.
+
+    >>> parse_time("2013-06-01"), parse_time("2013-06-01T12:00:00Z").hour
+    (datetime.datetime(2013, 6, 1, 0, 0, tzinfo=datetime.timezone.utc), 12)
+    """
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise ValueError(f"{shown!r} is not an ISO 8601 time (for example 2013-06-01 or "
+                         "2013-06-01T12:00:00Z)") from None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 def number(value: Any) -> str:
     """A statistic as short text: ``-`` for missing (None or NaN).
 
@@ -83,11 +109,11 @@ def percent(value: Any) -> str:
 
 
 # -- feature groups -----------------------------------------------------------------------------
-def group_versions(fs: "FeatureStore", name: str) -> list[FeatureGroup]:
+def group_versions(catalog: Catalog, name: str) -> list[FeatureGroup]:
     """Every registered version of group ``name`` (oldest first); NotFoundError if none."""
-    out = sorted((g for g in fs.list_feature_groups() if g.name == name), key=lambda g: g.version)
+    out = sorted((g for g in catalog.list_groups() if g.name == name), key=lambda g: g.version)
     if not out:
-        fs.get_feature_group(name)  # raises the registry's message, listing known groups
+        catalog.get_group(name)  # raises the registry's message, listing known groups
     return out
 
 
@@ -101,14 +127,14 @@ def schema_diff(old: FeatureGroup, new: FeatureGroup) -> dict:
             "changed": [f"{n}: {a[n]} -> {b[n]}" for n in b if n in a and a[n] != b[n]]}
 
 
-def delta_commits(fs: "FeatureStore", group: FeatureGroup, stats_rows: dict[int, int]) -> dict:
+def delta_commits(offline: "OfflineStore", group: FeatureGroup, stats_rows: dict[int, int]) -> dict:
     """The Delta log of ``group``: one entry per version (newest first) with operation,
     commit time and rows added, plus the newest event time in the table's file statistics.
     ``{"exists": False}`` when the table was never created."""
     import pyarrow as pa
 
     try:
-        table = fs.offline.table(group)
+        table = offline.table(group)
     except NotFoundError:
         return {"exists": False, "commits": [], "current": None, "last_event_time": None}
     commits = []
@@ -145,78 +171,89 @@ def _run_id(h: dict) -> str:
     return str(commit_metadata(h).get("sparkfs.run_id") or h.get("run_id") or "")
 
 
-def watermark(fs: "FeatureStore", group: FeatureGroup) -> dict:
+def watermark(online: "OnlineStore", group: FeatureGroup) -> dict:
     """The Delta version last materialized online (``None``: never), or why it is unknown."""
     if not group.online:
         return {"online": False, "version": None, "error": None}
     try:
-        return {"online": True, "version": fs.online.get_watermark(group), "error": None}
+        return {"online": True, "version": online.get_watermark(group), "error": None}
     except SparkfsError as exc:
         return {"online": True, "version": None, "error": str(exc)}
 
 
-def statistics_of(fs: "FeatureStore", group: FeatureGroup, version: int | None = None):
+def statistics_of(catalog: Catalog, group: FeatureGroup, version: int | None = None):
     """The stored ``Statistics`` (latest, or of Delta ``version``), or None when none exist."""
     from ..monitoring.stats import statistics, statistics_versions
 
-    if version is None and not statistics_versions(fs, group):
+    reader = _registry_reader(catalog)
+    if version is None and not statistics_versions(reader, group):
         return None
-    return statistics(fs, group, version)
+    return statistics(reader, group, version)
 
 
-def group_page(fs: "FeatureStore", name: str, version: int | None) -> dict:
+def statistics_versions_of(catalog: Catalog, group: FeatureGroup) -> list[int]:
+    """Delta versions of ``group`` that have stored statistics (oldest first)."""
+    from ..monitoring.stats import statistics_versions
+
+    return list(statistics_versions(_registry_reader(catalog), group))
+
+
+def group_page(catalog: Catalog, offline: "OfflineStore", online: "OnlineStore", name: str,
+               version: int | None) -> dict:
     """Everything the feature group page shows."""
     from ..monitoring.stats import KIND as STATS
-    from ..monitoring.stats import statistics_versions
     from ..validation.reports import reports
 
-    versions = group_versions(fs, name)
-    group = fs.get_feature_group(name, version)
-    stats_versions = statistics_versions(fs, group)
+    versions = group_versions(catalog, name)
+    group = catalog.get_group(name, version)
+    stats_versions = statistics_versions_of(catalog, group)
     stats_rows: dict[int, int] = {}
     for v in stats_versions:
-        spec = fs.registry.get(STATS, group.table_name, v)
+        spec = catalog.registry.get(STATS, group.table_name, v)
         if spec is not None and spec.get("rows") is not None:
             stats_rows[v] = int(spec["rows"])
     diffs = [schema_diff(a, b) for a, b in zip(versions, versions[1:])]
     return {
         "group": group, "spec": group.to_spec(), "versions": versions, "diffs": diffs,
-        "delta": delta_commits(fs, group, stats_rows), "watermark": watermark(fs, group),
-        "stats": statistics_of(fs, group), "stats_versions": stats_versions,
-        "reports": list(reversed(reports(fs, group))),
+        "delta": delta_commits(offline, group, stats_rows), "watermark": watermark(online, group),
+        "stats": statistics_of(catalog, group), "stats_versions": stats_versions,
+        "reports": list(reversed(reports(_registry_reader(catalog), group))),
     }
 
 
 # -- other objects ------------------------------------------------------------------------------
-def training_sets(fs: "FeatureStore") -> list[dict]:
+def training_sets(catalog: Catalog) -> list[dict]:
     """Registry entries of stored training sets (newest version of each name first)."""
     from ..training.sets import list_training_sets
 
-    return sorted(list_training_sets(fs), key=lambda s: (s.get("name", ""), -s.get("version", 0)))
+    return sorted(list_training_sets(_registry_reader(catalog)),
+                  key=lambda s: (s.get("name", ""), -s.get("version", 0)))
 
 
-def training_set(fs: "FeatureStore", name: str, version: int | None) -> dict:
+def training_set(catalog: Catalog, name: str, version: int | None) -> dict:
+    """The registry entry of training set ``name`` (latest version unless ``version``)."""
     from ..training.sets import _spec
 
-    return _spec(fs, name, version)
+    return _spec(_registry_reader(catalog), name, version)
 
 
-def deployments(fs: "FeatureStore") -> list[dict]:
+def deployments(catalog: Catalog) -> list[dict]:
     """Deployments (latest revision each) as specs; reading them needs no MLflow server."""
     from ..inference.deployments import KIND
 
     latest: dict[str, dict] = {}
-    for s in fs.registry.list(KIND):
+    for s in catalog.registry.list(KIND):
         if s.get("version", 0) >= latest.get(s["name"], {}).get("version", -1):
             latest[s["name"]] = s
     return [latest[k] for k in sorted(latest)]
 
 
-def models(fs: "FeatureStore") -> tuple[list[dict], str | None]:
+def models(model_registry: Callable[[], Any]) -> tuple[list[dict], str | None]:
     """Registered MLflow models with their versions' sparkfs tags, or an error text when
-    the model registry cannot be read."""
+    the model registry cannot be read. ``model_registry`` returns the
+    ``sparkfs.models.ModelRegistry`` (called here, so that opening it fails on the page)."""
     try:
-        reg = fs.models
+        reg = model_registry()
         out = []
         for name in reg.list_models():
             for v in reg.versions(name):
@@ -230,21 +267,22 @@ def models(fs: "FeatureStore") -> tuple[list[dict], str | None]:
         return [], f"{type(exc).__name__}: {exc}"
 
 
-def search_all(fs: "FeatureStore", text: str) -> list[dict]:
+def search_all(catalog: Catalog, text: str) -> list[dict]:
     """``sparkfs.discovery.search`` (groups, features, entities; ranked) plus feature views,
-    training sets and deployments whose name, description, owner or tags hold every word."""
+    training sets and deployments whose name, description, owner or tags hold every word
+    of ``text``, all ranked together."""
     from ..discovery import _match, _texts, search
 
-    hits = [h.to_dict() for h in search(fs.catalog, text)]
+    hits = [h.to_dict() for h in search(catalog, text)]
     words = text.lower().split()
     extra = []
-    for v in fs.list_feature_views():
+    for v in catalog.list_views():
         score, matched = _match(words, _texts(v.name, v.description, v.owner, dict(v.tags)))
         if score:
             extra.append({"kind": "feature_view", "name": v.name, "version": v.version,
                           "description": v.description, "matched": matched, "score": score})
     seen = set()
-    for s in training_sets(fs):
+    for s in training_sets(catalog):
         if s["name"] in seen:
             continue
         seen.add(s["name"])
@@ -252,7 +290,7 @@ def search_all(fs: "FeatureStore", text: str) -> list[dict]:
         if score:
             extra.append({"kind": "training_set", "name": s["name"], "version": s.get("version"),
                           "description": "", "matched": matched, "score": score})
-    for d in deployments(fs):
+    for d in deployments(catalog):
         score, matched = _match(words, _texts(d["name"], "", "", {}))
         if score:
             extra.append({"kind": "deployment", "name": d["name"], "version": d.get("version"),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..monitoring.compare import DRIFT_COLUMNS, drift_table
 from . import data
 from .charts import histogram_spec, inline_bars, spec_json, values_spec
 
@@ -41,6 +42,8 @@ def environment() -> Any:
     env.filters["spec"] = spec_json
     env.filters["seg"] = lambda v: quote(str(v), safe="@:")
     env.filters["lineage"] = lambda v: f"{PREFIX}/lineage/{quote(str(v), safe='@:/')}"
+    env.filters["drift_cells"] = drift_table
+    env.filters["zip"] = lambda a, b: list(zip(a, b))
     env.globals.update(histogram_spec=histogram_spec, values_spec=values_spec,
-                       inline_bars=inline_bars, root=PREFIX)
+                       inline_bars=inline_bars, root=PREFIX, drift_columns=DRIFT_COLUMNS)
     return env
