@@ -596,13 +596,14 @@ class FeatureStore:
                            models_unread=why)
 
     def skew_report(self, deployment: str, start: Any = None, end: Any = None,
-                    engine: str = "duckdb", threshold: float = 0.0):
+                    engine: str = "duckdb", threshold: float = 0.0, save: bool = False):
         """Compare the features ``deployment`` served online in ``[start, end)`` (its
         evaluation log) with the same requests recomputed offline at their logged time
         (point in time, as known then): per feature match / missing-online /
         missing-offline / mismatch rates, differences, causes and samples. A
         ``sparkfs.monitoring.skew.SkewReport``; ``report.failing()`` lists the features above
-        ``threshold``.
+        ``threshold``. ``save``: also store it (``report.report_id``; see
+        ``list_skew_reports``).
 
         >>> import tempfile
         >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
@@ -611,10 +612,43 @@ class FeatureStore:
         ...
         sparkfs.errors.NotFoundError: deployment 'delay' does not exist; deployments: none (create one with fs.deploy)
         """  # noqa: E501 (doctest output)
-        from .monitoring.skew import skew_report
+        from .monitoring.skew import reports_path, save_report, skew_report
 
-        return skew_report(self, deployment, start=start, end=end, engine=engine,
-                           threshold=threshold)
+        report = skew_report(self, deployment, start=start, end=end, engine=engine,
+                             threshold=threshold)
+        if save:
+            save_report(report, reports_path(self.config.offline_root),
+                        dict(self.config.offline.storage_options))
+        return report
+
+    def list_skew_reports(self, deployment: str | None = None, start: Any = None,
+                          end: Any = None) -> list[dict]:
+        """Stored skew reports (oldest first; of ``deployment``, created in ``[start,
+        end)``): id, time, deployment, revision, model, training set, window, ``failing``
+        and ``skew_rates`` per feature, so skew over time is queryable without Spark.
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).list_skew_reports()
+        []
+        """
+        from .monitoring.skew import list_reports, reports_path
+
+        return list_reports(reports_path(self.config.offline_root),
+                            dict(self.config.offline.storage_options), deployment, start, end)
+
+    def get_skew_report(self, report_id: str):
+        """A stored skew report (``SkewReport``) by id or a unique prefix of it.
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).get_skew_report("0123456789")
+        Traceback (most recent call last):
+        ...
+        sparkfs.errors.NotFoundError: no stored skew report '0123456789'; 0 report(s) stored (list them with `sparkfs skew --list`)
+        """  # noqa: E501 (doctest output)
+        from .monitoring.skew import read_report, reports_path
+
+        return read_report(reports_path(self.config.offline_root), report_id,
+                           dict(self.config.offline.storage_options))
 
     def monitor_served(self, deployment: str, start: Any = None, end: Any = None,
                        **options: Any):

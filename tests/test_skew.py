@@ -135,6 +135,58 @@ def test_bad_input_is_refused(store, capsys):
     assert "no logged online requests" in capsys.readouterr().err
 
 
+def test_reports_are_stored_listed_and_read_back(store, capsys):
+    import subprocess
+    import sys
+
+    fs, config = store
+    start = _mark()
+    fs.predict("delay", [{"origin": "JFK"}, {"origin": "LGA"}])
+    r = fs.skew_report("delay", start=start, save=True)
+    assert r.report_id and f"stored as {r.report_id}" in str(r)
+    code = main(["--config", config, "skew", "delay", "--since", start.isoformat(), "--save",
+                 "--json"])
+    cli = json.loads(capsys.readouterr().out)
+    assert code == (1 if cli["failing"] else 0) and cli["report_id"] not in (None, r.report_id)
+    rows = fs.list_skew_reports("delay")
+    assert [x["report_id"] for x in rows][-2:] == [r.report_id, cli["report_id"]]
+    mine = rows[-2]
+    assert mine["skew_rates"] == {f["feature"]: f["skew_rate"] for f in r.features}
+    assert (mine["deployment"], mine["model"], mine["requests"], mine["failing"]) == \
+        ("delay", r.model, 2, r.failing())
+    assert fs.get_skew_report(r.report_id[:8]).to_dict() == r.to_dict()  # a prefix will do
+    assert fs.list_skew_reports("delay", start=_mark()) == []  # by when they were made
+
+    assert main(["--config", config, "skew", "--list", "--json"]) == 0
+    assert [x["report_id"] for x in json.loads(capsys.readouterr().out)][-2:] == \
+        [r.report_id, cli["report_id"]]
+    assert main(["--config", config, "skew", "delay", "--list"]) == 0
+    assert r.report_id[:12] in capsys.readouterr().out
+    assert main(["--config", config, "skew", "--show", r.report_id]) == \
+        (1 if r.failing() else 0)
+    assert f"stored as {r.report_id}" in capsys.readouterr().out
+
+    # read back without Spark, in a fresh process
+    code = ("import sys; from sparkfs import FeatureStore; "
+            f"fs = FeatureStore.from_config({config!r}); "
+            f"print(fs.get_skew_report({r.report_id!r}).requests, "
+            "len(fs.list_skew_reports()), 'pyspark' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, check=True).stdout.split()
+    assert out == ["2", str(len(fs.list_skew_reports())), "False"]
+
+    # bad input
+    with pytest.raises(NotFoundError, match=r"deployments with stored reports: \['delay'\]"):
+        fs.list_skew_reports("nope")
+    with pytest.raises(NotFoundError, match="did you mean"):
+        fs.get_skew_report(r.report_id[:-1] + ("0" if r.report_id[-1] != "0" else "1"))
+    assert main(["--config", config, "skew", "--show", "zzzzzzzz"]) == 2
+    assert "no stored skew report 'zzzzzzzz'" in capsys.readouterr().err
+    assert main(["--config", config, "skew"]) == 2
+    assert main(["--config", config, "skew", "delay", "--list", "--save"]) == 2
+    capsys.readouterr()
+
+
 def test_null_and_nan_are_compared_exactly():
     """A null and a NaN are different values; two NaNs or two nulls match."""
     import pyarrow as pa
