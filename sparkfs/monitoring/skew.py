@@ -332,44 +332,49 @@ def skew_report(fs: "FeatureStore", deployment: str, start: Any = None, end: Any
     report = SkewReport(d.name, d.revision, d.model_label, d.view, d.training_set, engine,
                         start_s, end_s,
                         log.num_rows, float(threshold), findings=sorted(changed.values()))
-    served_at = log.column("time").to_pylist()
-    request_ids = log.column("request_id").to_pylist()
-    row_ids = log.column("row").to_pylist()
+    import numpy as np
+
     n = log.num_rows
     for col, dtype in b.columns:
         state, diff = _compare(log.column(col), offline.column(col))
         causes = dict.fromkeys(CAUSES, 0)
         cause_of: dict[int, str] = {}
-        skewed = [i for i in range(n) if state[i]]
+        skewed = np.flatnonzero(state).tolist()
         kind, info = source.get(col, ("on_demand", {}))
         transform = od_columns.get(col) if kind == "on_demand" else info.get("label")
-        if transform in changed:
-            for i in range(n):
-                cause_of[i] = "transform_changed"
-        elif kind == "group" and skewed:
-            cause_of = _explain(fs, info, log, col, spine, skewed, state)
-        for i in set(skewed) | set(cause_of):
-            causes[cause_of.get(i, "unexplained")] += 1
+        if transform in changed:  # every request: the recompute ran the served code too
+            causes["transform_changed"] = n
+            cause_of = dict.fromkeys(skewed[:sample], "transform_changed")
+        else:
+            if kind == "group" and skewed:
+                cause_of = _explain(fs, info, log, col, spine, skewed, state)
+            for i in skewed:
+                causes[cause_of.get(i, "unexplained")] += 1
         mism = diff[state == 3] if diff is not None else None
-        served_vals = log.column(col).to_pylist()
-        offline_vals = offline.column(col).to_pylist()
+        counts = np.bincount(state, minlength=4)
         report.features.append({
             "feature": col, "dtype": dtype,
             "source": info.get("label") if kind == "group" else f"on_demand:{transform}",
-            "requests": n, "matches": int((state == 0).sum()),
-            "missing_online": int((state == 1).sum()),
-            "missing_offline": int((state == 2).sum()), "mismatches": int((state == 3).sum()),
+            "requests": n, "matches": int(counts[0]), "missing_online": int(counts[1]),
+            "missing_offline": int(counts[2]), "mismatches": int(counts[3]),
             "skew_rate": len(skewed) / n,
             "mean_abs_diff": float(mism.mean()) if mism is not None and len(mism) else None,
             "max_abs_diff": float(mism.max()) if mism is not None and len(mism) else None,
             "causes": {k: v for k, v in causes.items() if v},
-            "sample": [{"request_id": request_ids[i], "row": row_ids[i],
-                        "served_at": served_at[i].isoformat(), "entity": entities[i],
-                        "served": _jsonable(served_vals[i]),
-                        "offline": _jsonable(offline_vals[i]),
-                        "cause": cause_of.get(i, "unexplained")} for i in skewed[:sample]],
+            "sample": [_sample(log, offline, col, entities, i, cause_of.get(i, "unexplained"))
+                       for i in skewed[:sample]],
         })
     return report
+
+
+def _sample(log: pa.Table, offline: pa.Table, col: str, entities: list, i: int,
+            cause: str) -> dict:
+    """One skewed request of the report's sample (read from the Arrow columns at ``i``)."""
+    return {"request_id": log.column("request_id")[i].as_py(),
+            "row": log.column("row")[i].as_py(),
+            "served_at": log.column("time")[i].as_py().isoformat(), "entity": entities[i],
+            "served": _jsonable(log.column(col)[i].as_py()),
+            "offline": _jsonable(offline.column(col)[i].as_py()), "cause": cause}
 
 
 def _jsonable(v: Any) -> Any:
