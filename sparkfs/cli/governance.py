@@ -7,6 +7,7 @@ and its OpenLineage events (``sparkfs.lineage.openlineage``).
     sparkfs lineage-export --file events.jsonl         # or --url http://marquez:5000
     sparkfs skew delay [--since T] [--until T] [--threshold 0.01] [--engine duckdb|spark] [--json]
     sparkfs skew delay --save                          # ... and store the report
+    sparkfs skew delay --repo features.py              # with the repo's on-demand code
     sparkfs skew [delay] --list [--since T] [--json]   # stored reports: skew over time
     sparkfs skew --show <report id> [--json]           # one stored report (exit 1 if failing)
     sparkfs monitor-served delay [--since T] [--until T] [--json]   # exit 1 on drift
@@ -113,6 +114,9 @@ def _skew(ctx: typer.Context,
           threshold: Annotated[float, typer.Option(
               "--threshold", help="highest skew rate (0..1) a feature may have")] = 0.0,
           engine: Annotated[Literal["duckdb", "spark"], typer.Option("--engine")] = "duckdb",
+          repo: Annotated[str | None, typer.Option(
+              "--repo", help="feature repo whose on-demand transform code the recompute "
+              "runs (attached, never applied: it must match the registry)")] = None,
           save: Annotated[bool, typer.Option(
               "--save", help="store the report (list them with --list)")] = False,
           list_: Annotated[bool, typer.Option(
@@ -138,7 +142,11 @@ def _skew(ctx: typer.Context,
             return 0
         if show is not None:
             report = fs.get_skew_report(show)
-        else:
+        elif repo is not None:
+            from ..repo import load_repo
+
+            fs.catalog.attach(load_repo(repo))
+        if show is None:
             assert deployment is not None
             report = fs.skew_report(deployment, start=since, end=until, engine=engine,
                                     threshold=threshold, save=save)

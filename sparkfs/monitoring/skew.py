@@ -26,6 +26,8 @@
    - ``transform_changed``: the column comes from a transform whose fingerprint in the
      model's training-set manifest differs from the registered (served) one; every request
      is counted, whatever its value, since the recompute runs the served code too;
+   - an on-demand column takes the cause found on the same request for a column of a
+     group the transform reads (a lagging ``weather`` row makes ``weather_risk`` lag);
    - ``unexplained``.
 
 Refused with the reason: a window with no logged online requests, and logs written for
@@ -314,7 +316,8 @@ def skew_report(fs: "FeatureStore", deployment: str, start: Any = None, end: Any
     for gr in manifest.get("groups", []):
         for c in gr.get("columns", []):
             source[c] = ("group", gr)
-    registered = {s["name"]: s.get("fingerprint") for s in fs.registry.list("on_demand")}
+    od_specs = {s["name"]: s for s in fs.registry.list("on_demand")}
+    registered = {name: s.get("fingerprint") for name, s in od_specs.items()}
     changed: dict[str, str] = {}
     for name, fp in (manifest.get("on_demand") or {}).items():
         now = registered.get(name)
@@ -335,7 +338,13 @@ def skew_report(fs: "FeatureStore", deployment: str, start: Any = None, end: Any
     import numpy as np
 
     n = log.num_rows
-    for col, dtype in b.columns:
+    # group columns first: an on-demand column that reads a group takes over the causes
+    # found for that group's columns on the same request (a lagging weather row makes a
+    # lagging weather_risk)
+    group_causes: dict[str, dict[int, str]] = {}
+    order = sorted(b.columns, key=lambda c: source.get(c[0], ("on_demand",))[0] != "group")
+    by_column: dict[str, dict] = {}
+    for col, dtype in order:
         state, diff = _compare(log.column(col), offline.column(col))
         causes = dict.fromkeys(CAUSES, 0)
         cause_of: dict[int, str] = {}
@@ -348,11 +357,23 @@ def skew_report(fs: "FeatureStore", deployment: str, start: Any = None, end: Any
         else:
             if kind == "group" and skewed:
                 cause_of = _explain(fs, info, log, col, spine, skewed, state)
+                known = group_causes.setdefault(info["name"], {})
+                for i, c in cause_of.items():
+                    if c != "unexplained":
+                        known.setdefault(i, c)
+            elif kind == "on_demand" and skewed:
+                reads = {ref.split(":", 1)[0].split("@", 1)[0] for ref in
+                         (od_specs.get(transform or "", {}).get("features") or {}).values()}
+                for i in skewed:
+                    for g in sorted(reads):
+                        if i in group_causes.get(g, {}):
+                            cause_of[i] = group_causes[g][i]
+                            break
             for i in skewed:
                 causes[cause_of.get(i, "unexplained")] += 1
         mism = diff[state == 3] if diff is not None else None
         counts = np.bincount(state, minlength=4)
-        report.features.append({
+        by_column[col] = {
             "feature": col, "dtype": dtype,
             "source": info.get("label") if kind == "group" else f"on_demand:{transform}",
             "requests": n, "matches": int(counts[0]), "missing_online": int(counts[1]),
@@ -363,7 +384,8 @@ def skew_report(fs: "FeatureStore", deployment: str, start: Any = None, end: Any
             "causes": {k: v for k, v in causes.items() if v},
             "sample": [_sample(log, offline, col, entities, i, cause_of.get(i, "unexplained"))
                        for i in skewed[:sample]],
-        })
+        }
+    report.features = [by_column[col] for col, _ in b.columns]
     return report
 
 
