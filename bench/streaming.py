@@ -8,8 +8,9 @@ readable by ``get_online_features``) at a fraction of the sustained rate.
 
 Prints one JSON object, with ``goal_*_met`` for the goals of issue 18: throughput >= 0.7x
 the floor; freshness p99 <= trigger interval + 1 s (every event seen). Absolute numbers
-depend on the host: compare within one run. The online store here is SQLite; real HBase
-is not part of this benchmark yet.
+depend on the host: compare within one run. The online store is SQLite; ``--hbase`` adds a
+column for a real single-node HBase (its Thrift server, started from the Maven-fetched
+bundle): the same stream into a second store whose online store is that HBase.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def main() -> None:
     ap.add_argument("--per-trigger", type=int, default=5_000)
     ap.add_argument("--freshness-events", type=int, default=100)
     ap.add_argument("--trigger-s", type=float, default=1.0)
+    ap.add_argument("--hbase", action="store_true",
+                    help="also stream into a store whose online store is a real HBase")
     args = ap.parse_args()
 
     from deltalake import write_deltalake
@@ -102,6 +105,8 @@ def main() -> None:
         out["floor_events_per_s"] = round(args.events / floor_s, 1)
         out["sparkfs_events_per_s"] = round(args.events / sparkfs_s, 1)
         out["ratio_vs_floor"] = round(floor_s / sparkfs_s, 3)
+        if args.hbase:
+            out.update(_hbase_column(spark, group, kafka, opts, work, args.events, floor_s))
 
         # freshness: a live stream, events appended one by one, polled online
         kafka.create_topic("fresh", partitions=1)
@@ -170,6 +175,33 @@ def main() -> None:
             and out["freshness_p99_s"] <= args.trigger_s + 1.0
     fs.close()
     print(json.dumps(out))
+
+
+def _hbase_column(spark, group, kafka, opts: dict, work: str, events: int,
+                  floor_s: float) -> dict:
+    """The same stream into a store whose online store is a real HBase (Thrift)."""
+    from sparkfs import FeatureStore
+    from sparkfs.testing.hbase_server import RealHBase
+
+    with RealHBase(workdir=os.path.join(work, "hbase")) as hbase:
+        fs = FeatureStore({"project": "bench", "data_dir": os.path.join(work, "with-hbase"),
+                           "ingest": {"statistics": False}, "online": hbase.online_config()},
+                          spark=spark)
+        try:
+            fs.apply([group])
+            df = fs.stream_source(group, "kafka", bootstrap_servers=kafka.bootstrap_servers,
+                                  topic="bench", options=opts)
+            t0 = time.perf_counter()
+            fs.ingest_stream(group, df, checkpoint=os.path.join(work, "ck-hbase"),
+                             trigger="available_now").awaitTermination()
+            took = time.perf_counter() - t0
+            assert fs.read_history(group.name).to_arrow().num_rows == events
+            probe = fs.get_online_features([f"{group.name}:f0"], [{"id": 0}]).to_dict()["f0"]
+            assert probe[0] is not None, "HBase holds no online value after the stream"
+        finally:
+            fs.close()
+    return {"hbase_events_per_s": round(events / took, 1),
+            "hbase_ratio_vs_floor": round(floor_s / took, 3)}
 
 
 if __name__ == "__main__":

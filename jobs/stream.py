@@ -6,10 +6,13 @@
         --checkpoint /chk/carrier_delays --trigger "5 seconds"
 
 Every micro-batch is one ingest (exactly once across restarts from ``--checkpoint``) and,
-unless ``--no-materialize``, an online catch-up. SIGTERM (or Ctrl-C) stops the stream after
-the current micro-batch. Run without ``spark-submit``, the job puts Spark's Kafka connector
-(``sparkfs.jvm``'s ``spark-kafka`` bundle) on the session itself. Prints the stream's final
-status as one JSON line; exit code 2 with a one-line error when the stream failed.
+unless ``--no-materialize``, an online catch-up. ``--group`` may be repeated: one source
+feeds several groups (e.g. departures into ``carrier_delays`` and ``origin_delays``), one
+query per group in this driver, each checkpointed in ``<checkpoint>/<group>``. SIGTERM (or
+Ctrl-C) stops the streams after their current micro-batch. Run without ``spark-submit``,
+the job puts Spark's Kafka connector (``sparkfs.jvm``'s ``spark-kafka`` bundle) on the
+session itself. Prints the stream's final
+status as one JSON line per query; exit code 2 with a one-line error when the stream failed.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", help="YAML config (default $SPARKFS_CONFIG)")
     p.add_argument("--repo", required=True, help="feature repo .py file to apply/import")
-    p.add_argument("--group", required=True, help="feature group name (or name@version)")
+    p.add_argument("--group", required=True, action="append",
+                   help="feature group name (or name@version); repeat it to feed several groups "
+                        "from one source (checkpoints in <checkpoint>/<group>)")
     p.add_argument("--source", required=True, choices=["kafka", "files", "delta"])
     p.add_argument("--checkpoint", required=True, help="checkpoint directory (one per stream)")
     p.add_argument("--trigger", help="'5 seconds', 'available_now' or 'once' (default: continuous "
@@ -38,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", help="kafka: topic to read")
     p.add_argument("--starting-offsets", default="earliest",
                    help="kafka, new checkpoint only: earliest (default), latest or a JSON map")
-    p.add_argument("--value-format", default="json", choices=["json", "avro"],
-                   help="kafka: message values are JSON objects (default) or Avro records")
+    p.add_argument("--value-format", default="json", choices=["json", "avro", "avro-confluent"],
+                   help="kafka: message values are JSON objects (default), Avro records, or "
+                        "Avro records in the Confluent wire format (Schema-Registry serializers)")
     p.add_argument("--avro-schema", help="kafka, avro: file holding the Avro schema (JSON); "
                    "default: the group's (sparkfs.streaming.parse.avro_schema)")
     p.add_argument("--path", help="files: directory the files land in")
@@ -69,8 +75,8 @@ def source_kwargs(args: argparse.Namespace) -> dict:
     if args.source == "kafka":
         schema = None
         if args.avro_schema:
-            if args.value_format != "avro":
-                raise ConfigError("--avro-schema needs --value-format avro")
+            if not args.value_format.startswith("avro"):
+                raise ConfigError("--avro-schema needs --value-format avro or avro-confluent")
             try:
                 with open(args.avro_schema) as f:
                     schema = f.read()
@@ -106,25 +112,35 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
 
     fs = FeatureStore(_config(args))
     fs.apply(load_repo(args.repo))
-    df = fs.stream_source(args.group, args.source, **source_kwargs(args))
-    query = fs.ingest_stream(args.group, df, checkpoint=args.checkpoint, trigger=args.trigger,
-                             materialize=not args.no_materialize)
-    while query.isActive:
-        if stop.is_set():
-            # let the micro-batch in flight finish (its commit and online push), then stop
-            deadline = time.monotonic() + 600
-            while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+    groups = list(dict.fromkeys(args.group))
+    queries = []
+    try:
+        for group in groups:
+            checkpoint = (args.checkpoint if len(groups) == 1
+                          else os.path.join(args.checkpoint, group.replace("@", "_v")))
+            df = fs.stream_source(group, args.source, **source_kwargs(args))
+            queries.append(fs.ingest_stream(group, df, checkpoint=checkpoint,
+                                            trigger=args.trigger,
+                                            materialize=not args.no_materialize))
+        while all(q.isActive for q in queries) and not stop.is_set():
+            queries[0].awaitTermination(0.5)
+    finally:
+        # let the micro-batches in flight finish (their commits and online pushes), then stop
+        deadline = time.monotonic() + 600
+        for q in queries:
+            while q.isActive and q.status.get("isTriggerActive") and time.monotonic() < deadline:
                 time.sleep(0.1)
-            query.stop()
-            break
-        query.awaitTermination(0.5)
-    error = stream_error(query)
-    status = [s for s in fs.list_streams() if s.query_id == str(query.id)]
-    print(json.dumps(status[0].to_dict() if status else {"query_id": str(query.id)}, default=str))
-    if error:
-        print(f"stream: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+            q.stop()
+    failed = False
+    for q in queries:
+        error = stream_error(q)
+        status = [s for s in fs.list_streams() if s.query_id == str(q.id)]
+        print(json.dumps(status[0].to_dict() if status else {"query_id": str(q.id)},
+                         default=str))
+        if error:
+            print(f"stream: error: {error}", file=sys.stderr)
+            failed = True
+    return 2 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,14 +5,16 @@ Every word of the query must appear (case-insensitive, as a substring) in one of
 object's searchable texts; a feature also inherits its group's tags and owner. Hits are
 ranked: name matches first, then tags, descriptions, owners.
 
->>> import tempfile
->>> from sparkfs import FeatureStore, Entity, Field, FeatureGroup
->>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
->>> _ = fs.apply([FeatureGroup("weather", [Entity("airport", ["origin"])], "time_hour",
+>>> import tempfile, os
+>>> from sparkfs import Entity, Field, FeatureGroup
+>>> from sparkfs.catalog import Catalog
+>>> from sparkfs.registry import Registry
+>>> catalog = Catalog(Registry(os.path.join(tempfile.mkdtemp(), "registry.db")))
+>>> _ = catalog.apply([FeatureGroup("weather", [Entity("airport", ["origin"])], "time_hour",
 ...     [Field("wind_gust", "double", "Wind gust speed, mph")], tags={"source": "noaa"})])
->>> [h.name for h in search(fs, "gust")]
+>>> [h.name for h in search(catalog, "gust")]
 ['weather:wind_gust']
->>> [h.name for h in search(fs, "noaa")]
+>>> [h.name for h in search(catalog, "noaa")]
 ['weather', 'weather:wind_gust']
 """
 
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING
 from .errors import SparkfsError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .store import FeatureStore
+    from .catalog import Catalog
 
 _WEIGHTS = {"name": 8, "tags": 4, "description": 2, "owner": 1}
 
@@ -91,13 +93,14 @@ def _match(words: list[str], texts: dict[str, str]) -> tuple[int, list[str]]:
     return score, matched
 
 
-def search(fs: "FeatureStore", text: str, latest_only: bool = True) -> SearchResults:
-    """Groups, features and entities matching every word of ``text`` (best first)."""
+def search(catalog: "Catalog", text: str, latest_only: bool = True) -> SearchResults:
+    """Groups, features and entities of ``catalog`` matching every word of ``text`` (best
+    first; see the module docstring)."""
     if not isinstance(text, str) or not text.strip():
         raise SparkfsError("search needs some text, for example fs.search('delay')")
     words = text.lower().split()
     hits: list[SearchHit] = []
-    for g in fs.list_feature_groups(latest_only=latest_only):
+    for g in catalog.list_groups(latest_only=latest_only):
         score, matched = _match(words, _texts(g.name, g.description, g.owner, g.tags))
         if score:
             hits.append(SearchHit("feature_group", g.name, g.version, g.description, g.owner,
@@ -108,7 +111,7 @@ def search(fs: "FeatureStore", text: str, latest_only: bool = True) -> SearchRes
             if score:
                 hits.append(SearchHit("feature", f"{g.name}:{f.name}", g.version, f.description,
                                       g.owner, tags, f.dtype, matched, score))
-    for e in fs.list_entities():
+    for e in catalog.registry.list_entities():
         score, matched = _match(words, _texts(e.name, e.description, e.owner, dict(e.tags)))
         if score:
             hits.append(SearchHit("entity", e.name, None, e.description, e.owner, dict(e.tags),

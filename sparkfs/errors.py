@@ -146,3 +146,21 @@ class PredictionError(SparkfsError):
     def __init__(self, message: str, request_id: str = "") -> None:
         super().__init__(message)
         self.request_id = request_id
+
+
+class LineageExportError(SparkfsError):
+    """OpenLineage events could not be sent (``sparkfs.lineage.openlineage.emit``); the
+    message names the transport.
+
+    >>> issubclass(LineageExportError, SparkfsError)
+    True
+    """
+
+
+class HBaseServerError(SparkfsError):
+    """The real HBase server (``sparkfs.testing.hbase_server``) could not start; the
+    message carries the end of its log.
+
+    >>> str(HBaseServerError("cannot start a real HBase: no Java"))
+    'cannot start a real HBase: no Java'
+    """

@@ -389,8 +389,10 @@ class FeatureStore:
         """
         from .serving.online import get_online_features
 
-        return get_online_features(self, features, entity_rows, request_data=request_data,
-                                   full_feature_names=full_feature_names, view=view)
+        return get_online_features(self.catalog, self.online, features, entity_rows,
+                                   request_data=request_data,
+                                   full_feature_names=full_feature_names, view=view,
+                                   serving=self.config.serving)
 
     # -- training -------------------------------------------------------------------------
     def get_historical_features(self, spine: Any, features: Sequence[str] | None = None,
@@ -440,12 +442,14 @@ class FeatureStore:
 
         if isinstance(training_set, str):
             name_, _, v = training_set.partition("@")
-            training_set = self.get_training_set(name_) if not v else _training_set(self, name_, int(v))
+            training_set = self.get_training_set(name_, int(v) if v else None)
         return log_model(self.models, model, name, training_set, self._model_columns, **options)
 
     def _model_columns(self, features: list[str], full_feature_names: bool) -> list[tuple[str, str]]:
-        r = self.get_online_features(features, [], full_feature_names=full_feature_names)
-        return [(n, r.dtypes[n]) for n in r.feature_names]
+        from .serving.online import feature_columns
+
+        return feature_columns(self.catalog, features, full_feature_names,
+                               serving=self.config.serving)
 
     def deploy(self, name: str, model: str, version: int | None = None, sample_rate: float = 1.0,
                table: bool = False):
@@ -511,7 +515,10 @@ class FeatureStore:
         """Drift of a group's recent data against a baseline (see ``sparkfs.monitoring``)."""
         from .monitoring import monitor
 
-        return monitor(self, self.get_feature_group(group), baseline, **options)
+        if isinstance(baseline, str):  # a stored training set, by name
+            baseline = self.get_training_set(baseline)
+        return monitor(self.offline, lambda: self.spark, self.get_feature_group(group), baseline,
+                       monitoring=self.config.monitoring, **options)
 
     def validation_report(self, group: str | FeatureGroup, group_version: int | None = None):
         from .validation import latest_report
@@ -522,7 +529,7 @@ class FeatureStore:
         """Groups and features whose name, description, tags or owner match ``text``."""
         from .discovery import search
 
-        return search(self, text)
+        return search(self.catalog, text)
 
     # -- governance: lineage, OpenLineage export (sparkfs.lineage) ------------------------------
     def lineage(self, node: str, direction: str = "up", depth: int | None = None):
@@ -565,7 +572,8 @@ class FeatureStore:
         """  # noqa: E501 (doctest output)
         from .lineage.explain import explain_prediction
 
-        return explain_prediction(self, request_id)
+        return explain_prediction(self.catalog, self.offline, request_id,
+                                  inference=self.inference, models=self.models)
 
     def lineage_events(self, namespace: str = "sparkfs") -> list:
         """Every job sparkfs recorded (ingest runs, training sets, model versions,
@@ -679,12 +687,6 @@ def _request_id(node: Any) -> str | None:
     if len(node) == 32 and all(c in "0123456789abcdef" for c in node):
         return node
     return None
-
-
-def _training_set(fs: FeatureStore, name: str, version: int):
-    from .training.sets import get_training_set
-
-    return get_training_set(fs, name, version)
 
 
 __all__ = ["FeatureStore", "NotFoundError", "SparkfsError"]

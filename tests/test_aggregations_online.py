@@ -38,7 +38,7 @@ def _append(fs: FeatureStore, events: list[dict]) -> None:
 
 
 def _read(fs: FeatureStore, users: list[str], now: dt.datetime) -> dict:
-    resp = get_online_features(fs, FEATURES, [{"user_id": u} for u in users], now=now)
+    resp = get_online_features(fs.catalog, fs.online, FEATURES, [{"user_id": u} for u in users], now=now)
     data = resp.to_dict()
     return {u: {f.name: data[f.name][i] for f in EVENTS.features} for i, u in enumerate(users)}
 
@@ -86,7 +86,7 @@ def test_window_that_emptied_since_last_event_reads_empty_without_materializing(
         assert (at(90)["amount_count_1h"], at(90)["amount_mean_1h"]) == (0, None)
         assert at(90)["amount_count_1d"] == 2
         assert at(30 + 1440)["amount_count_1d"] == 0
-        status = get_online_features(fs, ["events:amount_count_1h"], [{"user_id": "a"}],
+        status = get_online_features(fs.catalog, fs.online, ["events:amount_count_1h"], [{"user_id": "a"}],
                                      now=T0 + dt.timedelta(days=5)).to_dict()
         assert status["amount_count_1h"] == [0]
 

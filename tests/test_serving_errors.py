@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from sparkfs import Entity, FeatureGroup, FeatureStore, Field
 from sparkfs.serving.app import create_app
-from sparkfs.serving.online import _cache
+from sparkfs.serving.online import plan_cache
 
 
 def _store(tmp_path, **serving) -> FeatureStore:
@@ -228,7 +228,7 @@ def test_the_plan_cache_is_bounded(client):
     for i in range(20):
         client.post("/features", json={"features": [f"weather@{i + 1}:temp"],
                                        "entity_rows": [{"origin": "JFK"}]})
-    assert len(_cache(client.fs)) <= 4
+    assert len(plan_cache(client.fs.catalog)) <= 4
 
 
 def test_a_frozen_hbase_is_503_within_its_budget_and_then_fails_fast(tmp_path):

@@ -261,7 +261,8 @@ def test_windowed_aggregates_stay_fresh_per_micro_batch(fs, spark, tmp_path):
     at = T0 + dt.timedelta(minutes=50)
 
     def read():
-        r = get_online_features(fs, ["delay_aggs:delay_sum_1h", "delay_aggs:delay_count_1h"],
+        r = get_online_features(fs.catalog, fs.online,
+                                ["delay_aggs:delay_sum_1h", "delay_aggs:delay_count_1h"],
                                 [{"carrier": "UA"}], now=at).to_dict()
         return r["delay_sum_1h"][0], r["delay_count_1h"][0]
 

@@ -208,3 +208,92 @@ def test_avro_values_land_as_in_batch_ingest_and_bad_ones_in_quarantine(kafka, f
     [q] = read_quarantine(fs, g).to_pylist()
     assert (base64.b64decode(q["_raw_payload"]), q["_reason"], q["_origin"]) == (
         garbage, "not a valid Avro record for the schema", "avro/0/4")
+
+
+def test_one_driver_feeds_several_groups_from_one_topic(kafka, tmp_path):
+    """``--group`` repeated: one query per group on the same topic, each with its own
+    checkpoint under ``--checkpoint``; every message lands once in each group."""
+    from sparkfs import FeatureStore
+
+    repo = REPO + '''
+CARRIER = Entity("carrier", join_keys=["carrier"])
+by_carrier = FeatureGroup("by_carrier", [CARRIER], "ts", [Field("msg_id", "long"),
+                          Field("delay", "double")], online=True)
+'''
+    (tmp_path / "repo.py").write_text(repo)
+    (tmp_path / "cfg.yaml").write_text(json.dumps({
+        "project": "test", "data_dir": str(tmp_path / "data"), "ingest": {"statistics": False},
+        "spark": {"master": "local[2]", "conf": {"spark.sql.shuffle.partitions": "2"}}}))
+    kafka.create_topic("fanout", partitions=2)
+    kafka.produce("fanout", [message(i) for i in range(30)], keys=[str(i % 4) for i in range(30)])
+    cmd = [sys.executable, str(ROOT / "jobs" / "stream.py"), "--config", str(tmp_path / "cfg.yaml"),
+           "--repo", str(tmp_path / "repo.py"), "--group", "events", "--group", "by_carrier",
+           "--source", "kafka", "--bootstrap-servers", kafka.bootstrap_servers,
+           "--topic", "fanout", "--checkpoint", str(tmp_path / "ck"), "--trigger", "available_now"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYSPARK_PYTHON=sys.executable)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    finals = [json.loads(line) for line in done.stdout.strip().splitlines()[-2:]]
+    assert sorted(f["group"] for f in finals) == ["by_carrier", "events"]
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["by_carrier", "events"]
+
+    fs = FeatureStore({"project": "test", "data_dir": str(tmp_path / "data")})
+    try:
+        events = fs.read_history("events").to_arrow().to_pylist()
+        assert sorted(r["msg_id"] for r in events) == list(range(30))
+        by_carrier = fs.read_history("by_carrier").to_arrow().to_pylist()
+        assert sorted(r["msg_id"] for r in by_carrier) == list(range(30))
+        # online: each carrier's newest message (the latest event time wins)
+        newest = {c: max(i for i in range(30) if ["UA", "AA", "DL"][i % 3] == c)
+                  for c in ("UA", "AA", "DL")}
+        got = fs.get_online_features(["by_carrier:msg_id"],
+                                     [{"carrier": c} for c in newest]).to_dict()["msg_id"]
+        assert got == list(newest.values())
+    finally:
+        fs.close()
+
+
+def test_avro_in_the_confluent_wire_format(kafka, fs, spark, tmp_path):
+    """``value_format="avro-confluent"``: the 5-byte header (magic 0, schema id) Schema-
+    Registry serializers write is checked and stripped; a message without it is quarantined
+    with its payload, a framed record that does not decode too."""
+    import base64
+    import datetime as dt
+
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+    from pyspark.sql.avro.functions import to_avro
+
+    from sparkfs.streaming.parse import avro_schema
+
+    g = FeatureGroup("framed_events", [EVENTS], "ts", [Field("carrier", "string"),
+                                                        Field("delay", "double")])
+    fs.apply([g])
+    t0 = dt.datetime(2013, 1, 1, 5, tzinfo=dt.UTC)
+    data = [(i, t0 + dt.timedelta(minutes=i), ["UA", None][i % 2], [None, i / 4][i % 2])
+            for i in range(4)]
+    schema = T.StructType([T.StructField("msg_id", T.LongType(), False),
+                           T.StructField("ts", T.TimestampType(), False),
+                           T.StructField("carrier", T.StringType()),
+                           T.StructField("delay", T.DoubleType())])
+    records = [bytes(r[0]) for r in spark.createDataFrame(data, schema).orderBy("msg_id").select(
+        to_avro(F.struct("msg_id", "ts", "carrier", "delay"), avro_schema(g)).alias("v")).collect()]
+    header = b"\x00" + (7).to_bytes(4, "big")
+    unframed, bad_body = records[3], header + b"\xff\xfe"
+    kafka.create_topic("framed", partitions=1)
+    kafka.produce("framed", [header + r for r in records[:3]] + [unframed, bad_body])
+    df = fs.stream_source(g.name, "kafka", bootstrap_servers=kafka.bootstrap_servers,
+                          topic="framed", value_format="avro-confluent")
+    fs.ingest_stream(g.name, df, checkpoint=str(tmp_path / "ck"),
+                     trigger="available_now").awaitTermination()
+
+    rows = sorted(fs.read_history(g.name).to_arrow().to_pylist(), key=lambda r: r["msg_id"])
+    assert [(r["msg_id"], r["ts"], r["carrier"], r["delay"]) for r in rows] == [
+        (i, t, c, d) for i, t, c, d in data[:3]]
+    q = sorted(read_quarantine(fs, g).to_pylist(), key=lambda r: r["_origin"])
+    assert [(base64.b64decode(r["_raw_payload"]), r["_reason"], r["_origin"]) for r in q] == [
+        (unframed, "no Confluent wire-format header (magic byte 0 and a schema id)", "framed/0/3"),
+        (bad_body, "not a valid Avro record for the schema", "framed/0/4")]
+    with pytest.raises(Exception, match="'json', 'avro' or 'avro-confluent'"):
+        fs.stream_source(g.name, "kafka", bootstrap_servers=kafka.bootstrap_servers,
+                         topic="framed", value_format="protobuf")

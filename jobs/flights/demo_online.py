@@ -40,7 +40,7 @@ def run(fs, ctx: dict) -> None:
     rows = [{"origin": "JFK", "tailnum": "N14228"}, {"origin": "EWR", "tailnum": "N24211"},
             {"origin": "LGA", "tailnum": "N0000X"}]
     end_2013 = dt.datetime(2013, 12, 31, 12, tzinfo=dt.UTC)
-    resp = get_online_features(fs, features, rows, now=end_2013)
+    resp = get_online_features(fs.catalog, fs.online, features, rows, now=end_2013)
     df = resp.to_pandas(include_status=False)
     df["weather_at"] = [t.strftime("%Y-%m-%d %H:%M") if t else None
                         for t in resp.event_times["temp"]]

@@ -49,7 +49,10 @@ import pyarrow as pa
 from ..errors import NotFoundError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..catalog import Catalog
+    from ..inference import Inference
+    from ..models import ModelRegistry
+    from ..offline.tables import OfflineStore
     from . import Graph
 
 __all__ = ["Explanation", "add_request_node", "explain_prediction"]
@@ -165,7 +168,7 @@ def _freshness(status: str | None, served: Any, known: Any) -> str:
     return "current" if served == known else "ahead_of_offline"
 
 
-def _find(fs: "FeatureStore", request_id: str) -> tuple[Any, pa.Table]:
+def _find(inference: Inference, offline: OfflineStore, request_id: str) -> tuple[Any, pa.Table]:
     """(deployment, the request's log rows) of the deployment that logged ``request_id``."""
     import pyarrow.dataset as ds
     from deltalake import DeltaTable
@@ -174,9 +177,9 @@ def _find(fs: "FeatureStore", request_id: str) -> tuple[Any, pa.Table]:
 
     if not isinstance(request_id, str) or not request_id.strip():
         raise NotFoundError(f"request id must be a non-empty string, got {request_id!r}")
-    fs.inference.flush()
-    options = dict(fs.config.offline.storage_options)
-    deployments = sorted(fs.inference.deployments.list(), key=lambda d: d.name)
+    inference.flush()
+    options = dict(offline.storage_options)
+    deployments = sorted(inference.deployments.list(), key=lambda d: d.name)
     seen: list[str] = []
     for d in deployments:
         try:
@@ -197,12 +200,29 @@ def _find(fs: "FeatureStore", request_id: str) -> tuple[Any, pa.Table]:
         + " (requests not sampled into the evaluation log cannot be explained)")
 
 
-def explain_prediction(fs: "FeatureStore", request_id: str) -> Explanation:
-    """Explain the prediction logged under ``request_id`` (see the module docstring)."""
+def explain_prediction(catalog: Catalog, offline: OfflineStore, request_id: str, *,
+                       inference: Inference, models: ModelRegistry) -> Explanation:
+    """Explain the prediction logged under ``request_id`` (see the module docstring):
+    definitions from ``catalog``, Delta commits from ``offline``, the evaluation log and
+    deployments from ``inference``, the model's run from ``models``.
+
+    >>> import tempfile, os
+    >>> from sparkfs.catalog import Catalog
+    >>> from sparkfs.offline.tables import OfflineStore
+    >>> from sparkfs.registry import Registry
+    >>> d = tempfile.mkdtemp()
+    >>> catalog, offline = Catalog(Registry(os.path.join(d, "r.db"))), OfflineStore(d)
+    >>> explain_prediction(catalog, offline, " ", inference=None, models=None)
+    Traceback (most recent call last):
+    ...
+    sparkfs.errors.NotFoundError: request id must be a non-empty string, got ' '
+    """
+    from types import SimpleNamespace
+
     from ..definitions import FeatureRef
     from ..monitoring.skew import _newest_known, _on_demand_columns, _spine
 
-    d, log = _find(fs, request_id)
+    d, log = _find(inference, offline, request_id)
     first = {c: log.column(c)[0].as_py() for c in
              ("deployment_revision", "model_name", "model_version", "view", "training_set",
               "time", "scoring_path")}
@@ -210,7 +230,7 @@ def explain_prediction(fs: "FeatureStore", request_id: str) -> Explanation:
     revision = int(first["deployment_revision"])
     binding = d.binding
     if revision != d.revision:
-        spec = next((s for s in fs.registry.list("deployment")
+        spec = next((s for s in catalog.registry.list("deployment")
                      if s["name"] == d.name and int(s["version"]) == revision), None)
         if spec is not None:
             from ..inference.deployments import Deployment
@@ -218,18 +238,18 @@ def explain_prediction(fs: "FeatureStore", request_id: str) -> Explanation:
             binding = Deployment.from_spec(spec).binding
     label = str(first["training_set"])
     tname, _, tver = label.partition("@")
-    manifest = fs.get_training_set(tname, int(tver) if tver else None).manifest
+    manifest = _manifest(catalog, tname, int(tver) if tver else None)
     model = f"{first['model_name']}@{first['model_version']}"
     run_id = None
     try:
-        run_id = fs.models.get_version(first["model_name"], int(first["model_version"])).run_id
+        run_id = models.get_version(first["model_name"], int(first["model_version"])).run_id
     except Exception as exc:  # MLflow gone or the version deleted: the log still answers
         warnings.append(f"model {model}: its MLflow record could not be read "
                         f"({type(exc).__name__}: {exc})")
 
     # transforms: trained fingerprint (manifest) vs registered now (the served code)
     transforms: dict[str, dict] = {}
-    registered = {s["name"]: s.get("fingerprint") for s in fs.registry.list("on_demand")}
+    registered = {s["name"]: s.get("fingerprint") for s in catalog.registry.list("on_demand")}
     for name, fp in sorted((manifest.get("on_demand") or {}).items()):
         transforms[name] = {"kind": "on_demand", "training": fp, "served": registered.get(name),
                             "changed": registered.get(name) != fp}
@@ -237,7 +257,7 @@ def explain_prediction(fs: "FeatureStore", request_id: str) -> Explanation:
     for gr in manifest.get("groups", []):
         for c in gr.get("columns", []):
             source[c] = gr
-        current = fs.get_feature_group(gr["name"], gr["version"])
+        current = catalog.get_group(gr["name"], gr["version"])
         now_t = {t.name: getattr(t, "fingerprint", "") for t in current.transforms}
         for name in sorted(set(now_t) | set(gr.get("transforms") or {})):
             was = (gr.get("transforms") or {}).get(name)
@@ -256,10 +276,13 @@ def explain_prediction(fs: "FeatureStore", request_id: str) -> Explanation:
         if pinned is not None:  # batch / table scoring: the Delta versions it read
             per_group[gr["label"]] = (pinned.get(gr["label"]), {})
             continue
-        group = fs.get_feature_group(gr["name"], gr["version"])
-        times = fs.offline.commit_times(group)
+        group = catalog.get_group(gr["name"], gr["version"])
+        times = offline.commit_times(group)
         at = [v for v, t in times.items() if served_at is not None and t <= served_at]
-        newest = _newest_known(fs, group, gr["key_columns"], spine, list(range(log.num_rows)))
+        # skew.py's _newest_known reads only ``.offline`` (it still takes the store shape)
+        holder: Any = SimpleNamespace(offline=offline)
+        newest = _newest_known(holder, group, gr["key_columns"], spine,
+                               list(range(log.num_rows)))
         per_group[gr["label"]] = (max(at) if at else None, newest)
 
     requests = log.column("request_data").to_pylist()
@@ -302,6 +325,17 @@ def explain_prediction(fs: "FeatureStore", request_id: str) -> Explanation:
          "on_demand": manifest.get("on_demand") or {},
          "code_version": manifest.get("code_version"), "spine": manifest.get("spine")},
         out_rows, transforms, warnings)
+
+
+def _manifest(catalog: Catalog, name: str, version: int | None) -> dict:
+    """The manifest a stored training set was registered with (its data is not needed)."""
+    from ..training.sets import KIND
+
+    spec = catalog.registry.get(KIND, name, version)
+    if spec is None:
+        what = f"training set {name!r}" + (f" version {version}" if version is not None else "")
+        raise NotFoundError(f"{what}, which the prediction names, is not registered")
+    return spec["manifest"]
 
 
 def add_request_node(graph: "Graph", e: Explanation) -> str:

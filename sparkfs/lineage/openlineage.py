@@ -41,21 +41,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import SparkfsError
+from ..errors import LineageExportError
 from . import Graph
 
 __all__ = ["LineageExportError", "emit", "run_events"]
 
 PRODUCER = "https://github.com/sparkfs/sparkfs"
 _NS = uuid.UUID("6f1d1a52-58a3-4c1e-9c55-3b0e0c6b2a11")
-
-
-class LineageExportError(SparkfsError):
-    """OpenLineage events could not be sent; the message names the transport.
-
-    >>> issubclass(LineageExportError, SparkfsError)
-    True
-    """
 
 
 def _run_id(node_id: str) -> str:

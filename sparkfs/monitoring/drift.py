@@ -1,6 +1,7 @@
 """Drift of a feature group's recent data against a baseline.
 
-The baseline is a training set (its name), a Delta version of the group (the rows committed
+The baseline is a training set (a ``TrainingSet``; ``fs.monitor`` also takes its name), a
+Delta version of the group (the rows committed
 in it; a ``(first, last)`` tuple for a range of versions), or a Spark/pandas DataFrame. The
 current window is, unless given: the rows committed after a Delta-version baseline, else the
 rows of the latest commit. Pass ``versions=N`` or ``(first, last)``, an event-time range
@@ -34,7 +35,9 @@ from ..sql import quote_ident
 from .stats import kind_of
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..catalog import SparkProvider
+    from ..config import MonitoringConfig
+    from ..offline.tables import OfflineStore
 
 FINE = 100  # percentiles the KS statistic is evaluated at
 MAX_CATEGORIES = 50
@@ -123,15 +126,16 @@ class DriftReport:
 
 
 # -- choosing the data ------------------------------------------------------------------------
-def _committed(fs: "FeatureStore", group: FeatureGroup, first: int, last: int):
+def _committed(offline: OfflineStore, spark: SparkProvider, group: FeatureGroup, first: int,
+               last: int):
     from ..offline.tables import read_files_spark
 
-    current = fs.offline.current_version(group)
+    current = offline.current_version(group)
     if not 0 < first <= last <= current:
         raise NotFoundError(f"feature group {group.name!r} has Delta versions 1..{current} with "
                             f"data; versions {first}..{last} do not exist")
-    files = fs.offline.files_added_between(group, first - 1, last)
-    return read_files_spark(fs.spark, group, files)
+    files = offline.files_added_between(group, first - 1, last)
+    return read_files_spark(spark(), group, files)
 
 
 def _versions(v: Any) -> tuple[int, int] | None:
@@ -144,44 +148,49 @@ def _versions(v: Any) -> tuple[int, int] | None:
     return None
 
 
-def _frame(fs: "FeatureStore", df: Any):
+def _frame(spark: SparkProvider, df: Any):
     if type(df).__module__.startswith("pyspark"):
         return df
     if type(df).__module__.startswith("pandas"):
-        return fs.spark.createDataFrame(df)
+        return spark().createDataFrame(df)
     if type(df).__module__.startswith("pyarrow"):
-        return fs.spark.createDataFrame(df.to_pandas())
+        return spark().createDataFrame(df.to_pandas())
     return None
 
 
-def _baseline(fs: "FeatureStore", group: FeatureGroup, baseline: Any):
+def _baseline(offline: OfflineStore, spark: SparkProvider, group: FeatureGroup, baseline: Any):
     rng = _versions(baseline)
     if rng is not None:
         label = f"Delta version {rng[0]}" if rng[0] == rng[1] else f"Delta versions {rng[0]}..{rng[1]}"
-        return _committed(fs, group, *rng), label, rng
+        return _committed(offline, spark, group, *rng), label, rng
     if isinstance(baseline, str):
-        ts = fs.get_training_set(baseline)
-        return ts.to_spark(), f"training set {baseline!r}", None
-    frame = _frame(fs, baseline)
+        raise SparkfsError(f"baseline {baseline!r}: pass the TrainingSet "
+                           "(sparkfs.training.sets.get_training_set); fs.monitor takes its name")
+    from ..training.result import TrainingSet
+
+    if isinstance(baseline, TrainingSet):
+        return baseline.to_spark(), f"training set {baseline.name!r}", None
+    frame = _frame(spark, baseline)
     if frame is None:
         raise SparkfsError(f"baseline {baseline!r} is not usable: pass a training-set name, a Delta "
                            "version (or a (first, last) tuple) or a Spark/pandas DataFrame")
     return frame, "a DataFrame", None
 
 
-def _current(fs: "FeatureStore", group: FeatureGroup, base_range: tuple[int, int] | None,
-             versions: Any, start: Any, end: Any, current: Any):
+def _current(offline: OfflineStore, spark: SparkProvider, group: FeatureGroup,
+             base_range: tuple[int, int] | None, versions: Any, start: Any, end: Any,
+             current: Any):
     from pyspark.sql import functions as F
 
     if current is not None:
-        frame = _frame(fs, current)
+        frame = _frame(spark, current)
         if frame is None:
             raise SparkfsError("current= must be a Spark or pandas DataFrame")
         return frame, "a DataFrame"
     if start is not None or end is not None:
         from ..offline.tables import _as_utc
 
-        df = fs.offline.read_spark(fs.spark, group)
+        df = offline.read_spark(spark(), group)
         parts = []
         if start is not None:
             df = df.where(F.col(group.event_time) >= F.lit(_as_utc(start)))
@@ -190,7 +199,7 @@ def _current(fs: "FeatureStore", group: FeatureGroup, base_range: tuple[int, int
             df = df.where(F.col(group.event_time) < F.lit(_as_utc(end)))
             parts.append(f"until {_as_utc(end).isoformat()}")
         return df, "event time " + " ".join(parts)
-    latest = fs.offline.current_version(group)
+    latest = offline.current_version(group)
     rng = _versions(versions)
     if versions is not None and rng is None:
         raise SparkfsError(f"versions={versions!r}: give a Delta version or a (first, last) tuple")
@@ -200,7 +209,7 @@ def _current(fs: "FeatureStore", group: FeatureGroup, base_range: tuple[int, int
             raise NotFoundError(f"feature group {group.name!r}: nothing was committed after the "
                                 f"baseline (latest Delta version is {latest})")
     label = f"Delta version {rng[0]}" if rng[0] == rng[1] else f"Delta versions {rng[0]}..{rng[1]}"
-    return _committed(fs, group, *rng), label
+    return _committed(offline, spark, group, *rng), label
 
 
 def _column_for(group: FeatureGroup, feature: str, columns: Sequence[str]) -> str | None:
@@ -231,16 +240,33 @@ def drift_thresholds(cfg: Any, psi_threshold: float | None, ks_pvalue: float | N
             "wasserstein_threshold": pick(wasserstein_threshold, cfg.wasserstein_threshold)}
 
 
-def monitor(fs: "FeatureStore", group: FeatureGroup, baseline: Any, features: Sequence[str] | None = None,
-            versions: Any = None, start: Any = None, end: Any = None, current: Any = None,
-            psi_threshold: float | None = None, ks_pvalue: float | None = None,
-            wasserstein_threshold: float | None = None, bins: int | None = None) -> DriftReport:
-    """Compare ``group``'s current window with ``baseline`` (see the module docstring)."""
-    cfg = fs.config.monitoring
+def monitor(offline: OfflineStore, spark: SparkProvider, group: FeatureGroup, baseline: Any,
+            features: Sequence[str] | None = None, versions: Any = None, start: Any = None,
+            end: Any = None, current: Any = None, psi_threshold: float | None = None,
+            ks_pvalue: float | None = None, wasserstein_threshold: float | None = None,
+            bins: int | None = None, *, monitoring: MonitoringConfig | None = None) -> DriftReport:
+    """Compare ``group``'s current window (its Delta history in ``offline``) with
+    ``baseline`` (see the module docstring), in Spark from ``spark``. Thresholds and bins
+    not given come from ``monitoring`` (the config section; None: its defaults).
+
+    >>> import tempfile
+    >>> from sparkfs import Entity, Field, FeatureGroup
+    >>> from sparkfs.offline.tables import OfflineStore
+    >>> g = FeatureGroup("w", [Entity("airport", ["origin"])], "t", [Field("temp", "double")])
+    >>> monitor(OfflineStore(tempfile.mkdtemp()), lambda: None, g, baseline="nightly")
+    Traceback (most recent call last):
+    ...
+    sparkfs.errors.SparkfsError: baseline 'nightly': pass the TrainingSet (sparkfs.training.sets.get_training_set); fs.monitor takes its name
+    """  # noqa: E501 (doctest output)
+    if monitoring is None:
+        from ..config import MonitoringConfig
+
+        monitoring = MonitoringConfig()
+    cfg = monitoring
     thresholds = drift_thresholds(cfg, psi_threshold, ks_pvalue, wasserstein_threshold)
     bins = bins or cfg.bins
-    base_df, base_label, base_range = _baseline(fs, group, baseline)
-    cur_df, cur_label = _current(fs, group, base_range, versions, start, end, current)
+    base_df, base_label, base_range = _baseline(offline, spark, group, baseline)
+    cur_df, cur_label = _current(offline, spark, group, base_range, versions, start, end, current)
     wanted = [f for f in group.stored_fields if features is None or f.name in features]
     if features is not None:
         unknown = sorted(set(features) - {f.name for f in group.stored_fields})

@@ -35,7 +35,15 @@ _PANDAS_DTYPES = {"boolean": "boolean", "int": "Int32", "long": "Int64", "float"
 
 
 class OnlineResponse:
-    """Feature values per entity row. Build with join-key columns, then ``add_feature``."""
+    """Feature values per entity row, what ``fs.get_online_features`` returns: the join
+    keys, then per feature its values, statuses (``present`` / ``missing`` / ``expired``),
+    event times and dtype. Built with join-key columns, then ``add_feature``.
+
+    >>> r = OnlineResponse({"origin": ["JFK"]})
+    >>> r.add_feature("temp", [float("nan")], ["present"], dtype="double")
+    >>> r.feature_names, r.dtypes["temp"], r.to_pandas()["temp"].isna().tolist()
+    (['temp'], 'double', [True])
+    """
 
     def __init__(self, keys: Mapping[str, Sequence[Any]]) -> None:
         self._keys = {k: list(v) for k, v in keys.items()}

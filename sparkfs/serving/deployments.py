@@ -1,4 +1,4 @@
-"""HTTP routes of deployments, added to the online service by ``register(app, fs)``.
+"""HTTP routes of deployments, added to the online service by ``register(app, inference, serving)``.
 
 ``POST /deployments/{name}/predict``
     ``{"entity_rows": [{"origin": "JFK"}], "request_data": {"sched_dep_ts": ["..."]}}``
@@ -24,7 +24,7 @@ shutdown (SIGTERM, Ctrl-C) the evaluation log is flushed before the process exit
 >>> import tempfile
 >>> from fastapi.testclient import TestClient
 >>> from sparkfs import FeatureStore
->>> from sparkfs.serving.app import create_app  # calls register(app, fs)
+>>> from sparkfs.serving.app import create_app  # calls register(app, ...)
 >>> client = TestClient(create_app(FeatureStore({"data_dir": tempfile.mkdtemp()})))
 >>> r = client.post("/deployments/nope/predict", json={"entity_rows": [{"origin": "JFK"}]})
 >>> r.status_code, r.json()["detail"]
@@ -36,7 +36,7 @@ True
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI
@@ -54,6 +54,10 @@ from ..errors import (
 from ..ondemand import CodeNotLoadedError
 from .routes import Caller
 from .schemas import ERROR_RESPONSES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import ServingConfig
+    from ..inference import Inference
 
 error_log = logging.getLogger("sparkfs.serving")
 
@@ -96,10 +100,11 @@ def _json(body: Any, status: int = 200) -> Response:
                     media_type="application/json")
 
 
-def register(app: FastAPI, fs: Any) -> None:
-    """Add the deployment routes and ``/metrics`` to ``app``, serving ``fs``'s deployments."""
-    inference = fs.inference
-    limit = fs.config.serving.max_batch_size
+def register(app: FastAPI, inference: Inference, serving: ServingConfig) -> None:
+    """Add the deployment routes and ``/metrics`` to ``app``, serving the deployments of
+    ``inference`` (``sparkfs.inference.Inference``) within the limits of ``serving`` (the
+    config section; ``max_batch_size``). See the module docstring for an example."""
+    limit = serving.max_batch_size
     errors: dict[int | str, dict[str, Any]] = {**ERROR_RESPONSES, 500: {"model": PredictError}}
 
     def answer(name: str, body: PredictRequest) -> Response:

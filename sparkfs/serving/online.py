@@ -1,22 +1,30 @@
 """``get_online_features``: the latest feature values for entity rows, in-process.
 
-Definitions are read from the registry once and cached per ``FeatureStore``; the cache
-is refreshed only when the registry file changes (a ``stat``, no SQLite query per
-request). Several groups per call; see ``sparkfs.online.read`` for how request key
-values are checked and ``sparkfs.online.response`` for statuses. This module never
-imports pyspark.
+It takes what it uses: a ``Catalog`` (definitions, with the code of on-demand
+transforms) and an ``OnlineStore`` (the values); ``serving`` is the config section with
+the batch limit and the plan cache's size and refresh. Resolved request plans are cached
+in the catalog (``catalog.cache("online_plans")``), refreshed only when the registry file
+changes (a ``stat``, no SQLite query per request). Several groups per call; see
+``sparkfs.online.read`` for how request key values are checked and
+``sparkfs.online.response`` for statuses. This module never imports pyspark.
 
->>> import tempfile, datetime as dt, pyarrow as pa
->>> from sparkfs import FeatureStore, Entity, Field, FeatureGroup
->>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+>>> import tempfile, os, datetime as dt, pyarrow as pa
+>>> from sparkfs import Entity, Field, FeatureGroup
+>>> from sparkfs.catalog import Catalog
+>>> from sparkfs.online.sqlite import SqliteOnlineStore
+>>> from sparkfs.registry import Registry
+>>> d = tempfile.mkdtemp()
+>>> catalog = Catalog(Registry(os.path.join(d, "registry.db")))
+>>> online = SqliteOnlineStore(os.path.join(d, "online.db"))
 >>> g = FeatureGroup("weather", [Entity("airport", ["origin"])], "time_hour",
 ...                  [Field("temp", "double")])
->>> _ = fs.apply([g])
->>> _ = fs.online.write_batch(g, pa.table({"origin": ["JFK"], "temp": [39.0],
+>>> _ = catalog.apply([g])
+>>> _ = online.write_batch(g, pa.table({"origin": ["JFK"], "temp": [39.0],
 ...     "time_hour": [dt.datetime(2013, 1, 1, 5, tzinfo=dt.timezone.utc)]}))
->>> fs.get_online_features(["weather:temp"], [{"origin": "JFK"}, {"origin": "EWR"}]).to_dict()
+>>> get_online_features(catalog, online, ["weather:temp"],
+...                     [{"origin": "JFK"}, {"origin": "EWR"}]).to_dict()
 {'origin': ['JFK', 'EWR'], 'temp': [39.0, None]}
->>> fs.close()
+>>> online.close()
 """
 
 from __future__ import annotations
@@ -30,8 +38,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..catalog import Catalog
+from ..config import ServingConfig
 from ..definitions import FeatureGroup
 from ..errors import NotFoundError, RegistryUnavailableError, ValidationError
+from ..online.base import OnlineStore
 from ..online.read import coerce_key, read_group
 from ..online.response import OnlineResponse
 from ..registry_sql import is_url
@@ -62,20 +73,20 @@ class _DefinitionCache:
     after the registry file changes (a ``stat`` per call, so an ``apply`` in this process
     is seen at once; with a PostgreSQL registry, once per ``serving.registry_refresh_s``).
     When the registry cannot be read (locked, read-only disk, database down) a plan built
-    before keeps serving."""
+    before keeps serving. The limits are the ``serving`` section of each call."""
 
-    def __init__(self, fs: Any) -> None:
-        self.fs = fs
-        self._paths = [fs.config.registry_path, fs.config.registry_path + "-wal"]
-        self._remote = is_url(fs.config.registry_url)  # PostgreSQL: no file to stat
-        self._size = fs.config.serving.plan_cache_size
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        location = catalog.registry.path  # the SQLite file, or the URL without its password
+        self._paths = [location, location + "-wal"]
+        self._remote = is_url(location)  # PostgreSQL: no file to stat
         self._signature: tuple | None = None
         self._plans: OrderedDict[tuple, tuple[tuple | None, _Plan]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _current_signature(self) -> tuple:
+    def _current_signature(self, serving: ServingConfig) -> tuple:
         if self._remote:  # plans are re-read once per serving.registry_refresh_s
-            every = self.fs.config.serving.registry_refresh_s
+            every = serving.registry_refresh_s
             return (time.monotonic_ns() if every <= 0 else int(time.monotonic() // every),)
         sig: list[tuple[int, int] | None] = []
         for p in self._paths:
@@ -96,9 +107,9 @@ class _DefinitionCache:
         return (features, vkey, bool(full_feature_names))
 
     def plan(self, features: Sequence[Any] | None, full_feature_names: bool,
-             view: Any = None) -> _Plan:
+             view: Any, serving: ServingConfig) -> _Plan:
         key = self._key(features, full_feature_names, view)
-        sig = self._current_signature()
+        sig = self._current_signature(serving)
         with self._lock:
             self._signature = sig
             hit = self._plans.get(key)
@@ -107,7 +118,7 @@ class _DefinitionCache:
                 if hit[0] == sig:
                     return hit[1]
         try:
-            plan = _build_plan(self.fs, key[0], full_feature_names, view)
+            plan = _build_plan(self.catalog, key[0], full_feature_names, view)
         except RegistryUnavailableError:
             if hit is None:
                 raise
@@ -115,7 +126,7 @@ class _DefinitionCache:
         with self._lock:
             self._plans[key] = (sig, plan)
             self._plans.move_to_end(key)
-            while len(self._plans) > self._size:
+            while len(self._plans) > serving.plan_cache_size:
                 self._plans.popitem(last=False)
         return plan
 
@@ -123,17 +134,24 @@ class _DefinitionCache:
         return len(self._plans)
 
 
-def _cache(fs: Any) -> _DefinitionCache:
-    return fs.catalog.cache("online_plans", lambda: _DefinitionCache(fs))
+def plan_cache(catalog: Catalog) -> _DefinitionCache:
+    """The serving plan cache of ``catalog`` (made on first use; ``len()`` is its size).
+
+    >>> import tempfile, os
+    >>> from sparkfs.registry import Registry
+    >>> len(plan_cache(Catalog(Registry(os.path.join(tempfile.mkdtemp(), "r.db")))))
+    0
+    """
+    return catalog.cache("online_plans", lambda: _DefinitionCache(catalog))
 
 
-def _build_plan(fs: Any, features: Sequence[Any] | None, full_feature_names: bool,
+def _build_plan(catalog: Catalog, features: Sequence[Any] | None, full_feature_names: bool,
                 view: Any = None) -> _Plan:
     """The request resolved by ``sparkfs.request`` (the resolver training sets use too),
     arranged for online reads."""
     from ..request import resolve
 
-    req = resolve(fs.catalog, features, view=view, full_feature_names=full_feature_names)
+    req = resolve(catalog, features, view=view, full_feature_names=full_feature_names)
     groups = []
     for gr in req.groups:
         g = gr.group
@@ -154,6 +172,25 @@ def _build_plan(fs: Any, features: Sequence[Any] | None, full_feature_names: boo
     return plan
 
 
+def feature_columns(catalog: Catalog, features: Sequence[str], full_feature_names: bool = False,
+                    *, serving: ServingConfig | None = None) -> list[tuple[str, str]]:
+    """The (column, dtype) pairs an online read of ``features`` answers with, in order
+    (what a model logged on those features takes as inputs); reads no values.
+
+    >>> import tempfile, os
+    >>> from sparkfs import Entity, Field, FeatureGroup
+    >>> from sparkfs.registry import Registry
+    >>> catalog = Catalog(Registry(os.path.join(tempfile.mkdtemp(), "registry.db")))
+    >>> _ = catalog.apply([FeatureGroup("weather", [Entity("airport", ["origin"])], "t",
+    ...                                 [Field("temp", "double")])])
+    >>> feature_columns(catalog, ["weather:temp"], full_feature_names=True)
+    [('weather__temp', 'double')]
+    """
+    plan = plan_cache(catalog).plan(features, full_feature_names, None,
+                                    serving if serving is not None else ServingConfig())
+    return [(out, plan.dtypes[out]) for out in plan.outputs]
+
+
 def _compute_on_demand(plan: _Plan, columns: dict, rows: list, request_data: Any) -> None:
     """Run each on-demand transform once over all rows; results go into ``columns``.
     Request columns come from ``request_data``, else from the entity rows."""
@@ -171,22 +208,29 @@ def _compute_on_demand(plan: _Plan, columns: dict, rows: list, request_data: Any
         columns[names[short]] = (values, None, None, od.output_dtypes[short])
 
 
-def get_online_features(fs: Any, features: Sequence[str] | None,
+def get_online_features(catalog: Catalog, online: OnlineStore,
+                        features: Sequence[str] | None,
                         entity_rows: Sequence[Mapping[str, Any]] | None,
                         request_data: Mapping[str, Sequence[Any]] | None = None,
-                        full_feature_names: bool = False,
-                        now: dt.datetime | None = None, view: Any = None) -> OnlineResponse:
+                        full_feature_names: bool = False, *, view: Any = None,
+                        serving: ServingConfig | None = None,
+                        now: dt.datetime | None = None) -> OnlineResponse:
     """Latest values of ``features`` (``"group:feature"`` refs) or of a feature ``view``
-    for each entity row. A view's ``key_map`` names the entity-row column of each join key.
+    for each entity row, read from ``online`` with the definitions of ``catalog``. A
+    view's ``key_map`` names the entity-row column of each join key.
 
-    ``now`` (default: the current time) is the read time that ttl expiry is judged at.
-    Unknown groups or features raise ``NotFoundError``; malformed rows or key values
-    raise ``ValidationError`` naming the row and key.
+    ``serving`` is the ``serving`` config section (``max_batch_size``, the plan cache's
+    ``plan_cache_size`` and ``registry_refresh_s``; ``FeatureStore`` passes its own,
+    None means the documented defaults). ``now`` (default: the current time) is the read
+    time that ttl expiry is judged at. Unknown groups or features raise
+    ``NotFoundError``; malformed rows or key values raise ``ValidationError`` naming the
+    row and key. See the module docstring for an example.
     """
-    plan = _cache(fs).plan(features, full_feature_names, view)
+    serving = serving if serving is not None else ServingConfig()
+    plan = plan_cache(catalog).plan(features, full_feature_names, view, serving)
     if entity_rows is None:
         raise ValidationError("entity_rows is required: a list of dicts like [{'origin': 'JFK'}]")
-    rows = _check_rows(fs, entity_rows, request_data)
+    rows = _check_rows(serving.max_batch_size, entity_rows, request_data)
     keys: dict[str, list] = {}
     row_keys: dict[str, list] = {}
     for k, dtype in plan.join_keys.items():
@@ -212,10 +256,9 @@ def get_online_features(fs: Any, features: Sequence[str] | None,
         return response
     now = now or dt.datetime.now(dt.UTC)
     columns: dict[str, tuple] = {}
-    store = fs.online
     for gp in plan.groups:
         gkeys = list(zip(*(keys[k] for k in gp.group.join_keys)))
-        values, statuses, times = read_group(store, gp.group, gkeys, gp.features, now)
+        values, statuses, times = read_group(online, gp.group, gkeys, gp.features, now)
         for i, out in enumerate(gp.outputs):
             columns[out] = (values[i], statuses[i], times[i], gp.dtypes[i])
     if plan.on_demand:
@@ -226,10 +269,9 @@ def get_online_features(fs: Any, features: Sequence[str] | None,
     return response
 
 
-def _check_rows(fs: Any, entity_rows: Any, request_data: Any) -> list[Mapping[str, Any]]:
+def _check_rows(limit: int, entity_rows: Any, request_data: Any) -> list[Mapping[str, Any]]:
     if isinstance(entity_rows, Mapping) or not isinstance(entity_rows, Sequence):
         raise ValidationError("entity_rows must be a list of dicts like [{'origin': 'JFK'}]")
-    limit = fs.config.serving.max_batch_size
     if len(entity_rows) > limit:
         raise ValidationError(f"{len(entity_rows)} entity rows exceed serving.max_batch_size="
                               f"{limit}; split the request")

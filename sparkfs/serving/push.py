@@ -46,7 +46,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import threading
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -114,6 +114,27 @@ def json_rows(group: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+class PushService(Protocol):
+    """What the push route and its metrics use: a ``FeatureStore`` is one (it owns the
+    asynchronous Delta writer behind ``push``, flushed by ``flush_pushes``).
+
+    >>> from sparkfs import FeatureStore
+    >>> isinstance(FeatureStore, type) and all(hasattr(FeatureStore, m) for m in
+    ...     ("get_feature_group", "push", "push_stats", "flush_pushes", "list_streams"))
+    True
+    """
+
+    def get_feature_group(self, name: Any, version: int | None = None) -> Any: ...
+
+    def push(self, group: Any, rows: Any, to: str = ..., version: int | None = None) -> int: ...
+
+    def push_stats(self) -> dict: ...
+
+    def flush_pushes(self, close: bool = False, timeout: float = ...) -> None: ...
+
+    def list_streams(self) -> list: ...
+
+
 class PushCounters:
     """Rows pushed over HTTP by this process, per (group, target); refused requests."""
 
@@ -131,9 +152,10 @@ class PushCounters:
             self.refused[group] = self.refused.get(group, 0) + 1
 
 
-def register(app: FastAPI, fs: Any) -> None:
+def register(app: FastAPI, fs: PushService) -> None:
     """Add ``POST /push/{group}`` to ``app`` and the stream and push metrics to its
-    ``/metrics`` registry (``app.state.metrics_registry``, when the service has one)."""
+    ``/metrics`` registry (``app.state.metrics_registry``, when the service has one),
+    pushing through ``fs`` (the service's ``FeatureStore``; see ``PushService``)."""
     counters = PushCounters()
 
     @app.post("/push/{group}", response_model=PushResponse, responses=ERROR_RESPONSES,
@@ -173,7 +195,7 @@ def register(app: FastAPI, fs: Any) -> None:
 class StreamCollector:
     """Prometheus collector: the streams of ``fs`` (their status files) and push counters."""
 
-    def __init__(self, fs: Any, counters: PushCounters | None = None) -> None:
+    def __init__(self, fs: PushService, counters: PushCounters | None = None) -> None:
         self.fs = fs
         self.counters = counters
 

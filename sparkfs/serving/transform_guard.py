@@ -273,13 +273,14 @@ class TransformGuard:
         return _Collector()
 
 
-def install(app: Any, fs: Any) -> TransformGuard:
-    """Make the guard of the service serving ``fs`` (``app.state.transform_guard``), add its
-    metrics to ``app.state.metrics_registry`` when there is one, and log the mismatches
-    found at start-up."""
-    s = fs.config.serving
-    guard = TransformGuard(fs.catalog, fs.models, fs.inference.deployments,
-                           s.transform_guard, s.registry_refresh_s)
+def install(app: Any, catalog: Any, models: Any, deployments: Any,
+            serving: Any) -> TransformGuard:
+    """Make the service's guard (``app.state.transform_guard``) over ``catalog``, ``models``
+    and ``deployments`` with the ``serving`` config section's ``transform_guard`` and
+    ``registry_refresh_s``; add its metrics to ``app.state.metrics_registry`` when there is
+    one, and log the mismatches found at start-up."""
+    guard = TransformGuard(catalog, models, deployments, serving.transform_guard,
+                           serving.registry_refresh_s)
     app.state.transform_guard = guard
     if guard.mode == "off":
         return guard

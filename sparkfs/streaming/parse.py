@@ -119,9 +119,12 @@ def avro_schema(group: FeatureGroup) -> str:
 
 
 def parse_avro(payload: Column, group: FeatureGroup, schema: str | None = None,
-               origin: Column | None = None) -> list[Column]:
-    """Like ``parse_json`` for Avro binary payloads (plain Avro, no schema-registry header)
-    decoded with Spark's ``from_avro`` and ``schema`` (default ``avro_schema(group)``).
+               origin: Column | None = None, confluent: bool = False) -> list[Column]:
+    """Like ``parse_json`` for Avro binary payloads decoded with Spark's ``from_avro`` and
+    ``schema`` (default ``avro_schema(group)``): plain Avro, or with ``confluent`` the
+    Confluent wire format (magic byte 0, a 4-byte schema id, then the Avro record) that
+    Schema-Registry serializers write; the header is checked and stripped, the record is
+    decoded with ``schema`` (the id is not looked up: pass the schema it names).
     A payload that does not decode (or decodes to nothing but nulls) is refused whole; a
     null join key or event time is a missing field; a field whose Avro value does not cast
     to the group's type has the wrong type. ``_sparkfs_raw`` holds the payload in base64.
@@ -143,10 +146,15 @@ def parse_avro(payload: Column, group: FeatureGroup, schema: str | None = None,
         raise ConfigError(f"the Avro schema for feature group {group.name!r} lacks field(s) "
                           f"{lacking}; every payload must carry the join keys, the event time "
                           "and the input fields")
+    framed = F.lit(True)
+    body = payload
+    if confluent:  # magic byte 0x00 + 4-byte schema id, then the record
+        framed = (F.length(payload) > 5) & (F.hex(F.substring(payload, 1, 1)) == F.lit("00"))
+        body = F.when(framed, F.substring(payload, 6, 2_147_483_647))
     try:
         from pyspark.sql.avro.functions import from_avro
 
-        decoded = from_avro(payload, schema, {"mode": "PERMISSIVE"})
+        decoded = from_avro(body, schema, {"mode": "PERMISSIVE"})
     except Exception as exc:  # the JVM side is missing: py4j/TypeError, not ours to name
         raise ConfigError("Spark's Avro functions (spark-avro) are not on this session's "
                           "classpath: start Spark with spark.jars = sparkfs.jvm.jars('spark-kafka') "
@@ -169,7 +177,9 @@ def parse_avro(payload: Column, group: FeatureGroup, schema: str | None = None,
     all_null = F.lit(True)
     for f in target.fields:
         all_null = all_null & decoded[f.name].isNull()
-    reason = F.when(undecoded | all_null, F.lit("not a valid Avro record for the schema")).otherwise(
+    reason = F.when(~framed, F.lit("no Confluent wire-format header (magic byte 0 and a "
+                                   "schema id)")).when(
+        undecoded | all_null, F.lit("not a valid Avro record for the schema")).otherwise(
         F.nullif(F.concat_ws("; ",
                              F.when(missing_s != "", F.concat(F.lit("missing field(s): "), missing_s)),
                              F.when(wrong_s != "", F.concat(F.lit("wrong type for field(s): "), wrong_s))),

@@ -56,16 +56,20 @@ def kafka_source(spark: SparkSession, group: FeatureGroup, bootstrap_servers: st
                  avro_schema: str | None = None) -> DataFrame:
     """A streaming frame of the values of ``topic`` parsed for ``group``: JSON objects
     (``value_format="json"``) or Avro records (``"avro"``: plain Avro binary decoded with
-    ``avro_schema``, JSON text, default ``sparkfs.streaming.parse.avro_schema(group)``).
+    ``avro_schema``, JSON text, default ``sparkfs.streaming.parse.avro_schema(group)``;
+    ``"avro-confluent"``: the same records in the Confluent wire format Schema-Registry
+    serializers write, a magic byte and a 4-byte schema id first — a message without that
+    header is quarantined with its payload).
 
     ``options`` are passed to Spark's Kafka source (e.g. ``maxOffsetsPerTrigger``)."""
     from pyspark.sql import functions as F
 
-    if value_format not in ("json", "avro"):
+    if value_format not in ("json", "avro", "avro-confluent"):
         raise ConfigError(f"kafka_source value_format {value_format!r} is not supported; use "
-                          "'json' or 'avro'")
-    if avro_schema is not None and value_format != "avro":
-        raise ConfigError("kafka_source: avro_schema is given but value_format is not 'avro'")
+                          "'json', 'avro' or 'avro-confluent'")
+    if avro_schema is not None and not value_format.startswith("avro"):
+        raise ConfigError("kafka_source: avro_schema is given but value_format is not 'avro' "
+                          "or 'avro-confluent'")
 
     if not isinstance(starting_offsets, str):
         starting_offsets = json.dumps(starting_offsets)
@@ -87,8 +91,9 @@ def kafka_source(spark: SparkSession, group: FeatureGroup, bootstrap_servers: st
         raise
     origin = F.concat_ws("/", F.col("topic"), F.col("partition").cast("string"),
                          F.col("offset").cast("string"))
-    if value_format == "avro":
-        df = raw.select(*parse.parse_avro(F.col("value"), group, avro_schema, origin))
+    if value_format.startswith("avro"):
+        df = raw.select(*parse.parse_avro(F.col("value"), group, avro_schema, origin,
+                                          confluent=value_format == "avro-confluent"))
     else:
         df = raw.select(*parse.parse_json(F.col("value").cast("string"), group, origin))
     return _label(df, f"kafka:{topic}")

@@ -221,9 +221,10 @@ class OnlineConformance:
         now = dt.datetime.now(UTC)
         fs.online.write_batch(g, rows(g, [{"origin": "JFK", "time_hour": now - dt.timedelta(hours=47),
                                            "temp": 1.0}]))
-        fresh = get_online_features(fs, ["weather:temp"], [{"origin": "JFK"}], now=now)
-        later = get_online_features(fs, ["weather:temp"], [{"origin": "JFK"}],
-                                    now=now + dt.timedelta(hours=2))
+        fresh = get_online_features(fs.catalog, fs.online, ["weather:temp"],
+                                    [{"origin": "JFK"}], now=now)
+        later = get_online_features(fs.catalog, fs.online, ["weather:temp"],
+                                    [{"origin": "JFK"}], now=now + dt.timedelta(hours=2))
         assert fresh.to_dict(include_status=True)["temp__status"] == ["present"]
         assert later.to_dict(include_status=True) == {
             "origin": ["JFK"], "temp": [None], "temp__status": ["expired"]}

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from ..errors import SparkfsError
+from ..errors import HBaseServerError
 from .spark_cluster import _kill_group, _tail, free_port
 
 HOST = "127.0.0.1"
@@ -76,10 +76,6 @@ log4j.logger.org.apache.zookeeper=ERROR
 log4j.logger.org.apache.hadoop.metrics2=ERROR
 log4j.logger.org.apache.hadoop.util.NativeCodeLoader=ERROR
 """
-
-
-class HBaseServerError(SparkfsError):
-    """The real HBase server could not start (the message carries the end of its log)."""
 
 
 def java_executable() -> str | None:

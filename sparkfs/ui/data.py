@@ -235,7 +235,7 @@ def search_all(fs: "FeatureStore", text: str) -> list[dict]:
     training sets and deployments whose name, description, owner or tags hold every word."""
     from ..discovery import _match, _texts, search
 
-    hits = [h.to_dict() for h in search(fs, text)]
+    hits = [h.to_dict() for h in search(fs.catalog, text)]
     words = text.lower().split()
     extra = []
     for v in fs.list_feature_views():
