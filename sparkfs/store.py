@@ -218,10 +218,21 @@ class FeatureStore:
         ``streaming_df`` like ``fs.ingest`` (one Delta commit, exactly once across
         restarts from ``checkpoint``) and, with ``materialize``, keeps online values fresh.
         Returns the ``StreamingQuery``. See ``sparkfs.streaming``."""
+        from .online.materialize import materialize as materialize_group
         from .streaming import ingest_stream
 
-        return ingest_stream(self, self.get_feature_group(group, version), streaming_df,
-                             checkpoint, trigger=trigger, materialize=materialize, **options)
+        engine = options.pop("materialize_engine", "local")
+
+        def online(g: FeatureGroup):
+            return materialize_group(self.offline, self.online, g, engine=engine,
+                                     spark=lambda: self.spark, config=self.config)
+
+        return ingest_stream(self.catalog, self.offline, self.get_feature_group(group, version),
+                             streaming_df, checkpoint, trigger=trigger,
+                             ingest=lambda g, df, run_id: self.ingest(g, df, run_id=run_id,
+                                                                      materialize=False),
+                             materialize=online if materialize else None,
+                             status_root=self.config.data_dir, **options)
 
     def stream_source(self, group: str | FeatureGroup, kind: str, version: int | None = None,
                       **options: Any):
@@ -324,7 +335,8 @@ class FeatureStore:
         from .offline.history import History
 
         g = self.get_feature_group(group, group_version)
-        return History(self, g, version=version, as_of=as_of)
+        return History(self.offline, g, version=version, as_of=as_of,
+                       spark=lambda: self.spark, engine=self.config.offline.engine)
 
     # -- online ---------------------------------------------------------------------------
     @progress.tracked("materialize")
@@ -351,7 +363,8 @@ class FeatureStore:
 
         groups = ([self.get_feature_group(group, version)] if group is not None
                   else [g for g in self.list_feature_groups(latest_only=True) if g.online])
-        return [materialize(self, g, engine=engine) for g in groups]
+        return [materialize(self.offline, self.online, g, engine=engine,
+                            spark=lambda: self.spark, config=self.config) for g in groups]
 
     @progress.tracked("rebuild-online")
     def rebuild_online(self, group: str | FeatureGroup | None = None,
@@ -376,7 +389,8 @@ class FeatureStore:
 
         groups = ([self.get_feature_group(group)] if group is not None
                   else [g for g in self.list_feature_groups(latest_only=True) if g.online])
-        return [rebuild(self, g, engine=engine) for g in groups]
+        return [rebuild(self.offline, self.online, g, engine=engine,
+                        spark=lambda: self.spark, config=self.config) for g in groups]
 
     def get_online_features(self, features: Sequence[str] | None = None,
                             entity_rows: Sequence[Mapping[str, Any]] | None = None,
@@ -404,7 +418,8 @@ class FeatureStore:
         of feature references or of ``view=`` (name, ``"name@2"`` or ``FeatureView``)."""
         from .training import get_historical_features
 
-        return get_historical_features(self, spine, features, timestamp_col, engine=engine,
+        return get_historical_features(self.catalog, self.offline, lambda: self.spark, spine,
+                                       features, timestamp_col, engine=engine,
                                        as_known_at=as_known_at, key_map=key_map, view=view,
                                        **options)
 
@@ -414,17 +429,18 @@ class FeatureStore:
                             **options: Any):
         """Build a training set, store its data and manifest under ``name`` (of feature
         references or of ``view=``; the manifest records the view's name and version)."""
-        from .training.sets import create_training_set
+        from .training.sets import create_training_set, training_sets_root
 
-        return create_training_set(self, name, spine, features, timestamp_col, view=view,
-                                   **options)
+        return create_training_set(self.catalog, self.offline, name, spine, features,
+                                   timestamp_col, view=view, spark=lambda: self.spark,
+                                   root=training_sets_root(self.config.data_dir), **options)
 
     def get_training_set(self, name: str, version: int | None = None):
         """A stored training set: its latest version, or ``version`` (see
         ``sparkfs.training.sets``)."""
         from .training.sets import get_training_set
 
-        return get_training_set(self, name, version)
+        return get_training_set(self.catalog, name, version, spark=lambda: self.spark)
 
     @progress.tracked("training-set recreate")
     def recreate_training_set(self, name: str, version: int | None = None):
@@ -432,7 +448,8 @@ class FeatureStore:
         manifest; refuses when its inputs changed (see ``sparkfs.training.sets``)."""
         from .training.sets import recreate_training_set
 
-        return recreate_training_set(self, name, version)
+        return recreate_training_set(self.catalog, self.offline, name, version,
+                                     spark=lambda: self.spark)
 
     # -- models and inference ---------------------------------------------------------------
     def log_model(self, model: Any, name: str, training_set: Any = None, **options: Any):
@@ -523,7 +540,7 @@ class FeatureStore:
     def validation_report(self, group: str | FeatureGroup, group_version: int | None = None):
         from .validation import latest_report
 
-        return latest_report(self, self.get_feature_group(group, group_version))
+        return latest_report(self.catalog, self.get_feature_group(group, group_version))
 
     def search(self, text: str):
         """Groups and features whose name, description, tags or owner match ``text``."""

@@ -40,7 +40,7 @@ def store(spark, tmp_path_factory):
             ("LGA", hours(9), 28.0, 20.0), ("EWR", hours(3), 40.0, None)]
     fs.ingest("weather", pd.DataFrame(rows, columns=["origin", "time_hour", "temp", "wind"]),
               run_id="w1")
-    materialize(fs, fs.get_feature_group("weather"), engine="local")
+    materialize(fs.offline, fs.online, fs.get_feature_group("weather"), engine="local")
     spine = pd.DataFrame({"origin": ["JFK", "JFK", "LGA", "JFK", "LGA"],
                           "sched_dep_ts": [hours(9), hours(5), hours(8), hours(1), hours(1)],
                           "delay": [3.0, 8.0, 15.0, 9.0, 16.0]})

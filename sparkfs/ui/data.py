@@ -183,7 +183,7 @@ def group_page(fs: "FeatureStore", name: str, version: int | None) -> dict:
         "group": group, "spec": group.to_spec(), "versions": versions, "diffs": diffs,
         "delta": delta_commits(fs, group, stats_rows), "watermark": watermark(fs, group),
         "stats": statistics_of(fs, group), "stats_versions": stats_versions,
-        "reports": list(reversed(reports(fs, group))),
+        "reports": list(reversed(reports(fs.catalog, group))),
     }
 
 
@@ -192,13 +192,13 @@ def training_sets(fs: "FeatureStore") -> list[dict]:
     """Registry entries of stored training sets (newest version of each name first)."""
     from ..training.sets import list_training_sets
 
-    return sorted(list_training_sets(fs), key=lambda s: (s.get("name", ""), -s.get("version", 0)))
+    return sorted(list_training_sets(fs.catalog), key=lambda s: (s.get("name", ""), -s.get("version", 0)))
 
 
 def training_set(fs: "FeatureStore", name: str, version: int | None) -> dict:
     from ..training.sets import _spec
 
-    return _spec(fs, name, version)
+    return _spec(fs.catalog, name, version)
 
 
 def deployments(fs: "FeatureStore") -> list[dict]:
