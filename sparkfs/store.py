@@ -639,8 +639,10 @@ class FeatureStore:
         """  # noqa: E501 (doctest output)
         from .monitoring.skew import reports_path, save_report, skew_report
 
-        report = skew_report(self, deployment, start=start, end=end, engine=engine,
-                             threshold=threshold)
+        report = skew_report(self.catalog, self.offline, lambda: self.spark, self.inference,
+                             deployment, start=start, end=end, engine=engine,
+                             threshold=threshold,
+                             storage_options=dict(self.config.offline.storage_options))
         if save:
             save_report(report, reports_path(self.config.offline_root),
                         dict(self.config.offline.storage_options))
@@ -692,7 +694,10 @@ class FeatureStore:
         """  # noqa: E501 (doctest output)
         from .monitoring.served import served_drift
 
-        return served_drift(self, deployment, start=start, end=end, **options)
+        return served_drift(self.catalog, self.inference, deployment, start=start, end=end,
+                            monitoring=self.config.monitoring,
+                            storage_options=dict(self.config.offline.storage_options),
+                            **options)
 
 
 def _request_id(node: Any) -> str | None:

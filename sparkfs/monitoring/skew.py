@@ -1,6 +1,9 @@
 """Training/serving skew: "is what we served what training would have seen?"
 
-``skew_report(fs, deployment, start=None, end=None, engine="duckdb")``:
+``skew_report(catalog, offline, spark, inference, deployment, start=None, end=None,
+engine="duckdb", storage_options=...)`` (collaborators: the ``Catalog``, the
+``OfflineStore``, a ``SparkProvider`` called only by the Spark engine, the
+``sparkfs.inference.Inference`` holding the deployments and evaluation log):
 
 1. Reads the deployment's online requests in ``[start, end)`` from its evaluation log
    (Arrow, no pandas on the value path: a null and a NaN stay distinct).
@@ -53,7 +56,8 @@ import pyarrow.compute as pc
 from ..errors import NotFoundError, SparkfsError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..catalog import Catalog, SparkProvider
+    from ..offline.tables import OfflineStore
 
 __all__ = ["CAUSES", "SkewReport", "list_reports", "read_report", "reports_path",
            "save_report", "skew_report"]
@@ -239,16 +243,19 @@ def _compare(served: pa.ChunkedArray, offline: pa.ChunkedArray):
     return state, (diff if numeric else None)
 
 
-def _newest_known(fs: "FeatureStore", group: Any, key_columns: dict, spine: Any,
+def _newest_known(offline: "OfflineStore", group: Any, key_columns: dict, spine: Any,
                   rows: list[int]) -> dict[int, Any]:
     """For spine ``rows``: the newest event time of the key in ``group``'s history among
-    rows with event time and commit time <= the served time (what offline knew)."""
+    rows with event time and commit time <= the served time (what offline knew).
+    ``offline``: the ``OfflineStore`` (an object holding it as ``.offline`` is accepted
+    too, as ``lineage.explain`` passed before issue 13)."""
     import duckdb
 
     from ..offline.tables import COMMIT_TIME
     from ..sql import quote_ident
 
-    hist = fs.offline.read_arrow(group)
+    offline = getattr(offline, "offline", offline)
+    hist = offline.read_arrow(group)
     keys = list(key_columns)
     sub = spine.iloc[rows][[key_columns[k] for k in keys] + [_AT, _ROW]]
     con = duckdb.connect()
@@ -273,19 +280,25 @@ def _as_utc(t: Any) -> dt.datetime | None:
     return t
 
 
-def skew_report(fs: "FeatureStore", deployment: str, start: Any = None, end: Any = None,
-                engine: str = "duckdb", threshold: float = 0.0,
-                sample: int = SAMPLE) -> SkewReport:
+def skew_report(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvider",
+                inference: Any, deployment: str, start: Any = None, end: Any = None,
+                engine: str = "duckdb", threshold: float = 0.0, sample: int = SAMPLE, *,
+                storage_options: dict | None = None) -> SkewReport:
     """Compare what ``deployment`` served in ``[start, end)`` with what offline
-    recomputation gives (see the module docstring)."""
+    recomputation gives (see the module docstring). ``inference``: the
+    ``sparkfs.inference.Inference`` (deployments, evaluation log); ``storage_options``:
+    ``config.offline.storage_options``."""
+    from ..training import get_historical_features
+    from ..training.sets import get_training_set
+
     if engine not in ("duckdb", "spark"):
         raise SparkfsError(f"skew report engine {engine!r} is unknown; use 'duckdb' or 'spark'")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
             or not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
         raise SparkfsError(f"skew threshold must be a rate within [0, 1], got {threshold!r}")
-    d = fs.inference.deployments.get(deployment)
-    fs.inference.flush()
-    log = read_requests(d.log_path, start, end, dict(fs.config.offline.storage_options))
+    d = inference.deployments.get(deployment)
+    inference.flush()
+    log = read_requests(d.log_path, start, end, dict(storage_options or {}))
     start_s, end_s = _iso(start), _iso(end)
     window = f"from {start_s or 'the start'} until {end_s or 'now'}"
     if log.num_rows == 0:
@@ -300,23 +313,25 @@ def skew_report(fs: "FeatureStore", deployment: str, start: Any = None, end: Any
             f"after revision {d.revision} was deployed ({d.created_at})")
     b = d.binding
     tname, _, tver = d.training_set.partition("@")
-    manifest = fs.get_training_set(tname, int(tver) if tver else None).manifest
+    manifest = get_training_set(catalog, tname, int(tver) if tver else None).manifest
     spine, entities = _spine(log)
-    ts = fs.get_historical_features(spine, list(b.features), _AT, engine=engine,
-                                    as_known_at=True, key_map=dict(b.key_map) or None,
-                                    full_feature_names=b.full_feature_names)
-    offline = ts.to_arrow()
-    offline = offline.sort_by(_ROW) if _ROW in offline.column_names else offline
-    if offline.num_rows != log.num_rows:
+    ts = get_historical_features(catalog, offline, spark, spine, list(b.features), _AT,
+                                 engine=engine, as_known_at=True,
+                                 key_map=dict(b.key_map) or None,
+                                 full_feature_names=b.full_feature_names)
+    recomputed = ts.to_arrow()
+    if _ROW in recomputed.column_names:
+        recomputed = recomputed.sort_by(_ROW)
+    if recomputed.num_rows != log.num_rows:
         raise SparkfsError(f"skew of {deployment!r}: the offline recompute returned "
-                           f"{offline.num_rows} rows for {log.num_rows} requests")
+                           f"{recomputed.num_rows} rows for {log.num_rows} requests")
 
     # which group (or on-demand transform) makes each column, and changed transforms
     source: dict[str, tuple[str, dict]] = {}
     for gr in manifest.get("groups", []):
         for c in gr.get("columns", []):
             source[c] = ("group", gr)
-    od_specs = {s["name"]: s for s in fs.registry.list("on_demand")}
+    od_specs = {s["name"]: s for s in catalog.registry.list("on_demand")}
     registered = {name: s.get("fingerprint") for name, s in od_specs.items()}
     changed: dict[str, str] = {}
     for name, fp in (manifest.get("on_demand") or {}).items():
@@ -325,7 +340,7 @@ def skew_report(fs: "FeatureStore", deployment: str, start: Any = None, end: Any
             changed[name] = (f"on-demand transform {name!r}: fingerprint {fp} in training set "
                              f"{d.training_set}, {now} registered (served)")
     for gr in manifest.get("groups", []):
-        current = fs.get_feature_group(gr["name"], gr["version"])
+        current = catalog.get_group(gr["name"], gr["version"])
         now_t = {t.name: getattr(t, "fingerprint", "") for t in current.transforms}
         if now_t != gr.get("transforms", {}):
             changed[gr["label"]] = (f"transforms of group {gr['label']}: {gr.get('transforms')} "
@@ -345,7 +360,7 @@ def skew_report(fs: "FeatureStore", deployment: str, start: Any = None, end: Any
     order = sorted(b.columns, key=lambda c: source.get(c[0], ("on_demand",))[0] != "group")
     by_column: dict[str, dict] = {}
     for col, dtype in order:
-        state, diff = _compare(log.column(col), offline.column(col))
+        state, diff = _compare(log.column(col), recomputed.column(col))
         causes = dict.fromkeys(CAUSES, 0)
         cause_of: dict[int, str] = {}
         skewed = np.flatnonzero(state).tolist()
@@ -356,7 +371,7 @@ def skew_report(fs: "FeatureStore", deployment: str, start: Any = None, end: Any
             cause_of = dict.fromkeys(skewed[:sample], "transform_changed")
         else:
             if kind == "group" and skewed:
-                cause_of = _explain(fs, info, log, col, spine, skewed, state)
+                cause_of = _explain(catalog, offline, info, log, col, spine, skewed, state)
                 known = group_causes.setdefault(info["name"], {})
                 for i, c in cause_of.items():
                     if c != "unexplained":
@@ -382,8 +397,8 @@ def skew_report(fs: "FeatureStore", deployment: str, start: Any = None, end: Any
             "mean_abs_diff": float(mism.mean()) if mism is not None and len(mism) else None,
             "max_abs_diff": float(mism.max()) if mism is not None and len(mism) else None,
             "causes": {k: v for k, v in causes.items() if v},
-            "sample": [_sample(log, offline, col, entities, i, cause_of.get(i, "unexplained"))
-                       for i in skewed[:sample]],
+            "sample": [_sample(log, recomputed, col, entities, i,
+                               cause_of.get(i, "unexplained")) for i in skewed[:sample]],
         }
     report.features = [by_column[col] for col, _ in b.columns]
     return report
@@ -421,10 +436,10 @@ def _on_demand_columns(manifest: dict, binding: Any) -> dict[str, str]:
     return out
 
 
-def _explain(fs: "FeatureStore", info: dict, log: pa.Table, col: str, spine: Any,
-             skewed: list[int], state: Any) -> dict[int, str]:
-    group = fs.get_feature_group(info["name"], info["version"])
-    newest = _newest_known(fs, group, info["key_columns"], spine, skewed)
+def _explain(catalog: "Catalog", offline: "OfflineStore", info: dict, log: pa.Table, col: str,
+             spine: Any, skewed: list[int], state: Any) -> dict[int, str]:
+    group = catalog.get_group(info["name"], info["version"])
+    newest = _newest_known(offline, group, info["key_columns"], spine, skewed)
     served_et = log.column(f"{col}__event_time").to_pylist()
     status = log.column(f"{col}__status").to_pylist()
     served_at = log.column("time").to_pylist()
