@@ -65,7 +65,8 @@ def run(fs, ctx: dict) -> None:
                                   - dt.timedelta(minutes=5))
     w["temp"] = w["temp"] + 4.0
     w["visib"] = w["visib"] / 2
-    fs.ingest("weather", w, run_id="weather-late-jfk", materialize=False)
+    fs.ingest("weather", w, run_id=f"weather-late-jfk-{w['time_hour'].iloc[0]:%Y%m%d%H%M}",
+              materialize=False)  # a run id per minute: an ingest run is written once
     start = _serve_live(fs)
     print(f"\nnew {LAG_AIRPORT} weather ingested, materialization skipped; served again:")
     print(f"$ sparkfs skew flight_delay --since {start.isoformat(timespec='seconds')} --save")
