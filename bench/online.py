@@ -126,18 +126,19 @@ def main() -> int:
     result: dict = {"benchmark": "online", "keys": args.keys, "history_rows": args.rows,
                     "features": N_FEATURES, "machine_cpus": os.cpu_count()}
     t = time.perf_counter()
-    m = materialize(fs, groups["one"], engine="local", batch_rows=50_000)
+    m = materialize(fs.offline, fs.online, groups["one"], engine="local", batch_rows=50_000)
     secs = time.perf_counter() - t
     result["sparkfs_materialize_sqlite_local"] = {
         "rows_read": m.rows_read, "keys_written": m.keys_written, "seconds": round(secs, 2),
         "rows_per_s": round(m.rows_read / secs)}
     for name in SPLIT:
-        materialize(fs, groups[name], engine="local")
+        materialize(fs.offline, fs.online, groups[name], engine="local")
     if args.spark:
         fs.online.drop(groups["one"])
         _ = fs.spark  # start the JVM outside the timing
         t = time.perf_counter()
-        m = materialize(fs, groups["one"], engine="spark")
+        m = materialize(fs.offline, fs.online, groups["one"], engine="spark",
+                        spark=lambda: fs.spark, config=fs.config)
         secs = time.perf_counter() - t
         result["sparkfs_materialize_sqlite_spark"] = {
             "rows_read": m.rows_read, "seconds": round(secs, 2), "rows_per_s": round(m.rows_read / secs)}
@@ -193,7 +194,8 @@ def bench_hbase(label: str, work: str, groups, refs, args, online: dict) -> dict
         t = time.perf_counter()
         rows_read = 0
         for g in groups.values():
-            rows_read += materialize(hfs, g, engine="local", batch_rows=50_000).rows_read
+            rows_read += materialize(hfs.offline, hfs.online, g, engine="local",
+                                     batch_rows=50_000).rows_read
         secs = time.perf_counter() - t
         out: dict = {f"sparkfs_materialize_{label}_local": {
             "rows_read": rows_read, "seconds": round(secs, 2),

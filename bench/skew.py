@@ -17,11 +17,12 @@ recompute's PIT join alone on an equivalent spine, fully materialized to Arrow).
 Reported: seconds and the ratio report/floor (goal: within 1.5x).
 
     .venv/bin/python bench/skew.py [--requests 5000] [--features 20] [--keys 500]
-    .venv/bin/python bench/skew.py --requests 1000000 --repeat 2   # the issue's size
+    .venv/bin/python bench/skew.py --full [--repeat 2]   # the issue's size: 1M x 20
 
 Prints one JSON document (progress on stderr). The defaults keep a run under two minutes
-on 2 busy cores, where setup (Spark start, ingest, materialize, MLflow) takes most of it;
-the issue's 1M-request size has not been run here yet.
+on 2 busy cores, where setup (Spark start, ingest, materialize, MLflow) takes most of it.
+The log is written with Arrow ``take`` over the per-key online answers, so ``--full``
+needs no per-request Python objects.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def _setup(data_dir: str, n_features: int, n_keys: int, history: int):
 
 
 def _log(fs, keys: list[str], n_requests: int) -> dt.datetime:
-    """Write ``n_requests`` online log rows (what ``fs.predict`` logs) in one commit."""
+    """Write ``n_requests`` online log rows (what ``fs.predict`` logs) in one commit: the
+    online answer per key, read once, taken (Arrow ``take``) for the requested keys."""
     import numpy as np
     import pyarrow as pa
 
@@ -87,28 +89,32 @@ def _log(fs, keys: list[str], n_requests: int) -> dt.datetime:
     d = fs.get_deployment("d")
     resp = fs.get_online_features(list(d.binding.features), [{"k": k} for k in keys])
     values, statuses, times = resp.to_dict(), resp.statuses, resp.event_times
-    rng = np.random.default_rng(2)
-    pick = rng.integers(0, len(keys), n_requests)
+    pick = pa.array(np.random.default_rng(2).integers(0, len(keys), n_requests))
     served = dt.datetime.now(dt.UTC)
     schema = log_schema(d.binding)
-    cols: dict[str, object] = {
-        "request_id": [f"r{i:08d}" for i in range(n_requests)], "row": [0] * n_requests,
-        "time": [served] * n_requests, "deployment": ["d"] * n_requests,
-        "deployment_revision": [d.revision] * n_requests,
-        "scoring_path": ["online"] * n_requests, "model_name": [d.model_name] * n_requests,
-        "model_version": [d.model_version] * n_requests, "view": [d.view] * n_requests,
-        "training_set": [d.training_set] * n_requests,
-        "entity": [json.dumps({"k": keys[i]}) for i in pick], "request_data": None,
-        "prediction": [0.0] * n_requests, "prediction_json": ["0.0"] * n_requests,
-        "latency_ms": [1.0] * n_requests, "error": None, "data_versions": None}
+    per_key: dict[str, list] = {"entity": [json.dumps({"k": k}) for k in keys]}
     for col in d.binding.column_names:
-        cols[col] = [values[col][i] for i in pick]
-        cols[f"{col}__status"] = [statuses[col][i] for i in pick]
-        cols[f"{col}__event_time"] = [times[col][i] for i in pick]
-    arrays = {f.name: (pa.nulls(n_requests, f.type) if cols[f.name] is None
-                       else pa.array(cols[f.name], f.type)) for f in schema}
+        per_key[col] = values[col]
+        per_key[f"{col}__status"] = statuses[col]
+        per_key[f"{col}__event_time"] = times[col]
+    constant: dict[str, object] = {
+        "row": 0, "time": served, "deployment": "d", "deployment_revision": d.revision,
+        "scoring_path": "online", "model_name": d.model_name, "model_version": d.model_version,
+        "view": d.view, "training_set": d.training_set, "request_data": None,
+        "prediction": 0.0, "prediction_json": "0.0", "latency_ms": 1.0, "error": None,
+        "data_versions": None}
+    arrays = []
+    for f in schema:
+        if f.name == "request_id":
+            arrays.append(pa.array([f"r{i:08d}" for i in range(n_requests)], f.type))
+        elif f.name in per_key:
+            arrays.append(pa.array(per_key[f.name], f.type).take(pick))
+        elif constant[f.name] is None:
+            arrays.append(pa.nulls(n_requests, f.type))
+        else:
+            arrays.append(pa.repeat(pa.scalar(constant[f.name], f.type), n_requests))
     create_log_table(d.log_path, d.binding)
-    append(d.log_path, pa.Table.from_pydict(arrays, schema=schema))
+    append(d.log_path, pa.Table.from_arrays(arrays, schema=schema))
     return served
 
 
@@ -142,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--history", type=int, default=10)
     p.add_argument("--engines", default="duckdb,spark")
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--full", action="store_true",
+                   help="the issue's size: 1,000,000 logged requests x 20 features")
     args = p.parse_args(argv)
+    if args.full:
+        args.requests, args.features = 1_000_000, 20
     engines = [e for e in args.engines.split(",") if e]
     with tempfile.TemporaryDirectory(prefix="sparkfs-bench-skew-") as tmp:
         t0 = time.perf_counter()
@@ -167,9 +177,10 @@ def main(argv: list[str] | None = None) -> int:
             t_report = _best(lambda engine=engine: fs.skew_report("d", engine=engine),
                              args.repeat)
             t_floor = _best(floor, args.repeat)
-            print(f"{engine} done {time.perf_counter() - t0:.1f}s", file=sys.stderr)
             out[engine] = {"skew_report_s": t_report, "pit_join_floor_s": t_floor,
                            "ratio_report_over_floor": round(t_report / t_floor, 2)}
+            print(f"{engine} done {time.perf_counter() - t0:.1f}s: {json.dumps(out[engine])}",
+                  file=sys.stderr)
         fs.close()
     print(json.dumps({"benchmark": "skew", "requests": args.requests,
                       "features": args.features, "keys": args.keys,

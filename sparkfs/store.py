@@ -225,10 +225,21 @@ class FeatureStore:
         ``streaming_df`` like ``fs.ingest`` (one Delta commit, exactly once across
         restarts from ``checkpoint``) and, with ``materialize``, keeps online values fresh.
         Returns the ``StreamingQuery``. See ``sparkfs.streaming``."""
+        from .online.materialize import materialize as materialize_group
         from .streaming import ingest_stream
 
-        return ingest_stream(self, self.get_feature_group(group, version), streaming_df,
-                             checkpoint, trigger=trigger, materialize=materialize, **options)
+        engine = options.pop("materialize_engine", "local")
+
+        def online(g: FeatureGroup):
+            return materialize_group(self.offline, self.online, g, engine=engine,
+                                     spark=lambda: self.spark, config=self.config)
+
+        return ingest_stream(self.catalog, self.offline, self.get_feature_group(group, version),
+                             streaming_df, checkpoint, trigger=trigger,
+                             ingest=lambda g, df, run_id: self.ingest(g, df, run_id=run_id,
+                                                                      materialize=False),
+                             materialize=online if materialize else None,
+                             status_root=self.config.data_dir, **options)
 
     def stream_source(self, group: str | FeatureGroup, kind: str, version: int | None = None,
                       **options: Any):
@@ -331,7 +342,8 @@ class FeatureStore:
         from .offline.history import History
 
         g = self.get_feature_group(group, group_version)
-        return History(self, g, version=version, as_of=as_of)
+        return History(self.offline, g, version=version, as_of=as_of,
+                       spark=lambda: self.spark, engine=self.config.offline.engine)
 
     # -- online ---------------------------------------------------------------------------
     @progress.tracked("materialize")
@@ -358,7 +370,8 @@ class FeatureStore:
 
         groups = ([self.get_feature_group(group, version)] if group is not None
                   else [g for g in self.list_feature_groups(latest_only=True) if g.online])
-        return [materialize(self, g, engine=engine) for g in groups]
+        return [materialize(self.offline, self.online, g, engine=engine,
+                            spark=lambda: self.spark, config=self.config) for g in groups]
 
     @progress.tracked("rebuild-online")
     def rebuild_online(self, group: str | FeatureGroup | None = None,
@@ -383,7 +396,8 @@ class FeatureStore:
 
         groups = ([self.get_feature_group(group)] if group is not None
                   else [g for g in self.list_feature_groups(latest_only=True) if g.online])
-        return [rebuild(self, g, engine=engine) for g in groups]
+        return [rebuild(self.offline, self.online, g, engine=engine,
+                        spark=lambda: self.spark, config=self.config) for g in groups]
 
     def get_online_features(self, features: Sequence[str] | None = None,
                             entity_rows: Sequence[Mapping[str, Any]] | None = None,
@@ -411,7 +425,8 @@ class FeatureStore:
         of feature references or of ``view=`` (name, ``"name@2"`` or ``FeatureView``)."""
         from .training import get_historical_features
 
-        return get_historical_features(self, spine, features, timestamp_col, engine=engine,
+        return get_historical_features(self.catalog, self.offline, lambda: self.spark, spine,
+                                       features, timestamp_col, engine=engine,
                                        as_known_at=as_known_at, key_map=key_map, view=view,
                                        **options)
 
@@ -421,17 +436,18 @@ class FeatureStore:
                             **options: Any):
         """Build a training set, store its data and manifest under ``name`` (of feature
         references or of ``view=``; the manifest records the view's name and version)."""
-        from .training.sets import create_training_set
+        from .training.sets import create_training_set, training_sets_root
 
-        return create_training_set(self, name, spine, features, timestamp_col, view=view,
-                                   **options)
+        return create_training_set(self.catalog, self.offline, name, spine, features,
+                                   timestamp_col, view=view, spark=lambda: self.spark,
+                                   root=training_sets_root(self.config.data_dir), **options)
 
     def get_training_set(self, name: str, version: int | None = None):
         """A stored training set: its latest version, or ``version`` (see
         ``sparkfs.training.sets``)."""
         from .training.sets import get_training_set
 
-        return get_training_set(self, name, version)
+        return get_training_set(self.catalog, name, version, spark=lambda: self.spark)
 
     @progress.tracked("training-set recreate")
     def recreate_training_set(self, name: str, version: int | None = None):
@@ -439,7 +455,8 @@ class FeatureStore:
         manifest; refuses when its inputs changed (see ``sparkfs.training.sets``)."""
         from .training.sets import recreate_training_set
 
-        return recreate_training_set(self, name, version)
+        return recreate_training_set(self.catalog, self.offline, name, version,
+                                     spark=lambda: self.spark)
 
     # -- models and inference ---------------------------------------------------------------
     def log_model(self, model: Any, name: str, training_set: Any = None, **options: Any):
@@ -529,7 +546,7 @@ class FeatureStore:
     def validation_report(self, group: str | FeatureGroup, group_version: int | None = None):
         from .validation import latest_report
 
-        return latest_report(self, self.get_feature_group(group, group_version))
+        return latest_report(self.catalog, self.get_feature_group(group, group_version))
 
     def search(self, text: str):
         """Groups and features whose name, description, tags or owner match ``text``."""
@@ -610,13 +627,14 @@ class FeatureStore:
                            models_unread=why)
 
     def skew_report(self, deployment: str, start: Any = None, end: Any = None,
-                    engine: str = "duckdb", threshold: float = 0.0):
+                    engine: str = "duckdb", threshold: float = 0.0, save: bool = False):
         """Compare the features ``deployment`` served online in ``[start, end)`` (its
         evaluation log) with the same requests recomputed offline at their logged time
         (point in time, as known then): per feature match / missing-online /
         missing-offline / mismatch rates, differences, causes and samples. A
         ``sparkfs.monitoring.skew.SkewReport``; ``report.failing()`` lists the features above
-        ``threshold``.
+        ``threshold``. ``save``: also store it (``report.report_id``; see
+        ``list_skew_reports``).
 
         >>> import tempfile
         >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
@@ -625,10 +643,45 @@ class FeatureStore:
         ...
         sparkfs.errors.NotFoundError: deployment 'delay' does not exist; deployments: none (create one with fs.deploy)
         """  # noqa: E501 (doctest output)
-        from .monitoring.skew import skew_report
+        from .monitoring.skew import reports_path, save_report, skew_report
 
-        return skew_report(self, deployment, start=start, end=end, engine=engine,
-                           threshold=threshold)
+        report = skew_report(self.catalog, self.offline, lambda: self.spark, self.inference,
+                             deployment, start=start, end=end, engine=engine,
+                             threshold=threshold,
+                             storage_options=dict(self.config.offline.storage_options))
+        if save:
+            save_report(report, reports_path(self.config.offline_root),
+                        dict(self.config.offline.storage_options))
+        return report
+
+    def list_skew_reports(self, deployment: str | None = None, start: Any = None,
+                          end: Any = None) -> list[dict]:
+        """Stored skew reports (oldest first; of ``deployment``, created in ``[start,
+        end)``): id, time, deployment, revision, model, training set, window, ``failing``
+        and ``skew_rates`` per feature, so skew over time is queryable without Spark.
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).list_skew_reports()
+        []
+        """
+        from .monitoring.skew import list_reports, reports_path
+
+        return list_reports(reports_path(self.config.offline_root),
+                            dict(self.config.offline.storage_options), deployment, start, end)
+
+    def get_skew_report(self, report_id: str):
+        """A stored skew report (``SkewReport``) by id or a unique prefix of it.
+
+        >>> import tempfile
+        >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).get_skew_report("0123456789")
+        Traceback (most recent call last):
+        ...
+        sparkfs.errors.NotFoundError: no stored skew report '0123456789'; 0 report(s) stored (list them with `sparkfs skew --list`)
+        """  # noqa: E501 (doctest output)
+        from .monitoring.skew import read_report, reports_path
+
+        return read_report(reports_path(self.config.offline_root), report_id,
+                           dict(self.config.offline.storage_options))
 
     def monitor_served(self, deployment: str, start: Any = None, end: Any = None,
                        **options: Any):
@@ -647,7 +700,10 @@ class FeatureStore:
         """  # noqa: E501 (doctest output)
         from .monitoring.served import served_drift
 
-        return served_drift(self, deployment, start=start, end=end, **options)
+        return served_drift(self.catalog, self.inference, deployment, start=start, end=end,
+                            monitoring=self.config.monitoring,
+                            storage_options=dict(self.config.offline.storage_options),
+                            **options)
 
 
 def _request_id(node: Any) -> str | None:

@@ -27,17 +27,8 @@ ALLOWED_PACKAGES = ("sparkfs.cli",)
 # this set at merge; the test fails when one of them no longer violates, so it cannot go
 # stale.
 PENDING = {
-    # seams-a: training, offline, online/materialize, streaming/ingest, aggregations, validation
-    "sparkfs.aggregations.duckdb", "sparkfs.aggregations.online", "sparkfs.aggregations.spark",
-    "sparkfs.offline.history", "sparkfs.online.materialize", "sparkfs.streaming.ingest",
-    "sparkfs.training", "sparkfs.training.duckdb", "sparkfs.training.engines",
-    "sparkfs.training.plan", "sparkfs.training.result", "sparkfs.training.sets",
-    "sparkfs.training.spark", "sparkfs.training.spark_broadcast",
-    "sparkfs.validation.quarantine", "sparkfs.validation.reports", "sparkfs.validation.run",
     # write-path engineer: statistics and ingest
     "sparkfs.monitoring.stats", "sparkfs.offline.ingest",
-    # governance engineer: skew and served drift
-    "sparkfs.monitoring.served", "sparkfs.monitoring.skew",
 }
 
 STORE_HOLDERS = {"fs", "store", "feature_store"}  # names a FeatureStore is held under

@@ -50,7 +50,7 @@ def store(spark, tmp_path_factory):
             ("BOS", hours(4), float("nan"), 7.0, 6)]
     frame = pd.DataFrame(rows, columns=["origin", "time_hour", "temp", "wind", "obs"])
     fs.ingest("weather", frame.astype({"obs": "Int32"}), run_id="w1")
-    materialize(fs, fs.get_feature_group("weather"), engine="local")
+    materialize(fs.offline, fs.online, fs.get_feature_group("weather"), engine="local")
     spine = pd.DataFrame({"origin": ["JFK", "JFK", "LGA", "JFK", "LGA"],
                           "sched_dep_ts": [hours(9), hours(5), hours(8), hours(1), hours(1)],
                           "delay": [3.0, 8.0, 15.0, 9.0, 16.0]})

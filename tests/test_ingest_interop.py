@@ -104,7 +104,7 @@ def test_spark_free_paths_read_delta_spark_commits(stores):
     assert got["gusts"].isna().tolist() == [False, False, True]
     from sparkfs.online.materialize import materialize
 
-    res = materialize(sp, g, engine="local")
+    res = materialize(sp.offline, sp.online, g, engine="local")
     assert res is not None
     online = sp.get_online_features(["weather:temp"], entity_rows=[{"origin": "JFK"},
                                                                     {"origin": "LGA"}]).to_dict()

@@ -87,7 +87,8 @@ def test_every_dtype_round_trips_from_delta_with_both_engines(mfs):
     keys = [(r["year"], r["code"]) for r in expected]
     for engine in ("spark", "local"):
         fs.online.drop(g)
-        res = materialize(fs, g, engine=engine)
+        res = materialize(fs.offline, fs.online, g, engine=engine, spark=lambda: fs.spark,
+                          config=fs.config)
         assert res.keys_written == 2
         for key, want in zip(keys, expected):
             [got] = fs.online.read(g, [key], feats)
@@ -106,7 +107,8 @@ def test_newest_per_key_within_and_across_commits(mfs):
                    {"origin": "JFK", "time_hour": T0 + dt.timedelta(hours=1), "temp": 2.0}], commit=T0)
     # same event time, committed later: a correction that must win
     append(fs, g, [{"origin": "JFK", "time_hour": T0 + dt.timedelta(hours=1), "temp": 3.0}], commit=later)
-    res = materialize(fs, g, engine="spark")
+    res = materialize(fs.offline, fs.online, g, engine="spark", spark=lambda: fs.spark,
+                      config=fs.config)
     assert (res.rows_read, res.keys_written) == (3, 1)
     assert fs.online.read(g, [("JFK",)], ["temp"])[0].values == (3.0,)
 
@@ -115,7 +117,7 @@ def test_unknown_engine_and_offline_only_group(fs):
     g = weather_group()
     fs.apply([g])
     with pytest.raises(DefinitionError, match="engine 'dask' is unknown"):
-        materialize(fs, g, engine="dask")
+        materialize(fs.offline, fs.online, g, engine="dask")
     off = weather_group("archive")
     off.online = False
     fs.apply([off])

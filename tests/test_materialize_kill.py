@@ -33,7 +33,7 @@ def test_killed_materialization_is_finished_by_the_next_run(fs_nospark, tmp_path
         from sparkfs import FeatureStore
         from sparkfs.online.materialize import materialize
         fs = FeatureStore({{"project": "test", "data_dir": {str(tmp_path / "data")!r}}})
-        materialize(fs, fs.get_feature_group("weather"), engine="local", batch_rows=10)
+        materialize(fs.offline, fs.online, fs.get_feature_group("weather"), engine="local", batch_rows=10)
         print("finished", flush=True)
     """)
     proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE,
@@ -60,7 +60,7 @@ def test_killed_materialization_is_finished_by_the_next_run(fs_nospark, tmp_path
     write_deltalake(uri, rows(g, [
         {"origin": f"K{i:05d}", "time_hour": T0 + dt.timedelta(minutes=i + (1 if i % 2 else -1)),
          "temp": -float(i)} for i in range(0, N, 1001)]), mode="append")
-    res = materialize(fs, g, engine="local")
+    res = materialize(fs.offline, fs.online, g, engine="local")
     assert (res.from_delta_version, res.to_delta_version, res.keys_written) == (None, 2, N)
     got = fs.online.read(g, [(f"K{i:05d}",) for i in range(N)], ["temp"])
     want = [-float(i) if i % 1001 == 0 and i % 2 else float(i) for i in range(N)]
@@ -89,7 +89,7 @@ def test_killed_materialization_into_hbase_is_finished_by_the_next_run(tmp_path,
         from sparkfs import FeatureStore
         from sparkfs.online.materialize import materialize
         fs = FeatureStore({config!r})
-        materialize(fs, fs.get_feature_group("weather"), engine="local", batch_rows=10)
+        materialize(fs.offline, fs.online, fs.get_feature_group("weather"), engine="local", batch_rows=10)
         print("finished", flush=True)
     """)
     proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE,
@@ -114,7 +114,7 @@ def test_killed_materialization_into_hbase_is_finished_by_the_next_run(tmp_path,
         {"origin": f"K{i:05d}", "time_hour": T0 + dt.timedelta(minutes=i + (1 if i % 2 else -1)),
          "temp": -float(i)} for i in range(0, n, 101)]), mode="append")
     try:
-        res = materialize(fs, g, engine="local")
+        res = materialize(fs.offline, fs.online, g, engine="local")
         assert (res.from_delta_version, res.to_delta_version, res.keys_written) == (None, 2, n)
         got = fs.online.read(g, [(f"K{i:05d}",) for i in range(n)], ["temp"])
         want = [-float(i) if i % 101 == 0 and i % 2 else float(i) for i in range(n)]

@@ -25,8 +25,28 @@ def weather(ttl=None):
                         [Field("temp", "double"), Field("wind", "double")], online=True, ttl=ttl)
 
 
+# an on-demand feature computed from a group's feature (it lags when the group lags), in a
+# repo file so that the CLI can import the same code (`sparkfs skew --repo`)
+REPO = '''
+import pandas as pd
+from sparkfs import transform
+
+
+@transform(output="double", on_demand=True, features={"temp": "weather:temp"})
+def temp_c(temp: pd.Series) -> pd.Series:
+    return (temp - 32.0) * 5.0 / 9.0
+'''
+
+
 def hours(h):
     return pd.Timestamp(NOW - dt.timedelta(hours=h))
+
+
+def _repo(config):
+    """``--repo`` and the repo file next to ``config``: the CLI imports temp_c's code."""
+    import os
+
+    return ["--repo", os.path.join(os.path.dirname(config), "skew_repo.py")]
 
 
 def _mark():
@@ -39,9 +59,14 @@ def store(spark, tmp_path_factory):
     from sklearn.linear_model import LinearRegression
     from sklearn.pipeline import make_pipeline
 
+    from sparkfs.repo import load_repo
+
     root = tmp_path_factory.mktemp("skew")
+    (root / "skew_repo.py").write_text(REPO)
+    [temp_c] = [o for o in load_repo(str(root / "skew_repo.py")) if o.name == "temp_c"]
     fs = FeatureStore({"project": "test", "data_dir": str(root / "data")}, spark=spark)
-    fs.apply([weather(), FeatureView("delay", features=["weather:temp", "weather:wind"])])
+    fs.apply([weather(), temp_c, FeatureView("delay", features=["weather:temp", "weather:wind",
+                                                                "temp_c:temp_c"])])
     # EWR's wind is null: served null and recomputed null is a match, not skew
     rows = [("JFK", hours(10), 30.0, 5.0), ("JFK", hours(2), 35.0, 12.0),
             ("LGA", hours(9), 28.0, 20.0), ("EWR", hours(3), 40.0, None)]
@@ -53,7 +78,7 @@ def store(spark, tmp_path_factory):
                                 engine="duckdb")
     data = ts.to_pandas()
     model = make_pipeline(SimpleImputer(), LinearRegression())  # takes the NaN and the null
-    fs.log_model(model.fit(data[["temp", "wind"]], data["y"]), "delay_model",
+    fs.log_model(model.fit(data[["temp", "wind", "temp_c"]], data["y"]), "delay_model",
                  training_set="delays", skops_trusted_types=["numpy.dtype"])
     fs.deploy("delay", model="delay_model")
     config = root / "sparkfs.yaml"
@@ -72,7 +97,8 @@ def test_clean_traffic_has_no_skew_and_nulls_match(store, capsys):
     assert r.requests == 4 and r.failing() == [] and r.findings == []
     for f in r.features:
         assert (f["matches"], f["skew_rate"], f["causes"], f["sample"]) == (4, 0.0, {}, [])
-    assert main(["--config", config, "skew", "delay", "--since", start.isoformat()]) == 0
+    assert main(["--config", config, "skew", "delay", "--since", start.isoformat(),
+                 *_repo(config)]) == 0
     assert "no skew above 0.0" in capsys.readouterr().out
 
 
@@ -86,21 +112,23 @@ def test_lag_is_flagged_on_the_affected_requests_and_both_engines_agree(store, c
     fs.predict("delay", [{"origin": "JFK"}, {"origin": "LGA"}])
     fs.predict("delay", [{"origin": "JFK"}])
     r = fs.skew_report("delay", start=start, threshold=0.1)
-    assert r.requests == 3 and r.failing() == ["temp", "wind"]
+    assert r.requests == 3 and r.failing() == ["temp", "wind", "temp_c"]
     temp = r.feature("temp")
     assert (temp["mismatches"], temp["matches"], temp["causes"]) == \
         (2, 1, {"materialization_lag": 2})
     assert temp["max_abs_diff"] == pytest.approx(1.5)
+    # the on-demand feature reads the lagging group: the same requests, the same cause
+    assert r.feature("temp_c")["causes"] == {"materialization_lag": 2}
     assert [(s["entity"], s["served"], s["offline"], s["cause"]) for s in temp["sample"]] == \
         [({"origin": "JFK"}, 35.0, 36.5, "materialization_lag")] * 2
     spark_r = fs.skew_report("delay", start=start, threshold=0.1, engine="spark")
     assert spark_r.features == r.features
     assert main(["--config", config, "skew", "delay", "--since", start.isoformat(),
-                 "--threshold", "0.1", "--json"]) == 1
-    assert json.loads(capsys.readouterr().out)["failing"] == ["temp", "wind"]
+                 *_repo(config), "--threshold", "0.1", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["failing"] == ["temp", "wind", "temp_c"]
     # a threshold above the skew rate passes
     assert main(["--config", config, "skew", "delay", "--since", start.isoformat(),
-                 "--threshold", "0.7"]) == 0
+                 *_repo(config), "--threshold", "0.7"]) == 0
     capsys.readouterr()
     fs.materialize("weather", engine="local")
 
@@ -116,6 +144,7 @@ def test_ttl_expiry_is_flagged_with_its_cause(store):
         (1, 1, {"ttl_expiry": 1})
     assert temp["sample"][0]["entity"] == {"origin": "EWR"}
     assert temp["sample"][0]["served"] == 40.0 and temp["sample"][0]["offline"] is None
+    assert r.feature("temp_c")["causes"] == {"ttl_expiry": 1}
     wind = r.feature("wind")  # EWR's wind is null either way: not skew
     assert wind["matches"] == 2 and wind["causes"] == {}
 
@@ -133,6 +162,58 @@ def test_bad_input_is_refused(store, capsys):
         fs.skew_report("delay", threshold=1.5)
     assert main(["--config", config, "skew", "delay", "--since", future.isoformat()]) == 2
     assert "no logged online requests" in capsys.readouterr().err
+
+
+def test_reports_are_stored_listed_and_read_back(store, capsys):
+    import subprocess
+    import sys
+
+    fs, config = store
+    start = _mark()
+    fs.predict("delay", [{"origin": "JFK"}, {"origin": "LGA"}])
+    r = fs.skew_report("delay", start=start, save=True)
+    assert r.report_id and f"stored as {r.report_id}" in str(r)
+    code = main(["--config", config, "skew", "delay", "--since", start.isoformat(),
+                 *_repo(config), "--save", "--json"])
+    cli = json.loads(capsys.readouterr().out)
+    assert code == (1 if cli["failing"] else 0) and cli["report_id"] not in (None, r.report_id)
+    rows = fs.list_skew_reports("delay")
+    assert [x["report_id"] for x in rows][-2:] == [r.report_id, cli["report_id"]]
+    mine = rows[-2]
+    assert mine["skew_rates"] == {f["feature"]: f["skew_rate"] for f in r.features}
+    assert (mine["deployment"], mine["model"], mine["requests"], mine["failing"]) == \
+        ("delay", r.model, 2, r.failing())
+    assert fs.get_skew_report(r.report_id[:8]).to_dict() == r.to_dict()  # a prefix will do
+    assert fs.list_skew_reports("delay", start=_mark()) == []  # by when they were made
+
+    assert main(["--config", config, "skew", "--list", "--json"]) == 0
+    assert [x["report_id"] for x in json.loads(capsys.readouterr().out)][-2:] == \
+        [r.report_id, cli["report_id"]]
+    assert main(["--config", config, "skew", "delay", "--list"]) == 0
+    assert r.report_id[:12] in capsys.readouterr().out
+    assert main(["--config", config, "skew", "--show", r.report_id]) == \
+        (1 if r.failing() else 0)
+    assert f"stored as {r.report_id}" in capsys.readouterr().out
+
+    # read back without Spark, in a fresh process
+    code = ("import sys; from sparkfs import FeatureStore; "
+            f"fs = FeatureStore.from_config({config!r}); "
+            f"print(fs.get_skew_report({r.report_id!r}).requests, "
+            "len(fs.list_skew_reports()), 'pyspark' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, check=True).stdout.split()
+    assert out == ["2", str(len(fs.list_skew_reports())), "False"]
+
+    # bad input
+    with pytest.raises(NotFoundError, match=r"deployments with stored reports: \['delay'\]"):
+        fs.list_skew_reports("nope")
+    with pytest.raises(NotFoundError, match="did you mean"):
+        fs.get_skew_report(r.report_id[:-1] + ("0" if r.report_id[-1] != "0" else "1"))
+    assert main(["--config", config, "skew", "--show", "zzzzzzzz"]) == 2
+    assert "no stored skew report 'zzzzzzzz'" in capsys.readouterr().err
+    assert main(["--config", config, "skew"]) == 2
+    assert main(["--config", config, "skew", "delay", "--list", "--save"]) == 2
+    capsys.readouterr()
 
 
 def test_null_and_nan_are_compared_exactly():

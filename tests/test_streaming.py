@@ -34,6 +34,17 @@ def history(fs, group: str) -> list[tuple]:
     return sorted((r["carrier"], r["ts"], r["delay"], r["n"]) for r in tbl.to_pylist())
 
 
+def _ingest(fs):
+    """What the facade hands a stream: one ``fs.ingest`` per micro-batch, not materialized."""
+    return lambda g, df, run_id: fs.ingest(g, df, run_id=run_id, materialize=False)
+
+
+def _materialize(fs):
+    from sparkfs.online.materialize import materialize
+
+    return lambda g: materialize(fs.offline, fs.online, g, engine="local")
+
+
 def run_available_now(fs, group, df, checkpoint, **kw):
     query = fs.ingest_stream(group, df, checkpoint=str(checkpoint), trigger="available_now", **kw)
     query.awaitTermination()
@@ -68,7 +79,7 @@ def test_files_source_matches_batch_ingest_and_quarantines_bad_lines(fs, spark, 
     run_available_now(fs, g.name, files_source(spark, g, str(land)), tmp_path / "ck")
 
     assert history(fs, g.name) == batch_reference(fs, spark, g, data)
-    q = read_quarantine(fs, g).to_pylist()
+    q = read_quarantine(fs.offline, g).to_pylist()
     got = sorted((r["_raw_payload"], r["_reason"]) for r in q)
     assert got == sorted([
         (bad[0], "not a JSON object"),
@@ -165,7 +176,8 @@ def test_replayed_micro_batch_is_a_noop_and_online_never_gets_older(fs, spark, t
     stream_id = claim(str(tmp_path / "ck"), g, "test")
     tracker = _Tracker(StreamStatus(stream_id, g.name, 1, str(tmp_path / "ck"), "test"),
                        str(tmp_path / "streams"))
-    writer = MicroBatchWriter(fs, g, stream_id, tracker, materialize=True, materialize_engine="local")
+    writer = MicroBatchWriter(fs.catalog, fs.offline, g, stream_id, tracker, ingest=_ingest(fs),
+                              materialize=_materialize(fs))
     schema = "carrier string, ts timestamp, delay double, n long"
     newer = spark.createDataFrame([("UA", T0 + dt.timedelta(hours=2), 2.0, 2)], schema)
     older = spark.createDataFrame([("UA", T0, float("nan"), 1)], schema)
@@ -222,7 +234,7 @@ def test_quarantine_policy_keeps_the_stream_going(fs, spark, tmp_path):
     (land / "a.json").write_text("\n".join(json.dumps(r) for r in data) + "\n")
     run_available_now(fs, g.name, files_source(spark, g, str(land)), tmp_path / "ck")
     assert fs.read_history(g.name).to_arrow().num_rows == 5
-    assert [r["n"] for r in read_quarantine(fs, g).to_pylist()] == [4]
+    assert [r["n"] for r in read_quarantine(fs.offline, g).to_pylist()] == [4]
     [batch] = fs.stream_batches(g.name)
     assert (batch.validation, batch.rows_quarantined, batch.rows_written) == ("quarantined", 1, 5)
 
@@ -254,9 +266,10 @@ def test_windowed_aggregates_stay_fresh_per_micro_batch(fs, spark, tmp_path):
                                    Aggregation("delay", "count", ["1h"])])
     fs.apply([g])
     sid = claim(str(tmp_path / "ck"), g, "test")
-    writer = MicroBatchWriter(fs, g, sid, _Tracker(StreamStatus(sid, g.name, 1, "ck", "test"),
-                                                   str(tmp_path / "streams")),
-                              materialize=True, materialize_engine="local")
+    writer = MicroBatchWriter(fs.catalog, fs.offline, g, sid,
+                              _Tracker(StreamStatus(sid, g.name, 1, "ck", "test"),
+                                       str(tmp_path / "streams")),
+                              ingest=_ingest(fs), materialize=_materialize(fs))
     schema = "carrier string, ts timestamp, delay double"
     at = T0 + dt.timedelta(minutes=50)
 

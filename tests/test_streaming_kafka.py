@@ -68,7 +68,7 @@ def test_malformed_messages_land_in_quarantine_with_their_payload(kafka, fs, spa
     query = fs.ingest_stream(g.name, df, checkpoint=str(tmp_path / "ck"), trigger="available_now")
     query.awaitTermination()
     assert sorted(r["msg_id"] for r in fs.read_history(g.name).to_arrow().to_pylist()) == list(range(5))
-    q = sorted(read_quarantine(fs, g).to_pylist(), key=lambda r: r["_origin"])
+    q = sorted(read_quarantine(fs.offline, g).to_pylist(), key=lambda r: r["_origin"])
     assert [(r["_raw_payload"], r["_reason"], r["_origin"]) for r in q] == [
         (bad[0], "not a JSON object", "mixed/0/3"),
         (bad[1], "missing field(s): ts", "mixed/0/4"),
@@ -205,7 +205,7 @@ def test_avro_values_land_as_in_batch_ingest_and_bad_ones_in_quarantine(kafka, f
     got = fs.get_online_features(["avro_events:delay", "avro_events:carrier"], keys).to_dict()
     want = fs.get_online_features(["avro_ref:delay", "avro_ref:carrier"], keys).to_dict()
     assert str(got["delay"]) == str(want["delay"]) and got["carrier"] == want["carrier"]
-    [q] = read_quarantine(fs, g).to_pylist()
+    [q] = read_quarantine(fs.offline, g).to_pylist()
     assert (base64.b64decode(q["_raw_payload"]), q["_reason"], q["_origin"]) == (
         garbage, "not a valid Avro record for the schema", "avro/0/4")
 

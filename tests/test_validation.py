@@ -151,7 +151,7 @@ def test_missing_column_is_named(fs, spark):
     g = facts_group("strict", suite)
     fs.apply([g])
     with pytest.raises(ValidationError, match=r"\['nope'\]"):
-        validate_batch(fs, g, spark.createDataFrame(batch(5)), "r")
+        validate_batch(fs.catalog, g, spark.createDataFrame(batch(5)), "r")
 
 
 # -- quarantine ---------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def test_quarantine_row_accounting_on_random_batches(fs, spark, seed):
         assert r.rows_quarantined == len(want)
         assert r.rows_written + r.rows_quarantined + r.rows_skipped == len(pdf)
         quarantined.update({f"{k}|run{i}": v for k, v in want.items()})
-    q = read_quarantine(fs, g).to_pandas()
+    q = read_quarantine(fs.offline, g).to_pandas()
     got = {f"{fid}|{run}": list(f) for fid, run, f in
            zip(q["flight_id"], q["_run_id"], q[FAILED_COLUMN])}
     assert got == quarantined
@@ -195,12 +195,12 @@ def test_quarantine_write_is_idempotent_per_run_id(fs, spark):
     g = facts_group("quarantine")
     fs.apply([g])
     pdf = batch(100, seed=7, bad=0.1)
-    outcome = validate_batch(fs, g, spark.createDataFrame(pdf), "r1")
+    outcome = validate_batch(fs.catalog, g, spark.createDataFrame(pdf), "r1")
     n = outcome.report.rows_quarantined
     assert n == len(expected_failures(pdf)) > 0
-    assert record_validation(fs, g, outcome, "r1", 1) == n
-    assert record_validation(fs, g, outcome, "r1", 1) == n
-    assert read_quarantine(fs, g).num_rows == n
+    assert record_validation(fs.catalog, fs.offline, g, outcome, "r1", 1) == n
+    assert record_validation(fs.catalog, fs.offline, g, outcome, "r1", 1) == n
+    assert read_quarantine(fs.offline, g).num_rows == n
 
 
 def test_all_rows_quarantined_writes_nothing(fs, spark):
@@ -226,8 +226,8 @@ def test_spark_and_pandas_inputs_agree(fs, spark):
     fs.apply([g])
     pdf = batch(400, seed=11, bad=0.08)
     pdf.loc[pdf.index[:5], "distance"] = np.nan
-    on_spark = validate_batch(fs, g, spark.createDataFrame(pdf), "s")
-    on_pandas = validate_batch(fs, g, pdf.copy(), "p")
+    on_spark = validate_batch(fs.catalog, g, spark.createDataFrame(pdf), "s")
+    on_pandas = validate_batch(fs.catalog, g, pdf.copy(), "p")
     assert (on_spark.report.engine, on_pandas.report.engine) == ("spark", "pandas")
     strip = [{k: r[k] for k in ("label", "success", "unexpected_count", "observed_value")}
              for r in on_spark.report.results]

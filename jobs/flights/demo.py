@@ -24,6 +24,7 @@ SECTIONS = [
     "demo_training",
     "demo_quality",
     "demo_inference",
+    "demo_governance",
     "demo_streaming",
     "demo_ui",
 ]

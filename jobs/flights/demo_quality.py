@@ -52,7 +52,7 @@ def run(fs, ctx: dict) -> None:
     report = fs.validation_report("flight_facts")
     print(report)
 
-    q = read_quarantine(fs, fs.get_feature_group("flight_facts")).to_pandas()
+    q = read_quarantine(fs.offline, fs.get_feature_group("flight_facts")).to_pandas()
     q = q[q["_run_id"] == "facts-2013-w2"]
     print(f"\nquarantine table {fs.offline.quarantine_uri(fs.get_feature_group('flight_facts'))}: "
           f"{len(q)} rows from week 2, e.g.")

@@ -2,7 +2,7 @@
 
 Contract (used by ``sparkfs.training.duckdb``)::
 
-    aggregate_at_spine(fs, group, spine, features, delta_version=..., as_known_at=...,
+    aggregate_at_spine(offline, group, spine, features, delta_version=..., as_known_at=...,
                        key_columns={group_key: spine_column}, timestamp_col=...) -> pyarrow.Table
 
 ``aggregate_history`` does the same on a history you already hold. Both run the same
@@ -36,10 +36,10 @@ from ..definitions import FeatureGroup
 from .plan import DUCKDB, AggregationPlan, check_history_columns, resolve_keys
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..offline.tables import OfflineStore
 
 
-def aggregate_at_spine(fs: "FeatureStore", group: FeatureGroup, spine: Any,
+def aggregate_at_spine(offline: "OfflineStore", group: FeatureGroup, spine: Any,
                        features: Sequence[str] | None, delta_version: int | None = None,
                        as_known_at: bool = False, key_columns: dict | Sequence[str] | None = None,
                        timestamp_col: str = "") -> pa.Table:
@@ -48,7 +48,7 @@ def aggregate_at_spine(fs: "FeatureStore", group: FeatureGroup, spine: Any,
     ``key_columns`` maps each group join key to its spine column."""
     from ..offline.tables import arrow_dataset, history_schema
 
-    table = fs.offline.table(group, delta_version)
+    table = offline.table(group, delta_version)
     history = arrow_dataset(table, history_schema(group))
     return aggregate_history(history, group, features, spine, key_columns, timestamp_col,
                              as_known_at)
@@ -60,7 +60,7 @@ def aggregate_history(history: Any, group: FeatureGroup, features: Sequence[str]
     """Aggregate features of ``group`` at each spine row, exact at the spine time.
 
     ``history``: the group's Delta history at the pinned version (Arrow table, pandas
-    DataFrame or DuckDB relation; ``fs.offline.read_arrow(group, version)``).
+    DataFrame or DuckDB relation; ``offline.read_arrow(group, version)``).
     ``features``: aggregate feature names of the group (None: all of them).
     ``spine``: Arrow table / pandas DataFrame / DuckDB relation with a unique
     ``_spine_id``, the key columns and ``timestamp_col``.

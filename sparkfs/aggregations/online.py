@@ -54,7 +54,8 @@ from ..online.codec import EPOCH, decode_value, dumps, encode_value, loads
 from ..sql import quote_ident, quote_idents
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..offline.tables import OfflineStore
+    from ..online.base import OnlineStore
 
 STATE = "state"
 _US = dt.timedelta(microseconds=1)
@@ -83,25 +84,27 @@ def longest_window(group: FeatureGroup) -> dt.timedelta:
 
 
 # -- materialization ----------------------------------------------------------------------
-def materialize_aggregations(fs: "FeatureStore", group: FeatureGroup):
-    """Bring the online event state of ``group`` up to its latest Delta version."""
+def materialize_aggregations(offline: "OfflineStore", online: "OnlineStore",
+                             group: FeatureGroup):
+    """Bring the online event state of ``group`` (in ``online``) up to its latest Delta
+    version (in ``offline``); a ``MaterializeResult``."""
     from ..online.materialize import MaterializeResult, watermark_and_version
 
     if not group.aggregations:
         raise DefinitionError(f"feature group {group.name!r} declares no aggregations")
     start = time.perf_counter()
-    store = fs.online
+    store = online
     sgroup = state_group(group)
-    watermark, current = watermark_and_version(fs, group, sgroup,
+    watermark, current = watermark_and_version(offline, online, group, sgroup,
                                                "fs.online.drop(state_group(group))")
     rows_read = keys_written = 0
     files: list[str] = []
     if watermark != current:
-        files = fs.offline.files_added_between(group, watermark, current)
+        files = offline.files_added_between(group, watermark, current)
         if files:
             new = _read(group, files)
             rows_read = new.num_rows
-            states = build_states(fs, group, current, new)
+            states = build_states(offline, group, current, new)
             if states.num_rows:
                 keys_written = store.write_batch(sgroup, states)
         store.set_watermark(sgroup, current)
@@ -115,7 +118,7 @@ def _read(group: FeatureGroup, files: Sequence[str]) -> pa.Table:
     return ds.dataset(list(files), format="parquet", schema=history_schema(group)).to_table()
 
 
-def build_states(fs: "FeatureStore", group: FeatureGroup, version: int,
+def build_states(offline: "OfflineStore", group: FeatureGroup, version: int,
                  new: pa.Table) -> pa.Table:
     """State rows (keys, event time, ``state`` JSON, ``_commit_time``) for the keys that
     appear in ``new``, rebuilt from the history at ``version``."""
@@ -135,7 +138,7 @@ def build_states(fs: "FeatureStore", group: FeatureGroup, version: int,
         if touched.num_rows == 0:
             return _empty_states(group)
         lower = min(touched.column("_max").to_pylist()) - span
-        files = fs.offline.files(group, version, (lower, None))
+        files = offline.files(group, version, (lower, None))
         con.register("history", _read(group, files))
         con.register("touched", touched)
         cols = ", ".join(f"h.{quote_ident(c)}" for c in [et, COMMIT_TIME] + state_columns(group))

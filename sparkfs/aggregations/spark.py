@@ -10,7 +10,7 @@ imported only by the caller's DataFrames; this module itself imports nothing fro
 
 Contract (used by ``sparkfs.training.spark``)::
 
-    aggregate_at_spine(fs, group, spine, features, delta_version=..., as_known_at=...,
+    aggregate_at_spine(offline, group, spine, features, delta_version=..., as_known_at=...,
                        key_columns={group_key: spine_column}, timestamp_col=...) -> DataFrame
 
 The result has one row per spine row with ``_spine_id`` and the requested features;
@@ -37,17 +37,17 @@ from .sliding import sliding_sql
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
 
-    from ..store import FeatureStore
+    from ..offline.tables import OfflineStore
 
 
-def aggregate_at_spine(fs: "FeatureStore", group: FeatureGroup, spine: "DataFrame",
+def aggregate_at_spine(offline: "OfflineStore", group: FeatureGroup, spine: "DataFrame",
                        features: Sequence[str] | None, delta_version: int | None = None,
                        as_known_at: bool = False, key_columns: dict | Sequence[str] | None = None,
                        timestamp_col: str = "") -> "DataFrame":
     """The training-set entry point: ``aggregate_history`` over the group's Delta history
     at ``delta_version`` (None: the latest). ``key_columns`` maps each group join key to
     its spine column."""
-    history = fs.offline.read_spark(spine.sparkSession, group, delta_version)
+    history = offline.read_spark(spine.sparkSession, group, delta_version)
     return aggregate_history(history, group, features, spine, key_columns, timestamp_col,
                              as_known_at)
 
@@ -58,7 +58,7 @@ def aggregate_history(history: "DataFrame", group: FeatureGroup, features: Seque
     """Aggregate features of ``group`` at each spine row, exact at the spine time.
 
     ``history``: Spark DataFrame of the group's Delta history at the pinned version
-    (``fs.offline.read_spark(spark, group, version)``).
+    (``offline.read_spark(spark, group, version)``).
     ``features``: aggregate feature names of the group (None: all of them).
     ``spine``: Spark DataFrame with a unique ``_spine_id``, the key columns and
     ``timestamp_col`` (a timestamp).

@@ -45,7 +45,8 @@ def _gc(ctx: typer.Context,
     max_age = dt.timedelta(hours=max_age_hours)
     stages = collect_garbage(fs.offline.root, fs.offline.storage_options, apply=apply,
                              max_age=max_age)
-    sets = training_gc.collect_garbage(fs.registry, training_sets_root(fs), apply=apply,
+    sets = training_gc.collect_garbage(fs.registry, training_sets_root(fs.config.data_dir),
+                                       apply=apply,
                                        max_age_s=max_age.total_seconds())
     if json_:
         print_json({"applied": apply, "stages": [

@@ -6,6 +6,10 @@ and its OpenLineage events (``sparkfs.lineage.openlineage``).
     sparkfs lineage group:weather --direction both --depth 2 --format json|dot
     sparkfs lineage-export --file events.jsonl         # or --url http://marquez:5000
     sparkfs skew delay [--since T] [--until T] [--threshold 0.01] [--engine duckdb|spark] [--json]
+    sparkfs skew delay --save                          # ... and store the report
+    sparkfs skew delay --repo features.py              # with the repo's on-demand code
+    sparkfs skew [delay] --list [--since T] [--json]   # stored reports: skew over time
+    sparkfs skew --show <report id> [--json]           # one stored report (exit 1 if failing)
     sparkfs monitor-served delay [--since T] [--until T] [--json]   # exit 1 on drift
         [--baseline-since T] [--baseline-until T]      # against another window of the log
     sparkfs explain <request id> [--json]              # why did the model do that?
@@ -102,21 +106,68 @@ def _export(ctx: typer.Context,
     return 0
 
 
-def _skew(ctx: typer.Context, deployment: str,
+def _skew(ctx: typer.Context,
+          deployment: Annotated[str | None, typer.Argument(
+              help="the deployment (optional with --list)")] = None,
           since: Annotated[str | None, SINCE] = None,
           until: Annotated[str | None, UNTIL] = None,
           threshold: Annotated[float, typer.Option(
               "--threshold", help="highest skew rate (0..1) a feature may have")] = 0.0,
           engine: Annotated[Literal["duckdb", "spark"], typer.Option("--engine")] = "duckdb",
+          repo: Annotated[str | None, typer.Option(
+              "--repo", help="feature repo whose on-demand transform code the recompute "
+              "runs (attached, never applied: it must match the registry)")] = None,
+          save: Annotated[bool, typer.Option(
+              "--save", help="store the report (list them with --list)")] = False,
+          list_: Annotated[bool, typer.Option(
+              "--list", help="list the stored reports (of DEPLOYMENT; --since/--until "
+              "select by the time they were made)")] = False,
+          show: Annotated[str | None, typer.Option(
+              "--show", help="print the stored report with this id (or id prefix)")] = None,
           json_: Annotated[bool, JSON] = False) -> int:
+    if list_ and show is not None:
+        raise typer.BadParameter("give --list or --show, not both")
+    if (list_ or show is not None) and save:
+        raise typer.BadParameter("--save stores a new report; it does not go with --list "
+                                 "or --show")
+    if show is not None and deployment is not None:
+        raise typer.BadParameter("--show takes a report id, not a deployment")
+    if not list_ and show is None and deployment is None:
+        raise typer.BadParameter("name the deployment (or use --list / --show ID)")
     fs = open_store(config_of(ctx))
     try:
-        report = fs.skew_report(deployment, start=since, end=until, engine=engine,
-                                threshold=threshold)
+        if list_:
+            rows = fs.list_skew_reports(deployment, start=since, end=until)
+            print(json.dumps(rows, default=str) if json_ else _reports_table(rows))
+            return 0
+        if show is not None:
+            report = fs.get_skew_report(show)
+        elif repo is not None:
+            from ..repo import load_repo
+
+            fs.catalog.attach(load_repo(repo))
+        if show is None:
+            assert deployment is not None
+            report = fs.skew_report(deployment, start=since, end=until, engine=engine,
+                                    threshold=threshold, save=save)
     finally:
         fs.close()
     print(report.to_json() if json_ else report)
     return 1 if report.failing() else 0
+
+
+def _reports_table(rows: list[dict]) -> str:
+    """Stored skew reports, one line each (``sparkfs skew --list``)."""
+    if not rows:
+        return "no stored skew reports"
+    lines = [("ID", "CREATED", "DEPLOYMENT", "REV", "MODEL", "REQUESTS", "MAX SKEW", "FAILING")]
+    for r in rows:
+        worst = max(r["skew_rates"].values(), default=0.0)
+        lines.append((r["report_id"][:12], r["created_at"][:19], r["deployment"],
+                      str(r["revision"]), r["model"], str(r["requests"]), f"{worst:.3f}",
+                      ", ".join(r["failing"]) or "-"))
+    widths = [max(len(x[i]) for x in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(x, widths)).rstrip() for x in lines)
 
 
 def _monitor_served(ctx: typer.Context, deployment: str,

@@ -46,7 +46,7 @@ def _validation_report(ctx: typer.Context, group: Annotated[str, GROUP_ARG],
     if all_:
         from ..validation import reports
 
-        found = reports(fs, g)
+        found = reports(fs.catalog, g)
         if json_:
             print_json([r.to_dict() for r in found])
         elif not found:

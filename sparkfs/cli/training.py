@@ -116,7 +116,7 @@ def _show(ctx: typer.Context, name: str,
     from ..training.sets import _spec
 
     fs = open_store(config_of(ctx))
-    spec = _spec(fs, name, version)
+    spec = _spec(fs.catalog, name, version)
     print(json.dumps(spec, indent=2, sort_keys=True))
     return 0
 
@@ -150,7 +150,7 @@ def _list(ctx: typer.Context, json_: Annotated[bool, typer.Option(
     from ..training.sets import list_training_sets
 
     fs = open_store(config_of(ctx))
-    specs = list_training_sets(fs)
+    specs = list_training_sets(fs.catalog)
     if json_:
         print_json([{"name": s["name"], "version": s["version"],
                      "rows": s["manifest"]["spine"]["rows"], "engine": s["manifest"]["engine"],

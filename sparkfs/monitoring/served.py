@@ -37,7 +37,8 @@ from ..errors import SparkfsError
 from .drift import DriftReport, is_drifted, psi
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..catalog import Catalog
+    from ..config import MonitoringConfig
 
 __all__ = ["served_drift"]
 
@@ -67,24 +68,29 @@ def _psi_numeric(b: Any, b_missing: int, c: Any, c_missing: int, bins: int) -> f
     return float(psi(e, a))
 
 
-def served_drift(fs: "FeatureStore", deployment: str, start: Any = None, end: Any = None,
-                 baseline: Any = "training_set", psi_threshold: float | None = None,
-                 ks_pvalue: float | None = None, wasserstein_threshold: float | None = None,
-                 bins: int | None = None, predictions: bool = True) -> DriftReport:
+def served_drift(catalog: "Catalog", inference: Any, deployment: str, start: Any = None,
+                 end: Any = None, baseline: Any = "training_set",
+                 psi_threshold: float | None = None, ks_pvalue: float | None = None,
+                 wasserstein_threshold: float | None = None, bins: int | None = None,
+                 predictions: bool = True, *, monitoring: "MonitoringConfig",
+                 storage_options: dict | None = None) -> DriftReport:
     """Drift of what ``deployment`` served in ``[start, end)`` against ``baseline``: its
     model's training set (``"training_set"``, the default) or another window of its
     evaluation log (``(baseline_start, baseline_end)``). With ``predictions`` the report
     also has a ``prediction`` row: the logged predictions against the model's predictions
     on the training set, or against the predictions logged in the baseline window (see the
-    module docstring)."""
+    module docstring). Collaborators: the ``Catalog`` (the training set), the
+    ``sparkfs.inference.Inference`` (deployments, log, models), the ``monitoring`` config
+    section (thresholds, bins) and ``config.offline.storage_options``."""
     from .._extras import require
+    from ..training.sets import get_training_set
     from .drift import drift_thresholds
     from .skew import _iso, read_requests
 
     require("scipy", extra="monitoring", what="drift of served traffic")
     from scipy import stats
 
-    cfg = fs.config.monitoring
+    cfg = monitoring
     thresholds = drift_thresholds(cfg, psi_threshold, ks_pvalue, wasserstein_threshold)
     bins = bins or cfg.bins
     window_base = None
@@ -93,9 +99,9 @@ def served_drift(fs: "FeatureStore", deployment: str, start: Any = None, end: An
             raise SparkfsError(f"drift baseline {baseline!r} is unknown; use 'training_set' "
                                "or a window of the log: (start, end), either may be None")
         window_base = (baseline[0], baseline[1])
-    d = fs.inference.deployments.get(deployment)
-    fs.inference.flush()
-    options = dict(fs.config.offline.storage_options)
+    d = inference.deployments.get(deployment)
+    inference.flush()
+    options = dict(storage_options or {})
     log = read_requests(d.log_path, start, end, options)
     window = f"served from {_iso(start) or 'the start'} until {_iso(end) or 'now'}"
     if log.num_rows == 0:
@@ -103,7 +109,7 @@ def served_drift(fs: "FeatureStore", deployment: str, start: Any = None, end: An
                            f"{window.removeprefix('served ')}; nothing to compare")
     if window_base is None:
         tname, _, tver = d.training_set.partition("@")
-        base = fs.get_training_set(tname, int(tver) if tver else None).to_arrow()
+        base = get_training_set(catalog, tname, int(tver) if tver else None).to_arrow()
         base_label = f"training set {d.training_set}"
         if base.num_rows == 0:
             raise SparkfsError(f"training set {d.training_set} has no rows to compare with")
@@ -125,12 +131,12 @@ def served_drift(fs: "FeatureStore", deployment: str, start: Any = None, end: An
         report.features.append(_column(col, kind, base.column(col), log.column(col), bins,
                                        thresholds, stats, deployment))
     if predictions:
-        report.features.append(_prediction_row(fs, d, base, window_base is None, log, bins,
+        report.features.append(_prediction_row(inference, d, base, window_base is None, log, bins,
                                                thresholds, stats))
     return report
 
 
-def _prediction_row(fs: "FeatureStore", d: Any, base: pa.Table, from_training: bool,
+def _prediction_row(inference: Any, d: Any, base: pa.Table, from_training: bool,
                     log: pa.Table, bins: int, thresholds: dict, stats: Any) -> dict:
     """Drift of the logged predictions; numeric when the model's outputs are numbers (the
     ``prediction`` column), else over the exact outputs (``prediction_json``)."""
@@ -140,7 +146,7 @@ def _prediction_row(fs: "FeatureStore", d: Any, base: pa.Table, from_training: b
         from ..inference.online import model_input, prediction_values
 
         cols = {c: base.column(c).to_pylist() for c, _ in d.binding.columns}
-        raw = prediction_values(fs.inference.model(d).predict(
+        raw = prediction_values(inference.model(d).predict(
             model_input(cols, d.binding.columns)), base.num_rows)
         if numeric:
             from ..inference.online import numeric as as_number

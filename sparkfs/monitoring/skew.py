@@ -1,6 +1,9 @@
 """Training/serving skew: "is what we served what training would have seen?"
 
-``skew_report(fs, deployment, start=None, end=None, engine="duckdb")``:
+``skew_report(catalog, offline, spark, inference, deployment, start=None, end=None,
+engine="duckdb", storage_options=...)`` (collaborators: the ``Catalog``, the
+``OfflineStore``, a ``SparkProvider`` called only by the Spark engine, the
+``sparkfs.inference.Inference`` holding the deployments and evaluation log):
 
 1. Reads the deployment's online requests in ``[start, end)`` from its evaluation log
    (Arrow, no pandas on the value path: a null and a NaN stay distinct).
@@ -26,6 +29,8 @@
    - ``transform_changed``: the column comes from a transform whose fingerprint in the
      model's training-set manifest differs from the registered (served) one; every request
      is counted, whatever its value, since the recompute runs the served code too;
+   - an on-demand column takes the cause found on the same request for a column of a
+     group the transform reads (a lagging ``weather`` row makes ``weather_risk`` lag);
    - ``unexplained``.
 
 Refused with the reason: a window with no logged online requests, and logs written for
@@ -51,9 +56,11 @@ import pyarrow.compute as pc
 from ..errors import NotFoundError, SparkfsError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..catalog import Catalog, SparkProvider
+    from ..offline.tables import OfflineStore
 
-__all__ = ["CAUSES", "SkewReport", "skew_report"]
+__all__ = ["CAUSES", "SkewReport", "list_reports", "read_report", "reports_path",
+           "save_report", "skew_report"]
 
 CAUSES = ("materialization_lag", "ttl_expiry", "transform_changed", "unexplained")
 SAMPLE = 5
@@ -86,6 +93,18 @@ class SkewReport:
     features: list[dict] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     created_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
+    report_id: str | None = None  # set when stored (``save_report``)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SkewReport":
+        """The report of ``to_dict()`` (a stored report read back).
+
+        >>> r = SkewReport("d", 1, "m@1", None, "t@1", "duckdb", None, None, 1, 0.0)
+        >>> SkewReport.from_dict(json.loads(r.to_json())) == r
+        True
+        """
+        fields = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**fields)
 
     def failing(self, threshold: float | None = None) -> list[str]:
         """Columns whose skew rate is above ``threshold`` (default: the report's), or
@@ -123,9 +142,11 @@ class SkewReport:
         bad = self.failing()
         verdict = (f"SKEW in {len(bad)} feature(s) above {self.threshold}: {', '.join(bad)}"
                    if bad else f"no skew above {self.threshold}")
+        stored = f" [stored as {self.report_id}]" if self.report_id else ""
         return "\n".join([f"skew of deployment {self.deployment} (revision {self.revision}, "
                           f"model {self.model}, training set {self.training_set}): "
-                          f"{self.requests} request(s), engine {self.engine}", table]
+                          f"{self.requests} request(s), engine {self.engine}, window "
+                          f"{self.start or 'the start'} .. {self.end or 'now'}{stored}", table]
                          + [f"finding: {x}" for x in self.findings] + [verdict])
 
 
@@ -222,16 +243,19 @@ def _compare(served: pa.ChunkedArray, offline: pa.ChunkedArray):
     return state, (diff if numeric else None)
 
 
-def _newest_known(fs: "FeatureStore", group: Any, key_columns: dict, spine: Any,
+def _newest_known(offline: "OfflineStore", group: Any, key_columns: dict, spine: Any,
                   rows: list[int]) -> dict[int, Any]:
     """For spine ``rows``: the newest event time of the key in ``group``'s history among
-    rows with event time and commit time <= the served time (what offline knew)."""
+    rows with event time and commit time <= the served time (what offline knew).
+    ``offline``: the ``OfflineStore`` (an object holding it as ``.offline`` is accepted
+    too, as ``lineage.explain`` passed before issue 13)."""
     import duckdb
 
     from ..offline.tables import COMMIT_TIME
     from ..sql import quote_ident
 
-    hist = fs.offline.read_arrow(group)
+    offline = getattr(offline, "offline", offline)
+    hist = offline.read_arrow(group)
     keys = list(key_columns)
     sub = spine.iloc[rows][[key_columns[k] for k in keys] + [_AT, _ROW]]
     con = duckdb.connect()
@@ -256,19 +280,25 @@ def _as_utc(t: Any) -> dt.datetime | None:
     return t
 
 
-def skew_report(fs: "FeatureStore", deployment: str, start: Any = None, end: Any = None,
-                engine: str = "duckdb", threshold: float = 0.0,
-                sample: int = SAMPLE) -> SkewReport:
+def skew_report(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvider",
+                inference: Any, deployment: str, start: Any = None, end: Any = None,
+                engine: str = "duckdb", threshold: float = 0.0, sample: int = SAMPLE, *,
+                storage_options: dict | None = None) -> SkewReport:
     """Compare what ``deployment`` served in ``[start, end)`` with what offline
-    recomputation gives (see the module docstring)."""
+    recomputation gives (see the module docstring). ``inference``: the
+    ``sparkfs.inference.Inference`` (deployments, evaluation log); ``storage_options``:
+    ``config.offline.storage_options``."""
+    from ..training import get_historical_features
+    from ..training.sets import get_training_set
+
     if engine not in ("duckdb", "spark"):
         raise SparkfsError(f"skew report engine {engine!r} is unknown; use 'duckdb' or 'spark'")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
             or not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
         raise SparkfsError(f"skew threshold must be a rate within [0, 1], got {threshold!r}")
-    d = fs.inference.deployments.get(deployment)
-    fs.inference.flush()
-    log = read_requests(d.log_path, start, end, dict(fs.config.offline.storage_options))
+    d = inference.deployments.get(deployment)
+    inference.flush()
+    log = read_requests(d.log_path, start, end, dict(storage_options or {}))
     start_s, end_s = _iso(start), _iso(end)
     window = f"from {start_s or 'the start'} until {end_s or 'now'}"
     if log.num_rows == 0:
@@ -283,23 +313,26 @@ def skew_report(fs: "FeatureStore", deployment: str, start: Any = None, end: Any
             f"after revision {d.revision} was deployed ({d.created_at})")
     b = d.binding
     tname, _, tver = d.training_set.partition("@")
-    manifest = fs.get_training_set(tname, int(tver) if tver else None).manifest
+    manifest = get_training_set(catalog, tname, int(tver) if tver else None).manifest
     spine, entities = _spine(log)
-    ts = fs.get_historical_features(spine, list(b.features), _AT, engine=engine,
-                                    as_known_at=True, key_map=dict(b.key_map) or None,
-                                    full_feature_names=b.full_feature_names)
-    offline = ts.to_arrow()
-    offline = offline.sort_by(_ROW) if _ROW in offline.column_names else offline
-    if offline.num_rows != log.num_rows:
+    ts = get_historical_features(catalog, offline, spark, spine, list(b.features), _AT,
+                                 engine=engine, as_known_at=True,
+                                 key_map=dict(b.key_map) or None,
+                                 full_feature_names=b.full_feature_names)
+    recomputed = ts.to_arrow()
+    if _ROW in recomputed.column_names:
+        recomputed = recomputed.sort_by(_ROW)
+    if recomputed.num_rows != log.num_rows:
         raise SparkfsError(f"skew of {deployment!r}: the offline recompute returned "
-                           f"{offline.num_rows} rows for {log.num_rows} requests")
+                           f"{recomputed.num_rows} rows for {log.num_rows} requests")
 
     # which group (or on-demand transform) makes each column, and changed transforms
     source: dict[str, tuple[str, dict]] = {}
     for gr in manifest.get("groups", []):
         for c in gr.get("columns", []):
             source[c] = ("group", gr)
-    registered = {s["name"]: s.get("fingerprint") for s in fs.registry.list("on_demand")}
+    od_specs = {s["name"]: s for s in catalog.registry.list("on_demand")}
+    registered = {name: s.get("fingerprint") for name, s in od_specs.items()}
     changed: dict[str, str] = {}
     for name, fp in (manifest.get("on_demand") or {}).items():
         now = registered.get(name)
@@ -307,7 +340,7 @@ def skew_report(fs: "FeatureStore", deployment: str, start: Any = None, end: Any
             changed[name] = (f"on-demand transform {name!r}: fingerprint {fp} in training set "
                              f"{d.training_set}, {now} registered (served)")
     for gr in manifest.get("groups", []):
-        current = fs.get_feature_group(gr["name"], gr["version"])
+        current = catalog.get_group(gr["name"], gr["version"])
         now_t = {t.name: getattr(t, "fingerprint", "") for t in current.transforms}
         if now_t != gr.get("transforms", {}):
             changed[gr["label"]] = (f"transforms of group {gr['label']}: {gr.get('transforms')} "
@@ -317,44 +350,68 @@ def skew_report(fs: "FeatureStore", deployment: str, start: Any = None, end: Any
     report = SkewReport(d.name, d.revision, d.model_label, d.view, d.training_set, engine,
                         start_s, end_s,
                         log.num_rows, float(threshold), findings=sorted(changed.values()))
-    served_at = log.column("time").to_pylist()
-    request_ids = log.column("request_id").to_pylist()
-    row_ids = log.column("row").to_pylist()
+    import numpy as np
+
     n = log.num_rows
-    for col, dtype in b.columns:
-        state, diff = _compare(log.column(col), offline.column(col))
+    # group columns first: an on-demand column that reads a group takes over the causes
+    # found for that group's columns on the same request (a lagging weather row makes a
+    # lagging weather_risk)
+    group_causes: dict[str, dict[int, str]] = {}
+    order = sorted(b.columns, key=lambda c: source.get(c[0], ("on_demand",))[0] != "group")
+    by_column: dict[str, dict] = {}
+    for col, dtype in order:
+        state, diff = _compare(log.column(col), recomputed.column(col))
         causes = dict.fromkeys(CAUSES, 0)
         cause_of: dict[int, str] = {}
-        skewed = [i for i in range(n) if state[i]]
+        skewed = np.flatnonzero(state).tolist()
         kind, info = source.get(col, ("on_demand", {}))
         transform = od_columns.get(col) if kind == "on_demand" else info.get("label")
-        if transform in changed:
-            for i in range(n):
-                cause_of[i] = "transform_changed"
-        elif kind == "group" and skewed:
-            cause_of = _explain(fs, info, log, col, spine, skewed, state)
-        for i in set(skewed) | set(cause_of):
-            causes[cause_of.get(i, "unexplained")] += 1
+        if transform in changed:  # every request: the recompute ran the served code too
+            causes["transform_changed"] = n
+            cause_of = dict.fromkeys(skewed[:sample], "transform_changed")
+        else:
+            if kind == "group" and skewed:
+                cause_of = _explain(catalog, offline, info, log, col, spine, skewed, state)
+                known = group_causes.setdefault(info["name"], {})
+                for i, c in cause_of.items():
+                    if c != "unexplained":
+                        known.setdefault(i, c)
+            elif kind == "on_demand" and skewed:
+                reads = {ref.split(":", 1)[0].split("@", 1)[0] for ref in
+                         (od_specs.get(transform or "", {}).get("features") or {}).values()}
+                for i in skewed:
+                    for g in sorted(reads):
+                        if i in group_causes.get(g, {}):
+                            cause_of[i] = group_causes[g][i]
+                            break
+            for i in skewed:
+                causes[cause_of.get(i, "unexplained")] += 1
         mism = diff[state == 3] if diff is not None else None
-        served_vals = log.column(col).to_pylist()
-        offline_vals = offline.column(col).to_pylist()
-        report.features.append({
+        counts = np.bincount(state, minlength=4)
+        by_column[col] = {
             "feature": col, "dtype": dtype,
             "source": info.get("label") if kind == "group" else f"on_demand:{transform}",
-            "requests": n, "matches": int((state == 0).sum()),
-            "missing_online": int((state == 1).sum()),
-            "missing_offline": int((state == 2).sum()), "mismatches": int((state == 3).sum()),
+            "requests": n, "matches": int(counts[0]), "missing_online": int(counts[1]),
+            "missing_offline": int(counts[2]), "mismatches": int(counts[3]),
             "skew_rate": len(skewed) / n,
             "mean_abs_diff": float(mism.mean()) if mism is not None and len(mism) else None,
             "max_abs_diff": float(mism.max()) if mism is not None and len(mism) else None,
             "causes": {k: v for k, v in causes.items() if v},
-            "sample": [{"request_id": request_ids[i], "row": row_ids[i],
-                        "served_at": served_at[i].isoformat(), "entity": entities[i],
-                        "served": _jsonable(served_vals[i]),
-                        "offline": _jsonable(offline_vals[i]),
-                        "cause": cause_of.get(i, "unexplained")} for i in skewed[:sample]],
-        })
+            "sample": [_sample(log, recomputed, col, entities, i,
+                               cause_of.get(i, "unexplained")) for i in skewed[:sample]],
+        }
+    report.features = [by_column[col] for col, _ in b.columns]
     return report
+
+
+def _sample(log: pa.Table, offline: pa.Table, col: str, entities: list, i: int,
+            cause: str) -> dict:
+    """One skewed request of the report's sample (read from the Arrow columns at ``i``)."""
+    return {"request_id": log.column("request_id")[i].as_py(),
+            "row": log.column("row")[i].as_py(),
+            "served_at": log.column("time")[i].as_py().isoformat(), "entity": entities[i],
+            "served": _jsonable(log.column(col)[i].as_py()),
+            "offline": _jsonable(offline.column(col)[i].as_py()), "cause": cause}
 
 
 def _jsonable(v: Any) -> Any:
@@ -379,10 +436,10 @@ def _on_demand_columns(manifest: dict, binding: Any) -> dict[str, str]:
     return out
 
 
-def _explain(fs: "FeatureStore", info: dict, log: pa.Table, col: str, spine: Any,
-             skewed: list[int], state: Any) -> dict[int, str]:
-    group = fs.get_feature_group(info["name"], info["version"])
-    newest = _newest_known(fs, group, info["key_columns"], spine, skewed)
+def _explain(catalog: "Catalog", offline: "OfflineStore", info: dict, log: pa.Table, col: str,
+             spine: Any, skewed: list[int], state: Any) -> dict[int, str]:
+    group = catalog.get_group(info["name"], info["version"])
+    newest = _newest_known(offline, group, info["key_columns"], spine, skewed)
     served_et = log.column(f"{col}__event_time").to_pylist()
     status = log.column(f"{col}__status").to_pylist()
     served_at = log.column("time").to_pylist()
@@ -400,3 +457,136 @@ def _explain(fs: "FeatureStore", info: dict, log: pa.Table, col: str, spine: Any
         else:
             out[i] = "unexplained"
     return out
+
+
+# -- stored reports ----------------------------------------------------------------------------
+#: One row per stored report: what identifies it (deployment, revision, model, training
+#: set, window, engine), the verdict (``failing``), each feature's skew rate (JSON, for skew
+#: over time) and the whole report (JSON, ``SkewReport.to_dict()``).
+REPORTS_SCHEMA = pa.schema([
+    ("report_id", pa.string()), ("created_at", pa.timestamp("us", "UTC")),
+    ("deployment", pa.string()), ("revision", pa.int64()), ("model", pa.string()),
+    ("view", pa.string()), ("training_set", pa.string()), ("engine", pa.string()),
+    ("start", pa.string()), ("end", pa.string()), ("requests", pa.int64()),
+    ("threshold", pa.float64()), ("failing", pa.string()), ("skew_rates", pa.string()),
+    ("report", pa.string())])
+
+
+def reports_path(offline_root: str) -> str:
+    """The Delta table of stored skew reports under the offline root (beside the
+    evaluation logs).
+
+    >>> reports_path("/data/offline/")
+    '/data/offline/_skew_reports'
+    """
+    return offline_root.rstrip("/") + "/_skew_reports"
+
+
+def save_report(report: SkewReport, path: str, storage_options: dict | None = None) -> str:
+    """Append ``report`` to the reports table at ``path`` (one Delta commit; the table is
+    created on first use) and return its new ``report_id`` (also set on ``report``).
+
+    >>> import tempfile
+    >>> path = tempfile.mkdtemp() + "/reports"
+    >>> r = SkewReport("delay", 1, "m@1", "v@1", "t@1", "duckdb", None, None, 2, 0.0,
+    ...                features=[{"feature": "temp", "skew_rate": 0.5, "causes": {}}])
+    >>> rid = save_report(r, path)
+    >>> read_report(path, rid).features == r.features
+    True
+    >>> [(x["deployment"], x["skew_rates"]) for x in list_reports(path)]
+    [('delay', {'temp': 0.5})]
+    """
+    import os
+    import uuid
+
+    from deltalake import CommitProperties, write_deltalake
+
+    if report.report_id is not None:
+        raise SparkfsError(f"skew report {report.report_id} is already stored")
+    rid = uuid.uuid4().hex
+    report.report_id = rid
+    row = {"report_id": rid, "created_at": _utc(report.created_at),
+           "deployment": report.deployment, "revision": report.revision, "model": report.model,
+           "view": report.view, "training_set": report.training_set, "engine": report.engine,
+           "start": report.start, "end": report.end, "requests": report.requests,
+           "threshold": report.threshold, "failing": json.dumps(report.failing()),
+           "skew_rates": json.dumps({f["feature"]: f["skew_rate"] for f in report.features}),
+           "report": report.to_json(indent=None)}
+    table = pa.Table.from_pylist([row], schema=REPORTS_SCHEMA)
+    if "://" not in path:
+        os.makedirs(path, exist_ok=True)
+    try:
+        write_deltalake(path, table, mode="append", storage_options=dict(storage_options or {}),
+                        commit_properties=CommitProperties(max_commit_retries=50))
+    except Exception:
+        report.report_id = None
+        raise
+    return rid
+
+
+def _reports(path: str, storage_options: dict | None) -> pa.Table:
+    from deltalake import DeltaTable
+
+    from ..offline.tables import arrow_dataset
+
+    try:
+        dt_ = DeltaTable(path, storage_options=dict(storage_options or {}))
+    except Exception:  # TableNotFoundError: nothing stored yet
+        return REPORTS_SCHEMA.empty_table()
+    return arrow_dataset(dt_).to_table().sort_by([("created_at", "ascending"),
+                                                  ("report_id", "ascending")])
+
+
+def list_reports(path: str, storage_options: dict | None = None, deployment: str | None = None,
+                 start: Any = None, end: Any = None) -> list[dict]:
+    """The stored reports (oldest first), of ``deployment`` when given, created in
+    ``[start, end)``: per report its id, time, deployment, revision, model, training set,
+    window, engine, requests, threshold, ``failing`` features and ``skew_rates``
+    ({feature: rate}), without the samples (``read_report`` has them). A deployment with
+    no stored report at all is a ``NotFoundError`` naming those that have some."""
+    data = _reports(path, storage_options)
+    rows = data.drop_columns(["report"]).to_pylist()
+    if deployment is not None:
+        known = sorted({r["deployment"] for r in rows})
+        if deployment not in known:
+            raise NotFoundError(f"no stored skew report of deployment {deployment!r}; "
+                                f"deployments with stored reports: {known or 'none'} (store "
+                                "one with fs.skew_report(..., save=True) or `sparkfs skew "
+                                "<deployment> --save`)")
+        rows = [r for r in rows if r["deployment"] == deployment]
+    lo, hi = _utc(start), _utc(end)
+    out = []
+    for r in rows:
+        if (lo is not None and r["created_at"] < lo) or (hi is not None and r["created_at"] >= hi):
+            continue
+        r["created_at"] = r["created_at"].isoformat()
+        r["failing"] = json.loads(r["failing"])
+        r["skew_rates"] = json.loads(r["skew_rates"])
+        out.append(r)
+    return out
+
+
+def read_report(path: str, report_id: str, storage_options: dict | None = None) -> SkewReport:
+    """The stored report ``report_id`` (or a unique prefix of it, at least 6 characters);
+    an unknown id is a ``NotFoundError`` listing close ones."""
+    import difflib
+
+    import pyarrow.compute as pc_
+
+    data = _reports(path, storage_options)
+    ids = data.column("report_id").to_pylist()
+    hits = [i for i in ids if i == report_id]
+    if not hits and len(report_id) >= 6:
+        hits = [i for i in ids if i.startswith(report_id)]
+    if len(hits) > 1:
+        raise SparkfsError(f"skew report id {report_id!r} is ambiguous: {hits[:5]}")
+    if not hits:
+        close = difflib.get_close_matches(report_id, ids, n=3, cutoff=0.5)
+        raise NotFoundError(f"no stored skew report {report_id!r}; "
+                            + (f"did you mean {close}?" if close else
+                               f"{len(ids)} report(s) stored (list them with `sparkfs skew "
+                               "--list`)"))
+    text = data.filter(pc_.equal(data.column("report_id"), hits[0])).column("report")[0]
+    report = SkewReport.from_dict(json.loads(text.as_py()))
+    report.report_id = hits[0]
+    return report

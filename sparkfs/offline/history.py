@@ -30,7 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
     from pyspark.sql import DataFrame
 
-    from ..store import FeatureStore
+    from ..catalog import SparkProvider
+    from .tables import OfflineStore
 
 
 class History:
@@ -39,19 +40,34 @@ class History:
     ``to_arrow()`` and ``to_pandas()`` read through delta-rs without Spark;
     ``to_spark()`` gives a DataFrame whose executors read the files (use it for ``count``,
     ``filter`` and the rest of Spark's API). ``delta_version`` is the version it reads.
+
+    ``offline`` is the store holding the history; ``spark`` (a ``SparkProvider``) is called
+    only by ``to_spark()``, which reads with Delta's own reader when ``engine`` (the
+    config's ``offline.engine``) is not ``"delta-rs"`` and the session has the Delta jars.
+
+    >>> import tempfile
+    >>> from sparkfs import FeatureStore, Entity, Field, FeatureGroup
+    >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+    >>> g = FeatureGroup("w", [Entity("airport", ["origin"])], "t", [Field("temp", "double")])
+    >>> _ = fs.apply([g])
+    >>> History(fs.offline, g, spark=lambda: fs.spark).to_arrow().num_rows
+    0
     """
 
-    def __init__(self, fs: "FeatureStore", group: FeatureGroup, version: int | None = None,
-                 as_of: Any = None) -> None:
-        self._fs = fs
+    def __init__(self, offline: "OfflineStore", group: FeatureGroup, version: int | None = None,
+                 as_of: Any = None, *, spark: "SparkProvider | None" = None,
+                 engine: str = "delta-rs") -> None:
+        self._offline = offline
+        self._spark = spark
+        self._engine = engine
         self.group = group
-        table = fs.offline.table(group, version, as_of)  # resolves and validates now
+        table = offline.table(group, version, as_of)  # resolves and validates now
         self.delta_version: int = table.version()
         self._spark_df: DataFrame | None = None
 
     def to_arrow(self) -> "pa.Table":
         """The rows as an Arrow table (delta-rs; no Spark)."""
-        return self._fs.offline.read_arrow(self.group, self.delta_version)
+        return self._offline.read_arrow(self.group, self.delta_version)
 
     def to_pandas(self) -> "pd.DataFrame":
         """The rows as a pandas DataFrame (delta-rs; no Spark)."""
@@ -60,16 +76,21 @@ class History:
     def to_spark(self) -> "DataFrame":
         """The rows as a lazy Spark DataFrame (Delta's reader when its jars are there)."""
         if self._spark_df is None:
-            if self._fs.config.offline.engine != "delta-rs":
+            if self._spark is None:
+                from ..errors import SparkfsError
+
+                raise SparkfsError(f"{self!r} was made without a Spark provider; "
+                                   "read it with to_arrow() or to_pandas()")
+            spark = self._spark()
+            if self._engine != "delta-rs":
                 from ..sparkutil import has_delta_jars
 
-                if has_delta_jars(self._fs.spark):
-                    self._spark_df = (self._fs.spark.read.format("delta")
+                if has_delta_jars(spark):
+                    self._spark_df = (spark.read.format("delta")
                                       .option("versionAsOf", self.delta_version)
-                                      .load(self._fs.offline.table_uri(self.group)))
+                                      .load(self._offline.table_uri(self.group)))
                     return self._spark_df
-            self._spark_df = self._fs.offline.read_spark(self._fs.spark, self.group,
-                                                         self.delta_version)
+            self._spark_df = self._offline.read_spark(spark, self.group, self.delta_version)
         return self._spark_df
 
     def __repr__(self) -> str:

@@ -114,7 +114,7 @@ def ingest(fs: "FeatureStore", group: FeatureGroup, data: Any, run_id: str | Non
     if group.expectations is not None:
         from ..validation import validate_batch
 
-        outcome = validate_batch(fs, group, df, run_id)
+        outcome = validate_batch(fs.catalog, group, df, run_id)
         df = outcome.valid_df
 
     value_cols = [f.name for f in history_schema(group) if f.name not in (COMMIT_TIME, RUN_ID)]
@@ -131,7 +131,7 @@ def ingest(fs: "FeatureStore", group: FeatureGroup, data: Any, run_id: str | Non
         # here and the main commit, the retry commits the batch and finds them written.
         from ..validation.quarantine import write_quarantine
 
-        write_quarantine(fs, group, outcome.invalid_df, run_id, None)
+        write_quarantine(fs.offline, group, outcome.invalid_df, run_id, None)
     written = writer.write(Batch(group, df, run_id, commit_time, pinned, checks["n"],
                                  et_range, value_cols))
     if written.already:  # a concurrent ingest committed this run id first
@@ -145,7 +145,8 @@ def ingest(fs: "FeatureStore", group: FeatureGroup, data: Any, run_id: str | Non
     if outcome is not None:
         from ..validation import record_validation
 
-        result.rows_quarantined = record_validation(fs, group, outcome, run_id, result.delta_version)
+        result.rows_quarantined = record_validation(fs.catalog, fs.offline, group, outcome, run_id,
+                                                   result.delta_version)
     result.rows_skipped = result.rows_input - result.rows_written - result.rows_quarantined
     if written.version is not None and getattr(fs.config.ingest, "statistics", False):
         from ..monitoring import record_statistics

@@ -33,7 +33,9 @@ from ..offline.tables import COMMIT_TIME
 from ..sql import quote_ident, quote_idents
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..catalog import SparkProvider
+    from ..offline.tables import OfflineStore
+    from .base import OnlineStore
 
 ENGINES = ("spark", "local")
 
@@ -57,12 +59,12 @@ class MaterializeResult:
         return asdict(self)
 
 
-def watermark_and_version(fs: "FeatureStore", group: FeatureGroup, online_group: FeatureGroup,
-                          drop_hint: str) -> tuple[int | None, int]:
+def watermark_and_version(offline: "OfflineStore", online: "OnlineStore", group: FeatureGroup,
+                          online_group: FeatureGroup, drop_hint: str) -> tuple[int | None, int]:
     """The stored watermark of ``online_group`` and the current Delta version of ``group``;
     refuses a watermark ahead of the history (the table was recreated)."""
-    watermark = fs.online.get_watermark(online_group)
-    current = fs.offline.current_version(group)
+    watermark = online.get_watermark(online_group)
+    current = offline.current_version(group)
     if watermark is not None and watermark > current:
         raise OnlineStoreError(
             f"feature group {group.name!r}: the online watermark is Delta version {watermark} "
@@ -71,43 +73,77 @@ def watermark_and_version(fs: "FeatureStore", group: FeatureGroup, online_group:
     return watermark, current
 
 
-def materialize(fs: "FeatureStore", group: FeatureGroup, engine: str = "spark",
-                batch_rows: int = 10_000) -> MaterializeResult:
-    """Materialize the Delta commits of ``group`` made after its watermark."""
+def materialize(offline: "OfflineStore", online: "OnlineStore", group: FeatureGroup,
+                engine: str = "spark", batch_rows: int = 10_000, *,
+                spark: "SparkProvider | None" = None,
+                config: Config | None = None) -> MaterializeResult:
+    """Materialize the Delta commits of ``group`` (history in ``offline``) made after its
+    watermark into ``online``. ``engine="spark"`` also needs ``spark`` (a
+    ``SparkProvider``) and ``config``, the store config executors open the online store
+    from; ``engine="local"`` needs neither.
+
+    >>> import tempfile
+    >>> from sparkfs import Entity, FeatureGroup, FeatureStore, Field
+    >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+    >>> g = FeatureGroup("w", [Entity("airport", ["origin"])], "t", [Field("temp", "double")],
+    ...                  online=True)
+    >>> _ = fs.apply([g])
+    >>> materialize(fs.offline, fs.online, g, engine="local").keys_written
+    0
+    >>> fs.close()
+    """
     if not group.online:
         raise DefinitionError(f"feature group {group.name!r} version {group.version} has "
                               "online=False; set online=True and apply it to materialize it")
     if group.aggregations:
         from ..aggregations.online import materialize_aggregations
 
-        return materialize_aggregations(fs, group)
+        return materialize_aggregations(offline, online, group)
     if engine not in ENGINES:
         raise DefinitionError(f"materialize engine {engine!r} is unknown; use one of {ENGINES}")
     if engine == "spark":
         require("pyspark", extra="spark",
                 what="materialize with engine='spark' (engine='local' needs no Spark)")
+        if spark is None or config is None:
+            raise SparkfsError("materialize with engine='spark' needs spark= (a SparkProvider) "
+                               "and config= (what executors open the online store from)")
     start = time.perf_counter()
-    store = fs.online
-    watermark, current = watermark_and_version(fs, group, group, "fs.online.drop(group)")
+    store = online
+    watermark, current = watermark_and_version(offline, online, group, group,
+                                               "fs.online.drop(group)")
     files: list[str] = []
     rows_read = keys = 0
     if watermark != current:
-        files = fs.offline.files_added_between(group, watermark, current)
-        rows_read = _count_rows(fs, group, current, files)
+        files = offline.files_added_between(group, watermark, current)
+        rows_read = _count_rows(offline, group, current, files)
         if files:
-            write = _write_spark if engine == "spark" else _write_local
-            keys = write(fs, group, files, batch_rows)
+            if engine == "spark":
+                assert spark is not None and config is not None  # checked above
+                keys = _write_spark(spark, config, group, files)
+            else:
+                keys = _write_local(online, group, files, batch_rows)
         store.set_watermark(group, current)
     return MaterializeResult(group.name, group.version, watermark, current, rows_read, keys,
                              time.perf_counter() - start, engine, len(files))
 
 
-def rebuild(fs: "FeatureStore", group: FeatureGroup, engine: str = "spark",
-            batch_rows: int = 10_000) -> MaterializeResult:
+def rebuild(offline: "OfflineStore", online: "OnlineStore", group: FeatureGroup,
+            engine: str = "spark", batch_rows: int = 10_000, *,
+            spark: "SparkProvider | None" = None,
+            config: Config | None = None) -> MaterializeResult:
     """Rebuild ``group``'s online state from its Delta history alone: drop the online table
     and its watermark (for a windowed-aggregation group, its event state), then materialize
-    every commit. Use it for a new, emptied or damaged online store; reads of the group
-    find no values until it finishes.
+    every commit (``spark`` and ``config`` as for ``materialize``). Use it for a new,
+    emptied or damaged online store; reads of the group find no values until it finishes.
+
+    >>> import tempfile
+    >>> from sparkfs import Entity, FeatureGroup, FeatureStore, Field
+    >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+    >>> g = FeatureGroup("w", [Entity("airport", ["origin"])], "t", [Field("temp", "double")])
+    >>> _ = fs.apply([g])
+    >>> rebuild(fs.offline, fs.online, g, engine="local").keys_written
+    0
+    >>> fs.close()
     """
     if not group.online:
         raise DefinitionError(f"feature group {group.name!r} version {group.version} has "
@@ -117,19 +153,21 @@ def rebuild(fs: "FeatureStore", group: FeatureGroup, engine: str = "spark",
     if group.aggregations:
         from ..aggregations.online import state_group
 
-        fs.online.drop(state_group(group))
+        online.drop(state_group(group))
     else:
-        fs.online.drop(group)
-    return materialize(fs, group, engine=engine, batch_rows=batch_rows)
+        online.drop(group)
+    return materialize(offline, online, group, engine=engine, batch_rows=batch_rows,
+                       spark=spark, config=config)
 
 
-def _count_rows(fs: "FeatureStore", group: FeatureGroup, version: int, files: list[str]) -> int:
+def _count_rows(offline: "OfflineStore", group: FeatureGroup, version: int,
+                files: list[str]) -> int:
     """Rows in ``files``, from the Delta log's statistics (no data read)."""
     from ..offline.tables import _join
 
     wanted = set(files)
-    base = fs.offline.table_uri(group)
-    adds = pa.table(fs.offline.table(group, version).get_add_actions(flatten=True)).to_pylist()
+    base = offline.table_uri(group)
+    adds = pa.table(offline.table(group, version).get_add_actions(flatten=True)).to_pylist()
     return sum(int(a.get("num_records") or 0) for a in adds if _join(base, a["path"]) in wanted)
 
 
@@ -168,19 +206,20 @@ class PartitionWriter:
         yield pa.RecordBatch.from_pydict({"written": pa.array([written], pa.int64())})
 
 
-def _write_spark(fs: "FeatureStore", group: FeatureGroup, files: list[str], batch_rows: int) -> int:
+def _write_spark(spark: "SparkProvider", config: Config, group: FeatureGroup,
+                 files: list[str]) -> int:
     from pyspark.sql import functions as F
 
     from ..offline.tables import read_files_spark
 
     keys = list(group.join_keys)
     values = _value_columns(group)
-    df = read_files_spark(fs.spark, group, files).where(
+    df = read_files_spark(spark(), group, files).where(
         " AND ".join(f"{quote_ident(c, 'spark')} IS NOT NULL" for c in keys + [group.event_time]))
     newest = F.max_by(F.struct(*[F.col(c) for c in values]),
                       F.struct(F.col(group.event_time), F.col(COMMIT_TIME)))
     latest = df.groupBy(*keys).agg(newest.alias("_row")).select(*keys, "_row.*")
-    writer = PartitionWriter(_portable_config(fs.config), group.to_spec())
+    writer = PartitionWriter(_portable_config(config), group.to_spec())
     try:
         total = latest.mapInArrow(writer, "written long").agg(F.sum("written")).collect()[0][0]
     except Exception as exc:  # py4j / PythonException: turn it into one readable line
@@ -203,7 +242,8 @@ def _root_cause(exc: BaseException) -> str:
     return lines[-1][:500] if lines else type(exc).__name__
 
 
-def _write_local(fs: "FeatureStore", group: FeatureGroup, files: list[str], batch_rows: int) -> int:
+def _write_local(online: "OnlineStore", group: FeatureGroup, files: list[str],
+                 batch_rows: int) -> int:
     import duckdb
     import pyarrow.dataset as ds
 
@@ -222,7 +262,7 @@ def _write_local(fs: "FeatureStore", group: FeatureGroup, files: list[str], batc
             f"(SELECT {cols} FROM history WHERE {not_null}) h GROUP BY {keys})"
         ).fetch_record_batch(batch_rows)
         written = 0
-        store = fs.online
+        store = online
         try:
             for batch in reader:
                 if batch.num_rows:

@@ -88,6 +88,9 @@ def create_app(fs: Any, max_batch_size: int | None = None, keys: KeyRing | None 
     from .deployments import register as register_deployments
 
     register_deployments(app, fs.inference, s)  # POST /deployments/{name}/predict, GET /metrics
+    from .transform_guard import install as install_transform_guard
+
+    install_transform_guard(app, fs.catalog, fs.models, fs.inference.deployments, s)
     from .push import register as register_push
 
     register_push(app, fs)  # POST /push/{group}; stream and push metrics on GET /metrics

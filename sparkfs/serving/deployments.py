@@ -112,6 +112,9 @@ def register(app: FastAPI, inference: Inference, serving: ServingConfig) -> None
             return _json({"detail": f"{len(body.entity_rows)} entity rows exceed "
                                     f"serving.max_batch_size={limit}; split the request"}, 413)
         try:
+            guard = getattr(app.state, "transform_guard", None)  # serving.transform_guard
+            if guard is not None:
+                guard.check(name)
             result = inference.predict(name, body.entity_rows, body.request_data)
         except NotFoundError as exc:
             return _json({"detail": str(exc)}, 404)

@@ -123,10 +123,14 @@ async def authorize_view(svc: Any, principal: Principal, label: str) -> None:
                  summary="Liveness (open to everyone; no paths, no keys)")
 async def health(request: Request) -> Response:
     svc = request.app.state.service
-    return json_response({"status": "ok", "uptime_s": round(time.time() - svc.started, 3),
-                          "online_store": svc.fs.config.online.type,
-                          "max_batch_size": svc.max_batch_size, "auth": svc.keys.enabled,
-                          "pyspark_loaded": "pyspark" in sys.modules})
+    body = {"status": "ok", "uptime_s": round(time.time() - svc.started, 3),
+            "online_store": svc.fs.config.online.type,
+            "max_batch_size": svc.max_batch_size, "auth": svc.keys.enabled,
+            "pyspark_loaded": "pyspark" in sys.modules}
+    guard = getattr(request.app.state, "transform_guard", None)  # sparkfs.serving.transform_guard
+    if guard is not None and guard.mode != "off":
+        body.update(await anyio.to_thread.run_sync(guard.health))
+    return json_response(body)
 
 
 @meta_router.get("/feature-groups", responses=ERROR_RESPONSES,

@@ -114,6 +114,7 @@ class Health(BaseModel):
     max_batch_size: int
     auth: bool
     pyspark_loaded: bool
+    transform_guard: dict[str, Any] | None = None  # sparkfs.serving.transform_guard
 
 
 #: Error statuses documented on every route (see ``sparkfs.serving.errors``).

@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..definitions import FeatureGroup
@@ -44,7 +45,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
     from pyspark.sql.streaming import StreamingQuery
 
-    from ..store import FeatureStore
+    from ..catalog import Catalog
+    from ..offline.tables import OfflineStore
+
+#: How a stream writes one micro-batch: ``ingest(group, df, run_id)`` -> an ``IngestResult``
+#: (the facade passes ``fs.ingest`` without materialization: one Delta commit per run id).
+BatchIngest = Callable[[FeatureGroup, Any, str], Any]
+#: How a stream pushes a committed batch online: ``materialize(group)`` -> a
+#: ``MaterializeResult`` (``sparkfs.online.materialize.materialize`` with its stores bound).
+BatchMaterialize = Callable[[FeatureGroup], Any]
 
 
 def parse_trigger(trigger: str | dict | None) -> dict[str, Any]:
@@ -84,16 +93,32 @@ class _Tracker:
 
 
 class MicroBatchWriter:
-    """The ``foreachBatch`` function of a stream into one feature group."""
+    """The ``foreachBatch`` function of a stream into one feature group: each batch goes
+    through ``ingest`` (a ``BatchIngest``), unparseable payloads to the quarantine table in
+    ``offline``, the run log to ``catalog``'s registry and, for an online group, the new
+    values online through ``materialize`` (a ``BatchMaterialize``; None: not online).
 
-    def __init__(self, fs: FeatureStore, group: FeatureGroup, stream_id: str,
-                 tracker: _Tracker, materialize: bool, materialize_engine: str) -> None:
-        self.fs = fs
+    >>> import tempfile
+    >>> from sparkfs import Entity, FeatureGroup, FeatureStore, Field
+    >>> from sparkfs.streaming.status import StreamStatus
+    >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+    >>> g = FeatureGroup("w", [Entity("airport", ["origin"])], "t", [Field("temp", "double")])
+    >>> tracker = _Tracker(StreamStatus("s1", "w", 1, "ck", "test"), tempfile.mkdtemp())
+    >>> w = MicroBatchWriter(fs.catalog, fs.offline, g, "s1", tracker, ingest=fs.ingest)
+    >>> w.run_id(7), w.materialize is None
+    ('stream-s1-7', True)
+    """
+
+    def __init__(self, catalog: "Catalog", offline: "OfflineStore", group: FeatureGroup,
+                 stream_id: str, tracker: _Tracker, *, ingest: BatchIngest,
+                 materialize: BatchMaterialize | None = None) -> None:
+        self.catalog = catalog
+        self.offline = offline
         self.group = group
         self.stream_id = stream_id
         self.tracker = tracker
-        self.materialize = materialize and group.online
-        self.materialize_engine = materialize_engine
+        self.ingest = ingest
+        self.materialize = materialize if group.online else None
 
     def run_id(self, batch_id: int) -> str:
         return f"stream-{self.stream_id}-{batch_id}"
@@ -110,7 +135,7 @@ class MicroBatchWriter:
         elapsed = time.perf_counter() - started
         record.finished_at = now_iso()
         record.duration_s = round(elapsed, 3)
-        record_batch(self.fs.registry, record)
+        record_batch(self.catalog.registry, record)
         rows, bad = record.rows_written, record.rows_unparseable
         st = self.tracker.status
         fresh: dict[str, Any] = {}
@@ -132,7 +157,7 @@ class MicroBatchWriter:
         batch = batch_df.persist()
         try:
             good, bad = parse.split(batch)
-            result = self.fs.ingest(self.group, good, run_id=run_id, materialize=False)
+            result = self.ingest(self.group, good, run_id)
             record.delta_version = result.delta_version
             record.noop = result.noop
             record.rows_input, record.rows_written = result.rows_input, result.rows_written
@@ -147,22 +172,20 @@ class MicroBatchWriter:
                 from ..validation.quarantine import write_quarantine
 
                 record.rows_unparseable = write_quarantine(
-                    self.fs, self.group, bad, f"{run_id}-unparseable",
+                    self.offline, self.group, bad, f"{run_id}-unparseable",
                     None if result.noop else result.delta_version)
         finally:
             batch.unpersist()
         self._results_of_ingest(record)
-        if self.materialize:
-            from ..online.materialize import materialize
-
-            m = materialize(self.fs, self.group, engine=self.materialize_engine)
+        if self.materialize is not None:
+            m = self.materialize(self.group)
             record.materialized_keys = m.keys_written
 
     def _results_of_ingest(self, record: StreamBatch) -> None:
         """The validation report and statistics ``fs.ingest`` stored for this batch."""
         if record.noop or record.delta_version is None:
             return
-        reg = self.fs.registry
+        reg = self.catalog.registry
         if self.group.expectations is not None:
             rep = reg.get("validation_report", f"{self.group.name}__v{self.group.version}")
             if rep is not None and rep.get("run_id") == record.run_id:
@@ -179,11 +202,24 @@ def _iso(value: Any) -> str:
     return str(value)
 
 
-def ingest_stream(fs: FeatureStore, group: FeatureGroup, streaming_df: DataFrame,
-                  checkpoint: str, trigger: str | dict | None = None, materialize: bool = True,
-                  source: str | None = None, query_name: str | None = None,
-                  materialize_engine: str = "local") -> StreamingQuery:
-    """Start the stream; returns the running ``StreamingQuery``."""
+def ingest_stream(catalog: "Catalog", offline: "OfflineStore", group: FeatureGroup,
+                  streaming_df: DataFrame, checkpoint: str, trigger: str | dict | None = None,
+                  source: str | None = None, query_name: str | None = None, *,
+                  ingest: BatchIngest, materialize: BatchMaterialize | None = None,
+                  status_root: str) -> StreamingQuery:
+    """Start the stream; returns the running ``StreamingQuery``. Each micro-batch is
+    written by a ``MicroBatchWriter`` (``ingest``, ``materialize`` as there); the stream's
+    status file lives under ``status_root`` (the config's ``data_dir``).
+
+    >>> import tempfile
+    >>> from sparkfs import Entity, FeatureGroup, FeatureStore, Field
+    >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+    >>> g = FeatureGroup("w", [Entity("airport", ["origin"])], "t", [Field("temp", "double")])
+    >>> ingest_stream(fs.catalog, fs.offline, g, None, "ck", ingest=fs.ingest, status_root="d")
+    Traceback (most recent call last):
+    ...
+    sparkfs.errors.ValidationError: ingest_stream into feature group 'w' needs a streaming DataFrame (spark.readStream..., or sparkfs.streaming.kafka_source/files_source/delta_source); for a batch DataFrame use fs.ingest
+    """  # noqa: E501 (doctest output)
     if not getattr(streaming_df, "isStreaming", False):
         raise ValidationError(
             f"ingest_stream into feature group {group.name!r} needs a streaming DataFrame "
@@ -196,8 +232,9 @@ def ingest_stream(fs: FeatureStore, group: FeatureGroup, streaming_df: DataFrame
     tracker = _Tracker(StreamStatus(stream_id=stream_id, group=group.name,
                                     group_version=group.version, checkpoint=checkpoint,
                                     source=label, pid=os.getpid()),
-                       status_dir(fs.config.data_dir))
-    writer = MicroBatchWriter(fs, group, stream_id, tracker, materialize, materialize_engine)
+                       status_dir(status_root))
+    writer = MicroBatchWriter(catalog, offline, group, stream_id, tracker, ingest=ingest,
+                              materialize=materialize)
     w = (streaming_df.writeStream.foreachBatch(writer)
          .option("checkpointLocation", checkpoint)
          .queryName(query_name or f"sparkfs-{group.name}-v{group.version}-{stream_id}"))

@@ -57,26 +57,43 @@ from .plan import SPINE_ID, output_schema, resolve
 from .result import TrainingSet
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..catalog import Catalog, SparkProvider
+    from ..offline.tables import OfflineStore
 
 PUBLIC_OPTIONS = ("full_feature_names", "time_buckets", "hot_key_rows",
                   "broadcast_spine_rows", "threads", "delta_versions", "event_times")
 
 
-def get_historical_features(fs: "FeatureStore", spine: Any, features: Sequence[str] | None,
+def get_historical_features(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvider",
+                            spine: Any, features: Sequence[str] | None,
                             timestamp_col: str | None, engine: str = "spark", as_known_at: bool = False,
                             key_map: Mapping[str, str] | None = None, view: Any = None,
                             **options: Any) -> TrainingSet:
-    """A point-in-time correct ``TrainingSet`` for ``spine`` (see the module docstring)."""
+    """A point-in-time correct ``TrainingSet`` for ``spine`` (see the module docstring):
+    definitions from ``catalog``, history from ``offline``; ``spark`` is called only by
+    the Spark engine.
+
+    >>> import tempfile, datetime as dt, pandas as pd
+    >>> from sparkfs import FeatureStore, Entity, FeatureGroup, Field
+    >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+    >>> _ = fs.apply([FeatureGroup("w", [Entity("a", ["origin"])], "t", [Field("temp", "double")])])
+    >>> spine = pd.DataFrame({"origin": ["JFK"], "ts": [dt.datetime(2013, 1, 1)]})
+    >>> def no_spark():
+    ...     raise AssertionError("DuckDB needs no Spark")
+    >>> get_historical_features(fs.catalog, fs.offline, no_spark, spine, ["w:temp"], "ts",
+    ...                         engine="duckdb").columns
+    ['origin', 'ts', 'temp']
+    """
     unknown = sorted(set(options) - set(PUBLIC_OPTIONS))
     if unknown:
         raise SparkfsError(
             f"get_historical_features got unknown option(s) {unknown}; known: {list(PUBLIC_OPTIONS)}")
-    return build(fs, spine, features, timestamp_col, engine=engine, as_known_at=as_known_at,
-                 key_map=key_map, view=view, **options)
+    return build(catalog, offline, spark, spine, features, timestamp_col, engine=engine,
+                 as_known_at=as_known_at, key_map=key_map, view=view, **options)
 
 
-def build(fs: "FeatureStore", spine: Any, features: Sequence[str] | None,
+def build(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvider", spine: Any,
+          features: Sequence[str] | None,
           timestamp_col: str | None,
           engine: "str | JoinEngine" = "spark", as_known_at: bool = False,
           key_map: Mapping[str, str] | None = None, full_feature_names: bool = False,
@@ -93,14 +110,14 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str] | None,
     join_engine = choose_engine(engine, spine, time_buckets=time_buckets,
                                 hot_key_rows=hot_key_rows,
                                 broadcast_spine_rows=broadcast_spine_rows, threads=threads)
-    prepared = join_engine.prepare_spine(fs, spine, timestamp_col, keep_id=keep_id)
-    plan = resolve(fs, features, prepared.schema, timestamp_col, as_known_at=as_known_at,
+    prepared = join_engine.prepare_spine(spark, spine, timestamp_col, keep_id=keep_id)
+    plan = resolve(catalog, offline, features, prepared.schema, timestamp_col, as_known_at=as_known_at,
                    key_map=key_map, full_feature_names=full_feature_names,
                    delta_versions=delta_versions, ttls=ttls, view=view,
                    event_times=event_times)
     schema = output_schema(plan, prepared.schema)
     summary = join_engine.summary(prepared, timestamp_col)
-    joined = join_engine.join(fs, plan, prepared, summary)
+    joined = join_engine.join(offline, plan, prepared, summary)
     options = {"full_feature_names": bool(full_feature_names), **join_engine.options()}
     if event_times:
         options["event_times"] = True
@@ -109,8 +126,8 @@ def build(fs: "FeatureStore", spine: Any, features: Sequence[str] | None,
     manifest = build_manifest(plan, join_engine.name, summary, dict(plan.request.key_map),
                               options, plan.request.pinned_refs)
     if isinstance(joined, pa.Table):
-        return TrainingSet(fs, manifest=manifest, arrow=joined, schema=schema, spine=prepared)
-    return TrainingSet(fs, manifest=manifest, spark_df=joined, schema=schema, spine=prepared)
+        return TrainingSet(spark, manifest=manifest, arrow=joined, schema=schema, spine=prepared)
+    return TrainingSet(spark, manifest=manifest, spark_df=joined, schema=schema, spine=prepared)
 
 
 __all__ = ["get_historical_features", "TrainingSet", "SPINE_ID", "ENGINES", "JoinEngine",

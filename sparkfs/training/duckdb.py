@@ -28,7 +28,7 @@ never dropped, duplicated or reordered; null keys or timestamps match nothing (n
 
 Aggregation groups are handed to ``sparkfs.aggregations.duckdb.aggregate_at_spine``::
 
-    aggregate_at_spine(fs, group, spine, features, delta_version=..., as_known_at=...,
+    aggregate_at_spine(offline, group, spine, features, delta_version=..., as_known_at=...,
                        key_columns=..., timestamp_col=...) -> pyarrow.Table
 
 where ``spine`` is an Arrow table with ``_spine_id``, the spine key columns and the
@@ -50,7 +50,8 @@ from .engines import Spine
 from .plan import SPINE_ID, GroupPlan, Plan, micros, spine_to_arrow
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..catalog import SparkProvider
+    from ..offline.tables import OfflineStore
 
 
 class DuckDBEngine:
@@ -69,7 +70,7 @@ class DuckDBEngine:
     def options(self) -> dict:
         return {}
 
-    def prepare_spine(self, fs: "FeatureStore", spine, timestamp_col: str,
+    def prepare_spine(self, spark: "SparkProvider", spine, timestamp_col: str,
                       keep_id: bool = False) -> Spine:
         tbl = spine_to_arrow(spine, timestamp_col, keep_id=keep_id)
         return Spine(tbl.schema, arrow=tbl)
@@ -77,8 +78,8 @@ class DuckDBEngine:
     def summary(self, spine: Spine, timestamp_col: str) -> dict:
         return spine_summary(spine.arrow, timestamp_col)
 
-    def join(self, fs: "FeatureStore", plan: Plan, spine: Spine, summary: dict) -> pa.Table:
-        return join_duckdb(fs, plan, spine.arrow, summary, threads=self.threads)
+    def join(self, offline: "OfflineStore", plan: Plan, spine: Spine, summary: dict) -> pa.Table:
+        return join_duckdb(offline, plan, spine.arrow, summary, threads=self.threads)
 
 
 def spine_summary(spine: pa.Table, timestamp_col: str) -> dict:
@@ -98,7 +99,7 @@ def spine_summary(spine: pa.Table, timestamp_col: str) -> dict:
             "hash": f"duckdb-hash-xor:{(h or 0) & 0xFFFFFFFFFFFFFFFF:016x}"}
 
 
-def join_duckdb(fs: "FeatureStore", plan: Plan, spine: pa.Table, summary: dict,
+def join_duckdb(offline: "OfflineStore", plan: Plan, spine: pa.Table, summary: dict,
                 threads: int | None = None) -> pa.Table:
     """Run the point-in-time join in one DuckDB statement: the spine, then one chained
     ``ASOF LEFT JOIN`` per as-of group and one ``LEFT JOIN`` on ``_spine_id`` per
@@ -120,7 +121,7 @@ def join_duckdb(fs: "FeatureStore", plan: Plan, spine: pa.Table, summary: dict,
 
                 cols = [SPINE_ID, plan.timestamp_col] + sorted(set(gp.key_columns.values()))
                 frame = aggregate_at_spine(
-                    fs, gp.group, spine.select(cols), gp.features,
+                    offline, gp.group, spine.select(cols), gp.features,
                     delta_version=gp.delta_version, as_known_at=plan.as_known_at,
                     key_columns=gp.key_columns, timestamp_col=plan.timestamp_col)
                 frame = frame.select([SPINE_ID] + gp.features).rename_columns(
@@ -129,7 +130,7 @@ def join_duckdb(fs: "FeatureStore", plan: Plan, spine: pa.Table, summary: dict,
                 joins.append(f"LEFT JOIN {name} ON {name}.{SPINE_ID} = sp.{SPINE_ID}")
                 selects += [f"{name}.{q(c)}" for c in gp.columns]
                 continue
-            source, position, lookup = _history_source(fs, gp, con, f"h{i}")
+            source, position, lookup = _history_source(offline, gp, con, f"h{i}")
             g = gp.group
             for j, k in enumerate(gp.key_columns):
                 spine_extra.append(f"CAST({q(gp.key_columns[k])} AS {KEY_SQL[g.key_dtypes[k]]}) "
@@ -156,12 +157,12 @@ def join_duckdb(fs: "FeatureStore", plan: Plan, spine: pa.Table, summary: dict,
     return out
 
 
-def _history_source(fs: "FeatureStore", gp: GroupPlan, con, name: str) -> tuple[str, str, str]:
+def _history_source(offline: "OfflineStore", gp: GroupPlan, con, name: str) -> tuple[str, str, str]:
     """How to read the pinned Delta version's rows: ``(source, position, lookup)`` as in
     ``parquet_positions``. delta-rs lists exactly the files of that version (time travel);
     local files are scanned by DuckDB's own Parquet reader, anything else (s3://,
     hdfs://...) through a pyarrow dataset from delta-rs."""
-    table = fs.offline.table(gp.group, gp.delta_version)
+    table = offline.table(gp.group, gp.delta_version)
     paths = local_paths(table.file_uris())
     if not paths:
         con.register(name, arrow_dataset(table, history_schema(gp.group)))

@@ -37,7 +37,8 @@ import pyarrow as pa
 from ..errors import SparkfsError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..catalog import SparkProvider
+    from ..offline.tables import OfflineStore
     from .plan import Plan
 
 #: Names ``engine=`` accepts.
@@ -74,18 +75,20 @@ class JoinEngine(Protocol):
         """The options a stored training set records to rebuild with the same engine."""
         ...
 
-    def prepare_spine(self, fs: "FeatureStore", spine: Any, timestamp_col: str,
+    def prepare_spine(self, spark: "SparkProvider", spine: Any, timestamp_col: str,
                       keep_id: bool = False) -> Spine:
-        """The spine numbered by ``_spine_id`` (kept as given when ``keep_id``)."""
+        """The spine numbered by ``_spine_id`` (kept as given when ``keep_id``); ``spark``
+        is called only by engines that need Spark."""
         ...
 
     def summary(self, spine: Spine, timestamp_col: str) -> dict:
         """``{"lo", "hi", "rows", "hash"}``: min/max timestamp (epoch µs), rows, hash."""
         ...
 
-    def join(self, fs: "FeatureStore", plan: "Plan", spine: Spine, summary: dict) -> Any:
-        """The spine with the plan's features, ``_spine_id`` first, in spine order: an
-        Arrow table (DuckDB) or a lazy Spark DataFrame (Spark)."""
+    def join(self, offline: "OfflineStore", plan: "Plan", spine: Spine, summary: dict) -> Any:
+        """The spine with the plan's features (history read from ``offline``),
+        ``_spine_id`` first, in spine order: an Arrow table (DuckDB) or a lazy Spark
+        DataFrame (Spark)."""
         ...
 
 

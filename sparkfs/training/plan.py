@@ -33,7 +33,8 @@ from ..errors import DefinitionError, NotFoundError, SparkfsError
 from ..offline.tables import ARROW_TYPES, TIMESTAMP
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..catalog import Catalog
+    from ..offline.tables import OfflineStore
 
 #: Column that numbers spine rows (0, 1, 2... for pandas/Arrow spines). Reserved.
 SPINE_ID = "_spine_id"
@@ -108,7 +109,8 @@ class Plan:
         return list(self.spine_columns) + self.feature_columns
 
 
-def resolve(fs: "FeatureStore", features: Sequence[Any] | None, spine_schema: pa.Schema,
+def resolve(catalog: "Catalog", offline: "OfflineStore", features: Sequence[Any] | None,
+            spine_schema: pa.Schema,
             timestamp_col: str, as_known_at: bool = False,
             key_map: Mapping[str, str] | None = None, full_feature_names: bool = False,
             delta_versions: Mapping[str, int] | None = None,
@@ -128,7 +130,7 @@ def resolve(fs: "FeatureStore", features: Sequence[Any] | None, spine_schema: pa
         if not isinstance(k, str) or not isinstance(v, str):
             raise SparkfsError(f"key_map must map join key names to spine column names; got {k!r}: {v!r}")
     reserved = {c: f"spine column {c!r}" for c in spine_cols}
-    req = resolve_request(fs.catalog, features, view=view, full_feature_names=full_feature_names,
+    req = resolve_request(catalog, features, view=view, full_feature_names=full_feature_names,
                           key_map=key_map, reserved=reserved)
     od = req.on_demand
     if od is not None:
@@ -151,7 +153,7 @@ def resolve(fs: "FeatureStore", features: Sequence[Any] | None, spine_schema: pa
         if delta_versions and label in delta_versions:
             delta_version = int(delta_versions[label])
         else:
-            delta_version = fs.offline.current_version(group)
+            delta_version = offline.current_version(group)
         ttl = group.ttl
         if ttls is not None and label in ttls:
             ttl = None if ttls[label] is None else parse_duration(ttls[label])

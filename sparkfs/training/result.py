@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from pyspark.sql import DataFrame
 
-    from ..store import FeatureStore
+    from ..catalog import SparkProvider
     from .engines import Spine
 
 
@@ -36,16 +36,20 @@ class TrainingSet:
     Backed by one of: a lazy Spark DataFrame (``engine="spark"``), an Arrow table
     (``engine="duckdb"``), or stored Parquet files (``fs.get_training_set``). Each has a
     ``_spine_id`` column that fixes the row order; the public forms drop it.
+
+    ``spark`` (a ``SparkProvider``) is called only by ``to_spark()`` of Arrow- or
+    Parquet-backed rows; without one, ``to_spark()`` uses the active session (or a new
+    local one). ``to_arrow()`` / ``to_pandas()`` never need Spark.
     """
 
-    def __init__(self, fs: "FeatureStore | None" = None, *, manifest: dict,
+    def __init__(self, spark: "SparkProvider | None" = None, *, manifest: dict,
                  spark_df: "DataFrame | None" = None, arrow: pa.Table | None = None,
                  path: str | None = None, schema: pa.Schema | None = None,
                  name: str | None = None, version: int | None = None,
                  spine: "Spine | None" = None) -> None:
         if arrow is not None and schema is not None:
             arrow = conform(arrow, pa.schema([pa.field(SPINE_ID, pa.int64())] + list(schema)))
-        self._fs = fs
+        self._spark = spark
         self._spark_df = spark_df
         self._arrow = arrow
         self._path = path
@@ -92,12 +96,12 @@ class TrainingSet:
 
         if self._spark_df is not None:
             return self._spark_df.drop(SPINE_ID)  # already sorted by _spine_id
-        if self._fs is None:
+        if self._spark is None:
             from pyspark.sql import SparkSession
 
             spark = SparkSession.builder.getOrCreate()
         else:
-            spark = self._fs.spark
+            spark = self._spark()
         if self._path is not None and self._arrow is None:
             df = spark.read.parquet(_spark_path(self._path))
             cols = [c for c in df.columns if c != SPINE_ID]

@@ -51,27 +51,47 @@ from .plan import SPINE_ID
 from .result import TrainingSet
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..catalog import Catalog, SparkProvider
+    from ..offline.tables import OfflineStore
 
 KIND = "training_set"
 CREATE_OPTIONS = ("engine", "as_known_at", "key_map", "full_feature_names", "time_buckets",
                   "hot_key_rows", "broadcast_spine_rows", "threads", "description")
 
 
-def training_sets_root(fs: "FeatureStore") -> str:
-    return os.path.join(os.path.abspath(fs.config.data_dir), "training_sets")
+def training_sets_root(data_dir: str) -> str:
+    """Where training sets of the store with data directory ``data_dir`` are stored.
+
+    >>> training_sets_root("/data/fs")
+    '/data/fs/training_sets'
+    """
+    return os.path.join(os.path.abspath(data_dir), "training_sets")
 
 
-def create_training_set(fs: "FeatureStore", name: str, spine: Any,
+def create_training_set(catalog: "Catalog", offline: "OfflineStore", name: str, spine: Any,
                         features: Sequence[str] | None, timestamp_col: str | None,
-                        view: Any = None,
+                        view: Any = None, *, spark: "SparkProvider", root: str,
                         **options: Any) -> TrainingSet:
     """Build a training set and store its rows, spine and manifest as a new version of
-    ``name``, of feature references or of a feature ``view`` (the manifest's ``"view"``
-    records its ``name@version``; ``"features"`` its references, pinned). Options:
-    ``engine`` (default ``"spark"``), ``as_known_at``, ``key_map``, ``full_feature_names``,
+    ``name`` under ``root`` (``training_sets_root(config.data_dir)``), of feature
+    references or of a feature ``view`` (the manifest's ``"view"`` records its
+    ``name@version``; ``"features"`` its references, pinned). Options: ``engine``
+    (default ``"spark"``), ``as_known_at``, ``key_map``, ``full_feature_names``,
     ``time_buckets``, ``hot_key_rows``, ``broadcast_spine_rows``, ``threads``,
-    ``description``."""
+    ``description``. ``spark`` is called only by the Spark engine.
+
+    >>> import tempfile, datetime as dt, pandas as pd
+    >>> from sparkfs import FeatureStore, Entity, FeatureGroup, Field
+    >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+    >>> _ = fs.apply([FeatureGroup("planes", [Entity("plane", ["tailnum"])], "t",
+    ...                            [Field("seats", "int")])])
+    >>> spine = pd.DataFrame({"tailnum": ["N1"], "ts": [dt.datetime(2013, 1, 1)]})
+    >>> ts = create_training_set(fs.catalog, fs.offline, "demo", spine, ["planes:seats"], "ts",
+    ...                          engine="duckdb", spark=lambda: fs.spark,
+    ...                          root=training_sets_root(fs.config.data_dir))
+    >>> ts.name, ts.version
+    ('demo', 1)
+    """
     from ..definitions import check_name
 
     check_name(name, "training set")
@@ -81,19 +101,22 @@ def create_training_set(fs: "FeatureStore", name: str, spine: Any,
                            f"known: {list(CREATE_OPTIONS)}")
     description = options.pop("description", "")
     engine = options.pop("engine", "spark")
-    ts = build(fs, spine, features, timestamp_col, engine=engine, view=view, **options)
-    root = os.path.join(training_sets_root(fs), name)
+    ts = build(catalog, offline, spark, spine, features, timestamp_col, engine=engine,
+               view=view, **options)
+    sets_root = root
+    root = os.path.join(sets_root, name)
     os.makedirs(root, exist_ok=True)
-    clean_abandoned(fs, name)
+    clean_abandoned(catalog, sets_root, name)
+    registry = catalog.registry
     token = uuid.uuid4().hex
     staging = os.path.join(root, f".staging-{token}")
     _claim(staging)
     current = staging
     try:
-        _write(fs, ts, spine, timestamp_col, engine, staging)
+        _write(ts, engine, staging)
         version = 0
         while True:
-            version = max([version] + fs.registry.versions(KIND, name)) + 1
+            version = max([version] + registry.versions(KIND, name)) + 1
             final = os.path.join(root, f"v{version}-{token}")
             os.rename(current, final)  # our own directory: no other writer uses this token
             current = final
@@ -102,16 +125,16 @@ def create_training_set(fs: "FeatureStore", name: str, spine: Any,
                     "spine_path": os.path.join(final, "spine"),
                     "manifest": ts.manifest, "manifest_fingerprint": fingerprint(ts.manifest)}
             try:
-                fs.registry.put(KIND, name, version, spec, replace=False)
+                registry.put(KIND, name, version, spec, replace=False)
                 break
             except RegistryError:
-                if version not in fs.registry.versions(KIND, name):
+                if version not in registry.versions(KIND, name):
                     raise  # refused for another reason
                 # another writer registered this version first: take the next one
     except BaseException:
         shutil.rmtree(current, ignore_errors=True)
         raise
-    return get_training_set(fs, name, version)
+    return get_training_set(catalog, name, version, spark=spark)
 
 
 #: Staging of another host (whose processes this one cannot see) older than this is
@@ -131,25 +154,24 @@ def _claim(path: str) -> None:
         json.dump({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}, f)
 
 
-def clean_abandoned(fs: "FeatureStore", name: str) -> list[str]:
-    """Remove the directories under training set ``name`` that no registered version uses
-    and no live writer owns (staging of killed processes; ``sparkfs.training.gc``);
-    returns their paths.
+def clean_abandoned(catalog: "Catalog", root: str, name: str) -> list[str]:
+    """Remove the directories under training set ``name`` (in ``root``, the training sets
+    directory) that no registered version uses and no live writer owns (staging of killed
+    processes; ``sparkfs.training.gc``); returns their paths.
 
     >>> import tempfile
     >>> from sparkfs import FeatureStore
-    >>> clean_abandoned(FeatureStore({"data_dir": tempfile.mkdtemp()}), "none_yet")
+    >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+    >>> clean_abandoned(fs.catalog, training_sets_root(fs.config.data_dir), "none_yet")
     []
     """
     from .gc import collect_garbage
 
-    return [g.path for g in collect_garbage(fs.registry, training_sets_root(fs), apply=True,
+    return [g.path for g in collect_garbage(catalog.registry, root, apply=True,
                                             max_age_s=ABANDONED_AFTER_S, name=name)]
 
 
-def _write(fs: "FeatureStore", ts: TrainingSet, spine: Any, timestamp_col: str | None,
-           engine: str,
-           path: str) -> None:
+def _write(ts: TrainingSet, engine: str, path: str) -> None:
     data, spine_path = os.path.join(path, "data"), os.path.join(path, "spine")
     if engine == "spark":
         out = "file://" + data
@@ -168,54 +190,82 @@ def _write(fs: "FeatureStore", ts: TrainingSet, spine: Any, timestamp_col: str |
         pq.write_table(ts.spine.arrow, os.path.join(spine_path, "part-0.parquet"))
 
 
-def _spec(fs: "FeatureStore", name: str, version: int | None = None) -> dict:
-    spec = fs.registry.get(KIND, name, version)
+def _spec(catalog: "Catalog", name: str, version: int | None = None) -> dict:
+    spec = catalog.registry.get(KIND, name, version)
     if spec is None:
-        known = sorted({s["name"] for s in fs.registry.list(KIND)})
+        known = sorted({s["name"] for s in catalog.registry.list(KIND)})
         what = f"training set {name!r}" + (f" version {version}" if version is not None else "")
         raise NotFoundError(f"{what} does not exist; known training sets: {known or 'none'}")
     return spec
 
 
-def get_training_set(fs: "FeatureStore", name: str, version: int | None = None) -> TrainingSet:
+def get_training_set(catalog: "Catalog", name: str, version: int | None = None, *,
+                     spark: "SparkProvider | None" = None) -> TrainingSet:
     """A stored training set (its latest version unless ``version``): reads the stored
-    Parquet rows lazily, with the manifest."""
-    spec = _spec(fs, name, version)
+    Parquet rows lazily, with the manifest. ``spark`` is what its ``to_spark()`` uses
+    (``to_arrow()`` / ``to_pandas()`` read the Parquet files without Spark).
+
+    >>> import tempfile
+    >>> from sparkfs import FeatureStore
+    >>> get_training_set(FeatureStore({"data_dir": tempfile.mkdtemp()}).catalog, "nope")
+    Traceback (most recent call last):
+    ...
+    sparkfs.errors.NotFoundError: training set 'nope' does not exist; known training sets: none
+    """
+    spec = _spec(catalog, name, version)
     if not os.path.isdir(spec["data_path"]):
         raise NotFoundError(
             f"training set {name!r} version {spec['version']} is registered but its data at "
             f"{spec['data_path']} is missing; recreate it with fs.recreate_training_set({name!r})")
-    return TrainingSet(fs, manifest=spec["manifest"], path=spec["data_path"],
+    return TrainingSet(spark, manifest=spec["manifest"], path=spec["data_path"],
                        name=name, version=spec["version"])
 
 
-def list_training_sets(fs: "FeatureStore") -> list[dict]:
-    """Every stored training set version's registry entry (name, version, manifest...)."""
-    return fs.registry.list(KIND)
+def list_training_sets(catalog: "Catalog") -> list[dict]:
+    """Every stored training set version's registry entry (name, version, manifest...).
+
+    >>> import tempfile
+    >>> from sparkfs import FeatureStore
+    >>> list_training_sets(FeatureStore({"data_dir": tempfile.mkdtemp()}).catalog)
+    []
+    """
+    return catalog.registry.list(KIND)
 
 
-def recreate_training_set(fs: "FeatureStore", name: str, version: int | None = None) -> TrainingSet:
+def recreate_training_set(catalog: "Catalog", offline: "OfflineStore", name: str,
+                          version: int | None = None, *,
+                          spark: "SparkProvider") -> TrainingSet:
     """Rebuild a stored training set from its manifest: the stored spine, each group at
-    its recorded group version, Delta version and ttl, the same engine and options.
+    its recorded group version, Delta version and ttl, the same engine and options
+    (``spark`` is called only when that engine is Spark).
 
     Refuses (``SparkfsError``) when the rebuilt spine's hash differs from the recorded one
-    or a group's definition or an on-demand transform changed since."""
-    spec = _spec(fs, name, version)
+    or a group's definition or an on-demand transform changed since.
+
+    >>> import tempfile
+    >>> from sparkfs import FeatureStore
+    >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+    >>> recreate_training_set(fs.catalog, fs.offline, "nope", 2, spark=lambda: fs.spark)
+    Traceback (most recent call last):
+    ...
+    sparkfs.errors.NotFoundError: training set 'nope' version 2 does not exist; known training sets: none
+    """  # noqa: E501 (doctest output)
+    spec = _spec(catalog, name, version)
     m = spec["manifest"]
     for g in m["groups"]:
-        current = fs.get_feature_group(g["name"], g["version"])
+        current = catalog.get_group(g["name"], g["version"])
         if fingerprint(current.to_spec()) != g["definition_fingerprint"]:
             _check_same_structure(current, g)
     engine = m["engine"]
     spine_path = spec["spine_path"]
     if engine == "spark":
-        spine = fs.spark.read.parquet("file://" + spine_path)
+        spine = spark().read.parquet("file://" + spine_path)
     else:
         import pyarrow.parquet as pq
 
         spine = pq.read_table(spine_path).sort_by(SPINE_ID)
     opts = dict(m.get("options", {}))
-    ts = build(fs, spine, m["features"], m["timestamp_col"], engine=engine,
+    ts = build(catalog, offline, spark, spine, m["features"], m["timestamp_col"], engine=engine,
                as_known_at=m["as_known_at"], key_map=m.get("key_map") or None,
                delta_versions=delta_versions(m), ttls=ttls(m), keep_id=True, **opts)
     if ts.manifest["spine"]["hash"] != m["spine"]["hash"]:

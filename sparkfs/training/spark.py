@@ -51,7 +51,7 @@ cannot split it). ``time_buckets=1`` turns splitting off.
 
 Aggregation groups are handed to ``sparkfs.aggregations.spark.aggregate_at_spine``::
 
-    aggregate_at_spine(fs, group, spine, features, delta_version=..., as_known_at=...,
+    aggregate_at_spine(offline, group, spine, features, delta_version=..., as_known_at=...,
                        key_columns=..., timestamp_col=...) -> DataFrame
 
 where ``spine`` has ``_spine_id``, the spine key columns and the timestamp column, and
@@ -73,7 +73,8 @@ from .plan import SPINE_ID, GroupPlan, Plan, micros
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-    from ..store import FeatureStore
+    from ..catalog import SparkProvider
+    from ..offline.tables import OfflineStore
 
 DEFAULT_TIME_BUCKETS = 64
 
@@ -158,22 +159,22 @@ class SparkEngine:
             out["broadcast_spine_rows"] = self.broadcast_spine_rows
         return out
 
-    def prepare_spine(self, fs: "FeatureStore", spine: Any, timestamp_col: str,
+    def prepare_spine(self, spark: "SparkProvider", spine: Any, timestamp_col: str,
                       keep_id: bool = False) -> Spine:
-        sdf, tbl = spine_to_spark(fs.spark, spine, timestamp_col, keep_id=keep_id)
+        sdf, tbl = spine_to_spark(spark(), spine, timestamp_col, keep_id=keep_id)
         return Spine(spark_schema_as_arrow(sdf), arrow=tbl, frame=sdf)
 
     def summary(self, spine: Spine, timestamp_col: str) -> dict:
         return spine_summary(spine.frame, timestamp_col)
 
-    def add_asof(self, fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: Spine,
+    def add_asof(self, offline: "OfflineStore", plan: Plan, out: "DataFrame", spine: Spine,
                  summary: dict, groups: list[GroupPlan]) -> "DataFrame":
         """``out`` with the features of the as-of ``groups`` added."""
         raise NotImplementedError
 
-    def join(self, fs: "FeatureStore", plan: Plan, spine: Spine, summary: dict) -> "DataFrame":
+    def join(self, offline: "OfflineStore", plan: Plan, spine: Spine, summary: dict) -> "DataFrame":
         """The spine with every requested feature added, sorted by ``_spine_id``."""
-        return join_spark(fs, plan, spine, summary, self)
+        return join_spark(offline, plan, spine, summary, self)
 
 
 class SparkShuffleEngine(SparkEngine):
@@ -183,16 +184,16 @@ class SparkShuffleEngine(SparkEngine):
     {'time_buckets': 8}
     """
 
-    def add_asof(self, fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: Spine,
+    def add_asof(self, offline: "OfflineStore", plan: Plan, out: "DataFrame", spine: Spine,
                  summary: dict, groups: list[GroupPlan]) -> "DataFrame":
         for gp in groups:
-            out = asof_pass(fs, gp, out, plan.timestamp_col, summary, plan.as_known_at,
+            out = asof_pass(offline, gp, out, plan.timestamp_col, summary, plan.as_known_at,
                             self.time_buckets, self.hot_key_rows,
                             event_time=plan.event_times)
         return out
 
 
-def join_spark(fs: "FeatureStore", plan: Plan, spine: Spine, summary: dict,
+def join_spark(offline: "OfflineStore", plan: Plan, spine: Spine, summary: dict,
                engine: SparkEngine) -> "DataFrame":
     """The spine with every requested feature added, sorted by ``_spine_id``: the as-of
     groups by ``engine``'s strategy, then the aggregation groups, then on-demand features."""
@@ -202,13 +203,13 @@ def join_spark(fs: "FeatureStore", plan: Plan, spine: Spine, summary: dict,
     out = sdf
     asof = [gp for gp in plan.groups if not gp.group.aggregations]
     if asof:
-        out = engine.add_asof(fs, plan, out, spine, summary, asof)
+        out = engine.add_asof(offline, plan, out, spine, summary, asof)
     for gp in plan.groups:
         if gp.group.aggregations:
             from ..aggregations.spark import aggregate_at_spine
 
             frame = aggregate_at_spine(
-                fs, gp.group, sdf.select(SPINE_ID, quote_ident(plan.timestamp_col, "spark"),
+                offline, gp.group, sdf.select(SPINE_ID, quote_ident(plan.timestamp_col, "spark"),
                                          *[quote_ident(c, "spark")
                                            for c in sorted(set(gp.key_columns.values()))]),
                 gp.features, delta_version=gp.delta_version, as_known_at=plan.as_known_at,
@@ -226,7 +227,7 @@ def join_spark(fs: "FeatureStore", plan: Plan, spine: Spine, summary: dict,
     return out.orderBy(SPINE_ID).select(F.col(SPINE_ID), *cols)
 
 
-def asof_pass(fs: "FeatureStore", gp: GroupPlan, rows: "DataFrame", timestamp_col: str,
+def asof_pass(offline: "OfflineStore", gp: GroupPlan, rows: "DataFrame", timestamp_col: str,
               summary: dict, as_known_at: bool, time_buckets: int,
               hot_key_rows: int | None = None, event_time: bool = False) -> "DataFrame":
     """``rows`` (the spine, possibly with earlier groups' features) with ``gp``'s features
@@ -242,7 +243,7 @@ def asof_pass(fs: "FeatureStore", gp: GroupPlan, rows: "DataFrame", timestamp_co
     et = g.event_time
     lo, hi = summary["lo"], summary["hi"]
 
-    hist = fs.offline.read_spark(rows.sparkSession, g, version=gp.delta_version)
+    hist = offline.read_spark(rows.sparkSession, g, version=gp.delta_version)
     pos = F.greatest(F.col(et), F.col(COMMIT_TIME)) if as_known_at else F.col(et)
     record = F.struct(F.col(et).alias("e"), F.col(COMMIT_TIME).alias("c"),
                       F.col(RUN_ID).alias("r"),
@@ -262,7 +263,7 @@ def asof_pass(fs: "FeatureStore", gp: GroupPlan, rows: "DataFrame", timestamp_co
         hist = hist.where(cond)
     row_type = hist.schema["_row"].dataType
     hist = hist.select(*kcols, "_pos", F.lit(0).alias("_kind"), "_row")
-    history_rows, rows_before = _log_counts(fs, gp, lo, as_known_at)
+    history_rows, rows_before = _log_counts(offline, gp, lo, as_known_at)
     if hi is not None and rows_before * 4 >= max(1, history_rows):
         # Rows visible before the first spine timestamp matter only through their best
         # row per key: pre-aggregate them (map-side combine, so hot keys stay cheap).
@@ -362,13 +363,13 @@ def _carry(hist: "DataFrame", hot: "DataFrame", kcols: list[str], bucket,
             .select(*kcols, "_b", F.max("_bmax").over(earlier).alias("_carry")))
 
 
-def _log_counts(fs: "FeatureStore", gp: GroupPlan, lo: int | None,
+def _log_counts(offline: "OfflineStore", gp: GroupPlan, lo: int | None,
                 as_known_at: bool) -> tuple[int, int]:
     """From the Delta log's file statistics (no Spark job): the group's rows at the pinned
     version, and how many of them surely become visible before ``lo`` (epoch µs)."""
     import pyarrow as pa
 
-    t = fs.offline.table(gp.group, gp.delta_version)
+    t = offline.table(gp.group, gp.delta_version)
     adds = pa.table(t.get_add_actions(flatten=True)).to_pylist()
     total = sum(int(a.get("num_records") or 0) for a in adds)
     if lo is None:

@@ -47,7 +47,7 @@ from .spark import SPARK_KEY_TYPES, SparkEngine, within_ttl
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
 
-    from ..store import FeatureStore
+    from ..offline.tables import OfflineStore
 
 #: Largest pandas/Arrow spine that is broadcast rather than shuffled (about 30 MB of keys
 #: and timestamps per group at two columns).
@@ -73,18 +73,18 @@ class SparkBroadcastEngine(SparkEngine):
         super().__init__(time_buckets, hot_key_rows, broadcast_spine_rows)
         self.spark_reads_files = bool(spark_reads_files)
 
-    def add_asof(self, fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: Spine,
+    def add_asof(self, offline: "OfflineStore", plan: Plan, out: "DataFrame", spine: Spine,
                  summary: dict, groups: list[GroupPlan]) -> "DataFrame":
         if spine.arrow is None:
             raise SparkfsError(
                 "the Spark broadcast strategy needs a spine in the driver's memory (pandas or "
                 "Arrow); a Spark DataFrame spine is joined by the shuffle strategy "
                 "(engine='spark' picks it)")
-        return broadcast_join(fs, plan, out, spine.arrow, summary, groups,
+        return broadcast_join(offline, plan, out, spine.arrow, summary, groups,
                               spark_reads_files=self.spark_reads_files)
 
 
-def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.Table,
+def broadcast_join(offline: "OfflineStore", plan: Plan, out: "DataFrame", spine: pa.Table,
                    summary: dict, groups: list[GroupPlan],
                    spark_reads_files: bool = False) -> "DataFrame":
     """``out`` (the spine as a Spark DataFrame, with ``_spine_id``) with the features of
@@ -96,7 +96,7 @@ def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.T
     # all groups' tasks run in one stage: about one task per core in all
     slots = -(-spark.sparkContext.defaultParallelism // len(groups))
     for i, gp in enumerate(groups):
-        best = _group_answers(fs, spark, gp, plan, spine, summary, slots, spark_reads_files)
+        best = _group_answers(offline, spark, gp, plan, spine, summary, slots, spark_reads_files)
         answers.append(best.select(SPINE_ID, F.col("_row").alias(f"_sfs_r{i}")))
     merged = functools.reduce(
         lambda a, b: a.unionByName(b, allowMissingColumns=True), answers)
@@ -112,7 +112,7 @@ def broadcast_join(fs: "FeatureStore", plan: Plan, out: "DataFrame", spine: pa.T
     return out.drop(*[f"_sfs_r{i}" for i in range(len(groups))])
 
 
-def _group_answers(fs: "FeatureStore", spark, gp: GroupPlan, plan: Plan, spine: pa.Table,
+def _group_answers(offline: "OfflineStore", spark, gp: GroupPlan, plan: Plan, spine: pa.Table,
                    summary: dict, slots: int, spark_reads_files: bool = False) -> "DataFrame":
     """``_spine_id, _row`` candidates (several per spine row: one per task, and ties).
     Local files are read by at most ``slots`` tasks."""
@@ -136,7 +136,7 @@ def _group_answers(fs: "FeatureStore", spark, gp: GroupPlan, plan: Plan, spine: 
     answer = functools.partial(_answer, shipped, kcols, plan.as_known_at,
                                to_arrow_schema(schema, timezone="UTC", prefers_large_types=False))
     visible = _visible_sql(gp, plan, summary)
-    uris = fs.offline.table(g, gp.delta_version).file_uris()
+    uris = offline.table(g, gp.delta_version).file_uris()
     paths = None if spark_reads_files else local_paths(uris)
     if paths is not None:
         tasks = _file_tasks(paths, slots)

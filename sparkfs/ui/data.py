@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def _registry_reader(catalog: Catalog) -> Any:
     """``catalog`` for the readers that still annotate their first parameter as the store
-    (``monitoring.stats``, ``validation.reports``, ``training.sets``): they only read its
+    (``monitoring.stats``): it only reads its
     ``registry``, which the catalog has. Issue 13 converts them to take the catalog."""
     return cast(Any, catalog)
 
@@ -217,7 +217,7 @@ def group_page(catalog: Catalog, offline: "OfflineStore", online: "OnlineStore",
         "group": group, "spec": group.to_spec(), "versions": versions, "diffs": diffs,
         "delta": delta_commits(offline, group, stats_rows), "watermark": watermark(online, group),
         "stats": statistics_of(catalog, group), "stats_versions": stats_versions,
-        "reports": list(reversed(reports(_registry_reader(catalog), group))),
+        "reports": list(reversed(reports(catalog, group))),
     }
 
 
@@ -226,7 +226,7 @@ def training_sets(catalog: Catalog) -> list[dict]:
     """Registry entries of stored training sets (newest version of each name first)."""
     from ..training.sets import list_training_sets
 
-    return sorted(list_training_sets(_registry_reader(catalog)),
+    return sorted(list_training_sets(catalog),
                   key=lambda s: (s.get("name", ""), -s.get("version", 0)))
 
 
@@ -234,7 +234,7 @@ def training_set(catalog: Catalog, name: str, version: int | None) -> dict:
     """The registry entry of training set ``name`` (latest version unless ``version``)."""
     from ..training.sets import _spec
 
-    return _spec(_registry_reader(catalog), name, version)
+    return _spec(catalog, name, version)
 
 
 def deployments(catalog: Catalog) -> list[dict]:

@@ -16,7 +16,7 @@ from ..definitions import FeatureGroup
 from ..errors import NotFoundError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..offline.tables import OfflineStore
 
 RUN_ID = "_run_id"
 DELTA_VERSION = "_delta_version"
@@ -49,15 +49,28 @@ def _to_arrow(invalid: Any) -> pa.Table:
     return pa.table(cols, names=tbl.column_names)
 
 
-def write_quarantine(fs: "FeatureStore", group: FeatureGroup, invalid: Any, run_id: str,
+def write_quarantine(offline: "OfflineStore", group: FeatureGroup, invalid: Any, run_id: str,
                      delta_version: int | None) -> int:
-    """Append the rows of ``invalid`` (Spark or pandas) under ``run_id``; a second call with
-    the same run id writes nothing and returns the first call's count."""
+    """Append the rows of ``invalid`` (Spark or pandas) under ``run_id`` to the group's
+    quarantine table in ``offline``; a second call with the same run id writes nothing and
+    returns the first call's count.
+
+    >>> import tempfile, pandas as pd
+    >>> from sparkfs import Entity, FeatureGroup, Field
+    >>> from sparkfs.offline.tables import OfflineStore
+    >>> offline = OfflineStore(tempfile.mkdtemp())
+    >>> g = FeatureGroup("w", [Entity("airport", ["origin"])], "t", [Field("temp", "double")])
+    >>> bad = pd.DataFrame({"origin": ["JFK"], "temp": [-999.0]})
+    >>> write_quarantine(offline, g, bad, "run-1", 3), write_quarantine(offline, g, bad, "run-1", 3)
+    (1, 1)
+    >>> read_quarantine(offline, g).column("_delta_version").to_pylist()
+    [3]
+    """
     from deltalake import write_deltalake
     from deltalake.transaction import CommitProperties
 
-    uri = fs.offline.quarantine_uri(group)
-    options = fs.offline.storage_options or None
+    uri = offline.quarantine_uri(group)
+    options = offline.storage_options or None
     done = _done(uri, options, run_id)
     if done is not None:
         return done
@@ -78,14 +91,14 @@ def write_quarantine(fs: "FeatureStore", group: FeatureGroup, invalid: Any, run_
     return n
 
 
-def read_quarantine(fs: "FeatureStore", group: FeatureGroup) -> pa.Table:
-    """Every quarantined row of ``group`` (no Spark).
+def read_quarantine(offline: "OfflineStore", group: FeatureGroup) -> pa.Table:
+    """Every quarantined row of ``group`` in ``offline`` (no Spark).
 
     Raises ``NotFoundError`` when nothing was ever quarantined."""
     from deltalake import DeltaTable
 
-    uri = fs.offline.quarantine_uri(group)
-    options = fs.offline.storage_options or None
+    uri = offline.quarantine_uri(group)
+    options = offline.storage_options or None
     if not DeltaTable.is_deltatable(uri, options):
         raise NotFoundError(f"feature group {group.name!r} v{group.version} has no quarantined "
                             f"rows (no table at {uri})")

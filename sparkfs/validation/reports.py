@@ -22,7 +22,7 @@ from ..definitions import FeatureGroup
 from ..errors import NotFoundError, RegistryError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..catalog import Catalog
 
 KIND = "validation_report"
 
@@ -109,30 +109,50 @@ def _name(group: FeatureGroup) -> str:
     return group.table_name
 
 
-def store_report(fs: "FeatureStore", report: ValidationReport) -> ValidationReport:
-    """Append ``report`` to the group's report log (the next sequence number)."""
+def store_report(catalog: "Catalog", report: ValidationReport) -> ValidationReport:
+    """Append ``report`` to the group's report log in the registry (the next sequence
+    number)."""
+    registry = catalog.registry
     name = f"{report.group}__v{report.group_version}"
     for _ in range(20):  # another process may take the same number: take the next one
-        seq = max(fs.registry.versions(KIND, name), default=0) + 1
+        seq = max(registry.versions(KIND, name), default=0) + 1
         report.seq = seq
         try:
-            fs.registry.put(KIND, name, seq, report.to_dict(), replace=False)
+            registry.put(KIND, name, seq, report.to_dict(), replace=False)
             return report
         except RegistryError:
             continue
     raise RegistryError(f"could not store the validation report of {name!r}: too much contention")
 
 
-def reports(fs: "FeatureStore", group: FeatureGroup) -> list[ValidationReport]:
-    """Every stored report of ``group``, oldest first."""
+def reports(catalog: "Catalog", group: FeatureGroup) -> list[ValidationReport]:
+    """Every stored report of ``group``, oldest first.
+
+    >>> import tempfile
+    >>> from sparkfs import Entity, FeatureGroup, FeatureStore, Field
+    >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+    >>> g = FeatureGroup("w", [Entity("airport", ["origin"])], "t", [Field("temp", "double")])
+    >>> reports(fs.catalog, g)
+    []
+    """
     return [ValidationReport.from_dict(s) for s in
-            sorted(fs.registry.list(KIND), key=lambda s: s.get("seq") or 0)
+            sorted(catalog.registry.list(KIND), key=lambda s: s.get("seq") or 0)
             if s.get("group") == group.name and s.get("group_version") == group.version]
 
 
-def latest_report(fs: "FeatureStore", group: FeatureGroup) -> ValidationReport:
-    """The report of the group's most recently validated batch."""
-    spec = fs.registry.get(KIND, _name(group))
+def latest_report(catalog: "Catalog", group: FeatureGroup) -> ValidationReport:
+    """The report of the group's most recently validated batch.
+
+    >>> import tempfile
+    >>> from sparkfs import Entity, FeatureGroup, FeatureStore, Field
+    >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+    >>> g = FeatureGroup("w", [Entity("airport", ["origin"])], "t", [Field("temp", "double")])
+    >>> latest_report(fs.catalog, g)
+    Traceback (most recent call last):
+    ...
+    sparkfs.errors.NotFoundError: feature group 'w' v1 has no validation report: it declares no expectations
+    """  # noqa: E501 (doctest output)
+    spec = catalog.registry.get(KIND, _name(group))
     if spec is None:
         why = ("it declares no expectations" if group.expectations is None
                else "no batch has been ingested since its expectations were declared")

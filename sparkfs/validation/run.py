@@ -26,7 +26,8 @@ from .rules import pandas_failures, spark_failures
 from .suite import ROW_LEVEL, Expectations, as_suite
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..store import FeatureStore
+    from ..catalog import Catalog
+    from ..offline.tables import OfflineStore
 
 #: Column of ``invalid_df`` and of the quarantine table listing the failed expectations.
 FAILED_COLUMN = "_failed_expectations"
@@ -47,9 +48,10 @@ class ValidationOutcome:
         return self.report.rows_quarantined
 
 
-def validate_batch(fs: "FeatureStore", group: FeatureGroup, df: Any,
+def validate_batch(catalog: "Catalog", group: FeatureGroup, df: Any,
                    run_id: str | None = None) -> ValidationOutcome:
-    """Check ``df`` (Spark or pandas) against ``group``'s expectations.
+    """Check ``df`` (Spark or pandas) against ``group``'s expectations (a refused batch's
+    report is stored in ``catalog``'s registry).
 
     ``strict``: any failure stores the report and raises ``ValidationError``. ``quarantine``:
     rows failing row-level expectations are split off; a failed batch-level expectation
@@ -98,7 +100,7 @@ def validate_batch(fs: "FeatureStore", group: FeatureGroup, df: Any,
     failed_batch = [r for r in report.results if not r["success"] and not r["row_level"]]
     if report.failed and (group.validation == "strict" or failed_batch):
         report.status = "refused"
-        store_report(fs, report)
+        store_report(catalog, report)
         why = ""
         if group.validation == "quarantine":
             why = (" (" + ", ".join(r["label"] for r in failed_batch) + " judge(s) the batch as "
@@ -117,16 +119,17 @@ def validate_batch(fs: "FeatureStore", group: FeatureGroup, df: Any,
     return ValidationOutcome(valid, invalid, report)
 
 
-def record_validation(fs: "FeatureStore", group: FeatureGroup, outcome: ValidationOutcome,
-                      run_id: str, delta_version: int | None) -> int:
+def record_validation(catalog: "Catalog", offline: "OfflineStore", group: FeatureGroup,
+                      outcome: ValidationOutcome, run_id: str, delta_version: int | None) -> int:
     """After the batch's Delta commit: write the quarantined rows to the quarantine Delta
-    table (once per ``run_id``) and store the report. Returns the rows quarantined."""
+    table in ``offline`` (once per ``run_id``) and store the report in ``catalog``'s
+    registry. Returns the rows quarantined."""
     from .quarantine import write_quarantine
 
     report = outcome.report
     n = 0
     if outcome.invalid_df is not None:
-        n = write_quarantine(fs, group, outcome.invalid_df, run_id, delta_version)
+        n = write_quarantine(offline, group, outcome.invalid_df, run_id, delta_version)
         if n != report.rows_quarantined:
             raise SparkfsError(
                 f"feature group {group.name!r}: {n} row(s) reached the quarantine table but "
@@ -134,7 +137,7 @@ def record_validation(fs: "FeatureStore", group: FeatureGroup, outcome: Validati
                 "between passes (is it nondeterministic? cache it before ingesting)")
     report.run_id = run_id
     report.delta_version = delta_version
-    store_report(fs, report)
+    store_report(catalog, report)
     return n
 
 
