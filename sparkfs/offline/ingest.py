@@ -153,7 +153,7 @@ def ingest(fs: "FeatureStore", group: FeatureGroup, data: Any, run_id: str | Non
         new_files = fs.offline.files_added_between(group, pinned, written.version)
         written_df = read_files_spark(spark, group, new_files) \
             .where(_col(RUN_ID) == _lit(run_id, "string"))
-        record_statistics(fs, group, written_df, written.version)
+        record_statistics(fs.catalog, group, written_df, written.version)
     return _done(result, started)
 
 

@@ -159,9 +159,9 @@ def statistics_of(fs: "FeatureStore", group: FeatureGroup, version: int | None =
     """The stored ``Statistics`` (latest, or of Delta ``version``), or None when none exist."""
     from ..monitoring.stats import statistics, statistics_versions
 
-    if version is None and not statistics_versions(fs, group):
+    if version is None and not statistics_versions(fs.catalog, group):
         return None
-    return statistics(fs, group, version)
+    return statistics(fs.catalog, group, version)
 
 
 def group_page(fs: "FeatureStore", name: str, version: int | None) -> dict:
@@ -172,7 +172,7 @@ def group_page(fs: "FeatureStore", name: str, version: int | None) -> dict:
 
     versions = group_versions(fs, name)
     group = fs.get_feature_group(name, version)
-    stats_versions = statistics_versions(fs, group)
+    stats_versions = statistics_versions(fs.catalog, group)
     stats_rows: dict[int, int] = {}
     for v in stats_versions:
         spec = fs.registry.get(STATS, group.table_name, v)

@@ -89,14 +89,14 @@ def build_router(fs: Any) -> APIRouter:
         g = fs.get_feature_group(name, version)
         from ..monitoring.stats import statistics, statistics_versions
 
-        have = statistics_versions(fs, g)
+        have = statistics_versions(fs.catalog, g)
         ctx: dict[str, Any] = {"title": f"Drift: {g.name}@{g.version}", "group": g,
                                "have": have, "a": a, "b": b, "rows": [], "sa": None, "sb": None,
                                "threshold": fs.config.monitoring.psi_threshold}
         if len(have) >= 2 or (a is not None and b is not None):
             a = have[0] if a is None else a
             b = have[-1] if b is None else b
-            sa, sb = statistics(fs, g, a), statistics(fs, g, b)
+            sa, sb = statistics(fs.catalog, g, a), statistics(fs.catalog, g, b)
             labels = (f"Delta version {a}", f"Delta version {b}")
             ctx.update(a=a, b=b, sa=sa, sb=sb,
                        rows=compare(sa, sb, labels, ctx["threshold"]))
