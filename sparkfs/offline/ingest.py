@@ -133,7 +133,7 @@ def ingest(fs: "FeatureStore", group: FeatureGroup, data: Any, run_id: str | Non
 
         write_quarantine(fs, group, outcome.invalid_df, run_id, None)
     written = writer.write(Batch(group, df, run_id, commit_time, pinned, checks["n"],
-                                 et_range, value_cols))
+                                 et_range, value_cols, deduped=bool(overlap)))
     if written.already:  # a concurrent ingest committed this run id first
         result.rows_input = 0
         return _done(result, started, noop=True, version=written.version)
