@@ -41,6 +41,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import pickle
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -170,9 +171,7 @@ class _Feature:
             values = values.copy()
         self.kll.update(values)
         uniques = np.unique(ints) if is_int else np.unique(values)
-        update = self.hll.update
-        for v in uniques.tolist():
-            update(v)
+        _feed(self.hll, uniques.tolist())
 
     def _update_categorical(self, column: Any, pa: Any, pc: Any) -> None:
         valid = column.drop_null()
@@ -186,9 +185,7 @@ class _Feature:
         if self.dtype == "boolean":  # stored as Spark's string form of a boolean
             keys = ["true" if k else "false" for k in keys]
         assert self.hll is not None
-        update = self.hll.update
-        for k in keys:
-            update(k)
+        _feed(self.hll, keys)
         if self.values is not None:
             for k, c in zip(keys, counts.field("counts").to_pylist()):
                 self.values[k] = self.values.get(k, 0) + int(c)
@@ -204,9 +201,7 @@ class _Feature:
         mm = pc.min_max(as_int)
         self._min_max(mm["min"].as_py(), mm["max"].as_py())
         assert self.hll is not None
-        update = self.hll.update
-        for v in pc.unique(as_int).to_pylist():
-            update(v)
+        _feed(self.hll, pc.unique(as_int).to_pylist())
 
     def _min_max(self, lo: Any, hi: Any) -> None:
         self.min = lo if self.min is None else min(self.min, lo)
@@ -341,6 +336,11 @@ class _Feature:
         if self.dtype == "date":
             return (epoch.date() + dt.timedelta(days=int(v))).isoformat()
         return (epoch + dt.timedelta(microseconds=int(v))).isoformat()  # naive UTC
+
+
+def _feed(hll: Any, items: list) -> None:
+    """Update ``hll`` with every item (the sketch's binding takes one item per call)."""
+    deque(map(hll.update, items), maxlen=0)
 
 
 def _apportion(masses: Sequence[float], total: int) -> list[int]:
