@@ -532,7 +532,7 @@ class FeatureStore:
         """Per-feature statistics of a Delta version (default: the latest computed)."""
         from .monitoring import statistics
 
-        return statistics(self, self.get_feature_group(group, group_version), version)
+        return statistics(self.catalog, self.get_feature_group(group, group_version), version)
 
     def monitor(self, group: str | FeatureGroup, baseline: Any, **options: Any):
         """Drift of a group's recent data against a baseline (see ``sparkfs.monitoring``)."""

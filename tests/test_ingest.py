@@ -87,6 +87,26 @@ def test_identical_rows_are_not_stored_twice_and_corrections_are(fs, weather):
     assert fs.offline.current_version(weather) == 2
 
 
+def test_replay_under_a_new_run_id_writes_no_file(fs, weather):
+    """Every row already stored: no Delta commit and no file written, not even for a
+    moment (the table folder is not touched: no staging folder, no owner file)."""
+    import os
+
+    first = fs.ingest("weather", batch(GOOD), run_id="r1")
+    uri = fs.offline.table_uri(weather)
+
+    def files() -> set[str]:
+        return {os.path.join(d, f) for d, _, names in os.walk(uri) for f in names}
+
+    before, stamp = files(), os.stat(uri).st_mtime_ns
+    r = fs.ingest("weather", batch(list(reversed(GOOD))), run_id="r2")
+    assert (r.rows_input, r.rows_written, r.rows_skipped, r.noop) == (3, 0, 3, True)
+    assert fs.offline.current_version(weather) == first.delta_version
+    assert files() == before
+    if r.engine == "delta-rs":
+        assert os.stat(uri).st_mtime_ns == stamp
+
+
 @pytest.mark.parametrize("rows, message", [
     ([("JFK", ts(1), 1.0, 1.0, "a", 1), (None, ts(2), 1.0, 1.0, "a", 1)],
      "1 row(s) have a null join key 'origin'"),

@@ -129,7 +129,7 @@ def test_describe_shows_latest_statistics(module_fs, loaded):
     fs = module_fs
     from sparkfs.monitoring import describe_statistics
 
-    text = describe_statistics(fs, fs.get_feature_group("readings"))
+    text = describe_statistics(fs.catalog, fs.get_feature_group("readings"))
     assert "Delta version 3" in text and "temp" in text and "3000 rows" in text
 
 

@@ -22,8 +22,8 @@ def pages(fs) -> list[tuple[str, str]]:
     from sparkfs.monitoring import statistics_versions
 
     groups = fs.list_feature_groups(latest_only=True)
-    best = max(groups, key=lambda g: (len(statistics_versions(fs, g)), g.name == "flight_facts"))
-    have = statistics_versions(fs, best)
+    best = max(groups, key=lambda g: (len(statistics_versions(fs.catalog, g)), g.name == "flight_facts"))
+    have = statistics_versions(fs.catalog, best)
     ref = f"{best.name}@{best.version}"
     stats = fs.statistics(best.name, group_version=best.version)
     numeric = next(n for n, s in stats.features.items() if s.get("histogram"))

@@ -81,7 +81,7 @@ def _describe(ctx: typer.Context,
                 [("  " + f.name, f.dtype, f.description) for f in g.features])
     from ..monitoring import describe_statistics
 
-    text = describe_statistics(fs, g)
+    text = describe_statistics(fs.catalog, g)
     if text:
         print(text)
     return 0

@@ -133,7 +133,7 @@ def ingest(fs: "FeatureStore", group: FeatureGroup, data: Any, run_id: str | Non
 
         write_quarantine(fs.offline, group, outcome.invalid_df, run_id, None)
     written = writer.write(Batch(group, df, run_id, commit_time, pinned, checks["n"],
-                                 et_range, value_cols))
+                                 et_range, value_cols, deduped=bool(overlap)))
     if written.already:  # a concurrent ingest committed this run id first
         result.rows_input = 0
         return _done(result, started, noop=True, version=written.version)
@@ -154,7 +154,7 @@ def ingest(fs: "FeatureStore", group: FeatureGroup, data: Any, run_id: str | Non
         new_files = fs.offline.files_added_between(group, pinned, written.version)
         written_df = read_files_spark(spark, group, new_files) \
             .where(_col(RUN_ID) == _lit(run_id, "string"))
-        record_statistics(fs, group, written_df, written.version)
+        record_statistics(fs.catalog, group, written_df, written.version)
     return _done(result, started)
 
 

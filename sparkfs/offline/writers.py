@@ -75,6 +75,8 @@ class Batch:
     rows_hint: int
     et_range: tuple[Any, Any]
     value_cols: list[str] = field(default_factory=list)
+    #: ``df`` was deduped against stored files (it may hold no row at all: a replay)
+    deduped: bool = False
 
 
 @dataclass
@@ -220,6 +222,11 @@ class DeltaRsWriter:
         from .parquet_stats import delete_dir
         from .staging import remove_owner, stage_owner_path
 
+        if batch.deduped and batch.df.isEmpty():
+            # Every row is stored already (a replay under a new run id): write no file at
+            # all; the shared loop still answers "already committed" for a concurrent run.
+            return commit_on_top(self.offline, batch, batch.df, lambda _df, _now: Written(0, None),
+                                 is_empty=lambda _df: True)
         uri = self.offline.table_uri(batch.group)
         subdir = f"ingest-{batch.commit_time:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
         owner = stage_owner_path(uri, subdir)

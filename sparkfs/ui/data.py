@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..catalog import Catalog
 from ..definitions import FeatureGroup
@@ -25,13 +25,6 @@ from ..errors import NotFoundError, SparkfsError
 if TYPE_CHECKING:  # pragma: no cover
     from ..offline.tables import OfflineStore
     from ..online.base import OnlineStore
-
-
-def _registry_reader(catalog: Catalog) -> Any:
-    """``catalog`` for the readers that still annotate their first parameter as the store
-    (``monitoring.stats``): it only reads its
-    ``registry``, which the catalog has. Issue 13 converts them to take the catalog."""
-    return cast(Any, catalog)
 
 
 def parse_group_ref(ref: str) -> tuple[str, int | None]:
@@ -185,17 +178,16 @@ def statistics_of(catalog: Catalog, group: FeatureGroup, version: int | None = N
     """The stored ``Statistics`` (latest, or of Delta ``version``), or None when none exist."""
     from ..monitoring.stats import statistics, statistics_versions
 
-    reader = _registry_reader(catalog)
-    if version is None and not statistics_versions(reader, group):
+    if version is None and not statistics_versions(catalog, group):
         return None
-    return statistics(reader, group, version)
+    return statistics(catalog, group, version)
 
 
 def statistics_versions_of(catalog: Catalog, group: FeatureGroup) -> list[int]:
     """Delta versions of ``group`` that have stored statistics (oldest first)."""
     from ..monitoring.stats import statistics_versions
 
-    return list(statistics_versions(_registry_reader(catalog), group))
+    return list(statistics_versions(catalog, group))
 
 
 def group_page(catalog: Catalog, offline: "OfflineStore", online: "OnlineStore", name: str,
