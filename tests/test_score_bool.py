@@ -38,7 +38,7 @@ def test_a_missing_boolean_scores_online_and_in_batch(fs):
     fs.ingest("roads", pd.DataFrame({"origin": ORIGINS[:3], "at": [hours(3)] * 3,
                                      "icy": pd.array([True, None, False], dtype="boolean")}),
               run_id="r")
-    materialize(fs, fs.get_feature_group("roads"), engine="local")
+    materialize(fs.offline, fs.online, fs.get_feature_group("roads"), engine="local")
     spine = pd.DataFrame({"origin": ORIGINS[:3], "ts": [hours(1)] * 3})
     train = fs.create_training_set("t", spine, ["roads:icy"], "ts", engine="duckdb")
     assert train.to_pandas().icy.tolist() == [True, None, False]  # the training set's rule
