@@ -211,7 +211,9 @@ class FeatureStore:
         from .offline.ingest import ingest
 
         g = self.get_feature_group(group, version)
-        result = ingest(self, g, df, run_id=run_id)
+        result = ingest(self.catalog, self.offline, lambda: self.spark, g, df, run_id=run_id,
+                        engine=self.config.offline.engine,
+                        statistics=self.config.ingest.statistics)
         if materialize if materialize is not None else self.config.ingest.materialize:
             if g.online and result.rows_written:
                 [result.materialization] = self.materialize(g)

@@ -40,8 +40,9 @@ from .tables import COMMIT_TIME, RUN_ID, history_schema, read_files_spark
 from .writers import Batch, app_id, choose_writer, version_of_run
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..catalog import Catalog, SparkProvider
     from ..online.materialize import MaterializeResult
-    from ..store import FeatureStore
+    from .tables import OfflineStore
 
 __all__ = ["IngestResult", "app_id", "ingest", "to_spark", "conform"]
 
@@ -81,13 +82,31 @@ class IngestResult:
         return out
 
 
-def ingest(fs: "FeatureStore", group: FeatureGroup, data: Any, run_id: str | None = None) -> IngestResult:
+def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group: FeatureGroup,
+           data: Any, run_id: str | None = None, *, engine: str = "auto",
+           statistics: bool = True) -> IngestResult:
     """Check ``data`` against ``group`` and commit it to the group's Delta history (see the
-    module docstring for the steps). Returns an ``IngestResult``."""
+    module docstring for the steps). Returns an ``IngestResult``.
+
+    ``catalog`` records validation reports and statistics; ``offline`` holds the history;
+    ``spark`` gives the session the checks run on; ``engine`` is ``offline.engine`` of the
+    config (``auto``, ``delta-rs`` or ``delta-spark``); ``statistics`` records the batch's
+    statistics (``ingest.statistics``). ``FeatureStore.ingest`` passes its own.
+
+    >>> import tempfile, pandas as pd
+    >>> from sparkfs import FeatureStore, Entity, Field, FeatureGroup
+    >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+    >>> g = FeatureGroup("weather", [Entity("airport", ["origin"])], "t", [Field("temp", "double")])
+    >>> _ = fs.apply([g])
+    >>> rows = pd.DataFrame({"origin": ["JFK"], "temp": [3.5],
+    ...                      "t": pd.to_datetime(["2013-01-01"], utc=True)})
+    >>> ingest(fs.catalog, fs.offline, lambda: fs.spark, g, rows, statistics=False).rows_written
+    1
+    """
     started = time.perf_counter()
     commit_time = dt.datetime.now(dt.UTC)
     run_id = check_run_id(run_id, commit_time)
-    table = fs.offline.table(group)
+    table = offline.table(group)
     pinned = table.version()
     result = IngestResult(group.name, group.version, run_id, pinned,
                           transform_fingerprints={t.name: t.fingerprint for t in group.transforms})
@@ -95,10 +114,10 @@ def ingest(fs: "FeatureStore", group: FeatureGroup, data: Any, run_id: str | Non
         return _done(result, started, noop=True,
                      version=version_of_run(table, run_id, pinned))
 
-    spark = fs.spark
-    writer = choose_writer(fs.config.offline.engine, fs.offline, spark)
+    session = spark()
+    writer = choose_writer(engine, offline, session)
     result.engine = writer.name
-    df = to_spark(spark, data, group)
+    df = to_spark(session, data, group)
     if group.transforms:
         from .derived import apply_derived
 
@@ -114,15 +133,15 @@ def ingest(fs: "FeatureStore", group: FeatureGroup, data: Any, run_id: str | Non
     if group.expectations is not None:
         from ..validation import validate_batch
 
-        outcome = validate_batch(fs.catalog, group, df, run_id)
+        outcome = validate_batch(catalog, group, df, run_id)
         df = outcome.valid_df
 
     value_cols = [f.name for f in history_schema(group) if f.name not in (COMMIT_TIME, RUN_ID)]
     df = df.select(*value_cols)
     et_range = (checks["min_et"], checks["max_et"])
-    overlap = fs.offline.files(group, pinned, et_range)
+    overlap = offline.files(group, pinned, et_range)
     if overlap:
-        df = without_stored_rows(spark, group, df, overlap, checks, value_cols)
+        df = without_stored_rows(session, group, df, overlap, checks, value_cols)
     df = df.withColumn(COMMIT_TIME, _lit(commit_time, "timestamp")) \
            .withColumn(RUN_ID, _lit(run_id, "string"))
 
@@ -131,7 +150,7 @@ def ingest(fs: "FeatureStore", group: FeatureGroup, data: Any, run_id: str | Non
         # here and the main commit, the retry commits the batch and finds them written.
         from ..validation.quarantine import write_quarantine
 
-        write_quarantine(fs.offline, group, outcome.invalid_df, run_id, None)
+        write_quarantine(offline, group, outcome.invalid_df, run_id, None)
     written = writer.write(Batch(group, df, run_id, commit_time, pinned, checks["n"],
                                  et_range, value_cols, deduped=bool(overlap)))
     if written.already:  # a concurrent ingest committed this run id first
@@ -145,16 +164,16 @@ def ingest(fs: "FeatureStore", group: FeatureGroup, data: Any, run_id: str | Non
     if outcome is not None:
         from ..validation import record_validation
 
-        result.rows_quarantined = record_validation(fs.catalog, fs.offline, group, outcome, run_id,
+        result.rows_quarantined = record_validation(catalog, offline, group, outcome, run_id,
                                                    result.delta_version)
     result.rows_skipped = result.rows_input - result.rows_written - result.rows_quarantined
-    if written.version is not None and getattr(fs.config.ingest, "statistics", False):
+    if written.version is not None and statistics:
         from ..monitoring import record_statistics
 
-        new_files = fs.offline.files_added_between(group, pinned, written.version)
-        written_df = read_files_spark(spark, group, new_files) \
+        new_files = offline.files_added_between(group, pinned, written.version)
+        written_df = read_files_spark(session, group, new_files) \
             .where(_col(RUN_ID) == _lit(run_id, "string"))
-        record_statistics(fs.catalog, group, written_df, written.version)
+        record_statistics(catalog, group, written_df, written.version)
     return _done(result, started)
 
 
