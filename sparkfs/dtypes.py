@@ -78,7 +78,12 @@ class DType:
     ``python``        Python types the online fast path takes as they are (exact types);
     ``int_range``     inclusive bounds of an integer dtype;
     ``numeric``       whether sum/mean/stddev aggregations apply;
-    ``sum_as``        dtype sums (and ``sum`` aggregations) of it are taken in.
+    ``sum_as``        dtype sums (and ``sum`` aggregations) of it are taken in;
+    ``avro``          Avro type of the dtype in stream payloads;
+    ``mlflow``        MLflow ColSpec type of a model input column of this dtype, or None:
+                      not supported as a model input yet. Integers are ``double``: a
+                      missing value reaches the model as NaN, which MLflow refuses to
+                      enforce into an integer column.
 
     >>> dtype("float")
     DType(name='float', spark='float', duckdb='FLOAT', arrow=DataType(float), pandas='float32', ...)
@@ -96,6 +101,8 @@ class DType:
     int_range: tuple[int, int] | None = None
     numeric: bool = False
     sum_as: str = "double"
+    avro: Any = None
+    mlflow: str | None = None
 
     def __repr__(self) -> str:
         return (f"DType(name={self.name!r}, spark={self.spark!r}, duckdb={self.duckdb!r}, "
@@ -182,26 +189,31 @@ _I64 = (-(2**63), 2**63 - 1)
 #: Every dtype, by its sparkfs name, in documentation order.
 ALL: Mapping[str, DType] = MappingProxyType({d.name: d for d in (
     _record("boolean", "boolean", "BOOLEAN", pa.bool_(), "boolean", ("boolean",),
-            python=(bool,), numeric=True, sum_as="long"),
+            python=(bool,), numeric=True, sum_as="long", avro="boolean", mlflow="boolean"),
     _record("int", "int", "INTEGER", pa.int32(), "Int32", ("int", "smallint", "tinyint"),
             key_as="long", spark_narrows=frozenset({"bigint"}), python=(int,),
-            int_range=_I32, numeric=True, sum_as="long"),
+            int_range=_I32, numeric=True, sum_as="long", avro="int", mlflow="double"),
     _record("long", "bigint", "BIGINT", pa.int64(), "Int64", _INTS,
-            key_as="long", python=(int,), int_range=_I64, numeric=True, sum_as="long"),
+            key_as="long", python=(int,), int_range=_I64, numeric=True, sum_as="long",
+            avro="long", mlflow="double"),
     # double -> float keeps float precision (documented)
     _record("float", "float", "FLOAT", pa.float32(), "float32", ("float", "double"),
-            python=(float, int), numeric=True),
+            python=(float, int), numeric=True, avro="float", mlflow="float"),
     _record("double", "double", "DOUBLE", pa.float64(), "float64", ("double", "float") + _INTS,
-            python=(float, int), numeric=True),
+            python=(float, int), numeric=True, avro="double", mlflow="double"),
     _record("string", "string", "VARCHAR", pa.string(), object, ("string",),
-            key_as="string", python=(str,)),
+            key_as="string", python=(str,), avro="string", mlflow="string"),
     _record("timestamp", "timestamp", "TIMESTAMPTZ", TIMESTAMP_ARROW, "datetime64[ns, UTC]",
-            ("timestamp", "timestamp_ntz"), python=(str, dt.datetime)),
-    _record("date", "date", "DATE", pa.date32(), object, ("date",)),
+            ("timestamp", "timestamp_ntz"), python=(str, dt.datetime),
+            avro={"type": "long", "logicalType": "timestamp-micros"}, mlflow="datetime"),
+    _record("date", "date", "DATE", pa.date32(), object, ("date",),
+            avro={"type": "int", "logicalType": "date"}, mlflow="datetime"),
     _record("array<float>", "array<float>", "FLOAT[]", pa.list_(pa.float32()), object,
-            ("array<float>", "array<double>", "array<int>", "array<bigint>")),
+            ("array<float>", "array<double>", "array<int>", "array<bigint>"),
+            avro={"type": "array", "items": "float"}),
     _record("array<double>", "array<double>", "DOUBLE[]", pa.list_(pa.float64()), object,
-            ("array<double>", "array<float>", "array<int>", "array<bigint>")),
+            ("array<double>", "array<float>", "array<int>", "array<bigint>"),
+            avro={"type": "array", "items": "double"}),
 )})
 
 #: dtypes a join key may have.

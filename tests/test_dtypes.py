@@ -61,13 +61,18 @@ def _column(d: str) -> pa.Table:
 
 def test_every_dtype_has_one_record_and_the_old_tables_are_views_of_it():
     assert list(ALL) == list(DTYPES) == list(SAMPLES)
+    from sparkfs.models.binding import MLFLOW_TYPES
     from sparkfs.offline.tables import ARROW_TYPES
+    from sparkfs.streaming.parse import AVRO_TYPES
 
     for name, rec in ALL.items():
         assert rec.name == name
         assert DTYPES[name] == (rec.spark, rec.duckdb)
         assert ARROW_TYPES[name] == rec.arrow
         assert pandas_dtype(name) == rec.pandas
+        assert AVRO_TYPES[name] == rec.avro
+        assert MLFLOW_TYPES.get(name) == rec.mlflow
+    assert sorted(MLFLOW_TYPES) == sorted(n for n in ALL if not n.startswith("array"))
 
 
 @pytest.mark.parametrize("d", list(ALL))

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..definitions import FeatureGroup
-from ..dtypes import spark_type
+from ..dtypes import ALL, spark_type
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame
@@ -85,13 +85,7 @@ def parse_json(payload: Column, group: FeatureGroup, origin: Column | None = Non
 
 
 #: Avro types of sparkfs dtypes (timestamps: microseconds since the epoch, UTC).
-AVRO_TYPES: dict[str, Any] = {
-    "boolean": "boolean", "int": "int", "long": "long", "float": "float", "double": "double",
-    "string": "string", "timestamp": {"type": "long", "logicalType": "timestamp-micros"},
-    "date": {"type": "int", "logicalType": "date"},
-    "array<float>": {"type": "array", "items": "float"},
-    "array<double>": {"type": "array", "items": "double"},
-}
+AVRO_TYPES: dict[str, Any] = {n: d.avro for n, d in ALL.items()}
 
 
 def avro_schema(group: FeatureGroup) -> str:
