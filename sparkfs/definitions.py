@@ -30,28 +30,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from . import dtypes as _dtypes
+from .dtypes import KEY_DTYPES
 from .errors import DefinitionError
 
 NAME_PATTERN = r"[a-z][a-z0-9_]*"
 _NAME_RE = re.compile(NAME_PATTERN + r"\Z")
 MAX_NAME_LENGTH = 128
 
-#: The feature dtypes sparkfs understands, with their Spark SQL and DuckDB spellings.
-DTYPES: dict[str, tuple[str, str]] = {
-    "boolean": ("boolean", "BOOLEAN"),
-    "int": ("int", "INTEGER"),
-    "long": ("bigint", "BIGINT"),
-    "float": ("float", "FLOAT"),
-    "double": ("double", "DOUBLE"),
-    "string": ("string", "VARCHAR"),
-    "timestamp": ("timestamp", "TIMESTAMPTZ"),
-    "date": ("date", "DATE"),
-    "array<float>": ("array<float>", "FLOAT[]"),
-    "array<double>": ("array<double>", "DOUBLE[]"),
-}
-
-#: dtypes a join key may have.
-KEY_DTYPES = ("string", "int", "long")
+#: The feature dtypes sparkfs understands, with their Spark SQL and DuckDB spellings (a view
+#: of ``sparkfs.dtypes.ALL``, which holds every form of each dtype).
+DTYPES: dict[str, tuple[str, str]] = {n: (d.spark, d.duckdb) for n, d in _dtypes.ALL.items()}
 
 #: Aggregation functions understood by the aggregation engines.
 AGGREGATION_FUNCTIONS = ("count", "sum", "mean", "min", "max", "stddev", "last")
@@ -78,15 +67,12 @@ def check_name(name: Any, what: str) -> str:
 
 
 def check_dtype(dtype: Any, what: str) -> str:
-    """Return the canonical dtype string, or raise naming the allowed ones."""
-    if isinstance(dtype, str):
-        canonical = dtype.strip().lower().replace(" ", "")
-        if canonical in DTYPES:
-            return canonical
-    raise DefinitionError(
-        f"{what} has dtype {dtype!r}, which sparkfs does not support; "
-        f"use one of: {', '.join(DTYPES)}"
-    )
+    """Return the canonical dtype string, or raise naming the allowed ones.
+
+    >>> check_dtype(" Array<Double> ", "field 'v'")
+    'array<double>'
+    """
+    return _dtypes.dtype(dtype, what).name
 
 
 _DURATION_RE = re.compile(r"^\s*([0-9]+)\s*(ms|s|m|h|d|w)\s*$")
@@ -205,7 +191,7 @@ class Entity:
                     f"join keys {list(keys)}")
         for k, d in dtypes.items():
             d = check_dtype(d, f"join key {k!r} of entity {self.name!r}")
-            if d not in KEY_DTYPES:
+            if not _dtypes.ALL[d].can_be_key:
                 raise DefinitionError(
                     f"join key {k!r} of entity {self.name!r} has dtype {d!r}; join keys must be "
                     f"one of {', '.join(KEY_DTYPES)}")
@@ -299,7 +285,7 @@ class Aggregation:
         if self.function in ("mean", "stddev"):
             return "double"
         if self.function == "sum":
-            return "long" if input_dtype in ("int", "long", "boolean") else "double"
+            return _dtypes.ALL[input_dtype].sum_as
         return input_dtype
 
     def to_spec(self) -> dict:
@@ -398,6 +384,20 @@ class FeatureGroup:
         return out
 
     @property
+    def column_dtypes(self) -> dict[str, str]:
+        """Every column of a batch and of the Delta history (system columns aside) -> its
+        dtype: the join keys, the event time (``timestamp``), then the stored fields.
+
+        >>> g = FeatureGroup("w", [Entity("a", ["origin"])], "t", [Field("temp", "double")])
+        >>> g.column_dtypes
+        {'origin': 'string', 't': 'timestamp', 'temp': 'double'}
+        """
+        out = dict(self.key_dtypes)
+        out[self.event_time] = "timestamp"
+        out.update((f.name, f.dtype) for f in self.stored_fields)
+        return out
+
+    @property
     def input_fields(self) -> tuple[Field, ...]:
         """Columns an ingested batch must carry (besides join keys and event time)."""
         return self.schema
@@ -456,8 +456,8 @@ class FeatureGroup:
                 raise DefinitionError(
                     f"feature group {self.name!r}: aggregation on {a.column!r}, which is not "
                     f"in its schema {list(stored)}")
-            if a.function not in ("count", "last", "min", "max") and stored[a.column] not in (
-                    "int", "long", "float", "double", "boolean"):
+            if a.function not in ("count", "last", "min", "max") \
+                    and not _dtypes.ALL[stored[a.column]].numeric:
                 raise DefinitionError(
                     f"feature group {self.name!r}: {a.function} of {a.column!r} needs a numeric "
                     f"column, but it is {stored[a.column]}")

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .definitions import DTYPES, FeatureRef
+from .definitions import FeatureRef
+from .dtypes import spark_type
 from .errors import (
     CodeNotLoadedError,
     DefinitionError,
@@ -199,7 +200,7 @@ class OnDemandPlan:
             df = df.withColumn(tmp, col)
             for n in wanted:
                 df = df.withColumn(names.get(n, n), F.col(tmp).getField(n).cast(
-                    DTYPES[self.output_dtypes[n]][0]))
+                    spark_type(self.output_dtypes[n])))
             df = df.drop(tmp)
         return df
 

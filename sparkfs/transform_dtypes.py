@@ -20,17 +20,16 @@ import numpy as np
 import pandas as pd
 
 from .definitions import check_dtype
+from .dtypes import ALL
 from .errors import TransformError
 
 __all__ = ["pandas_dtype", "coerce", "to_python", "series_from_values", "to_values",
            "infer_dtype", "spark_like_series"]
 
-_PANDAS_DTYPES: dict[str, Any] = {
-    "boolean": "boolean", "int": "Int32", "long": "Int64", "float": "float32",
-    "double": "float64", "string": object, "timestamp": "datetime64[ns, UTC]",
-    "date": object, "array<float>": object, "array<double>": object,
-}
-_INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+#: dtype -> pandas dtype inside a transform, and integer dtype -> range (views of
+#: ``sparkfs.dtypes.ALL``).
+_PANDAS_DTYPES: dict[str, Any] = {n: d.pandas for n, d in ALL.items()}
+_INT_RANGES = {n: d.int_range for n, d in ALL.items() if d.int_range is not None}
 
 
 def pandas_dtype(dtype: str) -> Any:
@@ -188,7 +187,8 @@ def _is_missing(v: Any) -> bool:
 
 
 # -- undeclared inputs: the dtype Spark would give ---------------------------------------------
-_ARROW_TYPES = {"boolean": "bool_", "long": "int64", "double": "float64", "string": "string"}
+#: Inferred dtypes a Spark pandas UDF receives through an Arrow column of that dtype.
+_THROUGH_ARROW = ("boolean", "long", "double", "string")
 
 
 def infer_dtype(values: Sequence[Any]) -> str | None:
@@ -241,12 +241,12 @@ def spark_like_series(values: Sequence[Any]) -> pd.Series:
     values = list(values)
     dtype = infer_dtype(values)
     missing = [v is None or v is pd.NA or v is pd.NaT for v in values]
-    if dtype in _ARROW_TYPES:
+    if dtype in _THROUGH_ARROW:
         if dtype == "double":
             values = [None if m else float(v) for v, m in zip(values, missing)]
         else:
             values = [None if m else v for v, m in zip(values, missing)]
-        return pa.array(values, type=getattr(pa, _ARROW_TYPES[dtype])()).to_pandas()
+        return pa.array(values, type=ALL[dtype].arrow).to_pandas()
     if dtype == "timestamp":
         return _to_utc(pd.Series([None if m else v for v, m in zip(values, missing)],
                                  dtype=object), "UTC")
@@ -286,24 +286,22 @@ def _utc_ns(values: Sequence[Any]) -> list[int] | None:
 
 
 def _fast_series(values: Sequence[Any], dtype: str | None) -> pd.Series | None:
-    if dtype in ("double", "float"):
-        if all(v is None or type(v) is float or type(v) is int for v in values):
-            return pd.Series(np.array([np.nan if v is None else v for v in values],
-                                      dtype=_PANDAS_DTYPES[dtype]))
-    elif dtype == "string":
-        if all(v is None or type(v) is str for v in values):
-            return pd.Series(values, dtype=object)
-    elif dtype in ("int", "long"):
-        lo, hi = _INT_RANGES[dtype]
-        if all(v is None or (type(v) is int and lo <= v <= hi) for v in values):
-            return pd.Series(values, dtype=_PANDAS_DTYPES[dtype])
-    elif dtype == "boolean":
-        if all(v is None or type(v) is bool for v in values):
-            return pd.Series(values, dtype="boolean")
-    elif dtype == "timestamp":
+    rec = ALL.get(dtype) if dtype is not None else None
+    if rec is None or not rec.python:
+        return None
+    if rec.name == "timestamp":
         ns = _utc_ns(values)
         if ns is not None:
             return pd.Series(np.array(ns, dtype="int64").view("datetime64[ns]"), dtype=_UTC_NS)
+    elif rec.int_range is not None:
+        lo, hi = rec.int_range
+        if all(v is None or (type(v) is int and lo <= v <= hi) for v in values):
+            return pd.Series(values, dtype=rec.pandas)
+    elif all(v is None or type(v) in rec.python for v in values):
+        if rec.is_floating:
+            return pd.Series(np.array([np.nan if v is None else v for v in values],
+                                      dtype=rec.pandas))
+        return pd.Series(values, dtype=rec.pandas)
     return None
 
 

@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .definitions import DTYPES, FeatureRef, Field, check_dtype, check_name
+from .definitions import FeatureRef, Field, check_dtype, check_name
+from .dtypes import spark_type
 from .errors import DefinitionError, TransformError
 from .transform_dtypes import (
     _is_missing,
@@ -323,9 +324,9 @@ class Transform:
     def spark_type(self) -> str:
         """The Spark DDL type of ``t.spark(...)``'s result."""
         if self.multi:
-            return "struct<" + ", ".join(f"`{f.name}`: {DTYPES[f.dtype][0]}"
+            return "struct<" + ", ".join(f"`{f.name}`: {spark_type(f.dtype)}"
                                          for f in self.outputs) + ">"
-        return DTYPES[self.outputs[0].dtype][0]
+        return spark_type(self.outputs[0].dtype)
 
     def with_columns(self, df: "DataFrame", *columns: "str | Column",
                      dtypes: Mapping[str, str] | None = None) -> "DataFrame":

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ..definitions import Aggregation, Entity, FeatureGroup, Field
+from ..dtypes import ALL
 from ..errors import DefinitionError
 from ..offline.tables import COMMIT_TIME, history_schema
 from ..online.codec import EPOCH, decode_value, dumps, encode_value, loads
@@ -260,9 +261,10 @@ def _finish(agg: Aggregation, dtype: str, raw: list) -> Any:
     if f in ("min", "max", "last"):
         v = min(raw) if f == "min" else max(raw) if f == "max" else raw[0]
         return decode_value(v, dtype)
-    xs = [float(x) for x in raw] if dtype not in ("int", "long", "boolean") else [int(x) for x in raw]
+    exact = ALL[dtype].sum_as == "long"  # sums of int, long and boolean stay integers
+    xs = [int(x) for x in raw] if exact else [float(x) for x in raw]
     if f == "sum":
-        return sum(xs) if dtype in ("int", "long", "boolean") else math.fsum(xs)
+        return sum(xs) if exact else math.fsum(xs)
     if f == "mean":
         return math.fsum(xs) / len(xs)
     if f == "stddev":

@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from ..definitions import DTYPES, Aggregation, FeatureGroup
+from ..definitions import Aggregation, FeatureGroup
+from ..dtypes import ALL
 from ..errors import DefinitionError, NotFoundError
 from ..sql import quote_ident
 
@@ -81,7 +82,7 @@ class Dialect:
         return self.micros_fmt.format(x=expr)
 
     def type(self, dtype: str) -> str:
-        return DTYPES[dtype][0 if self.name == "spark" else 1]
+        return ALL[dtype].spark if self.name == "spark" else ALL[dtype].duckdb
 
 
 SPARK = Dialect("spark", "`", "named_struct('e', {e}, 'c', {c}, 'v', {v})", "({x}).v",
@@ -102,7 +103,7 @@ class Input:
     @property
     def numeric_type(self) -> str:
         """The dtype sums are taken in: exact integers, else double."""
-        return "long" if self.dtype in ("int", "long", "boolean") else "double"
+        return ALL[self.dtype].sum_as
 
 
 @dataclass(frozen=True)

@@ -33,14 +33,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from ..dtypes import arrow_type
 from ..errors import NotFoundError
 from ..models.binding import FeatureBinding
 
 log = logging.getLogger("sparkfs.inference")
 
-_ARROW = {"boolean": pa.bool_(), "int": pa.int32(), "long": pa.int64(), "float": pa.float32(),
-          "double": pa.float64(), "string": pa.string(), "timestamp": pa.timestamp("us", "UTC"),
-          "date": pa.date32()}
 _TS = pa.timestamp("us", "UTC")
 
 
@@ -53,7 +51,7 @@ def log_schema(binding: FeatureBinding) -> pa.Schema:
               pa.field("view", pa.string()), pa.field("training_set", pa.string()),
               pa.field("entity", pa.string()), pa.field("request_data", pa.string())]
     for name, dtype in binding.columns:
-        fields += [pa.field(name, _ARROW[dtype]), pa.field(f"{name}__status", pa.string()),
+        fields += [pa.field(name, arrow_type(dtype)), pa.field(f"{name}__status", pa.string()),
                    pa.field(f"{name}__event_time", _TS)]
     fields += [pa.field("prediction", pa.float64()), pa.field("prediction_json", pa.string()),
                pa.field("latency_ms", pa.float64()), pa.field("error", pa.string()),

@@ -21,14 +21,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..dtypes import ALL
 from ..errors import DefinitionError
 
 #: sparkfs dtype -> MLflow ColSpec type. Integer features are declared ``double``: a missing
 #: value reaches the model as NaN (the frame Spark's pandas UDF gives it, and the one the
 #: online path builds), which MLflow refuses to enforce into an integer column.
-MLFLOW_TYPES = {"boolean": "boolean", "int": "double", "long": "double", "float": "float",
-                "double": "double", "string": "string", "timestamp": "datetime",
-                "date": "datetime"}
+MLFLOW_TYPES = {n: d.mlflow for n, d in ALL.items() if d.mlflow is not None}
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,15 @@ import uuid
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
-from ..definitions import DTYPES, FeatureGroup
+from ..definitions import FeatureGroup
+from ..dtypes import ALL, mismatch
 from ..errors import ValidationError
 from ..sql import quote_ident
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-INT_RANGE = (-(2**31), 2**31 - 1)
+INT_RANGE = ALL["int"].bounds
 MAX_RUN_ID_LENGTH = 256
 
 
@@ -87,11 +88,9 @@ def _pandas_ints(pdf: Any, group: FeatureGroup) -> Any:
     missing) into nullable integers; other floats are left for the type check to refuse."""
     import numpy as np
 
-    wanted = dict(group.key_dtypes)
-    wanted.update({f.name: f.dtype for f in group.stored_fields})
     fixed = {}
-    for name, dtype in wanted.items():
-        if dtype in ("int", "long") and name in pdf.columns and pdf[name].dtype.kind == "f":
+    for name, dtype in group.column_dtypes.items():
+        if ALL[dtype].is_integer and name in pdf.columns and pdf[name].dtype.kind == "f":
             values = pdf[name].to_numpy()
             finite = values[~np.isnan(values)]
             if np.all(np.isfinite(finite)) and np.all(finite == np.round(finite)):
@@ -105,21 +104,6 @@ def _is_pandas(data: Any) -> bool:
 
 
 # -- schema ---------------------------------------------------------------------------------
-_FAMILY_OK = {
-    # target dtype -> Spark simpleString of source types accepted as is (cast losslessly)
-    "boolean": {"boolean"},
-    "int": {"int", "smallint", "tinyint"},
-    "long": {"bigint", "int", "smallint", "tinyint"},
-    "float": {"float", "double"},  # double -> float keeps float precision; documented
-    "double": {"double", "float", "bigint", "int", "smallint", "tinyint"},
-    "string": {"string"},
-    "timestamp": {"timestamp", "timestamp_ntz"},
-    "date": {"date"},
-    "array<float>": {"array<float>", "array<double>", "array<int>", "array<bigint>"},
-    "array<double>": {"array<double>", "array<float>", "array<int>", "array<bigint>"},
-}
-
-
 def conform(group: FeatureGroup, df: "DataFrame") -> tuple["DataFrame", list[str], list[str]]:
     """Select the group's columns in history order, cast to the declared types.
 
@@ -128,10 +112,7 @@ def conform(group: FeatureGroup, df: "DataFrame") -> tuple["DataFrame", list[str
     ``narrow`` casts them afterwards."""
     from pyspark.sql import functions as F
 
-    wanted = {k: d for k, d in group.key_dtypes.items()}
-    wanted[group.event_time] = "timestamp"
-    for f in group.stored_fields:
-        wanted[f.name] = f.dtype
+    wanted = group.column_dtypes
     present = {f.name: f.dataType.simpleString() for f in df.schema.fields}
     missing = [c for c in wanted if c not in present]
     if missing:
@@ -141,19 +122,18 @@ def conform(group: FeatureGroup, df: "DataFrame") -> tuple["DataFrame", list[str
     problems, narrowed, cols = [], [], []
     for name, dtype in wanted.items():
         src = present[name]
-        if src == "void" or src in _FAMILY_OK[dtype]:
+        if ALL[dtype].accepts_spark(src):
             pass
-        elif dtype == "int" and src == "bigint":
+        elif ALL[dtype].narrows_spark(src):
             narrowed.append(name)
             cols.append(F.col(quote_ident(name, "spark")).alias(name))
             continue
         else:
-            problems.append(f"column {name!r} has type {src}, expected {dtype} "
-                            f"({DTYPES[dtype][0]})")
+            problems.append(mismatch(name, src, dtype))
         c = F.col(quote_ident(name, "spark"))
         if src == "timestamp_ntz":
             c = F.to_utc_timestamp(c.cast("timestamp"), F.current_timezone())
-        cols.append(c.cast(DTYPES[dtype][0]).alias(name))
+        cols.append(c.cast(ALL[dtype].spark).alias(name))
     if problems:
         raise ValidationError(
             f"batch for feature group {group.name!r} v{group.version} has wrong types: "

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ..definitions import DTYPES, Field  # noqa: F401  (Field: used by the doctest)
+from ..definitions import Field  # noqa: F401  (Field: used by the doctest)
+from ..dtypes import spark_type
 from ..errors import TransformError
 from ..transforms import Transform, transform  # noqa: F401  (transform: used by the doctest)
 
@@ -42,13 +43,6 @@ def _live_transforms(group: "FeatureGroup") -> list[Transform]:
     return out
 
 
-def _input_dtypes(group: "FeatureGroup") -> dict[str, str]:
-    dtypes = {k: d for k, d in group.key_dtypes.items()}
-    dtypes[group.event_time] = "timestamp"
-    dtypes.update({f.name: f.dtype for f in group.stored_fields})
-    return dtypes
-
-
 def apply_derived(group: "FeatureGroup", df: "DataFrame") -> "DataFrame":
     """``df`` (a Spark batch of ``group``) with the group's derived features added, in
     declaration order (a transform may use an earlier one's output), cast to their
@@ -56,12 +50,12 @@ def apply_derived(group: "FeatureGroup", df: "DataFrame") -> "DataFrame":
     whose transforms are registry copies without code."""
     from pyspark.sql import functions as F
 
-    dtypes = _input_dtypes(group)
+    dtypes = group.column_dtypes
     for t in _live_transforms(group):
         _require_inputs(group, t, df.columns)
         df = t.with_columns(df, *t.inputs, dtypes=dtypes)
         for f in t.outputs:
-            df = df.withColumn(f.name, F.col(f.name).cast(DTYPES[f.dtype][0]))
+            df = df.withColumn(f.name, F.col(f.name).cast(spark_type(f.dtype)))
     return df
 
 
@@ -77,7 +71,7 @@ def apply_derived_pandas(group: "FeatureGroup", df: pd.DataFrame) -> pd.DataFram
     >>> apply_derived_pandas(g, pd.DataFrame({"temp": [5.0], "dewp": [1.0]}))["spread"].tolist()
     [4.0]
     """
-    dtypes = _input_dtypes(group)
+    dtypes = group.column_dtypes
     out = df.copy()
     for t in _live_transforms(group):
         _require_inputs(group, t, list(out.columns))

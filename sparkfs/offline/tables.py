@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ..definitions import FeatureGroup
+from ..dtypes import ALL, TIMESTAMP_ARROW
 from ..errors import NotFoundError, SparkfsError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,31 +35,24 @@ COMMIT_TIME = "_commit_time"
 RUN_ID = "_run_id"
 SYSTEM_COLUMNS = (COMMIT_TIME, RUN_ID)
 
-TIMESTAMP = pa.timestamp("us", tz="UTC")
+TIMESTAMP = TIMESTAMP_ARROW
 
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "boolean": pa.bool_(),
-    "int": pa.int32(),
-    "long": pa.int64(),
-    "float": pa.float32(),
-    "double": pa.float64(),
-    "string": pa.string(),
-    "timestamp": TIMESTAMP,
-    "date": pa.date32(),
-    "array<float>": pa.list_(pa.float32()),
-    "array<double>": pa.list_(pa.float64()),
-}
+#: dtype -> Arrow type of its history column (a view of ``sparkfs.dtypes.ALL``).
+ARROW_TYPES: dict[str, pa.DataType] = {n: d.arrow for n, d in ALL.items()}
 
 
 def arrow_type(dtype: str) -> pa.DataType:
-    return ARROW_TYPES[dtype]
+    """The Arrow type of dtype ``dtype`` (``sparkfs.dtypes.arrow_type``).
+
+    >>> arrow_type("int")
+    DataType(int32)
+    """
+    return ALL[dtype].arrow
 
 
 def history_schema(group: FeatureGroup) -> pa.Schema:
     """The Arrow schema of a group's Delta history table, in column order."""
-    fields = [pa.field(k, arrow_type(d)) for k, d in group.key_dtypes.items()]
-    fields.append(pa.field(group.event_time, TIMESTAMP))
-    fields += [pa.field(f.name, arrow_type(f.dtype)) for f in group.stored_fields]
+    fields = [pa.field(c, arrow_type(d)) for c, d in group.column_dtypes.items()]
     fields += [pa.field(COMMIT_TIME, TIMESTAMP), pa.field(RUN_ID, pa.string())]
     return pa.schema(fields)
 
@@ -67,11 +61,7 @@ def spark_schema(group: FeatureGroup):
     """The same schema as a Spark ``StructType`` (imports pyspark)."""
     from pyspark.sql.types import StructType
 
-    from ..definitions import DTYPES
-
-    ddl = [f"`{k}` {DTYPES[d][0]}" for k, d in group.key_dtypes.items()]
-    ddl.append(f"`{group.event_time}` timestamp")
-    ddl += [f"`{f.name}` {DTYPES[f.dtype][0]}" for f in group.stored_fields]
+    ddl = [f"`{c}` {ALL[d].spark}" for c, d in group.column_dtypes.items()]
     ddl += [f"`{COMMIT_TIME}` timestamp", f"`{RUN_ID}` string"]
     return StructType.fromDDL(", ".join(ddl))
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..definitions import DTYPES, FeatureGroup
+from ..definitions import FeatureGroup
+from ..dtypes import ALL, spark_type
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame
@@ -45,10 +46,8 @@ def input_schema(group: FeatureGroup):
     """The Spark schema of the payload: keys, event time (timestamp) and input fields."""
     from pyspark.sql.types import StructType
 
-    dtypes = dict(group.key_dtypes)
-    dtypes[group.event_time] = "timestamp"
-    dtypes.update({f.name: f.dtype for f in group.input_fields})
-    return StructType.fromDDL(", ".join(f"`{n}` {DTYPES[dtypes[n]][0]}"
+    dtypes = group.column_dtypes
+    return StructType.fromDDL(", ".join(f"`{n}` {spark_type(dtypes[n])}"
                                         for n in required_fields(group)))
 
 
@@ -86,13 +85,7 @@ def parse_json(payload: Column, group: FeatureGroup, origin: Column | None = Non
 
 
 #: Avro types of sparkfs dtypes (timestamps: microseconds since the epoch, UTC).
-AVRO_TYPES: dict[str, Any] = {
-    "boolean": "boolean", "int": "int", "long": "long", "float": "float", "double": "double",
-    "string": "string", "timestamp": {"type": "long", "logicalType": "timestamp-micros"},
-    "date": {"type": "int", "logicalType": "date"},
-    "array<float>": {"type": "array", "items": "float"},
-    "array<double>": {"type": "array", "items": "double"},
-}
+AVRO_TYPES: dict[str, Any] = {n: d.avro for n, d in ALL.items()}
 
 
 def avro_schema(group: FeatureGroup) -> str:

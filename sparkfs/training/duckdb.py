@@ -222,7 +222,7 @@ def value_selects(gp: GroupPlan, name: str, plan: Plan) -> list[str]:
 
 def apply_on_demand(plan: Plan, out: pa.Table) -> pa.Table:
     """Run the on-demand transforms (pandas) over the columns they read; append outputs."""
-    from ..offline.tables import ARROW_TYPES
+    from ..dtypes import arrow_type
     from .plan import on_demand_inputs, on_demand_renames
 
     od = plan.on_demand
@@ -235,7 +235,7 @@ def apply_on_demand(plan: Plan, out: pa.Table) -> pa.Table:
     res = od.apply_pandas(df)
     for name in od.output_names:
         arr = pa.array(res[name].astype(object).where(res[name].notna(), None).tolist(),
-                       type=ARROW_TYPES[od.output_dtypes[name]])
+                       type=arrow_type(od.output_dtypes[name]))
         out = out.append_column(renames.get(name, name), arr)
     return out
 

@@ -15,12 +15,13 @@ packs it into 64 bits when each Parquet file holds one commit, ``wide_positions`
 
 from __future__ import annotations
 
+from ..dtypes import ALL, KEY_DTYPES
 from ..offline.tables import COMMIT_TIME
 from ..sql import quote_ident, sql_literal
 
 _SHIFT = 2**63
 #: DuckDB type a join key of each dtype is compared as (spine and history alike)
-KEY_SQL = {"string": "VARCHAR", "int": "BIGINT", "long": "BIGINT"}
+KEY_SQL = {d: ALL[d].key_dtype.duckdb for d in KEY_DTYPES}
 
 
 def q(name: str) -> str:

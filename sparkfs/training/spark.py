@@ -64,6 +64,7 @@ from __future__ import annotations
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
+from ..dtypes import ALL, KEY_DTYPES
 from ..errors import SparkfsError
 from ..offline.tables import COMMIT_TIME, RUN_ID
 from ..sql import quote_ident
@@ -78,7 +79,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT_TIME_BUCKETS = 64
 
-SPARK_KEY_TYPES = {"string": "string", "int": "bigint", "long": "bigint"}
+#: Spark type a join key of each dtype is compared as (spine and history alike)
+SPARK_KEY_TYPES = {d: ALL[d].key_dtype.spark for d in KEY_DTYPES}
 
 
 def spine_to_spark(spark: "SparkSession", spine: Any, timestamp_col: str,

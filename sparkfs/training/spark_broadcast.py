@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from ..dtypes import ALL, KEY_DTYPES
 from ..errors import SparkfsError
 from ..offline.tables import COMMIT_TIME, RUN_ID, read_files_spark, spark_schema
 from ..sql import quote_ident
@@ -53,7 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: and timestamps per group at two columns).
 DEFAULT_BROADCAST_SPINE_ROWS = 2_000_000
 
-_ARROW_KEY = {"string": pa.string(), "int": pa.int64(), "long": pa.int64()}
+_ARROW_KEY = {d: ALL[d].key_dtype.arrow for d in KEY_DTYPES}
 
 
 class SparkBroadcastEngine(SparkEngine):
