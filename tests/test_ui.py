@@ -383,3 +383,27 @@ def test_lineage_notebook_card(store):
         assert f'data-node="{node}"' in card
     evil = store.lineage("group:evil@1", direction="both")._repr_html_()
     assert "&lt;script&gt;" in evil and "<script>" not in evil.replace("<style>", "")
+
+
+def test_a_feature_with_only_missing_values_renders_without_a_chart(spark, tmp_path):
+    """A numeric feature whose batch is all None/NaN has statistics but no histogram (and
+    no value counts): its group, feature and statistics pages still render, with no chart
+    for it (the demo's weather has such hours)."""
+    fs = FeatureStore({"project": "ui_missing", "data_dir": str(tmp_path)}, spark=spark)
+    try:
+        g = FeatureGroup("gusts", [AIRPORT], "time_hour",
+                         [Field("gust", "double"), Field("note", "string")])
+        fs.apply([g])
+        fs.ingest("gusts", pd.DataFrame({
+            "origin": ["JFK", "LGA", "EWR"],
+            "time_hour": pd.to_datetime(["2013-01-01", "2013-01-02", "2013-01-03"], utc=True),
+            "gust": [None, np.nan, None], "note": [None, None, None]}))
+        stats = fs.statistics("gusts")
+        assert "histogram" not in stats["gust"] and "values" not in stats["gust"]
+        client = TestClient(create_ui_app(fs))
+        for url in ("/ui/groups/gusts@1", "/ui/features/gusts:gust", "/ui/features/gusts:note"):
+            page = client.get(url)
+            assert page.status_code == 200, (url, page.text[-500:])
+        assert 'aria-label="histogram of gust"' not in client.get("/ui/groups/gusts@1").text
+    finally:
+        fs.close()
