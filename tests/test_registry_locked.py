@@ -89,7 +89,7 @@ def test_a_registry_that_keeps_readers_out_is_a_clear_error_and_the_service_keep
         assert r.returncode == 2 and "Traceback" not in r.stderr
         assert "registry" in r.stderr and len(r.stderr.strip().splitlines()) == 1
         os.utime(repo["registry"])                  # the service notices "a change"...
-        fs.__dict__.pop("_online_definition_cache", None)
+        fs.catalog._caches.pop("online_plans", None)  # a cold plan cache (fault injection)
         r = client.post("/features", json=body)     # ...and cannot re-read: 503, not a hang
         assert r.status_code == 503 and "registry" in r.json()["detail"]
         assert client.get("/feature-groups").status_code == 200   # the snapshot serves

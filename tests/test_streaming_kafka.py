@@ -290,7 +290,7 @@ def test_avro_in_the_confluent_wire_format(kafka, fs, spark, tmp_path):
     rows = sorted(fs.read_history(g.name).to_arrow().to_pylist(), key=lambda r: r["msg_id"])
     assert [(r["msg_id"], r["ts"], r["carrier"], r["delay"]) for r in rows] == [
         (i, t, c, d) for i, t, c, d in data[:3]]
-    q = sorted(read_quarantine(fs, g).to_pylist(), key=lambda r: r["_origin"])
+    q = sorted(read_quarantine(fs.offline, g).to_pylist(), key=lambda r: r["_origin"])
     assert [(base64.b64decode(r["_raw_payload"]), r["_reason"], r["_origin"]) for r in q] == [
         (unframed, "no Confluent wire-format header (magic byte 0 and a schema id)", "framed/0/3"),
         (bad_body, "not a valid Avro record for the schema", "framed/0/4")]

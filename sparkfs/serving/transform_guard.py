@@ -215,7 +215,12 @@ class TransformGuard:
             return [], []
         found: list[TransformMismatch] = []
         unchecked: list[dict] = []
-        for d in self.deployments.list():
+        try:
+            deployments = self.deployments.list()
+        except SparkfsError as exc:  # registry down or locked: /health still answers
+            return [], [{"deployment": "(all deployments)",
+                         "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}]
+        for d in deployments:
             try:
                 found.extend(self.mismatches(d.name))
             except Exception as exc:  # noqa: BLE001 - reported, never fatal for /health

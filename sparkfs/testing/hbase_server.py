@@ -31,7 +31,7 @@ False
 >>> hb.port
 Traceback (most recent call last):
 ...
-sparkfs.testing.hbase_server.HBaseServerError: the HBase server is not running: call start() or use it in a with block
+sparkfs.errors.HBaseServerError: the HBase server is not running: call start() or use it in a with block
 >>> "--add-opens=java.base/java.nio=ALL-UNNAMED" in JAVA_OPTS
 True
 """  # noqa: E501 (doctest output)
