@@ -84,6 +84,15 @@ class CodeNotLoadedError(TransformError):
     """
 
 
+
+class TransformMismatchError(CodeNotLoadedError):
+    """A deployment's model was trained with other transform code than the service serves
+    (``serving.transform_guard: refuse``): HTTP 503, a deployment problem.
+
+    >>> issubclass(TransformMismatchError, SparkfsError)
+    True
+    """
+
 class BatchTooLargeError(PayloadTooLargeError):
     """A request asked for more entity rows than ``serving.max_batch_size`` allows.
 

@@ -40,7 +40,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..errors import CodeNotLoadedError, NotFoundError, SparkfsError
+from ..errors import CodeNotLoadedError, NotFoundError, SparkfsError, TransformMismatchError
 
 __all__ = ["GUARD_MODES", "TransformGuard", "TransformMismatch", "TransformMismatchError",
            "check_deployment"]
@@ -84,15 +84,6 @@ class TransformMismatch:
     def to_dict(self) -> dict:
         """JSON-able (``/health``)."""
         return {**asdict(self), "message": str(self)}
-
-
-class TransformMismatchError(CodeNotLoadedError):
-    """A deployment's model was trained with other transform code than the service serves
-    (``serving.transform_guard: refuse``): HTTP 503, a deployment problem.
-
-    >>> issubclass(TransformMismatchError, SparkfsError)
-    True
-    """
 
 
 def check_deployment(catalog: Any, models: Any, deployment: Any) -> list[TransformMismatch]:
