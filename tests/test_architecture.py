@@ -124,3 +124,22 @@ def test_converted_modules_take_no_store(module):
     params = {a.arg for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
               for a in n.args.args + n.args.kwonlyargs}
     assert not params & STORE_HOLDERS, f"{module} still takes a store parameter"
+
+
+def _exception_classes(path: Path) -> list[str]:
+    """Names of the classes in ``path`` with a base ending in ``Error`` or ``Exception``."""
+    return [n.name for n in ast.walk(ast.parse(path.read_text()))
+            if isinstance(n, ast.ClassDef)
+            and any(ast.unparse(b).endswith(("Error", "Exception")) for b in n.bases)]
+
+
+def test_exception_classes_live_in_errors_py(tmp_path):
+    """Every sparkfs exception is defined in ``sparkfs/errors.py`` (issue 13, end state 6);
+    other modules may re-export them."""
+    stray = {str(p.relative_to(ROOT)): names for p in sorted((ROOT / "sparkfs").rglob("*.py"))
+             if p.name != "errors.py" and (names := _exception_classes(p))}
+    assert stray == {}
+    probe = tmp_path / "probe.py"
+    probe.write_text("from sparkfs.errors import SparkfsError\nclass Oops(SparkfsError):\n"
+                     "    pass\nclass Fine(dict):\n    pass\n")
+    assert _exception_classes(probe) == ["Oops"]
