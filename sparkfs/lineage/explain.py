@@ -217,8 +217,6 @@ def explain_prediction(catalog: Catalog, offline: OfflineStore, request_id: str,
     ...
     sparkfs.errors.NotFoundError: request id must be a non-empty string, got ' '
     """
-    from types import SimpleNamespace
-
     from ..definitions import FeatureRef
     from ..monitoring.skew import _newest_known, _on_demand_columns, _spine
 
@@ -279,9 +277,7 @@ def explain_prediction(catalog: Catalog, offline: OfflineStore, request_id: str,
         group = catalog.get_group(gr["name"], gr["version"])
         times = offline.commit_times(group)
         at = [v for v, t in times.items() if served_at is not None and t <= served_at]
-        # skew.py's _newest_known reads only ``.offline`` (it still takes the store shape)
-        holder: Any = SimpleNamespace(offline=offline)
-        newest = _newest_known(holder, group, gr["key_columns"], spine,
+        newest = _newest_known(offline, group, gr["key_columns"], spine,
                                list(range(log.num_rows)))
         per_group[gr["label"]] = (max(at) if at else None, newest)
 

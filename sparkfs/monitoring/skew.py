@@ -246,15 +246,12 @@ def _compare(served: pa.ChunkedArray, offline: pa.ChunkedArray):
 def _newest_known(offline: "OfflineStore", group: Any, key_columns: dict, spine: Any,
                   rows: list[int]) -> dict[int, Any]:
     """For spine ``rows``: the newest event time of the key in ``group``'s history among
-    rows with event time and commit time <= the served time (what offline knew).
-    ``offline``: the ``OfflineStore`` (an object holding it as ``.offline`` is accepted
-    too, as ``lineage.explain`` passed before issue 13)."""
+    rows with event time and commit time <= the served time (what offline knew)."""
     import duckdb
 
     from ..offline.tables import COMMIT_TIME
     from ..sql import quote_ident
 
-    offline = getattr(offline, "offline", offline)
     hist = offline.read_arrow(group)
     keys = list(key_columns)
     sub = spine.iloc[rows][[key_columns[k] for k in keys] + [_AT, _ROW]]
