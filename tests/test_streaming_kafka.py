@@ -56,28 +56,52 @@ def kafka():
         yield broker
 
 
-def test_malformed_messages_land_in_quarantine_with_their_payload(kafka, fs, spark, tmp_path):
+@pytest.mark.parametrize("collect_max_rows", [None, 0], ids=["collected", "in-spark"])
+def test_malformed_messages_land_in_quarantine_with_their_payload(kafka, fs, spark, tmp_path,
+                                                                 collect_max_rows):
+    # None: the default, a small Kafka batch is read into the driver once as Arrow;
+    # 0: the batch stays in Spark (as for a large batch): both give the same outcome
     g = events_group()
     fs.apply([g])
-    kafka.create_topic("mixed", partitions=1)
+    topic = "mixed" if collect_max_rows is None else f"mixed{collect_max_rows}"
+    kafka.create_topic(topic, partitions=1)
     good = [message(i) for i in range(5)]
     bad = ["{not json", json.dumps({"msg_id": 9, "carrier": "UA", "delay": 1.0}),
            json.dumps({"msg_id": 10, "ts": "2013-01-01T05:00:00Z", "carrier": "UA", "delay": "x"})]
-    kafka.produce("mixed", good[:3] + bad + good[3:])
-    df = fs.stream_source(g.name, "kafka", bootstrap_servers=kafka.bootstrap_servers, topic="mixed")
-    query = fs.ingest_stream(g.name, df, checkpoint=str(tmp_path / "ck"), trigger="available_now")
+    kafka.produce(topic, good[:3] + bad + good[3:])
+    df = fs.stream_source(g.name, "kafka", bootstrap_servers=kafka.bootstrap_servers, topic=topic)
+    extra = {} if collect_max_rows is None else {"collect_max_rows": collect_max_rows}
+    query = fs.ingest_stream(g.name, df, checkpoint=str(tmp_path / "ck"), trigger="available_now",
+                             **extra)
     query.awaitTermination()
     assert sorted(r["msg_id"] for r in fs.read_history(g.name).to_arrow().to_pylist()) == list(range(5))
     q = sorted(read_quarantine(fs.offline, g).to_pylist(), key=lambda r: r["_origin"])
     assert [(r["_raw_payload"], r["_reason"], r["_origin"]) for r in q] == [
-        (bad[0], "not a JSON object", "mixed/0/3"),
-        (bad[1], "missing field(s): ts", "mixed/0/4"),
-        (bad[2], "wrong type for field(s): delay (double)", "mixed/0/5")]
+        (bad[0], "not a JSON object", f"{topic}/0/3"),
+        (bad[1], "missing field(s): ts", f"{topic}/0/4"),
+        (bad[2], "wrong type for field(s): delay (double)", f"{topic}/0/5")]
     [status] = fs.list_streams()
-    assert (status.rows_total, status.unparseable_total, status.source) == (5, 3, "kafka:mixed")
+    assert (status.rows_total, status.unparseable_total, status.source) == (5, 3, f"kafka:{topic}")
     [batch] = fs.stream_batches(g.name)  # the run log holds the Kafka offsets the batch read
-    assert batch.offsets == {"start": [{"mixed": {"0": 0}}], "end": [{"mixed": {"0": 8}}]}
+    assert batch.offsets == {"start": [{topic: {"0": 0}}], "end": [{topic: {"0": 8}}]}
     assert (batch.rows_written, batch.rows_unparseable) == (5, 3)
+    assert (batch.min_event_time, batch.max_event_time) == ("2013-01-01T05:00:00+00:00",
+                                                            "2013-01-01T05:04:00+00:00")
+    online = fs.get_online_features(["events:delay"], [{"msg_id": 0}, {"msg_id": 4}]).to_dict()
+    assert online["delay"] == [None, 2.0]  # message 0 has a JSON null delay
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True, "100"])
+def test_bad_collect_max_rows_is_refused_before_the_checkpoint_is_claimed(kafka, fs, spark, tmp_path,
+                                                                         bad):
+    from sparkfs.errors import ConfigError
+
+    g = events_group()
+    fs.apply([g])
+    df = fs.stream_source(g.name, "kafka", bootstrap_servers=kafka.bootstrap_servers, topic="never")
+    with pytest.raises(ConfigError, match="collect_max_rows must be a whole number >= 0"):
+        fs.ingest_stream(g.name, df, checkpoint=str(tmp_path / "ck"), collect_max_rows=bad)
+    assert not (tmp_path / "ck").exists() and fs.list_streams() == []
 
 
 def _driver(tmp_path: Path, kafka, trigger: str | None) -> subprocess.Popen:

@@ -122,10 +122,35 @@ def batch_offsets(checkpoint: str, batch_id: int) -> dict[str, Any]:
     return {"start": start, "end": end}
 
 
+def kafka_rows(offsets: dict[str, Any]) -> int | None:
+    """Messages a batch covers by its offsets (``batch_offsets``), when every source is
+    Kafka and every partition has a known start; else None (unknown without a Spark job).
+    An upper bound: compaction and transaction markers leave gaps.
+
+    >>> kafka_rows({"start": [{"t": {"0": 5, "1": 0}}], "end": [{"t": {"0": 9, "1": 3}}]})
+    7
+    >>> kafka_rows({"start": [None], "end": [{"t": {"0": 9}}]}) is None
+    True
+    """
+    starts, ends = offsets.get("start") or [], offsets.get("end") or []
+    if not ends or len(starts) != len(ends):
+        return None
+    total = 0
+    for start, end in zip(starts, ends):
+        if not (_kafka_shaped(start) and _kafka_shaped(end)):
+            return None
+        for topic, parts in end.items():
+            for part, off in parts.items():
+                begin = (start.get(topic) or {}).get(part)
+                if begin is None or begin < 0 or off < begin:
+                    return None
+                total += off - begin
+    return total
+
+
 def record_batch(registry: Any, batch: StreamBatch) -> bool:
-    """Store ``batch`` unless its batch id already has a record (a replay); True if stored."""
-    if registry.get(KIND, _name(batch.stream_id), batch.batch_id) is not None:
-        return False
+    """Store ``batch`` unless its batch id already has a record (a replay); True if stored.
+    One registry round trip: the put itself refuses an existing record."""
     from ..errors import RegistryError
 
     try:

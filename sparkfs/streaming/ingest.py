@@ -3,7 +3,11 @@
 
 Per micro-batch, in the driver (``foreachBatch``):
 
-1. Unparseable payloads (see ``sparkfs.streaming.parse``) are set aside.
+1. Unparseable payloads (see ``sparkfs.streaming.parse``) are set aside. A Kafka batch of
+   at most ``collect_max_rows`` messages (known from its offsets, without a Spark job) is
+   read into the driver once as Arrow, as a plain ``foreachBatch`` would, and split there;
+   the event-time range is taken from it and quarantine is skipped when nothing was
+   refused. Larger batches and file/Delta batches (size unknown) stay in Spark, cached.
 2. The parsed rows are ingested with run id ``stream-{stream_id}-{batch_id}``; the stream
    id lives in the checkpoint (``sparkfs.streaming.checkpoint``), so a batch Spark replays
    after a crash has the same run id and its Delta app transaction makes it a no-op.
@@ -16,9 +20,11 @@ Per micro-batch, in the driver (``foreachBatch``):
    event never makes a value older). Windowed-aggregation groups rebuild the touched keys'
    state. After a crash between 2 and 4 the next batch catches up.
 5. The micro-batch's record (counts, event-time range, validation status, statistics
-   version, source offsets from the checkpoint's offset log) goes to the registry
-   (``sparkfs.streaming.batches``; ``fs.stream_batches``), and the stream's status file is
-   rewritten (``sparkfs streams``).
+   version, source offsets from the checkpoint's offset log) goes to the registry in one
+   round trip (``sparkfs.streaming.batches``; ``fs.stream_batches``), and the stream's
+   status file is rewritten (``sparkfs streams``). Statistics are what ``fs.ingest``
+   records for the batch's commit (``ingest.statistics``; off: none, and
+   ``statistics_version`` stays None).
 
 >>> parse_trigger("5 seconds")
 {'processingTime': '5 seconds'}
@@ -37,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from ..definitions import FeatureGroup
 from ..errors import ConfigError, SparkfsError, ValidationError
 from . import parse
-from .batches import StreamBatch, batch_offsets, record_batch
+from .batches import StreamBatch, batch_offsets, kafka_rows, record_batch
 from .checkpoint import claim
 from .status import StreamStatus, now_iso, status_dir
 
@@ -54,6 +60,9 @@ BatchIngest = Callable[[FeatureGroup, Any, str], Any]
 #: How a stream pushes a committed batch online: ``materialize(group)`` -> a
 #: ``MaterializeResult`` (``sparkfs.online.materialize.materialize`` with its stores bound).
 BatchMaterialize = Callable[[FeatureGroup], Any]
+#: A Kafka micro-batch of at most this many messages (by its offsets) is read into the driver
+#: once as Arrow; a larger one, or one of unknown size (files, Delta), stays in Spark.
+COLLECT_MAX_ROWS = 200_000
 
 
 def parse_trigger(trigger: str | dict | None) -> dict[str, Any]:
@@ -111,7 +120,8 @@ class MicroBatchWriter:
 
     def __init__(self, catalog: "Catalog", offline: "OfflineStore", group: FeatureGroup,
                  stream_id: str, tracker: _Tracker, *, ingest: BatchIngest,
-                 materialize: BatchMaterialize | None = None) -> None:
+                 materialize: BatchMaterialize | None = None,
+                 collect_max_rows: int = COLLECT_MAX_ROWS) -> None:
         self.catalog = catalog
         self.offline = offline
         self.group = group
@@ -119,6 +129,7 @@ class MicroBatchWriter:
         self.tracker = tracker
         self.ingest = ingest
         self.materialize = materialize if group.online else None
+        self.collect_max_rows = collect_max_rows
 
     def run_id(self, batch_id: int) -> str:
         return f"stream-{self.stream_id}-{batch_id}"
@@ -150,18 +161,56 @@ class MicroBatchWriter:
                             last_error=None, **fresh)
 
     def _write(self, batch_df: DataFrame, record: StreamBatch) -> None:
+        record.offsets = batch_offsets(self.tracker.status.checkpoint, record.batch_id)
+        size = kafka_rows(record.offsets)
+        if self.collect_max_rows and size is not None and size <= self.collect_max_rows:
+            self._write_collected(batch_df, record)
+        else:
+            self._write_distributed(batch_df, record)
+        self._results_of_ingest(record)
+        if self.materialize is not None:
+            m = self.materialize(self.group)
+            record.materialized_keys = m.keys_written
+
+    def _take(self, record: StreamBatch, result: Any) -> None:
+        record.delta_version = result.delta_version
+        record.noop = result.noop
+        record.rows_input, record.rows_written = result.rows_input, result.rows_written
+        record.rows_skipped, record.rows_quarantined = result.rows_skipped, result.rows_quarantined
+
+    def _write_collected(self, batch_df: DataFrame, record: StreamBatch) -> None:
+        """A small batch (its Kafka offsets say at most ``collect_max_rows`` messages): read
+        it once into the driver as Arrow (one Spark job, as a plain ``foreachBatch`` does),
+        and split, ingest, take the event-time range and quarantine from there — no cache,
+        no extra Spark job for the event-time range or the (usually empty) unparseable rows."""
+        import pyarrow.compute as pc
+
+        run_id = record.run_id
+        good, bad = parse.split_arrow(batch_df.toArrow())
+        result = self.ingest(self.group, good, run_id)
+        self._take(record, result)
+        if result.rows_input:
+            lo_hi = pc.min_max(good.column(self.group.event_time)).as_py()
+            lo, hi = lo_hi["min"], lo_hi["max"]
+            record.min_event_time = None if lo is None else _iso(lo)
+            record.max_event_time = None if hi is None else _iso(hi)
+        if bad is not None:
+            from ..validation.quarantine import write_quarantine
+
+            record.rows_unparseable = write_quarantine(
+                self.offline, self.group, bad.to_pandas(), f"{run_id}-unparseable",
+                None if result.noop else result.delta_version)
+
+    def _write_distributed(self, batch_df: DataFrame, record: StreamBatch) -> None:
+        """A batch of unknown or large size: stays in Spark (cached for the passes)."""
         from pyspark.sql import functions as F
 
         run_id = record.run_id
-        record.offsets = batch_offsets(self.tracker.status.checkpoint, record.batch_id)
         batch = batch_df.persist()
         try:
             good, bad = parse.split(batch)
             result = self.ingest(self.group, good, run_id)
-            record.delta_version = result.delta_version
-            record.noop = result.noop
-            record.rows_input, record.rows_written = result.rows_input, result.rows_written
-            record.rows_skipped, record.rows_quarantined = result.rows_skipped, result.rows_quarantined
+            self._take(record, result)
             if result.rows_input:
                 et = self.group.event_time
                 row = good.agg(F.min(et), F.max(et)).first()
@@ -176,10 +225,6 @@ class MicroBatchWriter:
                     None if result.noop else result.delta_version)
         finally:
             batch.unpersist()
-        self._results_of_ingest(record)
-        if self.materialize is not None:
-            m = self.materialize(self.group)
-            record.materialized_keys = m.keys_written
 
     def _results_of_ingest(self, record: StreamBatch) -> None:
         """The validation report and statistics ``fs.ingest`` stored for this batch."""
@@ -206,10 +251,12 @@ def ingest_stream(catalog: "Catalog", offline: "OfflineStore", group: FeatureGro
                   streaming_df: DataFrame, checkpoint: str, trigger: str | dict | None = None,
                   source: str | None = None, query_name: str | None = None, *,
                   ingest: BatchIngest, materialize: BatchMaterialize | None = None,
-                  status_root: str) -> StreamingQuery:
+                  status_root: str, collect_max_rows: int = COLLECT_MAX_ROWS) -> StreamingQuery:
     """Start the stream; returns the running ``StreamingQuery``. Each micro-batch is
     written by a ``MicroBatchWriter`` (``ingest``, ``materialize`` as there); the stream's
-    status file lives under ``status_root`` (the config's ``data_dir``).
+    status file lives under ``status_root`` (the config's ``data_dir``). A Kafka
+    micro-batch of at most ``collect_max_rows`` messages is read into the driver once as
+    Arrow (0: never); others stay in Spark.
 
     >>> import tempfile
     >>> from sparkfs import Entity, FeatureGroup, FeatureStore, Field
@@ -225,6 +272,10 @@ def ingest_stream(catalog: "Catalog", offline: "OfflineStore", group: FeatureGro
             f"ingest_stream into feature group {group.name!r} needs a streaming DataFrame "
             "(spark.readStream..., or sparkfs.streaming.kafka_source/files_source/delta_source); "
             "for a batch DataFrame use fs.ingest")
+    if isinstance(collect_max_rows, bool) or not isinstance(collect_max_rows, int) \
+            or collect_max_rows < 0:
+        raise ConfigError(f"collect_max_rows must be a whole number >= 0 (0: never collect a "
+                          f"micro-batch to the driver), not {collect_max_rows!r}")
     label = source or getattr(streaming_df, "_sparkfs_source", None) or "dataframe"
     stream_id = claim(checkpoint, group, label)
     import os
@@ -234,7 +285,7 @@ def ingest_stream(catalog: "Catalog", offline: "OfflineStore", group: FeatureGro
                                     source=label, pid=os.getpid()),
                        status_dir(status_root))
     writer = MicroBatchWriter(catalog, offline, group, stream_id, tracker, ingest=ingest,
-                              materialize=materialize)
+                              materialize=materialize, collect_max_rows=collect_max_rows)
     w = (streaming_df.writeStream.foreachBatch(writer)
          .option("checkpointLocation", checkpoint)
          .queryName(query_name or f"sparkfs-{group.name}-v{group.version}-{stream_id}"))

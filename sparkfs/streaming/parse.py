@@ -194,6 +194,30 @@ def split(batch: DataFrame) -> tuple[DataFrame, DataFrame | None]:
     return good, bad
 
 
+def split_arrow(batch: Any) -> tuple[Any, Any]:
+    """``split`` for a micro-batch collected to the driver as a pyarrow Table: (parsed
+    rows, unparseable rows shaped for quarantine, or None when there are none).
+
+    >>> import pyarrow as pa
+    >>> t = pa.table({"k": ["a", None], RAW: ["{...}", "oops"], ERROR: [None, "not JSON"],
+    ...               ORIGIN: [None, None]})
+    >>> good, bad = split_arrow(t)
+    >>> good.column_names, good.num_rows, bad.column(Q_REASON).to_pylist()
+    (['k'], 1, ['not JSON'])
+    """
+    import pyarrow.compute as pc
+
+    if ERROR not in batch.column_names:
+        return batch, None
+    refused = pc.is_valid(batch.column(ERROR))
+    good = batch.filter(pc.invert(refused)).drop_columns([RAW, ERROR, ORIGIN])
+    bad = batch.filter(refused)
+    if bad.num_rows == 0:
+        return good, None
+    bad = bad.select([RAW, ERROR, ORIGIN]).rename_columns([Q_RAW, Q_REASON, Q_ORIGIN])
+    return good, bad
+
+
 def _demo() -> FeatureGroup:
     from ..definitions import Entity, Field
 
