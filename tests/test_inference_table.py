@@ -191,3 +191,38 @@ def test_cli_score_follow_errors_are_one_line(tmp_path):
                     "deployment 'nope' does not exist")
     _one_line_error(run(["score", "--follow", "x", "--interval-s", "0"], tmp_path, check=False),
                     "--interval-s must be > 0")
+
+
+def test_a_stored_null_has_one_status_online_in_batch_and_in_the_table_log(store):
+    """One rule on every path: ``present`` is a value; ``missing`` is no row (ORD) or a
+    row holding null (EWR's wind and obs) or NaN (BOS's temp) for that feature."""
+    from sparkfs.inference.table import score_micro_batch
+
+    fs, _ = store
+    at = NOW
+    want = {"temp": ["present", "present", "missing", "missing"],
+            "wind": ["present", "missing", "present", "missing"],
+            "obs": ["present", "missing", "present", "missing"],
+            "hour_of_day": ["present"] * 4}
+    online = fs.get_online_features(FEATURES, [{"origin": o} for o in ORIGINS],
+                                    request_data={"sched_dep_ts": [at.isoformat()] * 4})
+    assert {c: online.statuses[c] for c in want} == want
+    res = fs.predict("tbl", [{"origin": o} for o in ORIGINS],
+                     request_data={"sched_dep_ts": [at.isoformat()] * 4})
+    assert {c: res.statuses[c] for c in want} == want
+    spine = pd.DataFrame({"origin": ORIGINS, "sched_dep_ts": [pd.Timestamp(at)] * 4})
+    fs.score_batch("tbl", spine, timestamp_col="sched_dep_ts", run_id="status-batch")
+    score_micro_batch(fs.inference, "tbl", _requests([f"s{i}" for i in range(4)], ORIGINS, at),
+                      0, "status-test")
+    log = fs.read_log("tbl")
+    paths = {"online": log[log.request_id == res.request_id],
+             "batch": log[log.request_id == "status-batch"],
+             "table": log[log.request_id.isin([f"s{i}" for i in range(4)])]}
+    for path, rows in paths.items():
+        by_origin = {json.loads(e)["origin"]: r for e, (_, r) in zip(rows.entity, rows.iterrows())}
+        assert sorted(by_origin) == sorted(ORIGINS), path
+        got = {c: [by_origin[o][f"{c}__status"] for o in ORIGINS] for c in want}
+        assert got == want, path
+    # the row behind a stored null is still named: its event time, as online
+    table = paths["table"].set_index("request_id").loc["s1"]
+    assert table.wind__event_time == hours(3) == online.event_times["wind"][1]

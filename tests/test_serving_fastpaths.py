@@ -207,7 +207,7 @@ def _ask(fs) -> list[str]:
         r = client.post("/features", json=body)
         assert r.status_code == 200, r.text
         temp = r.json()["results"][1]
-        assert temp["values"] == [None, None] and temp["statuses"] == ["present", "missing"]
+        assert temp["values"] == [None, None] and temp["statuses"] == ["missing", "missing"]
     r = client.post("/features", json={**body, "features": ["weather:nope"]})
     assert r.status_code == 404 and "no feature 'nope'" in r.json()["detail"]
     assert client.get("/health").json()["status"] == "ok"

@@ -149,6 +149,28 @@ def test_null_keys_duplicates_and_order_preserved(store, engine):
                                          [2.5, None, 2.5, 1.0, None, 9.0, None]]
 
 
+@pytest.mark.parametrize("broadcast", [None, 0])
+def test_spark_result_is_in_spine_order_unless_asked_not_to_be(store, broadcast):
+    """``to_spark()`` of a Spark-engine result is in spine order (both strategies);
+    ``to_spark(ordered=False)`` (what batch scoring reads) skips the global sort and gives
+    the same rows, each with its own spine row's values and ``_spine_id`` on request."""
+    n = 40
+    spine = pd.DataFrame({"origin": ["JFK", "LGA", None, "JFK"] * (n // 4),
+                          "ts": [T(40 - i) for i in range(n)], "i": range(n)})
+    ts = store.get_historical_features(spine, ["weather:temp"], "ts", engine="spark",
+                                       broadcast_spine_rows=broadcast)
+    ordered = ts.to_spark()
+    assert [r["i"] for r in ordered.collect()] == list(range(n))
+    assert "rangepartitioning(_spine_id" in ordered._jdf.queryExecution().executedPlan().toString()
+    loose = ts.to_spark(ordered=False, spine_id=True)
+    assert "rangepartitioning(_spine_id" not in loose._jdf.queryExecution().executedPlan().toString()
+    rows = sorted(loose.collect(), key=lambda r: r["i"])
+    assert [r["_spine_id"] for r in rows] == list(range(n))
+    by_i = {r["i"]: r["temp"] for r in ordered.collect()}
+    assert {r["i"]: r["temp"] for r in rows} == by_i
+    assert "_spine_id" not in ts.to_spark(ordered=False).columns
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_time_zones(store, engine):
     instants = [T(-5), T(10), T(40)]

@@ -15,7 +15,8 @@
    its value, status and ``__event_time`` (the chosen row's event time; null for
    on-demand outputs and aggregations, as online).
 
-``score_batch`` runs that job once and returns the scored DataFrame, persisted (memory and
+``score_batch`` runs that job once and returns the scored DataFrame (rows in no
+particular order unless ``ordered=True``: the join's global sort is skipped), persisted (memory and
 disk) so that using it does not score again: the spine's columns, the features,
 ``prediction`` (double), ``prediction_json`` and ``prediction_error`` (null, or why the
 model failed on that row's batch). With ``log=False`` nothing runs until the result is
@@ -51,28 +52,38 @@ def _load(uri: str) -> Any:
 
 
 def score_batch(inference: Any, deployment: str, spine: Any, timestamp_col: str,
-                run_id: str | None = None, log: bool = True, **options: Any):
+                run_id: str | None = None, log: bool = True, ordered: bool = False,
+                **options: Any):
     """Score ``spine`` with ``deployment`` on Spark (see the module docstring). ``run_id``
     names the run in the evaluation log (``request_id``); default a new id. ``inference``
-    is the ``sparkfs.inference.Inference`` holding the collaborators."""
-    df, schema, spec, _ = prepare(inference, deployment, spine, timestamp_col,
-                                  run_id or uuid.uuid4().hex, **options)
-    scored = df.mapInPandas(_scorer(spec, log), schema)
-    if not log:
-        return scored
-    from pyspark import StorageLevel
+    is the ``sparkfs.inference.Inference`` holding the collaborators.
 
-    # one pass: the logging job fills the cache the caller then reads
-    scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
-    scored.write.format("noop").mode("overwrite").save()
+    The scored rows come in no particular order (each row carries its own spine row's
+    columns, so nothing is lost): a global sort costs a sampling job and a range shuffle
+    that most scoring does not need. ``ordered=True`` returns them in spine order."""
+    from ..training.plan import SPINE_ID
+
+    df, schema, spec, _ = prepare(inference, deployment, spine, timestamp_col,
+                                  run_id or uuid.uuid4().hex, spine_id=ordered, **options)
+    scored = df.mapInPandas(_scorer(spec, log), schema)
+    if log:
+        from pyspark import StorageLevel
+
+        # one pass: the logging job fills the cache the caller then reads
+        scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
+        scored.write.format("noop").mode("overwrite").save()
+    if ordered:
+        scored = scored.orderBy(SPINE_ID).drop(SPINE_ID)
     return scored
 
 
 def prepare(inference: Any, deployment: str, spine: Any, timestamp_col: str,
-            run_id: str, keep_event_times: bool = False, **options: Any):
+            run_id: str, keep_event_times: bool = False, spine_id: bool = False,
+            **options: Any):
     """The point-in-time features of ``spine`` for ``deployment`` (a Spark DataFrame, with
-    the event-time columns), the scored frame's schema (without them unless
-    ``keep_event_times``), the scorer's spec and the join's manifest (Delta versions)."""
+    the event-time columns; unsorted), the scored frame's schema (without them unless
+    ``keep_event_times``; with ``_spine_id`` when ``spine_id``), the scorer's spec and the
+    join's manifest (Delta versions)."""
     from pyspark.sql import types as T
 
     d = inference.deployments.get(deployment)
@@ -81,7 +92,7 @@ def prepare(inference: Any, deployment: str, spine: Any, timestamp_col: str,
                               key_map=dict(b.key_map) or None,
                               full_feature_names=b.full_feature_names, event_times=True,
                               **options)
-    df = ts.to_spark()
+    df = ts.to_spark(ordered=False, spine_id=spine_id)
     missing = [c for c in b.column_names if c not in df.columns]
     if missing:
         raise SparkfsError(f"deployment {deployment!r}: the point-in-time features lack "

@@ -28,7 +28,7 @@ import os
 import queue
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -169,9 +169,21 @@ class EvaluationLogger:
         self.sampled_out: dict[str, int] = {}
 
     def submit(self, deployment: str, path: str, binding: FeatureBinding,
-               rows: list[dict]) -> bool:
-        """Queue rows for ``deployment``'s table; False (and counted) when dropped."""
-        n = len(rows)
+               rows: list[dict] | Callable[[], list[dict]], n: int | None = None) -> bool:
+        """Queue rows for ``deployment``'s table; False (and counted) when dropped.
+
+        ``rows`` may be a function building them, with their count ``n``: the writer
+        thread calls it, so building the rows (JSON of the entity and request data) costs
+        the request nothing. A builder that raises counts its ``n`` rows as failed.
+
+        >>> logger = EvaluationLogger(max_rows=1)
+        >>> logger.submit("d", "/nowhere", None, lambda: [{}, {}], n=2)
+        False
+        >>> logger.counters()["dropped"]
+        {'d': 2}
+        """
+        if n is None:
+            n = len(rows)  # type: ignore[arg-type]
         with self._lock:
             if self._closed or self._queued + n > self.max_rows:
                 self.dropped[deployment] = self.dropped.get(deployment, 0) + n
@@ -181,7 +193,7 @@ class EvaluationLogger:
                 self._thread = threading.Thread(target=self._run, name="sparkfs-eval-log",
                                                 daemon=True)
                 self._thread.start()
-        self._q.put((deployment, path, binding, rows))
+        self._q.put((deployment, path, binding, n, rows))
         return True
 
     def count_sampled_out(self, deployment: str, n: int) -> None:
@@ -199,7 +211,7 @@ class EvaluationLogger:
                 continue
             if first is None:
                 return
-            items, n = [first], len(first[3])
+            items, n = [first], first[3]
             while n < self.batch_rows:
                 try:
                     item = self._q.get_nowait()
@@ -209,7 +221,7 @@ class EvaluationLogger:
                     self._q.put(None)
                     break
                 items.append(item)
-                n += len(item[3])
+                n += item[3]
             self._write(items)
             with self._lock:
                 self._queued -= n
@@ -217,7 +229,15 @@ class EvaluationLogger:
 
     def _write(self, items: list) -> None:
         groups: dict[tuple[str, str], list] = {}
-        for deployment, path, binding, rows in items:
+        for deployment, path, binding, n, rows in items:
+            if callable(rows):
+                try:
+                    rows = rows()
+                except Exception as exc:  # counted and reported, never silent
+                    self.failed[deployment] = self.failed.get(deployment, 0) + n
+                    log.error("evaluation log of deployment %r: %d row(s) not built: %s: %s",
+                              deployment, n, type(exc).__name__, exc)
+                    continue
             g = groups.setdefault((deployment, path), [binding, []])
             g[0] = binding
             g[1].extend(rows)

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import PredictionError
@@ -38,14 +39,12 @@ from .evaluation import EvaluationLogger
 
 def model_input(columns: Mapping[str, Sequence[Any]], spec: Sequence[tuple[str, str]]) -> pd.DataFrame:
     """The model's input frame from feature columns (see the module docstring)."""
-    out = {}
+    out: dict[str, Any] = {}
     for name, dtype in spec:
         values = list(columns[name])
-        if dtype in ("double", "float"):
-            s = pd.Series([float("nan") if v is None else v for v in values],
-                          dtype="float64" if dtype == "double" else "float32")
-        elif dtype in ("int", "long"):  # float64 whether or not a value is missing
-            s = pd.Series([float("nan") if _missing(v) else v for v in values], dtype="float64")
+        if dtype in ("double", "float", "int", "long"):  # int/long: float64, NaN if missing
+            # numpy turns None into NaN for a float array
+            s = np.array(values, dtype="float32" if dtype == "float" else "float64")
         elif dtype == "boolean":
             s = pd.Series([None if _missing(v) else bool(v) for v in values], dtype=object)
             if s.notna().all():
@@ -55,7 +54,7 @@ def model_input(columns: Mapping[str, Sequence[Any]], spec: Sequence[tuple[str, 
         else:
             s = pd.Series(values, dtype=object)
         out[name] = s
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, copy=False)
 
 
 def model_input_frame(frame: pd.DataFrame, spec: Sequence[tuple[str, str]]) -> pd.DataFrame:
@@ -186,9 +185,18 @@ def predict(d: Deployment, model: Any, read_features: Callable[..., Any],
                               {n: response.event_times[n] for n in names}, round(latency, 3))
     if logger is not None:
         if d.sample_rate >= 1.0 or random.random() < d.sample_rate:
-            rows = log_rows(d, result, response, entity_rows, request_data, now, scoring_path,
-                            error)
-            result.logged = logger.submit(d.name, d.log_path, b, rows)
+            # built by the writer thread, from copies: the request pays only for the copies
+            keys = {k: list(values[k]) for k in response.join_keys}
+            logged = PredictionResult(request_id, d.name, d.model_name, d.model_version,
+                                      list(preds), {n: list(v) for n, v in result.features.items()},
+                                      {n: list(v) for n, v in result.statuses.items()},
+                                      {n: list(v) for n, v in result.event_times.items()},
+                                      result.latency_ms)
+            request = ({k: list(v) for k, v in request_data.items()} if request_data else None)
+            result.logged = logger.submit(
+                d.name, d.log_path, b, lambda: log_rows(d, logged, keys, request, now,
+                                                        scoring_path, error),
+                n=len(response))
         else:
             logger.count_sampled_out(d.name, len(response))
     if error is not None:
@@ -197,19 +205,19 @@ def predict(d: Deployment, model: Any, read_features: Callable[..., Any],
     return result
 
 
-def log_rows(d: Deployment, result: PredictionResult, response: Any,
-             entity_rows: Sequence[Mapping[str, Any]], request_data: Any, now: dt.datetime,
-             scoring_path: str, error: str | None) -> list[dict]:
-    """One evaluation-store row per entity row (see ``sparkfs.inference.evaluation``)."""
-    keys = response.join_keys
-    values = response.to_dict()
+def log_rows(d: Deployment, result: PredictionResult, keys: Mapping[str, Sequence[Any]],
+             request_data: Any, now: dt.datetime, scoring_path: str,
+             error: str | None) -> list[dict]:
+    """One evaluation-store row per entity row (see ``sparkfs.inference.evaluation``):
+    ``keys`` are the join-key columns of the request, ``request_data`` its request-time
+    columns."""
     rows = []
-    for i in range(len(response)):
+    for i in range(len(result.predictions)):
         row = {"request_id": result.request_id, "row": i, "time": now, "deployment": d.name,
                "deployment_revision": d.revision, "scoring_path": scoring_path,
                "model_name": d.model_name, "model_version": d.model_version,
                "view": d.view, "training_set": d.training_set,
-               "entity": json.dumps({k: values[k][i] for k in keys}, default=str),
+               "entity": json.dumps({k: v[i] for k, v in keys.items()}, default=str),
                "request_data": json.dumps({k: v[i] for k, v in (request_data or {}).items()},
                                           default=str) if request_data else None,
                "prediction": numeric(result.predictions[i]),

@@ -81,7 +81,8 @@ def read_group(store: OnlineStore, group: FeatureGroup, keys: Sequence[tuple],
     if group.aggregations:  # windowed aggregates are finished at read time, against `now`
         from ..aggregations.online import read_aggregates
 
-        return read_aggregates(store, group, keys, features, now)
+        values, statuses, times = read_aggregates(store, group, keys, features, now)
+        return values, [null_missing(v, s) for v, s in zip(values, statuses)], times
     rows = store.read(group, keys, features)
     n = len(features)
     oldest = None
@@ -109,5 +110,20 @@ def read_group(store: OnlineStore, group: FeatureGroup, keys: Sequence[tuple],
             row_values.append(row.values)
             row_status.append(PRESENT)
     values = [list(col) for col in zip(*row_values)] if row_values else [[] for _ in range(n)]
-    # every feature of a group shares its row's status and event time
-    return values, [row_status] * n, [row_time] * n
+    # every feature of a group shares its row's status and event time, except that a
+    # stored null/NaN value is "missing" (Feast's NULL_VALUE is not PRESENT either), as in
+    # batch scoring and the evaluation log
+    return values, [null_missing(v, row_status) for v in values], [row_time] * n
+
+
+def null_missing(values: list, statuses: list[str]) -> list[str]:
+    """``statuses`` with ``missing`` wherever a ``present`` value is null or NaN (the row
+    exists but holds no value for this feature); the same list when none is.
+
+    >>> null_missing([1.0, None, float("nan")], ["present", "present", "present"])
+    ['present', 'missing', 'missing']
+    """
+    if all(v is not None and v == v for v in values):
+        return statuses
+    return [MISSING if s == PRESENT and (v is None or v != v) else s
+            for v, s in zip(values, statuses)]

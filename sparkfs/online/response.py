@@ -1,9 +1,16 @@
 """``OnlineResponse``: feature vectors for a list of entity rows, with a status per value.
 
 Columns come in request order: the join keys first, then the features. Each feature
-value has a status: ``"present"``, ``"missing"`` (no row for the key) or ``"expired"``
-(the newest row is older than the group's ttl at read time; the value is None), and the
-event time of the row it came from. ``transform_fingerprints`` names the on-demand
+value has a status, the same rule online, in batch scoring and in the evaluation log:
+
+* ``"present"``: a value was found (not null, not NaN);
+* ``"missing"``: no value: no row for the key, or the row found holds null/NaN for this
+  feature (Feast calls these NOT_FOUND and NULL_VALUE; neither is PRESENT there); in the
+  second case the event time of that row is still given;
+* ``"expired"``: the newest row is older than the group's ttl at read time; the value is
+  None.
+
+and the event time of the row it came from. ``transform_fingerprints`` names the on-demand
 transforms that computed columns of the response, with their fingerprints.
 
 >>> r = OnlineResponse({"origin": ["JFK", "EWR"]})
@@ -75,7 +82,7 @@ class OnlineResponse:
                     event_times: Sequence[dt.datetime | None] | None = None,
                     dtype: str | None = None) -> None:
         """Append a feature column (one value per entity row). ``statuses`` default to
-        ``present`` for non-null values and ``missing`` for None."""
+        ``present`` for values and ``missing`` for None and NaN."""
         values = list(values)
         if name in self._values or name in self._keys:
             raise ValueError(f"the response already has a column named {name!r}")
@@ -84,7 +91,7 @@ class OnlineResponse:
         if not self._keys and not self._values:
             self._n = len(values)
         if statuses is None:
-            statuses = [MISSING if v is None else PRESENT for v in values]
+            statuses = [MISSING if v is None or v != v else PRESENT for v in values]
         statuses = list(statuses)
         if len(statuses) != len(values) or not set(statuses) <= _STATUS_SET:
             raise ValueError(f"feature {name!r}: statuses must be one of {STATUSES}, one per row")

@@ -90,12 +90,19 @@ class TrainingSet:
         """The rows as pandas (UTC-aware timestamps; integer columns with nulls are float)."""
         return self.to_arrow().to_pandas()
 
-    def to_spark(self) -> "DataFrame":
-        """The rows as a Spark DataFrame, sorted in spine order (lazy for the Spark engine)."""
+    def to_spark(self, ordered: bool = True, spine_id: bool = False) -> "DataFrame":
+        """The rows as a Spark DataFrame, sorted in spine order (lazy for the Spark engine).
+
+        ``ordered=False`` skips the global sort of a Spark-engine result (a sampling job
+        and a range shuffle): the same rows, each with its own spine row's values, in no
+        particular order (batch scoring reads it so). ``spine_id=True`` keeps the
+        ``_spine_id`` column (the spine row's number) so a caller can restore the order
+        later."""
         from pyspark.sql import functions as F
 
         if self._spark_df is not None:
-            return self._spark_df.drop(SPINE_ID)  # already sorted by _spine_id
+            df = self._spark_df.orderBy(SPINE_ID) if ordered else self._spark_df
+            return df if spine_id else df.drop(SPINE_ID)
         if self._spark is None:
             from pyspark.sql import SparkSession
 
@@ -104,12 +111,14 @@ class TrainingSet:
             spark = self._spark()
         if self._path is not None and self._arrow is None:
             df = spark.read.parquet(_spark_path(self._path))
-            cols = [c for c in df.columns if c != SPINE_ID]
-            return df.orderBy(SPINE_ID).select(*[F.col(quote_ident(c, "spark")) for c in cols])
-        return spark.createDataFrame(self.to_arrow())
+            cols = [c for c in df.columns if c != SPINE_ID or spine_id]
+            if ordered:
+                df = df.orderBy(SPINE_ID)
+            return df.select(*[F.col(quote_ident(c, "spark")) for c in cols])
+        return spark.createDataFrame(self._with_id() if spine_id else self.to_arrow())
 
     def _frame_with_id(self) -> "DataFrame | pa.Table":
-        return self._spark_df if self._spark_df is not None else self._with_id()
+        return self._spark_df.orderBy(SPINE_ID) if self._spark_df is not None else self._with_id()
 
     def __len__(self) -> int:
         if self._arrow is None and self._spark_df is not None:

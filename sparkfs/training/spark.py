@@ -42,9 +42,11 @@ pass adds that group's features to every spine row:
    slices). The answer is ``greatest(local, carry)``. Other keys are not split.
 5. **ttl.** An answer whose event time is older than ``t - ttl`` becomes null.
 
-Spine rows are numbered (``_spine_id``) and the result is sorted by that number, so no
-row is dropped, duplicated or reordered. Nothing is collected to the driver except the
-spine's min/max timestamp, row count and hash (one aggregate) and the hot keys.
+Spine rows are numbered (``_spine_id``) and every spine row gets exactly one result row
+carrying its number; the training set is sorted by that number (``TrainingSet.to_spark``),
+so no row is dropped, duplicated or reordered. Batch scoring reads the result unsorted.
+Nothing is collected to the driver except the spine's min/max timestamp, row count and
+hash (one aggregate) and the hot keys.
 
 Limits: a hot key whose spine rows all share one timestamp stays in one task (time
 cannot split it). ``time_buckets=1`` turns splitting off.
@@ -175,7 +177,8 @@ class SparkEngine:
         raise NotImplementedError
 
     def join(self, offline: "OfflineStore", plan: Plan, spine: Spine, summary: dict) -> "DataFrame":
-        """The spine with every requested feature added, sorted by ``_spine_id``."""
+        """The spine with every requested feature added and its ``_spine_id`` (not sorted:
+        ``TrainingSet`` sorts by ``_spine_id`` when the order is asked for)."""
         return join_spark(offline, plan, spine, summary, self)
 
 
@@ -197,8 +200,11 @@ class SparkShuffleEngine(SparkEngine):
 
 def join_spark(offline: "OfflineStore", plan: Plan, spine: Spine, summary: dict,
                engine: SparkEngine) -> "DataFrame":
-    """The spine with every requested feature added, sorted by ``_spine_id``: the as-of
-    groups by ``engine``'s strategy, then the aggregation groups, then on-demand features."""
+    """The spine with every requested feature added, one row per spine row, with its
+    ``_spine_id``: the as-of groups by ``engine``'s strategy, then the aggregation groups,
+    then on-demand features. Not sorted: the global sort by ``_spine_id`` (a sampling job
+    and a range shuffle) is left to ``TrainingSet.to_spark()``, so that batch scoring,
+    which needs no order, skips it."""
     from pyspark.sql import functions as F
 
     sdf = spine.frame
@@ -226,7 +232,7 @@ def join_spark(offline: "OfflineStore", plan: Plan, spine: Spine, summary: dict,
                                          names=on_demand_renames(plan))
     cols = [F.col(quote_ident(c, "spark"))
             for c in plan.spine_columns + plan.feature_columns + plan.event_time_columns]
-    return out.orderBy(SPINE_ID).select(F.col(SPINE_ID), *cols)
+    return out.select(F.col(SPINE_ID), *cols)
 
 
 def asof_pass(offline: "OfflineStore", gp: GroupPlan, rows: "DataFrame", timestamp_col: str,
