@@ -350,11 +350,12 @@ def _batch(fs, keys, info, n_spine: int, history: int) -> dict:
         return time.perf_counter() - t
 
     def sparkfs_nolog():
-        fs.score_batch("d", spine, timestamp_col="sched_dep_ts", log=False) \
+        fs.score_batch("d", spine, timestamp_col="sched_dep_ts", log=False, ordered=False) \
             .write.format("noop").mode("overwrite").save()
 
     def sparkfs_log():
-        fs.score_batch("d", spine, timestamp_col="sched_dep_ts", run_id=f"b{time.time_ns()}")
+        fs.score_batch("d", spine, timestamp_col="sched_dep_ts", run_id=f"b{time.time_ns()}",
+                       ordered=False)
 
     uri = fs.models.download_uri(info)
     udf = mlflow.pyfunc.spark_udf(spark, uri, result_type="double", env_manager="local")

@@ -15,9 +15,9 @@
    its value, status and ``__event_time`` (the chosen row's event time; null for
    on-demand outputs and aggregations, as online).
 
-``score_batch`` runs that job once and returns the scored DataFrame (rows in no
-particular order unless ``ordered=True``: the join's global sort is skipped), persisted (memory and
-disk) so that using it does not score again: the spine's columns, the features,
+``score_batch`` runs that job once and returns the scored DataFrame (rows in spine order;
+``ordered=False`` skips the join's global sort and returns them in no particular order),
+persisted (memory and disk) so that using it does not score again: the spine's columns, the features,
 ``prediction`` (double), ``prediction_json`` and ``prediction_error`` (null, or why the
 model failed on that row's batch). With ``log=False`` nothing runs until the result is
 used. Log rows carry ``data_versions``: the Delta version of every group read and the
@@ -52,15 +52,16 @@ def _load(uri: str) -> Any:
 
 
 def score_batch(inference: Any, deployment: str, spine: Any, timestamp_col: str,
-                run_id: str | None = None, log: bool = True, ordered: bool = False,
+                run_id: str | None = None, log: bool = True, ordered: bool = True,
                 **options: Any):
     """Score ``spine`` with ``deployment`` on Spark (see the module docstring). ``run_id``
     names the run in the evaluation log (``request_id``); default a new id. ``inference``
     is the ``sparkfs.inference.Inference`` holding the collaborators.
 
-    The scored rows come in no particular order (each row carries its own spine row's
-    columns, so nothing is lost): a global sort costs a sampling job and a range shuffle
-    that most scoring does not need. ``ordered=True`` returns them in spine order."""
+    The scored rows come in spine order. ``ordered=False`` skips the global sort (a
+    sampling job and a range shuffle) and returns them in no particular order, each row
+    with its own spine row's columns: the cheaper form when the caller writes the rows
+    out or joins them by key."""
     from ..training.plan import SPINE_ID
 
     df, schema, spec, _ = prepare(inference, deployment, spine, timestamp_col,
