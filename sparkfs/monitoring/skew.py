@@ -14,9 +14,9 @@ engine="duckdb", storage_options=...)`` (collaborators: the ``Catalog``, the
    event_times=True)`` (only rows committed before the request was served; the event time
    of the row chosen per group is the newest one offline knew then), engine ``"duckdb"``
    or ``"spark"``.
-3. Compares in one pass fused with the join output (``_comparison_sql``; DuckDB: one query
-   over the join result beside the log, positionally; Spark: the served values ride in
-   the spine and one aggregation, one action, answers: no per-row data reaches the
+3. Compares in one pass over the join output (DuckDB: ``_local_pass``, vectorised
+   Arrow/numpy beside the log; Spark: the served values ride in the spine and one
+   aggregation, ``_comparison_sql``, one action, answers: no per-row data reaches the
    driver, no Python UDF), per model input column, logged vs recomputed value:
 
    - ``match``: both null, both NaN, or equal (numbers: equal, or finite and within
@@ -543,9 +543,9 @@ def _fused_pass(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvid
                 sample: int) -> dict:
     """Recompute the logged requests with the point-in-time join (as known at the served
     time, with the chosen rows' event times) and compare in one pass over its output:
-    DuckDB, one query over the join result beside the log (positional); Spark, the served
-    values ride along in the spine and one aggregation (one action) answers. Returns the
-    aggregates by alias (``_comparison_sql``)."""
+    DuckDB, ``_local_pass`` over the join result beside the log; Spark, the served values
+    ride along in the spine and one aggregation (one action, ``_comparison_sql``) answers.
+    Returns the aggregates by alias."""
     from ..training import get_historical_features
 
     spine = _spine_arrow(log)
@@ -557,7 +557,6 @@ def _fused_pass(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvid
             known[name] = _known_at_serving(offline, group, c.key_columns, spine)
             c.known = name
     served = _served_side(log, cols, known)
-    stages, aggs = _comparison_sql(cols, engine, sample)
     if engine == "spark":
         for name, arr in served.items():
             spine = spine.append_column(name, arr)
@@ -565,31 +564,95 @@ def _fused_pass(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvid
                                  engine=engine, as_known_at=True, event_times=True,
                                  key_map=dict(binding.key_map) or None,
                                  full_feature_names=binding.full_feature_names)
-    if engine == "spark":
-        from pyspark.sql import functions as F
+    if engine == "duckdb":
+        return _local_pass(ts.to_arrow(), log, served, cols, sample)
+    from pyspark.sql import functions as F
 
-        df = ts.to_spark()
-        for stage in stages:
-            if stage:
-                df = df.select("*", *[F.expr(e).alias(n) for n, e in stage])
-        out = df.agg(*[F.expr(e).alias(n) for n, e in aggs]).toArrow()
-    else:
-        import duckdb
-
-        sql = "SELECT * FROM r POSITIONAL JOIN l"
-        for stage in stages:
-            if stage:
-                sql = (f"SELECT *, {', '.join(f'{e} AS {n}' for n, e in stage)} "
-                       f"FROM ({sql})")
-        sql = f"SELECT {', '.join(f'{e} AS {n}' for n, e in aggs)} FROM ({sql})"
-        con = duckdb.connect()
-        try:
-            con.register("r", ts.to_arrow())
-            con.register("l", pa.table(served))
-            out = con.sql(sql).to_arrow_table()
-        finally:
-            con.close()
+    stages, aggs = _comparison_sql(cols, "spark", sample)
+    df = ts.to_spark()
+    for stage in stages:
+        if stage:
+            df = df.select("*", *[F.expr(e).alias(n) for n, e in stage])
+    out = df.agg(*[F.expr(e).alias(n) for n, e in aggs]).toArrow()
     return out.to_pylist()[0]
+
+
+def _micros(col: Any) -> tuple[Any, Any]:
+    """A timestamp column as (epoch µs int64 numpy, valid mask)."""
+    arr = pc.cast(col, pa.timestamp("us", "UTC")).cast(pa.int64())
+    return (pc.fill_null(arr, 0).to_numpy(zero_copy_only=False),
+            arr.is_valid().to_numpy(zero_copy_only=False))
+
+
+def _local_pass(recomputed: pa.Table, log: pa.Table, served: dict, cols: list["_Col"],
+                sample: int) -> dict:
+    """The DuckDB engine's comparison: the rules of ``_compare`` vectorised over the join
+    result (Arrow/numpy, one pass per column; measured faster here than the same rules as
+    one DuckDB query, whose wide CASE expressions dominated), causes computed only for the
+    skewed rows. Returns the same aggregates as ``_comparison_sql``."""
+    import numpy as np
+
+    n = recomputed.num_rows
+    out: dict[str, Any] = {"rows": n}
+    if n != log.num_rows:
+        return out
+    at, _ = _micros(recomputed.column(_AT))
+    code = {k: i for i, k in enumerate(CAUSES)}
+    unexplained = code["unexplained"]
+    group_cause: dict[str, Any] = {}  # group -> per row the first known cause (-1: none)
+    results: dict[int, tuple[Any, Any, Any, Any]] = {}
+    order = sorted(cols, key=lambda c: c.kind != "group")
+    for c in order:
+        state, diff = _compare(served[_served_name("s", c.j)], recomputed.column(c.name))
+        skewed = np.flatnonzero(state)
+        st = state[skewed]
+        cause = np.full(len(skewed), unexplained, dtype=np.int8)
+        if c.kind == "changed":
+            cause[:] = code["transform_changed"]
+        elif c.kind == "group" and len(skewed):
+            idx = pa.array(skewed)
+            expired = served[_served_name("x", c.j)].take(idx).to_numpy(zero_copy_only=False)
+            e, e_ok = _micros(served[_served_name("e", c.j)].take(idx))
+            ttl = expired.astype(bool)
+            if c.ttl_us is not None:
+                ttl |= (st == 2) & e_ok & (at[skewed] - e > c.ttl_us)
+            lag = np.zeros(len(skewed), dtype=bool)
+            if c.known is not None:
+                known_col = (recomputed.column(c.known) if c.known in recomputed.column_names
+                             else served[c.known])
+                k, k_ok = _micros(known_col.take(idx))
+                lag = k_ok & (~e_ok | (e < k))
+            cause = np.where(ttl, code["ttl_expiry"],
+                             np.where(lag, code["materialization_lag"], unexplained))
+            if c.group is not None:
+                g = group_cause.setdefault(c.group, np.full(n, -1, dtype=np.int8))
+                take = (g[skewed] == -1) & (cause != unexplained)
+                g[skewed[take]] = cause[take]
+        elif c.kind == "on_demand" and len(skewed):
+            for grp in c.reads:
+                g = group_cause.get(grp)
+                if g is None:
+                    continue
+                found = (cause == unexplained) & (g[skewed] != -1)
+                cause[found] = g[skewed][found]
+        results[c.j] = (state, skewed, cause, diff)
+    for c in cols:
+        state, skewed, cause, diff = results[c.j]
+        counts = np.bincount(state, minlength=4)
+        for k in (1, 2, 3):
+            out[f"n{k}_{c.j}"] = int(counts[k])
+        if diff is not None:
+            mism = diff[state == 3]
+            out[f"mean_{c.j}"] = float(mism.mean()) if len(mism) else None
+            out[f"max_{c.j}"] = float(mism.max()) if len(mism) else None
+        per_cause = np.bincount(cause, minlength=len(CAUSES))
+        for i, k in enumerate(CAUSES):
+            if k != "transform_changed":
+                out[f"c{i}_{c.j}"] = int(per_cause[i])
+        offline = recomputed.column(c.name)
+        out[f"smp_{c.j}"] = [{"i": int(i), "o": offline[int(i)].as_py(), "c": CAUSES[x]}
+                             for i, x in zip(skewed[:sample], cause[:sample])]
+    return out
 
 
 def _json_columns(col: pa.ChunkedArray) -> dict[str, pa.Array]:
