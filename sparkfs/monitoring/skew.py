@@ -457,8 +457,8 @@ def _served_side(log: pa.Table, cols: list["_Col"], known: dict[str, pa.Array]) 
     return out
 
 
-def _comparison_sql(cols: list["_Col"], dialect: str, sample: int) -> tuple[list, list]:
-    """The fused comparison as SQL expressions of ``dialect`` (``duckdb`` or ``spark``):
+def _comparison_sql(cols: list["_Col"], sample: int) -> tuple[list, list]:
+    """The fused comparison as Spark SQL expressions:
     three per-row stages (state and absolute difference; the cause of a skewed group
     value; the cause of a skewed on-demand value, taken from the groups it reads) and one
     list of aggregates (counts per state and cause, mean/max difference of mismatches, the
@@ -467,9 +467,9 @@ def _comparison_sql(cols: list["_Col"], dialect: str, sample: int) -> tuple[list
     from ..sql import quote_ident
 
     def q(name: str) -> str:
-        return quote_ident(name, dialect)
+        return quote_ident(name, "spark")
 
-    epoch = "epoch_us" if dialect == "duckdb" else "unix_micros"
+    epoch = "unix_micros"
     nan = "CAST('NaN' AS DOUBLE)"
     inf = "CAST('Infinity' AS DOUBLE)"
     at, row = q(_AT), q(_ROW)
@@ -529,9 +529,7 @@ def _comparison_sql(cols: list["_Col"], dialect: str, sample: int) -> tuple[list
             aggs += [(f"c{i}_{j}", f"count_if({cause[j]} = {k!r})")
                      for i, k in enumerate(CAUSES) if k != "transform_changed"]
         if sample > 0:
-            pack = (f"struct_pack(i := {row}, o := {q(c.name)}, c := {cause[j]})"
-                    if dialect == "duckdb" else
-                    f"named_struct('i', {row}, 'o', {q(c.name)}, 'c', {cause[j]})")
+            pack = f"named_struct('i', {row}, 'o', {q(c.name)}, 'c', {cause[j]})"
             aggs.append((f"smp_{j}", f"min_by({pack}, {row}, {int(sample)}) "
                                      f"FILTER (WHERE {st[j]} <> 0)"))
     aggs.append(("rows", "count(*)"))
@@ -568,7 +566,7 @@ def _fused_pass(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvid
         return _local_pass(ts.to_arrow(), log, served, cols, sample)
     from pyspark.sql import functions as F
 
-    stages, aggs = _comparison_sql(cols, "spark", sample)
+    stages, aggs = _comparison_sql(cols, sample)
     df = ts.to_spark()
     for stage in stages:
         if stage:
