@@ -197,9 +197,15 @@ def read_requests(log_path: str, start: Any, end: Any, storage_options: dict,
         expr = expr & (ds.field("time") < pa.scalar(_utc(end), ts_type))
     if columns is not None:
         columns = list(dict.fromkeys(["time", "request_id", "row", *columns]))
-    return data.to_table(columns=columns, filter=expr).sort_by([("time", "ascending"),
-                                               ("request_id", "ascending"),
-                                               ("row", "ascending")])
+    table = data.to_table(columns=columns, filter=expr)
+    order = pc.sort_indices(table.select(["time", "request_id", "row"]),
+                            sort_keys=[("time", "ascending"), ("request_id", "ascending"),
+                                       ("row", "ascending")])
+    import numpy as np
+
+    if order.equals(pa.array(np.arange(table.num_rows), order.type)):
+        return table  # appended in order already (the usual case): no copy of every column
+    return table.take(order)
 
 
 def _spine(log: pa.Table):
