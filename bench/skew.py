@@ -12,8 +12,10 @@ returned for each key, read once with ``fs.get_online_features``), so the report
 clean (every feature matches) and the benchmark measures the report, not serving.
 
 Measured per engine (``duckdb``, ``spark``), the same run, best of ``--repeat``:
-``skew_report`` (log read, spine, recompute, compare, causes) and the floor (the
-recompute's PIT join alone on an equivalent spine, fully materialized to Arrow).
+``skew_report`` (log read, spine, the recompute with its fused comparison and causes)
+and the floor (the recompute's PIT join alone on an equivalent spine, fully materialized
+to Arrow: the Spark floor collects every row to the driver, the report collects one
+aggregate row).
 Reported: seconds and the ratio report/floor (goal: within 1.5x).
 
     .venv/bin/python bench/skew.py [--requests 5000] [--features 20] [--keys 500]

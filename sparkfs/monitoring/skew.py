@@ -5,22 +5,31 @@ engine="duckdb", storage_options=...)`` (collaborators: the ``Catalog``, the
 ``OfflineStore``, a ``SparkProvider`` called only by the Spark engine, the
 ``sparkfs.inference.Inference`` holding the deployments and evaluation log):
 
-1. Reads the deployment's online requests in ``[start, end)`` from its evaluation log
-   (Arrow, no pandas on the value path: a null and a NaN stay distinct).
+1. Reads the deployment's online requests in ``[start, end)`` from its evaluation log,
+   only the columns it needs (Arrow, no pandas on the value path: a null and a NaN stay
+   distinct); the spine's entity and request columns come from parsing each distinct
+   JSON string once.
 2. Recomputes each request's features offline at its logged time with the same view,
-   references and on-demand transforms: ``get_historical_features(..., as_known_at=True)``
-   (only rows committed before the request was served), engine ``"duckdb"`` or ``"spark"``.
-3. Compares, per model input column, logged vs recomputed value:
+   references and on-demand transforms: ``get_historical_features(..., as_known_at=True,
+   event_times=True)`` (only rows committed before the request was served; the event time
+   of the row chosen per group is the newest one offline knew then), engine ``"duckdb"``
+   or ``"spark"``.
+3. Compares in one pass over the join output (DuckDB: ``_local_pass``, vectorised
+   Arrow/numpy beside the log; Spark: the served values ride in the spine and one
+   aggregation, ``_comparison_sql``, one action, answers: no per-row data reaches the
+   driver, no Python UDF), per model input column, logged vs recomputed value:
 
-   - ``match``: both null, both NaN, or equal (numbers within ``1e-9`` relative);
+   - ``match``: both null, both NaN, or equal (numbers: equal, or finite and within
+     ``1e-9`` relative; an infinity matches only the same infinity);
    - ``missing_online``: served null, offline has a value (NaN counts as a value);
    - ``missing_offline``: served a value, offline null;
    - ``mismatch``: both have values and they differ (NaN vs a number included).
 
    ``skew_rate`` = (missing_online + missing_offline + mismatch) / requests; for numbers
-   also the mean and max absolute difference of the mismatches. A sample of skewed
-   requests keeps both values.
-4. Explains each skewed value with the first cause that applies:
+   also the mean and max absolute difference of the mismatches (NaN when a mismatch
+   involves a NaN). A sample of the first skewed requests (log order) keeps both values.
+4. Explains each skewed value (in the same pass; only skewed rows get a cause) with the
+   first cause that applies:
 
    - ``materialization_lag``: the served value's event time is older than the newest event
      time offline knew at serve time (or nothing was served while offline had a row);
@@ -166,8 +175,11 @@ def _iso(value: Any) -> str | None:
     return t.isoformat() if t is not None else None
 
 
-def read_requests(log_path: str, start: Any, end: Any, storage_options: dict) -> pa.Table:
-    """The online rows of an evaluation table in ``[start, end)`` without errors (Arrow)."""
+def read_requests(log_path: str, start: Any, end: Any, storage_options: dict,
+                  columns: list[str] | None = None) -> pa.Table:
+    """The online rows of an evaluation table in ``[start, end)`` without errors (Arrow),
+    oldest first; only ``columns`` (plus ``time``, ``request_id`` and ``row``, the order)
+    when given."""
     import pyarrow.dataset as ds
     from deltalake import DeltaTable
 
@@ -183,9 +195,17 @@ def read_requests(log_path: str, start: Any, end: Any, storage_options: dict) ->
         expr = expr & (ds.field("time") >= pa.scalar(_utc(start), ts_type))
     if end is not None:
         expr = expr & (ds.field("time") < pa.scalar(_utc(end), ts_type))
-    return data.to_table(filter=expr).sort_by([("time", "ascending"),
-                                               ("request_id", "ascending"),
-                                               ("row", "ascending")])
+    if columns is not None:
+        columns = list(dict.fromkeys(["time", "request_id", "row", *columns]))
+    table = data.to_table(columns=columns, filter=expr)
+    order = pc.sort_indices(table.select(["time", "request_id", "row"]),
+                            sort_keys=[("time", "ascending"), ("request_id", "ascending"),
+                                       ("row", "ascending")])
+    import numpy as np
+
+    if order.equals(pa.array(np.arange(table.num_rows), order.type)):
+        return table  # appended in order already (the usual case): no copy of every column
+    return table.take(order)
 
 
 def _spine(log: pa.Table):
@@ -217,7 +237,9 @@ def _masks(col: pa.ChunkedArray):
 
 
 def _compare(served: pa.ChunkedArray, offline: pa.ChunkedArray):
-    """Per row: 0 match, 1 missing online, 2 missing offline, 3 mismatch; abs diffs."""
+    """Per row: 0 match, 1 missing online, 2 missing offline, 3 mismatch; abs diffs. The
+    row-by-row statement of the rules that the report's fused SQL (``_comparison_sql``)
+    applies; tests check that the two agree."""
     import numpy as np
 
     s_null, s_nan = _masks(served)
@@ -226,11 +248,12 @@ def _compare(served: pa.ChunkedArray, offline: pa.ChunkedArray):
     numeric = pa.types.is_integer(served.type) or pa.types.is_floating(served.type)
     diff = np.full(len(served), np.nan)
     if numeric:
-        a = pc.fill_null(pc.cast(served, pa.float64()), 0.0).to_numpy(zero_copy_only=False)
-        b = pc.fill_null(pc.cast(offline, pa.float64()), 0.0).to_numpy(zero_copy_only=False)
-        with np.errstate(invalid="ignore"):
+        a = pc.fill_null(pc.cast(served, pa.float64(), safe=False), 0.0).to_numpy(zero_copy_only=False)
+        b = pc.fill_null(pc.cast(offline, pa.float64(), safe=False), 0.0).to_numpy(zero_copy_only=False)
+        with np.errstate(invalid="ignore", over="ignore"):
             d = np.abs(a - b)
-            close = d <= REL_TOL * np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))
+            close = (a == b) | (np.isfinite(d) & (
+                d <= REL_TOL * np.maximum(1.0, np.maximum(np.abs(a), np.abs(b)))))
         equal = (s_nan & o_nan) | (~s_nan & ~o_nan & close)
         diff = np.where(both & ~s_nan & ~o_nan, d, np.nan)
     else:
@@ -269,14 +292,6 @@ def _newest_known(offline: "OfflineStore", group: Any, key_columns: dict, spine:
         con.close()
 
 
-def _as_utc(t: Any) -> dt.datetime | None:
-    if t is None:
-        return None
-    if isinstance(t, dt.datetime) and t.tzinfo is None:
-        return t.replace(tzinfo=dt.UTC)
-    return t
-
-
 def skew_report(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvider",
                 inference: Any, deployment: str, start: Any = None, end: Any = None,
                 engine: str = "duckdb", threshold: float = 0.0, sample: int = SAMPLE, *,
@@ -285,7 +300,6 @@ def skew_report(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvid
     recomputation gives (see the module docstring). ``inference``: the
     ``sparkfs.inference.Inference`` (deployments, evaluation log); ``storage_options``:
     ``config.offline.storage_options``."""
-    from ..training import get_historical_features
     from ..training.sets import get_training_set
 
     if engine not in ("duckdb", "spark"):
@@ -295,33 +309,24 @@ def skew_report(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvid
         raise SparkfsError(f"skew threshold must be a rate within [0, 1], got {threshold!r}")
     d = inference.deployments.get(deployment)
     inference.flush()
-    log = read_requests(d.log_path, start, end, dict(storage_options or {}))
+    b = d.binding
+    needed = ["entity", "request_data", "view"] + [
+        f"{col}{suffix}" for col in b.column_names for suffix in ("", "__status", "__event_time")]
+    log = read_requests(d.log_path, start, end, dict(storage_options or {}), columns=needed)
     start_s, end_s = _iso(start), _iso(end)
     window = f"from {start_s or 'the start'} until {end_s or 'now'}"
     if log.num_rows == 0:
         raise SparkfsError(f"deployment {deployment!r} has no logged online requests {window}; "
                            "nothing to compare")
-    views = sorted({v for v in log.column("view").to_pylist()}, key=str)
+    views = sorted(pc.unique(log.column("view")).to_pylist(), key=str)
     if views != [d.view]:
         raise SparkfsError(
             f"deployment {deployment!r}: requests {window} were logged for view(s) {views} but "
             f"it now serves {d.view!r}; the view changed since, so recomputing them with the "
             f"current one would compare different features. Narrow the window (start=) to "
             f"after revision {d.revision} was deployed ({d.created_at})")
-    b = d.binding
     tname, _, tver = d.training_set.partition("@")
     manifest = get_training_set(catalog, tname, int(tver) if tver else None).manifest
-    spine, entities = _spine(log)
-    ts = get_historical_features(catalog, offline, spark, spine, list(b.features), _AT,
-                                 engine=engine, as_known_at=True,
-                                 key_map=dict(b.key_map) or None,
-                                 full_feature_names=b.full_feature_names)
-    recomputed = ts.to_arrow()
-    if _ROW in recomputed.column_names:
-        recomputed = recomputed.sort_by(_ROW)
-    if recomputed.num_rows != log.num_rows:
-        raise SparkfsError(f"skew of {deployment!r}: the offline recompute returned "
-                           f"{recomputed.num_rows} rows for {log.num_rows} requests")
 
     # which group (or on-demand transform) makes each column, and changed transforms
     source: dict[str, tuple[str, dict]] = {}
@@ -343,77 +348,380 @@ def skew_report(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvid
             changed[gr["label"]] = (f"transforms of group {gr['label']}: {gr.get('transforms')} "
                                     f"in training set {d.training_set}, {now_t} now")
     od_columns = _on_demand_columns(manifest, b)
+    cols = _columns(catalog, b, source, od_columns, od_specs, changed, log)
+    fused = _fused_pass(catalog, offline, spark, b, log, cols, engine, sample)
+    if int(fused["rows"]) != log.num_rows:
+        raise SparkfsError(f"skew of {deployment!r}: the offline recompute returned "
+                           f"{fused['rows']} rows for {log.num_rows} requests")
 
     report = SkewReport(d.name, d.revision, d.model_label, d.view, d.training_set, engine,
                         start_s, end_s,
                         log.num_rows, float(threshold), findings=sorted(changed.values()))
-    import numpy as np
-
     n = log.num_rows
-    # group columns first: an on-demand column that reads a group takes over the causes
-    # found for that group's columns on the same request (a lagging weather row makes a
-    # lagging weather_risk)
-    group_causes: dict[str, dict[int, str]] = {}
-    order = sorted(b.columns, key=lambda c: source.get(c[0], ("on_demand",))[0] != "group")
-    by_column: dict[str, dict] = {}
-    for col, dtype in order:
-        state, diff = _compare(log.column(col), recomputed.column(col))
-        causes = dict.fromkeys(CAUSES, 0)
-        cause_of: dict[int, str] = {}
-        skewed = np.flatnonzero(state).tolist()
-        kind, info = source.get(col, ("on_demand", {}))
-        transform = od_columns.get(col) if kind == "on_demand" else info.get("label")
-        if transform in changed:  # every request: the recompute ran the served code too
-            causes["transform_changed"] = n
-            cause_of = dict.fromkeys(skewed[:sample], "transform_changed")
+    entities = log.column("entity")
+    report.features = []
+    for c in cols:
+        j = c.j
+        counts = [int(fused[f"n{k}_{j}"]) for k in (1, 2, 3)]
+        skewed = sum(counts)
+        if c.kind == "changed":  # every request: the recompute ran the served code too
+            causes = {"transform_changed": n}
         else:
-            if kind == "group" and skewed:
-                cause_of = _explain(catalog, offline, info, log, col, spine, skewed, state)
-                known = group_causes.setdefault(info["name"], {})
-                for i, c in cause_of.items():
-                    if c != "unexplained":
-                        known.setdefault(i, c)
-            elif kind == "on_demand" and skewed:
-                reads = {ref.split(":", 1)[0].split("@", 1)[0] for ref in
-                         (od_specs.get(transform or "", {}).get("features") or {}).values()}
-                for i in skewed:
-                    for g in sorted(reads):
-                        if i in group_causes.get(g, {}):
-                            cause_of[i] = group_causes[g][i]
-                            break
-            for i in skewed:
-                causes[cause_of.get(i, "unexplained")] += 1
-        mism = diff[state == 3] if diff is not None else None
-        counts = np.bincount(state, minlength=4)
-        by_column[col] = {
-            "feature": col, "dtype": dtype,
-            "source": info.get("label") if kind == "group" else f"on_demand:{transform}",
-            "requests": n, "matches": int(counts[0]), "missing_online": int(counts[1]),
-            "missing_offline": int(counts[2]), "mismatches": int(counts[3]),
-            "skew_rate": len(skewed) / n,
-            "mean_abs_diff": float(mism.mean()) if mism is not None and len(mism) else None,
-            "max_abs_diff": float(mism.max()) if mism is not None and len(mism) else None,
-            "causes": {k: v for k, v in causes.items() if v},
-            "sample": [_sample(log, recomputed, col, entities, i,
-                               cause_of.get(i, "unexplained")) for i in skewed[:sample]],
-        }
-    report.features = [by_column[col] for col, _ in b.columns]
+            causes = {k: int(fused[f"c{i}_{j}"]) for i, k in enumerate(CAUSES)
+                      if k != "transform_changed" and fused[f"c{i}_{j}"]}
+        picked = fused.get(f"smp_{j}") or []
+        report.features.append({
+            "feature": c.name, "dtype": c.dtype, "source": c.source,
+            "requests": n, "matches": n - skewed, "missing_online": counts[0],
+            "missing_offline": counts[1], "mismatches": counts[2], "skew_rate": skewed / n,
+            "mean_abs_diff": _float(fused.get(f"mean_{j}")) if counts[2] else None,
+            "max_abs_diff": _float(fused.get(f"max_{j}")) if counts[2] else None,
+            "causes": causes,
+            "sample": [_sample(log, c.name, entities, x["i"], x["o"], x["c"])
+                       for x in picked[:sample]],
+        })
     return report
 
 
-def _sample(log: pa.Table, offline: pa.Table, col: str, entities: list, i: int,
+def _float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+@dataclass
+class _Col:
+    """One model input column as the fused comparison sees it: ``j`` its position,
+    ``kind`` ``group`` / ``on_demand`` / ``changed`` (a changed transform computes it),
+    ``group`` the group name and ``known`` the column with the newest event time offline
+    knew at serve time (group columns), ``ttl_us`` the group's ttl, ``reads`` the groups an
+    on-demand transform reads (sorted)."""
+
+    j: int
+    name: str
+    dtype: str
+    source: str
+    kind: str
+    numeric: bool
+    group: str | None = None
+    group_version: int | None = None
+    key_columns: dict = field(default_factory=dict)
+    known: str | None = None
+    ttl_us: int | None = None
+    reads: tuple[str, ...] = ()
+
+
+def _columns(catalog: "Catalog", binding: Any, source: dict, od_columns: dict, od_specs: dict,
+             changed: dict, log: pa.Table) -> list["_Col"]:
+    from ..training.plan import EVENT_TIME_PREFIX, micros
+
+    out = []
+    groups: dict[tuple[str, int], Any] = {}
+    for j, (col, dtype) in enumerate(binding.columns):
+        t = log.schema.field(col).type
+        numeric = pa.types.is_integer(t) or pa.types.is_floating(t)
+        kind, info = source.get(col, ("on_demand", {}))
+        if kind == "group":
+            label = info.get("label")
+            c = _Col(j, col, dtype, label, "group", numeric, group=info["name"],
+                     group_version=info["version"], key_columns=dict(info["key_columns"]))
+            at = (info["name"], info["version"])
+            group = groups[at] = groups.get(at) or catalog.get_group(*at)
+            c.ttl_us = micros(group.ttl) if group.ttl is not None else None
+            # the event time of the row the as-known-at join chose is the newest one
+            # offline knew at serve time; aggregation groups have no such row
+            c.known = None if group.aggregations else EVENT_TIME_PREFIX + label
+            if label in changed:
+                c.kind = "changed"
+        else:
+            transform = od_columns.get(col)
+            c = _Col(j, col, dtype, f"on_demand:{transform}", "on_demand", numeric)
+            if transform in changed:
+                c.kind = "changed"
+            c.reads = tuple(sorted({ref.split(":", 1)[0].split("@", 1)[0] for ref in
+                                    (od_specs.get(transform or "", {}).get("features")
+                                     or {}).values()}))
+        out.append(c)
+    return out
+
+
+def _served_name(kind: str, j: int) -> str:
+    return f"skew_{kind}{j}_"
+
+
+def _served_side(log: pa.Table, cols: list["_Col"], known: dict[str, pa.Array]) -> dict:
+    """What the comparison needs from the log, by the names the SQL uses: per column the
+    served value (``skew_s{j}_``) and, for group columns, whether the online store marked
+    it expired (``skew_x{j}_``) and its event time (``skew_e{j}_``); plus the newest known
+    event times computed outside the join (aggregation groups)."""
+    out: dict[str, Any] = {}
+    for c in cols:
+        out[_served_name("s", c.j)] = log.column(c.name)
+        if c.kind == "group":
+            status = log.column(f"{c.name}__status")
+            out[_served_name("x", c.j)] = pc.fill_null(pc.equal(status, "expired"), False)
+            out[_served_name("e", c.j)] = log.column(f"{c.name}__event_time")
+    out.update(known)
+    return out
+
+
+def _comparison_sql(cols: list["_Col"], sample: int) -> tuple[list, list]:
+    """The fused comparison as Spark SQL expressions:
+    three per-row stages (state and absolute difference; the cause of a skewed group
+    value; the cause of a skewed on-demand value, taken from the groups it reads) and one
+    list of aggregates (counts per state and cause, mean/max difference of mismatches, the
+    first ``sample`` skewed rows with the offline value and cause). Each item is
+    ``(alias, expression)``. See the module docstring for the rules."""
+    from ..sql import quote_ident
+
+    def q(name: str) -> str:
+        return quote_ident(name, "spark")
+
+    epoch = "unix_micros"
+    nan = "CAST('NaN' AS DOUBLE)"
+    inf = "CAST('Infinity' AS DOUBLE)"
+    at, row = q(_AT), q(_ROW)
+    stage1, stage2, stage3, aggs = [], [], [], []
+    st = {c.j: q(_served_name("st", c.j)) for c in cols}
+    cause = {c.j: q(_served_name("c", c.j)) for c in cols}
+    for c in cols:
+        s, o = q(_served_name("s", c.j)), q(c.name)
+        if c.numeric:
+            a, b = f"CAST({s} AS DOUBLE)", f"CAST({o} AS DOUBLE)"
+            sn, on = f"coalesce(isnan({a}), false)", f"coalesce(isnan({b}), false)"
+            d = f"abs({a} - {b})"
+            close = (f"({a} = {b} OR ({d} < {inf} AND {d} <= {REL_TOL!r} * "
+                     f"greatest(1.0, abs({a}), abs({b}))))")
+            equal = f"(({sn} AND {on}) OR (NOT {sn} AND NOT {on} AND {close}))"
+            stage2.append((_served_name("d", c.j),
+                           f"CASE WHEN {st[c.j]} = 3 THEN CASE WHEN {sn} OR {on} THEN {nan} "
+                           f"ELSE {d} END END"))
+        else:
+            equal = f"({s} = {o})"
+        stage1.append((_served_name("st", c.j),
+                       f"CASE WHEN {s} IS NULL AND {o} IS NULL THEN 0 WHEN {s} IS NULL THEN 1 "
+                       f"WHEN {o} IS NULL THEN 2 WHEN {equal} THEN 0 ELSE 3 END"))
+        if c.kind == "changed":
+            stage2.append((_served_name("c", c.j),
+                           f"CASE WHEN {st[c.j]} <> 0 THEN 'transform_changed' END"))
+        elif c.kind == "group":
+            x, e = q(_served_name("x", c.j)), q(_served_name("e", c.j))
+            ttl = "" if c.ttl_us is None else (
+                f" OR ({st[c.j]} = 2 AND {e} IS NOT NULL AND "
+                f"{epoch}({at}) - {epoch}({e}) > {c.ttl_us})")
+            lag = ("" if c.known is None else
+                   f" WHEN {q(c.known)} IS NOT NULL AND ({e} IS NULL OR {e} < {q(c.known)}) "
+                   "THEN 'materialization_lag'")
+            stage2.append((_served_name("c", c.j),
+                           f"CASE WHEN {st[c.j]} = 0 THEN NULL WHEN {x}{ttl} THEN 'ttl_expiry'"
+                           f"{lag} ELSE 'unexplained' END"))
+    # a group's cause on a request: that of its first skewed column with a known cause
+    by_group: dict[str, list[str]] = {}
+    for c in cols:
+        if c.kind == "group" and c.group is not None:
+            by_group.setdefault(c.group, []).append(
+                f"CASE WHEN {cause[c.j]} <> 'unexplained' THEN {cause[c.j]} END")
+    for c in cols:
+        if c.kind == "on_demand":
+            found = [x for g in c.reads for x in by_group.get(g, [])]
+            stage3.append((_served_name("c", c.j),
+                           f"CASE WHEN {st[c.j]} <> 0 THEN "
+                           f"coalesce({', '.join(found + [repr('unexplained')])}) END"))
+    for c in cols:
+        j = c.j
+        aggs += [(f"n{k}_{j}", f"count_if({st[j]} = {k})") for k in (1, 2, 3)]
+        if c.numeric:
+            d = q(_served_name("d", j))
+            aggs += [(f"mean_{j}", f"avg({d})"), (f"max_{j}", f"max({d})")]
+        if c.kind != "changed":
+            aggs += [(f"c{i}_{j}", f"count_if({cause[j]} = {k!r})")
+                     for i, k in enumerate(CAUSES) if k != "transform_changed"]
+        if sample > 0:
+            pack = f"named_struct('i', {row}, 'o', {q(c.name)}, 'c', {cause[j]})"
+            aggs.append((f"smp_{j}", f"min_by({pack}, {row}, {int(sample)}) "
+                                     f"FILTER (WHERE {st[j]} <> 0)"))
+    aggs.append(("rows", "count(*)"))
+    return [stage1, stage2, stage3], aggs
+
+
+def _fused_pass(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvider",
+                binding: Any, log: pa.Table, cols: list["_Col"], engine: str,
+                sample: int) -> dict:
+    """Recompute the logged requests with the point-in-time join (as known at the served
+    time, with the chosen rows' event times) and compare in one pass over its output:
+    DuckDB, ``_local_pass`` over the join result beside the log; Spark, the served values
+    ride along in the spine and one aggregation (one action, ``_comparison_sql``) answers.
+    Returns the aggregates by alias."""
+    from ..training import get_historical_features
+
+    spine = _spine_arrow(log)
+    known = {}
+    for c in cols:  # aggregation groups: the newest known event time, outside the join
+        if c.kind == "group" and c.known is None and c.group is not None:
+            name = _served_name("k", c.j)
+            group = catalog.get_group(c.group, c.group_version)
+            known[name] = _known_at_serving(offline, group, c.key_columns, spine)
+            c.known = name
+    served = _served_side(log, cols, known)
+    if engine == "spark":
+        for name, arr in served.items():
+            spine = spine.append_column(name, arr)
+    ts = get_historical_features(catalog, offline, spark, spine, list(binding.features), _AT,
+                                 engine=engine, as_known_at=True, event_times=True,
+                                 key_map=dict(binding.key_map) or None,
+                                 full_feature_names=binding.full_feature_names)
+    if engine == "duckdb":
+        return _local_pass(ts.to_arrow(), log, served, cols, sample)
+    from pyspark.sql import functions as F
+
+    stages, aggs = _comparison_sql(cols, sample)
+    df = ts.to_spark()
+    for stage in stages:
+        if stage:
+            df = df.select("*", *[F.expr(e).alias(n) for n, e in stage])
+    out = df.agg(*[F.expr(e).alias(n) for n, e in aggs]).toArrow()
+    return out.to_pylist()[0]
+
+
+def _micros(col: Any) -> tuple[Any, Any]:
+    """A timestamp column as (epoch µs int64 numpy, valid mask)."""
+    arr = pc.cast(col, pa.timestamp("us", "UTC")).cast(pa.int64())
+    return (pc.fill_null(arr, 0).to_numpy(zero_copy_only=False),
+            arr.is_valid().to_numpy(zero_copy_only=False))
+
+
+def _local_pass(recomputed: pa.Table, log: pa.Table, served: dict, cols: list["_Col"],
+                sample: int) -> dict:
+    """The DuckDB engine's comparison: the rules of ``_compare`` vectorised over the join
+    result (Arrow/numpy, one pass per column; measured faster here than the same rules as
+    one DuckDB query, whose wide CASE expressions dominated), causes computed only for the
+    skewed rows. Returns the same aggregates as ``_comparison_sql``."""
+    import numpy as np
+
+    n = recomputed.num_rows
+    out: dict[str, Any] = {"rows": n}
+    if n != log.num_rows:
+        return out
+    at, _ = _micros(recomputed.column(_AT))
+    code = {k: i for i, k in enumerate(CAUSES)}
+    unexplained = code["unexplained"]
+    group_cause: dict[str, Any] = {}  # group -> per row the first known cause (-1: none)
+    results: dict[int, tuple[Any, Any, Any, Any]] = {}
+    order = sorted(cols, key=lambda c: c.kind != "group")
+    for c in order:
+        state, diff = _compare(served[_served_name("s", c.j)], recomputed.column(c.name))
+        skewed = np.flatnonzero(state)
+        st = state[skewed]
+        cause = np.full(len(skewed), unexplained, dtype=np.int8)
+        if c.kind == "changed":
+            cause[:] = code["transform_changed"]
+        elif c.kind == "group" and len(skewed):
+            idx = pa.array(skewed)
+            expired = served[_served_name("x", c.j)].take(idx).to_numpy(zero_copy_only=False)
+            e, e_ok = _micros(served[_served_name("e", c.j)].take(idx))
+            ttl = expired.astype(bool)
+            if c.ttl_us is not None:
+                ttl |= (st == 2) & e_ok & (at[skewed] - e > c.ttl_us)
+            lag = np.zeros(len(skewed), dtype=bool)
+            if c.known is not None:
+                known_col = (recomputed.column(c.known) if c.known in recomputed.column_names
+                             else served[c.known])
+                k, k_ok = _micros(known_col.take(idx))
+                lag = k_ok & (~e_ok | (e < k))
+            cause = np.where(ttl, code["ttl_expiry"],
+                             np.where(lag, code["materialization_lag"], unexplained))
+            if c.group is not None:
+                g = group_cause.setdefault(c.group, np.full(n, -1, dtype=np.int8))
+                take = (g[skewed] == -1) & (cause != unexplained)
+                g[skewed[take]] = cause[take]
+        elif c.kind == "on_demand" and len(skewed):
+            for grp in c.reads:
+                g = group_cause.get(grp)
+                if g is None:
+                    continue
+                found = (cause == unexplained) & (g[skewed] != -1)
+                cause[found] = g[skewed][found]
+        results[c.j] = (state, skewed, cause, diff)
+    for c in cols:
+        state, skewed, cause, diff = results[c.j]
+        counts = np.bincount(state, minlength=4)
+        for k in (1, 2, 3):
+            out[f"n{k}_{c.j}"] = int(counts[k])
+        if diff is not None:
+            mism = diff[state == 3]
+            out[f"mean_{c.j}"] = float(mism.mean()) if len(mism) else None
+            out[f"max_{c.j}"] = float(mism.max()) if len(mism) else None
+        per_cause = np.bincount(cause, minlength=len(CAUSES))
+        for i, k in enumerate(CAUSES):
+            if k != "transform_changed":
+                out[f"c{i}_{c.j}"] = int(per_cause[i])
+        offline = recomputed.column(c.name)
+        out[f"smp_{c.j}"] = [{"i": int(i), "o": offline[int(i)].as_py(), "c": CAUSES[x]}
+                             for i, x in zip(skewed[:sample], cause[:sample])]
+    return out
+
+
+def _json_columns(col: pa.ChunkedArray) -> dict[str, pa.Array]:
+    """The keys of a column of JSON objects (null or empty: no keys) as Arrow columns;
+    each distinct string is parsed once."""
+    enc = pc.dictionary_encode(col.combine_chunks())
+    objs = [json.loads(x) if x else {} for x in enc.dictionary.to_pylist()]
+    keys = sorted({k for o in objs for k in o})
+    return {k: pa.array([o.get(k) for o in objs]).take(enc.indices) for k in keys}
+
+
+def _spine_arrow(log: pa.Table) -> pa.Table:
+    """The recompute's spine (Arrow): entity keys, request data, the served time
+    (``_AT``) and the log position (``_ROW``)."""
+    cols: dict[str, Any] = _json_columns(log.column("entity"))
+    cols.update(_json_columns(log.column("request_data")))
+    cols[_AT] = log.column("time").cast(pa.timestamp("us", "UTC"))
+    cols[_ROW] = pa.array(range(log.num_rows), pa.int64())
+    return pa.table(cols)
+
+
+def _known_at_serving(offline: "OfflineStore", group: Any, key_columns: dict,
+                      spine: pa.Table) -> pa.ChunkedArray:
+    """Per spine row (in order): the newest event time of its key in ``group``'s history
+    among rows with event time and commit time <= the served time (what offline knew);
+    for groups the join has no chosen row for (aggregations)."""
+    import duckdb
+
+    from ..offline.tables import COMMIT_TIME
+    from ..sql import quote_ident
+
+    def q(name: str) -> str:
+        return quote_ident(name, "duckdb")
+
+    keys = list(key_columns)
+    con = duckdb.connect()
+    try:
+        con.register("h", offline.read_arrow(group))
+        con.register("s", spine.select([key_columns[k] for k in keys] + [_AT, _ROW]))
+        on = " AND ".join(f"h.{q(k)} = s.{q(key_columns[k])}" for k in keys)
+        et = q(group.event_time)
+        sql = (f"SELECT max(h.{et}) AS known FROM s LEFT JOIN h ON {on} AND h.{et} <= s.{_AT} "
+               f"AND h.{COMMIT_TIME} <= s.{_AT} GROUP BY s.{_ROW} ORDER BY s.{_ROW}")
+        return con.sql(sql).to_arrow_table().column("known")
+    finally:
+        con.close()
+
+
+def _sample(log: pa.Table, col: str, entities: pa.ChunkedArray, i: int, offline: Any,
             cause: str) -> dict:
-    """One skewed request of the report's sample (read from the Arrow columns at ``i``)."""
+    """One skewed request of the report's sample: the log's row ``i`` and the offline value
+    the comparison kept for it."""
     return {"request_id": log.column("request_id")[i].as_py(),
             "row": log.column("row")[i].as_py(),
-            "served_at": log.column("time")[i].as_py().isoformat(), "entity": entities[i],
+            "served_at": log.column("time")[i].as_py().isoformat(),
+            "entity": json.loads(entities[i].as_py()),
             "served": _jsonable(log.column(col)[i].as_py()),
-            "offline": _jsonable(offline.column(col)[i].as_py()), "cause": cause}
+            "offline": _jsonable(offline), "cause": cause}
 
 
 def _jsonable(v: Any) -> Any:
     if isinstance(v, float) and math.isnan(v):
         return "NaN"
+    if isinstance(v, dt.datetime) and v.tzinfo is not None:
+        return v.astimezone(dt.UTC).isoformat()
     if isinstance(v, dt.datetime | dt.date):
         return v.isoformat()
     return v
@@ -430,29 +738,6 @@ def _on_demand_columns(manifest: dict, binding: Any) -> dict[str, str]:
         r = FeatureRef.parse(ref)
         if r.group in od and r.group not in groups:
             out[col] = r.group
-    return out
-
-
-def _explain(catalog: "Catalog", offline: "OfflineStore", info: dict, log: pa.Table, col: str,
-             spine: Any, skewed: list[int], state: Any) -> dict[int, str]:
-    group = catalog.get_group(info["name"], info["version"])
-    newest = _newest_known(offline, group, info["key_columns"], spine, skewed)
-    served_et = log.column(f"{col}__event_time").to_pylist()
-    status = log.column(f"{col}__status").to_pylist()
-    served_at = log.column("time").to_pylist()
-    ttl = group.ttl
-    out = {}
-    for i in skewed:
-        known = _as_utc(newest.get(i))
-        et = _as_utc(served_et[i])
-        at = _as_utc(served_at[i])
-        if status[i] == "expired" or (state[i] == 2 and ttl is not None and et is not None
-                                      and at is not None and at - et > ttl):
-            out[i] = "ttl_expiry"
-        elif known is not None and (et is None or et < known):
-            out[i] = "materialization_lag"
-        else:
-            out[i] = "unexplained"
     return out
 
 
