@@ -14,10 +14,9 @@ engine="duckdb", storage_options=...)`` (collaborators: the ``Catalog``, the
    event_times=True)`` (only rows committed before the request was served; the event time
    of the row chosen per group is the newest one offline knew then), engine ``"duckdb"``
    or ``"spark"``.
-3. Compares in one pass over the join output (DuckDB: ``_local_pass``, vectorised
-   Arrow/numpy beside the log; Spark: the served values ride in the spine and one
-   aggregation, ``_comparison_sql``, one action, answers: no per-row data reaches the
-   driver, no Python UDF), per model input column, logged vs recomputed value:
+3. Compares in one vectorised pass over the join output beside the log (``_local_pass``,
+   Arrow/numpy; the Spark engine's join rows reach the driver as Arrow), per model input
+   column, logged vs recomputed value:
 
    - ``match``: both null, both NaN, or equal (numbers: equal, or finite and within
      ``1e-9`` relative; an infinity matches only the same infinity);
@@ -237,9 +236,9 @@ def _masks(col: pa.ChunkedArray):
 
 
 def _compare(served: pa.ChunkedArray, offline: pa.ChunkedArray):
-    """Per row: 0 match, 1 missing online, 2 missing offline, 3 mismatch; abs diffs. The
-    row-by-row statement of the rules that the report's fused SQL (``_comparison_sql``)
-    applies; tests check that the two agree."""
+    """Per row: 0 match, 1 missing online, 2 missing offline, 3 mismatch; abs diffs.
+    Two NaNs match; null against NaN is missing on the null side; an infinity matches only
+    the same infinity; numbers match within ``REL_TOL``."""
     import numpy as np
 
     s_null, s_nan = _masks(served)
@@ -463,93 +462,12 @@ def _served_side(log: pa.Table, cols: list["_Col"], known: dict[str, pa.Array]) 
     return out
 
 
-def _comparison_sql(cols: list["_Col"], sample: int) -> tuple[list, list]:
-    """The fused comparison as Spark SQL expressions:
-    three per-row stages (state and absolute difference; the cause of a skewed group
-    value; the cause of a skewed on-demand value, taken from the groups it reads) and one
-    list of aggregates (counts per state and cause, mean/max difference of mismatches, the
-    first ``sample`` skewed rows with the offline value and cause). Each item is
-    ``(alias, expression)``. See the module docstring for the rules."""
-    from ..sql import quote_ident
-
-    def q(name: str) -> str:
-        return quote_ident(name, "spark")
-
-    epoch = "unix_micros"
-    nan = "CAST('NaN' AS DOUBLE)"
-    inf = "CAST('Infinity' AS DOUBLE)"
-    at, row = q(_AT), q(_ROW)
-    stage1, stage2, stage3, aggs = [], [], [], []
-    st = {c.j: q(_served_name("st", c.j)) for c in cols}
-    cause = {c.j: q(_served_name("c", c.j)) for c in cols}
-    for c in cols:
-        s, o = q(_served_name("s", c.j)), q(c.name)
-        if c.numeric:
-            a, b = f"CAST({s} AS DOUBLE)", f"CAST({o} AS DOUBLE)"
-            sn, on = f"coalesce(isnan({a}), false)", f"coalesce(isnan({b}), false)"
-            d = f"abs({a} - {b})"
-            close = (f"({a} = {b} OR ({d} < {inf} AND {d} <= {REL_TOL!r} * "
-                     f"greatest(1.0, abs({a}), abs({b}))))")
-            equal = f"(({sn} AND {on}) OR (NOT {sn} AND NOT {on} AND {close}))"
-            stage2.append((_served_name("d", c.j),
-                           f"CASE WHEN {st[c.j]} = 3 THEN CASE WHEN {sn} OR {on} THEN {nan} "
-                           f"ELSE {d} END END"))
-        else:
-            equal = f"({s} = {o})"
-        stage1.append((_served_name("st", c.j),
-                       f"CASE WHEN {s} IS NULL AND {o} IS NULL THEN 0 WHEN {s} IS NULL THEN 1 "
-                       f"WHEN {o} IS NULL THEN 2 WHEN {equal} THEN 0 ELSE 3 END"))
-        if c.kind == "changed":
-            stage2.append((_served_name("c", c.j),
-                           f"CASE WHEN {st[c.j]} <> 0 THEN 'transform_changed' END"))
-        elif c.kind == "group":
-            x, e = q(_served_name("x", c.j)), q(_served_name("e", c.j))
-            ttl = "" if c.ttl_us is None else (
-                f" OR ({st[c.j]} = 2 AND {e} IS NOT NULL AND "
-                f"{epoch}({at}) - {epoch}({e}) > {c.ttl_us})")
-            lag = ("" if c.known is None else
-                   f" WHEN {q(c.known)} IS NOT NULL AND ({e} IS NULL OR {e} < {q(c.known)}) "
-                   "THEN 'materialization_lag'")
-            stage2.append((_served_name("c", c.j),
-                           f"CASE WHEN {st[c.j]} = 0 THEN NULL WHEN {x}{ttl} THEN 'ttl_expiry'"
-                           f"{lag} ELSE 'unexplained' END"))
-    # a group's cause on a request: that of its first skewed column with a known cause
-    by_group: dict[str, list[str]] = {}
-    for c in cols:
-        if c.kind == "group" and c.group is not None:
-            by_group.setdefault(c.group, []).append(
-                f"CASE WHEN {cause[c.j]} <> 'unexplained' THEN {cause[c.j]} END")
-    for c in cols:
-        if c.kind == "on_demand":
-            found = [x for g in c.reads for x in by_group.get(g, [])]
-            stage3.append((_served_name("c", c.j),
-                           f"CASE WHEN {st[c.j]} <> 0 THEN "
-                           f"coalesce({', '.join(found + [repr('unexplained')])}) END"))
-    for c in cols:
-        j = c.j
-        aggs += [(f"n{k}_{j}", f"count_if({st[j]} = {k})") for k in (1, 2, 3)]
-        if c.numeric:
-            d = q(_served_name("d", j))
-            aggs += [(f"mean_{j}", f"avg({d})"), (f"max_{j}", f"max({d})")]
-        if c.kind != "changed":
-            aggs += [(f"c{i}_{j}", f"count_if({cause[j]} = {k!r})")
-                     for i, k in enumerate(CAUSES) if k != "transform_changed"]
-        if sample > 0:
-            pack = f"named_struct('i', {row}, 'o', {q(c.name)}, 'c', {cause[j]})"
-            aggs.append((f"smp_{j}", f"min_by({pack}, {row}, {int(sample)}) "
-                                     f"FILTER (WHERE {st[j]} <> 0)"))
-    aggs.append(("rows", "count(*)"))
-    return [stage1, stage2, stage3], aggs
-
-
 def _fused_pass(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvider",
                 binding: Any, log: pa.Table, cols: list["_Col"], engine: str,
                 sample: int) -> dict:
     """Recompute the logged requests with the point-in-time join (as known at the served
-    time, with the chosen rows' event times) and compare in one pass over its output:
-    DuckDB, ``_local_pass`` over the join result beside the log; Spark, the served values
-    ride along in the spine and one aggregation (one action, ``_comparison_sql``) answers.
-    Returns the aggregates by alias."""
+    time, with the chosen rows' event times, on ``engine``) and compare in one pass over
+    its output beside the log (``_local_pass``). Returns the aggregates by name."""
     from ..training import get_historical_features
 
     spine = _spine_arrow(log)
@@ -561,24 +479,14 @@ def _fused_pass(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvid
             known[name] = _known_at_serving(offline, group, c.key_columns, spine)
             c.known = name
     served = _served_side(log, cols, known)
-    if engine == "spark":
-        for name, arr in served.items():
-            spine = spine.append_column(name, arr)
     ts = get_historical_features(catalog, offline, spark, spine, list(binding.features), _AT,
                                  engine=engine, as_known_at=True, event_times=True,
                                  key_map=dict(binding.key_map) or None,
                                  full_feature_names=binding.full_feature_names)
-    if engine == "duckdb":
-        return _local_pass(ts.to_arrow(), log, served, cols, sample)
-    from pyspark.sql import functions as F
-
-    stages, aggs = _comparison_sql(cols, sample)
-    df = ts.to_spark()
-    for stage in stages:
-        if stage:
-            df = df.select("*", *[F.expr(e).alias(n) for n, e in stage])
-    out = df.agg(*[F.expr(e).alias(n) for n, e in aggs]).toArrow()
-    return out.to_pylist()[0]
+    # both engines: the join's rows (in log order) compared in one vectorised pass; on
+    # Spark the rows reach the driver as Arrow, measured faster than the same rules as
+    # one Spark SQL aggregation (whose wide CASE stages dominated)
+    return _local_pass(ts.to_arrow(), log, served, cols, sample)
 
 
 def _micros(col: Any) -> tuple[Any, Any]:
@@ -593,7 +501,7 @@ def _local_pass(recomputed: pa.Table, log: pa.Table, served: dict, cols: list["_
     """The DuckDB engine's comparison: the rules of ``_compare`` vectorised over the join
     result (Arrow/numpy, one pass per column; measured faster here than the same rules as
     one DuckDB query, whose wide CASE expressions dominated), causes computed only for the
-    skewed rows. Returns the same aggregates as ``_comparison_sql``."""
+    skewed rows. Returns the report's aggregates by name."""
     import numpy as np
 
     n = recomputed.num_rows
