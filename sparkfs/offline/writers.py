@@ -311,15 +311,20 @@ class DeltaRsWriter:
             return staged()
 
         def attempt(_df: "DataFrame", now: int) -> Written | None:
+            # Open the table at ``now``, the version the rows were deduped against, so the
+            # commit can only be version now+1: a commit by any writer (either engine) since
+            # then fails it, and the loop re-dedupes. Not a blind append: a delta-spark
+            # MERGE that read the table before this commit conflicts with it.
             try:
-                self.offline.table(group).create_write_transaction(
+                self.offline.table(group, now).create_write_transaction(
                     state["actions"], mode="append", schema=history_schema(group),
                     commit_properties=CommitProperties(
                         max_commit_retries=0,
                         app_transactions=[Transaction(app_id(batch.run_id), 1)],
                         custom_metadata={"sparkfs.operation": "ingest",
                                          "sparkfs.run_id": batch.run_id,
-                                         "sparkfs.rows": str(state["rows"])}))
+                                         "sparkfs.rows": str(state["rows"]),
+                                         "isBlindAppend": False}))
             except CommitFailedError:
                 return None  # someone committed version now+1 first: re-read and re-check
             return Written(state["rows"], now + 1)
