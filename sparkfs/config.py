@@ -249,6 +249,7 @@ class InferenceConfig(_Strict):
     log_queue_rows: int = Field(default=100_000, ge=1)   # a full queue drops, never blocks
     log_batch_rows: int = Field(default=5_000, ge=1)     # rows per Delta append at most
     log_flush_s: float = Field(default=0.5, gt=0)        # longest wait before an append
+    log_compact_every: int = Field(default=100, ge=0)    # appends per compaction; 0: never
 
 
 class Config(_Strict):

@@ -113,6 +113,33 @@ def test_deploy_predict_and_log_exactly_once(store):
     assert fs.inference.logger.counters()["dropped"] == {}
 
 
+def test_the_log_is_compacted_as_it_grows_and_keeps_every_row(store):
+    """A service appends to the log about twice a second: every ``compact_every`` appends
+    the writer compacts the table, so it does not grow one small file per append."""
+    from deltalake import DeltaTable
+
+    fs, _, _ = store
+    logger = fs.inference.logger
+    fs.deploy("compacted", model="delay_model")
+    path = fs.inference.deployments.get("compacted").log_path
+    old, logger.compact_every = logger.compact_every, 3
+    try:
+        ids = []
+        for _ in range(7):  # one append each: compacted after the 3rd and the 6th
+            ids.append(fs.predict("compacted", [{"origin": "JFK"}],
+                                  request_data={"sched_dep_ts": [NOW.isoformat()]}).request_id)
+            assert logger.flush(30)
+    finally:
+        logger.compact_every = old
+    table = DeltaTable(path)
+    ops = [h["operation"] for h in table.history()]
+    assert ops.count("OPTIMIZE") >= 2
+    assert len(table.file_uris()) <= 3  # two compacted files at most, plus the last append
+    log = fs.read_log("compacted")
+    assert len(log) == 7 and set(log.request_id) == set(ids)
+    assert logger.counters()["failed"] == {}
+
+
 def test_bad_input_is_refused_with_names(store):
     fs, info, _ = store
     fs.deploy("delay2", model="delay_model")

@@ -67,7 +67,7 @@ class Inference:
         ``<offline_root>/_evaluation``)."""
         c = inference_config
         logger = EvaluationLogger(c.log_queue_rows, c.log_batch_rows, c.log_flush_s,
-                                  storage_options)
+                                  storage_options, compact_every=c.log_compact_every)
         return cls(catalog, models, read_features, resolve_columns,
                    offline_root.rstrip("/") + "/_evaluation", storage_options, logger,
                    historical=historical, spark=spark)

@@ -101,6 +101,28 @@ def append(path: str, table: pa.Table, storage_options: Mapping[str, str] | None
     return True
 
 
+def compact(path: str, storage_options: Mapping[str, str] | None = None) -> None:
+    """Rewrite the table's small files into few large ones and write a checkpoint (one
+    Delta commit with ``dataChange: false``: rows, app transactions and readers of older
+    versions are unaffected; the replaced files stay on disk for readers of older versions
+    until a Delta vacuum removes them).
+
+    >>> import tempfile, pyarrow as pa
+    >>> from deltalake import DeltaTable, write_deltalake
+    >>> path = tempfile.mkdtemp()
+    >>> for i in range(3):
+    ...     write_deltalake(path, pa.table({"x": [i]}), mode="append")
+    >>> compact(path)
+    >>> len(DeltaTable(path).file_uris()), sorted(DeltaTable(path).to_pyarrow_table()["x"].to_pylist())
+    (1, [0, 1, 2])
+    """
+    from deltalake import DeltaTable
+
+    table = DeltaTable(path, storage_options=dict(storage_options or {}))
+    table.optimize.compact()
+    table.create_checkpoint()
+
+
 def to_table(rows: list[dict], binding: FeatureBinding) -> pa.Table:
     """Arrow table of log rows (dicts keyed by column; missing columns are null)."""
     schema = log_schema(binding)
@@ -151,11 +173,19 @@ class EvaluationLogger:
     ``submit`` never blocks: when ``max_rows`` rows are already queued the batch is dropped
     and counted in ``dropped``. ``logged`` counts rows committed to Delta, ``failed`` rows
     whose append failed (logged with the error; predictions are unaffected).
+
+    Every ``compact_every`` appends to a table (0: never) the writer compacts it
+    (``compact``): a service appends about twice a second, and without compaction each
+    append adds a small file that every later append and read must track, so memory and
+    read time grow with the log's age.
     """
 
     def __init__(self, max_rows: int = 100_000, batch_rows: int = 5_000, flush_s: float = 0.5,
-                 storage_options: Mapping[str, str] | None = None) -> None:
+                 storage_options: Mapping[str, str] | None = None, *,
+                 compact_every: int = 100) -> None:
         self.max_rows, self.batch_rows, self.flush_s = max_rows, batch_rows, flush_s
+        self.compact_every = compact_every
+        self._appends: dict[str, int] = {}
         self.storage_options = dict(storage_options or {})
         self._q: queue.Queue = queue.Queue()
         self._queued = 0
@@ -249,6 +279,14 @@ class EvaluationLogger:
                 self.failed[deployment] = self.failed.get(deployment, 0) + len(rows)
                 log.error("evaluation log of deployment %r: %d row(s) not written: %s: %s",
                           deployment, len(rows), type(exc).__name__, exc)
+                continue
+            n = self._appends[path] = self._appends.get(path, 0) + 1
+            if self.compact_every and n % self.compact_every == 0:
+                try:
+                    compact(path, self.storage_options)
+                except Exception as exc:  # rows are committed; a later round retries
+                    log.warning("evaluation log of deployment %r: compaction failed: %s: %s",
+                                deployment, type(exc).__name__, exc)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued row is written; False on timeout."""
