@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import threading
-import time
 
 import pandas as pd
 import pytest
@@ -139,13 +138,20 @@ def test_hbase_dying_mid_materialization_then_rerun(spark, tmp_path):
     append(fs, g, data)
     calls = []
     real = emu.handler.mutateRowsTs
+    dead = threading.Event()
+
+    def kill() -> None:
+        emu.stop()  # drops every client connection
+        dead.set()
 
     def dies_after_some_writes(*args):
         calls.append(1)
+        if len(calls) < 5:
+            return real(*args)
         if len(calls) == 5:  # the server goes away half way through
-            threading.Thread(target=emu.stop).start()
-            time.sleep(0.3)
-        return real(*args)
+            threading.Thread(target=kill).start()
+        dead.wait(30)  # this write never lands: its connection is gone when it returns
+        return None
 
     emu.handler.mutateRowsTs = dies_after_some_writes
     with pytest.raises(OnlineStoreError, match="watermark was not advanced|unreachable"):
