@@ -13,7 +13,8 @@ A config file has these sections (every one optional; see ``conf/local.yaml`` an
     serving:  {max_batch_size: 1000, max_body_bytes: ..., auth: {enabled: true, keys: [...]}}
     monitoring: {psi_threshold: 0.2, ks_pvalue: 0.01}
     models:   {tracking_uri: ..., registry_uri: ..., artifact_root: ..., experiment: sparkfs}
-    inference: {log_queue_rows: 100000, log_batch_rows: 5000, log_flush_s: 0.5}
+    inference: {log_queue_rows: 100000, log_batch_rows: 5000, log_flush_s: 0.5,
+                log_compact_every: 100}
 
 ``${VAR}`` and ``${VAR:-default}`` are expanded in string values. Relative paths are
 resolved against the working directory. Environment variables override single keys:
