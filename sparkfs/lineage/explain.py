@@ -218,7 +218,7 @@ def explain_prediction(catalog: Catalog, offline: OfflineStore, request_id: str,
     sparkfs.errors.NotFoundError: request id must be a non-empty string, got ' '
     """
     from ..definitions import FeatureRef
-    from ..monitoring.skew import _newest_known, _on_demand_columns, _spine
+    from ..monitoring.skew import _known_at_serving, _on_demand_columns, _spine, _spine_arrow
 
     d, log = _find(inference, offline, request_id)
     first = {c: log.column(c)[0].as_py() for c in
@@ -265,7 +265,8 @@ def explain_prediction(catalog: Catalog, offline: OfflineStore, request_id: str,
     od_columns = _on_demand_columns(manifest, binding)
 
     served_at = _utc(first["time"])
-    spine, entities = _spine(log)
+    _, entities = _spine(log)
+    at_spine = _spine_arrow(log)
     recorded = log.column("data_versions")[0].as_py() if "data_versions" in log.column_names \
         else None
     pinned = json.loads(recorded).get("delta_versions", {}) if recorded else None
@@ -277,8 +278,8 @@ def explain_prediction(catalog: Catalog, offline: OfflineStore, request_id: str,
         group = catalog.get_group(gr["name"], gr["version"])
         times = offline.commit_times(group)
         at = [v for v, t in times.items() if served_at is not None and t <= served_at]
-        newest = _newest_known(offline, group, gr["key_columns"], spine,
-                               list(range(log.num_rows)))
+        known = _known_at_serving(offline, group, gr["key_columns"], at_spine)
+        newest = {i: t for i, t in enumerate(known.to_pylist()) if t is not None}
         per_group[gr["label"]] = (max(at) if at else None, newest)
 
     requests = log.column("request_data").to_pylist()

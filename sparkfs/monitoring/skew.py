@@ -265,32 +265,6 @@ def _compare(served: pa.ChunkedArray, offline: pa.ChunkedArray):
     return state, (diff if numeric else None)
 
 
-def _newest_known(offline: "OfflineStore", group: Any, key_columns: dict, spine: Any,
-                  rows: list[int]) -> dict[int, Any]:
-    """For spine ``rows``: the newest event time of the key in ``group``'s history among
-    rows with event time and commit time <= the served time (what offline knew)."""
-    import duckdb
-
-    from ..offline.tables import COMMIT_TIME
-    from ..sql import quote_ident
-
-    hist = offline.read_arrow(group)
-    keys = list(key_columns)
-    sub = spine.iloc[rows][[key_columns[k] for k in keys] + [_AT, _ROW]]
-    con = duckdb.connect()
-    try:
-        con.register("h", hist)
-        con.register("s", sub)
-        on = " AND ".join(f"h.{quote_ident(k, 'duckdb')} = s.{quote_ident(key_columns[k], 'duckdb')}"
-                          for k in keys)
-        et = quote_ident(group.event_time, "duckdb")
-        q = (f"SELECT s.{_ROW}, max(h.{et}) FROM s JOIN h ON {on} AND h.{et} <= s.{_AT} "
-             f"AND h.{COMMIT_TIME} <= s.{_AT} GROUP BY s.{_ROW}")
-        return {int(r): t for r, t in con.sql(q).fetchall()}
-    finally:
-        con.close()
-
-
 def skew_report(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvider",
                 inference: Any, deployment: str, start: Any = None, end: Any = None,
                 engine: str = "duckdb", threshold: float = 0.0, sample: int = SAMPLE, *,
@@ -447,10 +421,10 @@ def _served_name(kind: str, j: int) -> str:
 
 
 def _served_side(log: pa.Table, cols: list["_Col"], known: dict[str, pa.Array]) -> dict:
-    """What the comparison needs from the log, by the names the SQL uses: per column the
-    served value (``skew_s{j}_``) and, for group columns, whether the online store marked
-    it expired (``skew_x{j}_``) and its event time (``skew_e{j}_``); plus the newest known
-    event times computed outside the join (aggregation groups)."""
+    """What the comparison needs from the log, by name: per column the served value
+    (``skew_s{j}_``) and, for group columns, whether the online store marked it expired
+    (``skew_x{j}_``) and its event time (``skew_e{j}_``); plus the newest known event
+    times computed outside the join (aggregation groups)."""
     out: dict[str, Any] = {}
     for c in cols:
         out[_served_name("s", c.j)] = log.column(c.name)
