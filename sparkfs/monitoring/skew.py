@@ -179,32 +179,90 @@ def read_requests(log_path: str, start: Any, end: Any, storage_options: dict,
     """The online rows of an evaluation table in ``[start, end)`` without errors (Arrow),
     oldest first; only ``columns`` (plus ``time``, ``request_id`` and ``row``, the order)
     when given."""
+    return _LogScan(log_path, start, end, storage_options, columns).table
+
+
+class _LogScan:
+    """One read of an evaluation table's online rows in ``[start, end)`` without errors,
+    oldest first (``table``), and later reads of more columns for the same rows in the
+    same order (``columns``): the Delta version is loaded once, so rows appended meanwhile
+    are not seen.
+
+    The time window is pushed into the scan (files and row groups outside it are skipped);
+    the online/no-error condition is a mask computed from its two columns and applied only
+    when some row fails it (a filter in the scan copies every column read even when all
+    rows pass). The string columns in ``dictionary`` are read dictionary-encoded (the
+    entity and request JSON, statuses: few distinct values, decoded once each)."""
+
+    def __init__(self, log_path: str, start: Any, end: Any, storage_options: dict,
+                 columns: list[str] | None = None, dictionary: tuple[str, ...] = ()) -> None:
+        import numpy as np
+        import pyarrow.dataset as ds
+        from deltalake import DeltaTable
+
+        from ..offline.tables import arrow_dataset
+
+        try:
+            data = arrow_dataset(DeltaTable(log_path, storage_options=storage_options))
+        except Exception:
+            raise NotFoundError(f"no evaluation log at {log_path}") from None
+        if dictionary:
+            data = _dictionary_dataset(data, dictionary)
+        self.data = data
+        ts_type = pa.timestamp("us", "UTC")
+        expr = None
+        if start is not None:
+            expr = ds.field("time") >= pa.scalar(_utc(start), ts_type)
+        if end is not None:
+            e = ds.field("time") < pa.scalar(_utc(end), ts_type)
+            expr = e if expr is None else expr & e
+        self.expr = expr
+        read = None
+        if columns is not None:
+            read = list(dict.fromkeys(["time", "request_id", "row", *columns,
+                                       "scoring_path", "error"]))
+        table = data.to_table(columns=read, filter=expr)
+        online = pc.fill_null(pc.equal(table.column("scoring_path").cast(pa.string()),
+                                       "online"), False)
+        keep = pc.and_(online, table.column("error").is_null())
+        self.keep = None if pc.all(keep).as_py() is not False else keep
+        if self.keep is not None:
+            table = table.filter(self.keep)
+        if read is not None:
+            table = table.drop_columns([c for c in ("scoring_path", "error")
+                                        if c not in columns])  # type: ignore[operator]
+        order = pc.sort_indices(table.select(["time", "request_id", "row"]),
+                                sort_keys=[("time", "ascending"), ("request_id", "ascending"),
+                                           ("row", "ascending")])
+        # appended in order already (the usual case): no copy of every column
+        self.order = (None if order.equals(pa.array(np.arange(table.num_rows), order.type))
+                      else order)
+        self.table = table if self.order is None else table.take(self.order)
+
+    def columns(self, names: list[str]) -> pa.Table:
+        """``names`` for the rows of ``table``, in its order (one more scan)."""
+        table = self.data.to_table(columns=list(names), filter=self.expr)
+        if self.keep is not None:
+            table = table.filter(self.keep)
+        return table if self.order is None else table.take(self.order)
+
+
+def _dictionary_dataset(data: Any, names: tuple[str, ...]) -> Any:
+    """``data`` (a parquet dataset) with the string columns ``names`` read
+    dictionary-encoded."""
     import pyarrow.dataset as ds
-    from deltalake import DeltaTable
 
-    from ..offline.tables import arrow_dataset
-
-    try:
-        data = arrow_dataset(DeltaTable(log_path, storage_options=storage_options))
-    except Exception:
-        raise NotFoundError(f"no evaluation log at {log_path}") from None
-    ts_type = pa.timestamp("us", "UTC")
-    expr = (ds.field("scoring_path") == "online") & ds.field("error").is_null()
-    if start is not None:
-        expr = expr & (ds.field("time") >= pa.scalar(_utc(start), ts_type))
-    if end is not None:
-        expr = expr & (ds.field("time") < pa.scalar(_utc(end), ts_type))
-    if columns is not None:
-        columns = list(dict.fromkeys(["time", "request_id", "row", *columns]))
-    table = data.to_table(columns=columns, filter=expr)
-    order = pc.sort_indices(table.select(["time", "request_id", "row"]),
-                            sort_keys=[("time", "ascending"), ("request_id", "ascending"),
-                                       ("row", "ascending")])
-    import numpy as np
-
-    if order.equals(pa.array(np.arange(table.num_rows), order.type)):
-        return table  # appended in order already (the usual case): no copy of every column
-    return table.take(order)
+    names = tuple(n for n in names if n in data.schema.names
+                  and pa.types.is_string(data.schema.field(n).type))
+    if not names:
+        return data
+    fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=names))
+    schema = pa.schema([f.with_type(pa.dictionary(pa.int32(), f.type)) if f.name in names
+                        else f for f in data.schema])
+    fragments = [fmt.make_fragment(f.path, data.filesystem,
+                                   partition_expression=f.partition_expression)
+                 for f in data.get_fragments()]
+    return ds.FileSystemDataset(fragments, schema, fmt, data.filesystem)
 
 
 def _spine(log: pa.Table):
@@ -224,31 +282,67 @@ def _spine(log: pa.Table):
 
 
 # -- comparing -------------------------------------------------------------------------------
-def _masks(col: pa.ChunkedArray):
+def _masks(col: Any):
+    """(null, NaN) masks of ``col`` as numpy bools."""
     import numpy as np
 
-    null = col.is_null().to_numpy(zero_copy_only=False)
+    n = len(col)
+    null = (np.zeros(n, dtype=bool) if col.null_count == 0
+            else col.is_null().to_numpy(zero_copy_only=False))
     if pa.types.is_floating(col.type):
         nan = pc.fill_null(pc.is_nan(col), False).to_numpy(zero_copy_only=False)
     else:
-        nan = np.zeros(len(col), dtype=bool)
+        nan = np.zeros(n, dtype=bool)
     return null, nan
 
 
 def _compare(served: pa.ChunkedArray, offline: pa.ChunkedArray):
-    """Per row: 0 match, 1 missing online, 2 missing offline, 3 mismatch; abs diffs.
-    Two NaNs match; null against NaN is missing on the null side; an infinity matches only
-    the same infinity; numbers match within ``REL_TOL``."""
+    """Per row: 0 match, 1 missing online, 2 missing offline, 3 mismatch; and for numbers
+    the absolute differences (read them where the state is 3; None for other types). Two
+    NaNs match; null against NaN is missing on the null side; an infinity matches only the
+    same infinity; numbers match within ``REL_TOL``. The dense form of ``_compare_rows``."""
     import numpy as np
 
-    s_null, s_nan = _masks(served)
-    o_null, o_nan = _masks(offline)
-    both = ~s_null & ~o_null
-    numeric = pa.types.is_integer(served.type) or pa.types.is_floating(served.type)
+    rows, sub, sub_diff = _compare_rows(served, offline)
+    state = np.zeros(len(served), dtype=np.int8)
+    state[rows] = sub
+    if sub_diff is None:
+        return state, None
     diff = np.full(len(served), np.nan)
+    diff[rows] = sub_diff
+    return state, diff
+
+
+def _compare_rows(served: Any, offline: Any):
+    """``_compare``'s rules, vectorised and sparse: ``(rows, state, diff)`` for the rows
+    whose values are not plainly equal (Arrow ``equal``; nulls and NaNs never are),
+    ascending, with their state (0 to 3) and, for numbers, absolute difference; every
+    other row matches. Numbers are compared as float64 (as before: integers beyond 2**53
+    that float64 cannot tell apart match); nested types Arrow cannot compare are compared
+    with Python equality."""
+    import numpy as np
+
+    numeric = pa.types.is_integer(served.type) or pa.types.is_floating(served.type)
+    try:
+        plain = pc.fill_null(pc.equal(served, offline), False)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+        if numeric:
+            raise
+        # lists, maps, structs; types Arrow will not compare
+        sv, ov = served.to_pylist(), offline.to_pylist()
+        plain = pa.array([x == y for x, y in zip(sv, ov)], pa.bool_())
+    rows = pc.indices_nonzero(pc.invert(plain)).to_numpy(zero_copy_only=False).astype(np.int64)
+    if not len(rows):
+        return rows, np.zeros(0, dtype=np.int8), (np.zeros(0) if numeric else None)
+    idx = pa.array(rows)
+    s, o = served.take(idx), offline.take(idx)
+    s_null, s_nan = _masks(s)
+    o_null, o_nan = _masks(o)
+    both = ~s_null & ~o_null
+    diff = None
     if numeric:
-        a = pc.fill_null(pc.cast(served, pa.float64(), safe=False), 0.0).to_numpy(zero_copy_only=False)
-        b = pc.fill_null(pc.cast(offline, pa.float64(), safe=False), 0.0).to_numpy(zero_copy_only=False)
+        a = pc.cast(s, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+        b = pc.cast(o, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
         with np.errstate(invalid="ignore", over="ignore"):
             d = np.abs(a - b)
             close = (a == b) | (np.isfinite(d) & (
@@ -256,13 +350,12 @@ def _compare(served: pa.ChunkedArray, offline: pa.ChunkedArray):
         equal = (s_nan & o_nan) | (~s_nan & ~o_nan & close)
         diff = np.where(both & ~s_nan & ~o_nan, d, np.nan)
     else:
-        sv, ov = served.to_pylist(), offline.to_pylist()
-        equal = np.array([x == y for x, y in zip(sv, ov)], dtype=bool)
-    state = np.zeros(len(served), dtype=np.int8)
+        equal = np.zeros(len(rows), dtype=bool)  # not plainly equal: two nulls only match
+    state = np.zeros(len(rows), dtype=np.int8)
     state[s_null & ~o_null] = 1
     state[~s_null & o_null] = 2
     state[both & ~equal] = 3
-    return state, (diff if numeric else None)
+    return rows, state, diff
 
 
 def skew_report(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvider",
@@ -283,15 +376,18 @@ def skew_report(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvid
     d = inference.deployments.get(deployment)
     inference.flush()
     b = d.binding
-    needed = ["entity", "request_data", "view"] + [
-        f"{col}{suffix}" for col in b.column_names for suffix in ("", "__status", "__event_time")]
-    log = read_requests(d.log_path, start, end, dict(storage_options or {}), columns=needed)
+    # the values now; statuses and event times later, of the skewed columns only
+    scan = _LogScan(d.log_path, start, end, dict(storage_options or {}),
+                    columns=["entity", "request_data", "view", *b.column_names],
+                    dictionary=("entity", "request_data", "view",
+                                *(f"{c}__status" for c in b.column_names)))
+    log = scan.table
     start_s, end_s = _iso(start), _iso(end)
     window = f"from {start_s or 'the start'} until {end_s or 'now'}"
     if log.num_rows == 0:
         raise SparkfsError(f"deployment {deployment!r} has no logged online requests {window}; "
                            "nothing to compare")
-    views = sorted(pc.unique(log.column("view")).to_pylist(), key=str)
+    views = sorted(_distinct(log.column("view")), key=str)
     if views != [d.view]:
         raise SparkfsError(
             f"deployment {deployment!r}: requests {window} were logged for view(s) {views} but "
@@ -322,7 +418,8 @@ def skew_report(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvid
                                     f"in training set {d.training_set}, {now_t} now")
     od_columns = _on_demand_columns(manifest, b)
     cols = _columns(catalog, b, source, od_columns, od_specs, changed, log)
-    fused = _fused_pass(catalog, offline, spark, b, log, cols, engine, sample)
+    fused = _fused_pass(catalog, offline, spark, b, log, cols, engine, sample,
+                        scan.columns)
     if int(fused["rows"]) != log.num_rows:
         raise SparkfsError(f"skew of {deployment!r}: the offline recompute returned "
                            f"{fused['rows']} rows for {log.num_rows} requests")
@@ -422,26 +519,20 @@ def _served_name(kind: str, j: int) -> str:
 
 def _served_side(log: pa.Table, cols: list["_Col"], known: dict[str, pa.Array]) -> dict:
     """What the comparison needs from the log, by name: per column the served value
-    (``skew_s{j}_``) and, for group columns, whether the online store marked it expired
-    (``skew_x{j}_``) and its event time (``skew_e{j}_``); plus the newest known event
-    times computed outside the join (aggregation groups)."""
-    out: dict[str, Any] = {}
-    for c in cols:
-        out[_served_name("s", c.j)] = log.column(c.name)
-        if c.kind == "group":
-            status = log.column(f"{c.name}__status")
-            out[_served_name("x", c.j)] = pc.fill_null(pc.equal(status, "expired"), False)
-            out[_served_name("e", c.j)] = log.column(f"{c.name}__event_time")
+    (``skew_s{j}_``), plus the newest known event times computed outside the join
+    (aggregation groups)."""
+    out: dict[str, Any] = {_served_name("s", c.j): log.column(c.name) for c in cols}
     out.update(known)
     return out
 
 
 def _fused_pass(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvider",
                 binding: Any, log: pa.Table, cols: list["_Col"], engine: str,
-                sample: int) -> dict:
+                sample: int, more: Any) -> dict:
     """Recompute the logged requests with the point-in-time join (as known at the served
     time, with the chosen rows' event times, on ``engine``) and compare in one pass over
-    its output beside the log (``_local_pass``). Returns the aggregates by name."""
+    its output beside the log (``_local_pass``; ``more(names)`` reads further log columns
+    for the same rows). Returns the aggregates by name."""
     from ..training import get_historical_features
 
     spine = _spine_arrow(log)
@@ -460,7 +551,7 @@ def _fused_pass(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvid
     # both engines: the join's rows (in log order) compared in one vectorised pass; on
     # Spark the rows reach the driver as Arrow, measured faster than the same rules as
     # one Spark SQL aggregation (whose wide CASE stages dominated)
-    return _local_pass(ts.to_arrow(), log, served, cols, sample)
+    return _local_pass(ts.to_arrow(), log, served, cols, sample, more)
 
 
 def _micros(col: Any) -> tuple[Any, Any]:
@@ -471,37 +562,47 @@ def _micros(col: Any) -> tuple[Any, Any]:
 
 
 def _local_pass(recomputed: pa.Table, log: pa.Table, served: dict, cols: list["_Col"],
-                sample: int) -> dict:
-    """The DuckDB engine's comparison: the rules of ``_compare`` vectorised over the join
-    result (Arrow/numpy, one pass per column; measured faster here than the same rules as
-    one DuckDB query, whose wide CASE expressions dominated), causes computed only for the
-    skewed rows. Returns the report's aggregates by name."""
+                sample: int, more: Any) -> dict:
+    """Both engines' comparison: the rules of ``_compare`` vectorised over the join result
+    (Arrow/numpy, one pass per column; measured faster here than the same rules as one
+    DuckDB query, whose wide CASE expressions dominated), causes computed only for the
+    skewed rows: the served statuses and event times are read (``more(names)``, one scan)
+    only for the group columns with skewed rows. Returns the report's aggregates by name."""
     import numpy as np
 
     n = recomputed.num_rows
     out: dict[str, Any] = {"rows": n}
     if n != log.num_rows:
         return out
-    at, _ = _micros(recomputed.column(_AT))
     code = {k: i for i, k in enumerate(CAUSES)}
     unexplained = code["unexplained"]
     group_cause: dict[str, Any] = {}  # group -> per row the first known cause (-1: none)
     results: dict[int, tuple[Any, Any, Any, Any]] = {}
+    skew: dict[int, tuple[Any, Any, Any]] = {}  # j -> skewed rows, their states and diffs
+    for c in cols:
+        rows, state, diff = _compare_rows(served[_served_name("s", c.j)],
+                                          recomputed.column(c.name))
+        bad = state != 0
+        skew[c.j] = (rows[bad], state[bad], None if diff is None else diff[bad])
+    why = [c for c in cols if c.kind == "group" and len(skew[c.j][0])]
+    extra = more([f"{c.name}{x}" for c in why for x in ("__status", "__event_time")]) \
+        if why else None
     order = sorted(cols, key=lambda c: c.kind != "group")
     for c in order:
-        state, diff = _compare(served[_served_name("s", c.j)], recomputed.column(c.name))
-        skewed = np.flatnonzero(state)
-        st = state[skewed]
+        skewed, st, diff = skew[c.j]
         cause = np.full(len(skewed), unexplained, dtype=np.int8)
         if c.kind == "changed":
             cause[:] = code["transform_changed"]
-        elif c.kind == "group" and len(skewed):
+        elif c.kind == "group" and len(skewed) and extra is not None:
             idx = pa.array(skewed)
-            expired = served[_served_name("x", c.j)].take(idx).to_numpy(zero_copy_only=False)
-            e, e_ok = _micros(served[_served_name("e", c.j)].take(idx))
+            status = extra.column(f"{c.name}__status").take(idx)
+            expired = pc.fill_null(pc.equal(status.cast(pa.string()), "expired"), False
+                                   ).to_numpy(zero_copy_only=False)
+            e, e_ok = _micros(extra.column(f"{c.name}__event_time").take(idx))
             ttl = expired.astype(bool)
             if c.ttl_us is not None:
-                ttl |= (st == 2) & e_ok & (at[skewed] - e > c.ttl_us)
+                at, _ = _micros(recomputed.column(_AT).take(idx))
+                ttl |= (st == 2) & e_ok & (at - e > c.ttl_us)
             lag = np.zeros(len(skewed), dtype=bool)
             if c.known is not None:
                 known_col = (recomputed.column(c.known) if c.known in recomputed.column_names
@@ -521,14 +622,14 @@ def _local_pass(recomputed: pa.Table, log: pa.Table, served: dict, cols: list["_
                     continue
                 found = (cause == unexplained) & (g[skewed] != -1)
                 cause[found] = g[skewed][found]
-        results[c.j] = (state, skewed, cause, diff)
+        results[c.j] = (st, skewed, cause, diff)
     for c in cols:
-        state, skewed, cause, diff = results[c.j]
-        counts = np.bincount(state, minlength=4)
+        st, skewed, cause, diff = results[c.j]
+        counts = np.bincount(st, minlength=4)
         for k in (1, 2, 3):
             out[f"n{k}_{c.j}"] = int(counts[k])
         if diff is not None:
-            mism = diff[state == 3]
+            mism = diff[st == 3]
             out[f"mean_{c.j}"] = float(mism.mean()) if len(mism) else None
             out[f"max_{c.j}"] = float(mism.max()) if len(mism) else None
         per_cause = np.bincount(cause, minlength=len(CAUSES))
@@ -543,20 +644,53 @@ def _local_pass(recomputed: pa.Table, log: pa.Table, served: dict, cols: list["_
 
 def _json_columns(col: pa.ChunkedArray) -> dict[str, pa.Array]:
     """The keys of a column of JSON objects (null or empty: no keys) as Arrow columns;
-    each distinct string is parsed once."""
-    enc = pc.dictionary_encode(col.combine_chunks())
-    objs = [json.loads(x) if x else {} for x in enc.dictionary.to_pylist()]
+    each distinct string is parsed once (dictionary-encoded columns, as ``_LogScan``
+    reads them, are used as they are: no pass over every row's string)."""
+    import numpy as np
+
+    if not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col)
+    ids: dict[str, int] = {}
+    objs: list[dict] = [{}]  # 0: null or empty
+    parts = []
+    for chunk in col.chunks:
+        strings = chunk.dictionary.to_pylist()
+        remap = np.zeros(max(len(strings), 1), dtype=np.int64)
+        for i in pc.unique(chunk.indices).drop_null().to_pylist():
+            x = strings[i]
+            if not x:
+                continue
+            if x not in ids:
+                ids[x] = len(objs)
+                objs.append(json.loads(x))
+            remap[i] = ids[x]
+        valid = chunk.indices.is_valid().to_numpy(zero_copy_only=False)
+        at = pc.fill_null(chunk.indices, 0).to_numpy(zero_copy_only=False)
+        parts.append(np.where(valid, remap[at], 0))
+    take = pa.array(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
     keys = sorted({k for o in objs for k in o})
-    return {k: pa.array([o.get(k) for o in objs]).take(enc.indices) for k in keys}
+    return {k: pa.array([o.get(k) for o in objs]).take(take) for k in keys}
+
+
+def _distinct(col: pa.ChunkedArray) -> list:
+    """The distinct values of ``col`` (dictionary-encoded or not), as Python values."""
+    if not pa.types.is_dictionary(col.type):
+        return pc.unique(col).to_pylist()
+    out: dict[Any, None] = {}
+    for chunk in col.chunks:
+        out.update(dict.fromkeys(chunk.dictionary.take(pc.unique(chunk.indices)).to_pylist()))
+    return list(out)
 
 
 def _spine_arrow(log: pa.Table) -> pa.Table:
     """The recompute's spine (Arrow): entity keys, request data, the served time
     (``_AT``) and the log position (``_ROW``)."""
+    import numpy as np
+
     cols: dict[str, Any] = _json_columns(log.column("entity"))
     cols.update(_json_columns(log.column("request_data")))
     cols[_AT] = log.column("time").cast(pa.timestamp("us", "UTC"))
-    cols[_ROW] = pa.array(range(log.num_rows), pa.int64())
+    cols[_ROW] = pa.array(np.arange(log.num_rows, dtype=np.int64))
     return pa.table(cols)
 
 
