@@ -13,13 +13,17 @@ clean (every feature matches) and the benchmark measures the report, not serving
 
 Measured per engine (``duckdb``, ``spark``), the same run, best of ``--repeat``:
 ``skew_report`` (log read, spine, the recompute with its fused comparison and causes)
-and the floor (the recompute's PIT join alone on an equivalent spine, fully materialized
-to Arrow: the Spark floor collects every row to the driver, the report collects one
-aggregate row).
-Reported: seconds and the ratio report/floor (goal: within 1.5x).
+and the floor (the recompute's PIT join alone, ``as_known_at=True``, on the same engine,
+over the same spine: one row per logged request, its key, the served time and the row
+number, as an Arrow table like the report's own, fully materialized to Arrow; the floor
+asks for no event times, so it is the cheaper join).
+Reported: seconds and the ratio report/floor (goal: within 1.5x). With ``--profile``,
+one more report per engine runs under cProfile and ``profiled_phases_s`` gives the
+cumulative seconds of its phases (reading the log, the spine, the join, the comparison,
+the second read of statuses and event times for skewed columns; cProfile adds overhead).
 
     .venv/bin/python bench/skew.py [--requests 5000] [--features 20] [--keys 500]
-    .venv/bin/python bench/skew.py --full [--repeat 2]   # the issue's size: 1M x 20
+    .venv/bin/python bench/skew.py --full [--repeat 2] [--profile]   # the issue's size: 1M x 20
 
 Prints one JSON document (progress on stderr). The defaults keep a run under two minutes
 on 2 busy cores, where setup (Spark start, ingest, materialize, MLflow) takes most of it.
@@ -121,16 +125,49 @@ def _log(fs, keys: list[str], n_requests: int) -> dt.datetime:
 
 
 def _floor_spine(fs, served: dt.datetime):
-    import pandas as pd
+    """The floor's spine, as the report builds its own: Arrow, one row per logged request
+    in log order (its key, the served time, the row number), so that neither side pays a
+    pandas conversion the other does not."""
+    import numpy as np
+    import pyarrow as pa
 
     from sparkfs.monitoring.skew import _AT, _ROW, read_requests
 
     d = fs.get_deployment("d")
-    log = read_requests(d.log_path, None, None, {})
-    spine = pd.DataFrame({"k": [json.loads(e)["k"] for e in log.column("entity").to_pylist()]})
-    spine[_AT] = pd.Series([served] * len(spine), dtype="datetime64[us, UTC]")
-    spine[_ROW] = range(len(spine))
+    log = read_requests(d.log_path, None, None, {}, columns=["entity"])
+    keys = [json.loads(e)["k"] for e in log.column("entity").to_pylist()]
+    spine = pa.table({"k": pa.array(keys, pa.string()),
+                      _AT: pa.repeat(pa.scalar(served, pa.timestamp("us", "UTC")), len(keys)),
+                      _ROW: pa.array(np.arange(len(keys), dtype=np.int64))})
     return spine, _AT
+
+
+#: The report's phases, by the function that runs each (cumulative seconds in ``--profile``).
+PHASES = {"read_log": "__init__", "spine": "_spine_arrow", "pit_join": "get_historical_features",
+          "compare": "_local_pass", "read_cause_columns": "columns"}
+
+
+def _phases(fn) -> dict:
+    """Run ``fn`` once under cProfile; the cumulative seconds of each of ``PHASES`` (the
+    functions of ``sparkfs/monitoring/skew.py``, and the join) and the total."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    t = time.perf_counter()
+    prof.enable()
+    fn()
+    prof.disable()
+    total = time.perf_counter() - t
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    out = {}
+    for phase, func in PHASES.items():
+        secs = [v[3] for (file, _, name), v in stats.items() if name == func and (
+            file.endswith(os.path.join("monitoring", "skew.py")) or func == "get_historical_features"
+            and file.endswith(os.path.join("training", "__init__.py")))]
+        out[phase] = round(sum(secs), 3)
+    out["total"] = round(total, 3)
+    return out
 
 
 def _best(fn, repeat: int) -> float:
@@ -150,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--history", type=int, default=10)
     p.add_argument("--engines", default="duckdb,spark")
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--profile", action="store_true",
+                   help="add one more report per engine run under cProfile: seconds per phase")
     p.add_argument("--full", action="store_true",
                    help="the issue's size: 1,000,000 logged requests x 20 features")
     args = p.parse_args(argv)
@@ -181,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
             t_floor = _best(floor, args.repeat)
             out[engine] = {"skew_report_s": t_report, "pit_join_floor_s": t_floor,
                            "ratio_report_over_floor": round(t_report / t_floor, 2)}
+            if args.profile:
+                out[engine]["profiled_phases_s"] = _phases(
+                    lambda engine=engine: fs.skew_report("d", engine=engine))
             print(f"{engine} done {time.perf_counter() - t0:.1f}s: {json.dumps(out[engine])}",
                   file=sys.stderr)
         fs.close()

@@ -196,7 +196,6 @@ class _LogScan:
 
     def __init__(self, log_path: str, start: Any, end: Any, storage_options: dict,
                  columns: list[str] | None = None, dictionary: tuple[str, ...] = ()) -> None:
-        import numpy as np
         import pyarrow.dataset as ds
         from deltalake import DeltaTable
 
@@ -222,8 +221,7 @@ class _LogScan:
             read = list(dict.fromkeys(["time", "request_id", "row", *columns,
                                        "scoring_path", "error"]))
         table = data.to_table(columns=read, filter=expr)
-        online = pc.fill_null(pc.equal(table.column("scoring_path").cast(pa.string()),
-                                       "online"), False)
+        online = _equals(table.column("scoring_path"), "online")
         keep = pc.and_(online, table.column("error").is_null())
         self.keep = None if pc.all(keep).as_py() is not False else keep
         if self.keep is not None:
@@ -231,12 +229,12 @@ class _LogScan:
         if read is not None:
             table = table.drop_columns([c for c in ("scoring_path", "error")
                                         if c not in columns])  # type: ignore[operator]
-        order = pc.sort_indices(table.select(["time", "request_id", "row"]),
-                                sort_keys=[("time", "ascending"), ("request_id", "ascending"),
-                                           ("row", "ascending")])
-        # appended in order already (the usual case): no copy of every column
-        self.order = (None if order.equals(pa.array(np.arange(table.num_rows), order.type))
-                      else order)
+        self.order = None
+        if not _in_order(table):  # appended in order (the usual case): no copy of any column
+            self.order = pc.sort_indices(
+                table.select(["time", "request_id", "row"]),
+                sort_keys=[("time", "ascending"), ("request_id", "ascending"),
+                           ("row", "ascending")])
         self.table = table if self.order is None else table.take(self.order)
 
     def columns(self, names: list[str]) -> pa.Table:
@@ -245,6 +243,45 @@ class _LogScan:
         if self.keep is not None:
             table = table.filter(self.keep)
         return table if self.order is None else table.take(self.order)
+
+
+def _equals(col: pa.ChunkedArray, value: str) -> pa.ChunkedArray:
+    """``col == value`` per row, null: False (a dictionary-encoded column is compared
+    through its dictionary).
+
+    >>> col = pa.chunked_array([pa.array(["a", None, "b"]).dictionary_encode()])
+    >>> _equals(col, "a").to_pylist(), _equals(col.cast(pa.string()), "a").to_pylist()
+    ([True, False, False], [True, False, False])
+    """
+    if not pa.types.is_dictionary(col.type):
+        return pc.fill_null(pc.equal(col, value), False)
+    return pa.chunked_array(
+        [pc.fill_null(pc.equal(c.dictionary, value).take(c.indices), False) for c in col.chunks],
+        pa.bool_())
+
+
+def _in_order(table: pa.Table) -> bool:
+    """Whether ``table``'s rows are already ordered by (``time``, ``request_id``, ``row``),
+    nulls last (one vectorised comparison of each row with the next, no sort).
+
+    >>> import datetime as dt
+    >>> t = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    >>> table = pa.table({"time": [t, t, t], "request_id": ["a", "a", "b"], "row": [0, 1, 0]})
+    >>> _in_order(table), _in_order(table.take([0, 2, 1]))
+    (True, False)
+    """
+    n = table.num_rows
+    if n < 2:
+        return True
+    if any(table.column(c).null_count for c in ("time", "request_id", "row")):
+        return False  # rare (rows from outside the logger): let the sort place the nulls
+    prev, nxt = table.slice(0, n - 1), table.slice(1)
+    ok = None
+    for c in ("row", "request_id", "time"):  # from the last key to the first
+        a, b = prev.column(c), nxt.column(c)
+        ok = pc.less_equal(a, b) if ok is None else pc.or_(pc.less(a, b),
+                                                            pc.and_(pc.equal(a, b), ok))
+    return bool(pc.all(ok).as_py())
 
 
 def _dictionary_dataset(data: Any, names: tuple[str, ...]) -> Any:
@@ -379,7 +416,7 @@ def skew_report(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvid
     # the values now; statuses and event times later, of the skewed columns only
     scan = _LogScan(d.log_path, start, end, dict(storage_options or {}),
                     columns=["entity", "request_data", "view", *b.column_names],
-                    dictionary=("entity", "request_data", "view",
+                    dictionary=("entity", "request_data", "view", "scoring_path", "error",
                                 *(f"{c}__status" for c in b.column_names)))
     log = scan.table
     start_s, end_s = _iso(start), _iso(end)
