@@ -45,6 +45,7 @@ def _reference(s, o) -> tuple[int, float | None]:
                     1e308, -1e308]),
     (pa.string(), [None, "", "a", "b"]),
     (pa.bool_(), [None, True, False]),
+    (pa.list_(pa.float64()), [None, [], [1.0], [2.0, None]]),
 ])
 def test_sparse_comparison_equals_the_per_row_rules(typ, values):
     rng = random.Random(7)

@@ -5,18 +5,22 @@ engine="duckdb", storage_options=...)`` (collaborators: the ``Catalog``, the
 ``OfflineStore``, a ``SparkProvider`` called only by the Spark engine, the
 ``sparkfs.inference.Inference`` holding the deployments and evaluation log):
 
-1. Reads the deployment's online requests in ``[start, end)`` from its evaluation log,
-   only the columns it needs (Arrow, no pandas on the value path: a null and a NaN stay
-   distinct); the spine's entity and request columns come from parsing each distinct
-   JSON string once.
+1. Reads the deployment's online requests in ``[start, end)`` from its evaluation log
+   (``_LogScan``: the window pushed into the scan, the online/no-error rows by a mask,
+   log order checked without a sort), only the columns it needs, in three reads: the
+   spine's (entity and request JSON dictionary-encoded, so that each distinct string is
+   parsed once and no row's string is decoded), then the served values (typed columns,
+   Arrow, no pandas: a null and a NaN stay distinct) on a second thread while the join
+   runs, then statuses and event times only for the group columns with skewed rows.
 2. Recomputes each request's features offline at its logged time with the same view,
    references and on-demand transforms: ``get_historical_features(..., as_known_at=True,
    event_times=True)`` (only rows committed before the request was served; the event time
    of the row chosen per group is the newest one offline knew then), engine ``"duckdb"``
    or ``"spark"``.
 3. Compares in one vectorised pass over the join output beside the log (``_local_pass``,
-   Arrow/numpy; the Spark engine's join rows reach the driver as Arrow), per model input
-   column, logged vs recomputed value:
+   Arrow compute then numpy on the rows not plainly equal, no per-row Python; the Spark
+   engine's join rows reach the driver as Arrow), per model input column, logged vs
+   recomputed value:
 
    - ``match``: both null, both NaN, or equal (numbers: equal, or finite and within
      ``1e-9`` relative; an infinity matches only the same infinity);
@@ -352,7 +356,7 @@ def _compare(served: pa.ChunkedArray, offline: pa.ChunkedArray):
 
 def _compare_rows(served: Any, offline: Any):
     """``_compare``'s rules, vectorised and sparse: ``(rows, state, diff)`` for the rows
-    whose values are not plainly equal (Arrow ``equal``; nulls and NaNs never are),
+    whose values are not plainly equal (Arrow ``equal``, or both null, or both NaN),
     ascending, with their state (0 to 3) and, for numbers, absolute difference; every
     other row matches. Numbers are compared as float64 (as before: integers beyond 2**53
     that float64 cannot tell apart match); nested types Arrow cannot compare are compared
@@ -361,7 +365,11 @@ def _compare_rows(served: Any, offline: Any):
 
     numeric = pa.types.is_integer(served.type) or pa.types.is_floating(served.type)
     try:
-        plain = pc.fill_null(pc.equal(served, offline), False)
+        plain = pc.or_(pc.fill_null(pc.equal(served, offline), False),
+                       pc.and_(served.is_null(), offline.is_null()))
+        if pa.types.is_floating(served.type) and pa.types.is_floating(offline.type):
+            plain = pc.or_(plain, pc.fill_null(pc.and_(pc.is_nan(served), pc.is_nan(offline)),
+                                               False))
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
         if numeric:
             raise
@@ -413,9 +421,10 @@ def skew_report(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvid
     d = inference.deployments.get(deployment)
     inference.flush()
     b = d.binding
-    # the values now; statuses and event times later, of the skewed columns only
+    # the spine's columns now; the served values while the join runs (``_fused_pass``);
+    # statuses and event times last, of the skewed columns only (``_local_pass``)
     scan = _LogScan(d.log_path, start, end, dict(storage_options or {}),
-                    columns=["entity", "request_data", "view", *b.column_names],
+                    columns=["entity", "request_data", "view"],
                     dictionary=("entity", "request_data", "view", "scoring_path", "error",
                                 *(f"{c}__status" for c in b.column_names)))
     log = scan.table
@@ -454,9 +463,9 @@ def skew_report(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvid
             changed[gr["label"]] = (f"transforms of group {gr['label']}: {gr.get('transforms')} "
                                     f"in training set {d.training_set}, {now_t} now")
     od_columns = _on_demand_columns(manifest, b)
-    cols = _columns(catalog, b, source, od_columns, od_specs, changed, log)
-    fused = _fused_pass(catalog, offline, spark, b, log, cols, engine, sample,
-                        scan.columns)
+    cols = _columns(catalog, b, source, od_columns, od_specs, changed, scan.data.schema)
+    fused, log = _fused_pass(catalog, offline, spark, b, log, cols, engine, sample,
+                             scan.columns)
     if int(fused["rows"]) != log.num_rows:
         raise SparkfsError(f"skew of {deployment!r}: the offline recompute returned "
                            f"{fused['rows']} rows for {log.num_rows} requests")
@@ -517,13 +526,13 @@ class _Col:
 
 
 def _columns(catalog: "Catalog", binding: Any, source: dict, od_columns: dict, od_specs: dict,
-             changed: dict, log: pa.Table) -> list["_Col"]:
+             changed: dict, schema: pa.Schema) -> list["_Col"]:
     from ..training.plan import EVENT_TIME_PREFIX, micros
 
     out = []
     groups: dict[tuple[str, int], Any] = {}
     for j, (col, dtype) in enumerate(binding.columns):
-        t = log.schema.field(col).type
+        t = schema.field(col).type
         numeric = pa.types.is_integer(t) or pa.types.is_floating(t)
         kind, info = source.get(col, ("on_demand", {}))
         if kind == "group":
@@ -565,11 +574,15 @@ def _served_side(log: pa.Table, cols: list["_Col"], known: dict[str, pa.Array]) 
 
 def _fused_pass(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvider",
                 binding: Any, log: pa.Table, cols: list["_Col"], engine: str,
-                sample: int, more: Any) -> dict:
+                sample: int, more: Any) -> tuple[dict, pa.Table]:
     """Recompute the logged requests with the point-in-time join (as known at the served
     time, with the chosen rows' event times, on ``engine``) and compare in one pass over
-    its output beside the log (``_local_pass``; ``more(names)`` reads further log columns
-    for the same rows). Returns the aggregates by name."""
+    its output beside the log (``_local_pass``). ``log`` has the spine's columns;
+    ``more(names)`` reads further log columns for the same rows: the served values are
+    read on a second thread while the join runs (Arrow's scan, DuckDB and the JVM release
+    the GIL). Returns the aggregates by name and the log with the served values."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from ..training import get_historical_features
 
     spine = _spine_arrow(log)
@@ -580,15 +593,21 @@ def _fused_pass(catalog: "Catalog", offline: "OfflineStore", spark: "SparkProvid
             group = catalog.get_group(c.group, c.group_version)
             known[name] = _known_at_serving(offline, group, c.key_columns, spine)
             c.known = name
+    with ThreadPoolExecutor(1, thread_name_prefix="sparkfs-skew-read") as pool:
+        values = pool.submit(more, [c.name for c in cols])
+        ts = get_historical_features(catalog, offline, spark, spine, list(binding.features),
+                                     _AT, engine=engine, as_known_at=True, event_times=True,
+                                     key_map=dict(binding.key_map) or None,
+                                     full_feature_names=binding.full_feature_names)
+        # both engines: the join's rows (in log order) compared in one vectorised pass; on
+        # Spark the rows reach the driver as Arrow, measured faster than the same rules as
+        # one Spark SQL aggregation (whose wide CASE stages dominated)
+        recomputed = ts.to_arrow()
+        read = values.result()
+    for name in read.column_names:
+        log = log.append_column(read.schema.field(name), read.column(name))
     served = _served_side(log, cols, known)
-    ts = get_historical_features(catalog, offline, spark, spine, list(binding.features), _AT,
-                                 engine=engine, as_known_at=True, event_times=True,
-                                 key_map=dict(binding.key_map) or None,
-                                 full_feature_names=binding.full_feature_names)
-    # both engines: the join's rows (in log order) compared in one vectorised pass; on
-    # Spark the rows reach the driver as Arrow, measured faster than the same rules as
-    # one Spark SQL aggregation (whose wide CASE stages dominated)
-    return _local_pass(ts.to_arrow(), log, served, cols, sample, more)
+    return _local_pass(recomputed, log, served, cols, sample, more), log
 
 
 def _micros(col: Any) -> tuple[Any, Any]:
