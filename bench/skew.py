@@ -19,8 +19,7 @@ number, as an Arrow table like the report's own, fully materialized to Arrow; th
 asks for no event times, so it is the cheaper join).
 Reported: seconds and the ratio report/floor (goal: within 1.5x). With ``--profile``,
 one more report per engine runs under cProfile and ``profiled_phases_s`` gives the
-cumulative seconds of its phases (reading the log, the spine, the join, the comparison,
-the second read of statuses and event times for skewed columns; cProfile adds overhead).
+cumulative seconds of its phases (``PHASES``; cProfile adds overhead).
 
     .venv/bin/python bench/skew.py [--requests 5000] [--features 20] [--keys 500]
     .venv/bin/python bench/skew.py --full [--repeat 2] [--profile]   # the size: 1M x 20
@@ -142,9 +141,12 @@ def _floor_spine(fs, served: dt.datetime):
     return spine, _AT
 
 
-#: The report's phases, by the function that runs each (cumulative seconds in ``--profile``).
+#: The report's phases, by the function that runs each (cumulative seconds in ``--profile``):
+#: the first read of the log (the spine's columns), the spine, the join, the comparison
+#: (with the read of statuses and event times of skewed columns). The read of the served
+#: values runs on a second thread during the join, which cProfile does not follow.
 PHASES = {"read_log": "__init__", "spine": "_spine_arrow", "pit_join": "get_historical_features",
-          "compare": "_local_pass", "read_cause_columns": "columns"}
+          "compare": "_local_pass"}
 
 
 def _phases(fn) -> dict:
