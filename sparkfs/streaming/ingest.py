@@ -7,7 +7,10 @@ Per micro-batch, in the driver (``foreachBatch``):
    at most ``collect_max_rows`` messages (known from its offsets, without a Spark job) is
    read into the driver once as Arrow, as a plain ``foreachBatch`` would, and split there;
    the event-time range is taken from it and quarantine is skipped when nothing was
-   refused. Larger batches and file/Delta batches (size unknown) stay in Spark, cached.
+   refused. JSON values from ``kafka_source`` leave Spark unparsed and pyarrow parses them
+   (``parse.parse_json_arrow``); a batch holding a payload pyarrow cannot vouch for
+   (malformed, a missing field...) is read again and parsed by Spark, which names each
+   refusal. Larger batches and file/Delta batches (size unknown) stay in Spark, cached.
 2. The parsed rows are ingested with run id ``stream-{stream_id}-{batch_id}``; the stream
    id lives in the checkpoint (``sparkfs.streaming.checkpoint``), so a batch Spark replays
    after a crash has the same run id and its Delta app transaction makes it a no-op.
@@ -15,10 +18,13 @@ Per micro-batch, in the driver (``foreachBatch``):
    written, and the query stops with that error.
 3. The unparseable payloads go to the group's quarantine table (``_raw_payload``,
    ``_reason``, ``_origin``) under their own run id, once.
-4. ``materialize``: the online store catches up from its watermark (the same incremental
-   materialization as ``fs.materialize``; newest event wins, so a replay or an out-of-order
-   event never makes a value older). Windowed-aggregation groups rebuild the touched keys'
-   state. After a crash between 2 and 4 the next batch catches up.
+4. Online, after the commit: when the online watermark is the version before the batch's
+   commit, the newest row per key of that commit goes online straight from the files it
+   added (``sparkfs.streaming.online.push_commit``: its log entry, pyarrow, no Spark, no
+   DuckDB) and the watermark moves to it. Otherwise (first batch, a crash between 2 and 4,
+   others' commits in between, windowed-aggregation groups) the online store catches up by
+   ``materialize`` (the same incremental materialization as ``fs.materialize``). Newest
+   event wins either way, so a replay or an out-of-order event never makes a value older.
 5. The micro-batch's record (counts, event-time range, validation status, statistics
    version, source offsets from the checkpoint's offset log) goes to the registry in one
    round trip (``sparkfs.streaming.batches``; ``fs.stream_batches``), and the stream's
@@ -45,6 +51,7 @@ from ..errors import ConfigError, SparkfsError, ValidationError
 from . import parse
 from .batches import StreamBatch, batch_offsets, kafka_rows, record_batch
 from .checkpoint import claim
+from .online import push_commit
 from .status import StreamStatus, now_iso, status_dir
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,16 +60,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..catalog import Catalog
     from ..offline.tables import OfflineStore
+    from ..online.base import OnlineStore
 
 #: How a stream writes one micro-batch: ``ingest(group, df, run_id)`` -> an ``IngestResult``
 #: (the facade passes ``fs.ingest`` without materialization: one Delta commit per run id).
 BatchIngest = Callable[[FeatureGroup, Any, str], Any]
-#: How a stream pushes a committed batch online: ``materialize(group)`` -> a
+#: How a stream catches the online store up: ``materialize(group)`` -> a
 #: ``MaterializeResult`` (``sparkfs.online.materialize.materialize`` with its stores bound).
 BatchMaterialize = Callable[[FeatureGroup], Any]
 #: A Kafka micro-batch of at most this many messages (by its offsets) is read into the driver
 #: once as Arrow; a larger one, or one of unknown size (files, Delta), stays in Spark.
 COLLECT_MAX_ROWS = 200_000
+#: Session time zones in which a zone-less timestamp text is UTC.
+_UTC_NAMES = frozenset({"UTC", "ETC/UTC", "GMT", "ETC/GMT", "Z", "+00:00"})
 
 
 def parse_trigger(trigger: str | dict | None) -> dict[str, Any]:
@@ -105,7 +115,9 @@ class MicroBatchWriter:
     """The ``foreachBatch`` function of a stream into one feature group: each batch goes
     through ``ingest`` (a ``BatchIngest``), unparseable payloads to the quarantine table in
     ``offline``, the run log to ``catalog``'s registry and, for an online group, the new
-    values online through ``materialize`` (a ``BatchMaterialize``; None: not online).
+    values online: its commit pushed to ``online`` (an ``OnlineStore``) when that store is
+    one version behind, else through ``materialize`` (a ``BatchMaterialize``; None: not
+    online).
 
     >>> import tempfile
     >>> from sparkfs import Entity, FeatureGroup, FeatureStore, Field
@@ -121,7 +133,8 @@ class MicroBatchWriter:
     def __init__(self, catalog: "Catalog", offline: "OfflineStore", group: FeatureGroup,
                  stream_id: str, tracker: _Tracker, *, ingest: BatchIngest,
                  materialize: BatchMaterialize | None = None,
-                 collect_max_rows: int = COLLECT_MAX_ROWS) -> None:
+                 online: "OnlineStore | None" = None,
+                 collect_max_rows: int = COLLECT_MAX_ROWS, payload: str | None = None) -> None:
         self.catalog = catalog
         self.offline = offline
         self.group = group
@@ -129,7 +142,10 @@ class MicroBatchWriter:
         self.tracker = tracker
         self.ingest = ingest
         self.materialize = materialize if group.online else None
+        self.online = online if self.materialize is not None else None
         self.collect_max_rows = collect_max_rows
+        # Kafka JSON values parsed by parse.parse_json: a collected batch is parsed by pyarrow
+        self.arrow_json = payload == "json" and parse.arrow_parsable(group)
 
     def run_id(self, batch_id: int) -> str:
         return f"stream-{self.stream_id}-{batch_id}"
@@ -161,16 +177,24 @@ class MicroBatchWriter:
                             last_error=None, **fresh)
 
     def _write(self, batch_df: DataFrame, record: StreamBatch) -> None:
+        clock = _Clock(record.phases_s)
         record.offsets = batch_offsets(self.tracker.status.checkpoint, record.batch_id)
         size = kafka_rows(record.offsets)
+        clock.lap("offsets")
         if self.collect_max_rows and size is not None and size <= self.collect_max_rows:
-            self._write_collected(batch_df, record)
+            self._write_collected(batch_df, record, clock)
         else:
-            self._write_distributed(batch_df, record)
+            self._write_distributed(batch_df, record, clock)
         self._results_of_ingest(record)
+        clock.lap("results")
         if self.materialize is not None:
-            m = self.materialize(self.group)
-            record.materialized_keys = m.keys_written
+            keys = None
+            if self.online is not None and record.delta_version is not None:
+                keys = push_commit(self.offline, self.online, self.group, record.delta_version)
+            if keys is None:
+                keys = self.materialize(self.group).keys_written
+            record.materialized_keys = keys
+            clock.lap("online")
 
     def _take(self, record: StreamBatch, result: Any) -> None:
         record.delta_version = result.delta_version
@@ -178,7 +202,7 @@ class MicroBatchWriter:
         record.rows_input, record.rows_written = result.rows_input, result.rows_written
         record.rows_skipped, record.rows_quarantined = result.rows_skipped, result.rows_quarantined
 
-    def _write_collected(self, batch_df: DataFrame, record: StreamBatch) -> None:
+    def _write_collected(self, batch_df: DataFrame, record: StreamBatch, clock: _Clock) -> None:
         """A small batch (its Kafka offsets say at most ``collect_max_rows`` messages): read
         it once into the driver as Arrow (one Spark job, as a plain ``foreachBatch`` does),
         and split, ingest, take the event-time range and quarantine from there — no cache,
@@ -186,9 +210,25 @@ class MicroBatchWriter:
         import pyarrow.compute as pc
 
         run_id = record.run_id
-        good, bad = parse.split_arrow(batch_df.toArrow())
+        table = None
+        if self.arrow_json:
+            # only the payload and its origin leave Spark (its from_json columns are pruned);
+            # pyarrow parses them, and hands the batch back to Spark's parse when a payload
+            # needs Spark's verdict (a refusal, or a form it reads its own way)
+            raw = batch_df.select(parse.RAW, parse.ORIGIN).toArrow()
+            clock.lap("read")
+            tz = batch_df.sparkSession.conf.get("spark.sql.session.timeZone") or ""
+            table = parse.parse_json_arrow(raw.column(parse.RAW), raw.column(parse.ORIGIN),
+                                           self.group, naive_is_utc=tz.upper() in _UTC_NAMES)
+            clock.lap("parse")
+        if table is None:
+            table = batch_df.toArrow()
+            clock.lap("read")
+        good, bad = parse.split_arrow(table)
+        clock.lap("parse")
         result = self.ingest(self.group, good, run_id)
         self._take(record, result)
+        clock.lap("ingest")
         if result.rows_input:
             lo_hi = pc.min_max(good.column(self.group.event_time)).as_py()
             lo, hi = lo_hi["min"], lo_hi["max"]
@@ -200,8 +240,9 @@ class MicroBatchWriter:
             record.rows_unparseable = write_quarantine(
                 self.offline, self.group, bad.to_pandas(), f"{run_id}-unparseable",
                 None if result.noop else result.delta_version)
+        clock.lap("quarantine")
 
-    def _write_distributed(self, batch_df: DataFrame, record: StreamBatch) -> None:
+    def _write_distributed(self, batch_df: DataFrame, record: StreamBatch, clock: _Clock) -> None:
         """A batch of unknown or large size: stays in Spark (cached for the passes)."""
         from pyspark.sql import functions as F
 
@@ -211,6 +252,7 @@ class MicroBatchWriter:
             good, bad = parse.split(batch)
             result = self.ingest(self.group, good, run_id)
             self._take(record, result)
+            clock.lap("ingest")  # with the read and the parse: Spark runs them lazily inside
             if result.rows_input:
                 et = self.group.event_time
                 row = good.agg(F.min(et), F.max(et)).first()
@@ -223,6 +265,7 @@ class MicroBatchWriter:
                 record.rows_unparseable = write_quarantine(
                     self.offline, self.group, bad, f"{run_id}-unparseable",
                     None if result.noop else result.delta_version)
+            clock.lap("quarantine")
         finally:
             batch.unpersist()
 
@@ -239,6 +282,19 @@ class MicroBatchWriter:
             record.statistics_version = record.delta_version
 
 
+class _Clock:
+    """Seconds spent per phase of a micro-batch, added into ``phases`` (``StreamBatch.phases_s``)."""
+
+    def __init__(self, phases: dict[str, float]) -> None:
+        self.phases = phases
+        self.last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases[phase] = round(self.phases.get(phase, 0.0) + now - self.last, 4)
+        self.last = now
+
+
 def _iso(value: Any) -> str:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:  # Spark returns session-local naive datetimes
@@ -251,9 +307,10 @@ def ingest_stream(catalog: "Catalog", offline: "OfflineStore", group: FeatureGro
                   streaming_df: DataFrame, checkpoint: str, trigger: str | dict | None = None,
                   source: str | None = None, query_name: str | None = None, *,
                   ingest: BatchIngest, materialize: BatchMaterialize | None = None,
+                  online: "OnlineStore | None" = None,
                   status_root: str, collect_max_rows: int = COLLECT_MAX_ROWS) -> StreamingQuery:
     """Start the stream; returns the running ``StreamingQuery``. Each micro-batch is
-    written by a ``MicroBatchWriter`` (``ingest``, ``materialize`` as there); the stream's
+    written by a ``MicroBatchWriter`` (``ingest``, ``materialize``, ``online`` as there); the stream's
     status file lives under ``status_root`` (the config's ``data_dir``). A Kafka
     micro-batch of at most ``collect_max_rows`` messages is read into the driver once as
     Arrow (0: never); others stay in Spark.
@@ -285,7 +342,9 @@ def ingest_stream(catalog: "Catalog", offline: "OfflineStore", group: FeatureGro
                                     source=label, pid=os.getpid()),
                        status_dir(status_root))
     writer = MicroBatchWriter(catalog, offline, group, stream_id, tracker, ingest=ingest,
-                              materialize=materialize, collect_max_rows=collect_max_rows)
+                              materialize=materialize, online=online,
+                              collect_max_rows=collect_max_rows,
+                              payload=getattr(streaming_df, "_sparkfs_payload", None))
     w = (streaming_df.writeStream.foreachBatch(writer)
          .option("checkpointLocation", checkpoint)
          .queryName(query_name or f"sparkfs-{group.name}-v{group.version}-{stream_id}"))

@@ -181,6 +181,136 @@ def parse_avro(payload: Column, group: FeatureGroup, schema: str | None = None,
                     (origin if origin is not None else F.lit(None).cast("string")).alias(ORIGIN)])
 
 
+#: dtypes ``parse_json_arrow`` reads; a group with another input dtype is parsed by Spark.
+ARROW_JSON_DTYPES = frozenset({"boolean", "int", "long", "double", "string", "timestamp"})
+#: The timestamp strings ``parse_json_arrow`` reads (others: Spark judges the batch).
+_ISO = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?$"
+_ZONED = r"(Z|[+-]\d{2}:\d{2})$"
+
+
+def arrow_parsable(group: FeatureGroup) -> bool:
+    """True when every field a payload carries has a dtype ``parse_json_arrow`` reads.
+
+    >>> arrow_parsable(_demo())
+    True
+    """
+    dtypes = group.column_dtypes
+    return all(dtypes[n] in ARROW_JSON_DTYPES for n in required_fields(group))
+
+
+def parse_json_arrow(payloads: Any, origins: Any, group: FeatureGroup,
+                     naive_is_utc: bool = True) -> Any:
+    """``parse_json`` in this process, vectorised with pyarrow, for a batch collected to
+    the driver: the same table Spark's ``parse_json`` columns give (input columns in the
+    group's Arrow types, ``_sparkfs_raw``, ``_sparkfs_error``, ``_sparkfs_origin``) when
+    every payload is a clean, one-line JSON object that Spark would read to the same
+    values; None as soon as one is not (malformed, a missing field, a null key or event
+    time, a value of another JSON type, a duplicate field, a timestamp that is not plain
+    ISO-8601, or a zone-less one when ``naive_is_utc`` is False, i.e. the session's time
+    zone is not UTC): then Spark parses the batch and names each refusal, as before.
+
+    ``payloads`` and ``origins`` are Arrow string arrays of one row per message.
+    JSON ``NaN``/``Infinity`` tokens are read as floats; a JSON null feature is a missing
+    value; a field the object lacks is told from a null by reading the rows with a null
+    feature once more with ``json``.
+
+    >>> import pyarrow as pa
+    >>> t = parse_json_arrow(pa.array(['{"k": "a", "t": "2013-01-01T05:00:00Z", "x": NaN}',
+    ...                                '{"k": "b", "t": "2013-01-01 06:00:00", "x": null}']),
+    ...                      pa.array(["t/0/0", "t/0/1"]), _demo())
+    >>> t.column("x").to_pylist(), t.column(ERROR).null_count
+    ([nan, None], 2)
+    >>> parse_json_arrow(pa.array(['{"k": "a", "t": "2013-01-01T05:00:00Z"}']),
+    ...                  pa.array(["t/0/0"]), _demo()) is None  # x is missing: Spark says so
+    True
+    """
+    import io
+    import json
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+
+    from ..dtypes import arrow_type
+
+    payloads = payloads.combine_chunks() if isinstance(payloads, pa.ChunkedArray) else payloads
+    n = len(payloads)
+    fields = required_fields(group)
+    dtypes = group.column_dtypes
+    if n == 0 or payloads.null_count or pc.any(pc.match_substring_regex(payloads, r"[\r\n]")).as_py():
+        return None
+    # timestamps are read as text and converted below (Arrow's JSON reader does not)
+    read_as = pa.schema([(f, pa.string() if dtypes[f] == "timestamp" else arrow_type(dtypes[f]))
+                         for f in fields])
+    text = "\n".join(payloads.to_pylist()).encode()
+    try:
+        table = pj.read_json(io.BytesIO(text), read_options=pj.ReadOptions(use_threads=False),
+                             parse_options=pj.ParseOptions(explicit_schema=read_as,
+                                                           unexpected_field_behavior="ignore"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    if table.num_rows != n:
+        return None
+    must_be_set = set(group.join_keys) | {group.event_time}
+    columns = []
+    nullable_rows = None
+    for f in fields:
+        col = table.column(f)
+        if col.null_count:
+            if f in must_be_set:
+                return None
+            rows = pc.is_null(col)
+            nullable_rows = rows if nullable_rows is None else pc.or_(nullable_rows, rows)
+        if dtypes[f] == "timestamp":
+            col = _timestamps(col, naive_is_utc)
+            if col is None:
+                return None
+        columns.append(col.cast(arrow_type(dtypes[f])))
+    if nullable_rows is not None:  # null or absent? Spark refuses an absent field
+        for i in pc.indices_nonzero(nullable_rows).to_pylist():
+            try:
+                obj = json.loads(payloads[i].as_py(), object_pairs_hook=_pairs)
+            except ValueError:
+                return None
+            if not isinstance(obj, dict) or any(f not in obj for f in fields):
+                return None
+    return pa.table(columns + [payloads, pa.nulls(n, pa.string()), origins],
+                    names=fields + [RAW, ERROR, ORIGIN])
+
+
+def _pairs(pairs: list) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("duplicate field")
+    return out
+
+
+def _timestamps(col: Any, naive_is_utc: bool) -> Any:
+    """Plain ISO-8601 strings as UTC timestamps (zone-less ones as UTC when
+    ``naive_is_utc``); None when one is not of that form or not a valid time."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    valid = col.drop_null()
+    if not pc.all(pc.match_substring_regex(valid, _ISO)).as_py():
+        return None
+    zoned = pc.match_substring_regex(col, _ZONED)
+    utc = pa.timestamp("us", "UTC")
+    try:
+        if pc.all(pc.fill_null(zoned, True)).as_py():
+            return col.cast(utc)
+        if not naive_is_utc:
+            return None
+        if not pc.any(zoned).as_py():
+            return col.cast(pa.timestamp("us")).cast(utc)
+        out = [pa.array([v]).cast(utc if z else pa.timestamp("us")).cast(utc)[0].as_py()
+               if v is not None else None
+               for v, z in zip(col.to_pylist(), zoned.to_pylist())]
+        return pa.array(out, utc)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+
+
 def split(batch: DataFrame) -> tuple[DataFrame, DataFrame | None]:
     """(parsed rows without the parse columns, unparseable rows shaped for quarantine);
     a frame without parse columns is returned as is, with None."""

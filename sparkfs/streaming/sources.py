@@ -42,9 +42,13 @@ if TYPE_CHECKING:  # pragma: no cover
 FORMATS = ("json", "parquet", "csv")
 
 
-def _label(df: DataFrame, text: str) -> DataFrame:
+def _label(df: DataFrame, text: str, payload: str | None = None) -> DataFrame:
+    """Mark ``df`` for ``ingest_stream``: its source, and ``payload="json"`` when its rows
+    are Kafka values parsed by ``parse.parse_json`` (the stream may then parse a collected
+    batch with pyarrow instead). A frame derived from it carries neither."""
     try:
         df._sparkfs_source = text  # type: ignore[attr-defined]  # read by ingest_stream
+        df._sparkfs_payload = payload  # type: ignore[attr-defined]
     except AttributeError:  # pragma: no cover - a frame class that refuses attributes
         pass
     return df
@@ -96,6 +100,7 @@ def kafka_source(spark: SparkSession, group: FeatureGroup, bootstrap_servers: st
                                           confluent=value_format == "avro-confluent"))
     else:
         df = raw.select(*parse.parse_json(F.col("value").cast("string"), group, origin))
+        return _label(df, f"kafka:{topic}", "json")
     return _label(df, f"kafka:{topic}")
 
 
