@@ -7,10 +7,7 @@ Per micro-batch, in the driver (``foreachBatch``):
    at most ``collect_max_rows`` messages (known from its offsets, without a Spark job) is
    read into the driver once as Arrow, as a plain ``foreachBatch`` would, and split there;
    the event-time range is taken from it and quarantine is skipped when nothing was
-   refused. JSON values from ``kafka_source`` leave Spark unparsed and pyarrow parses them
-   (``parse.parse_json_arrow``); a batch holding a payload pyarrow cannot vouch for
-   (malformed, a missing field...) is read again and parsed by Spark, which names each
-   refusal. Larger batches and file/Delta batches (size unknown) stay in Spark, cached.
+   refused. Larger batches and file/Delta batches (size unknown) stay in Spark, cached.
 2. The parsed rows are ingested with run id ``stream-{stream_id}-{batch_id}``; the stream
    id lives in the checkpoint (``sparkfs.streaming.checkpoint``), so a batch Spark replays
    after a crash has the same run id and its Delta app transaction makes it a no-op.
@@ -71,8 +68,6 @@ BatchMaterialize = Callable[[FeatureGroup], Any]
 #: A Kafka micro-batch of at most this many messages (by its offsets) is read into the driver
 #: once as Arrow; a larger one, or one of unknown size (files, Delta), stays in Spark.
 COLLECT_MAX_ROWS = 200_000
-#: Session time zones in which a zone-less timestamp text is UTC.
-_UTC_NAMES = frozenset({"UTC", "ETC/UTC", "GMT", "ETC/GMT", "Z", "+00:00"})
 
 
 def parse_trigger(trigger: str | dict | None) -> dict[str, Any]:
@@ -134,7 +129,7 @@ class MicroBatchWriter:
                  stream_id: str, tracker: _Tracker, *, ingest: BatchIngest,
                  materialize: BatchMaterialize | None = None,
                  online: "OnlineStore | None" = None,
-                 collect_max_rows: int = COLLECT_MAX_ROWS, payload: str | None = None) -> None:
+                 collect_max_rows: int = COLLECT_MAX_ROWS) -> None:
         self.catalog = catalog
         self.offline = offline
         self.group = group
@@ -144,8 +139,6 @@ class MicroBatchWriter:
         self.materialize = materialize if group.online else None
         self.online = online if self.materialize is not None else None
         self.collect_max_rows = collect_max_rows
-        # Kafka JSON values parsed by parse.parse_json: a collected batch is parsed by pyarrow
-        self.arrow_json = payload == "json" and parse.arrow_parsable(group)
 
     def run_id(self, batch_id: int) -> str:
         return f"stream-{self.stream_id}-{batch_id}"
@@ -210,22 +203,10 @@ class MicroBatchWriter:
         import pyarrow.compute as pc
 
         run_id = record.run_id
-        table = None
-        if self.arrow_json:
-            # only the payload and its origin leave Spark (its from_json columns are pruned);
-            # pyarrow parses them, and hands the batch back to Spark's parse when a payload
-            # needs Spark's verdict (a refusal, or a form it reads its own way)
-            raw = batch_df.select(parse.RAW, parse.ORIGIN).toArrow()
-            clock.lap("read")
-            tz = batch_df.sparkSession.conf.get("spark.sql.session.timeZone") or ""
-            table = parse.parse_json_arrow(raw.column(parse.RAW), raw.column(parse.ORIGIN),
-                                           self.group, naive_is_utc=tz.upper() in _UTC_NAMES)
-            clock.lap("parse")
-        if table is None:
-            table = batch_df.toArrow()
-            clock.lap("read")
+        table = batch_df.toArrow()
+        clock.lap("read")
         good, bad = parse.split_arrow(table)
-        clock.lap("parse")
+        clock.lap("split")
         result = self.ingest(self.group, good, run_id)
         self._take(record, result)
         clock.lap("ingest")
@@ -343,8 +324,7 @@ def ingest_stream(catalog: "Catalog", offline: "OfflineStore", group: FeatureGro
                        status_dir(status_root))
     writer = MicroBatchWriter(catalog, offline, group, stream_id, tracker, ingest=ingest,
                               materialize=materialize, online=online,
-                              collect_max_rows=collect_max_rows,
-                              payload=getattr(streaming_df, "_sparkfs_payload", None))
+                              collect_max_rows=collect_max_rows)
     w = (streaming_df.writeStream.foreachBatch(writer)
          .option("checkpointLocation", checkpoint)
          .queryName(query_name or f"sparkfs-{group.name}-v{group.version}-{stream_id}"))

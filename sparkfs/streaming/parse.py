@@ -1,8 +1,9 @@
 """Parsing message payloads (Kafka values, lines of JSON files) into a group's columns,
 with a reason for every payload that cannot be parsed.
 
-Each payload is parsed twice by Spark's ``from_json``: once with the group's types and
-once with every field as text. A field is **missing** when the JSON object lacks it (or
+Each payload is parsed by Spark's ``from_json`` three times: with the group's types, with
+every field as text, and as a map for the object's keys (``parse_json_frame`` does each
+once per row). A field is **missing** when the JSON object lacks it (or
 gives null for a join key or the event time), and has the **wrong type** when its text is
 there but the typed parse gave null. A payload that is not a JSON object is refused whole.
 Feature fields may be JSON null (a missing value); ``NaN``/``Infinity`` tokens (as Python's
@@ -51,9 +52,8 @@ def input_schema(group: FeatureGroup):
                                         for n in required_fields(group)))
 
 
-def parse_json(payload: Column, group: FeatureGroup, origin: Column | None = None) -> list[Column]:
-    """Columns to ``select`` from a frame holding the payload text: the parsed input
-    columns, ``_sparkfs_raw``, ``_sparkfs_error`` and ``_sparkfs_origin``."""
+def _json_parses(payload: Column, group: FeatureGroup) -> tuple[Column, Column, Column]:
+    """The three parses of a payload: typed, every field as text, the object's keys."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -64,6 +64,14 @@ def parse_json(payload: Column, group: FeatureGroup, origin: Column | None = Non
     # the keys of the object; not json_object_keys, which calls a payload with a NaN or
     # Infinity token (Python's json.dumps writes them) "not JSON" while from_json reads it
     present = F.map_keys(F.from_json(payload, "map<string,string>", {"mode": "PERMISSIVE"}))
+    return typed, text, present
+
+
+def _json_columns(payload: Column, typed: Column, text: Column, present: Column,
+                  group: FeatureGroup, origin: Column | None) -> list[Column]:
+    from pyspark.sql import functions as F
+
+    schema = input_schema(group)
     must_be_set = set(group.join_keys) | {group.event_time}
     missing, wrong = [], []
     for f in schema.fields:
@@ -82,6 +90,34 @@ def parse_json(payload: Column, group: FeatureGroup, origin: Column | None = Non
     return ([typed[f.name].alias(f.name) for f in schema.fields]
             + [payload.alias(RAW), reason.alias(ERROR),
                (origin if origin is not None else F.lit(None).cast("string")).alias(ORIGIN)])
+
+
+def parse_json(payload: Column, group: FeatureGroup, origin: Column | None = None) -> list[Column]:
+    """Columns to ``select`` from a frame holding the payload text: the parsed input
+    columns, ``_sparkfs_raw``, ``_sparkfs_error`` and ``_sparkfs_origin``. In one select
+    Spark may parse a payload once per column that reads it (a parse inside a ``when`` is
+    not shared); ``parse_json_frame`` gives the same columns with each parse done once."""
+    typed, text, present = _json_parses(payload, group)
+    return _json_columns(payload, typed, text, present, group, origin)
+
+
+_PARSED = ("_sparkfs_typed", "_sparkfs_text", "_sparkfs_keys")
+
+
+def parse_json_frame(frame: DataFrame, payload: Column, group: FeatureGroup,
+                     origin: Column | None = None) -> DataFrame:
+    """``frame.select(*parse_json(payload, group, origin))`` in two steps: the three parses
+    of each payload as columns first (Spark does not merge a projection that would repeat
+    them), then the columns and the reason read from those: several times cheaper per row
+    than the one select."""
+    from pyspark.sql import functions as F
+
+    typed, text, present = _json_parses(payload, group)
+    staged = frame.select(payload.alias(RAW),
+                          (origin if origin is not None else F.lit(None).cast("string")).alias(ORIGIN),
+                          typed.alias(_PARSED[0]), text.alias(_PARSED[1]), present.alias(_PARSED[2]))
+    typed_c, text_c, keys_c = (F.col(c) for c in _PARSED)
+    return staged.select(*_json_columns(F.col(RAW), typed_c, text_c, keys_c, group, F.col(ORIGIN)))
 
 
 #: Avro types of sparkfs dtypes (timestamps: microseconds since the epoch, UTC).
@@ -122,9 +158,15 @@ def parse_avro(payload: Column, group: FeatureGroup, schema: str | None = None,
     null join key or event time is a missing field; a field whose Avro value does not cast
     to the group's type has the wrong type. ``_sparkfs_raw`` holds the payload in base64.
     A schema that lacks a field the group needs is refused before the stream starts."""
-    import json
+    schema = _checked_avro_schema(group, schema)
+    framed, decoded = _avro_decoded(payload, schema, confluent)
+    return _avro_columns(payload, framed, decoded, group, origin)
 
-    from pyspark.sql import functions as F
+
+def _checked_avro_schema(group: FeatureGroup, schema: str | None) -> str:
+    """``schema`` (default: the group's), refused unless it is an Avro record schema with
+    every field the group needs."""
+    import json
 
     from ..errors import ConfigError
 
@@ -139,6 +181,15 @@ def parse_avro(payload: Column, group: FeatureGroup, schema: str | None = None,
         raise ConfigError(f"the Avro schema for feature group {group.name!r} lacks field(s) "
                           f"{lacking}; every payload must carry the join keys, the event time "
                           "and the input fields")
+    return schema
+
+
+def _avro_decoded(payload: Column, schema: str, confluent: bool) -> tuple[Column, Column]:
+    """(whether the payload has the Confluent header, or True; the decoded record)."""
+    from pyspark.sql import functions as F
+
+    from ..errors import ConfigError
+
     framed = F.lit(True)
     body = payload
     if confluent:  # magic byte 0x00 + 4-byte schema id, then the record
@@ -153,6 +204,13 @@ def parse_avro(payload: Column, group: FeatureGroup, schema: str | None = None,
                           "classpath: start Spark with spark.jars = sparkfs.jvm.jars('spark-kafka') "
                           f"(`python -m sparkfs.jvm fetch spark-kafka`): {str(exc).splitlines()[0]}"
                           ) from None
+    return framed, decoded
+
+
+def _avro_columns(payload: Column, framed: Column, decoded: Column, group: FeatureGroup,
+                  origin: Column | None) -> list[Column]:
+    from pyspark.sql import functions as F
+
     target = input_schema(group)
     must_be_set = set(group.join_keys) | {group.event_time}
     missing, wrong, cols = [], [], []
@@ -181,134 +239,19 @@ def parse_avro(payload: Column, group: FeatureGroup, schema: str | None = None,
                     (origin if origin is not None else F.lit(None).cast("string")).alias(ORIGIN)])
 
 
-#: dtypes ``parse_json_arrow`` reads; a group with another input dtype is parsed by Spark.
-ARROW_JSON_DTYPES = frozenset({"boolean", "int", "long", "double", "string", "timestamp"})
-#: The timestamp strings ``parse_json_arrow`` reads (others: Spark judges the batch).
-_ISO = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?$"
-_ZONED = r"(Z|[+-]\d{2}:\d{2})$"
+def parse_avro_frame(frame: DataFrame, payload: Column, group: FeatureGroup,
+                     schema: str | None = None, origin: Column | None = None,
+                     confluent: bool = False) -> DataFrame:
+    """``frame.select(*parse_avro(...))`` in two steps, as ``parse_json_frame``: each
+    payload is decoded once, then the columns and the reason are read from the record."""
+    from pyspark.sql import functions as F
 
-
-def arrow_parsable(group: FeatureGroup) -> bool:
-    """True when every field a payload carries has a dtype ``parse_json_arrow`` reads.
-
-    >>> arrow_parsable(_demo())
-    True
-    """
-    dtypes = group.column_dtypes
-    return all(dtypes[n] in ARROW_JSON_DTYPES for n in required_fields(group))
-
-
-def parse_json_arrow(payloads: Any, origins: Any, group: FeatureGroup,
-                     naive_is_utc: bool = True) -> Any:
-    """``parse_json`` in this process, vectorised with pyarrow, for a batch collected to
-    the driver: the same table Spark's ``parse_json`` columns give (input columns in the
-    group's Arrow types, ``_sparkfs_raw``, ``_sparkfs_error``, ``_sparkfs_origin``) when
-    every payload is a clean, one-line JSON object that Spark would read to the same
-    values; None as soon as one is not (malformed, a missing field, a null key or event
-    time, a value of another JSON type, a duplicate field, a timestamp that is not plain
-    ISO-8601, or a zone-less one when ``naive_is_utc`` is False, i.e. the session's time
-    zone is not UTC): then Spark parses the batch and names each refusal, as before.
-
-    ``payloads`` and ``origins`` are Arrow string arrays of one row per message.
-    JSON ``NaN``/``Infinity`` tokens are read as floats; a JSON null feature is a missing
-    value; a field the object lacks is told from a null by reading the rows with a null
-    feature once more with ``json``.
-
-    >>> import pyarrow as pa
-    >>> t = parse_json_arrow(pa.array(['{"k": "a", "t": "2013-01-01T05:00:00Z", "x": NaN}',
-    ...                                '{"k": "b", "t": "2013-01-01 06:00:00", "x": null}']),
-    ...                      pa.array(["t/0/0", "t/0/1"]), _demo())
-    >>> t.column("x").to_pylist(), t.column(ERROR).null_count
-    ([nan, None], 2)
-    >>> parse_json_arrow(pa.array(['{"k": "a", "t": "2013-01-01T05:00:00Z"}']),
-    ...                  pa.array(["t/0/0"]), _demo()) is None  # x is missing: Spark says so
-    True
-    """
-    import io
-    import json
-
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.json as pj
-
-    from ..dtypes import arrow_type
-
-    payloads = payloads.combine_chunks() if isinstance(payloads, pa.ChunkedArray) else payloads
-    n = len(payloads)
-    fields = required_fields(group)
-    dtypes = group.column_dtypes
-    if n == 0 or payloads.null_count or pc.any(pc.match_substring_regex(payloads, r"[\r\n]")).as_py():
-        return None
-    # timestamps are read as text and converted below (Arrow's JSON reader does not)
-    read_as = pa.schema([(f, pa.string() if dtypes[f] == "timestamp" else arrow_type(dtypes[f]))
-                         for f in fields])
-    text = "\n".join(payloads.to_pylist()).encode()
-    try:
-        table = pj.read_json(io.BytesIO(text), read_options=pj.ReadOptions(use_threads=False),
-                             parse_options=pj.ParseOptions(explicit_schema=read_as,
-                                                           unexpected_field_behavior="ignore"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return None
-    if table.num_rows != n:
-        return None
-    must_be_set = set(group.join_keys) | {group.event_time}
-    columns = []
-    nullable_rows = None
-    for f in fields:
-        col = table.column(f)
-        if col.null_count:
-            if f in must_be_set:
-                return None
-            rows = pc.is_null(col)
-            nullable_rows = rows if nullable_rows is None else pc.or_(nullable_rows, rows)
-        if dtypes[f] == "timestamp":
-            col = _timestamps(col, naive_is_utc)
-            if col is None:
-                return None
-        columns.append(col.cast(arrow_type(dtypes[f])))
-    if nullable_rows is not None:  # null or absent? Spark refuses an absent field
-        for i in pc.indices_nonzero(nullable_rows).to_pylist():
-            try:
-                obj = json.loads(payloads[i].as_py(), object_pairs_hook=_pairs)
-            except ValueError:
-                return None
-            if not isinstance(obj, dict) or any(f not in obj for f in fields):
-                return None
-    return pa.table(columns + [payloads, pa.nulls(n, pa.string()), origins],
-                    names=fields + [RAW, ERROR, ORIGIN])
-
-
-def _pairs(pairs: list) -> dict:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise ValueError("duplicate field")
-    return out
-
-
-def _timestamps(col: Any, naive_is_utc: bool) -> Any:
-    """Plain ISO-8601 strings as UTC timestamps (zone-less ones as UTC when
-    ``naive_is_utc``); None when one is not of that form or not a valid time."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    valid = col.drop_null()
-    if not pc.all(pc.match_substring_regex(valid, _ISO)).as_py():
-        return None
-    zoned = pc.match_substring_regex(col, _ZONED)
-    utc = pa.timestamp("us", "UTC")
-    try:
-        if pc.all(pc.fill_null(zoned, True)).as_py():
-            return col.cast(utc)
-        if not naive_is_utc:
-            return None
-        if not pc.any(zoned).as_py():
-            return col.cast(pa.timestamp("us")).cast(utc)
-        out = [pa.array([v]).cast(utc if z else pa.timestamp("us")).cast(utc)[0].as_py()
-               if v is not None else None
-               for v, z in zip(col.to_pylist(), zoned.to_pylist())]
-        return pa.array(out, utc)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return None
+    framed, decoded = _avro_decoded(payload, _checked_avro_schema(group, schema), confluent)
+    staged = frame.select(payload.alias("_sparkfs_payload"),
+                          (origin if origin is not None else F.lit(None).cast("string")).alias(ORIGIN),
+                          framed.alias("_sparkfs_framed"), decoded.alias("_sparkfs_record"))
+    return staged.select(*_avro_columns(F.col("_sparkfs_payload"), F.col("_sparkfs_framed"),
+                                        F.col("_sparkfs_record"), group, F.col(ORIGIN)))
 
 
 def split(batch: DataFrame) -> tuple[DataFrame, DataFrame | None]:

@@ -42,13 +42,9 @@ if TYPE_CHECKING:  # pragma: no cover
 FORMATS = ("json", "parquet", "csv")
 
 
-def _label(df: DataFrame, text: str, payload: str | None = None) -> DataFrame:
-    """Mark ``df`` for ``ingest_stream``: its source, and ``payload="json"`` when its rows
-    are Kafka values parsed by ``parse.parse_json`` (the stream may then parse a collected
-    batch with pyarrow instead). A frame derived from it carries neither."""
+def _label(df: DataFrame, text: str) -> DataFrame:
     try:
         df._sparkfs_source = text  # type: ignore[attr-defined]  # read by ingest_stream
-        df._sparkfs_payload = payload  # type: ignore[attr-defined]
     except AttributeError:  # pragma: no cover - a frame class that refuses attributes
         pass
     return df
@@ -96,11 +92,10 @@ def kafka_source(spark: SparkSession, group: FeatureGroup, bootstrap_servers: st
     origin = F.concat_ws("/", F.col("topic"), F.col("partition").cast("string"),
                          F.col("offset").cast("string"))
     if value_format.startswith("avro"):
-        df = raw.select(*parse.parse_avro(F.col("value"), group, avro_schema, origin,
-                                          confluent=value_format == "avro-confluent"))
+        df = parse.parse_avro_frame(raw, F.col("value"), group, avro_schema, origin,
+                                    confluent=value_format == "avro-confluent")
     else:
-        df = raw.select(*parse.parse_json(F.col("value").cast("string"), group, origin))
-        return _label(df, f"kafka:{topic}", "json")
+        df = parse.parse_json_frame(raw, F.col("value").cast("string"), group, origin)
     return _label(df, f"kafka:{topic}")
 
 
@@ -115,7 +110,7 @@ def files_source(spark: SparkSession, group: FeatureGroup, path: str, format: st
     opts = {k: str(v) for k, v in (options or {}).items()}
     if format == "json":
         raw = spark.readStream.options(**opts).text(path)
-        df = raw.select(*parse.parse_json(F.col("value"), group, F.input_file_name()))
+        df = parse.parse_json_frame(raw, F.col("value"), group, F.input_file_name())
     else:
         if format == "csv":
             opts.setdefault("header", "true")
