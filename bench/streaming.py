@@ -155,27 +155,32 @@ SPARK_PHASES = ("latestOffset", "walCommit", "addBatch", "commitOffsets", "trigg
 
 def _spark_phases(query, inside: dict | None = None) -> dict:
     """Mean milliseconds per micro-batch that read rows: Spark's phases and, with
-    ``inside``, the batch function's own (from the run log); ``bookkeeping`` is what
-    addBatch spent outside them (run-log record, status file, Python callback)."""
+    ``inside`` (batch id -> the batch function's own phases, from the run log), those of
+    the same batches; ``in_bookkeeping`` is what addBatch spent outside them (run-log
+    record, status file, the Python callback)."""
     done = [p for p in query.recentProgress if p.numInputRows > 0]
+    if inside is not None:
+        done = [p for p in done if p.batchId in inside]
     out: dict = {"batches": len(done)}
+
+    def mean(values: list) -> float | None:
+        return round(sum(values) / len(values), 1) if values else None
+
     for name in SPARK_PHASES:
-        vals = [p.durationMs.get(name, 0) for p in done]
-        out[name] = round(sum(vals) / len(vals), 1) if vals else None
-    if inside:
-        out.update({f"in_{k}": v for k, v in inside.items()})
-        if out["addBatch"] is not None:
-            out["in_bookkeeping"] = round(out["addBatch"] - sum(inside.values()), 1)
+        out[name] = mean([p.durationMs.get(name, 0) for p in done])
+    if inside is not None and done:
+        phases = [inside[p.batchId] for p in done]
+        for name in sorted({k for ph in phases for k in ph}):
+            out[f"in_{name}"] = mean([1000 * ph.get(name, 0.0) for ph in phases])
+        out["in_bookkeeping"] = mean([p.durationMs.get("addBatch", 0) - 1000 * sum(ph.values())
+                                      for p, ph in zip(done, phases)])
     return out
 
 
 def _batch_phases(fs, query) -> dict:
-    """Mean milliseconds per phase of the stream's recorded micro-batches that wrote rows."""
+    """Batch id -> seconds per phase, for the stream's recorded micro-batches with rows."""
     [status] = [s for s in fs.list_streams() if s.query_id == str(query.id)]
-    batches = [b for b in fs.stream_batches(status.stream_id) if b.rows_input]
-    names = sorted({k for b in batches for k in b.phases_s})
-    return {k: round(1000 * sum(b.phases_s.get(k, 0.0) for b in batches) / len(batches), 1)
-            for k in names}
+    return {b.batch_id: b.phases_s for b in fs.stream_batches(status.stream_id) if b.rows_input}
 
 
 def _freshness(fs, group, kafka, work: str, args, rate: float) -> dict:
