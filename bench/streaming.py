@@ -73,8 +73,8 @@ def main() -> None:
     fs = FeatureStore({"project": "bench", "data_dir": work, "ingest": {"statistics": False}},
                       spark=spark)
     fs.apply([group])
-    out: dict = {"events": args.events, "features": len(FEATURES), "keys": args.keys,
-                 "max_offsets_per_trigger": args.per_trigger}
+    out: dict = {**_revision(), "events": args.events, "features": len(FEATURES),
+                 "keys": args.keys, "max_offsets_per_trigger": args.per_trigger}
     with KafkaBroker() as kafka:
         kafka.create_topic("bench", partitions=2)
         kafka.produce("bench", [message(i, args.keys) for i in range(args.events)],
@@ -94,16 +94,21 @@ def main() -> None:
         value = F.from_json(F.col("value").cast("string"), parse.input_schema(group))
         parsed = raw.select(value.alias("r")).select("r.*")
         t0 = time.perf_counter()
-        (parsed.writeStream.foreachBatch(append).option("checkpointLocation", os.path.join(work, "ck-floor"))
-         .trigger(availableNow=True).start().awaitTermination())
+        floor_q = (parsed.writeStream.foreachBatch(append)
+                   .option("checkpointLocation", os.path.join(work, "ck-floor"))
+                   .trigger(availableNow=True).start())
+        floor_q.awaitTermination()
         floor_s = time.perf_counter() - t0
+        out["floor_batch_ms"] = _spark_phases(floor_q)
 
         df = fs.stream_source(group, "kafka", bootstrap_servers=kafka.bootstrap_servers, topic="bench",
                               options=opts)
         t0 = time.perf_counter()
-        fs.ingest_stream(group, df, checkpoint=os.path.join(work, "ck"),
-                         trigger="available_now").awaitTermination()
+        q = fs.ingest_stream(group, df, checkpoint=os.path.join(work, "ck"),
+                             trigger="available_now")
+        q.awaitTermination()
         sparkfs_s = time.perf_counter() - t0
+        out["sparkfs_batch_ms"] = _spark_phases(q, _batch_phases(fs, q))
         assert fs.read_history(group.name).to_arrow().num_rows == args.events
         out["floor_events_per_s"] = round(args.events / floor_s, 1)
         out["sparkfs_events_per_s"] = round(args.events / sparkfs_s, 1)
@@ -122,6 +127,60 @@ def main() -> None:
             and out["freshness_p99_s"] <= args.trigger_s + 1.0
     fs.close()
     print(json.dumps(out))
+
+
+def _revision() -> dict:
+    """The commit and branch the benchmark ran on."""
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+
+    def git(*a: str) -> str:
+        try:
+            return subprocess.run(["git", "-C", here, *a], capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return {"commit": git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else ""),
+            "branch": git("rev-parse", "--abbrev-ref", "HEAD")}
+
+
+#: Spark's own phases of a micro-batch (``StreamingQueryProgress.durationMs``): latestOffset
+#: (ask Kafka for the newest offsets), walCommit (write the offset log), addBatch (the
+#: batch function), commitOffsets (write the commit log), triggerExecution (all of it).
+SPARK_PHASES = ("latestOffset", "walCommit", "addBatch", "commitOffsets", "triggerExecution")
+
+
+def _spark_phases(query, inside: dict | None = None) -> dict:
+    """Mean milliseconds per micro-batch that read rows: Spark's phases and, with
+    ``inside`` (batch id -> the batch function's own phases, from the run log), those of
+    the same batches; ``in_bookkeeping`` is what addBatch spent outside them (run-log
+    record, status file, the Python callback)."""
+    done = [p for p in query.recentProgress if p.numInputRows > 0]
+    if inside is not None:
+        done = [p for p in done if p.batchId in inside]
+    out: dict = {"batches": len(done)}
+
+    def mean(values: list) -> float | None:
+        return round(sum(values) / len(values), 1) if values else None
+
+    for name in SPARK_PHASES:
+        out[name] = mean([p.durationMs.get(name, 0) for p in done])
+    if inside is not None and done:
+        phases = [inside[p.batchId] for p in done]
+        for name in sorted({k for ph in phases for k in ph}):
+            out[f"in_{name}"] = mean([1000 * ph.get(name, 0.0) for ph in phases])
+        out["in_bookkeeping"] = mean([p.durationMs.get("addBatch", 0) - 1000 * sum(ph.values())
+                                      for p, ph in zip(done, phases)])
+    return out
+
+
+def _batch_phases(fs, query) -> dict:
+    """Batch id -> seconds per phase, for the stream's recorded micro-batches with rows."""
+    [status] = [s for s in fs.list_streams() if s.query_id == str(query.id)]
+    return {b.batch_id: b.phases_s for b in fs.stream_batches(status.stream_id) if b.rows_input}
 
 
 def _freshness(fs, group, kafka, work: str, args, rate: float) -> dict:
@@ -190,11 +249,12 @@ def _freshness(fs, group, kafka, work: str, args, rate: float) -> dict:
     done.set()
     poller.join(90)
     q.stop()
+    phases = _spark_phases(q, _batch_phases(fs, q))
     del producer  # before the broker stops, so that librdkafka does not retry at exit
     lat = sorted(seen[k] - sent[k] for k in seen)
     out = {"freshness_target_rate_events_per_s": round(rate, 1),
            "freshness_fed_events_per_s": round(n / fed_s, 1), "freshness_events": n,
-           "freshness_probes": len(sent), "freshness_seen": len(lat)}
+           "freshness_probes": len(sent), "freshness_seen": len(lat), "freshness_batch_ms": phases}
     if lat:
         out["freshness_p50_s"] = round(lat[len(lat) // 2], 3)
         out["freshness_p99_s"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 3)

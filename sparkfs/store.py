@@ -236,11 +236,13 @@ class FeatureStore:
             return materialize_group(self.offline, self.online, g, engine=engine,
                                      spark=lambda: self.spark, config=self.config)
 
-        return ingest_stream(self.catalog, self.offline, self.get_feature_group(group, version),
-                             streaming_df, checkpoint, trigger=trigger,
+        fg = self.get_feature_group(group, version)
+        return ingest_stream(self.catalog, self.offline, fg, streaming_df, checkpoint,
+                             trigger=trigger,
                              ingest=lambda g, df, run_id: self.ingest(g, df, run_id=run_id,
                                                                       materialize=False),
                              materialize=online if materialize else None,
+                             online=self.online if materialize and fg.online else None,
                              status_root=self.config.data_dir, **options)
 
     def stream_source(self, group: str | FeatureGroup, kind: str, version: int | None = None,

@@ -68,6 +68,11 @@ class StreamBatch:
     started_at: str = ""
     finished_at: str = ""
     duration_s: float = 0.0
+    #: seconds per phase inside the batch function: offsets (checkpoint's offset log),
+    #: read (source -> driver, parsed by Spark), split (parsed / unparseable), ingest
+    #: (for a batch kept in Spark: with its read and parse), quarantine, results
+    #: (registry), online
+    phases_s: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

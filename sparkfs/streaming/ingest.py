@@ -15,10 +15,13 @@ Per micro-batch, in the driver (``foreachBatch``):
    written, and the query stops with that error.
 3. The unparseable payloads go to the group's quarantine table (``_raw_payload``,
    ``_reason``, ``_origin``) under their own run id, once.
-4. ``materialize``: the online store catches up from its watermark (the same incremental
-   materialization as ``fs.materialize``; newest event wins, so a replay or an out-of-order
-   event never makes a value older). Windowed-aggregation groups rebuild the touched keys'
-   state. After a crash between 2 and 4 the next batch catches up.
+4. Online, after the commit: when the online watermark is the version before the batch's
+   commit, the newest row per key of that commit goes online straight from the files it
+   added (``sparkfs.streaming.online.push_commit``: its log entry, pyarrow, no Spark, no
+   DuckDB) and the watermark moves to it. Otherwise (first batch, a crash between 2 and 4,
+   others' commits in between, windowed-aggregation groups) the online store catches up by
+   ``materialize`` (the same incremental materialization as ``fs.materialize``). Newest
+   event wins either way, so a replay or an out-of-order event never makes a value older.
 5. The micro-batch's record (counts, event-time range, validation status, statistics
    version, source offsets from the checkpoint's offset log) goes to the registry in one
    round trip (``sparkfs.streaming.batches``; ``fs.stream_batches``), and the stream's
@@ -45,6 +48,7 @@ from ..errors import ConfigError, SparkfsError, ValidationError
 from . import parse
 from .batches import StreamBatch, batch_offsets, kafka_rows, record_batch
 from .checkpoint import claim
+from .online import push_commit
 from .status import StreamStatus, now_iso, status_dir
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,11 +57,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..catalog import Catalog
     from ..offline.tables import OfflineStore
+    from ..online.base import OnlineStore
 
 #: How a stream writes one micro-batch: ``ingest(group, df, run_id)`` -> an ``IngestResult``
 #: (the facade passes ``fs.ingest`` without materialization: one Delta commit per run id).
 BatchIngest = Callable[[FeatureGroup, Any, str], Any]
-#: How a stream pushes a committed batch online: ``materialize(group)`` -> a
+#: How a stream catches the online store up: ``materialize(group)`` -> a
 #: ``MaterializeResult`` (``sparkfs.online.materialize.materialize`` with its stores bound).
 BatchMaterialize = Callable[[FeatureGroup], Any]
 #: A Kafka micro-batch of at most this many messages (by its offsets) is read into the driver
@@ -105,7 +110,9 @@ class MicroBatchWriter:
     """The ``foreachBatch`` function of a stream into one feature group: each batch goes
     through ``ingest`` (a ``BatchIngest``), unparseable payloads to the quarantine table in
     ``offline``, the run log to ``catalog``'s registry and, for an online group, the new
-    values online through ``materialize`` (a ``BatchMaterialize``; None: not online).
+    values online: its commit pushed to ``online`` (an ``OnlineStore``) when that store is
+    one version behind, else through ``materialize`` (a ``BatchMaterialize``; None: not
+    online).
 
     >>> import tempfile
     >>> from sparkfs import Entity, FeatureGroup, FeatureStore, Field
@@ -121,6 +128,7 @@ class MicroBatchWriter:
     def __init__(self, catalog: "Catalog", offline: "OfflineStore", group: FeatureGroup,
                  stream_id: str, tracker: _Tracker, *, ingest: BatchIngest,
                  materialize: BatchMaterialize | None = None,
+                 online: "OnlineStore | None" = None,
                  collect_max_rows: int = COLLECT_MAX_ROWS) -> None:
         self.catalog = catalog
         self.offline = offline
@@ -129,6 +137,7 @@ class MicroBatchWriter:
         self.tracker = tracker
         self.ingest = ingest
         self.materialize = materialize if group.online else None
+        self.online = online if self.materialize is not None else None
         self.collect_max_rows = collect_max_rows
 
     def run_id(self, batch_id: int) -> str:
@@ -161,16 +170,24 @@ class MicroBatchWriter:
                             last_error=None, **fresh)
 
     def _write(self, batch_df: DataFrame, record: StreamBatch) -> None:
+        clock = _Clock(record.phases_s)
         record.offsets = batch_offsets(self.tracker.status.checkpoint, record.batch_id)
         size = kafka_rows(record.offsets)
+        clock.lap("offsets")
         if self.collect_max_rows and size is not None and size <= self.collect_max_rows:
-            self._write_collected(batch_df, record)
+            self._write_collected(batch_df, record, clock)
         else:
-            self._write_distributed(batch_df, record)
+            self._write_distributed(batch_df, record, clock)
         self._results_of_ingest(record)
+        clock.lap("results")
         if self.materialize is not None:
-            m = self.materialize(self.group)
-            record.materialized_keys = m.keys_written
+            keys = None
+            if self.online is not None and record.delta_version is not None:
+                keys = push_commit(self.offline, self.online, self.group, record.delta_version)
+            if keys is None:
+                keys = self.materialize(self.group).keys_written
+            record.materialized_keys = keys
+            clock.lap("online")
 
     def _take(self, record: StreamBatch, result: Any) -> None:
         record.delta_version = result.delta_version
@@ -178,7 +195,7 @@ class MicroBatchWriter:
         record.rows_input, record.rows_written = result.rows_input, result.rows_written
         record.rows_skipped, record.rows_quarantined = result.rows_skipped, result.rows_quarantined
 
-    def _write_collected(self, batch_df: DataFrame, record: StreamBatch) -> None:
+    def _write_collected(self, batch_df: DataFrame, record: StreamBatch, clock: _Clock) -> None:
         """A small batch (its Kafka offsets say at most ``collect_max_rows`` messages): read
         it once into the driver as Arrow (one Spark job, as a plain ``foreachBatch`` does),
         and split, ingest, take the event-time range and quarantine from there — no cache,
@@ -186,9 +203,13 @@ class MicroBatchWriter:
         import pyarrow.compute as pc
 
         run_id = record.run_id
-        good, bad = parse.split_arrow(batch_df.toArrow())
+        table = batch_df.toArrow()
+        clock.lap("read")
+        good, bad = parse.split_arrow(table)
+        clock.lap("split")
         result = self.ingest(self.group, good, run_id)
         self._take(record, result)
+        clock.lap("ingest")
         if result.rows_input:
             lo_hi = pc.min_max(good.column(self.group.event_time)).as_py()
             lo, hi = lo_hi["min"], lo_hi["max"]
@@ -200,8 +221,9 @@ class MicroBatchWriter:
             record.rows_unparseable = write_quarantine(
                 self.offline, self.group, bad.to_pandas(), f"{run_id}-unparseable",
                 None if result.noop else result.delta_version)
+        clock.lap("quarantine")
 
-    def _write_distributed(self, batch_df: DataFrame, record: StreamBatch) -> None:
+    def _write_distributed(self, batch_df: DataFrame, record: StreamBatch, clock: _Clock) -> None:
         """A batch of unknown or large size: stays in Spark (cached for the passes)."""
         from pyspark.sql import functions as F
 
@@ -211,6 +233,7 @@ class MicroBatchWriter:
             good, bad = parse.split(batch)
             result = self.ingest(self.group, good, run_id)
             self._take(record, result)
+            clock.lap("ingest")  # with the read and the parse: Spark runs them lazily inside
             if result.rows_input:
                 et = self.group.event_time
                 row = good.agg(F.min(et), F.max(et)).first()
@@ -223,6 +246,7 @@ class MicroBatchWriter:
                 record.rows_unparseable = write_quarantine(
                     self.offline, self.group, bad, f"{run_id}-unparseable",
                     None if result.noop else result.delta_version)
+            clock.lap("quarantine")
         finally:
             batch.unpersist()
 
@@ -239,6 +263,19 @@ class MicroBatchWriter:
             record.statistics_version = record.delta_version
 
 
+class _Clock:
+    """Seconds spent per phase of a micro-batch, added into ``phases`` (``StreamBatch.phases_s``)."""
+
+    def __init__(self, phases: dict[str, float]) -> None:
+        self.phases = phases
+        self.last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases[phase] = round(self.phases.get(phase, 0.0) + now - self.last, 4)
+        self.last = now
+
+
 def _iso(value: Any) -> str:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:  # Spark returns session-local naive datetimes
@@ -251,9 +288,10 @@ def ingest_stream(catalog: "Catalog", offline: "OfflineStore", group: FeatureGro
                   streaming_df: DataFrame, checkpoint: str, trigger: str | dict | None = None,
                   source: str | None = None, query_name: str | None = None, *,
                   ingest: BatchIngest, materialize: BatchMaterialize | None = None,
+                  online: "OnlineStore | None" = None,
                   status_root: str, collect_max_rows: int = COLLECT_MAX_ROWS) -> StreamingQuery:
     """Start the stream; returns the running ``StreamingQuery``. Each micro-batch is
-    written by a ``MicroBatchWriter`` (``ingest``, ``materialize`` as there); the stream's
+    written by a ``MicroBatchWriter`` (``ingest``, ``materialize``, ``online`` as there); the stream's
     status file lives under ``status_root`` (the config's ``data_dir``). A Kafka
     micro-batch of at most ``collect_max_rows`` messages is read into the driver once as
     Arrow (0: never); others stay in Spark.
@@ -285,7 +323,8 @@ def ingest_stream(catalog: "Catalog", offline: "OfflineStore", group: FeatureGro
                                     source=label, pid=os.getpid()),
                        status_dir(status_root))
     writer = MicroBatchWriter(catalog, offline, group, stream_id, tracker, ingest=ingest,
-                              materialize=materialize, collect_max_rows=collect_max_rows)
+                              materialize=materialize, online=online,
+                              collect_max_rows=collect_max_rows)
     w = (streaming_df.writeStream.foreachBatch(writer)
          .option("checkpointLocation", checkpoint)
          .queryName(query_name or f"sparkfs-{group.name}-v{group.version}-{stream_id}"))

@@ -92,10 +92,10 @@ def kafka_source(spark: SparkSession, group: FeatureGroup, bootstrap_servers: st
     origin = F.concat_ws("/", F.col("topic"), F.col("partition").cast("string"),
                          F.col("offset").cast("string"))
     if value_format.startswith("avro"):
-        df = raw.select(*parse.parse_avro(F.col("value"), group, avro_schema, origin,
-                                          confluent=value_format == "avro-confluent"))
+        df = parse.parse_avro_frame(raw, F.col("value"), group, avro_schema, origin,
+                                    confluent=value_format == "avro-confluent")
     else:
-        df = raw.select(*parse.parse_json(F.col("value").cast("string"), group, origin))
+        df = parse.parse_json_frame(raw, F.col("value").cast("string"), group, origin)
     return _label(df, f"kafka:{topic}")
 
 
@@ -110,7 +110,7 @@ def files_source(spark: SparkSession, group: FeatureGroup, path: str, format: st
     opts = {k: str(v) for k, v in (options or {}).items()}
     if format == "json":
         raw = spark.readStream.options(**opts).text(path)
-        df = raw.select(*parse.parse_json(F.col("value"), group, F.input_file_name()))
+        df = parse.parse_json_frame(raw, F.col("value"), group, F.input_file_name())
     else:
         if format == "csv":
             opts.setdefault("header", "true")
