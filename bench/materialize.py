@@ -20,7 +20,9 @@ online. The issue-17 goal: the Spark engine at >= 200k rows/s at 5M rows into SQ
 reported for HBase. HBase is a real single-node HBase 2.6 (``sparkfs.testing.hbase_server``,
 started once when ``--store`` includes it; needs the fetched ``hbase`` JVM bundle). Not a
 test: ``python bench/materialize.py --rows 1000000 --store sqlite`` for a quick look.
-Timings under load only mean something as ratios within one run.
+Timings under load only mean something as ratios within one run. Before the first size the
+JVM and the Python workers are warmed up (``python_worker_warmup_s``: starting the
+workers and importing sparkfs there, a fixed cost of a fresh session).
 """
 
 from __future__ import annotations
@@ -251,6 +253,12 @@ def bench_size(spark, args, rows: int, stores: dict) -> dict:
     return result
 
 
+def _import_engine(_: int) -> int:
+    import sparkfs.online.newest  # noqa: F401
+
+    return 1
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     sizes = [int(s) for s in args.rows.split(",") if s.strip()]
@@ -269,8 +277,14 @@ def main(argv=None) -> int:
                 server, startup = stack.enter_context(hbase_server(work))
                 extra["hbase_startup_s"] = round(startup, 1)
                 stores["hbase"] = server.online_config(timeout_ms=60_000)
-            # Warm up the JVM and the Python workers so the first size is not charged for it.
+            # Warm up the JVM, and the Python workers with the modules the Spark engine runs
+            # there, so the first size is not charged for it (reported as a fixed cost).
             spark.range(10_000).selectExpr("id % 7 AS k").groupBy("k").count().collect()
+            sc = spark.sparkContext
+            warm_s, _ = timed(lambda: sc.parallelize(range(sc.defaultParallelism),
+                                                     sc.defaultParallelism)
+                              .map(_import_engine).sum())
+            extra["python_worker_warmup_s"] = round(warm_s, 2)
             for rows in sizes:
                 results.append(bench_size(spark, args, rows, stores))
     finally:
