@@ -170,6 +170,46 @@ class RowCodec:
         var = [dumps(list(t)).encode() for t in zip(*(columns[i] for i in self.var))]
         return [a + b for a, b in zip(fixed, var)]
 
+    def encode_arrow(self, columns: Sequence[pa.ChunkedArray | pa.Array],
+                     dtypes: Sequence[str]) -> list[bytes]:
+        """Blobs straight from Arrow columns (all features, definition order, of
+        ``dtypes``): the same bytes as ``encode_rows`` over ``arrow_column_to_stored``,
+        with the fixed-width part packed by numpy in one pass instead of row by row.
+
+        >>> c = RowCodec(["double", "int", "string"])
+        >>> blobs = c.encode_arrow([pa.array([1.5, None]), pa.array([None, 7], pa.int32()),
+        ...                         pa.array(["a", None])], ["double", "int", "string"])
+        >>> [c.decode(b) for b in blobs]
+        [[1.5, None, 'a'], [None, 7, None]]
+        """
+        import numpy as np
+
+        n = len(columns[0]) if columns else 0
+        rec = np.zeros(n, dtype=self._numpy_dtype())
+        for j, i in enumerate(self.fixed):
+            col = columns[i]
+            if isinstance(col, pa.ChunkedArray):
+                col = col.combine_chunks()
+            stored = _fixed_stored(col, dtypes[i])
+            rec[f"p{j}"] = stored.is_valid().to_numpy(zero_copy_only=False)
+            rec[f"v{j}"] = pc.fill_null(stored, pa.scalar(0, stored.type)).to_numpy(
+                zero_copy_only=False)
+        buf, size = rec.tobytes(), self.size
+        fixed = [buf[k:k + size] for k in range(0, n * size, size)] if size else [b""] * n
+        if not self.var:
+            return fixed
+        var = [dumps(list(t)).encode() for t in zip(
+            *(arrow_column_to_stored(columns[i], dtypes[i]) for i in self.var))]
+        return [a + b for a, b in zip(fixed, var)]
+
+    def _numpy_dtype(self) -> Any:
+        import numpy as np
+
+        fields = []
+        for j, code in enumerate(self.struct.format.lstrip("<")[1::2]):
+            fields += [(f"p{j}", "u1"), (f"v{j}", _NUMPY[code])]
+        return np.dtype(fields)
+
     def decode(self, blob: bytes) -> list:
         """All feature values of a row, in stored form, in definition order."""
         t = self.struct.unpack_from(blob)
@@ -184,6 +224,23 @@ class RowCodec:
             for i, v in zip(self.var, _loads_tail(blob[self.size:])):
                 out[i] = v
         return out
+
+
+#: the numpy form of each ``struct`` code the row format uses (little-endian, unpadded)
+_NUMPY = {"?": "u1", "i": "<i4", "q": "<i8", "f": "<f4", "d": "<f8"}
+_ARROW_FIXED = {"boolean": pa.uint8(), "int": pa.int32(), "long": pa.int64(),
+                "float": pa.float32(), "double": pa.float64()}
+
+
+def _fixed_stored(col: pa.Array, dtype: str) -> pa.Array:
+    """A fixed-width feature column as the Arrow type its packed form holds."""
+    if dtype == "timestamp":
+        return pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC")), pa.int64())
+    if dtype == "date":
+        return pc.cast(pc.cast(col, pa.date32()), pa.int32())
+    if dtype == "float":  # float32 values read back as the same float32 (via float64)
+        return pc.cast(pc.cast(col, pa.float64()), pa.float32())
+    return pc.cast(col, _ARROW_FIXED[dtype])
 
 
 def _loads_tail(data: bytes) -> list:

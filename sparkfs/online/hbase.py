@@ -51,6 +51,9 @@ T = TypeVar("T")
 #: HBase's ``HConstants.FOREVER``: a column family TTL (seconds) meaning "no TTL".
 HBASE_FOREVER_S = 2**31 - 1
 META = b"_m"
+#: Bytes of cell data (row keys, qualifiers, values) per ``mutateRowsTs`` call at most;
+#: ``online.batch_size`` bounds its rows.
+BATCH_BYTES = 4 << 20
 _WM_FAMILY = b"w"
 _WM_COLUMN = b"w:delta_version"
 
@@ -196,11 +199,11 @@ class HBaseOnlineStore:
                     for q, v in zip(quals, values)]
             muts.append(Hbase_thrift.Mutation(column=meta,
                                               value=codec.dumps([event_us, commit_us]).encode()))
+            size = len(key) + sum(len(m.column) + len(m.value) for m in muts)
             by_ts.setdefault(event_us // 1000, []).append(
-                Hbase_thrift.BatchMutation(row=key, mutations=muts))
-        size = self.config.batch_size
-        calls = [(ts, batch[i:i + size]) for ts, batch in by_ts.items()
-                 for i in range(0, len(batch), size)]
+                (Hbase_thrift.BatchMutation(row=key, mutations=muts), size))
+        calls = [(ts, chunk) for ts, batch in by_ts.items()
+                 for chunk in _chunks(batch, self.config.batch_size, BATCH_BYTES)]
 
         def send(call: tuple[int, list]) -> None:
             ts, chunk = call
@@ -292,3 +295,24 @@ class HBaseOnlineStore:
         mut = Hbase_thrift.Mutation(column=_WM_COLUMN, value=str(int(delta_version)).encode())
         self._call("writing a watermark", lambda con: con.client.mutateRow(
             self._meta_table, group.table_name.encode(), [mut], {}))
+
+
+def _chunks(rows: list[tuple[Any, int]], max_rows: int, max_bytes: int) -> list[list]:
+    """``(mutation, size)`` pairs cut into lists of mutations of at most ``max_rows`` rows
+    and ``max_bytes`` bytes (a single larger row is a chunk of its own).
+
+    >>> _chunks([("a", 3), ("b", 3), ("c", 3), ("d", 9)], max_rows=2, max_bytes=8)
+    [['a', 'b'], ['c'], ['d']]
+    """
+    out: list[list] = []
+    chunk: list = []
+    used = 0
+    for mutation, size in rows:
+        if chunk and (len(chunk) >= max_rows or used + size > max_bytes):
+            out.append(chunk)
+            chunk, used = [], 0
+        chunk.append(mutation)
+        used += size
+    if chunk:
+        out.append(chunk)
+    return out

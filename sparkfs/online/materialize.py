@@ -7,10 +7,16 @@ history tables are append-only), keeps the newest row per key (by event time, th
 never lets an older event replace a newer one, so a run that dies half way is simply run
 again: rows it already wrote are rewritten with the same values, and nothing moves back.
 
-Engines: ``"spark"`` (default) — executors write partition by partition, each opening its
-own store connection from the (picklable) config; no rows reach the driver. ``"local"`` —
-DuckDB on this machine, for laptops and notebooks without Spark. Groups with
-aggregations are materialized by ``sparkfs.aggregations.online``.
+Both engines keep the newest row per key with ``sparkfs.online.newest`` (Arrow,
+vectorised). ``"spark"`` (default): one Spark job of two stages; executors read slices of
+the new files with pyarrow and reduce them, Spark shuffles the reduced rows by a hash of
+the key as Arrow IPC blobs (no per-row conversion into the JVM), and each key bucket is
+reduced again. Into SQLite the driver writes the buckets as they arrive (one writer,
+``newest.WRITE_ROWS`` rows per transaction); into any other store each bucket's task writes
+through its own connection. ``"local"``: the same reduction in this process, a chunk of
+the files at a time, for laptops and notebooks without Spark. Both read the files by URI
+with pyarrow (local paths; ``s3://``, ``hdfs://``... with credentials from the
+environment). Groups with aggregations are materialized by ``sparkfs.aggregations.online``.
 
 >>> MaterializeResult("weather", 1, None, 3, 120, 3, 0.5).to_dict()["keys_written"]
 3
@@ -18,8 +24,8 @@ aggregations are materialized by ``sparkfs.aggregations.online``.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -29,8 +35,7 @@ from .._extras import require
 from ..config import Config, SqliteOnlineConfig
 from ..definitions import FeatureGroup
 from ..errors import DefinitionError, OnlineStoreError, SparkfsError
-from ..offline.tables import COMMIT_TIME
-from ..sql import quote_ident, quote_idents
+from .newest import WRITE_ROWS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..catalog import SparkProvider
@@ -38,6 +43,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .base import OnlineStore
 
 ENGINES = ("spark", "local")
+
+#: History rows per task of the Spark engine's first stage, and per key bucket of its
+#: second (a guide: a stage never has fewer tasks than the session's default parallelism).
+ROWS_PER_TASK = 2_000_000
 
 
 @dataclass
@@ -74,7 +83,7 @@ def watermark_and_version(offline: "OfflineStore", online: "OnlineStore", group:
 
 
 def materialize(offline: "OfflineStore", online: "OnlineStore", group: FeatureGroup,
-                engine: str = "spark", batch_rows: int = 10_000, *,
+                engine: str = "spark", batch_rows: int = WRITE_ROWS, *,
                 spark: "SparkProvider | None" = None,
                 config: Config | None = None) -> MaterializeResult:
     """Materialize the Delta commits of ``group`` (history in ``offline``) made after its
@@ -119,7 +128,7 @@ def materialize(offline: "OfflineStore", online: "OnlineStore", group: FeatureGr
         if files:
             if engine == "spark":
                 assert spark is not None and config is not None  # checked above
-                keys = _write_spark(spark, config, group, files)
+                keys = _write_spark(spark, config, online, group, files, rows_read)
             else:
                 keys = _write_local(online, group, files, batch_rows)
         store.set_watermark(group, current)
@@ -128,7 +137,7 @@ def materialize(offline: "OfflineStore", online: "OnlineStore", group: FeatureGr
 
 
 def rebuild(offline: "OfflineStore", online: "OnlineStore", group: FeatureGroup,
-            engine: str = "spark", batch_rows: int = 10_000, *,
+            engine: str = "spark", batch_rows: int = WRITE_ROWS, *,
             spark: "SparkProvider | None" = None,
             config: Config | None = None) -> MaterializeResult:
     """Rebuild ``group``'s online state from its Delta history alone: drop the online table
@@ -171,65 +180,38 @@ def _count_rows(offline: "OfflineStore", group: FeatureGroup, version: int,
     return sum(int(a.get("num_records") or 0) for a in adds if _join(base, a["path"]) in wanted)
 
 
-def _value_columns(group: FeatureGroup) -> list[str]:
-    return [group.event_time] + [f.name for f in group.features] + [COMMIT_TIME]
+def _write_spark(spark: "SparkProvider", config: Config, online: "OnlineStore",
+                 group: FeatureGroup, files: list[str], rows: int) -> int:
+    """The newest row per key of ``files`` in one Spark job of two stages (see the module
+    docstring); returns the rows written. ``rows`` (history rows in ``files``) sizes the
+    stages: ``ROWS_PER_TASK`` per task, at least the default parallelism."""
+    from .newest import NewestOfBucket, NewestOfFiles, bucket_of, from_ipc
 
-
-def _portable_config(config: Config) -> Config:
-    """The config with the SQLite path made absolute, so executors find the same file."""
-    if isinstance(config.online, SqliteOnlineConfig):
-        return config.with_overrides(online={"type": "sqlite", "path": config.sqlite_path,
-                                             "busy_timeout_ms": config.online.busy_timeout_ms})
-    return config
-
-
-class PartitionWriter:
-    """Runs on executors (``mapInArrow``): writes one partition's Arrow batches to its own
-    store connection and yields the number of rows written. Picklable."""
-
-    def __init__(self, config: Config, group_spec: dict) -> None:
-        self.config = config
-        self.group_spec = group_spec
-
-    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from . import open_online_store
-
-        group = FeatureGroup.from_spec(self.group_spec)
-        store = open_online_store(self.config)
-        written = 0
-        try:
-            for batch in batches:
-                if batch.num_rows:
-                    written += store.write_batch(group, batch)
-        finally:
-            store.close()
-        yield pa.RecordBatch.from_pydict({"written": pa.array([written], pa.int64())})
-
-
-def _write_spark(spark: "SparkProvider", config: Config, group: FeatureGroup,
-                 files: list[str]) -> int:
-    from pyspark.sql import functions as F
-
-    from ..offline.tables import read_files_spark
-
-    keys = list(group.join_keys)
-    values = _value_columns(group)
-    df = read_files_spark(spark(), group, files).where(
-        " AND ".join(f"{quote_ident(c, 'spark')} IS NOT NULL" for c in keys + [group.event_time]))
-    newest = F.max_by(F.struct(*[F.col(c) for c in values]),
-                      F.struct(F.col(group.event_time), F.col(COMMIT_TIME)))
-    latest = df.groupBy(*keys).agg(newest.alias("_row")).select(*keys, "_row.*")
-    writer = PartitionWriter(_portable_config(config), group.to_spec())
+    sc = spark().sparkContext
+    parallel = max(1, sc.defaultParallelism)
+    tasks = min(len(files), max(parallel, math.ceil(rows / ROWS_PER_TASK)))
+    buckets = max(parallel, math.ceil(rows / ROWS_PER_TASK))
+    driver_writes = isinstance(config.online, SqliteOnlineConfig)
+    spec = group.to_spec()
+    newest = (sc.parallelize(files, tasks).mapPartitions(NewestOfFiles(spec, buckets))
+              .partitionBy(buckets, bucket_of)
+              .mapPartitions(NewestOfBucket(spec, None if driver_writes else config)))
     try:
-        total = latest.mapInArrow(writer, "written long").agg(F.sum("written")).collect()[0][0]
+        if driver_writes:
+            written = 0
+            for blob in newest.toLocalIterator(prefetchPartitions=True):
+                written += online.write_batch(group, from_ipc(blob))
+            return written
+        return int(newest.sum())
     except Exception as exc:  # py4j / PythonException: turn it into one readable line
         if isinstance(exc, SparkfsError):
             raise
+        where = ("while executors read the new history files" if driver_writes else
+                 "while executors wrote to the online store")
         raise OnlineStoreError(
-            f"materializing feature group {group.name!r} failed while executors wrote to the "
-            f"online store: {_root_cause(exc)}. The watermark was not advanced; run "
-            "materialize again once the store is reachable") from None
-    return int(total or 0)
+            f"materializing feature group {group.name!r} failed {where}: {_root_cause(exc)}. "
+            "The watermark was not advanced; run materialize again once the store and the "
+            "files are reachable") from None
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -244,31 +226,15 @@ def _root_cause(exc: BaseException) -> str:
 
 def _write_local(online: "OnlineStore", group: FeatureGroup, files: list[str],
                  batch_rows: int) -> int:
-    import duckdb
-    import pyarrow.dataset as ds
+    from .newest import history_batches, reduce_batches
 
-    from ..offline.tables import history_schema
-
-    history = ds.dataset(files, format="parquet", schema=history_schema(group))  # noqa: F841
-    keys = ", ".join(f"h.{quote_ident(k)}" for k in group.join_keys)
-    cols = quote_idents(list(group.join_keys) + _value_columns(group))
-    not_null = " AND ".join(f"{quote_ident(c)} IS NOT NULL"
-                            for c in list(group.join_keys) + [group.event_time])
-    con = duckdb.connect()
     try:
-        et, ct = f"h.{quote_ident(group.event_time)}", f"h.{quote_ident(COMMIT_TIME)}"
-        reader = con.sql(
-            f"SELECT unnest(r) FROM (SELECT max_by(h, ({et}, {ct})) AS r FROM "
-            f"(SELECT {cols} FROM history WHERE {not_null}) h GROUP BY {keys})"
-        ).fetch_record_batch(batch_rows)
-        written = 0
-        store = online
-        try:
-            for batch in reader:
-                if batch.num_rows:
-                    written += store.write_batch(group, batch)
-        finally:
-            reader.close()
-    finally:
-        con.close()
-    return written
+        newest = reduce_batches(group, history_batches(group, files))
+    except (OSError, pa.ArrowException) as exc:
+        raise OnlineStoreError(
+            f"materializing feature group {group.name!r} failed while reading its new history "
+            f"files: {exc}. Nothing was written and the watermark was not advanced") from None
+    if newest is None:
+        return 0
+    return sum(online.write_batch(group, chunk)
+               for chunk in newest.to_batches(max_chunksize=batch_rows))

@@ -262,8 +262,9 @@ def prepare_rows(group: FeatureGroup, rows: Any) -> list[list]:
     else:
         now = codec.timestamp_to_us(dt.datetime.now(dt.UTC))
         out.append([now] * rows.num_rows)
-    values = [codec.arrow_column_to_stored(rows[f.name], f.dtype) for f in group.features]
-    out.append(codec.RowCodec([f.dtype for f in group.features]).encode_rows(values))
+    dtypes = [f.dtype for f in group.features]
+    out.append(codec.RowCodec(dtypes).encode_arrow([rows[f.name] for f in group.features],
+                                                   dtypes))
     return out
 
 
