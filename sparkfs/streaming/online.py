@@ -2,11 +2,12 @@
 
 After a micro-batch commits Delta version ``v``, the online store needs the newest row per
 key of that commit. ``sparkfs.online.materialize`` finds new files by comparing the file
-lists of two table snapshots (a log replay each) and runs DuckDB; for the one commit a
+lists of two table snapshots (a log replay each); for the one commit a
 stream has just made, this module reads that commit's own log entry
 (``_delta_log/{v:020}.json``: one small file, whatever the table's length) for the files it
-added, reads them with pyarrow, keeps the newest row per key on Arrow (event time, then
-``_commit_time``, as materialization does) and writes it. The rows are those Delta holds:
+added, reads them with pyarrow, keeps the newest row per key with the reduction
+materialization uses (``sparkfs.online.newest.newest_per_key``: event time, then
+``_commit_time``) and writes it. The rows are those Delta holds:
 derived features included, rows quarantined or skipped as duplicates by the ingest left out,
 each with the commit time the ingest stored.
 
@@ -23,7 +24,7 @@ watermark already at ``v`` or beyond means the commit is online: nothing to do.
 >>> t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 >>> rows = pa.table({"k": ["a", "a", "b"], "t": [t0, t0 + dt.timedelta(1), t0],
 ...                  "x": [1.0, 2.0, 3.0], "_commit_time": [t0, t0, t0]})
->>> newest_per_key(rows, g).sort_by("k").column("x").to_pylist()
+>>> newest_per_key(g, rows).sort_by("k").column("x").to_pylist()
 [2.0, 3.0]
 """
 
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from ..definitions import FeatureGroup
+from ..online.newest import newest_per_key, value_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..offline.tables import OfflineStore
@@ -43,7 +45,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Actions a commit may hold for ``push_commit`` to read it (anything else: materialize).
 _PLAIN = {"add", "commitInfo", "txn"}
-_COMMIT_TIME = "_commit_time"  # sparkfs.offline.tables.COMMIT_TIME
 
 
 def commit_files(table_uri: str, version: int) -> list[str] | None:
@@ -92,29 +93,6 @@ def commit_files(table_uri: str, version: int) -> list[str] | None:
     return files
 
 
-def newest_per_key(rows: pa.Table, group: FeatureGroup) -> pa.Table:
-    """The newest row per join key of ``rows`` (largest event time, then commit time);
-    rows with a null key or event time are left out, as materialization does."""
-    import pyarrow.compute as pc
-
-    keys = list(group.join_keys)
-    valid = None
-    for c in keys + [group.event_time]:
-        ok = pc.is_valid(rows.column(c))
-        valid = ok if valid is None else pc.and_(valid, ok)
-    if valid is not None:
-        rows = rows.filter(valid)
-    if rows.num_rows == 0:
-        return rows
-    order = [(group.event_time, "descending"), (_COMMIT_TIME, "descending")]
-    rows = rows.take(pc.sort_indices(rows, sort_keys=order))
-    pos = "__sparkfs_pos"
-    # the first row of each key in that order: the smallest position per key
-    indexed = rows.select(keys).append_column(pos, pa.array(range(rows.num_rows), pa.int64()))
-    first = indexed.group_by(keys, use_threads=False).aggregate([(pos, "min")])
-    return rows.take(first.column(f"{pos}_min"))
-
-
 def push_commit(offline: "OfflineStore", online: "OnlineStore", group: FeatureGroup,
                 version: int) -> int | None:
     """Write the newest row per key of Delta commit ``version`` of ``group``'s history to
@@ -147,8 +125,7 @@ def push_commit(offline: "OfflineStore", online: "OnlineStore", group: FeatureGr
     if files is None:
         return None
     schema = history_schema(group)
-    columns = list(group.join_keys) + [group.event_time] + [f.name for f in group.features] \
-        + [_COMMIT_TIME]
+    columns = list(group.join_keys) + value_columns(group)
     want = pa.schema([schema.field(c) for c in columns])
     parts = []
     for path in files:
@@ -160,6 +137,6 @@ def push_commit(offline: "OfflineStore", online: "OnlineStore", group: FeatureGr
             parts.append(part.select(columns).cast(want))
     written = 0
     if parts:
-        written = online.write_batch(group, newest_per_key(pa.concat_tables(parts), group))
+        written = online.write_batch(group, newest_per_key(group, pa.concat_tables(parts)))
     online.set_watermark(group, version)
     return written
