@@ -174,6 +174,11 @@ class EvaluationLogger:
     and counted in ``dropped``. ``logged`` counts rows committed to Delta, ``failed`` rows
     whose append failed (logged with the error; predictions are unaffected).
 
+    Rows are gathered for up to ``flush_s`` seconds after the first one arrives (or until
+    ``batch_rows`` are queued, or a ``flush``/``close`` asks) and written in one append
+    per table: a busy service then appends a few times a second, not once per request,
+    and the requests never wake the writer (the Delta commits' CPU is what logging costs).
+
     Every ``compact_every`` appends to a table (0: never) the writer compacts it
     (``compact``): a service appends about twice a second, and without compaction each
     append adds a small file that every later append and read must track, so memory and
@@ -191,6 +196,8 @@ class EvaluationLogger:
         self._queued = 0
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._wake = threading.Event()  # cut the gathering wait short
+        self._flushers = 0
         self._thread: threading.Thread | None = None
         self._closed = False
         self.logged: dict[str, int] = {}
@@ -219,6 +226,8 @@ class EvaluationLogger:
                 self.dropped[deployment] = self.dropped.get(deployment, 0) + n
                 return False
             self._queued += n
+            if self._queued >= self.batch_rows:
+                self._wake.set()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="sparkfs-eval-log",
                                                 daemon=True)
@@ -241,6 +250,11 @@ class EvaluationLogger:
                 continue
             if first is None:
                 return
+            with self._lock:
+                hurry = self._flushers > 0 or self._closed or self._queued >= self.batch_rows
+            if not hurry:  # gather: the rows of the next flush_s go in the same append
+                self._wake.wait(self.flush_s)
+            self._wake.clear()
             items, n = [first], first[3]
             while n < self.batch_rows:
                 try:
@@ -291,7 +305,12 @@ class EvaluationLogger:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued row is written; False on timeout."""
         with self._lock:
-            return self._idle.wait_for(lambda: self._queued == 0, timeout)
+            self._flushers += 1
+            self._wake.set()
+            try:
+                return self._idle.wait_for(lambda: self._queued == 0, timeout)
+            finally:
+                self._flushers -= 1
 
     def close(self, timeout: float | None = None) -> None:
         """Write everything queued, then stop the thread. Later submits are dropped."""
@@ -299,6 +318,7 @@ class EvaluationLogger:
         with self._lock:
             self._closed = True
             thread = self._thread
+        self._wake.set()
         if thread is not None:
             self._q.put(None)
             thread.join(timeout)
