@@ -14,6 +14,13 @@ Online, measured in the same run, one client, ``--requests`` requests per batch 
   ``model.predict`` on a pre-fetched, pre-built input frame: what any design must do.
 Reported: p50/p99 ms and the ratio service/floor.
 
+Logging cost (``online.logging_cost``), same service: server CPU per request (the
+process's user + system time, read from ``/proc``) predicting with deployment ``d``
+(evaluation logging on) and ``d_unlogged`` (the same model and view, ``sample_rate=0``),
+in alternating rounds, each logged round's CPU read once its rows are committed; and the
+rows sent against the rows the log committed, dropped and failed (goal: CPU ratio
+<= 1.1, none lost).
+
 Two-hop peer (``online.two_hop``), at batch 1 and 100, 1 and ``--clients`` clients:
 sparkfs's one hop against Feast 0.67's feature server (``feast serve``: lookup + the same
 on-demand ``hour_of_day``) then ``mlflow models serve`` (the same model), called in
@@ -99,6 +106,8 @@ def _setup(n_keys: int, history: int, data_dir: str):
         data[["temp", "wind", "hour_of_day"]], data["delay"])
     info = fs.log_model(model, "m", training_set=ts, serialization_format="cloudpickle")
     fs.deploy("d", model="m", version=info.version)
+    # the same model and view with logging off: the logging cost is the difference
+    fs.deploy("d_unlogged", model="m", version=info.version, sample_rate=0.0)
     return fs, keys, model, info, hist
 
 
@@ -170,6 +179,7 @@ def _online(fs, keys, n_requests: int, data_dir: str, batch_sizes: list[int]) ->
                 "service_over_floor": {"p50": round(pct(service, 0.5) / pct(floor, 0.5), 2),
                                        "p99": round(pct(service, 0.99) / pct(floor, 0.99), 2)},
             }
+        out["logging_cost"] = _logging_cost(client, proc.pid, keys, batch_sizes, n_requests)
         metrics = client.get("/metrics").text
         out["service_log_lines"] = [ln for ln in metrics.splitlines()
                                     if ln.startswith("sparkfs_evaluation_log")][:6]
@@ -177,6 +187,67 @@ def _online(fs, keys, n_requests: int, data_dir: str, batch_sizes: list[int]) ->
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
+    return out
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _log_counts(client) -> dict:
+    """``{(deployment, outcome): rows}`` from the service's ``/metrics``."""
+    import re
+
+    out = {}
+    for m in re.finditer(r'sparkfs_evaluation_log_rows_total\{deployment="([^"]+)",'
+                         r'outcome="([^"]+)"\} ([0-9.e+]+)', client.get("/metrics").text):
+        out[(m.group(1), m.group(2))] = int(float(m.group(3)))
+    return out
+
+
+def _logging_cost(client, pid: int, keys, batch_sizes: list[int], n_requests: int) -> dict:
+    """Server CPU per request with evaluation logging on (deployment ``d``) and off
+    (``d_unlogged``: the same model and view, ``sample_rate=0``), one client, in
+    alternating rounds; the CPU is read after the log writer has committed every row, so
+    the logged side pays for its Delta appends. Also: rows sent vs rows the log
+    committed (goal: none lost)."""
+    now = dt.datetime.now(dt.UTC).isoformat()
+    out: dict = {}
+    before = _log_counts(client)
+    sent = 0
+    for b in batch_sizes:
+        body = {"entity_rows": [{"origin": keys[i % len(keys)]} for i in range(b)],
+                "request_data": {"sched_dep_ts": [now] * b}}
+        cpu = {"d": 0.0, "d_unlogged": 0.0}
+        count = {"d": 0, "d_unlogged": 0}
+        per_round = max(10, n_requests // 4)
+        for _ in range(3):
+            for name in ("d_unlogged", "d"):
+                start = _cpu_s(pid)
+                for _ in range(per_round):
+                    client.post(f"/deployments/{name}/predict", json=body).raise_for_status()
+                    count[name] += 1
+                if name == "d":
+                    sent += b * per_round
+                    deadline = time.time() + 60
+                    while (_log_counts(client).get(("d", "logged"), 0)
+                           - before.get(("d", "logged"), 0)) < sent and time.time() < deadline:
+                        time.sleep(0.1)
+                else:
+                    time.sleep(0.6)  # what the logged round waits for its writer, idle
+                cpu[name] += _cpu_s(pid) - start
+        on = cpu["d"] / count["d"] * 1000
+        off = cpu["d_unlogged"] / count["d_unlogged"] * 1000
+        out[f"batch_{b}"] = {"server_cpu_ms_per_request_logged": round(on, 3),
+                             "server_cpu_ms_per_request_unlogged": round(off, 3),
+                             "logged_over_unlogged": round(on / off, 3) if off else None}
+    after = _log_counts(client)
+    diff = {o: after.get(("d", o), 0) - before.get(("d", o), 0)
+            for o in ("logged", "dropped", "failed")}
+    out["rows"] = {"sent": sent, **diff, "lost": sent - diff["logged"]}
     return out
 
 
