@@ -38,6 +38,7 @@ rows/s and the ratio sparkfs/peer.
 
     .venv/bin/python bench/inference.py [--requests 200] [--spine 20000] [--keys 200]
         [--feast-python /path/to/feast-venv/bin/python] [--clients 8]
+        [--sections online,two_hop,batch]
 
 Prints one JSON document. Keep a run under two minutes (defaults do on 2 cores).
 """
@@ -117,17 +118,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _online(fs, keys, n_requests: int, data_dir: str, batch_sizes: list[int]) -> dict:
-    import httpx
-
-    from sparkfs.inference.online import model_input
-
+def _service_files(data_dir: str) -> tuple[str, str]:
+    """The repo module and config ``sparkfs serve`` is started with."""
     repo = os.path.join(data_dir, "repo.py")
     with open(repo, "w") as f:
         f.write("from jobs.flights.transforms import dep_calendar  # noqa: F401\n")
     conf = os.path.join(data_dir, "conf.yaml")
     with open(conf, "w") as f:
         f.write(f"project: bench\ndata_dir: {data_dir}\n")
+    return repo, conf
+
+
+def _online(fs, keys, n_requests: int, data_dir: str, batch_sizes: list[int]) -> dict:
+    import httpx
+
+    from sparkfs.inference.online import model_input
+
+    repo, conf = _service_files(data_dir)
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-c", "import sys; from sparkfs.cli import main; "
@@ -326,7 +333,7 @@ def _two_hop(fs, keys, info, hist, n_requests: int, data_dir: str, batch_sizes: 
     model = _serve([sys.executable, "-m", "mlflow", "models", "serve", "-m",
                     fs.models.download_uri(info), "--env-manager", "local", "-h", "127.0.0.1",
                     "-p", str(mlflow_port), "-w", "1"], data_dir)
-    conf = os.path.join(data_dir, "conf.yaml")
+    _, conf = _service_files(data_dir)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     service = _serve([sys.executable, "-c", "import sys; from sparkfs.cli import main; "
                       "sys.exit(main())", "serve", "--config", conf, "--repo",
@@ -473,10 +480,16 @@ def main(argv: list[str] | None = None) -> int:
         fs, keys, _, info, hist = _setup(args.keys, args.history, tmp)
         try:
             sizes = [int(b) for b in args.batch_sizes.split(",")]
-            online = _online(fs, keys, args.requests, tmp, sizes)
-            online["two_hop"] = _two_hop(fs, keys, info, hist, args.requests, tmp, sizes,
-                                         args.feast_python, args.clients)
-            batch = _batch(fs, keys, info, args.spine, args.history)
+            sections = set(args.sections.split(","))
+            online: dict = {}
+            batch: dict = {}
+            if "online" in sections:
+                online = _online(fs, keys, args.requests, tmp, sizes)
+            if "two_hop" in sections:
+                online["two_hop"] = _two_hop(fs, keys, info, hist, args.requests, tmp, sizes,
+                                             args.feast_python, args.clients)
+            if "batch" in sections:
+                batch = _batch(fs, keys, info, args.spine, args.history)
         finally:
             fs.close()
     print(json.dumps({"benchmark": "inference", "online": online, "batch": batch,
