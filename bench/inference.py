@@ -471,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--history", type=int, default=50)
     p.add_argument("--batch-sizes", default="1,100")
     p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--sections", default="online,two_hop,batch",
+                   help="which parts to run (comma-separated): a loaded host cannot run "
+                        "all three in two minutes")
     p.add_argument("--feast-python", default=os.environ.get("SPARKFS_BENCH_FEAST_PYTHON"),
                    help="a Python with feast==0.67 installed (it cannot share sparkfs's "
                         "environment: it pins prometheus_client<0.25)")
