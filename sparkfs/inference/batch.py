@@ -173,10 +173,16 @@ class ScoringEngine:
         return self.inner.prepare_spine(spark, spine, timestamp_col, keep_id=keep_id)
 
     def summary(self, spine: Any, timestamp_col: str) -> dict:
+        """What the join prunes by, from the Arrow rows when the driver holds them: min/max
+        time (epoch µs) and rows. No spine hash: a scoring run's manifest is not stored
+        (its log rows carry ``data_versions``), so nothing would read it."""
         if spine.arrow is not None:
-            from ..training.duckdb import spine_summary
+            import pyarrow as pa
+            import pyarrow.compute as pc
 
-            return spine_summary(spine.arrow, timestamp_col)
+            mm = pc.min_max(spine.arrow.column(timestamp_col).cast(pa.int64())).as_py()
+            return {"lo": mm["min"], "hi": mm["max"], "rows": spine.arrow.num_rows,
+                    "hash": None}
         return self.inner.summary(spine, timestamp_col)
 
     def join(self, offline: Any, plan: Any, spine: Any, summary: dict) -> Any:
