@@ -14,6 +14,14 @@ Online, measured in the same run, one client, ``--requests`` requests per batch 
   ``model.predict`` on a pre-fetched, pre-built input frame: what any design must do.
 Reported: p50/p99 ms and the ratio service/floor.
 
+Logging cost (``online.logging_cost``), same service: server CPU per request (the
+process's user + system time, read from ``/proc``) predicting with deployment ``d``
+(evaluation logging on) and ``d_unlogged`` (the same model and view, ``sample_rate=0``),
+in alternating rounds, each round's CPU read after 1 s idle (longer than the log
+writer's gathering wait, so the logged side pays for its Delta appends); and the rows
+sent against the rows the log committed, dropped and failed (goal: CPU ratio <= 1.1,
+none lost).
+
 Two-hop peer (``online.two_hop``), at batch 1 and 100, 1 and ``--clients`` clients:
 sparkfs's one hop against Feast 0.67's feature server (``feast serve``: lookup + the same
 on-demand ``hour_of_day``) then ``mlflow models serve`` (the same model), called in
@@ -31,6 +39,7 @@ rows/s and the ratio sparkfs/peer.
 
     .venv/bin/python bench/inference.py [--requests 200] [--spine 20000] [--keys 200]
         [--feast-python /path/to/feast-venv/bin/python] [--clients 8]
+        [--sections online,two_hop,batch]
 
 Prints one JSON document. Keep a run under two minutes (defaults do on 2 cores).
 """
@@ -99,6 +108,8 @@ def _setup(n_keys: int, history: int, data_dir: str):
         data[["temp", "wind", "hour_of_day"]], data["delay"])
     info = fs.log_model(model, "m", training_set=ts, serialization_format="cloudpickle")
     fs.deploy("d", model="m", version=info.version)
+    # the same model and view with logging off: the logging cost is the difference
+    fs.deploy("d_unlogged", model="m", version=info.version, sample_rate=0.0)
     return fs, keys, model, info, hist
 
 
@@ -108,17 +119,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _online(fs, keys, n_requests: int, data_dir: str, batch_sizes: list[int]) -> dict:
-    import httpx
-
-    from sparkfs.inference.online import model_input
-
+def _service_files(data_dir: str) -> tuple[str, str]:
+    """The repo module and config ``sparkfs serve`` is started with."""
     repo = os.path.join(data_dir, "repo.py")
     with open(repo, "w") as f:
         f.write("from jobs.flights.transforms import dep_calendar  # noqa: F401\n")
     conf = os.path.join(data_dir, "conf.yaml")
     with open(conf, "w") as f:
         f.write(f"project: bench\ndata_dir: {data_dir}\n")
+    return repo, conf
+
+
+def _online(fs, keys, n_requests: int, data_dir: str, batch_sizes: list[int]) -> dict:
+    import httpx
+
+    from sparkfs.inference.online import model_input
+
+    repo, conf = _service_files(data_dir)
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-c", "import sys; from sparkfs.cli import main; "
@@ -170,6 +187,7 @@ def _online(fs, keys, n_requests: int, data_dir: str, batch_sizes: list[int]) ->
                 "service_over_floor": {"p50": round(pct(service, 0.5) / pct(floor, 0.5), 2),
                                        "p99": round(pct(service, 0.99) / pct(floor, 0.99), 2)},
             }
+        out["logging_cost"] = _logging_cost(client, proc.pid, keys, batch_sizes, n_requests)
         metrics = client.get("/metrics").text
         out["service_log_lines"] = [ln for ln in metrics.splitlines()
                                     if ln.startswith("sparkfs_evaluation_log")][:6]
@@ -177,6 +195,76 @@ def _online(fs, keys, n_requests: int, data_dir: str, batch_sizes: list[int]) ->
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
+    return out
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _log_counts(client) -> dict:
+    """``{(deployment, outcome): rows}`` from the service's ``/metrics``."""
+    import re
+
+    out = {}
+    for m in re.finditer(r'sparkfs_evaluation_log_rows_total\{deployment="([^"]+)",'
+                         r'outcome="([^"]+)"\} ([0-9.e+]+)', client.get("/metrics").text):
+        out[(m.group(1), m.group(2))] = int(float(m.group(3)))
+    return out
+
+
+def _settled_counts(client, quiet_s: float = 1.0, seconds: float = 60) -> dict:
+    """``_log_counts`` once the log writer has committed what was queued: two reads
+    ``quiet_s`` apart that agree (the writer gathers for ``log_flush_s``, 0.5 s)."""
+    last = _log_counts(client)
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        time.sleep(quiet_s)
+        now = _log_counts(client)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def _logging_cost(client, pid: int, keys, batch_sizes: list[int], n_requests: int) -> dict:
+    """Server CPU per request with evaluation logging on (deployment ``d``) and off
+    (``d_unlogged``: the same model and view, ``sample_rate=0``), one client, in
+    alternating rounds. After each round both sides idle 1 s (longer than the writer's
+    ``log_flush_s``) before the CPU is read, so the logged side pays for its Delta appends
+    and nothing else differs. Also: rows sent vs rows the log committed, dropped and
+    failed (goal: none lost)."""
+    now = dt.datetime.now(dt.UTC).isoformat()
+    out: dict = {}
+    before = _settled_counts(client)  # earlier sections' rows committed first
+    sent = 0
+    per_round = max(20, n_requests // 2)
+    for b in batch_sizes:
+        body = {"entity_rows": [{"origin": keys[i % len(keys)]} for i in range(b)],
+                "request_data": {"sched_dep_ts": [now] * b}}
+        cpu = {"d": 0.0, "d_unlogged": 0.0}
+        count = {"d": 0, "d_unlogged": 0}
+        for _ in range(3):
+            for name in ("d_unlogged", "d"):
+                start = _cpu_s(pid)
+                for _ in range(per_round):
+                    client.post(f"/deployments/{name}/predict", json=body).raise_for_status()
+                count[name] += 1 * per_round
+                time.sleep(1.0)
+                cpu[name] += _cpu_s(pid) - start
+            sent += b * per_round
+        on = cpu["d"] / count["d"] * 1000
+        off = cpu["d_unlogged"] / count["d_unlogged"] * 1000
+        out[f"batch_{b}"] = {"server_cpu_ms_per_request_logged": round(on, 3),
+                             "server_cpu_ms_per_request_unlogged": round(off, 3),
+                             "logged_over_unlogged": round(on / off, 3) if off else None}
+    after = _settled_counts(client)
+    diff = {o: after.get(("d", o), 0) - before.get(("d", o), 0)
+            for o in ("logged", "dropped", "failed")}
+    out["rows"] = {"sent": sent, **diff, "lost": sent - diff["logged"]}
     return out
 
 
@@ -255,7 +343,7 @@ def _two_hop(fs, keys, info, hist, n_requests: int, data_dir: str, batch_sizes: 
     model = _serve([sys.executable, "-m", "mlflow", "models", "serve", "-m",
                     fs.models.download_uri(info), "--env-manager", "local", "-h", "127.0.0.1",
                     "-p", str(mlflow_port), "-w", "1"], data_dir)
-    conf = os.path.join(data_dir, "conf.yaml")
+    _, conf = _service_files(data_dir)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     service = _serve([sys.executable, "-c", "import sys; from sparkfs.cli import main; "
                       "sys.exit(main())", "serve", "--config", conf, "--repo",
@@ -393,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--history", type=int, default=50)
     p.add_argument("--batch-sizes", default="1,100")
     p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--sections", default="online,two_hop,batch",
+                   help="which parts to run (comma-separated): a loaded host cannot run "
+                        "all three in two minutes")
     p.add_argument("--feast-python", default=os.environ.get("SPARKFS_BENCH_FEAST_PYTHON"),
                    help="a Python with feast==0.67 installed (it cannot share sparkfs's "
                         "environment: it pins prometheus_client<0.25)")
@@ -402,10 +493,16 @@ def main(argv: list[str] | None = None) -> int:
         fs, keys, _, info, hist = _setup(args.keys, args.history, tmp)
         try:
             sizes = [int(b) for b in args.batch_sizes.split(",")]
-            online = _online(fs, keys, args.requests, tmp, sizes)
-            online["two_hop"] = _two_hop(fs, keys, info, hist, args.requests, tmp, sizes,
-                                         args.feast_python, args.clients)
-            batch = _batch(fs, keys, info, args.spine, args.history)
+            sections = set(args.sections.split(","))
+            online: dict = {}
+            batch: dict = {}
+            if "online" in sections:
+                online = _online(fs, keys, args.requests, tmp, sizes)
+            if "two_hop" in sections:
+                online["two_hop"] = _two_hop(fs, keys, info, hist, args.requests, tmp, sizes,
+                                             args.feast_python, args.clients)
+            if "batch" in sections:
+                batch = _batch(fs, keys, info, args.spine, args.history)
         finally:
             fs.close()
     print(json.dumps({"benchmark": "inference", "online": online, "batch": batch,

@@ -144,10 +144,12 @@ class OnDemandPlan:
             out[n] = s.set_axis(out.index)
         return out
 
-    def compute(self, columns: dict[str, pd.Series]) -> dict[str, pd.Series]:
+    def compute(self, columns: dict[str, pd.Series], tz: str = "UTC") -> dict[str, pd.Series]:
         """The requested outputs from a mapping of equally long columns (what
-        ``apply_pandas`` does, without building frames; the online path uses it)."""
-        return self._run_each(columns, "run_columns")
+        ``apply_pandas`` does, without building frames; batch scoring uses it on each Arrow
+        batch). ``tz``: the time zone naive timestamps are read in (Spark hands pandas
+        naive session-time values)."""
+        return self._run_each(columns, "run_columns", tz)
 
     def compute_values(self, columns: dict[str, Sequence[Any]]) -> dict[str, list]:
         """``compute`` on equally long Python lists, returning lists of Python values
@@ -164,13 +166,16 @@ class OnDemandPlan:
         """
         return self._run_each(columns, "run_values")
 
-    def _run_each(self, columns: Mapping[str, Any], method: str) -> dict[str, Any]:
+    def _run_each(self, columns: Mapping[str, Any], method: str,
+                  tz: str | None = None) -> dict[str, Any]:
         """Each transform once, through ``Transform.<method>`` (``run_columns`` on Series,
         ``run_values`` on lists); the requested outputs by name."""
         self.check_columns(columns, "the frame")
         result: dict[str, Any] = {}
+        extra = {} if tz is None else {"tz": tz}
         for t, _, reads, frame_dtypes in self._wiring:
-            res = getattr(t, method)({p: columns[c] for p, c in reads.items()}, frame_dtypes)
+            res = getattr(t, method)({p: columns[c] for p, c in reads.items()}, frame_dtypes,
+                                     **extra)
             for n in self.outputs[t.name]:
                 result[n] = res[n]
         return result

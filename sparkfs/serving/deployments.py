@@ -18,8 +18,11 @@ scope ``predict`` (or ``predict:<deployment>``).
 
 Each worker process loads a deployed model once (``ModelRegistry.load``) and sees a new
 deployment revision on its next request (``Deployments`` re-reads the registry when its
-file changes); a request in flight keeps the revision and model it started with. On
-shutdown (SIGTERM, Ctrl-C) the evaluation log is flushed before the process exits.
+file changes); a request in flight keeps the revision and model it started with. Once a
+model is loaded the worker freezes its heap (``sparkfs.inference.freeze_heap``): a full
+garbage collection over the libraries' and the model's objects otherwise stalls every
+request in flight for half a second now and then. On shutdown (SIGTERM, Ctrl-C) the
+evaluation log is flushed before the process exits.
 
 >>> import tempfile
 >>> from fastapi.testclient import TestClient
@@ -39,7 +42,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,6 +55,7 @@ from ..errors import (
     ValidationError,
 )
 from ..ondemand import CodeNotLoadedError
+from .auth import principal_of
 from .routes import Caller
 from .schemas import ERROR_RESPONSES
 
@@ -129,8 +133,10 @@ def register(app: FastAPI, inference: Inference, serving: ServingConfig) -> None
 
     @app.post("/deployments/{name}/predict", response_model=PredictResponse, responses=errors,
               summary="Score entity rows with a deployed model (features looked up online)")
-    async def predict(name: str, body: PredictRequest, principal: Caller) -> Response:
-        principal.require("predict", name)  # 401/403 when auth is on (serving.auth)
+    async def predict(name: str, body: PredictRequest, request: Request) -> Response:
+        # The caller as ``Caller`` finds it, but on the event loop (a header lookup): as a
+        # dependency it would cost every prediction a second trip through the thread pool.
+        principal_of(request).require("predict", name)  # 401/403 when auth is on
         # Off the event loop even for SQLite: a stuck read or a slow model holds a worker
         # thread, never the other requests.
         return await run_in_threadpool(answer, name, body)
@@ -153,10 +159,18 @@ def register(app: FastAPI, inference: Inference, serving: ServingConfig) -> None
 
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    @app.on_event("startup")
+    def _long_lived() -> None:  # a serving process: freeze the heap once a model is loaded
+        inference.freeze_after_load = True
+
     @app.on_event("shutdown")
     def _flush_log() -> None:  # uvicorn runs this on SIGTERM / SIGINT before exiting
+        import gc
+
         inference.close()
         error_log.info("evaluation log flushed: %s", inference.logger.counters())
+        inference.freeze_after_load = False
+        gc.unfreeze()  # exit (or the next app in this process) collects as usual
 
 
 def _metrics_registry(logger: Any) -> Any:
