@@ -112,6 +112,7 @@ class PhaseTimer:
         "sparkfs.offline.ingest": ["to_spark", "conform", "check_rows", "without_stored_rows"],
         "sparkfs.offline.writers": ["DeltaRsWriter.write", "DeltaSparkWriter.write"],
         "sparkfs.offline.parquet_stats": ["list_parquet", "parquet_add_stats", "delete_dir"],
+        "sparkfs.offline.onepass": ["stage_with_spark"],
         "sparkfs.monitoring": ["record_statistics"],
         "sparkfs.monitoring.sketches": ["spark_partial"],
         "sparkfs.validation": ["validate_batch", "record_validation"],

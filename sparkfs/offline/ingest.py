@@ -16,11 +16,16 @@ Steps, in order (any refusal happens before a single byte is written):
    whose event-time statistics overlap the batch are read (no full history scan)
    (``sparkfs.offline.dedupe``).
 7. A writer commits the batch with the run's app transaction in a single Delta commit:
-   ``delta-rs`` (executors write Parquet, the driver commits) or ``delta-spark`` (Spark's
+   ``delta-rs`` (executors write Parquet with pyarrow and, from the same Arrow batches,
+   the statistics partials and the Delta file statistics; the driver commits: one pass,
+   nothing read back, ``sparkfs.offline.onepass``) or ``delta-spark`` (Spark's
    own Delta writer, when the session has the Delta jars); ``offline.engine`` chooses
    (``sparkfs.offline.writers``). Both re-check the run id and the dedupe against the
    version the commit lands on, so concurrent ingests neither commit a run twice nor store
    the same rows twice.
+8. Statistics of the committed rows (``ingest.statistics``): with delta-rs, the partials
+   the write pass returned, merged; with delta-spark, one more pass over the files the
+   commit added (read back).
 
 >>> IngestResult("weather", 1, "r1", 3, rows_input=2, rows_written=2).to_dict()["delta_version"]
 3
@@ -151,8 +156,9 @@ def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group:
         from ..validation.quarantine import write_quarantine
 
         write_quarantine(offline, group, outcome.invalid_df, run_id, None)
+    specs = [(f.name, f.dtype) for f in group.stored_fields] if statistics else None
     written = writer.write(Batch(group, df, run_id, commit_time, pinned, checks["n"],
-                                 et_range, value_cols, deduped=bool(overlap)))
+                                 et_range, value_cols, deduped=bool(overlap), stats_specs=specs))
     if written.already:  # a concurrent ingest committed this run id first
         result.rows_input = 0
         return _done(result, started, noop=True, version=written.version)
@@ -170,10 +176,13 @@ def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group:
     if written.version is not None and statistics:
         from ..monitoring import record_statistics
 
-        new_files = offline.files_added_between(group, pinned, written.version)
-        written_df = read_files_spark(session, group, new_files) \
-            .where(_col(RUN_ID) == _lit(run_id, "string"))
-        record_statistics(catalog, group, written_df, written.version)
+        if written.partial is not None:  # computed by the write pass itself (delta-rs)
+            record_statistics(catalog, group, written.partial, written.version)
+        else:  # delta-spark: one pass over the rows just committed
+            new_files = offline.files_added_between(group, pinned, written.version)
+            written_df = read_files_spark(session, group, new_files) \
+                .where(_col(RUN_ID) == _lit(run_id, "string"))
+            record_statistics(catalog, group, written_df, written.version)
     return _done(result, started)
 
 
