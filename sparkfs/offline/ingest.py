@@ -16,9 +16,10 @@ Steps, in order (any refusal happens before a single byte is written):
    whose event-time statistics overlap the batch are read (no full history scan)
    (``sparkfs.offline.dedupe``).
 7. A writer commits the batch with the run's app transaction in a single Delta commit:
-   ``delta-rs`` (executors write Parquet with pyarrow and, from the same Arrow batches,
-   the statistics partials and the Delta file statistics; the driver commits: one pass,
-   nothing read back, ``sparkfs.offline.onepass``) or ``delta-spark`` (Spark's
+   ``delta-rs`` (executors write Parquet -- with statistics on, with pyarrow, computing
+   the statistics partials and the Delta file statistics from the same Arrow batches:
+   one pass, nothing read back, ``sparkfs.offline.onepass`` -- and the driver commits)
+   or ``delta-spark`` (Spark's
    own Delta writer, when the session has the Delta jars); ``offline.engine`` chooses
    (``sparkfs.offline.writers``). Both re-check the run id and the dedupe against the
    version the commit lands on, so concurrent ingests neither commit a run twice nor store
@@ -138,7 +139,7 @@ def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group:
     if group.expectations is not None:
         from ..validation import validate_batch
 
-        outcome = validate_batch(catalog, group, df, run_id)
+        outcome = validate_batch(catalog, group, df, run_id, rows=checks["n"])
         df = outcome.valid_df
 
     value_cols = [f.name for f in history_schema(group) if f.name not in (COMMIT_TIME, RUN_ID)]

@@ -266,8 +266,13 @@ class DeltaRsWriter:
         clean(self.offline.table_uri(group), self.offline.files(group))
 
     def _stage(self, batch: Batch, df: "DataFrame", subdir: str) -> tuple[list, int, Any]:
-        """Write ``df`` to ``{table}/{subdir}`` in one executor pass (``offline.onepass``):
-        the Delta add actions, the row count and the merged statistics partial."""
+        """Write ``df`` to ``{table}/{subdir}``: the Delta add actions, the row count and the
+        merged statistics partial (None without ``batch.stats_specs``).
+
+        With statistics, one executor pass writes the files with pyarrow and computes the
+        partials and the add statistics from the same Arrow batches (``offline.onepass``).
+        Without, Spark's own Parquet writer is faster (no Arrow hop to Python workers); the
+        add statistics then come from each written file's footer."""
         from deltalake.transaction import AddAction, RemoveAction
 
         from .onepass import now_ms, stage_with_spark
@@ -276,21 +281,56 @@ class DeltaRsWriter:
         target_files = max(1, -(-batch.rows_hint // 2_000_000))
         if df.rdd.getNumPartitions() > 4 * target_files:
             df = df.coalesce(max(target_files, 2))
+        if batch.stats_specs is None:
+            actions, rows = self._stage_native(batch, df, stage, subdir)
+            return actions, rows, None
         try:
             files, partial = stage_with_spark(df, stage, history_schema(batch.group),
                                               batch.stats_specs)
         except Exception as exc:
             raise SparkfsError(f"writing the batch for feature group {batch.group.name!r} failed; "
                                f"nothing was committed: {_first_line(exc)}") from exc
-        actions: list[AddAction | RemoveAction] = []
+        out: list[AddAction | RemoveAction] = []
         written = 0
         mtime = now_ms()
         for f in sorted(files, key=lambda f: f.path):
             if f.rows == 0:
                 continue
             written += f.rows
-            actions.append(AddAction(f"{subdir}/{f.path}", f.size, {}, mtime, True, f.stats))
-        return actions, written, partial
+            out.append(AddAction(f"{subdir}/{f.path}", f.size, {}, mtime, True, f.stats))
+        return out, written, partial
+
+    def _stage_native(self, batch: Batch, df: "DataFrame", stage: str,
+                      subdir: str) -> tuple[list, int]:
+        from deltalake.transaction import AddAction, RemoveAction
+
+        from .parquet_stats import list_parquet, parquet_add_stats
+
+        opts = self.offline.storage_options
+        spark = df.sparkSession
+        key = "spark.sql.parquet.outputTimestampType"
+        previous = spark.conf.get(key, None)
+        spark.conf.set(key, "TIMESTAMP_MICROS")
+        try:
+            df.write.mode("errorifexists").parquet(stage if "://" in stage else "file://" + stage)
+        except Exception as exc:
+            raise SparkfsError(f"writing the batch for feature group {batch.group.name!r} failed; "
+                               f"nothing was committed: {_first_line(exc)}") from exc
+        finally:
+            if previous is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, previous)
+        actions: list[AddAction | RemoveAction] = []
+        written = 0
+        for path, size, mtime in list_parquet(stage, opts):
+            stats = parquet_add_stats(path, opts)
+            if stats["numRecords"] == 0:
+                continue
+            written += stats["numRecords"]
+            rel = f"{subdir}/{path.rsplit('/', 1)[-1]}"
+            actions.append(AddAction(rel, size, {}, mtime, True, json.dumps(stats)))
+        return actions, written
 
     def _stage_and_commit(self, batch: Batch, df: "DataFrame", subdir: str) -> Written:
         from deltalake.exceptions import CommitFailedError
