@@ -30,6 +30,18 @@ def group(fs):
     return g
 
 
+def assert_same(got: dict, want: dict) -> None:
+    """Stored statistics equal, floats to rounding (partials merge in another order)."""
+    assert set(got) == set(want)
+    for name, feature in want.items():
+        assert set(got[name]) == set(feature), name
+        for k, v in feature.items():
+            if isinstance(v, float) and math.isfinite(v):
+                assert got[name][k] == pytest.approx(v, rel=1e-12), (name, k)
+            else:
+                assert got[name][k] == v, (name, k)
+
+
 def rows(count: int, seed: int) -> pa.Table:
     rng = np.random.default_rng(seed)
     x = rng.normal(5.0, 2.0, count)
@@ -68,15 +80,7 @@ def test_statistics_and_file_stats_come_from_the_write_pass(fs, group, spark, mo
     history = fs.read_history("one").to_arrow()
     expected = compute_statistics(group, history, r.delta_version)
     assert set(stored.features) == {"x", "n", "s", "b", "i"}
-    for name, want in expected.features.items():
-        got = stored.features[name]
-        for k, v in want.items():
-            if isinstance(v, float) and math.isnan(v):
-                assert math.isnan(got[k]), (name, k)
-            elif isinstance(v, float):
-                assert got[k] == pytest.approx(v, rel=1e-12), (name, k)
-            else:
-                assert got[k] == v, (name, k)
+    assert_same(stored.features, expected.features)
     pdf = history.to_pandas()
     assert stored["x"]["nans"] == int(np.isnan(data.column("x").to_numpy(zero_copy_only=False)).sum()
                                       - data.column("x").null_count)
@@ -131,3 +135,37 @@ def test_stage_partition_cast_and_empty_partition(tmp_path):
     assert written.column("t").to_pylist()[1] == dt.datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
     stats = json.loads(out.column("stats")[0].as_py())
     assert stats["nullCount"]["v"] == 1 and stats["minValues"]["t"] == "1970-01-01T00:00:00.000Z"
+
+
+def test_rows_committed_meanwhile_are_left_out_of_write_and_statistics(fs, group, spark,
+                                                                       store_config, monkeypatch):
+    """Another ingest commits some of the rows between this one's staging and its commit:
+    the writer re-dedupes, re-stages only the rest, and the statistics it stores are those
+    of the rows it committed."""
+    from sparkfs import FeatureStore
+    from sparkfs.offline import onepass
+
+    data = rows(300, 3)
+    other = FeatureStore(store_config, spark=spark)
+    real = onepass.stage_with_spark
+    raced: list[int] = []
+
+    def staged_then_raced(*a, **k):
+        out = real(*a, **k)
+        if not raced:  # fault injection: a concurrent writer lands right after our staging
+            raced.append(-1)  # (its own staging comes through here too)
+            raced[0] = other.ingest("one", data.slice(0, 120), run_id="meanwhile").rows_written
+        return out
+
+    monkeypatch.setattr(onepass, "stage_with_spark", staged_then_raced)
+    r = fs.ingest("one", data, run_id="main")
+    other.close()
+    assert raced == [120]
+    assert (r.rows_input, r.rows_written, r.rows_skipped) == (300, 180, 120)
+    hist = fs.read_history("one").to_arrow()
+    assert hist.num_rows == 300
+    assert hist.to_pandas().duplicated(["key", "ts"]).sum() == 0
+    stats = fs.statistics("one")
+    assert stats.delta_version == r.delta_version and stats.rows == 180
+    mine = hist.filter(pa.compute.equal(hist.column("_run_id"), "main"))
+    assert_same(stats.features, compute_statistics(group, mine, r.delta_version).features)
