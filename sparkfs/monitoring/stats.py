@@ -141,10 +141,10 @@ def _num(v: Any) -> Any:
 
 
 def compute_statistics(group: FeatureGroup, data: Any, delta_version: int) -> Statistics:
-    """Statistics of ``data`` (a Spark DataFrame, or an Arrow table/batch) holding rows of
-    ``group``, in one pass: mergeable partials per partition or batch
-    (``sparkfs.monitoring.sketches``) merged into counts, moments, KLL quantiles and
-    histograms and HLL distinct counts.
+    """Statistics of ``data`` (a Spark DataFrame, an Arrow table/batch, or a merged
+    ``Partial`` already computed from them) holding rows of ``group``, in one pass:
+    mergeable partials per partition or batch (``sparkfs.monitoring.sketches``) merged
+    into counts, moments, KLL quantiles and histograms and HLL distinct counts.
 
     >>> import pyarrow as pa
     >>> from sparkfs import Entity, FeatureGroup, Field
@@ -153,6 +153,8 @@ def compute_statistics(group: FeatureGroup, data: Any, delta_version: int) -> St
     >>> s.rows, s["x"]["mean"], s["x"]["nulls"], s["x"]["histogram"]["counts"][0]
     (3, 2.0, 1, 1)
     """
+    if isinstance(data, Partial):  # already computed, e.g. by the delta-rs write pass
+        return _finished(group, data, delta_version)
     specs = [(f.name, f.dtype) for f in group.stored_fields
              if f.name in (data.columns if hasattr(data, "sparkSession") else data.schema.names)]
     if hasattr(data, "sparkSession"):
@@ -160,6 +162,10 @@ def compute_statistics(group: FeatureGroup, data: Any, delta_version: int) -> St
     else:
         partial = Partial.empty(specs)
         partial.update(data)
+    return _finished(group, partial, delta_version)
+
+
+def _finished(group: FeatureGroup, partial: Partial, delta_version: int) -> Statistics:
     features = {name: {k: (v if k in ("histogram", "values", "quantiles") else _num(v))
                        for k, v in s.items()}
                 for name, s in partial.finish().items()}
@@ -170,7 +176,7 @@ def compute_statistics(group: FeatureGroup, data: Any, delta_version: int) -> St
 def record_statistics(catalog: "Catalog", group: FeatureGroup, data: Any,
                       delta_version: int) -> Statistics:
     """Compute the statistics of the batch committed at ``delta_version`` (``data``: its
-    rows, Spark or Arrow) and store them in ``catalog``'s registry.
+    rows, Spark or Arrow, or their merged ``Partial``) and store them in ``catalog``'s registry.
 
     >>> import os, tempfile, pyarrow as pa
     >>> from sparkfs import Entity, FeatureGroup, Field

@@ -16,11 +16,17 @@ Steps, in order (any refusal happens before a single byte is written):
    whose event-time statistics overlap the batch are read (no full history scan)
    (``sparkfs.offline.dedupe``).
 7. A writer commits the batch with the run's app transaction in a single Delta commit:
-   ``delta-rs`` (executors write Parquet, the driver commits) or ``delta-spark`` (Spark's
+   ``delta-rs`` (executors write Parquet -- with statistics on, with pyarrow, computing
+   the statistics partials and the Delta file statistics from the same Arrow batches:
+   one pass, nothing read back, ``sparkfs.offline.onepass`` -- and the driver commits)
+   or ``delta-spark`` (Spark's
    own Delta writer, when the session has the Delta jars); ``offline.engine`` chooses
    (``sparkfs.offline.writers``). Both re-check the run id and the dedupe against the
    version the commit lands on, so concurrent ingests neither commit a run twice nor store
    the same rows twice.
+8. Statistics of the committed rows (``ingest.statistics``): with delta-rs, the partials
+   the write pass returned, merged; with delta-spark, one more pass over the files the
+   commit added (read back).
 
 >>> IngestResult("weather", 1, "r1", 3, rows_input=2, rows_written=2).to_dict()["delta_version"]
 3
@@ -133,7 +139,7 @@ def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group:
     if group.expectations is not None:
         from ..validation import validate_batch
 
-        outcome = validate_batch(catalog, group, df, run_id)
+        outcome = validate_batch(catalog, group, df, run_id, rows=checks["n"])
         df = outcome.valid_df
 
     value_cols = [f.name for f in history_schema(group) if f.name not in (COMMIT_TIME, RUN_ID)]
@@ -151,8 +157,9 @@ def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group:
         from ..validation.quarantine import write_quarantine
 
         write_quarantine(offline, group, outcome.invalid_df, run_id, None)
+    specs = [(f.name, f.dtype) for f in group.stored_fields] if statistics else None
     written = writer.write(Batch(group, df, run_id, commit_time, pinned, checks["n"],
-                                 et_range, value_cols, deduped=bool(overlap)))
+                                 et_range, value_cols, deduped=bool(overlap), stats_specs=specs))
     if written.already:  # a concurrent ingest committed this run id first
         result.rows_input = 0
         return _done(result, started, noop=True, version=written.version)
@@ -170,10 +177,13 @@ def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group:
     if written.version is not None and statistics:
         from ..monitoring import record_statistics
 
-        new_files = offline.files_added_between(group, pinned, written.version)
-        written_df = read_files_spark(session, group, new_files) \
-            .where(_col(RUN_ID) == _lit(run_id, "string"))
-        record_statistics(catalog, group, written_df, written.version)
+        if written.partial is not None:  # computed by the write pass itself (delta-rs)
+            record_statistics(catalog, group, written.partial, written.version)
+        else:  # delta-spark: one pass over the rows just committed
+            new_files = offline.files_added_between(group, pinned, written.version)
+            written_df = read_files_spark(session, group, new_files) \
+                .where(_col(RUN_ID) == _lit(run_id, "string"))
+            record_statistics(catalog, group, written_df, written.version)
     return _done(result, started)
 
 

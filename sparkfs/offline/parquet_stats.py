@@ -5,7 +5,7 @@ Rules (see the deltalake traps in the platform notes): a column appears in ``nul
 only together with its ``minValues`` and ``maxValues``; timestamps are written as
 ISO-8601 UTC with milliseconds, the minimum truncated down and the maximum rounded up, so
 file skipping never drops a matching row; strings longer than 32 characters and NaN
-bounds get no statistics; nested columns (arrays) get none.
+or infinite bounds get no statistics (JSON cannot hold them); nested columns (arrays) get none.
 """
 
 from __future__ import annotations
@@ -52,6 +52,19 @@ def parquet_add_stats(uri: str, storage_options: dict[str, str] | None = None) -
     fs, path = _fs(uri, storage_options)
     with fs.open_input_file(path) as f:
         meta = pq.ParquetFile(f).metadata
+    return metadata_add_stats(meta)
+
+
+def metadata_add_stats(meta: Any) -> dict:
+    """The Delta stats JSON object (as a dict) from a Parquet file's footer
+    (``pyarrow.parquet.FileMetaData``), e.g. the one a ``ParquetWriter`` just wrote.
+
+    >>> import io, pyarrow as pa
+    >>> collected = []
+    >>> pq.write_table(pa.table({"x": [1, None, 3]}), io.BytesIO(), metadata_collector=collected)
+    >>> metadata_add_stats(collected[0])
+    {'numRecords': 3, 'minValues': {'x': 1}, 'maxValues': {'x': 3}, 'nullCount': {'x': 1}}
+    """
     schema = meta.schema.to_arrow_schema()
     n = meta.num_rows
     mins: dict[str, Any] = {}
@@ -101,8 +114,8 @@ def _json_value(value: Any, arrow_type: Any, bound: str) -> Any:
 
     if isinstance(value, bool) or pa.types.is_boolean(arrow_type):
         return None  # boolean bounds help no filter
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
+    if isinstance(value, float):  # JSON has no NaN or infinity: no bound for the column
+        return value if math.isfinite(value) else None
     if isinstance(value, int) and not pa.types.is_timestamp(arrow_type) and not pa.types.is_date(arrow_type):
         return value
     if isinstance(value, (bytes, str)):

@@ -49,9 +49,11 @@ class ValidationOutcome:
 
 
 def validate_batch(catalog: "Catalog", group: FeatureGroup, df: Any,
-                   run_id: str | None = None) -> ValidationOutcome:
+                   run_id: str | None = None, *, rows: int | None = None) -> ValidationOutcome:
     """Check ``df`` (Spark or pandas) against ``group``'s expectations (a refused batch's
-    report is stored in ``catalog``'s registry).
+    report is stored in ``catalog``'s registry). ``rows``: the batch's row count when the
+    caller already counted it (ingest's row checks did), which spares a pass over a Spark
+    batch when every expectation held.
 
     ``strict``: any failure stores the report and raises ``ValidationError``. ``quarantine``:
     rows failing row-level expectations are split off; a failed batch-level expectation
@@ -65,7 +67,7 @@ def validate_batch(catalog: "Catalog", group: FeatureGroup, df: Any,
                               run_id=run_id or "", policy=group.validation, status="passed",
                               rows_input=0, engine=engine, suite=suite.name)
     if not len(suite):
-        report.rows_input = _count(df, engine)
+        report.rows_input = rows if rows is not None else _count(df, engine)
         return ValidationOutcome(df, None, report)
     columns = list(df.columns)
     labels = suite.labels()
@@ -78,7 +80,8 @@ def validate_batch(catalog: "Catalog", group: FeatureGroup, df: Any,
     else:
         # Every row-level expectation held without a `mostly` tolerance: no row breaks any
         # of them, so one cheap count (no columns read) is all the report needs.
-        counts = {"n": _count(df, engine), "bad": 0, **{i: 0 for i in row_items}}
+        n_rows = rows if rows is not None else _count(df, engine)
+        counts = {"n": n_rows, "bad": 0, **{i: 0 for i in row_items}}
     report.rows_input = n = counts["n"]
     for i, (item, label) in enumerate(zip(suite, labels)):
         v = verdicts[i]
