@@ -401,6 +401,20 @@ class Partial:
         feats = [_Feature.from_state(s) for s in state["features"]]
         return cls(int(state["rows"]), {f.name: f for f in feats})
 
+    @classmethod
+    def merged(cls, specs: Iterable[tuple[str, str]], blobs: Iterable[bytes]) -> "Partial":
+        """One partial from the serialized partials ``blobs`` (``to_bytes``) of ``specs``.
+
+        >>> import pyarrow as pa
+        >>> a = Partial.empty([("x", "long")]); a.update(pa.table({"x": [1, 2]}))
+        >>> Partial.merged([("x", "long")], [a.to_bytes(), a.to_bytes()]).rows
+        4
+        """
+        out = cls.empty(specs)
+        for blob in blobs:
+            out.merge(cls.from_bytes(blob))
+        return out
+
     def finish(self) -> dict[str, dict]:
         """The statistics of every feature, in the stored format."""
         return {name: f.finish(self.rows) for name, f in self.features.items()}
@@ -429,7 +443,4 @@ def spark_partial(df: "DataFrame", specs: list[tuple[str, str]]) -> Partial:
 
     cols = [quote_ident(name, "spark") for name, _ in specs]
     rows = df.select(*cols).mapInArrow(_partition_partials(specs), "partial binary").collect()
-    merged = Partial.empty(specs)
-    for r in rows:
-        merged.merge(Partial.from_bytes(bytes(r["partial"])))
-    return merged
+    return Partial.merged(specs, (bytes(r["partial"]) for r in rows))

@@ -188,10 +188,7 @@ def stage_with_spark(df: "DataFrame", stage_uri: str, schema: pa.Schema,
                         None if r["partial"] is None else bytes(r["partial"])) for r in rows]
     merged = None
     if specs is not None:
-        merged = Partial.empty(specs)
-        for f in files:
-            if f.partial is not None:
-                merged.merge(Partial.from_bytes(f.partial))
+        merged = Partial.merged(specs, (f.partial for f in files if f.partial is not None))
     return files, merged
 
 
