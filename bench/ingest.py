@@ -21,7 +21,9 @@ and on the same SparkSession, from that source:
 ``phases`` splits the ingest time by the ingest module's steps (measured by wrapping its
 functions from outside; Spark is lazy, so each step's time includes the work it triggers).
 great-expectations is imported once before the timed runs (a once-per-process cost, like
-the JVM warm-up; ``great_expectations_import_s`` reports it). Prints one JSON document
+the JVM warm-up; ``great_expectations_import_s`` reports it), and one untimed round of
+every call runs on ``--warmup-rows`` rows first (JIT compilation of each plan shape is
+also paid once per process; ``--warmup-rows 0`` leaves it out). Prints one JSON document
 with the ratios of issue 17 and its goals (ingest <= 1.3x the
 Parquet write, statistics off <= 1.1x, a full replay under a new run id <= 0.5x). Not a
 test: run ``python bench/ingest.py --rows 100000 --no-delta-spark`` for a quick look; the
@@ -62,6 +64,9 @@ def parse_args(argv=None):
                    help="row-level expectations on the default ingest (0: none; default 5)")
     p.add_argument("--no-delta-spark", action="store_true",
                    help="leave out the delta-spark writer run")
+    p.add_argument("--warmup-rows", type=int, default=20_000,
+                   help="rows of one untimed warm-up round of every call (0: none; "
+                        "default 20000)")
     return p.parse_args(argv)
 
 
@@ -112,6 +117,7 @@ class PhaseTimer:
 
     NAMES = {
         "sparkfs.offline.ingest": ["to_spark", "conform", "check_rows", "without_stored_rows"],
+        "sparkfs.offline.dedupe": ["stored_matches"],
         "sparkfs.offline.writers": ["DeltaRsWriter.write", "DeltaSparkWriter.write"],
         "sparkfs.offline.parquet_stats": ["list_parquet", "parquet_add_stats", "delete_dir"],
         "sparkfs.offline.onepass": ["stage_with_spark"],
@@ -275,6 +281,13 @@ def main(argv=None) -> int:
         if args.expectations:
             os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
             gx_import_s, _ = timed(lambda: __import__("great_expectations"))
+        if args.warmup_rows:
+            # One untimed round of every measured call on a small batch: the JVM compiles
+            # the generated code of each plan shape (hash aggregates, joins, Arrow
+            # transfers) on first use; without it the first measured call of a shape pays
+            # for it (check_rows took 3.9 s in the first ingest and 1.4 s in the third at
+            # 1M rows), which is a once-per-process cost, like the JVM start.
+            bench_size(spark, args, args.warmup_rows, work, phases)
         with phases.wrapped():
             for rows in sizes:
                 results.append(bench_size(spark, args, rows, work, phases))

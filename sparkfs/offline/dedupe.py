@@ -24,12 +24,13 @@ from .tables import read_files_spark
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["merge_condition", "without_stored_rows"]
+__all__ = ["known_empty", "merge_condition", "stored_matches", "without_stored_rows"]
 
 
 def without_stored_rows(spark: "SparkSession", group: FeatureGroup, df: "DataFrame",
                          files: list[str], checks: dict, value_cols: list[str]) -> "DataFrame":
-    """Anti-join against stored rows in the batch's event-time range.
+    """``df`` without the rows already stored in ``files`` (same keys, event time and
+    value hashes), within the batch's event-time range.
 
     Only the join keys, the event time and a 96-bit hash of the feature values (xxhash64
     and murmur3 over the same columns; null- and NaN-aware) leave the stored side, so the
@@ -37,25 +38,101 @@ def without_stored_rows(spark: "SparkSession", group: FeatureGroup, df: "DataFra
     never null here (the row checks refused such batches). ``checks`` gives the batch's
     ``min_et``/``max_et``; ``value_cols`` are the history columns without system columns.
 
+    First one narrow job (``stored_matches``) counts the batch's rows and those already
+    stored, joining only identities (keys, event time, hashes). Then:
+
+    - no row stored: ``df`` itself (no anti-join at all);
+    - every row stored (a replay under a new run id): an empty frame, known empty to
+      Spark's optimizer (``limit(0)``), so writing it runs no job over the source;
+    - some: the anti-join of the full rows against the stored identities (a shuffled hash
+      join, as in ``stored_matches``).
+
     >>> without_stored_rows.__name__  # needs Spark; exercised by tests/test_ingest.py
     'without_stored_rows'
     """
+    total, matched = stored_matches(spark, group, df, files, checks, value_cols)
+    if matched == 0:
+        return df
+    if matched == total:
+        return df.limit(0)
+    from pyspark.sql import functions as F
+
+    keys = [*group.join_keys, group.event_time]
+    stored = _stored_identities(spark, group, files, checks, value_cols).hint("shuffle_hash")
+    h1, h2 = _value_hashes(group, value_cols, None)
+    batch = df.select("*", *[F.col(quote_ident(k, "spark")).alias(f"__b_{k}") for k in keys],
+                      h1.alias("__b_h1"), h2.alias("__b_h2"))
+    extra = [f"__b_{k}" for k in [*keys, "h1", "h2"]]
+    return batch.join(stored, _identity_condition(keys), "left_anti").drop(*extra)
+
+
+def stored_matches(spark: "SparkSession", group: FeatureGroup, df: "DataFrame",
+                   files: list[str], checks: dict, value_cols: list[str]) -> tuple[int, int]:
+    """(rows of ``df``, rows of ``df`` whose identity -- keys, event time, value hashes --
+    is stored in ``files``), in one Spark job: a left semi join of identities only (the
+    batch side carries its identity, not its feature values), counted, with the batch's
+    row count observed on the way (``DataFrame.observe``: no second pass).
+
+    The join is a shuffled hash join (``shuffle_hash`` hint on the stored side): each task
+    builds a hash table of its share of the stored identities in the batch's event-time
+    range (about 40 bytes a row) instead of sorting both sides; at 500k rows it took 3.3 s
+    where the sort-merge join took 5.9 s.
+
+    >>> stored_matches.__name__  # needs Spark; exercised by tests/test_dedupe_replay.py
+    'stored_matches'
+    """
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    keys = [*group.join_keys, group.event_time]
+    stored = _stored_identities(spark, group, files, checks, value_cols).hint("shuffle_hash")
+    h1, h2 = _value_hashes(group, value_cols, None)
+    seen = Observation()  # a fresh name: concurrent ingests must not share one
+    ids = df.select(*[F.col(quote_ident(k, "spark")).alias(f"__b_{k}") for k in keys],
+                    h1.alias("__b_h1"), h2.alias("__b_h2")) \
+            .observe(seen, F.count(F.lit(1)).alias("n"))
+    matched = ids.join(stored, _identity_condition(keys), "left_semi").count()
+    return int(seen.get["n"]), int(matched)
+
+
+def _identity_condition(keys: list[str]):
+    """Batch identity (``__b_*``) equals stored identity (``__s_*``)."""
+    from pyspark.sql import functions as F
+
+    cond = [F.col(quote_ident(f"__b_{k}", "spark")) == F.col(quote_ident(f"__s_{k}", "spark"))
+            for k in [*keys, "h1", "h2"]]
+    return reduce(lambda a, b: a & b, cond)
+
+
+def known_empty(df: "DataFrame") -> bool:
+    """True when Spark's optimizer already knows ``df`` has no row (the plan's row bound is
+    0, e.g. ``without_stored_rows`` of a full replay): decided from the plan, no job runs.
+    False when it cannot tell (then the rows are computed where they are used).
+
+    >>> known_empty.__name__  # needs Spark; exercised by tests/test_dedupe_replay.py
+    'known_empty'
+    """
+    try:
+        bound = df._jdf.queryExecution().optimizedPlan().maxRows()
+        return bool(bound.isDefined()) and int(bound.get()) == 0
+    except Exception:  # not a classic (py4j) DataFrame: nothing known without a job
+        return False
+
+
+def _stored_identities(spark: "SparkSession", group: FeatureGroup, files: list[str],
+                       checks: dict, value_cols: list[str]) -> "DataFrame":
+    """The identities (``__s_<key>``, ``__s_<event time>``, ``__s_h1``, ``__s_h2``) of the
+    rows stored in ``files`` within the batch's event-time range."""
     from pyspark.sql import functions as F
 
     et = group.event_time
-    keys = list(group.join_keys) + [et]
-
-    def hashed(prefix: str) -> list:
-        h1, h2 = _value_hashes(group, value_cols, None)
-        return [h1.alias(f"{prefix}h1"), h2.alias(f"{prefix}h2")]
-
-    stored = (read_files_spark(spark, group, files)
-              .where((F.col(et) >= F.lit(checks["min_et"])) & (F.col(et) <= F.lit(checks["max_et"])))
-              .select(*[F.col(quote_ident(k, "spark")).alias(f"__s_{k}") for k in keys], *hashed("__s_")))
-    batch = df.select("*", *hashed("__b_"))
-    cond = [F.col(quote_ident(k, "spark")) == F.col(quote_ident(f"__s_{k}", "spark")) for k in keys]
-    cond += [F.col("__b_h1") == F.col("__s_h1"), F.col("__b_h2") == F.col("__s_h2")]
-    return batch.join(stored, reduce(lambda a, b: a & b, cond), "left_anti").drop("__b_h1", "__b_h2")
+    keys = [*group.join_keys, et]
+    h1, h2 = _value_hashes(group, value_cols, None)
+    return (read_files_spark(spark, group, files)
+            .where((F.col(quote_ident(et, "spark")) >= F.lit(checks["min_et"]))
+                   & (F.col(quote_ident(et, "spark")) <= F.lit(checks["max_et"])))
+            .select(*[F.col(quote_ident(k, "spark")).alias(f"__s_{k}") for k in keys],
+                    h1.alias("__s_h1"), h2.alias("__s_h2")))
 
 
 def _value_hashes(group: FeatureGroup, value_cols: list[str], qualifier: str | None) -> tuple:
