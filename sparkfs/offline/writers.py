@@ -273,7 +273,12 @@ class DeltaRsWriter:
 
         stage = f"{self.offline.table_uri(batch.group)}/{subdir}"
         target_files = max(1, -(-batch.rows_hint // 2_000_000))
-        if df.rdd.getNumPartitions() > 4 * target_files:
+        if batch.deduped:
+            # Possibly a partial replay's anti-join: asking its partition count would run
+            # its shuffle once more (an adaptive plan executes its stages to know it), so
+            # coalesce unasked -- coalesce() never adds partitions.
+            df = df.coalesce(max(target_files, 2))
+        elif df.rdd.getNumPartitions() > 4 * target_files:
             df = df.coalesce(max(target_files, 2))
         if batch.stats_specs is None:
             actions, rows = self._stage_native(batch, df, stage, subdir)
