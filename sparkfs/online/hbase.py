@@ -30,13 +30,18 @@ b'sparkfs_weather__v1'
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import json
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .._extras import require
 from ..config import HBaseOnlineConfig
@@ -44,8 +49,8 @@ from ..definitions import FeatureGroup
 from ..errors import OnlineStoreError, ValidationError
 from . import codec
 from .base import OnlineRow
-from .keys import encode_key
-from .sqlite import prepare_rows
+from .keys import encode_key, row_keys
+from .sqlite import checked_rows, commit_times_us
 
 T = TypeVar("T")
 #: HBase's ``HConstants.FOREVER``: a column family TTL (seconds) meaning "no TTL".
@@ -177,12 +182,21 @@ class HBaseOnlineStore:
 
     # -- writes ---------------------------------------------------------------------------------
     def write_batch(self, group: FeatureGroup, rows: Any) -> int:
-        """Put the rows with cell timestamp = event time (ms); HBase keeps the newest."""
-        columns = prepare_rows(group, rows)
-        if not columns:
+        """Put the rows with cell timestamp = event time (ms); HBase keeps the newest.
+
+        Cells are encoded a column at a time from Arrow (``codec.json_cells``, the same
+        bytes as one ``codec.dumps`` per value); rows are grouped by event millisecond
+        (Thrift1 takes one timestamp per ``mutateRowsTs`` call) and cut into calls of at
+        most ``online.batch_size`` rows and ``BATCH_BYTES`` bytes."""
+        import numpy as np
+
+        table = checked_rows(group, rows)
+        if table is None:
             return 0
-        nk = len(group.join_keys)
-        early = sum(1 for us in columns[nk] if us < 0)
+        n = table.num_rows
+        event_us = pc.cast(pc.cast(table[group.event_time], pa.timestamp("us", tz="UTC")),
+                           pa.int64()).to_numpy()
+        early = int((event_us < 0).sum())
         if early:
             raise ValidationError(
                 f"online write for feature group {group.name!r}: {early} rows have an event "
@@ -192,24 +206,28 @@ class HBaseOnlineStore:
 
         name = self.table_name_of(group.table_name)
         self._ensure(name, self.family, group.ttl)
-        dtypes = list(group.key_dtypes.values())
-        salt = self.config.salt_buckets
+        # Rows by event millisecond (row order kept within one): Thrift1 takes one
+        # timestamp per call.
+        ts_ms = event_us // 1000
+        order = np.argsort(ts_ms, kind="stable")
+        table, event_us, ts_ms = table.take(pa.array(order)), event_us[order], ts_ms[order]
+        keys = row_keys([table[k] for k in group.join_keys], list(group.key_dtypes.values()),
+                        self.config.salt_buckets)
         quals = [self.family + b":" + f.name.encode() for f in group.features]
-        row_codec = codec.RowCodec([f.dtype for f in group.features])
-        meta = self.family + b":" + META
-        by_ts: dict[int, list] = {}
-        for row in zip(*columns):
-            key = encode_key(row[:nk], dtypes, salt)
-            event_us, commit_us, values = row[nk], row[nk + 1], row_codec.decode(row[nk + 2])
-            muts = [Hbase_thrift.Mutation(column=q, value=codec.dumps(v).encode())
-                    for q, v in zip(quals, values)]
-            muts.append(Hbase_thrift.Mutation(column=meta,
-                                              value=codec.dumps([event_us, commit_us]).encode()))
-            size = len(key) + sum(len(m.column) + len(m.value) for m in muts)
-            by_ts.setdefault(event_us // 1000, []).append(
-                (Hbase_thrift.BatchMutation(row=key, mutations=muts), size))
-        calls = [(ts, chunk) for ts, batch in by_ts.items()
-                 for chunk in _chunks(batch, self.config.batch_size, BATCH_BYTES)]
+        quals.append(self.family + b":" + META)
+        cells = [codec.json_cells(table[f.name], f.dtype) for f in group.features]
+        cells.append([b"[%d,%d]" % ec for ec in zip(event_us.tolist(), commit_times_us(table))])
+        size = np.fromiter(map(len, keys), np.int64, n) + sum(len(q) for q in quals)
+        for col in cells:
+            size += np.fromiter(map(len, col), np.int64, n)
+        Mutation, BatchMutation = Hbase_thrift.Mutation, Hbase_thrift.BatchMutation
+        with _no_gc():
+            # positional: Mutation(isDelete, column, value), BatchMutation(row, mutations)
+            batches = [BatchMutation(key, [Mutation(False, q, v) for q, v in zip(quals, values)])
+                       for key, values in zip(keys, zip(*cells))]
+        starts = np.flatnonzero(np.diff(ts_ms)) + 1
+        calls = [(int(ts_ms[lo]), batches[lo:hi]) for lo, hi in
+                 _cuts(starts.tolist(), size.tolist(), self.config.batch_size, BATCH_BYTES)]
 
         def send(call: tuple[int, list]) -> None:
             ts, chunk = call
@@ -227,7 +245,7 @@ class HBaseOnlineStore:
 
             with ThreadPoolExecutor(workers) as ex:
                 list(ex.map(send, calls))
-        return len(columns[0])
+        return n
 
     # -- reads ------------------------------------------------------------------------------------
     def _plan(self, group: FeatureGroup, features: Sequence[str]) -> tuple:
@@ -303,22 +321,37 @@ class HBaseOnlineStore:
             self._meta_table, group.table_name.encode(), [mut], {}))
 
 
-def _chunks(rows: list[tuple[Any, int]], max_rows: int, max_bytes: int) -> list[list]:
-    """``(mutation, size)`` pairs cut into lists of mutations of at most ``max_rows`` rows
-    and ``max_bytes`` bytes (a single larger row is a chunk of its own).
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused while a batch's Thrift objects (a few million
+    for a large batch, none of them in a cycle) are built: its passes over the growing
+    heap otherwise cost about three times the building itself."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
-    >>> _chunks([("a", 3), ("b", 3), ("c", 3), ("d", 9)], max_rows=2, max_bytes=8)
-    [['a', 'b'], ['c'], ['d']]
+
+def _cuts(starts: list[int], sizes: list[int], max_rows: int,
+          max_bytes: int) -> list[tuple[int, int]]:
+    """``(lo, hi)`` index ranges over rows of ``sizes`` bytes: a new range at each index in
+    ``starts`` (where the event millisecond changes) and wherever the range would exceed
+    ``max_rows`` rows or ``max_bytes`` bytes (a single larger row is a range of its own).
+
+    >>> _cuts([4], [3, 3, 3, 9, 1], max_rows=2, max_bytes=8)
+    [(0, 2), (2, 3), (3, 4), (4, 5)]
     """
-    out: list[list] = []
-    chunk: list = []
-    used = 0
-    for mutation, size in rows:
-        if chunk and (len(chunk) >= max_rows or used + size > max_bytes):
-            out.append(chunk)
-            chunk, used = [], 0
-        chunk.append(mutation)
+    out: list[tuple[int, int]] = []
+    bounds = set(starts)
+    lo = used = 0
+    for i, size in enumerate(sizes):
+        if i > lo and (i in bounds or i - lo >= max_rows or used + size > max_bytes):
+            out.append((lo, i))
+            lo, used = i, 0
         used += size
-    if chunk:
-        out.append(chunk)
+    if sizes:
+        out.append((lo, len(sizes)))
     return out
