@@ -19,6 +19,11 @@ Layout, one HBase table per feature group version, ``{table_prefix}_{group.table
 Because HBase applies the ttl itself, a value past its ttl reads as ``missing`` here
 (HBase no longer returns it), where SQLite reports ``expired``.
 
+Writes encode a batch a column at a time (``codec.json_cells``, ``keys.row_keys``: the
+same bytes as one ``codec.dumps`` / ``encode_key`` per value), group the rows by event
+millisecond (Thrift1 carries one timestamp per ``mutateRowsTs`` call) and send calls of at
+most ``batch_size`` rows and ``BATCH_BYTES`` bytes over the pool's connections in parallel.
+
 Watermarks live in ``{table_prefix}__meta`` (row = group table name). Calls go through a
 happybase connection pool; transport errors are retried ``retries`` times with
 exponential backoff from ``backoff_ms``, then raised as ``OnlineStoreError``.
@@ -33,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import itertools
 import json
 import math
 import threading
@@ -220,31 +226,41 @@ class HBaseOnlineStore:
         size = np.fromiter(map(len, keys), np.int64, n) + sum(len(q) for q in quals)
         for col in cells:
             size += np.fromiter(map(len, col), np.int64, n)
-        Mutation, BatchMutation = Hbase_thrift.Mutation, Hbase_thrift.BatchMutation
-        with _no_gc():
-            # positional: Mutation(isDelete, column, value), BatchMutation(row, mutations)
-            batches = [BatchMutation(key, [Mutation(False, q, v) for q, v in zip(quals, values)])
-                       for key, values in zip(keys, zip(*cells))]
         starts = np.flatnonzero(np.diff(ts_ms)) + 1
-        calls = [(int(ts_ms[lo]), batches[lo:hi]) for lo, hi in
-                 _cuts(starts.tolist(), size.tolist(), self.config.batch_size, BATCH_BYTES)]
+        cuts = _cuts(starts.tolist(), size.tolist(), self.config.batch_size, BATCH_BYTES)
+        Mutation, BatchMutation = Hbase_thrift.Mutation, Hbase_thrift.BatchMutation
+        rows_iter = zip(keys, zip(*cells))
 
-        def send(call: tuple[int, list]) -> None:
-            ts, chunk = call
+        def build(lo: int, hi: int) -> tuple[int, list]:
+            # positional: Mutation(isDelete, column, value), BatchMutation(row, mutations)
+            return int(ts_ms[lo]), [
+                BatchMutation(key, [Mutation(False, q, v) for q, v in zip(quals, values)])
+                for key, values in itertools.islice(rows_iter, hi - lo)]
+
+        def send(ts: int, chunk: list) -> None:
             self._call(f"writing {len(chunk)} rows of feature group {group.name!r}",
                        lambda con: con.client.mutateRowsTs(name, chunk, ts, {}))
 
         # Thrift1 puts one timestamp per call: rows with different event times need
-        # separate calls, sent over the pool's connections in parallel.
-        workers = min(self.config.pool_size, len(calls))
-        if workers <= 1:
-            for call in calls:
-                send(call)
-        else:
+        # separate calls. They go out over the pool's connections in parallel while the
+        # next ones are built; the first failure cancels the calls not yet started.
+        workers = min(self.config.pool_size, len(cuts))
+        with _no_gc():
+            if workers <= 1:
+                for lo, hi in cuts:
+                    send(*build(lo, hi))
+                return n
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(workers) as ex:
-                list(ex.map(send, calls))
+                futures = [ex.submit(send, *build(lo, hi)) for lo, hi in cuts]
+                try:
+                    for f in futures:
+                        f.result()
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    raise
         return n
 
     # -- reads ------------------------------------------------------------------------------------
@@ -324,8 +340,9 @@ class HBaseOnlineStore:
 @contextlib.contextmanager
 def _no_gc() -> Iterator[None]:
     """The cyclic garbage collector paused while a batch's Thrift objects (a few million
-    for a large batch, none of them in a cycle) are built: its passes over the growing
-    heap otherwise cost about three times the building itself."""
+    for a large batch, none of them in a cycle) are built and sent: its passes over them
+    otherwise cost about three times the building itself. They are freed by reference
+    counting as their calls complete."""
     was = gc.isenabled()
     gc.disable()
     try:

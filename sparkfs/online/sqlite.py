@@ -268,7 +268,11 @@ def checked_rows(group: FeatureGroup, rows: Any) -> pa.Table | None:
 
 def commit_times_us(rows: pa.Table) -> list[int]:
     """The rows' ``_commit_time`` in µs; now for every row when the column is missing or
-    has a null."""
+    has a null.
+
+    >>> commit_times_us(pa.table({"_commit_time": [dt.datetime(1970, 1, 1, 0, 0, 1)]}))
+    [1000000]
+    """
     if "_commit_time" in rows.column_names and rows["_commit_time"].null_count == 0:
         return codec.arrow_column_to_stored(rows["_commit_time"], "timestamp")
     return [codec.timestamp_to_us(dt.datetime.now(dt.UTC))] * rows.num_rows
