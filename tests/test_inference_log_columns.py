@@ -170,3 +170,62 @@ def test_the_reused_handle_loses_no_row_beside_other_writers_and_on_close(tmp_pa
     assert not logger.counters()["failed"] and not logger.counters()["dropped"]
     ops = [h["operation"] for h in DeltaTable(path).history()]
     assert "OPTIMIZE" in ops
+
+
+def test_the_routes_json_is_the_bytes_of_to_dict():
+    """``PredictionResult.to_json`` (the predict route's body) writes what
+    ``orjson.dumps(to_dict(), default=str)`` wrote, missing and odd values included."""
+    import numpy as np
+    import orjson
+
+    odd = [1.5, NAN, INF, None, np.float64(2.5), np.float64("nan"), np.int64(3),
+           pd.Timestamp("2013-01-01 05:00", tz="UTC"), T0, dt.datetime(2026, 1, 1),
+           dt.date(2026, 1, 2), True, "é", [1, NAN]]
+    n = len(odd)
+    times = [T0, None, pd.Timestamp("2013-01-01", tz="UTC"), dt.date(2026, 1, 1)] * 4
+    for ets in ([T0, None] * n, times[:n]):
+        r = PredictionResult("r", "d", "m", 2, odd, {"x": odd, "y": list(reversed(odd))},
+                             {"x": ["present"] * n, "y": ["missing"] * n},
+                             {"x": ets[:n], "y": [None] * n}, 1.5, True)
+        assert r.to_json() == orjson.dumps(r.to_dict(), default=str)
+
+
+def test_batch_log_rows_hold_what_the_row_builder_wrote():
+    """``batch.log_table`` (column-wise) against the per-row text and values it replaced:
+    entity JSON of each spine row (timestamps, NaN, None), values with NaN as null,
+    statuses and event times (NaT as null); and ``score_frame``'s prediction text."""
+    import numpy as np
+
+    from sparkfs.inference.batch import log_table, pd_utc, score_frame
+
+    binding = FeatureBinding(None, (), (("temp", "double"),))
+    d = Deployment("d", 1, "m", 2, "v@1", "t@1", binding, 1.0, "/log", "")
+    pdf = pd.DataFrame({
+        "origin": ["JFK", None, 'q"é'],
+        "sched_dep_ts": pd.to_datetime(["2013-01-01 05:00:00", "2013-01-01 06:00:00.5", None],
+                                       format="ISO8601"),
+        "n": [1.5, NAN, 3.0],
+        "temp": [1.0, NAN, None],
+        "__event_time__g": pd.to_datetime(["2013-01-01 04:00", None, "2013-01-01"],
+                                          format="ISO8601")})
+
+    class Model:
+        def predict(self, frame):
+            return np.array([0.1, 5.0, 1e-07])
+
+    spec = {"columns": [("temp", "double")], "out": list(pdf.columns), "run_id": "r",
+            "other": ["origin", "sched_dep_ts", "n"], "versions": "{}",
+            "event_times": {"temp": "__event_time__g"}}
+    out, error = score_frame(Model(), pdf, spec, "m@2")
+    assert error is None
+    assert out["prediction_json"].tolist() == [json.dumps(p) for p in [0.1, 5.0, 1e-07]]
+    table = log_table(d, pdf, out, spec, T0, 7)
+    others = pdf[spec["other"]].astype(object).where(pdf[spec["other"]].notna(), None)
+    assert table.column("entity").to_pylist() == [
+        json.dumps(r, default=str) for r in others.to_dict("records")]
+    assert table.column("temp").to_pylist() == [1.0, None, None]
+    assert table.column("temp__status").to_pylist() == ["present", "missing", "missing"]
+    assert table.column("temp__event_time").to_pylist() == pd_utc(pdf["__event_time__g"])
+    assert table.column("row").to_pylist() == [7, 8, 9]
+    assert table.column("time").to_pylist() == [T0] * 3
+    assert table.column("prediction_json").to_pylist() == ["0.1", "5.0", "1e-07"]
