@@ -9,6 +9,7 @@ import json
 import math
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
@@ -137,9 +138,9 @@ def test_the_writer_builds_one_append_from_parts_of_every_shape(tmp_path):
 
 
 def test_the_reused_handle_loses_no_row_beside_other_writers_and_on_close(tmp_path):
-    """The writer's open table handle commits after another process's appends and a
-    compaction (it never re-reads the log, yet loses nothing), and close() writes every
-    queued row."""
+    """The writer's open table handle commits after another process's appends, a
+    compaction and another writer's new column (it never re-reads the whole log, yet loses
+    nothing), and close() writes every queued row."""
     path = str(tmp_path / "log")
     create_log_table(path, BINDING)
     d = _deployment(path)
@@ -155,7 +156,9 @@ def test_the_reused_handle_loses_no_row_beside_other_writers_and_on_close(tmp_pa
             assert logger.flush(30)
             other = to_table(log_rows(d, _result(f"other{i}", 1, [0.0]), {"origin": ["C"]},
                                       None, T0, "batch", None), BINDING)
-            write_deltalake(path, other, mode="append")  # another process's append
+            if i == 5:  # another writer adds a column: the handle's next commit is refused
+                other = other.append_column("extra", pa.array(["x"]))
+            write_deltalake(path, other, mode="append", schema_mode="merge")
             sent += 1
         for j in range(50):  # still queued at close
             logger.submit("d", path, BINDING, log_columns(

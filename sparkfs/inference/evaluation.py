@@ -555,7 +555,7 @@ class EvaluationLogger:
                 if columns:  # every request's columns joined, then built once
                     tables.append(columns_table(merge_columns(columns), binding))
                 table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-                append(self._table(path), table)
+                self._append(path, table)
                 self.logged[deployment] = self.logged.get(deployment, 0) + table.num_rows
             except Exception as exc:  # logging must never break a prediction
                 self._tables.pop(path, None)  # reopened on the next append
@@ -572,6 +572,20 @@ class EvaluationLogger:
                     self._tables.pop(path, None)
                     log.warning("evaluation log of deployment %r: compaction failed: %s: %s",
                                 deployment, type(exc).__name__, exc)
+
+    def _append(self, path: str, table: pa.Table) -> None:
+        """``append`` on the open handle; when another writer changed the table's metadata
+        since (a new revision's columns, merged by a batch job or another worker), the
+        commit is refused whole (``CommitFailedError``: nothing written), so the handle
+        catches up with the newer commits and the append goes once more."""
+        from deltalake.exceptions import CommitFailedError
+
+        handle = self._table(path)
+        try:
+            append(handle, table)
+        except CommitFailedError:
+            handle.update_incremental()
+            append(handle, table)
 
     def _table(self, path: str) -> Any:
         """The writer's open handle on the table at ``path`` (opened once: each append
