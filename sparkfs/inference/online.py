@@ -96,9 +96,12 @@ def prediction_values(raw: Any, n: int) -> list:
             raw = raw.iloc[:, 0]
         else:
             return [{k: _py(v) for k, v in r.items()} for r in raw.to_dict("records")]
-    if hasattr(raw, "tolist"):
-        raw = raw.tolist()
-    values = [_py(v) for v in list(raw)]
+    if isinstance(raw, np.ndarray) and raw.ndim == 1 and raw.dtype.kind in "fiub":
+        values = raw.tolist()  # Python numbers already: what _py gives each one
+    else:
+        if hasattr(raw, "tolist"):
+            raw = raw.tolist()
+        values = [_py(v) for v in list(raw)]
     if len(values) != n:
         raise ValueError(f"the model returned {len(values)} predictions for {n} rows")
     return values
