@@ -56,8 +56,9 @@ def check_run_id(run_id: str | None, now: dt.datetime | None) -> str:
 def to_arrow(data: Any, group: FeatureGroup) -> "pa.Table":
     """pandas, polars or Arrow input as one Arrow table: pandas NaN is missing (null), int
     columns holding a missing value come back to integers, timestamps are UTC microseconds
-    (naive ones are taken to be UTC). Spark's path (``to_spark``) and the local engine
-    (``sparkfs.offline.local``) both start here.
+    (naive ones are taken to be UTC), dictionary (categorical) columns hold their values.
+    Spark's path (``to_spark``) and the local engine (``sparkfs.offline.local``) both start
+    here.
 
     >>> import pandas as pd
     >>> from sparkfs import Entity, Field, FeatureGroup
@@ -83,6 +84,9 @@ def to_arrow(data: Any, group: FeatureGroup) -> "pa.Table":
             "Spark DataFrame, a pandas DataFrame or a pyarrow Table")
     cols = []
     for f, col in zip(data.schema, data.columns):
+        if pa.types.is_dictionary(f.type):  # pandas categoricals: their values
+            col = col.cast(f.type.value_type)
+            f = pa.field(f.name, f.type.value_type)
         if pa.types.is_timestamp(f.type):
             col = col.cast(pa.timestamp("us", tz=f.type.tz)) if f.type.unit == "ns" else col
             if f.type.tz is None:
