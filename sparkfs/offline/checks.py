@@ -390,6 +390,7 @@ def check_rows_arrow(group: FeatureGroup, table: "pa.Table", narrowed: list[str]
 def _conflicts_arrow(table: "pa.Table", identity: list[str], values: list[str]) -> int:
     """Rows (without a null key or event time) whose keys and event time other rows share
     with different values: every row of such a group counts, as in Spark's check."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     ok = None
@@ -400,6 +401,14 @@ def _conflicts_arrow(table: "pa.Table", identity: list[str], values: list[str]) 
         table = table.filter(ok)
     if not table.num_rows:
         return 0
+    # keys and event time first (cheap); values only for the rows whose identity repeats
+    per_key = table.select(identity).group_by(identity).aggregate([([], "count_all")])
+    repeated = per_key.filter(pc.greater(per_key.column("count_all"), 1))
+    if not repeated.num_rows:
+        return 0
+    rows = table.select(identity).append_column("__j", pa.array(range(table.num_rows), pa.int64()))
+    found = rows.join(repeated.select(identity), keys=identity, join_type="left semi")
+    table = table.take(found.column("__j"))  # (Arrow joins carry no list columns)
     [codes] = identity_codes([table], identity + values)
     per_value = codes.group_by(codes.column_names).aggregate([([], "count_all")]) \
         .rename_columns([*codes.column_names, "rows"])

@@ -222,13 +222,35 @@ def without_stored_arrow(group: FeatureGroup, table: pa.Table, files: list[str],
         filter=(ds.field(et) >= pa.scalar(et_range[0], ts)) & (ds.field(et) <= pa.scalar(et_range[1], ts)))
     if not stored.num_rows:
         return table
-    batch_codes, stored_codes = identity_codes([table.select(identity), stored], identity)
-    names = batch_codes.column_names
-    batch_codes = batch_codes.append_column("__i", pa.array(range(table.num_rows), pa.int64()))
-    left = batch_codes.join(stored_codes.group_by(names).aggregate([]), keys=names,
-                            join_type="left anti")
-    keep = pc.sort_indices(left.column("__i"))
-    return table.take(pc.take(left.column("__i"), keep))
+    # keys and event time first (cheap): values are compared only for the batch rows whose
+    # keys and event time are stored, against those stored rows
+    positions = table.select(keys).append_column("__i", pa.array(range(table.num_rows), pa.int64()))
+    stored_ids = stored.select(keys).group_by(keys).aggregate([])
+    candidates = positions.join(stored_ids, keys=keys, join_type="left semi")
+    if not candidates.num_rows:
+        return table
+    sub = table.select(identity).take(candidates.column("__i"))
+    stored = stored.take(_semi(stored.select(keys), sub.select(keys).group_by(keys).aggregate([]),
+                               keys))
+    sub_codes, stored_codes = identity_codes([sub, stored], identity)
+    names = sub_codes.column_names
+    sub_codes = sub_codes.append_column("__i", candidates.column("__i"))
+    found = sub_codes.join(stored_codes.group_by(names).aggregate([]), keys=names,
+                           join_type="left semi")
+    if not found.num_rows:
+        return table
+    drop = pc.is_in(positions.column("__i"), value_set=found.column("__i").combine_chunks())
+    return table.filter(pc.invert(drop))
+
+
+def _semi(left: pa.Table, right: pa.Table, keys: list[str]) -> pa.Array:
+    """Positions of ``left``'s rows whose ``keys`` appear in ``right``, in order (Arrow
+    joins carry no list columns, so callers ``take`` these positions)."""
+    import pyarrow.compute as pc
+
+    left = left.select(keys).append_column("__j", pa.array(range(left.num_rows), pa.int64()))
+    found = left.join(right.select(keys), keys=keys, join_type="left semi").column("__j")
+    return pc.take(found, pc.sort_indices(found))
 
 
 class LocalDeltaRsWriter(DeltaRsWriter):
