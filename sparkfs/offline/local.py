@@ -306,7 +306,8 @@ class LocalDeltaRsWriter(DeltaRsWriter):
             return again
 
         def attempt(_t: Any, now: int) -> Written | None:
-            if not commit_staged(self.offline, batch, now, state["actions"], state["rows"]):
+            if not commit_staged(self.offline.table(group, now), batch, state["actions"],
+                                 state["rows"]):
                 return None
             return Written(state["rows"], now + 1, partial=state["partial"])
 

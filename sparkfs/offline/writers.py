@@ -223,16 +223,15 @@ def commit_on_top(offline: "OfflineStore", batch: Batch, df: "DataFrame", attemp
 
 
 # -- delta-rs -------------------------------------------------------------------------------
-def commit_staged(offline: "OfflineStore", batch: Batch, now: int, actions: list,
-                  rows: int) -> bool:
+def commit_staged(table: Any, batch: Batch, actions: list, rows: int) -> bool:
     """Commit the staged files ``actions`` (``rows`` rows) of ``batch`` with its app
-    transaction and sparkfs commit metadata, as version ``now + 1`` exactly: False when
-    another writer committed that version first (re-read and re-check).
+    transaction and sparkfs commit metadata on ``table``, the Delta table opened at the
+    version ``now`` the rows were deduped against, as version ``now + 1`` exactly: False
+    when another writer committed that version first (re-read and re-check).
 
-    Open the table at ``now``, the version the rows were deduped against, so the commit can
-    only be version now+1: a commit by any writer (either engine) since then fails it, and
-    the caller's loop re-dedupes. Not a blind append: a delta-spark MERGE that read the
-    table before this commit conflicts with it.
+    Opened at ``now``, the commit can only be version now+1: a commit by any writer (either
+    engine) since then fails it, and the caller's loop re-dedupes. Not a blind append: a
+    delta-spark MERGE that read the table before this commit conflicts with it.
 
     >>> commit_staged.__name__  # exercised by tests/test_ingest.py and test_ingest_local.py
     'commit_staged'
@@ -240,10 +239,9 @@ def commit_staged(offline: "OfflineStore", batch: Batch, now: int, actions: list
     from deltalake.exceptions import CommitFailedError
     from deltalake.transaction import CommitProperties, Transaction
 
-    group = batch.group
     try:
-        offline.table(group, now).create_write_transaction(
-            actions, mode="append", schema=history_schema(group),
+        table.create_write_transaction(
+            actions, mode="append", schema=history_schema(batch.group),
             commit_properties=CommitProperties(
                 max_commit_retries=0,
                 app_transactions=[Transaction(app_id(batch.run_id), 1)],
@@ -405,7 +403,8 @@ class DeltaRsWriter:
             return staged()
 
         def attempt(_df: "DataFrame", now: int) -> Written | None:
-            if not commit_staged(self.offline, batch, now, state["actions"], state["rows"]):
+            if not commit_staged(self.offline.table(group, now), batch, state["actions"],
+                                 state["rows"]):
                 return None  # someone committed version now+1 first: re-read and re-check
             return Written(state["rows"], now + 1, partial=state["partial"])
 
