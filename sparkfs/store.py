@@ -213,7 +213,9 @@ class FeatureStore:
         g = self.get_feature_group(group, version)
         result = ingest(self.catalog, self.offline, lambda: self.spark, g, df, run_id=run_id,
                         engine=self.config.offline.engine,
-                        statistics=self.config.ingest.statistics)
+                        statistics=self.config.ingest.statistics,
+                        local_max_rows=self.config.ingest.local_max_rows,
+                        delta_jars=self.config.spark.delta_jars)
         if materialize if materialize is not None else self.config.ingest.materialize:
             if g.online and result.rows_written:
                 [result.materialization] = self.materialize(g)
