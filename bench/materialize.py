@@ -13,7 +13,10 @@ for each online store (``--store sqlite|hbase|both``) into a fresh, empty store:
   Spark's ``noop`` sink (the newest row per key, nothing written anywhere); and
   ``sqlite_executemany`` -- one ``executemany`` of ``INSERT`` into a bare SQLite table
   (key, two integers, a blob per row) of as many rows as there are keys, in one
-  transaction: what writing the result costs at the least.
+  transaction: what writing the result costs at the least; into HBase,
+  ``hbase_mutate_rows`` -- ``mutateRowsTs`` of as many prebuilt rows (same cells, same
+  value sizes) over ``pool_size`` connections, 1000 rows per call: what HBase and its
+  Thrift server take to store the result, with no client-side encoding.
 
 ``rows_per_s`` counts history rows read from the new files, ``keys_per_s`` rows written
 online. The issue-17 goal: the Spark engine at >= 200k rows/s at 5M rows into SQLite, and
@@ -172,6 +175,49 @@ def floor_sqlite(work: str, keys: int, args) -> float:
     return s
 
 
+def floor_hbase(online: dict, keys: int, args) -> float:
+    """``mutateRowsTs`` of as many rows as there are keys (each ``--features`` 18-byte
+    values plus the ``_m`` cell, as the store writes them) over ``pool_size`` connections,
+    1000 rows and one timestamp per call, built before the clock starts: what HBase and
+    Thrift themselves cost to take the result, with no encoding on the client."""
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    import happybase
+    import Hbase_thrift
+
+    workers = int(online.get("pool_size", 4))
+    con = happybase.Connection(online["host"], online["port"], timeout=600_000)
+    table = f"floor_{uuid.uuid4().hex[:8]}".encode()
+    con.create_table(table, {"f": {"max_versions": 1}})
+    quals = [f"f:f{i}".encode() for i in range(args.features)] + [b"f:_m"]
+    value, meta = b"0.5488135039273248", b"[1357016400000000,1357016500000000]"
+    calls = []
+    for lo in range(0, keys, 1000):
+        calls.append([Hbase_thrift.BatchMutation(
+            f"k{i}".encode() + b"\x00\x01",
+            [Hbase_thrift.Mutation(column=q, value=meta if q == b"f:_m" else value)
+             for q in quals]) for i in range(lo, min(keys, lo + 1000))])
+    cons = [happybase.Connection(online["host"], online["port"], timeout=600_000)
+            for _ in range(workers)]
+
+    def send(k: int) -> None:
+        cons[k % workers].client.mutateRowsTs(table, calls[k], 1357016400000 + k, {})
+
+    def run() -> None:
+        with ThreadPoolExecutor(workers) as ex:
+            list(ex.map(send, range(len(calls))))
+
+    try:
+        s, _ = timed(run)
+    finally:
+        for c in cons:
+            c.close()
+        con.delete_table(table, disable=True)
+        con.close()
+    return s
+
+
 @contextlib.contextmanager
 def hbase_server(work: str):
     from sparkfs.testing.hbase_server import RealHBase, unavailable_reason
@@ -238,10 +284,18 @@ def bench_size(spark, args, rows: int, stores: dict) -> dict:
         sq = floor_sqlite(args.workdir_, keys, args)
         result["floors"]["sqlite_executemany"] = {"seconds": round(sq, 3),
                                                   "keys_per_s": round(keys / sq)}
+    if "hbase" in stores:
+        hb = floor_hbase(stores["hbase"], keys, args)
+        result["floors"]["hbase_mutate_rows"] = {"seconds": round(hb, 3),
+                                                 "keys_per_s": round(keys / hb)}
     for store, online in stores.items():
         runs = bench_store(spark, args, data_dir, rows, keys, store, online)
         for r in runs.values():
             r["vs_spark_newest_per_key"] = round(r["seconds"] / spark_floor, 2)
+            if store == "hbase":
+                r["vs_spark_floor_plus_hbase_floor"] = round(
+                    r["seconds"] / (spark_floor + result["floors"]["hbase_mutate_rows"]
+                                    ["seconds"]), 2)
             if store == "sqlite":
                 r["vs_spark_floor_plus_sqlite_floor"] = round(
                     r["seconds"] / (spark_floor + result["floors"]["sqlite_executemany"]
@@ -295,7 +349,8 @@ def main(argv=None) -> int:
         "benchmark": "materialize",
         "floors": "spark_newest_per_key: read the new files and keep the newest row per key "
                   "(noop sink); sqlite_executemany: one executemany of the same number of "
-                  "keys into a bare SQLite table",
+                  "keys into a bare SQLite table; hbase_mutate_rows: mutateRowsTs of as many "
+                  "prebuilt rows of the same cells over pool_size connections",
         "goal": f"spark engine >= {GOAL_ROWS_PER_S} rows/s at 5M rows into SQLite",
         "spark_master": args.master,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

@@ -9,7 +9,7 @@ A config file has these sections (every one optional; see ``conf/local.yaml`` an
     offline:  {root: ..., engine: auto | delta-rs | delta-spark}
     online:   {type: sqlite, path: ...}   or   {type: hbase, host: ..., port: 9090, ...}
     spark:    {master: "local[*]", app_name: sparkfs, conf: {...}}
-    ingest:   {materialize: false, statistics: true}
+    ingest:   {materialize: false, statistics: true, local_max_rows: 200000}
     serving:  {max_batch_size: 1000, max_body_bytes: ..., auth: {enabled: true, keys: [...]}}
     monitoring: {psi_threshold: 0.2, ks_pvalue: 0.01}
     models:   {tracking_uri: ..., registry_uri: ..., artifact_root: ..., experiment: sparkfs}
@@ -139,6 +139,10 @@ class SparkConfig(_Strict):
 class IngestConfig(_Strict):
     materialize: bool = False
     statistics: bool = True  # per-feature statistics of every committed batch (sparkfs.monitoring)
+    #: a pandas or Arrow batch of at most this many rows is ingested in this process, on
+    #: Arrow, with no Spark job (``sparkfs.offline.local``; when the writer is delta-rs, the
+    #: table local and the group has no expectations); 0 turns the local engine off
+    local_max_rows: int = Field(default=200_000, ge=0)
 
 
 #: Scopes an API key can hold; each may be limited to one target (``push:weather``).

@@ -213,7 +213,9 @@ class FeatureStore:
         g = self.get_feature_group(group, version)
         result = ingest(self.catalog, self.offline, lambda: self.spark, g, df, run_id=run_id,
                         engine=self.config.offline.engine,
-                        statistics=self.config.ingest.statistics)
+                        statistics=self.config.ingest.statistics,
+                        local_max_rows=self.config.ingest.local_max_rows,
+                        delta_jars=self.config.spark.delta_jars)
         if materialize if materialize is not None else self.config.ingest.materialize:
             if g.online and result.rows_written:
                 [result.materialization] = self.materialize(g)
@@ -647,7 +649,8 @@ class FeatureStore:
         ...
         sparkfs.errors.NotFoundError: deployment 'delay' does not exist; deployments: none (create one with fs.deploy)
         """  # noqa: E501 (doctest output)
-        from .monitoring.skew import reports_path, save_report, skew_report
+        from .monitoring.skew import skew_report
+        from .monitoring.skew_reports import reports_path, save_report
 
         report = skew_report(self.catalog, self.offline, lambda: self.spark, self.inference,
                              deployment, start=start, end=end, engine=engine,
@@ -668,7 +671,7 @@ class FeatureStore:
         >>> FeatureStore({"data_dir": tempfile.mkdtemp()}).list_skew_reports()
         []
         """
-        from .monitoring.skew import list_reports, reports_path
+        from .monitoring.skew_reports import list_reports, reports_path
 
         return list_reports(reports_path(self.config.offline_root),
                             dict(self.config.offline.storage_options), deployment, start, end)
@@ -682,7 +685,7 @@ class FeatureStore:
         ...
         sparkfs.errors.NotFoundError: no stored skew report '0123456789'; 0 report(s) stored (list them with `sparkfs skew --list`)
         """  # noqa: E501 (doctest output)
-        from .monitoring.skew import read_report, reports_path
+        from .monitoring.skew_reports import read_report, reports_path
 
         return read_report(reports_path(self.config.offline_root), report_id,
                            dict(self.config.offline.storage_options))

@@ -146,6 +146,8 @@ def test_rows_committed_meanwhile_are_left_out_of_write_and_statistics(fs, group
     from sparkfs.offline import onepass
 
     data = rows(300, 3)
+    # the Spark path's race (the local engine's: tests/test_ingest_local.py)
+    main = FeatureStore({**store_config, "ingest": {"local_max_rows": 0}}, spark=spark)
     other = FeatureStore(store_config, spark=spark)
     real = onepass.stage_with_spark
     raced: list[int] = []
@@ -158,8 +160,10 @@ def test_rows_committed_meanwhile_are_left_out_of_write_and_statistics(fs, group
         return out
 
     monkeypatch.setattr(onepass, "stage_with_spark", staged_then_raced)
-    r = fs.ingest("one", data, run_id="main")
+    r = main.ingest("one", data, run_id="main")
     other.close()
+    main.close()
+    assert not r.local
     assert raced == [120]
     assert (r.rows_input, r.rows_written, r.rows_skipped) == (300, 180, 120)
     hist = fs.read_history("one").to_arrow()

@@ -276,8 +276,11 @@ def score_frame(model: Any, pdf: Any, spec: dict, label: str) -> tuple[Any, str 
     arr = np.asarray(raw) if raw is not None and error is None and not isinstance(
         raw, pd.DataFrame) else None
     if arr is not None and arr.ndim == 1 and arr.dtype.kind in "fiu":
+        from .evaluation import json_values
+
         out["prediction"] = arr.astype("float64")
-        out["prediction_json"] = [json.dumps(p) for p in preds]
+        # json.dumps of each value, built column-wise
+        out["prediction_json"] = json_values(preds).to_numpy(zero_copy_only=False)
     else:
         out["prediction"] = pd.Series([numeric(p) for p in preds], dtype="float64",
                                       index=pdf.index)
@@ -289,21 +292,24 @@ def score_frame(model: Any, pdf: Any, spec: dict, label: str) -> tuple[Any, str 
 
 def log_table(d: Any, pdf: Any, out: Any, spec: dict, now: dt.datetime, first_row: int,
               scoring_path: str = "batch", request_ids: Any = None):
-    """The evaluation-log rows of one scored batch as Arrow, built column-wise."""
+    """The evaluation-log rows of one scored batch as Arrow, built column-wise (the
+    ``entity`` JSON too: ``json_objects``, the text ``json.dumps`` gives each row)."""
+    import numpy as np
     import pyarrow as pa
 
-    from .evaluation import log_schema
+    from .evaluation import json_objects, log_schema
 
     n = len(pdf)
     others = pdf[spec["other"]].astype(object).where(pdf[spec["other"]].notna(), None)
     cols: dict[str, Any] = {
         "request_id": list(request_ids) if request_ids is not None else [spec["run_id"]] * n,
-        "row": list(range(first_row, first_row + n)), "time": [now] * n,
+        "row": np.arange(first_row, first_row + n, dtype=np.int64),
+        "time": pa.array([now], pa.timestamp("us", "UTC")).take(np.zeros(n, dtype=np.int64)),
         "deployment": [d.name] * n, "deployment_revision": [d.revision] * n,
         "scoring_path": [scoring_path] * n, "model_name": [d.model_name] * n,
         "model_version": [d.model_version] * n, "view": [d.view] * n,
         "training_set": [d.training_set] * n,
-        "entity": [json.dumps(r, default=str) for r in others.to_dict("records")],
+        "entity": json_objects({c: others[c].tolist() for c in others.columns}, n),
         "prediction": out["prediction"].to_numpy(),
         "prediction_json": out["prediction_json"].tolist(),
         "error": [out["prediction_error"].iloc[0]] * n if n else [],
@@ -312,13 +318,31 @@ def log_table(d: Any, pdf: Any, out: Any, spec: dict, now: dt.datetime, first_ro
         s = pdf[c]
         missing = s.isna().to_numpy()
         cols[c] = s.astype(object).where(~missing, None).tolist()
-        cols[f"{c}__status"] = ["missing" if m else "present" for m in missing]
+        cols[f"{c}__status"] = np.where(missing, "missing", "present").astype(object)
         et = spec["event_times"].get(c)
         if et is not None and et in pdf.columns:
-            cols[f"{c}__event_time"] = pd_utc(pdf[et])
+            cols[f"{c}__event_time"] = _utc_array(pdf[et])
     schema = log_schema(d.binding)
-    return pa.table({f.name: pa.array(cols[f.name], f.type) if f.name in cols
+    return pa.table({f.name: _arrow(cols[f.name], f.type) if f.name in cols
                      else pa.nulls(n, f.type) for f in schema}, schema=schema)
+
+
+def _arrow(values: Any, type_: Any) -> Any:
+    import pyarrow as pa
+
+    if isinstance(values, pa.Array):
+        return values if values.type == type_ else values.cast(type_)
+    return pa.array(values, type_)
+
+
+def _utc_array(s: Any) -> Any:
+    """``pd_utc`` as an Arrow array (timestamp[us, UTC]; NaT -> null), column-wise."""
+    import pandas as pd
+    import pyarrow as pa
+
+    s = pd.to_datetime(s)
+    s = s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
+    return pa.array(s, from_pandas=True).cast(pa.timestamp("us", "UTC"))
 
 
 def pd_utc(s: Any) -> Any:

@@ -36,6 +36,11 @@ import pyarrow as pa
 from ..dtypes import arrow_type
 from ..errors import NotFoundError
 from ..models.binding import FeatureBinding
+from .logcolumns import JsonColumn, Repeat, json_objects, json_values, merge_columns, part_rows
+
+__all__ = ["EvaluationLogger", "JsonColumn", "Repeat", "append", "columns_table", "compact",
+           "create_log_table", "install_sigterm_flush", "json_objects", "json_values",
+           "log_schema", "merge_columns", "read_log", "to_table"]
 
 log = logging.getLogger("sparkfs.inference")
 
@@ -76,36 +81,47 @@ def create_log_table(path: str, binding: FeatureBinding,
                       storage_options=dict(storage_options or {}))
 
 
-def append(path: str, table: pa.Table, storage_options: Mapping[str, str] | None = None,
+def append(path: Any, table: pa.Table, storage_options: Mapping[str, str] | None = None,
            app_id: str | None = None, app_version: int = 1) -> bool:
     """Append rows in one Delta commit. With ``app_id`` the commit carries the app
     transaction ``(app_id, app_version)`` and is skipped when that app id already committed
-    ``app_version`` or a later one (idempotent retries and replays)."""
+    ``app_version`` or a later one (idempotent retries and replays).
+
+    ``path`` may be an open ``deltalake.DeltaTable``: the append then commits on that handle
+    (its state moves to the new version; nothing re-reads the Delta log), which is how the
+    log writer keeps one handle per table. Given a path, the table is opened once for the
+    app-transaction check and the write."""
     from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-    props = None
-    if app_id is not None:
+    handle = path if isinstance(path, DeltaTable) else None
+    if handle is None:
         try:
-            done = DeltaTable(path, storage_options=dict(storage_options or {})
-                              ).transaction_version(app_id)
+            handle = DeltaTable(path, storage_options=dict(storage_options or {}))
+        except Exception:  # TableNotFoundError: the write creates it
+            handle = None
+    if app_id is not None:
+        if handle is not None:
+            done = handle.transaction_version(app_id)
             if done is not None and done >= app_version:
                 return False
-        except Exception:
-            pass
         props = CommitProperties(app_transactions=[Transaction(app_id, app_version)],
                                  max_commit_retries=50)
     else:
         props = CommitProperties(max_commit_retries=50)
-    write_deltalake(path, table, mode="append", schema_mode="merge",
-                    storage_options=dict(storage_options or {}), commit_properties=props)
+    if handle is not None:
+        write_deltalake(handle, table, mode="append", schema_mode="merge",
+                        commit_properties=props)
+    else:
+        write_deltalake(path, table, mode="append", schema_mode="merge",
+                        storage_options=dict(storage_options or {}), commit_properties=props)
     return True
 
 
-def compact(path: str, storage_options: Mapping[str, str] | None = None) -> None:
+def compact(path: Any, storage_options: Mapping[str, str] | None = None) -> None:
     """Rewrite the table's small files into few large ones and write a checkpoint (one
     Delta commit with ``dataChange: false``: rows, app transactions and readers of older
     versions are unaffected; the replaced files stay on disk for readers of older versions
-    until a Delta vacuum removes them).
+    until a Delta vacuum removes them). ``path`` may be an open ``DeltaTable``.
 
     >>> import tempfile, pyarrow as pa
     >>> from deltalake import DeltaTable, write_deltalake
@@ -118,7 +134,8 @@ def compact(path: str, storage_options: Mapping[str, str] | None = None) -> None
     """
     from deltalake import DeltaTable
 
-    table = DeltaTable(path, storage_options=dict(storage_options or {}))
+    table = path if isinstance(path, DeltaTable) else \
+        DeltaTable(path, storage_options=dict(storage_options or {}))
     table.optimize.compact()
     table.create_checkpoint()
 
@@ -131,12 +148,22 @@ def to_table(rows: list[dict], binding: FeatureBinding) -> pa.Table:
 
 
 def columns_table(columns: Mapping[str, list], binding: FeatureBinding) -> pa.Table:
-    """Arrow table of log rows given column-wise (``{column: values}``; missing columns
-    are null)."""
+    """Arrow table of log rows given column-wise (``{column: values}``, a value being a
+    list, an Arrow array, a ``JsonColumn`` or a ``Repeat``; missing columns are null)."""
     schema = log_schema(binding)
-    n = len(next(iter(columns.values()))) if columns else 0
-    return pa.table({f.name: pa.array(columns[f.name], f.type) if f.name in columns
+    n = part_rows(columns)
+    return pa.table({f.name: _column(columns[f.name], f.type) if f.name in columns
                      else pa.nulls(n, f.type) for f in schema}, schema=schema)
+
+
+def _column(values: Any, type_: pa.DataType) -> pa.Array:
+    if isinstance(values, JsonColumn):
+        values = values.array()
+    elif isinstance(values, Repeat):
+        values = values.array(type_)
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values if values.type == type_ else values.cast(type_)
+    return pa.array(values, type_)
 
 
 def read_log(path: str, start: Any = None, end: Any = None,
@@ -200,6 +227,7 @@ class EvaluationLogger:
         self.max_rows, self.batch_rows, self.flush_s = max_rows, batch_rows, flush_s
         self.compact_every = compact_every
         self._appends: dict[str, int] = {}
+        self._tables: dict[str, Any] = {}  # path -> open DeltaTable (writer thread only)
         self.storage_options = dict(storage_options or {})
         self._q: queue.Queue = queue.Queue()
         self._queued = 0
@@ -230,7 +258,7 @@ class EvaluationLogger:
         {'d': 2}
         """
         if n is None:
-            n = len(next(iter(rows.values()), [])) if isinstance(rows, Mapping) else len(rows)
+            n = part_rows(rows) if isinstance(rows, Mapping) else len(rows)
         with self._lock:
             if self._closed or self._queued + n > self.max_rows:
                 self.dropped[deployment] = self.dropped.get(deployment, 0) + n
@@ -297,14 +325,16 @@ class EvaluationLogger:
             g[1].append(rows)
         for (deployment, path), (binding, parts) in groups.items():
             try:  # each part: a list of row dicts, or columns ({column: values})
-                table = pa.concat_tables([
-                    columns_table(p, binding) if isinstance(p, Mapping) else to_table(p, binding)
-                    for p in parts])
-                append(path, table, self.storage_options)
+                columns = [p for p in parts if isinstance(p, Mapping)]
+                tables = [to_table(p, binding) for p in parts if not isinstance(p, Mapping)]
+                if columns:  # every request's columns joined, then built once
+                    tables.append(columns_table(merge_columns(columns), binding))
+                table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+                self._append(path, table)
                 self.logged[deployment] = self.logged.get(deployment, 0) + table.num_rows
             except Exception as exc:  # logging must never break a prediction
-                lost = sum(len(next(iter(p.values()), [])) if isinstance(p, Mapping)
-                           else len(p) for p in parts)
+                self._tables.pop(path, None)  # reopened on the next append
+                lost = sum(part_rows(p) if isinstance(p, Mapping) else len(p) for p in parts)
                 self.failed[deployment] = self.failed.get(deployment, 0) + lost
                 log.error("evaluation log of deployment %r: %d row(s) not written: %s: %s",
                           deployment, lost, type(exc).__name__, exc)
@@ -312,10 +342,36 @@ class EvaluationLogger:
             n = self._appends[path] = self._appends.get(path, 0) + 1
             if self.compact_every and n % self.compact_every == 0:
                 try:
-                    compact(path, self.storage_options)
+                    compact(self._table(path))
                 except Exception as exc:  # rows are committed; a later round retries
+                    self._tables.pop(path, None)
                     log.warning("evaluation log of deployment %r: compaction failed: %s: %s",
                                 deployment, type(exc).__name__, exc)
+
+    def _append(self, path: str, table: pa.Table) -> None:
+        """``append`` on the open handle; when another writer changed the table's metadata
+        since (a new revision's columns, merged by a batch job or another worker), the
+        commit is refused whole (``CommitFailedError``: nothing written), so the handle
+        catches up with the newer commits and the append goes once more."""
+        from deltalake.exceptions import CommitFailedError
+
+        handle = self._table(path)
+        try:
+            append(handle, table)
+        except CommitFailedError:
+            handle.update_incremental()
+            append(handle, table)
+
+    def _table(self, path: str) -> Any:
+        """The writer's open handle on the table at ``path`` (opened once: each append
+        commits on it and moves it to the new version, with no replay of the Delta log;
+        appends by other processes are picked up by the commit's conflict check)."""
+        table = self._tables.get(path)
+        if table is None:
+            from deltalake import DeltaTable
+
+            table = self._tables[path] = DeltaTable(path, storage_options=self.storage_options)
+        return table
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued row is written; False on timeout."""

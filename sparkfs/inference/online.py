@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from ..errors import PredictionError
 from .deployments import Deployment
-from .evaluation import EvaluationLogger
+from .evaluation import EvaluationLogger, JsonColumn, Repeat
 
 
 def model_input(columns: Mapping[str, Sequence[Any]], spec: Sequence[tuple[str, str]]) -> pd.DataFrame:
@@ -95,9 +96,12 @@ def prediction_values(raw: Any, n: int) -> list:
             raw = raw.iloc[:, 0]
         else:
             return [{k: _py(v) for k, v in r.items()} for r in raw.to_dict("records")]
-    if hasattr(raw, "tolist"):
-        raw = raw.tolist()
-    values = [_py(v) for v in list(raw)]
+    if isinstance(raw, np.ndarray) and raw.ndim == 1 and raw.dtype.kind in "fiub":
+        values = raw.tolist()  # Python numbers already: what _py gives each one
+    else:
+        if hasattr(raw, "tolist"):
+            raw = raw.tolist()
+        values = [_py(v) for v in list(raw)]
     if len(values) != n:
         raise ValueError(f"the model returned {len(values)} predictions for {n} rows")
     return values
@@ -146,6 +150,39 @@ class PredictionResult:
                 "event_times": {k: [t.isoformat() if isinstance(t, dt.datetime) else None
                                     for t in ts] for k, ts in self.event_times.items()},
                 "latency_ms": self.latency_ms, "logged": self.logged}
+
+
+    def to_json(self) -> bytes:
+        """``orjson.dumps(self.to_dict(), default=str)``, the same bytes, without the
+        per-value pass: orjson itself writes NaN and infinities as null and datetimes in
+        ISO format; the rest (numpy floats, pandas timestamps) goes through
+        ``_json_default`` as ``to_dict`` would have it. The service's predict route answers
+        with it.
+
+        >>> r = PredictionResult("r1", "d", "m", 2, [1.5], {"t": [float("nan")]},
+        ...                      {"t": ["missing"]}, {"t": [None]})
+        >>> r.to_json() == orjson.dumps(r.to_dict(), default=str)
+        True
+        """
+        body = {"request_id": self.request_id, "deployment": self.deployment,
+                "model": {"name": self.model_name, "version": self.model_version},
+                "predictions": self.predictions, "features": self.features,
+                "statuses": self.statuses,
+                "event_times": {k: ts if all(t is None or type(t) is dt.datetime for t in ts)
+                                else [t.isoformat() if isinstance(t, dt.datetime) else None
+                                      for t in ts] for k, ts in self.event_times.items()},
+                "latency_ms": self.latency_ms, "logged": self.logged}
+        return orjson.dumps(body, default=_json_default)
+
+
+def _json_default(v: Any) -> Any:
+    """What ``to_dict`` then ``orjson.dumps(..., default=str)`` write for a value orjson
+    does not know (a float subclass such as numpy's, a pandas timestamp)."""
+    if isinstance(v, float):
+        return str(v) if math.isfinite(v) else None
+    if isinstance(v, (dt.datetime, dt.date)):
+        return v.isoformat()
+    return str(v)
 
 
 def _json_safe(v: Any) -> Any:
@@ -209,7 +246,10 @@ def log_columns(d: Deployment, result: PredictionResult, keys: Mapping[str, Sequ
                 request_data: Any, now: dt.datetime, scoring_path: str,
                 error: str | None) -> dict[str, list]:
     """``log_rows`` column-wise (``{column: values}``, one value per entity row): what the
-    log writer appends, built without a dict per row.
+    log writer appends, built without a dict per row. The JSON columns (``entity``,
+    ``request_data``, ``prediction_json``) come as ``JsonColumn``: the writer builds their
+    text column-wise, once for all the requests of an append, with the same text
+    ``log_rows`` writes.
 
     >>> from sparkfs.models.binding import FeatureBinding
     >>> d = Deployment("d", 1, "m", 2, "v@1", "t@1", FeatureBinding(None, (),
@@ -217,28 +257,25 @@ def log_columns(d: Deployment, result: PredictionResult, keys: Mapping[str, Sequ
     >>> r = PredictionResult("r1", "d", "m", 2, [1.5, None], {"temp": [3.0, None]},
     ...                      {"temp": ["present", "missing"]}, {"temp": [None, None]})
     >>> cols = log_columns(d, r, {"origin": ["JFK", "LGA"]}, None, None, "online", None)
-    >>> cols["entity"], cols["prediction_json"], cols["temp__status"]
-    (['{"origin": "JFK"}', '{"origin": "LGA"}'], ['1.5', 'null'], ['present', 'missing'])
+    >>> cols["entity"].array().to_pylist(), cols["prediction_json"].array().to_pylist()
+    (['{"origin": "JFK"}', '{"origin": "LGA"}'], ['1.5', 'null'])
+    >>> cols["temp__status"], cols["model_version"].tolist()
+    (['present', 'missing'], [2, 2])
     """
     n = len(result.predictions)
-    names = list(keys)
-    entity = [json.dumps(dict(zip(names, vals)), default=str) for vals in
-              zip(*(keys[k] for k in names))] if names else ["{}"] * n
-    request: list[str | None] = [None] * n
-    if request_data:
-        rnames = list(request_data)
-        request = [json.dumps(dict(zip(rnames, vals)), default=str) for vals in
-                   zip(*(request_data[k] for k in rnames))]
-    cols: dict[str, list] = {
-        "request_id": [result.request_id] * n, "row": list(range(n)), "time": [now] * n,
-        "deployment": [d.name] * n, "deployment_revision": [d.revision] * n,
-        "scoring_path": [scoring_path] * n, "model_name": [d.model_name] * n,
-        "model_version": [d.model_version] * n, "view": [d.view] * n,
-        "training_set": [d.training_set] * n, "entity": entity, "request_data": request,
+    cols: dict[str, Any] = {
+        "request_id": Repeat(result.request_id, n), "row": list(range(n)),
+        "time": Repeat(now, n), "deployment": Repeat(d.name, n),
+        "deployment_revision": Repeat(d.revision, n), "scoring_path": Repeat(scoring_path, n),
+        "model_name": Repeat(d.model_name, n), "model_version": Repeat(d.model_version, n),
+        "view": Repeat(d.view, n), "training_set": Repeat(d.training_set, n),
+        "entity": JsonColumn(n, objects=keys),
+        "request_data": JsonColumn(n, objects=request_data) if request_data
+        else JsonColumn(n, null=True),
         "prediction": [numeric(p) for p in result.predictions],
-        "prediction_json": [None] * n if error else
-        [json.dumps(_json_safe(p), default=str) for p in result.predictions],
-        "latency_ms": [result.latency_ms] * n, "error": [error] * n}
+        "prediction_json": JsonColumn(n, null=True) if error else
+        JsonColumn(n, values=result.predictions, finite_only=True),
+        "latency_ms": Repeat(result.latency_ms, n), "error": Repeat(error, n)}
     for c in d.binding.column_names:
         cols[c] = list(result.features[c])
         cols[f"{c}__status"] = list(result.statuses[c])

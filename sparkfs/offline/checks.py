@@ -32,6 +32,7 @@ from ..errors import ValidationError
 from ..sql import quote_ident
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
 INT_RANGE = ALL["int"].bounds
@@ -52,12 +53,21 @@ def check_run_id(run_id: str | None, now: dt.datetime | None) -> str:
     return run_id
 
 
-def to_spark(spark: "SparkSession", data: Any, group: FeatureGroup) -> "DataFrame":
-    """A Spark DataFrame from Spark, pandas or Arrow input. Naive timestamps are UTC."""
-    from pyspark.sql import DataFrame
+def to_arrow(data: Any, group: FeatureGroup) -> "pa.Table":
+    """pandas, polars or Arrow input as one Arrow table: pandas NaN is missing (null), int
+    columns holding a missing value come back to integers, timestamps are UTC microseconds
+    (naive ones are taken to be UTC), dictionary (categorical) columns hold their values.
+    Spark's path (``to_spark``) and the local engine (``sparkfs.offline.local``) both start
+    here.
 
-    if isinstance(data, DataFrame):
-        return data
+    >>> import pandas as pd
+    >>> from sparkfs import Entity, Field, FeatureGroup
+    >>> g = FeatureGroup("w", [Entity("a", ["origin"])], "t", [Field("temp", "double")])
+    >>> t = to_arrow(pd.DataFrame({"origin": ["JFK"], "temp": [float("nan")],
+    ...                            "t": pd.to_datetime(["2013-01-01"])}), g)
+    >>> t.column("temp").null_count, str(t.schema.field("t").type)
+    (1, 'timestamp[us, tz=UTC]')
+    """
     import pyarrow as pa
 
     if hasattr(data, "to_arrow") and not isinstance(data, pa.Table):  # e.g. polars
@@ -74,13 +84,25 @@ def to_spark(spark: "SparkSession", data: Any, group: FeatureGroup) -> "DataFram
             "Spark DataFrame, a pandas DataFrame or a pyarrow Table")
     cols = []
     for f, col in zip(data.schema, data.columns):
+        if pa.types.is_dictionary(f.type):  # pandas categoricals: their values
+            col = col.cast(f.type.value_type)
+            f = pa.field(f.name, f.type.value_type)
         if pa.types.is_timestamp(f.type):
             col = col.cast(pa.timestamp("us", tz=f.type.tz)) if f.type.unit == "ns" else col
             if f.type.tz is None:
                 col = col.cast(pa.timestamp("us", tz="UTC"))
         cols.append(col)
-    data = pa.table(cols, names=data.column_names)
-    return spark.createDataFrame(data)
+    return pa.table(cols, names=data.column_names)
+
+
+def to_spark(spark: "SparkSession", data: Any, group: FeatureGroup) -> "DataFrame":
+    """A Spark DataFrame from Spark, pandas or Arrow input (``to_arrow``). Naive timestamps
+    are UTC."""
+    from pyspark.sql import DataFrame
+
+    if isinstance(data, DataFrame):
+        return data
+    return spark.createDataFrame(to_arrow(data, group))
 
 
 def _pandas_ints(pdf: Any, group: FeatureGroup) -> Any:
@@ -161,17 +183,33 @@ def check_rows(group: FeatureGroup, df: "DataFrame", narrowed: list[str]) -> dic
         agg["conflicts"] = 0
     else:
         agg = _check_latest_rows(df, keys, et, [f.name for f in group.stored_fields], narrowed)
+    return refuse_bad_rows(group, agg, narrowed)
+
+
+def refuse_bad_rows(group: FeatureGroup, agg: dict, narrowed: list[str]) -> dict:
+    """``agg`` (the counts of a row-check pass: ``n``, ``null:<key>``, ``null_et``,
+    ``range:<col>``, ``conflicts``, ``min_et``, ``max_et``) with missing counts as 0, or a
+    ``ValidationError`` naming every problem: the one message both engines give.
+
+    >>> from sparkfs import Entity, Field, FeatureGroup
+    >>> g = FeatureGroup("w", [Entity("a", ["origin"])], "t", [Field("temp", "double")])
+    >>> refuse_bad_rows(g, {"n": 2, "null:origin": 1, "null_et": 0, "conflicts": 0}, [])
+    Traceback (most recent call last):
+    ...
+    sparkfs.errors.ValidationError: batch for feature group 'w' v1 refused: 1 row(s) have a null join key 'origin' (of 2 rows); nothing was written
+    """  # noqa: E501 (doctest output)
+    keys, et = list(group.join_keys), group.event_time
     agg = {k: (v or 0) if k not in ("min_et", "max_et") else v for k, v in agg.items()}
     problems = []
     for k in keys:
-        if agg[f"null:{k}"]:
+        if agg.get(f"null:{k}"):
             problems.append(f"{agg[f'null:{k}']} row(s) have a null join key {k!r}")
-    if agg["null_et"]:
+    if agg.get("null_et"):
         problems.append(f"{agg['null_et']} row(s) have a null event time {et!r}")
     for c in narrowed:
         if agg.get(f"range:{c}"):
             problems.append(f"{agg[f'range:{c}']} value(s) of {c!r} do not fit its dtype int")
-    if agg["conflicts"]:
+    if agg.get("conflicts"):
         problems.append(
             f"{agg['conflicts']} row(s) give different values for the same join keys and event "
             "time within this batch (one value per key and event time; send corrections in a "
@@ -239,3 +277,202 @@ def narrow(df: "DataFrame", narrowed: list[str]) -> "DataFrame":
     for c in narrowed:
         df = df.withColumn(c, F.col(quote_ident(c, "spark")).cast("int"))
     return df
+
+
+# -- the same checks on Arrow (the local engine, ``sparkfs.offline.local``) ----------------
+def spark_type_name(t: "pa.DataType") -> str:
+    """The Spark type (``simpleString``) Spark gives an Arrow column of type ``t`` when it
+    builds a DataFrame from Arrow, so both engines judge a batch's types by the same rules
+    (``DType.accepts_spark``) and say the same thing (``mismatch``). Types Spark has no
+    name for keep Arrow's.
+
+    >>> import pyarrow as pa
+    >>> spark_type_name(pa.int64()), spark_type_name(pa.list_(pa.float32()))
+    ('bigint', 'array<float>')
+    """
+    import pyarrow as pa
+
+    simple = {pa.int8(): "tinyint", pa.int16(): "smallint", pa.int32(): "int",
+              pa.int64(): "bigint", pa.float32(): "float", pa.float64(): "double",
+              pa.bool_(): "boolean", pa.string(): "string", pa.large_string(): "string",
+              pa.date32(): "date", pa.null(): "void", pa.binary(): "binary",
+              pa.large_binary(): "binary"}
+    if t in simple:
+        return simple[t]
+    if pa.types.is_timestamp(t):
+        return "timestamp" if t.tz is not None else "timestamp_ntz"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return f"array<{spark_type_name(t.value_type)}>"
+    if pa.types.is_decimal(t):
+        return f"decimal({t.precision},{t.scale})"
+    return str(t)
+
+
+def conform_arrow(group: FeatureGroup, table: "pa.Table") -> tuple["pa.Table", list[str], list[str]]:
+    """``conform`` on an Arrow table (from ``to_arrow``): the group's columns in history
+    order cast to their Arrow types (unchecked casts, as Spark's), the ignored columns and
+    the columns to narrow (left int64 for ``check_rows_arrow``; ``narrow_arrow`` casts
+    them). Refuses the batch with the same messages as ``conform``.
+
+    >>> import pyarrow as pa
+    >>> from sparkfs import Entity, Field, FeatureGroup
+    >>> g = FeatureGroup("w", [Entity("a", ["origin"])], "t", [Field("n", "int")])
+    >>> t, ignored, narrowed = conform_arrow(g, pa.table({"origin": ["JFK"], "n": [3], "x": [1],
+    ...     "t": pa.array([0], pa.timestamp("us", tz="UTC"))}))
+    >>> t.column_names, ignored, narrowed
+    (['origin', 't', 'n'], ['x'], ['n'])
+    """
+    import pyarrow as pa
+
+    wanted = group.column_dtypes
+    present = {f.name: spark_type_name(f.type) for f in table.schema}
+    missing = [c for c in wanted if c not in present]
+    if missing:
+        raise ValidationError(
+            f"batch for feature group {group.name!r} v{group.version} is missing column(s) "
+            f"{missing} (it has {sorted(present)}); nothing was written")
+    problems, narrowed, cols = [], [], []
+    for name, dtype in wanted.items():
+        src, col = present[name], table.column(name)
+        if ALL[dtype].narrows_spark(src):
+            narrowed.append(name)
+            cols.append(col)
+            continue
+        if not ALL[dtype].accepts_spark(src):
+            problems.append(mismatch(name, src, dtype))
+            continue
+        target = ALL[dtype].arrow
+        cols.append(col if col.type == target else col.cast(target, safe=False))
+    if problems:
+        raise ValidationError(
+            f"batch for feature group {group.name!r} v{group.version} has wrong types: "
+            + "; ".join(problems) + "; nothing was written")
+    ignored = [c for c in present if c not in wanted]
+    return pa.table(cols, names=list(wanted)), ignored, narrowed
+
+
+def check_rows_arrow(group: FeatureGroup, table: "pa.Table", narrowed: list[str]) -> dict:
+    """``check_rows`` on an Arrow table: the same counts (``n``, null keys and event
+    times, out-of-range ints, conflicting rows, the event-time range), refused with the
+    same message (``refuse_bad_rows``). Conflicts compare values as Spark's hashes do:
+    null equals null, NaN equals NaN, -0.0 equals 0.0 (``identity_codes``).
+
+    >>> import pyarrow as pa
+    >>> from sparkfs import Entity, Field, FeatureGroup
+    >>> g = FeatureGroup("w", [Entity("a", ["origin"])], "t", [Field("temp", "double")])
+    >>> ts = pa.array([0, 0], pa.timestamp("us", tz="UTC"))
+    >>> check_rows_arrow(g, pa.table({"origin": ["JFK", "JFK"], "t": ts, "temp": [1.0, 2.0]}), [])
+    Traceback (most recent call last):
+    ...
+    sparkfs.errors.ValidationError: batch for feature group 'w' v1 refused: 2 row(s) give different values for the same join keys and event time within this batch (one value per key and event time; send corrections in a later ingest) (of 2 rows); nothing was written
+    """  # noqa: E501 (doctest output)
+    import pyarrow.compute as pc
+
+    keys, et = list(group.join_keys), group.event_time
+    agg: dict[str, Any] = {"n": table.num_rows}
+    for k in keys:
+        agg[f"null:{k}"] = table.column(k).null_count
+    agg["null_et"] = table.column(et).null_count
+    lo, hi = INT_RANGE
+    for c in narrowed:
+        col = table.column(c)
+        out = pc.or_(pc.less(col, lo), pc.greater(col, hi))
+        agg[f"range:{c}"] = int(pc.sum(out.cast("int64")).as_py() or 0)
+    bounds = pc.min_max(table.column(et)).as_py() if table.num_rows else {}
+    agg["min_et"], agg["max_et"] = bounds.get("min"), bounds.get("max")
+    agg["conflicts"] = 0
+    if not group.aggregations and table.num_rows:
+        values = [f.name for f in group.stored_fields]
+        agg["conflicts"] = _conflicts_arrow(table, keys + [et], values)
+    return refuse_bad_rows(group, agg, narrowed)
+
+
+def _conflicts_arrow(table: "pa.Table", identity: list[str], values: list[str]) -> int:
+    """Rows (without a null key or event time) whose keys and event time other rows share
+    with different values: every row of such a group counts, as in Spark's check."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ok = None
+    for c in identity:
+        valid = pc.is_valid(table.column(c))
+        ok = valid if ok is None else pc.and_(ok, valid)
+    if ok is not None:
+        table = table.filter(ok)
+    if not table.num_rows:
+        return 0
+    # keys and event time first (cheap); values only for the rows whose identity repeats
+    per_key = table.select(identity).group_by(identity).aggregate([([], "count_all")])
+    repeated = per_key.filter(pc.greater(per_key.column("count_all"), 1))
+    if not repeated.num_rows:
+        return 0
+    rows = table.select(identity).append_column("__j", pa.array(range(table.num_rows), pa.int64()))
+    found = rows.join(repeated.select(identity), keys=identity, join_type="left semi")
+    table = table.take(found.column("__j"))  # (Arrow joins carry no list columns)
+    [codes] = identity_codes([table], identity + values)
+    per_value = codes.group_by(codes.column_names).aggregate([([], "count_all")]) \
+        .rename_columns([*codes.column_names, "rows"])
+    ids = [f"c{i}" for i in range(len(identity))]
+    per_id = per_value.group_by(ids).aggregate([([], "count_all"), ("rows", "sum")])
+    clash = per_id.filter(pc.greater(per_id.column("count_all"), 1))
+    return int(pc.sum(clash.column("rows_sum")).as_py() or 0) if clash.num_rows else 0
+
+
+def identity_codes(tables: list["pa.Table"], columns: list[str]) -> list["pa.Table"]:
+    """One int32 code per value of each of ``columns``, shared across ``tables``: two
+    cells get the same code exactly when Spark's value hashes treat them as equal (null
+    equals null, NaN equals NaN, -0.0 equals 0.0; lists element by element). Returns one
+    table of codes per input table, columns ``c0, c1, ...``: what the conflict check and
+    the local dedupe group and join on.
+
+    >>> import pyarrow as pa
+    >>> a = pa.table({"x": [0.0, float("nan"), None]}); b = pa.table({"x": [-0.0, float("nan"), 1.0]})
+    >>> [t.column("c0").to_pylist() for t in identity_codes([a, b], ["x"])]
+    [[0, 1, 2], [0, 1, 3]]
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    sizes = [t.num_rows for t in tables]
+    out_cols = []
+    for c in columns:
+        col = pa.chunked_array([chunk for t in tables for chunk in t.column(c).chunks],
+                               type=tables[0].schema.field(c).type)
+        if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+            seen: dict = {}
+            codes = pa.array([seen.setdefault(_list_key(v), len(seen)) for v in col.to_pylist()],
+                             pa.int32())
+        else:
+            if pa.types.is_floating(col.type):
+                nan = pa.scalar(float("nan"), col.type)
+                zero = pa.scalar(0.0, col.type)
+                col = pc.if_else(pc.is_nan(col), nan, col)
+                col = pc.if_else(pc.equal(col, zero), zero, col)
+            encoded = pc.dictionary_encode(col, null_encoding="encode")
+            codes = pa.chunked_array([ch.indices for ch in encoded.chunks], pa.int32()) \
+                .combine_chunks() if encoded.num_chunks else pa.array([], pa.int32())
+        out_cols.append(codes)
+    out, start = [], 0
+    for n in sizes:
+        out.append(pa.table([c.slice(start, n) for c in out_cols],
+                            names=[f"c{i}" for i in range(len(columns))]))
+        start += n
+    return out
+
+
+def _list_key(value: Any) -> Any:
+    """A hashable key for a list cell: NaN equal to NaN, -0.0 to 0.0, None to None."""
+    if value is None:
+        return None
+    return tuple("nan" if isinstance(x, float) and x != x else (0.0 if x == 0 else x)
+                 for x in value)
+
+
+def narrow_arrow(table: "pa.Table", narrowed: list[str]) -> "pa.Table":
+    """Cast the range-checked int64 columns to int32 (``narrow`` on Arrow)."""
+    import pyarrow as pa
+
+    for c in narrowed:
+        i = table.schema.get_field_index(c)
+        table = table.set_column(i, c, table.column(c).cast(pa.int32()))
+    return table

@@ -28,6 +28,10 @@ Steps, in order (any refusal happens before a single byte is written):
    the write pass returned, merged; with delta-spark, one more pass over the files the
    commit added (read back).
 
+A small pandas or Arrow batch (at most ``ingest.local_max_rows`` rows, delta-rs writer,
+local table, no expectations) runs the same steps in this process on Arrow, with no Spark
+job at all: the local engine, ``sparkfs.offline.local`` (``IngestResult.local``).
+
 >>> IngestResult("weather", 1, "r1", 3, rows_input=2, rows_written=2).to_dict()["delta_version"]
 3
 """
@@ -43,7 +47,7 @@ from ..definitions import FeatureGroup
 from .checks import check_rows, check_run_id, conform, narrow, to_spark
 from .dedupe import without_stored_rows
 from .tables import COMMIT_TIME, RUN_ID, history_schema, read_files_spark
-from .writers import Batch, app_id, choose_writer, version_of_run
+from .writers import Batch, Written, app_id, choose_writer, version_of_run
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..catalog import Catalog, SparkProvider
@@ -76,6 +80,8 @@ class IngestResult:
     duration_s: float = 0.0
     noop: bool = False
     engine: str = "delta-rs"
+    #: the batch ran on the local engine (Arrow in this process, no Spark job)
+    local: bool = False
     columns_ignored: list[str] = field(default_factory=list)
     transform_fingerprints: dict[str, str] = field(default_factory=dict)
     materialization: MaterializeResult | None = None
@@ -90,14 +96,18 @@ class IngestResult:
 
 def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group: FeatureGroup,
            data: Any, run_id: str | None = None, *, engine: str = "auto",
-           statistics: bool = True) -> IngestResult:
+           statistics: bool = True, local_max_rows: int = 0,
+           delta_jars: bool = False) -> IngestResult:
     """Check ``data`` against ``group`` and commit it to the group's Delta history (see the
     module docstring for the steps). Returns an ``IngestResult``.
 
     ``catalog`` records validation reports and statistics; ``offline`` holds the history;
-    ``spark`` gives the session the checks run on; ``engine`` is ``offline.engine`` of the
-    config (``auto``, ``delta-rs`` or ``delta-spark``); ``statistics`` records the batch's
-    statistics (``ingest.statistics``). ``FeatureStore.ingest`` passes its own.
+    ``spark`` gives the session the checks run on (never called on the local engine);
+    ``engine`` is ``offline.engine`` of the config (``auto``, ``delta-rs`` or
+    ``delta-spark``); ``statistics`` records the batch's statistics (``ingest.statistics``);
+    ``local_max_rows`` (``ingest.local_max_rows``; 0: off) and ``delta_jars``
+    (``spark.delta_jars``) decide whether a pandas or Arrow batch runs on the local engine
+    (``sparkfs.offline.local``). ``FeatureStore.ingest`` passes its own.
 
     >>> import tempfile, pandas as pd
     >>> from sparkfs import FeatureStore, Entity, Field, FeatureGroup
@@ -108,6 +118,11 @@ def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group:
     ...                      "t": pd.to_datetime(["2013-01-01"], utc=True)})
     >>> ingest(fs.catalog, fs.offline, lambda: fs.spark, g, rows, statistics=False).rows_written
     1
+    >>> def no_spark():
+    ...     raise RuntimeError("no Spark here")
+    >>> r = ingest(fs.catalog, fs.offline, no_spark, g, rows.assign(temp=4.0), local_max_rows=10)
+    >>> r.rows_written, r.local
+    (1, True)
     """
     started = time.perf_counter()
     commit_time = dt.datetime.now(dt.UTC)
@@ -119,6 +134,20 @@ def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group:
     if table.transaction_version(app_id(run_id)) is not None:
         return _done(result, started, noop=True,
                      version=version_of_run(table, run_id, pinned))
+
+    from .local import runs_locally
+
+    if runs_locally(data, group, offline, engine, local_max_rows, delta_jars):
+        from .local import LocalDeltaRsWriter, prepare_local
+
+        local = prepare_local(offline, group, data, run_id, commit_time, pinned, statistics)
+        result.local, result.engine = True, LocalDeltaRsWriter.name
+        result.rows_input, result.columns_ignored = local.rows_input, local.columns_ignored
+        if local.batch is None:
+            return _done(result, started, noop=True)
+        written = LocalDeltaRsWriter(offline).write(local.batch)
+        return _recorded(catalog, offline, group, result, written, None, started, statistics,
+                         None, pinned)
 
     session = spark()
     writer = choose_writer(engine, offline, session)
@@ -161,6 +190,16 @@ def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group:
     specs = [(f.name, f.dtype) for f in group.stored_fields] if statistics else None
     written = writer.write(Batch(group, df, run_id, commit_time, pinned, checks["n"],
                                  et_range, value_cols, deduped=bool(overlap), stats_specs=specs))
+    return _recorded(catalog, offline, group, result, written, outcome, started, statistics,
+                     session, pinned)
+
+
+def _recorded(catalog: Catalog, offline: OfflineStore, group: FeatureGroup,
+              result: IngestResult, written: Written, outcome: Any, started: float,
+              statistics: bool, session: Any, pinned: int) -> IngestResult:
+    """After the writer: the counts, the validation record and the statistics of the
+    committed rows (both engines)."""
+    run_id = result.run_id
     if written.already:  # a concurrent ingest committed this run id first
         result.rows_input = 0
         return _done(result, started, noop=True, version=written.version)

@@ -179,13 +179,16 @@ Attempt = Callable[["DataFrame", int], "Written | None"]
 
 def commit_on_top(offline: "OfflineStore", batch: Batch, df: "DataFrame", attempt: Attempt,
                   restage: "Callable[[DataFrame], DataFrame] | None" = None,
-                  is_empty: "Callable[[DataFrame], bool] | None" = None) -> Written:
+                  is_empty: "Callable[[DataFrame], bool] | None" = None,
+                  dedupe: "Callable[[Any, list[str]], Any] | None" = None) -> Written:
     """The retry loop both writers share. Each round re-reads the table; returns "already
     committed" when another writer committed the run id; re-dedupes ``df`` against the
     files committed since the last round (only those overlapping the batch's event-time
     range; ``restage`` may then materialize the smaller frame); returns "nothing new" when
     no row is left; else calls ``attempt(df, now)``. After ``MAX_ATTEMPTS`` rounds lost to
     other writers it raises ``ConcurrentWriteError`` (retryable, nothing written).
+    ``dedupe(df, new_files)`` replaces the Spark anti-join (``without_stored_rows``) for a
+    batch that is not a Spark DataFrame (the local engine's Arrow table).
 
     >>> MAX_ATTEMPTS  # rounds before ConcurrentWriteError; exercised by test_ingest_concurrency
     8
@@ -197,7 +200,11 @@ def commit_on_top(offline: "OfflineStore", batch: Batch, df: "DataFrame", attemp
         if table.transaction_version(app_id(batch.run_id)) is not None:
             return Written(0, version_of_run(table, batch.run_id, now), already=True)
         new_files = _new_overlapping_files(offline, batch, seen, now)
-        if new_files:  # another writer committed rows in our range since we deduped
+        if new_files and dedupe is not None:
+            df = dedupe(df, new_files)
+            if restage is not None:
+                df = restage(df)
+        elif new_files:  # another writer committed rows in our range since we deduped
             df = without_stored_rows(
                 df.sparkSession, group, df, new_files,
                 {"min_et": batch.et_range[0], "max_et": batch.et_range[1]}, batch.value_cols)
@@ -216,6 +223,59 @@ def commit_on_top(offline: "OfflineStore", batch: Batch, df: "DataFrame", attemp
 
 
 # -- delta-rs -------------------------------------------------------------------------------
+def commit_staged(table: Any, batch: Batch, actions: list, rows: int) -> bool:
+    """Commit the staged files ``actions`` (``rows`` rows) of ``batch`` with its app
+    transaction and sparkfs commit metadata on ``table``, the Delta table opened at the
+    version ``now`` the rows were deduped against, as version ``now + 1`` exactly: False
+    when another writer committed that version first (re-read and re-check).
+
+    Opened at ``now``, the commit can only be version now+1: a commit by any writer (either
+    engine) since then fails it, and the caller's loop re-dedupes. Not a blind append: a
+    delta-spark MERGE that read the table before this commit conflicts with it.
+
+    >>> commit_staged.__name__  # exercised by tests/test_ingest.py and test_ingest_local.py
+    'commit_staged'
+    """
+    from deltalake.exceptions import CommitFailedError
+    from deltalake.transaction import CommitProperties, Transaction
+
+    try:
+        table.create_write_transaction(
+            actions, mode="append", schema=history_schema(batch.group),
+            commit_properties=CommitProperties(
+                max_commit_retries=0,
+                app_transactions=[Transaction(app_id(batch.run_id), 1)],
+                custom_metadata={"sparkfs.operation": "ingest",
+                                 "sparkfs.run_id": batch.run_id,
+                                 "sparkfs.rows": str(rows),
+                                 "isBlindAppend": False}))
+    except CommitFailedError:
+        return False
+    return True
+
+
+def add_actions(files: list, subdir: str) -> tuple[list, int]:
+    """The Delta add actions of the ``onepass.StagedFile`` s written into ``subdir`` of the
+    table (empty files left out) and their row count.
+
+    >>> add_actions([], "ingest-x")
+    ([], 0)
+    """
+    from deltalake.transaction import AddAction
+
+    from .onepass import now_ms
+
+    out: list[AddAction] = []
+    written = 0
+    mtime = now_ms()
+    for f in sorted(files, key=lambda f: f.path):
+        if f.rows == 0:
+            continue
+        written += f.rows
+        out.append(AddAction(f"{subdir}/{f.path}", f.size, {}, mtime, True, f.stats))
+    return out, written
+
+
 class DeltaRsWriter:
     """Executors write Parquet under the table; the driver commits it with delta-rs."""
 
@@ -229,7 +289,7 @@ class DeltaRsWriter:
         from .staging import remove_owner, stage_owner_path
 
         df = batch.df
-        if batch.deduped and known_empty(df):
+        if batch.deduped and self._nothing_left(df):
             # Every row is stored already (a replay under a new run id): write no file at
             # all; the shared loop still answers "already committed" for a concurrent run.
             # The dedupe decided it (``without_stored_rows``: an empty frame); no Spark job
@@ -254,6 +314,10 @@ class DeltaRsWriter:
             remove_owner(owner)
         return out
 
+    def _nothing_left(self, df: Any) -> bool:
+        """Known from the plan, no Spark job (``dedupe.known_empty``)."""
+        return known_empty(df)
+
     def _clean_abandoned(self, group: FeatureGroup) -> None:
         from .staging import clean
 
@@ -267,9 +331,7 @@ class DeltaRsWriter:
         partials and the add statistics from the same Arrow batches (``offline.onepass``).
         Without, Spark's own Parquet writer is faster (no Arrow hop to Python workers); the
         add statistics then come from each written file's footer."""
-        from deltalake.transaction import AddAction, RemoveAction
-
-        from .onepass import now_ms, stage_with_spark
+        from .onepass import stage_with_spark
 
         stage = f"{self.offline.table_uri(batch.group)}/{subdir}"
         target_files = max(1, -(-batch.rows_hint // 2_000_000))
@@ -289,14 +351,7 @@ class DeltaRsWriter:
         except Exception as exc:
             raise SparkfsError(f"writing the batch for feature group {batch.group.name!r} failed; "
                                f"nothing was committed: {_first_line(exc)}") from exc
-        out: list[AddAction | RemoveAction] = []
-        written = 0
-        mtime = now_ms()
-        for f in sorted(files, key=lambda f: f.path):
-            if f.rows == 0:
-                continue
-            written += f.rows
-            out.append(AddAction(f"{subdir}/{f.path}", f.size, {}, mtime, True, f.stats))
+        out, written = add_actions(files, subdir)
         return out, written, partial
 
     def _stage_native(self, batch: Batch, df: "DataFrame", stage: str,
@@ -332,9 +387,6 @@ class DeltaRsWriter:
         return actions, written
 
     def _stage_and_commit(self, batch: Batch, df: "DataFrame", subdir: str) -> Written:
-        from deltalake.exceptions import CommitFailedError
-        from deltalake.transaction import CommitProperties, Transaction
-
         from .parquet_stats import delete_dir
 
         group, opts = batch.group, self.offline.storage_options
@@ -357,21 +409,8 @@ class DeltaRsWriter:
             return staged()
 
         def attempt(_df: "DataFrame", now: int) -> Written | None:
-            # Open the table at ``now``, the version the rows were deduped against, so the
-            # commit can only be version now+1: a commit by any writer (either engine) since
-            # then fails it, and the loop re-dedupes. Not a blind append: a delta-spark
-            # MERGE that read the table before this commit conflicts with it.
-            try:
-                self.offline.table(group, now).create_write_transaction(
-                    state["actions"], mode="append", schema=history_schema(group),
-                    commit_properties=CommitProperties(
-                        max_commit_retries=0,
-                        app_transactions=[Transaction(app_id(batch.run_id), 1)],
-                        custom_metadata={"sparkfs.operation": "ingest",
-                                         "sparkfs.run_id": batch.run_id,
-                                         "sparkfs.rows": str(state["rows"]),
-                                         "isBlindAppend": False}))
-            except CommitFailedError:
+            if not commit_staged(self.offline.table(group, now), batch, state["actions"],
+                                 state["rows"]):
                 return None  # someone committed version now+1 first: re-read and re-check
             return Written(state["rows"], now + 1, partial=state["partial"])
 

@@ -126,6 +126,43 @@ def arrow_column_to_stored(col: pa.ChunkedArray | pa.Array, dtype: str) -> list:
 
 
 
+def json_cells(col: pa.ChunkedArray | pa.Array, dtype: str) -> list[bytes]:
+    """A whole Arrow column as one JSON value per cell (the HBase store's cell values):
+    byte for byte ``dumps(encode_value(v, dtype)).encode()`` of each value (``null`` for
+    a missing one), without a ``dumps`` call per value. Numbers, booleans, timestamps and
+    dates are written by ONE ``dumps`` of the whole column's list, which is then cut at
+    its commas (none of those values contains one); strings by the encoder's own string
+    function (ASCII, ``\\uXXXX`` escapes, as ``dumps`` writes them); arrays one by one.
+
+    >>> json_cells(pa.array([1.5, None, float("nan"), float("-inf"), 2.0]), "double")
+    [b'1.5', b'null', b'NaN', b'-Infinity', b'2.0']
+    >>> json_cells(pa.array(["Zürich", None, 'a,"b"']), "string")
+    [b'"Z\\\\u00fcrich"', b'null', b'"a,\\\\"b\\\\""']
+    >>> json_cells(pa.array([True, None]), "boolean")
+    [b'true', b'null']
+    """
+    if dtype == "string":
+        enc = _encode_str
+        return [b"null" if v is None else enc(v).encode() for v in
+                pc.cast(col, pa.string()).to_pylist()]
+    if dtype.startswith("array"):
+        return [dumps(v).encode() for v in arrow_column_to_stored(col, dtype)]
+    if dtype == "boolean":
+        values = pc.cast(col, pa.bool_()).to_pylist()
+    elif dtype == "float":  # the exact double the float32 value widens to
+        values = pc.cast(_fixed_stored(col, "float"), pa.float64()).to_pylist()
+    elif dtype in _ARROW_FIXED or dtype in ("timestamp", "date"):
+        values = _fixed_stored(col, dtype).to_pylist()
+    else:
+        raise ValueError(f"no stored form for dtype {dtype!r}")
+    if not values:
+        return []
+    return dumps(values).encode()[1:-1].split(b",")
+
+
+_encode_str = json.encoder.encode_basestring_ascii  # what ``dumps`` writes a str with
+
+
 # -- the SQLite row format -------------------------------------------------------------------
 _FIXED = {"boolean": "?", "int": "i", "long": "q", "float": "f", "double": "d",
           "timestamp": "q", "date": "i"}

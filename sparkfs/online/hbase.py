@@ -19,6 +19,11 @@ Layout, one HBase table per feature group version, ``{table_prefix}_{group.table
 Because HBase applies the ttl itself, a value past its ttl reads as ``missing`` here
 (HBase no longer returns it), where SQLite reports ``expired``.
 
+Writes encode a batch a column at a time (``codec.json_cells``, ``keys.row_keys``: the
+same bytes as one ``codec.dumps`` / ``encode_key`` per value), group the rows by event
+millisecond (Thrift1 carries one timestamp per ``mutateRowsTs`` call) and send calls of at
+most ``batch_size`` rows and ``BATCH_BYTES`` bytes over the pool's connections in parallel.
+
 Watermarks live in ``{table_prefix}__meta`` (row = group table name). Calls go through a
 happybase connection pool; transport errors are retried ``retries`` times with
 exponential backoff from ``backoff_ms``, then raised as ``OnlineStoreError``.
@@ -30,13 +35,19 @@ b'sparkfs_weather__v1'
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
+import itertools
 import json
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .._extras import require
 from ..config import HBaseOnlineConfig
@@ -44,8 +55,8 @@ from ..definitions import FeatureGroup
 from ..errors import OnlineStoreError, ValidationError
 from . import codec
 from .base import OnlineRow
-from .keys import encode_key
-from .sqlite import prepare_rows
+from .keys import encode_key, row_keys
+from .sqlite import checked_rows, commit_times_us
 
 T = TypeVar("T")
 #: HBase's ``HConstants.FOREVER``: a column family TTL (seconds) meaning "no TTL".
@@ -177,12 +188,21 @@ class HBaseOnlineStore:
 
     # -- writes ---------------------------------------------------------------------------------
     def write_batch(self, group: FeatureGroup, rows: Any) -> int:
-        """Put the rows with cell timestamp = event time (ms); HBase keeps the newest."""
-        columns = prepare_rows(group, rows)
-        if not columns:
+        """Put the rows with cell timestamp = event time (ms); HBase keeps the newest.
+
+        Cells are encoded a column at a time from Arrow (``codec.json_cells``, the same
+        bytes as one ``codec.dumps`` per value); rows are grouped by event millisecond
+        (Thrift1 takes one timestamp per ``mutateRowsTs`` call) and cut into calls of at
+        most ``online.batch_size`` rows and ``BATCH_BYTES`` bytes."""
+        import numpy as np
+
+        table = checked_rows(group, rows)
+        if table is None:
             return 0
-        nk = len(group.join_keys)
-        early = sum(1 for us in columns[nk] if us < 0)
+        n = table.num_rows
+        event_us = pc.cast(pc.cast(table[group.event_time], pa.timestamp("us", tz="UTC")),
+                           pa.int64()).to_numpy()
+        early = int((event_us < 0).sum())
         if early:
             raise ValidationError(
                 f"online write for feature group {group.name!r}: {early} rows have an event "
@@ -192,42 +212,56 @@ class HBaseOnlineStore:
 
         name = self.table_name_of(group.table_name)
         self._ensure(name, self.family, group.ttl)
-        dtypes = list(group.key_dtypes.values())
-        salt = self.config.salt_buckets
+        # Rows by event millisecond (row order kept within one): Thrift1 takes one
+        # timestamp per call.
+        ts_ms = event_us // 1000
+        order = np.argsort(ts_ms, kind="stable")
+        table, event_us, ts_ms = table.take(pa.array(order)), event_us[order], ts_ms[order]
+        keys = row_keys([table[k] for k in group.join_keys], list(group.key_dtypes.values()),
+                        self.config.salt_buckets)
         quals = [self.family + b":" + f.name.encode() for f in group.features]
-        row_codec = codec.RowCodec([f.dtype for f in group.features])
-        meta = self.family + b":" + META
-        by_ts: dict[int, list] = {}
-        for row in zip(*columns):
-            key = encode_key(row[:nk], dtypes, salt)
-            event_us, commit_us, values = row[nk], row[nk + 1], row_codec.decode(row[nk + 2])
-            muts = [Hbase_thrift.Mutation(column=q, value=codec.dumps(v).encode())
-                    for q, v in zip(quals, values)]
-            muts.append(Hbase_thrift.Mutation(column=meta,
-                                              value=codec.dumps([event_us, commit_us]).encode()))
-            size = len(key) + sum(len(m.column) + len(m.value) for m in muts)
-            by_ts.setdefault(event_us // 1000, []).append(
-                (Hbase_thrift.BatchMutation(row=key, mutations=muts), size))
-        calls = [(ts, chunk) for ts, batch in by_ts.items()
-                 for chunk in _chunks(batch, self.config.batch_size, BATCH_BYTES)]
+        quals.append(self.family + b":" + META)
+        cells = [codec.json_cells(table[f.name], f.dtype) for f in group.features]
+        cells.append([b"[%d,%d]" % ec for ec in zip(event_us.tolist(), commit_times_us(table))])
+        size = np.fromiter(map(len, keys), np.int64, n) + sum(len(q) for q in quals)
+        for col in cells:
+            size += np.fromiter(map(len, col), np.int64, n)
+        starts = np.flatnonzero(np.diff(ts_ms)) + 1
+        cuts = _cuts(starts.tolist(), size.tolist(), self.config.batch_size, BATCH_BYTES)
+        Mutation, BatchMutation = Hbase_thrift.Mutation, Hbase_thrift.BatchMutation
+        rows_iter = zip(keys, zip(*cells))
 
-        def send(call: tuple[int, list]) -> None:
-            ts, chunk = call
+        def build(lo: int, hi: int) -> tuple[int, list]:
+            # positional: Mutation(isDelete, column, value), BatchMutation(row, mutations)
+            return int(ts_ms[lo]), [
+                BatchMutation(key, [Mutation(False, q, v) for q, v in zip(quals, values)])
+                for key, values in itertools.islice(rows_iter, hi - lo)]
+
+        def send(ts: int, chunk: list) -> None:
             self._call(f"writing {len(chunk)} rows of feature group {group.name!r}",
                        lambda con: con.client.mutateRowsTs(name, chunk, ts, {}))
 
         # Thrift1 puts one timestamp per call: rows with different event times need
-        # separate calls, sent over the pool's connections in parallel.
-        workers = min(self.config.pool_size, len(calls))
-        if workers <= 1:
-            for call in calls:
-                send(call)
-        else:
+        # separate calls. They go out over the pool's connections in parallel while the
+        # next ones are built; the first failure cancels the calls not yet started.
+        workers = min(self.config.pool_size, len(cuts))
+        with _no_gc():
+            if workers <= 1:
+                for lo, hi in cuts:
+                    send(*build(lo, hi))
+                return n
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(workers) as ex:
-                list(ex.map(send, calls))
-        return len(columns[0])
+                futures = [ex.submit(send, *build(lo, hi)) for lo, hi in cuts]
+                try:
+                    for f in futures:
+                        f.result()
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    raise
+        return n
 
     # -- reads ------------------------------------------------------------------------------------
     def _plan(self, group: FeatureGroup, features: Sequence[str]) -> tuple:
@@ -303,22 +337,38 @@ class HBaseOnlineStore:
             self._meta_table, group.table_name.encode(), [mut], {}))
 
 
-def _chunks(rows: list[tuple[Any, int]], max_rows: int, max_bytes: int) -> list[list]:
-    """``(mutation, size)`` pairs cut into lists of mutations of at most ``max_rows`` rows
-    and ``max_bytes`` bytes (a single larger row is a chunk of its own).
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused while a batch's Thrift objects (a few million
+    for a large batch, none of them in a cycle) are built and sent: its passes over them
+    otherwise cost about three times the building itself. They are freed by reference
+    counting as their calls complete."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
-    >>> _chunks([("a", 3), ("b", 3), ("c", 3), ("d", 9)], max_rows=2, max_bytes=8)
-    [['a', 'b'], ['c'], ['d']]
+
+def _cuts(starts: list[int], sizes: list[int], max_rows: int,
+          max_bytes: int) -> list[tuple[int, int]]:
+    """``(lo, hi)`` index ranges over rows of ``sizes`` bytes: a new range at each index in
+    ``starts`` (where the event millisecond changes) and wherever the range would exceed
+    ``max_rows`` rows or ``max_bytes`` bytes (a single larger row is a range of its own).
+
+    >>> _cuts([4], [3, 3, 3, 9, 1], max_rows=2, max_bytes=8)
+    [(0, 2), (2, 3), (3, 4), (4, 5)]
     """
-    out: list[list] = []
-    chunk: list = []
-    used = 0
-    for mutation, size in rows:
-        if chunk and (len(chunk) >= max_rows or used + size > max_bytes):
-            out.append(chunk)
-            chunk, used = [], 0
-        chunk.append(mutation)
+    out: list[tuple[int, int]] = []
+    bounds = set(starts)
+    lo = used = 0
+    for i, size in enumerate(sizes):
+        if i > lo and (i in bounds or i - lo >= max_rows or used + size > max_bytes):
+            out.append((lo, i))
+            lo, used = i, 0
         used += size
-    if chunk:
-        out.append(chunk)
+    if sizes:
+        out.append((lo, len(sizes)))
     return out

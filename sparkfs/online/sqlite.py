@@ -235,16 +235,24 @@ def _getter(idx: tuple[int, ...]):
     return operator.itemgetter(*idx)
 
 
-def prepare_rows(group: FeatureGroup, rows: Any) -> list[list]:
-    """Check Arrow rows for ``write_batch`` and turn them into column lists of stored
-    forms: join keys..., event µs, commit µs, and one ``codec.RowCodec`` blob per row."""
+def checked_rows(group: FeatureGroup, rows: Any) -> pa.Table | None:
+    """The Arrow rows of a ``write_batch`` call, checked (an Arrow table or record batch
+    with the group's keys, event time and features, and no null key or event time), or
+    None when there are none. Every online store checks its input with it.
+
+    >>> from sparkfs.testing.conformance import weather_group
+    >>> checked_rows(weather_group(), pa.table({"origin": [None]}))
+    Traceback (most recent call last):
+    ...
+    sparkfs.errors.ValidationError: online write for feature group 'weather': rows lack columns ['time_hour', 'temp', 'wind_speed']
+    """  # noqa: E501 (doctest output)
     if isinstance(rows, pa.RecordBatch):
         rows = pa.Table.from_batches([rows])
     if not isinstance(rows, pa.Table):
         raise ValidationError(f"online write for feature group {group.name!r} needs an Arrow "
                               f"table, got {type(rows).__name__}")
     if rows.num_rows == 0:
-        return []
+        return None
     need = list(group.join_keys) + [group.event_time] + [f.name for f in group.features]
     missing = [c for c in need if c not in rows.column_names]
     if missing:
@@ -255,17 +263,35 @@ def prepare_rows(group: FeatureGroup, rows: Any) -> list[list]:
         if nulls:
             raise ValidationError(f"online write for feature group {group.name!r}: {nulls} "
                                   f"rows have a null {c!r}; nothing was written")
+    return rows
+
+
+def commit_times_us(rows: pa.Table) -> list[int]:
+    """The rows' ``_commit_time`` in µs; now for every row when the column is missing or
+    has a null.
+
+    >>> commit_times_us(pa.table({"_commit_time": [dt.datetime(1970, 1, 1, 0, 0, 1)]}))
+    [1000000]
+    """
+    if "_commit_time" in rows.column_names and rows["_commit_time"].null_count == 0:
+        return codec.arrow_column_to_stored(rows["_commit_time"], "timestamp")
+    return [codec.timestamp_to_us(dt.datetime.now(dt.UTC))] * rows.num_rows
+
+
+def prepare_rows(group: FeatureGroup, rows: Any) -> list[list]:
+    """Check Arrow rows for ``write_batch`` and turn them into column lists of stored
+    forms: join keys..., event µs, commit µs, and one ``codec.RowCodec`` blob per row."""
+    checked = checked_rows(group, rows)
+    if checked is None:
+        return []
+    rows = checked
     out = [codec.arrow_column_to_stored(rows[k], d) for k, d in group.key_dtypes.items()]
     out.append(codec.arrow_column_to_stored(rows[group.event_time], "timestamp"))
-    if "_commit_time" in rows.column_names and rows["_commit_time"].null_count == 0:
-        out.append(codec.arrow_column_to_stored(rows["_commit_time"], "timestamp"))
-    else:
-        now = codec.timestamp_to_us(dt.datetime.now(dt.UTC))
-        out.append([now] * rows.num_rows)
+    out.append(commit_times_us(rows))
     dtypes = [f.dtype for f in group.features]
     out.append(codec.RowCodec(dtypes).encode_arrow([rows[f.name] for f in group.features],
                                                    dtypes))
     return out
 
 
-__all__ = ["SqliteOnlineStore", "prepare_rows"]
+__all__ = ["SqliteOnlineStore", "checked_rows", "commit_times_us", "prepare_rows"]

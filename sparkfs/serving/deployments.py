@@ -129,7 +129,7 @@ def register(app: FastAPI, inference: Inference, serving: ServingConfig) -> None
         except PredictionError as exc:
             error_log.error("%s", exc)
             return _json({"detail": str(exc), "request_id": exc.request_id}, 500)
-        return _json(result.to_dict())
+        return Response(result.to_json(), media_type="application/json")
 
     @app.post("/deployments/{name}/predict", response_model=PredictResponse, responses=errors,
               summary="Score entity rows with a deployed model (features looked up online)")
