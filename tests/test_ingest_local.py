@@ -213,8 +213,10 @@ def test_duplicates_spark_calls_equal_are_not_conflicts_on_either_path(stores, s
 
 
 def test_local_engine_starts_no_spark(tmp_path, monkeypatch):
-    """No SparkSession at all: the provider raises, and the batch still lands."""
-    fs = FeatureStore({"data_dir": str(tmp_path / "d"), "offline": {"engine": "auto"}})
+    """No SparkSession at all: the provider raises, and the batch still lands. (The engine
+    is pinned: ``auto`` follows whatever Spark earlier tests left running in this process,
+    see ``test_size_limit_expectations_and_spark_input_take_the_spark_path``.)"""
+    fs = FeatureStore({"data_dir": str(tmp_path / "d"), "offline": {"engine": "delta-rs"}})
 
     def no_spark(self):
         raise AssertionError("the local engine asked for Spark")
