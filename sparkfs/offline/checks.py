@@ -136,32 +136,42 @@ def conform(group: FeatureGroup, df: "DataFrame") -> tuple["DataFrame", list[str
 
     wanted = group.column_dtypes
     present = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    narrowed = _conform_plan(group, present)
+    cols = []
+    for name, dtype in wanted.items():
+        c = F.col(quote_ident(name, "spark"))
+        if name in narrowed:
+            cols.append(c.alias(name))
+            continue
+        if present[name] == "timestamp_ntz":
+            c = F.to_utc_timestamp(c.cast("timestamp"), F.current_timezone())
+        cols.append(c.cast(ALL[dtype].spark).alias(name))
+    ignored = [c for c in present if c not in wanted]
+    return df.select(*cols), ignored, narrowed
+
+
+def _conform_plan(group: FeatureGroup, present: dict[str, str]) -> list[str]:
+    """The type rules ``conform`` and ``conform_arrow`` share, given each input column's
+    Spark type name: refuse missing columns and wrong types (one message naming them all),
+    and return the columns to narrow from bigint to int."""
+    wanted = group.column_dtypes
     missing = [c for c in wanted if c not in present]
     if missing:
         raise ValidationError(
             f"batch for feature group {group.name!r} v{group.version} is missing column(s) "
             f"{missing} (it has {sorted(present)}); nothing was written")
-    problems, narrowed, cols = [], [], []
+    problems, narrowed = [], []
     for name, dtype in wanted.items():
         src = present[name]
-        if ALL[dtype].accepts_spark(src):
-            pass
-        elif ALL[dtype].narrows_spark(src):
+        if ALL[dtype].narrows_spark(src):
             narrowed.append(name)
-            cols.append(F.col(quote_ident(name, "spark")).alias(name))
-            continue
-        else:
+        elif not ALL[dtype].accepts_spark(src):
             problems.append(mismatch(name, src, dtype))
-        c = F.col(quote_ident(name, "spark"))
-        if src == "timestamp_ntz":
-            c = F.to_utc_timestamp(c.cast("timestamp"), F.current_timezone())
-        cols.append(c.cast(ALL[dtype].spark).alias(name))
     if problems:
         raise ValidationError(
             f"batch for feature group {group.name!r} v{group.version} has wrong types: "
             + "; ".join(problems) + "; nothing was written")
-    ignored = [c for c in present if c not in wanted]
-    return df.select(*cols), ignored, narrowed
+    return narrowed
 
 
 # -- row checks -----------------------------------------------------------------------------
@@ -326,27 +336,14 @@ def conform_arrow(group: FeatureGroup, table: "pa.Table") -> tuple["pa.Table", l
 
     wanted = group.column_dtypes
     present = {f.name: spark_type_name(f.type) for f in table.schema}
-    missing = [c for c in wanted if c not in present]
-    if missing:
-        raise ValidationError(
-            f"batch for feature group {group.name!r} v{group.version} is missing column(s) "
-            f"{missing} (it has {sorted(present)}); nothing was written")
-    problems, narrowed, cols = [], [], []
+    narrowed = _conform_plan(group, present)
+    cols = []
     for name, dtype in wanted.items():
-        src, col = present[name], table.column(name)
-        if ALL[dtype].narrows_spark(src):
-            narrowed.append(name)
+        col, target = table.column(name), ALL[dtype].arrow
+        if name in narrowed or col.type == target:
             cols.append(col)
-            continue
-        if not ALL[dtype].accepts_spark(src):
-            problems.append(mismatch(name, src, dtype))
-            continue
-        target = ALL[dtype].arrow
-        cols.append(col if col.type == target else col.cast(target, safe=False))
-    if problems:
-        raise ValidationError(
-            f"batch for feature group {group.name!r} v{group.version} has wrong types: "
-            + "; ".join(problems) + "; nothing was written")
+        else:
+            cols.append(col.cast(target, safe=False))
     ignored = [c for c in present if c not in wanted]
     return pa.table(cols, names=list(wanted)), ignored, narrowed
 
