@@ -108,7 +108,7 @@ def _config(args: argparse.Namespace):
 def run(args: argparse.Namespace, stop: threading.Event) -> int:
     from sparkfs import FeatureStore
     from sparkfs.repo import load_repo
-    from sparkfs.streaming import stream_error
+    from sparkfs.streaming import record_termination, stream_error
 
     fs = FeatureStore(_config(args))
     fs.apply(load_repo(args.repo))
@@ -131,6 +131,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
             while q.isActive and q.status.get("isTriggerActive") and time.monotonic() < deadline:
                 time.sleep(0.1)
             q.stop()
+            record_termination(fs.spark, q)
     failed = False
     for q in queries:
         error = stream_error(q)

@@ -176,7 +176,7 @@ def test_exactly_once_across_sigkill_of_the_driver(kafka, tmp_path):
         assert online["delay"] == [r["delay"] for r in hist]
     finally:
         fs.close()
-    assert json.loads(out.strip().splitlines()[-1])["state"] in ("stopped", "running")
+    assert json.loads(out.strip().splitlines()[-1])["state"] == "stopped"
 
 
 def test_avro_values_land_as_in_batch_ingest_and_bad_ones_in_quarantine(kafka, fs, spark, tmp_path):
@@ -259,6 +259,7 @@ by_carrier = FeatureGroup("by_carrier", [CARRIER], "ts", [Field("msg_id", "long"
     assert done.returncode == 0, done.stderr[-3000:]
     finals = [json.loads(line) for line in done.stdout.strip().splitlines()[-2:]]
     assert sorted(f["group"] for f in finals) == ["by_carrier", "events"]
+    assert [f["state"] for f in finals] == ["stopped", "stopped"]  # both, not just the first
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["by_carrier", "events"]
 
     fs = FeatureStore({"project": "test", "data_dir": str(tmp_path / "data")})

@@ -363,6 +363,32 @@ def stream_error(query: StreamingQuery) -> str | None:
     return None if exc is None else _one_line(exc)
 
 
+def record_termination(spark: Any, query: StreamingQuery) -> None:
+    """Write the final state of ``query``, a stream of ``ingest_stream`` that is no longer
+    active, to its status file now: ``stopped``, or ``failed`` with its error. Spark reports
+    a termination to the progress listener asynchronously, so a driver that exits right
+    after ``query.stop()`` could leave ``running`` behind (``sparkfs streams`` then shows
+    the stream as ``dead``). Writing it twice is harmless. ``jobs/stream.py`` calls this
+    after stopping its queries.
+
+    >>> record_termination.__name__  # needs a stopped query; tests/test_streaming_kafka.py
+    'record_termination'
+    """
+    if query.isActive:
+        raise SparkfsError(f"stream query {query.id} is still running; stop it first")
+    listener = getattr(spark, "_sparkfs_progress_listener", None)
+    tracker = listener._tracker(query.id) if listener is not None else None
+    if tracker is not None:
+        _terminated(tracker, stream_error(query))
+
+
+def _terminated(tracker: _Tracker, error: str | None) -> None:
+    if error:
+        tracker.update(state="failed", last_error=tracker.status.last_error or error)
+    else:
+        tracker.update(state="stopped")
+
+
 def _listener(spark: Any) -> Any:
     existing = getattr(spark, "_sparkfs_progress_listener", None)
     if existing is None:
@@ -435,12 +461,8 @@ def _make_listener_class():
         def onQueryTerminated(self, event: Any) -> None:
             tracker = self._tracker(event.id)
             if tracker is not None:
-                if event.exception:
-                    tracker.update(state="failed",
-                                   last_error=(tracker.status.last_error
-                                               or _one_line(Exception(event.exception))))
-                else:
-                    tracker.update(state="stopped")
+                _terminated(tracker, _one_line(Exception(event.exception))
+                            if event.exception else None)
 
     return Listener
 
