@@ -336,6 +336,10 @@ class FeatureStore:
         """
         from .streaming.status import list_streams, status_dir
 
+        if self._spark is not None:  # streams this process ran: their final state first
+            from .streaming.ingest import settle_streams
+
+            settle_streams(self._spark)
         return list_streams(status_dir(self.config.data_dir))
 
     def read_history(self, group: str | FeatureGroup, version: int | None = None,

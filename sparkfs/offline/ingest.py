@@ -120,7 +120,8 @@ def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group:
     1
     >>> def no_spark():
     ...     raise RuntimeError("no Spark here")
-    >>> r = ingest(fs.catalog, fs.offline, no_spark, g, rows.assign(temp=4.0), local_max_rows=10)
+    >>> r = ingest(fs.catalog, fs.offline, no_spark, g, rows.assign(temp=4.0),
+    ...            engine="delta-rs", local_max_rows=10)
     >>> r.rows_written, r.local
     (1, True)
     """

@@ -340,7 +340,7 @@ def ingest_stream(catalog: "Catalog", offline: "OfflineStore", group: FeatureGro
         tracker.update(state="failed", last_error=_one_line(exc))
         raise SparkfsError(f"the stream into feature group {group.name!r} did not start: "
                            f"{_one_line(exc)}") from None
-    _listener(streaming_df.sparkSession).bind(str(query.id), stream_id)
+    _listener(streaming_df.sparkSession).bind(query, stream_id)
     tracker.update(query_id=str(query.id))
     return query
 
@@ -380,6 +380,23 @@ def record_termination(spark: Any, query: StreamingQuery) -> None:
     tracker = listener._tracker(query.id) if listener is not None else None
     if tracker is not None:
         _terminated(tracker, stream_error(query))
+
+
+def settle_streams(spark: Any) -> None:
+    """``record_termination`` for every stream this Spark session started that is no
+    longer active and whose status still says ``running`` (a query that finished, failed or
+    was stopped before Spark's listener reported it). ``fs.list_streams`` calls this
+    first, so a stream this process stopped reads as stopped at once.
+
+    >>> settle_streams(object())  # a session that started no stream: nothing to do
+    """
+    listener = getattr(spark, "_sparkfs_progress_listener", None)
+    if listener is None:
+        return
+    for query in list(listener.handles.values()):
+        tracker = listener._tracker(query.id)
+        if tracker is not None and tracker.status.state == "running" and not query.isActive:
+            _terminated(tracker, stream_error(query))
 
 
 def _terminated(tracker: _Tracker, error: str | None) -> None:
@@ -434,12 +451,14 @@ def _make_listener_class():
         def __init__(self) -> None:
             self.trackers: dict[str, _Tracker] = {}
             self.queries: dict[str, str] = {}
+            self.handles: dict[str, Any] = {}  # query id -> its StreamingQuery
 
         def track(self, stream_id: str, tracker: _Tracker) -> None:
             self.trackers[stream_id] = tracker
 
-        def bind(self, query_id: str, stream_id: str) -> None:
-            self.queries[query_id] = stream_id
+        def bind(self, query: Any, stream_id: str) -> None:
+            self.queries[str(query.id)] = stream_id
+            self.handles[str(query.id)] = query
 
         def _tracker(self, query_id: Any) -> _Tracker | None:
             sid = self.queries.get(str(query_id))
