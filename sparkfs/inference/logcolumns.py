@@ -99,11 +99,17 @@ def json_values(values: Sequence[Any], finite_only: bool = False) -> pa.Array:
 
 def _json_each(vals: list, finite_only: bool) -> pa.Array:
     if finite_only:
-        return pa.array([json.dumps(_finite(v), default=str) for v in vals], pa.string())
+        return pa.array([json.dumps(json_safe(v), default=str) for v in vals], pa.string())
     return pa.array([json.dumps(v, default=str) for v in vals], pa.string())
 
 
-def _finite(v: Any) -> Any:
+def json_safe(v: Any) -> Any:
+    """``v`` as plain JSON keeps it: a NaN or infinity becomes None, a date or time its ISO
+    text (the log's ``prediction_json`` and the predict response's values).
+
+    >>> json_safe(float("nan")), json_safe(1.5)
+    (None, 1.5)
+    """
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, (dt.datetime, dt.date)):

@@ -36,6 +36,7 @@ import pandas as pd
 from ..errors import PredictionError
 from .deployments import Deployment
 from .evaluation import EvaluationLogger, JsonColumn, Repeat
+from .logcolumns import json_safe as _json_safe
 
 
 def model_input(columns: Mapping[str, Sequence[Any]], spec: Sequence[tuple[str, str]]) -> pd.DataFrame:
@@ -183,14 +184,6 @@ def _json_default(v: Any) -> Any:
     if isinstance(v, (dt.datetime, dt.date)):
         return v.isoformat()
     return str(v)
-
-
-def _json_safe(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, (dt.datetime, dt.date)):
-        return v.isoformat()
-    return v
 
 
 def predict(d: Deployment, model: Any, read_features: Callable[..., Any],
