@@ -6,7 +6,10 @@
    with ``event_times=True``: the event time of the history row chosen per group.
    The join runs through ``ScoringEngine``: the engine ``engine="spark"`` picks, except
    that the on-demand transforms are left to step 2 and a spine in the driver's memory is
-   summarised from its Arrow rows (no Spark job for its min/max time and hash).
+   summarised from its Arrow rows (no Spark job for its min/max time and hash), and that
+   a small history (``sliced_history_bytes``, default 32 MiB; scalar features, no
+   aggregations) is joined in step 2's tasks instead, each task its slice of the spine
+   (``sparkfs.training.spark_broadcast.sliced_join``: one stage, no shuffle).
 2. One pass over each Arrow batch of the join (``mapInPandas``) runs the view's
    on-demand transforms (``OnDemandPlan.compute``: the same ``Transform.run_columns`` on
    the same pandas inputs as their pandas UDFs, read in the session time zone) and then
@@ -14,10 +17,14 @@
    ``model_input`` frame the online path builds (built column-wise from the batch), so
    both paths hand the model identical columns and dtypes. Nothing is collected to the
    driver.
-3. In the same pass, every prediction is written to the deployment's evaluation table by
-   the task that made it (delta-rs append, one commit per partition carrying the app transaction
-   ``sparkfs-score-{run_id}-{partition}``): a retried task finds its app transaction and
-   writes nothing, so each prediction is logged exactly once. Per feature the log row has
+3. In the same pass, the task that made them writes its predictions' log rows as one
+   Parquet file into the deployment's evaluation table folder (``stage_log_files``,
+   ``_write_log_file``: one file per partition, kept by the first attempt that completes
+   it), and after the job the driver adds every file in one Delta commit carrying the app
+   transaction ``sparkfs-score-{run_id}`` (``commit_log_files``): a run retried with the
+   same run id finds it and logs nothing again, so each prediction is logged exactly
+   once. (A log on object storage: each task appends its rows itself, one commit per
+   partition with the app transaction ``sparkfs-score-{run_id}-{partition}``.) Per feature the log row has
    its value, status and ``__event_time`` (the chosen row's event time; null for
    on-demand outputs and aggregations, as online).
 
@@ -67,11 +74,22 @@ def score_batch(inference: Any, deployment: str, spine: Any, timestamp_col: str,
     The scored rows come in spine order. ``ordered=False`` skips the global sort (a
     sampling job and a range shuffle) and returns them in no particular order, each row
     with its own spine row's columns: the cheaper form when the caller writes the rows
-    out or joins them by key."""
+    out or joins them by key.
+
+    ``sliced_history_bytes`` (default 32 MiB; 0 turns it off): the largest feature history
+    joined slice by slice in the scoring tasks (``ScoringEngine``). A run whose log rows
+    were committed already (the same ``run_id`` run again) scores without logging."""
     from ..training.plan import SPINE_ID
 
-    df, schema, spec, _ = prepare(inference, deployment, spine, timestamp_col,
-                                  run_id or uuid.uuid4().hex, spine_id=ordered, **options)
+    run_id = run_id or uuid.uuid4().hex
+    df, schema, spec, _ = prepare(inference, deployment, spine, timestamp_col, run_id,
+                                  spine_id=ordered, **options)
+    d = inference.deployments.get(deployment)
+    opts = dict(inference.storage_options)
+    if log and run_logged(d.log_path, run_id, opts):
+        log = False  # exactly once: this run's rows are in the log already
+    if log:
+        spec["staged"] = stage_log_files(d.log_path, run_id)
     scored = df.mapInPandas(_scorer(spec, log), schema)
     if log:
         from pyspark import StorageLevel
@@ -79,6 +97,8 @@ def score_batch(inference: Any, deployment: str, spine: Any, timestamp_col: str,
         # one pass: the logging job fills the cache the caller then reads
         scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
         scored.write.format("noop").mode("overwrite").save()
+        if spec["staged"] is not None:
+            commit_log_files(d.log_path, run_id, spec["staged"], d.binding, opts)
     if ordered:
         scored = scored.orderBy(SPINE_ID).drop(SPINE_ID)
     return scored
@@ -103,10 +123,15 @@ def prepare(inference: Any, deployment: str, spine: Any, timestamp_col: str,
                               key_map=dict(b.key_map) or None,
                               full_feature_names=b.full_feature_names, event_times=True,
                               **options)
-    df = ts.to_spark(ordered=False, spine_id=spine_id)
+    sliced = engine.sliced
+    # a sliced join finds each row's features by its _spine_id, in the scoring task
+    df = ts.to_spark(ordered=False, spine_id=spine_id or sliced is not None)
     plan = engine.plan
     od = on_demand_spec(plan)
-    have = set(df.columns) | set(od["names"].values() if od else ())
+    fields = {f.name: f for f in df.schema.fields}
+    if sliced is not None:
+        fields.update(sliced.fields)
+    have = set(fields) | set(od["names"].values() if od else ())
     missing = [c for c in b.column_names if c not in have]
     if missing:
         raise SparkfsError(f"deployment {deployment!r}: the point-in-time features lack "
@@ -114,7 +139,6 @@ def prepare(inference: Any, deployment: str, spine: Any, timestamp_col: str,
     info = inference.models.get_version(d.model_name, d.model_version)
     uri = inference.models.download_uri(info)
     times = feature_event_times(ts.manifest, b.column_names)
-    fields = {f.name: f for f in df.schema.fields}
     order = ([SPINE_ID] if spine_id else []) + plan.output_columns + (
         plan.event_time_columns if keep_event_times else [])
     out_fields = [fields[c] if c in fields else
@@ -128,7 +152,8 @@ def prepare(inference: Any, deployment: str, spine: Any, timestamp_col: str,
             "other": [c for c in order if c not in b.column_names and not c.startswith("_")],
             "out": list(order), "event_times": times, "on_demand": od,
             "timezone": df.sparkSession.conf.get("spark.sql.session.timeZone") or "UTC",
-            "timestamp_col": timestamp_col, "versions": data_versions(ts.manifest)}
+            "timestamp_col": timestamp_col, "versions": data_versions(ts.manifest),
+            "sliced": sliced, "staged": None}
     return df, schema, spec, ts.manifest
 
 
@@ -143,27 +168,45 @@ class ScoringEngine:
     * a spine held in the driver (pandas/Arrow) is summarised from its Arrow rows (min/max
       time, rows, hash) instead of by a Spark job.
 
+    * when the spine is held in the driver, every group is as-of with scalar features and
+      their histories are small (at most ``sliced_history_bytes`` of local files, default
+      32 MiB; 0 turns it off), the join is not a Spark plan at all: ``join`` returns the
+      spine and leaves ``sliced`` (a ``sparkfs.training.spark_broadcast.SlicedJoin``) for
+      the scorer, whose tasks each join their slice of the spine with DuckDB against the
+      whole history and score it in the same pass (one stage, no shuffle).
+
     >>> import pandas as pd
-    >>> type(ScoringEngine.around(pd.DataFrame({"a": [1]}), {}).inner).__name__
-    'SparkBroadcastEngine'
+    >>> e = ScoringEngine.around(pd.DataFrame({"a": [1]}), {"sliced_history_bytes": 0})
+    >>> type(e.inner).__name__, e.sliced_history_bytes
+    ('SparkBroadcastEngine', 0)
     """
 
     name = "spark"
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, sliced_history_bytes: int | None = None) -> None:
+        from ..training.spark_broadcast import DEFAULT_SLICED_HISTORY_BYTES
+
+        limit = DEFAULT_SLICED_HISTORY_BYTES if sliced_history_bytes is None \
+            else sliced_history_bytes
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise SparkfsError(f"sliced_history_bytes must be an integer >= 0 (0 turns the "
+                               f"sliced join off), got {sliced_history_bytes!r}")
         self.inner = inner
+        self.sliced_history_bytes = limit
         self.plan: Any = None  # the resolved plan, once joined
+        self.sliced: Any = None  # the SlicedJoin the scorer runs, when the join is sliced
 
     @classmethod
     def around(cls, spine: Any, options: dict) -> "ScoringEngine":
         """The engine ``engine="spark"`` would choose for ``spine``, wrapped; the engine
         options (``time_buckets``, ``hot_key_rows``, ``broadcast_spine_rows``) are taken
-        out of ``options``."""
+        out of ``options``, and ``sliced_history_bytes`` (see the class docstring)."""
         from ..training.engines import choose_engine
 
         tuning = {k: options.pop(k) for k in ("time_buckets", "hot_key_rows",
                                               "broadcast_spine_rows") if k in options}
-        return cls(choose_engine("spark", spine, **tuning))
+        return cls(choose_engine("spark", spine, **tuning),
+                   options.pop("sliced_history_bytes", None))
 
     def options(self) -> dict:
         return self.inner.options()
@@ -194,6 +237,13 @@ class ScoringEngine:
         # without on-demand features: every group column (the hidden inputs too)
         bare = dataclasses.replace(plan, on_demand=None, on_demand_columns=[], hidden=set(),
                                    request=None)
+        if spine.arrow is not None and spine.frame is not None:
+            from ..training.spark_broadcast import sliced_join, sliced_paths
+
+            paths = sliced_paths(offline, bare.groups, self.sliced_history_bytes)
+            if paths is not None:
+                self.sliced = sliced_join(bare, spine, summary, paths)
+                return spine.frame  # the spine (with _spine_id): each task joins its slice
         return join_spark(offline, bare, spine, summary, self.inner)
 
 
@@ -390,6 +440,7 @@ def _scorer(spec: dict, log: bool):
         d = Deployment.from_spec(spec["deployment"])
         model = _load(spec["uri"])
         od = on_demand_plan(spec["on_demand"])
+        sliced = spec["sliced"].open() if spec["sliced"] is not None else None
         tables = []
         pid = 0
         if log:
@@ -398,20 +449,153 @@ def _scorer(spec: dict, log: bool):
             ctx = TaskContext.get()
             pid = ctx.partitionId() if ctx is not None else 0
         offset = 0
-        for pdf in batches:
-            if len(pdf) == 0:
-                continue
-            if od is not None:
-                pdf = with_on_demand(pdf, od, spec)
-            out, _ = score_frame(model, pdf, spec, d.model_label)
-            if log:
-                tables.append(log_table(d, pdf, out, spec, dt.datetime.now(dt.UTC),
-                                        (pid << 32) + offset))
-            offset += len(pdf)
-            yield out
+        try:
+            for pdf in batches:
+                if len(pdf) == 0:
+                    continue
+                if sliced is not None:
+                    pdf = sliced.join(pdf)
+                if od is not None:
+                    pdf = with_on_demand(pdf, od, spec)
+                out, _ = score_frame(model, pdf, spec, d.model_label)
+                if log:
+                    tables.append(log_table(d, pdf, out, spec, dt.datetime.now(dt.UTC),
+                                            (pid << 32) + offset))
+                offset += len(pdf)
+                yield out
+        finally:
+            if sliced is not None:
+                sliced.close()
         if log and tables:
             import pyarrow as pa
 
-            append(d.log_path, pa.concat_tables(tables), spec["storage_options"],
-                   app_id=f"sparkfs-score-{spec['run_id']}-{pid}")
+            rows = pa.concat_tables(tables)
+            if spec["staged"] is not None:
+                _write_log_file(spec["staged"], rows, pid)
+            else:  # a remote log: each task commits its rows under its own app transaction
+                append(d.log_path, rows, spec["storage_options"],
+                       app_id=f"{run_app_id(spec['run_id'])}-{pid}")
     return score
+
+
+# -- the evaluation log of a scoring run: one Parquet file per task, one Delta commit --------
+def run_app_id(run_id: str) -> str:
+    """The Delta app transaction a scoring run's log commit carries.
+
+    >>> run_app_id("nightly-2013-12-01")
+    'sparkfs-score-nightly-2013-12-01'
+    """
+    return f"sparkfs-score-{run_id}"
+
+
+def run_logged(log_path: str, run_id: str,
+               storage_options: dict | None = None) -> bool:
+    """True when scoring run ``run_id`` already committed its log rows to ``log_path``."""
+    from deltalake import DeltaTable
+
+    try:
+        table = DeltaTable(log_path, storage_options=dict(storage_options or {}))
+    except Exception:  # TableNotFoundError: nothing logged yet
+        return False
+    return (table.transaction_version(run_app_id(run_id)) or 0) >= 1
+
+
+def stage_log_files(log_path: str, run_id: str) -> str | None:
+    """The folder inside the log table's folder where the tasks of scoring run ``run_id``
+    write their Parquet files (``_write_log_file``), emptied of what an earlier,
+    uncommitted attempt of the same run left there. None for a log on object storage (its
+    tasks append themselves, one app transaction per partition). Call it only for a run
+    that has not committed (``run_logged``).
+
+    >>> import os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> folder = stage_log_files(root, "nightly/1")
+    >>> os.path.dirname(folder) == root, os.path.basename(folder)[:16], os.listdir(folder)
+    (True, 'score-nightly_1-', [])
+    >>> stage_log_files("s3://bucket/log", "nightly") is None
+    True
+    """
+    import hashlib
+    import os
+    import re
+    import shutil
+
+    if "://" in log_path and not log_path.startswith("file://"):
+        return None
+    root = log_path.removeprefix("file://")
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:40]
+    folder = os.path.join(root, f"score-{safe}-{hashlib.sha256(run_id.encode()).hexdigest()[:12]}")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    return folder
+
+
+def _write_log_file(folder: str, table: Any, part: int) -> bool:
+    """Write one task's log rows as ``part-{part}.parquet`` in ``folder``, unless a file for
+    that partition is there already (a retried or recomputed task of a run: its first
+    complete file stays, so the committed file never changes). Written under a temporary
+    name and linked into place, so the driver never sees half a file."""
+    import os
+    import uuid as _uuid
+
+    import pyarrow.parquet as pq
+
+    final = os.path.join(folder, f"part-{part:05d}.parquet")
+    if os.path.exists(final):
+        return False
+    tmp = os.path.join(folder, f".tmp-{part:05d}-{_uuid.uuid4().hex}")
+    try:
+        pq.write_table(table, tmp)
+        os.link(tmp, final)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def commit_log_files(log_path: str, run_id: str, folder: str, binding: Any,
+                     storage_options: dict | None = None) -> int:
+    """Add every staged file of run ``run_id`` (``folder``, from ``stage_log_files``) to the
+    evaluation table in one Delta commit carrying the app transaction ``run_app_id``; the
+    table first gains any column of ``binding``'s log schema it lacks. Returns the rows
+    committed: 0 when the run had committed already (a retry) or staged nothing."""
+    import json
+    import os
+
+    import pyarrow.parquet as pq
+    from deltalake import CommitProperties, DeltaTable, Transaction
+    from deltalake.transaction import AddAction
+
+    from .evaluation import log_schema
+
+    table = DeltaTable(log_path, storage_options=dict(storage_options or {}))
+    if (table.transaction_version(run_app_id(run_id)) or 0) >= 1:
+        return 0
+    root = log_path.removeprefix("file://")
+    actions: list[Any] = []
+    rows = 0
+    for name in sorted(os.listdir(folder)):
+        if not (name.startswith("part-") and name.endswith(".parquet")):
+            continue
+        path = os.path.join(folder, name)
+        n = pq.read_metadata(path).num_rows
+        st = os.stat(path)
+        actions.append(AddAction(os.path.relpath(path, root), st.st_size, {},
+                                 int(st.st_mtime * 1000), True, json.dumps({"numRecords": n})))
+        rows += n
+    if not actions:
+        return 0
+    have = {f.name for f in table.schema().fields}
+    new = [f for f in log_schema(binding) if f.name not in have]
+    if new:  # a new deployment revision's columns, as a merge-schema append would add them
+        import pyarrow as pa
+        from deltalake.schema import Schema
+
+        table.alter.add_columns(list(Schema.from_arrow(pa.schema(new)).fields))
+    table.create_write_transaction(
+        actions, "append", table.schema(),
+        commit_properties=CommitProperties(
+            app_transactions=[Transaction(run_app_id(run_id), 1)], max_commit_retries=50))
+    return rows

@@ -27,6 +27,13 @@ extra: a hot key's rows are spread over the tasks that hold them. The cost is on
 scan of each history plus, per task, a sort of its rows and of the spine. The
 Python workers import this module and DuckDB, so on a cluster the executors need
 sparkfs installed (as they already do for pandas-UDF transforms).
+
+**Sliced** (batch scoring only: ``sliced_paths``, ``sliced_join``): the reverse split,
+when the histories are small (at most ``sliced_history_bytes``, default 32 MiB of files
+on local or mounted paths), every group is as-of and every feature scalar. The spine is
+split over the tasks (as ``createDataFrame`` slices it), every task reads the whole
+history once with DuckDB and joins its slice with the same ASOF SQL and the same tie
+rule as above; the model then runs in the same task. One stage, no shuffle, no merge.
 """
 
 from __future__ import annotations
@@ -247,16 +254,7 @@ def _answer(shipped, kcols: list[str], as_known_at: bool, out_schema: pa.Schema,
 
     spine = pa.ipc.open_stream(shipped.value).read_all()
     on = " AND ".join(f"s.{k} = h.{k}" for k in kcols)
-    keys = ", ".join(kcols)
-    if as_known_at:
-        # running best position by visible-from time; RANGE: rows visible together agree
-        ranked = (f"SELECT *, greatest(_e, _c) AS _v, max(_p) OVER (PARTITION BY {keys} "
-                  f"ORDER BY greatest(_e, _c) RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT "
-                  f"ROW) AS _bp FROM ({hist_sql})")
-        match = "s._t >= h._v"
-    else:
-        ranked = f"SELECT *, _p AS _bp FROM ({hist_sql})"
-        match = f"{lookup.format(t_us='s._t')} >= h._p"
+    ranked, match = _ranked(kcols, as_known_at, hist_sql, lookup)
     other = ["_e", "_c", "_r"] + [n for n in out_schema.names if n.startswith("v")]
     sql = (f"WITH h AS MATERIALIZED ({ranked}), "
            f"best AS (SELECT s._spine_id, {', '.join('s.' + k for k in kcols)}, h._bp "
@@ -274,3 +272,209 @@ def _answer(shipped, kcols: list[str], as_known_at: bool, out_schema: pa.Schema,
             yield batch.cast(out_schema) if batch.schema != out_schema else batch
     finally:
         con.close()
+
+
+def _ranked(kcols: list[str], as_known_at: bool, hist_sql: str, lookup: str) -> tuple[str, str]:
+    """(history SQL with the best position ``_bp`` a spine row matching it takes, the ASOF
+    condition of spine row ``s`` on history row ``h``): ``_bp`` is the row's own position,
+    or with ``as_known_at`` the running best position by visible-from time ``_v``."""
+    if as_known_at:
+        keys = ", ".join(kcols)
+        # running best position by visible-from time; RANGE: rows visible together agree
+        return (f"SELECT *, greatest(_e, _c) AS _v, max(_p) OVER (PARTITION BY {keys} "
+                f"ORDER BY greatest(_e, _c) RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT "
+                f"ROW) AS _bp FROM ({hist_sql})", "s._t >= h._v")
+    return f"SELECT *, _p AS _bp FROM ({hist_sql})", f"{lookup.format(t_us='s._t')} >= h._p"
+
+
+# -- sliced: the spine split over the tasks, the whole (small) history in each ----------------
+#: Largest history (bytes of the pinned versions' files, all groups together) that batch
+#: scoring reads whole in every task (``sliced_join``). ``sliced_history_bytes=0`` is off.
+DEFAULT_SLICED_HISTORY_BYTES = 32 * 2**20
+
+
+def sliced_paths(offline: "OfflineStore", groups: list[GroupPlan],
+                 limit: int) -> list[list[str]] | None:
+    """Each group's files at its pinned version (an empty list: no rows yet) when the
+    groups can be joined by ``sliced_join``: as-of groups of scalar features only, every
+    file on a local or mounted path, at most ``limit`` bytes in all. None otherwise (then
+    the broadcast or shuffle strategy joins them).
+
+    >>> sliced_paths(None, [], 32 * 2**20) is None  # no group: nothing to slice
+    True
+    """
+    import os
+
+    if int(limit) <= 0 or not groups:
+        return None
+    out: list[list[str]] = []
+    total = 0
+    for gp in groups:
+        if gp.group.aggregations or any(d.startswith("array") for d in gp.dtypes):
+            return None
+        uris = offline.table(gp.group, gp.delta_version).file_uris()
+        paths = local_paths(uris) if uris else []
+        if paths is None:
+            return None
+        total += sum(os.path.getsize(p) for p in paths)
+        if total > int(limit):
+            return None
+        out.append(paths)
+    return out
+
+
+class SlicedJoin:
+    """The point-in-time join of ``sliced_join``, shipped to the tasks (picklable). In a
+    task, ``open()`` reads each group's history once into DuckDB and ``join(pdf)`` adds
+    the features to one batch of the task's spine slice.
+
+    Per group, for the batch's rows (by ``_spine_id``; null keys or times already left
+    out of the shipped keys, so they get nulls): DuckDB's ASOF join finds the greatest
+    position ``(E, _commit_time)`` visible at ``t`` (with ``as_known_at``: the running best
+    by visible-from time), every history row at that position is taken back, and the one
+    that ``max(struct(E, _commit_time, _run_id, features...))`` would choose in Spark wins
+    (event time, commit time, run id, then the values, nulls smallest, NaN largest); an
+    answer older than ``t - ttl`` becomes null. The columns reach pandas through PySpark's
+    own Arrow conversion, so a task sees what ``mapInPandas`` over the joined DataFrame
+    would have handed it.
+
+    >>> SlicedJoin([], False, {}, "UTC", False).columns
+    []
+    """
+
+    def __init__(self, groups: list[dict], as_known_at: bool, fields: dict, timezone: str,
+                 int_ext: bool) -> None:
+        self.groups = groups
+        self.as_known_at = bool(as_known_at)
+        #: output column -> Spark ``StructField`` (the joined frame's field)
+        self.fields = fields
+        self.timezone = timezone
+        self.int_ext = int_ext
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.fields)
+
+    def open(self) -> "_SliceTask":
+        return _SliceTask(self)
+
+
+def sliced_join(plan: Plan, spine: Spine, summary: dict,
+                paths: list[list[str]]) -> SlicedJoin:
+    """The join of ``plan``'s as-of groups (their files: ``sliced_paths``) for a spine held
+    in the driver, done slice by slice in the tasks that score it (``SlicedJoin``). Each
+    group's spine keys and times (``_spine_keys``) are broadcast once; the history SQL
+    (pruned like the other strategies: ``_visible_sql``) is built here.
+
+    One stage, no shuffle: used by batch scoring (``ScoringEngine.join``), where the
+    model runs in the same task right after the join. The history is read whole by every
+    task, hence the size limit of ``sliced_paths``."""
+    from pyspark.sql import types as T
+
+    spark = spine.frame.sparkSession
+    sc = spark.sparkContext
+    groups, fields = [], {}
+    for gp, files in zip(plan.groups, paths):
+        small = _spine_keys(gp, spine.arrow, plan.timestamp_col)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, small.schema) as w:
+            w.write_table(small)
+        hist_sql, lookup = (_scan_files(gp, _visible_sql(gp, plan, summary), files)
+                            if files else (None, ""))
+        names = list(gp.columns) + ([gp.event_time_column] if plan.event_times else [])
+        groups.append({"keys": sc.broadcast(sink.getvalue().to_pybytes()),
+                       "nkeys": len(gp.key_columns), "hist_sql": hist_sql, "lookup": lookup,
+                       "ttl_us": None if gp.ttl is None else micros(gp.ttl), "names": names,
+                       "event_time": bool(plan.event_times)})
+        types = {f.name: f.dataType for f in spark_schema(gp.group).fields}
+        for f, c in zip(gp.features, gp.columns):
+            fields[c] = T.StructField(c, types[f], True)
+        if plan.event_times:
+            fields[gp.event_time_column] = T.StructField(gp.event_time_column,
+                                                         T.TimestampType(), True)
+    conf = spark.conf
+    return SlicedJoin(groups, plan.as_known_at, fields,
+                      conf.get("spark.sql.session.timeZone") or "UTC",
+                      (conf.get("spark.sql.execution.pythonUDF.pandas.preferIntExtensionDtype",
+                                "false") or "false").lower() == "true")
+
+
+class _SliceTask:
+    """One task's side of a ``SlicedJoin``: a DuckDB connection holding the histories."""
+
+    def __init__(self, sj: SlicedJoin) -> None:
+        import duckdb
+        from pyspark.sql import types as T
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        self.sj = sj
+        self.con = duckdb.connect()
+        self.con.execute("SET threads = 1")
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.schemas = []
+        for i, g in enumerate(sj.groups):
+            kcols = [f"_k{j}" for j in range(g["nkeys"])]
+            if g["hist_sql"] is not None:
+                ranked, _ = _ranked(kcols, sj.as_known_at, g["hist_sql"], g["lookup"])
+                self.con.execute(f"CREATE TABLE h{i} AS {ranked}")
+                self.con.register(f"k{i}", pa.ipc.open_stream(g["keys"].value).read_all())
+            struct = T.StructType([sj.fields[c] for c in g["names"]])
+            self.schemas.append(to_arrow_schema(struct, timezone=sj.timezone,
+                                                prefers_large_types=False))
+
+    def _sql(self, i: int, g: dict) -> str:
+        kcols = [f"_k{j}" for j in range(g["nkeys"])]
+        _, match = _ranked(kcols, self.sj.as_known_at, g["hist_sql"], g["lookup"])
+        vals = [f"v{j}" for j in range(len(g["names"]) - g["event_time"])]
+        on = " AND ".join(f"s.{k} = h.{k}" for k in kcols)
+        same = " AND ".join(f"b.{k} = h.{k}" for k in kcols)
+        order = ", ".join(["_e DESC", "_c DESC"] + [f"{c} DESC NULLS LAST"
+                                                   for c in ["_r"] + vals])
+        fresh = "TRUE" if g["ttl_us"] is None else f"o._e >= o._t - {int(g['ttl_us'])}"
+        outs = [f"CASE WHEN {fresh} THEN o.{c} END AS {c}" for c in vals]
+        if g["event_time"]:
+            outs.append(f"CASE WHEN {fresh} THEN o._e END AS _e")
+        return (f"WITH s AS (SELECT * FROM k{i} WHERE _spine_id IN (SELECT _spine_id FROM ids)), "
+                f"best AS (SELECT s._spine_id, s._t, {', '.join('s.' + k for k in kcols)}, h._bp "
+                f"FROM s ASOF JOIN h{i} h ON {on} AND {match}), "
+                f"cand AS (SELECT b._spine_id, b._t, h._e, h._c, h._r, "
+                f"{', '.join('h.' + v for v in vals)} FROM best b JOIN h{i} h ON {same} "
+                f"AND h._p = b._bp), "
+                f"one AS (SELECT * FROM cand QUALIFY row_number() OVER "
+                f"(PARTITION BY _spine_id ORDER BY {order}) = 1) "
+                f"SELECT {', '.join(outs)} FROM ids LEFT JOIN one o USING (_spine_id) "
+                f"ORDER BY ids._o")
+
+    def join(self, pdf):
+        """``pdf`` (a batch of the spine slice, as ``mapInPandas`` gives it, with
+        ``_spine_id``) with every group's columns added."""
+        import numpy as np
+        import pandas as pd
+        from pyspark.sql.conversion import ArrowBatchTransformer
+
+        n = len(pdf)
+        ids = pa.table({SPINE_ID: pa.array(pdf[SPINE_ID].to_numpy(dtype="int64")),
+                        "_o": pa.array(np.arange(n, dtype="int64"))})
+        self.con.register("ids", ids)
+        added: dict = {}
+        try:
+            for i, g in enumerate(self.sj.groups):
+                schema = self.schemas[i]
+                if g["hist_sql"] is None or n == 0:
+                    cols = [pa.nulls(n, f.type) for f in schema]
+                else:
+                    got = self.con.sql(self._sql(i, g)).to_arrow_table()
+                    cols = [got.column(j).cast(f.type) for j, f in enumerate(schema)]
+                tbl = pa.Table.from_arrays(cols, schema=schema)
+                series = ArrowBatchTransformer.to_pandas(
+                    tbl, timezone=self.sj.timezone, schema=None, struct_in_pandas="dict",
+                    ndarray_as_list=False, prefer_int_ext_dtype=self.sj.int_ext,
+                    df_for_struct=True)
+                for name, s in zip(schema.names, series):
+                    added[name] = s.set_axis(pdf.index)
+        finally:
+            self.con.unregister("ids")
+        return pd.concat([pdf, pd.DataFrame(added, index=pdf.index)], axis=1)
+
+    def close(self) -> None:
+        self.con.close()
