@@ -312,20 +312,30 @@ def _wait(client, path: str, proc, what: str, seconds: float = 180) -> None:
         except httpx.HTTPError:
             pass
         if time.time() > deadline or proc.poll() is not None:
-            raise RuntimeError(f"{what} did not start")
+            tail = ""
+            if getattr(proc, "log_path", None):
+                with open(proc.log_path, errors="replace") as f:
+                    tail = ": " + " | ".join(f.read().splitlines()[-5:])
+            raise RuntimeError(f"{what} did not start{tail}")
         time.sleep(0.3)
 
 
-def _serve(args: list[str], cwd: str, env: dict | None = None):
-    return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+def _serve(args: list[str], cwd: str, env: dict | None = None, log: str | None = None):
+    """Start a server in its own session, its output to ``log`` (or nowhere)."""
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    proc.log_path = log  # type: ignore[attr-defined]
+    return proc
 
 
 def _stop(proc) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
@@ -383,16 +393,21 @@ def _two_hop(fs, keys, info, hist, n_requests: int, data_dir: str, batch_sizes: 
                    check=True, capture_output=True, timeout=600)
     feast_port, mlflow_port, sparkfs_port = _free_port(), _free_port(), _free_port()
     feast = _serve([os.path.join(os.path.dirname(feast_python), "feast"), "serve", "-h",
-                    "127.0.0.1", "-p", str(feast_port), "--workers", "1"], repo)
+                    "127.0.0.1", "-p", str(feast_port), "--workers", "1"], repo,
+                   log=os.path.join(data_dir, "feast.log"))
     model = _serve([sys.executable, "-m", "mlflow", "models", "serve", "-m",
                     fs.models.download_uri(info), "--env-manager", "local", "-h", "127.0.0.1",
-                    "-p", str(mlflow_port), "-w", "1"], data_dir)
+                    "-p", str(mlflow_port), "-w", "1"], data_dir,
+                   # it execs ``uvicorn``: this interpreter's scripts first on the PATH
+                   env=dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
+                            + os.environ.get("PATH", "")),
+                   log=os.path.join(data_dir, "mlflow.log"))
     _, conf = _service_files(data_dir)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     service = _serve([sys.executable, "-c", "import sys; from sparkfs.cli import main; "
                       "sys.exit(main())", "serve", "--config", conf, "--repo",
                       os.path.join(data_dir, "repo.py"), "--port", str(sparkfs_port),
-                      "--workers", "1"], ROOT, env)
+                      "--workers", "1"], ROOT, env, log=os.path.join(data_dir, "sparkfs.log"))
     out: dict = {"feast": "0.67 feature server (feast serve, 1 worker, SQLite online store)",
                  "model_server": "mlflow models serve (1 worker)",
                  "method": f"{ROUNDS} rounds alternating sparkfs and the two hops (which goes "
