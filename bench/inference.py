@@ -267,8 +267,8 @@ def _logging_cost(client, pid: int, log_path: str, keys, batch_sizes: list[int],
     failed (goal: none lost)."""
     now = dt.datetime.now(dt.UTC).isoformat()
     out: dict = {"load_avg_before": _load_avg()}
-    before = _log_counts(client)
     rows_before = _settled_rows(log_path)  # earlier sections' rows committed first
+    before = _log_counts(client)
     sent = 0
     per_round = max(20, n_requests // 2)
     for b in batch_sizes:

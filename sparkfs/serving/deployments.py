@@ -19,8 +19,10 @@ with ``PredictRequest``'s rules and words; the OpenAPI document shows its schema
     out, per deployment.
 
 Each worker process loads a deployed model once (``ModelRegistry.load``) and sees a new
-deployment revision on its next request (``Deployments`` re-reads the registry when its
-file changes); a request in flight keeps the revision and model it started with. Once a
+deployment revision without a restart: ``Deployments`` re-reads a deployment at most 1 s
+(``max_age_s``) after it last read it, so a redeploy by another process or host shows
+within a second with the PostgreSQL registry too (a SQLite registry's file change is seen
+on the next request); a request in flight keeps the revision and model it started with. Once a
 model is loaded the worker freezes its heap (``sparkfs.inference.freeze_heap``): a full
 garbage collection over the libraries' and the model's objects otherwise stalls every
 request in flight for half a second now and then. On shutdown (SIGTERM, Ctrl-C) the
