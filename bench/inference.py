@@ -17,15 +17,19 @@ Reported: p50/p99 ms and the ratio service/floor.
 Logging cost (``online.logging_cost``), same service: server CPU per request (the
 process's user + system time, read from ``/proc``) predicting with deployment ``d``
 (evaluation logging on) and ``d_unlogged`` (the same model and view, ``sample_rate=0``),
-in alternating rounds, each round's CPU read after 1 s idle (longer than the log
-writer's gathering wait, so the logged side pays for its Delta appends); and the rows
-sent against the rows the log committed, dropped and failed (goal: CPU ratio <= 1.1,
+in alternating rounds, a logged round's CPU read only once all its rows are committed
+(the bench counts them in the Delta table, which costs the server nothing), so the
+logged side pays for its Delta appends; and the rows sent against the rows in the table,
+and those the log counted as committed, dropped and failed (goal: CPU ratio <= 1.1,
 none lost).
 
 Two-hop peer (``online.two_hop``), at batch 1 and 100, 1 and ``--clients`` clients:
 sparkfs's one hop against Feast 0.67's feature server (``feast serve``: lookup + the same
 on-demand ``hour_of_day``) then ``mlflow models serve`` (the same model), called in
-sequence by one client. Feast 0.67 cannot share sparkfs's environment (it pins
+sequence by one client. Each client thread keeps one persistent HTTP client for both
+architectures (connections warmed first), and the measurement runs in rounds that
+alternate the two, so a change in the machine's load hits both alike; the machine's
+load average is printed beside the numbers. Feast 0.67 cannot share sparkfs's environment (it pins
 ``prometheus_client<0.25``; sparkfs pins 0.26), so it runs from ``--feast-python`` (a venv
 with ``pip install feast==0.67.0``; ``bench/inference_feast.py`` builds its repo). Without
 it the section says so. Reported: p50/p99 ms, requests/s, sparkfs p99 / two-hop p99
@@ -62,6 +66,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 T0 = dt.datetime(2013, 1, 1, tzinfo=dt.UTC)
+ROUNDS = 4  # two-hop comparison: rounds alternating the two architectures
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -143,7 +148,7 @@ def _online(fs, keys, n_requests: int, data_dir: str, batch_sizes: list[int]) ->
                              "--port", str(port), "--workers", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, env=env, cwd=ROOT)
-    out: dict = {}
+    out: dict = {"load_avg_before": _load_avg()}
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
         deadline = time.time() + 120
@@ -187,11 +192,14 @@ def _online(fs, keys, n_requests: int, data_dir: str, batch_sizes: list[int]) ->
                 "service_over_floor": {"p50": round(pct(service, 0.5) / pct(floor, 0.5), 2),
                                        "p99": round(pct(service, 0.99) / pct(floor, 0.99), 2)},
             }
-        out["logging_cost"] = _logging_cost(client, proc.pid, keys, batch_sizes, n_requests)
+        fs.inference.flush()  # the in-process predictions' rows, before counting the table
+        out["logging_cost"] = _logging_cost(client, proc.pid, fs.get_deployment("d").log_path,
+                                            keys, batch_sizes, n_requests)
         metrics = client.get("/metrics").text
         out["service_log_lines"] = [ln for ln in metrics.splitlines()
                                     if ln.startswith("sparkfs_evaluation_log")][:6]
         client.close()
+        out["load_avg_after"] = _load_avg()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
@@ -216,30 +224,51 @@ def _log_counts(client) -> dict:
     return out
 
 
-def _settled_counts(client, quiet_s: float = 1.0, seconds: float = 60) -> dict:
-    """``_log_counts`` once the log writer has committed what was queued: two reads
-    ``quiet_s`` apart that agree (the writer gathers for ``log_flush_s``, 0.5 s)."""
-    last = _log_counts(client)
+def _log_rows(path: str) -> int:
+    """Rows committed to the evaluation table at ``path`` (read by the bench from Delta's
+    add actions: no work for the server)."""
+    from deltalake import DeltaTable
+
+    adds = DeltaTable(path).get_add_actions(flatten=True)
+    return int(sum(adds.column("num_records").to_pylist())) if adds.num_rows else 0
+
+
+def _committed(path: str, want: int, seconds: float = 60) -> int:
+    """Wait until the table at ``path`` holds ``want`` rows (or ``seconds`` pass)."""
     deadline = time.time() + seconds
-    while time.time() < deadline:
-        time.sleep(quiet_s)
-        now = _log_counts(client)
-        if now == last:
-            return now
-        last = now
+    rows = _log_rows(path)
+    while rows < want and time.time() < deadline:
+        time.sleep(0.05)
+        rows = _log_rows(path)
+    return rows
+
+
+def _settled_rows(path: str, quiet_s: float = 2.5, seconds: float = 60) -> int:
+    """``_log_rows`` once no writer has appended for ``quiet_s`` (longer than the
+    writer's ``log_flush_s``)."""
+    last, since = _log_rows(path), time.time()
+    deadline = since + seconds
+    while time.time() < deadline and time.time() - since < quiet_s:
+        time.sleep(0.25)
+        now = _log_rows(path)
+        if now != last:
+            last, since = now, time.time()
     return last
 
 
-def _logging_cost(client, pid: int, keys, batch_sizes: list[int], n_requests: int) -> dict:
+def _logging_cost(client, pid: int, log_path: str, keys, batch_sizes: list[int],
+                  n_requests: int) -> dict:
     """Server CPU per request with evaluation logging on (deployment ``d``) and off
     (``d_unlogged``: the same model and view, ``sample_rate=0``), one client, in
-    alternating rounds. After each round both sides idle 1 s (longer than the writer's
-    ``log_flush_s``) before the CPU is read, so the logged side pays for its Delta appends
-    and nothing else differs. Also: rows sent vs rows the log committed, dropped and
+    alternating rounds. The CPU of a logged round is read only once all its rows are
+    committed to the evaluation table (the bench counts them in Delta, costing the server
+    nothing), so the logged side pays for its Delta appends; both sides then idle the same
+    0.2 s. Also: rows sent vs rows the log committed (counted in the table), dropped and
     failed (goal: none lost)."""
     now = dt.datetime.now(dt.UTC).isoformat()
-    out: dict = {}
-    before = _settled_counts(client)  # earlier sections' rows committed first
+    out: dict = {"load_avg_before": _load_avg()}
+    rows_before = _settled_rows(log_path)  # earlier sections' rows committed first
+    before = _log_counts(client)
     sent = 0
     per_round = max(20, n_requests // 2)
     for b in batch_sizes:
@@ -252,19 +281,23 @@ def _logging_cost(client, pid: int, keys, batch_sizes: list[int], n_requests: in
                 start = _cpu_s(pid)
                 for _ in range(per_round):
                     client.post(f"/deployments/{name}/predict", json=body).raise_for_status()
-                count[name] += 1 * per_round
-                time.sleep(1.0)
+                count[name] += per_round
+                if name == "d":
+                    sent += b * per_round
+                    _committed(log_path, rows_before + sent)
+                time.sleep(0.2)
                 cpu[name] += _cpu_s(pid) - start
-            sent += b * per_round
         on = cpu["d"] / count["d"] * 1000
         off = cpu["d_unlogged"] / count["d_unlogged"] * 1000
         out[f"batch_{b}"] = {"server_cpu_ms_per_request_logged": round(on, 3),
                              "server_cpu_ms_per_request_unlogged": round(off, 3),
                              "logged_over_unlogged": round(on / off, 3) if off else None}
-    after = _settled_counts(client)
+    after = _log_counts(client)
     diff = {o: after.get(("d", o), 0) - before.get(("d", o), 0)
             for o in ("logged", "dropped", "failed")}
-    out["rows"] = {"sent": sent, **diff, "lost": sent - diff["logged"]}
+    in_table = _log_rows(log_path) - rows_before
+    out["rows"] = {"sent": sent, **diff, "in_table": in_table, "lost": sent - in_table}
+    out["load_avg_after"] = _load_avg()
     return out
 
 
@@ -279,25 +312,37 @@ def _wait(client, path: str, proc, what: str, seconds: float = 180) -> None:
         except httpx.HTTPError:
             pass
         if time.time() > deadline or proc.poll() is not None:
-            raise RuntimeError(f"{what} did not start")
+            tail = ""
+            if getattr(proc, "log_path", None):
+                with open(proc.log_path, errors="replace") as f:
+                    tail = ": " + " | ".join(f.read().splitlines()[-5:])
+            raise RuntimeError(f"{what} did not start{tail}")
         time.sleep(0.3)
 
 
-def _serve(args: list[str], cwd: str, env: dict | None = None):
-    return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+def _serve(args: list[str], cwd: str, env: dict | None = None, log: str | None = None):
+    """Start a server in its own session, its output to ``log`` (or nowhere)."""
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    proc.log_path = log  # type: ignore[attr-defined]
+    return proc
 
 
 def _stop(proc) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _load(post, bodies: list, n: int, clients: int) -> dict:
-    """``clients`` threads each sending ``n`` requests: p50/p99 ms and requests/s."""
+def _load(post, pool: list, bodies: list, n: int, clients: int) -> tuple[list[float], float]:
+    """``clients`` threads each sending ``n`` requests, thread ``i`` on its own persistent
+    client ``pool[i]`` (connections opened and warmed before): the latencies (ms) and the
+    wall seconds."""
     import threading
 
     lat: list[float] = []
@@ -305,9 +350,10 @@ def _load(post, bodies: list, n: int, clients: int) -> dict:
 
     def run(i: int) -> None:
         mine = []
+        c = pool[i]
         for j in range(n):
             t = time.perf_counter()
-            post(bodies[(i + j) % len(bodies)])
+            post(c, bodies[(i + j) % len(bodies)])
             mine.append((time.perf_counter() - t) * 1000)
         with lock:
             lat.extend(mine)
@@ -318,9 +364,17 @@ def _load(post, bodies: list, n: int, clients: int) -> dict:
         t.start()
     for t in threads:
         t.join()
-    secs = time.perf_counter() - started
+    return lat, time.perf_counter() - started
+
+
+def _summary(lat: list[float], secs: float) -> dict:
     return {"p50": pct(lat, 0.5), "p99": pct(lat, 0.99),
-            "requests_per_s": round(len(lat) / secs, 1)}
+            "requests_per_s": round(len(lat) / secs, 1) if secs else None}
+
+
+def _load_avg() -> list[float]:
+    """The machine's 1/5/15-minute load averages (the bench shares its cores)."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def _two_hop(fs, keys, info, hist, n_requests: int, data_dir: str, batch_sizes: list[int],
@@ -339,33 +393,35 @@ def _two_hop(fs, keys, info, hist, n_requests: int, data_dir: str, batch_sizes: 
                    check=True, capture_output=True, timeout=600)
     feast_port, mlflow_port, sparkfs_port = _free_port(), _free_port(), _free_port()
     feast = _serve([os.path.join(os.path.dirname(feast_python), "feast"), "serve", "-h",
-                    "127.0.0.1", "-p", str(feast_port), "--workers", "1"], repo)
+                    "127.0.0.1", "-p", str(feast_port), "--workers", "1"], repo,
+                   log=os.path.join(data_dir, "feast.log"))
     model = _serve([sys.executable, "-m", "mlflow", "models", "serve", "-m",
                     fs.models.download_uri(info), "--env-manager", "local", "-h", "127.0.0.1",
-                    "-p", str(mlflow_port), "-w", "1"], data_dir)
+                    "-p", str(mlflow_port), "-w", "1"], data_dir,
+                   # it execs ``uvicorn``: this interpreter's scripts first on the PATH
+                   env=dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
+                            + os.environ.get("PATH", "")),
+                   log=os.path.join(data_dir, "mlflow.log"))
     _, conf = _service_files(data_dir)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     service = _serve([sys.executable, "-c", "import sys; from sparkfs.cli import main; "
                       "sys.exit(main())", "serve", "--config", conf, "--repo",
                       os.path.join(data_dir, "repo.py"), "--port", str(sparkfs_port),
-                      "--workers", "1"], ROOT, env)
-    local = threading_local()
+                      "--workers", "1"], ROOT, env, log=os.path.join(data_dir, "sparkfs.log"))
     out: dict = {"feast": "0.67 feature server (feast serve, 1 worker, SQLite online store)",
-                 "model_server": "mlflow models serve (1 worker)"}
+                 "model_server": "mlflow models serve (1 worker)",
+                 "method": f"{ROUNDS} rounds alternating sparkfs and the two hops (which goes "
+                           "first alternates too); each client thread keeps one persistent "
+                           "HTTP client for both architectures, warmed before measuring",
+                 "load_avg_before": _load_avg()}
+    pool = [httpx.Client(timeout=60) for _ in range(max(1, clients))]
     try:
-        base = httpx.Client(timeout=60)
+        base = pool[0]
         _wait(base, f"http://127.0.0.1:{feast_port}/health", feast, "feast serve")
         _wait(base, f"http://127.0.0.1:{mlflow_port}/ping", model, "mlflow models serve")
         _wait(base, f"http://127.0.0.1:{sparkfs_port}/health", service, "sparkfs serve")
 
-        def client() -> httpx.Client:
-            c = getattr(local, "c", None)
-            if c is None:
-                c = local.c = httpx.Client(timeout=60)
-            return c
-
-        def two_hop(body: dict) -> None:
-            c = client()
+        def two_hop(c, body: tuple) -> None:
             r = c.post(f"http://127.0.0.1:{feast_port}/get-online-features", json=body[0])
             r.raise_for_status()
             got = r.json()
@@ -377,9 +433,9 @@ def _two_hop(fs, keys, info, hist, n_requests: int, data_dir: str, batch_sizes: 
             c.post(f"http://127.0.0.1:{mlflow_port}/invocations",
                    json={"dataframe_split": split}).raise_for_status()
 
-        def one_hop(body: dict) -> None:
-            client().post(f"http://127.0.0.1:{sparkfs_port}/deployments/d/predict",
-                          json=body[1]).raise_for_status()
+        def one_hop(c, body: tuple) -> None:
+            c.post(f"http://127.0.0.1:{sparkfs_port}/deployments/d/predict",
+                   json=body[1]).raise_for_status()
 
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         for b in batch_sizes:
@@ -391,31 +447,32 @@ def _two_hop(fs, keys, info, hist, n_requests: int, data_dir: str, batch_sizes: 
                      "entities": {"origin": rows, "sched_dep_epoch": [int(now.timestamp())] * b}},
                     {"entity_rows": [{"origin": o} for o in rows],
                      "request_data": {"sched_dep_ts": [now.isoformat()] * b}}))
-            for fn in (two_hop, one_hop):
-                for body in bodies * 3:  # warm-up
-                    fn(body)
+            for fn in (two_hop, one_hop):  # warm-up: every pooled client's connections too
+                _load(fn, pool, bodies, 3, len(pool))
             res: dict = {}
             for n_clients in (1, clients):
-                n = max(5, n_requests // n_clients)
-                res[f"clients_{n_clients}"] = {"sparkfs_one_hop_ms": _load(one_hop, bodies, n,
-                                                                           n_clients),
-                                               "feast_mlflow_two_hop_ms": _load(two_hop, bodies,
-                                                                                n, n_clients)}
-                r = res[f"clients_{n_clients}"]
+                n = max(2, n_requests // n_clients // ROUNDS)  # per round and client
+                lat: dict = {"one": [], "two": []}
+                secs = {"one": 0.0, "two": 0.0}
+                for r in range(ROUNDS):
+                    order = [("one", one_hop), ("two", two_hop)]
+                    for side, fn in (order if r % 2 == 0 else order[::-1]):
+                        got, s = _load(fn, pool, bodies, n, n_clients)
+                        lat[side] += got
+                        secs[side] += s
+                r = res[f"clients_{n_clients}"] = {
+                    "sparkfs_one_hop_ms": _summary(lat["one"], secs["one"]),
+                    "feast_mlflow_two_hop_ms": _summary(lat["two"], secs["two"])}
                 r["sparkfs_p99_over_two_hop_p99"] = round(
                     r["sparkfs_one_hop_ms"]["p99"] / r["feast_mlflow_two_hop_ms"]["p99"], 2)
             out[f"batch_{b}"] = res
-        base.close()
     finally:
+        for c in pool:
+            c.close()
         for proc in (feast, model, service):
             _stop(proc)
+    out["load_avg_after"] = _load_avg()
     return out
-
-
-def threading_local():
-    import threading
-
-    return threading.local()
 
 
 def _batch(fs, keys, info, n_spine: int, history: int) -> dict:

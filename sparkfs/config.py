@@ -13,7 +13,7 @@ A config file has these sections (every one optional; see ``conf/local.yaml`` an
     serving:  {max_batch_size: 1000, max_body_bytes: ..., auth: {enabled: true, keys: [...]}}
     monitoring: {psi_threshold: 0.2, ks_pvalue: 0.01}
     models:   {tracking_uri: ..., registry_uri: ..., artifact_root: ..., experiment: sparkfs}
-    inference: {log_queue_rows: 100000, log_batch_rows: 5000, log_flush_s: 0.5,
+    inference: {log_queue_rows: 100000, log_batch_rows: 20000, log_flush_s: 1.0,
                 log_compact_every: 100}
 
 ``${VAR}`` and ``${VAR:-default}`` are expanded in string values. Relative paths are
@@ -252,8 +252,9 @@ class InferenceConfig(_Strict):
     """The evaluation-store writer of online predictions (see ``sparkfs.inference``)."""
 
     log_queue_rows: int = Field(default=100_000, ge=1)   # a full queue drops, never blocks
-    log_batch_rows: int = Field(default=5_000, ge=1)     # rows per Delta append at most
-    log_flush_s: float = Field(default=0.5, gt=0)        # longest wait before an append
+    # few, large Delta appends: each commit costs the service CPU whatever its size
+    log_batch_rows: int = Field(default=20_000, ge=1)    # rows per Delta append at most
+    log_flush_s: float = Field(default=1.0, gt=0)        # longest wait before an append
     log_compact_every: int = Field(default=100, ge=0)    # appends per compaction; 0: never
 
 

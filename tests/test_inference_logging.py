@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+import pytest
 from deltalake import DeltaTable
 
 from sparkfs.inference.evaluation import EvaluationLogger, create_log_table, read_log
@@ -79,3 +80,56 @@ def test_close_writes_what_is_queued_and_later_rows_are_counted_as_dropped(tmp_p
     assert len(read_log(path)) == 4
     assert not logger.submit("d", path, BINDING, rows("b", 2))
     assert logger.counters()["dropped"] == {"d": 2}
+
+
+SIGTERM_CHILD = r'''
+import sys, time
+from sparkfs.config import InferenceConfig
+from sparkfs.inference.evaluation import EvaluationLogger, create_log_table, install_sigterm_flush
+from sparkfs.models.binding import FeatureBinding
+from test_inference_logging import rows
+
+path, n, flush_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+binding = FeatureBinding(None, (), (("temp", "double"),))
+create_log_table(path, binding)
+c = InferenceConfig()  # the service's defaults: 20,000 rows, 1 s per append
+logger = EvaluationLogger(c.log_queue_rows, c.log_batch_rows, flush_s or c.log_flush_s)
+assert install_sigterm_flush(logger.flush)
+for i in range(n):  # rows built by the writer, as the service's requests queue them
+    assert logger.submit("d", path, binding, lambda i=i: rows(f"r{i}", 3), n=3)
+print("queued", flush=True)
+time.sleep(120)  # SIGTERM arrives while the rows are still gathering
+'''
+
+
+@pytest.mark.parametrize("flush_s", [0.0, 3600.0], ids=["default_wait", "hour_wait"])
+def test_sigterm_writes_every_queued_row_before_the_process_ends(tmp_path, flush_s):
+    """SIGTERM to a process whose rows are still gathering (with the default
+    ``inference.log_flush_s`` and with an hour's wait) loses none: the handler flushes,
+    then the process ends as SIGTERM ends it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from sparkfs.config import InferenceConfig
+
+    assert (InferenceConfig().log_batch_rows, InferenceConfig().log_flush_s) == (20_000, 1.0)
+    path = str(tmp_path / "log")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(__file__), os.path.dirname(os.path.dirname(__file__)),
+         os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-c", SIGTERM_CHILD, path, "200", str(flush_s)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "queued", proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGTERM, proc.stderr.read()
+    log = read_log(path)
+    assert len(log) == 600 and log.request_id.nunique() == 200
+    assert not log.duplicated(["request_id", "row"]).any()
+    assert writes(path) == 1  # one gathered append

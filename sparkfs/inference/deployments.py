@@ -1,8 +1,9 @@
 """Deployments: a model version bound to its feature view, stored in the sparkfs registry.
 
 A deployment is registry object ``deployment:{name}``; each ``deploy`` adds a revision
-(1, 2, ...) in one SQLite transaction, and readers always take the highest revision, so a
-redeploy switches every reader from one complete revision to the next (never a mix).
+(1, 2, ...) in one registry transaction, and readers always take the highest revision, so
+a redeploy switches every reader from one complete revision to the next (never a mix);
+a serving process's cache (``Deployments``) re-reads a revision older than ``max_age_s``.
 ``deploy`` refuses, before anything is written, a model logged without a training set, a
 model whose signature does not match its view's columns, and an unknown model, version
 or view.
@@ -17,17 +18,20 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import NotFoundError, RegistryError, ValidationError
+from ..errors import NotFoundError, RegistryError, RegistryUnavailableError, ValidationError
 from ..models.binding import FeatureBinding, mismatch
 from ..models.mlflow_store import ModelRegistry
 
 KIND = "deployment"
+log = logging.getLogger("sparkfs.inference")
 
 
 @dataclass(frozen=True)
@@ -74,13 +78,33 @@ class Deployment:
 
 
 class Deployments:
-    """Deployment revisions in the sparkfs registry, cached until the registry changes."""
+    """Deployment revisions in the sparkfs registry, cached per process.
 
-    def __init__(self, registry: Any) -> None:
+    A cached revision is used for at most ``max_age_s`` seconds; then the next ``get``
+    re-reads it (one thread re-reads, the others keep the cached revision meanwhile), so a
+    redeploy made by another process or host becomes visible within ``max_age_s`` with
+    either registry backend, without a restart. With a SQLite registry a change of the
+    file is seen at once (its size and modification time are compared on every ``get``).
+    A request holds the ``Deployment`` it started with, so a switch never fails one in
+    flight; a registry that cannot be read keeps the cached revision serving (logged).
+
+    >>> import tempfile, os
+    >>> from sparkfs.registry import Registry
+    >>> deps = Deployments(Registry(os.path.join(tempfile.mkdtemp(), "r.db")), max_age_s=0.5)
+    >>> deps.max_age_s
+    0.5
+    """
+
+    def __init__(self, registry: Any, max_age_s: float = 1.0) -> None:
+        from ..registry_sql import is_url
+
         self.registry = registry
-        self._paths = [registry.path, registry.path + "-wal"]
+        self.max_age_s = max_age_s
+        path = str(registry.path)
+        self._paths = [] if is_url(path) else [path, path + "-wal"]
         self._sig: tuple | None = None
-        self._cache: dict[str, Deployment] = {}
+        self._cache: dict[str, tuple[Deployment, float]] = {}  # name -> (revision, read at)
+        self._refreshing: set[str] = set()
         self._lock = threading.Lock()
 
     def _signature(self) -> tuple:
@@ -96,22 +120,45 @@ class Deployments:
     def get(self, name: str) -> Deployment:
         """The current revision of ``name``; ``NotFoundError`` lists the deployments."""
         sig = self._signature()
+        now = time.monotonic()
         with self._lock:
             if sig != self._sig:
                 self._cache.clear()
                 self._sig = sig
-            d = self._cache.get(name)
-        if d is not None:
-            return d
-        spec = self.registry.get(KIND, name)
+            hit = self._cache.get(name)
+            if hit is not None:
+                if now - hit[1] < self.max_age_s or name in self._refreshing:
+                    return hit[0]
+                self._refreshing.add(name)  # this thread re-reads it
+        try:
+            spec = self.registry.get(KIND, name)
+        except RegistryUnavailableError as exc:
+            if hit is None:
+                raise
+            log.warning("deployment %r: the registry cannot be read (%s); serving revision "
+                        "%d meanwhile", name, exc, hit[0].revision)
+            with self._lock:
+                self._cache[name] = (hit[0], now)  # try again in max_age_s
+            return hit[0]
+        finally:
+            if hit is not None:
+                with self._lock:
+                    self._refreshing.discard(name)
         if spec is None:
+            with self._lock:
+                self._cache.pop(name, None)
             known = sorted({s["name"] for s in self.registry.list(KIND)})
             raise NotFoundError(f"deployment {name!r} does not exist; deployments: "
                                 f"{known or 'none (create one with fs.deploy)'}")
         d = Deployment.from_spec(spec)
+        if hit is not None and hit[0] == d:
+            d = hit[0]  # the same revision: keep the object requests already hold
+        after = self._signature()  # reading may touch the file (SQLite's WAL index)
         with self._lock:
             if self._sig == sig:
-                self._cache[name] = d
+                # a redeploy that raced this read is seen within max_age_s all the same
+                self._sig = after
+                self._cache[name] = (d, now)
         return d
 
     def list(self) -> builtins.list[Deployment]:
@@ -169,4 +216,6 @@ class Deployments:
                        binding, float(sample_rate), log_path,
                        dt.datetime.now(dt.UTC).isoformat(), table)
         self.registry.put(KIND, name, revision, d.to_spec(), replace=False)
+        with self._lock:
+            self._cache.pop(name, None)  # this process sees its own deploy at once
         return d

@@ -212,16 +212,18 @@ class EvaluationLogger:
 
     Rows are gathered for up to ``flush_s`` seconds after the first one arrives (or until
     ``batch_rows`` are queued, or a ``flush``/``close`` asks) and written in one append
-    per table: a busy service then appends a few times a second, not once per request,
+    per table: a busy service then appends about once a second (the defaults, as
+    ``inference.log_batch_rows``/``log_flush_s``: 20,000 rows, 1 s), not once per request,
     and the requests never wake the writer (the Delta commits' CPU is what logging costs).
+    A flush, ``close`` and SIGTERM cut the gathering wait short: nothing queued is lost.
 
     Every ``compact_every`` appends to a table (0: never) the writer compacts it
-    (``compact``): a service appends about twice a second, and without compaction each
+    (``compact``): a service appends about once a second, and without compaction each
     append adds a small file that every later append and read must track, so memory and
     read time grow with the log's age.
     """
 
-    def __init__(self, max_rows: int = 100_000, batch_rows: int = 5_000, flush_s: float = 0.5,
+    def __init__(self, max_rows: int = 100_000, batch_rows: int = 20_000, flush_s: float = 1.0,
                  storage_options: Mapping[str, str] | None = None, *,
                  compact_every: int = 100) -> None:
         self.max_rows, self.batch_rows, self.flush_s = max_rows, batch_rows, flush_s

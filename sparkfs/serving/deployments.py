@@ -10,15 +10,19 @@
 ``GET /deployments``
     The current revision of each deployment.
 Every route takes the service's API key when ``serving.auth`` is on; predicting needs
-scope ``predict`` (or ``predict:<deployment>``).
+scope ``predict`` (or ``predict:<deployment>``). The predict body is parsed once, by the
+body guard (``sparkfs.serving.middleware.PARSED_BODY``), and checked by ``predict_body``
+with ``PredictRequest``'s rules and words; the OpenAPI document shows its schema inline.
 
 ``GET /metrics``
     Prometheus text: evaluation-log rows logged, dropped (queue full), failed and sampled
     out, per deployment.
 
 Each worker process loads a deployed model once (``ModelRegistry.load``) and sees a new
-deployment revision on its next request (``Deployments`` re-reads the registry when its
-file changes); a request in flight keeps the revision and model it started with. Once a
+deployment revision without a restart: ``Deployments`` re-reads a deployment at most 1 s
+(``max_age_s``) after it last read it, so a redeploy by another process or host shows
+within a second with the PostgreSQL registry too (a SQLite registry's file change is seen
+on the next request); a request in flight keeps the revision and model it started with. Once a
 model is loaded the worker freezes its heap (``sparkfs.inference.freeze_heap``): a full
 garbage collection over the libraries' and the model's objects otherwise stalls every
 request in flight for half a second now and then. On shutdown (SIGTERM, Ctrl-C) the
@@ -44,8 +48,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
 
 from ..errors import (
     DefinitionError,
@@ -56,6 +62,8 @@ from ..errors import (
 )
 from ..ondemand import CodeNotLoadedError
 from .auth import principal_of
+from .errors import malformed_detail  # noqa: F401 (the doctest of predict_body)
+from .middleware import PARSED_BODY
 from .routes import Caller
 from .schemas import ERROR_RESPONSES
 
@@ -75,6 +83,60 @@ class PredictRequest(BaseModel):
                                               "join-key values per row")
     request_data: dict[str, list[Any]] | None = Field(
         default=None, description="request-time columns for the view's on-demand transforms")
+
+
+_BODY_KEYS = frozenset(("entity_rows", "request_data"))
+
+
+def predict_body(parsed: Any) -> tuple[list[dict[str, Any]], dict[str, list[Any]] | None]:
+    """``(entity_rows, request_data)`` of a predict request's parsed JSON body, checked as
+    ``PredictRequest`` checks it, without building one: the common, valid shape is
+    recognised at once; anything else goes through ``PredictRequest`` so a bad body gets
+    pydantic's own words (``RequestValidationError``: 422 naming the field, as before).
+    ``None`` is a missing body.
+
+    >>> predict_body({"entity_rows": [{"origin": "JFK"}]})
+    ([{'origin': 'JFK'}], None)
+    >>> try:
+    ...     predict_body({"entity_rows": []})
+    ... except RequestValidationError as exc:
+    ...     print(malformed_detail(exc))
+    malformed request: entity_rows: List should have at least 1 item after validation, not 0
+    """
+    if type(parsed) is dict and parsed.keys() <= _BODY_KEYS:
+        rows = parsed.get("entity_rows")
+        data = parsed.get("request_data")
+        if (type(rows) is list and rows and all(type(r) is dict for r in rows)
+                and (data is None or (type(data) is dict
+                                      and all(type(v) is list for v in data.values())))):
+            return rows, data
+    if parsed is None:
+        raise RequestValidationError([{"type": "missing", "loc": ("body",),
+                                       "msg": "Field required", "input": None}])
+    try:  # as FastAPI validated the body (from_attributes: its wording for a non-object)
+        body = PredictRequest.model_validate(parsed, from_attributes=True)
+    except PydanticValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
+                                      for e in exc.errors()]) from None
+    return body.entity_rows, body.request_data
+
+
+async def _parsed_body(request: Request) -> Any:
+    """The JSON body ``BodyGuard`` parsed (``PARSED_BODY``); without it (no body, not a
+    JSON content type, or an app without the middleware) what FastAPI would have
+    validated: JSON for a JSON content type, else the bytes, ``None`` when empty."""
+    scope = request.scope
+    if PARSED_BODY in scope:
+        return scope[PARSED_BODY]
+    raw = await request.body()
+    if not raw:
+        return None
+    if b"json" in request.headers.get("content-type", "").lower().encode():
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ValidationError(f"malformed request: JSON decode error: {exc}") from None
+    return raw
 
 
 class ModelRef(BaseModel):
@@ -111,15 +173,16 @@ def register(app: FastAPI, inference: Inference, serving: ServingConfig) -> None
     limit = serving.max_batch_size
     errors: dict[int | str, dict[str, Any]] = {**ERROR_RESPONSES, 500: {"model": PredictError}}
 
-    def answer(name: str, body: PredictRequest) -> Response:
-        if len(body.entity_rows) > limit:
-            return _json({"detail": f"{len(body.entity_rows)} entity rows exceed "
+    def answer(name: str, entity_rows: list[dict[str, Any]],
+               request_data: dict[str, list[Any]] | None) -> Response:
+        if len(entity_rows) > limit:
+            return _json({"detail": f"{len(entity_rows)} entity rows exceed "
                                     f"serving.max_batch_size={limit}; split the request"}, 413)
         try:
             guard = getattr(app.state, "transform_guard", None)  # serving.transform_guard
             if guard is not None:
                 guard.check(name)
-            result = inference.predict(name, body.entity_rows, body.request_data)
+            result = inference.predict(name, entity_rows, request_data)
         except NotFoundError as exc:
             return _json({"detail": str(exc)}, 404)
         except CodeNotLoadedError as exc:
@@ -131,15 +194,23 @@ def register(app: FastAPI, inference: Inference, serving: ServingConfig) -> None
             return _json({"detail": str(exc), "request_id": exc.request_id}, 500)
         return Response(result.to_json(), media_type="application/json")
 
+    # The body is documented inline (``PredictRequest``'s schema) but not a parameter:
+    # BodyGuard has parsed it already (``PARSED_BODY``), and ``predict_body`` checks it
+    # without FastAPI parsing the JSON a second time and pydantic copying every row.
+    body_doc = {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": PredictRequest.model_json_schema()}}}}
+
     @app.post("/deployments/{name}/predict", response_model=PredictResponse, responses=errors,
-              summary="Score entity rows with a deployed model (features looked up online)")
-    async def predict(name: str, body: PredictRequest, request: Request) -> Response:
+              summary="Score entity rows with a deployed model (features looked up online)",
+              openapi_extra=body_doc)
+    async def predict(name: str, request: Request) -> Response:
         # The caller as ``Caller`` finds it, but on the event loop (a header lookup): as a
         # dependency it would cost every prediction a second trip through the thread pool.
-        principal_of(request).require("predict", name)  # 401/403 when auth is on
+        entity_rows, request_data = predict_body(await _parsed_body(request))  # 422 first,
+        principal_of(request).require("predict", name)  # as before; 401/403 when auth is on
         # Off the event loop even for SQLite: a stuck read or a slow model holds a worker
         # thread, never the other requests.
-        return await run_in_threadpool(answer, name, body)
+        return await run_in_threadpool(answer, name, entity_rows, request_data)
 
     @app.get("/deployments", summary="Current revision of each deployment",
              responses=ERROR_RESPONSES)

@@ -9,7 +9,9 @@
   longer than ``max_string_length`` -> 422 naming the path and at most a short prefix;
 * malformed JSON -> 422 (orjson's message: position, never the text).
 
-The route then gets the same bytes. Requests without a body pass straight through.
+The route then gets the same bytes, and the parsed JSON in ``scope[PARSED_BODY]`` (a
+route that reads it, ``POST /deployments/{name}/predict``, parses nothing again).
+Requests without a body pass straight through.
 
 >>> check_json({"a": [{"b": "x" * 5}]}, max_depth=8, max_string=4)
 Traceback (most recent call last):
@@ -32,6 +34,10 @@ from .errors import error_response
 access_log = logging.getLogger("sparkfs.serving.access")
 
 _PREFIX = 16  # characters of a refused value that a message may show
+
+#: The ASGI scope key under which ``BodyGuard`` leaves a JSON body it parsed (absent when
+#: it parsed none: no body, or not a JSON content type).
+PARSED_BODY = "sparkfs.parsed_body"
 
 
 def check_json(value: Any, max_depth: int, max_string: int) -> None:
@@ -94,6 +100,7 @@ class BodyGuard:
                 except orjson.JSONDecodeError as exc:
                     raise ValidationError(f"malformed request: JSON decode error: {exc}") from None
                 check_json(parsed, self.max_depth, self.max_string)
+                scope[PARSED_BODY] = parsed
         except SparkfsError as exc:
             await error_response(exc)(scope, receive, send)
             return
