@@ -18,11 +18,17 @@ Error bounds (the guarantees of the sketches, see https://datasketches.apache.or
 * quantiles: KLL with ``k = KLL_K`` (1000) has a normalized rank error of at most
   ``QUANTILE_RANK_ERROR`` (0.28%) with 99% confidence: the value reported as ``p50`` has a
   true rank within 0.5 +- 0.0028. A histogram bin count is a difference of two such ranks
-  (error at most ``HISTOGRAM_RANK_ERROR`` = 0.36% of the count, 99% confidence). Below
+  (error 0.362% of the count, 99% confidence; ``HISTOGRAM_RANK_ERROR`` = 0.37%). Below
   ``KLL_K`` values a feature's sketch is exact.
 * distinct counts: HLL (``lg_k = HLL_LG_K`` = 14, HLL_8) after merging has a relative
-  error of at most ``DISTINCT_RELATIVE_ERROR`` (1.6%) with 95.4% confidence (two standard
-  deviations); small counts are exact in practice.
+  error of 1.62% with 95.4% confidence (two standard deviations;
+  ``DISTINCT_RELATIVE_ERROR`` = 1.7%); small counts are exact in practice.
+
+Cost: each numeric batch is sorted once; min/max come from its ends, NaN and +-inf counts
+from binary search, KLL is updated with the sorted array and HLL with its distinct values
+only (one binding call per distinct value: datasketches 5.x has no array update for HLL).
+Mean and M2 are summed over the finite values in their original order, so they are
+bit-identical to a plain numpy pass. ``bench/statistics.py`` measures the cost.
 
 >>> import pyarrow as pa
 >>> p = Partial.empty([("x", "double"), ("s", "string")])
