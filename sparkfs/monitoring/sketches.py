@@ -18,11 +18,17 @@ Error bounds (the guarantees of the sketches, see https://datasketches.apache.or
 * quantiles: KLL with ``k = KLL_K`` (1000) has a normalized rank error of at most
   ``QUANTILE_RANK_ERROR`` (0.28%) with 99% confidence: the value reported as ``p50`` has a
   true rank within 0.5 +- 0.0028. A histogram bin count is a difference of two such ranks
-  (error at most ``HISTOGRAM_RANK_ERROR`` = 0.36% of the count, 99% confidence). Below
+  (error 0.362% of the count, 99% confidence; ``HISTOGRAM_RANK_ERROR`` = 0.37%). Below
   ``KLL_K`` values a feature's sketch is exact.
 * distinct counts: HLL (``lg_k = HLL_LG_K`` = 14, HLL_8) after merging has a relative
-  error of at most ``DISTINCT_RELATIVE_ERROR`` (1.6%) with 95.4% confidence (two standard
-  deviations); small counts are exact in practice.
+  error of 1.62% with 95.4% confidence (two standard deviations;
+  ``DISTINCT_RELATIVE_ERROR`` = 1.7%); small counts are exact in practice.
+
+Cost: each numeric batch is sorted once; min/max come from its ends, NaN and +-inf counts
+from binary search, KLL is updated with the sorted array and HLL with its distinct values
+only (one binding call per distinct value: datasketches 5.x has no array update for HLL).
+Mean and M2 are summed over the finite values in their original order, so they are
+bit-identical to a plain numpy pass. ``bench/statistics.py`` measures the cost.
 
 >>> import pyarrow as pa
 >>> p = Partial.empty([("x", "double"), ("s", "string")])
@@ -132,46 +138,51 @@ class _Feature:
             self.count += len(column) - column.null_count
 
     def _update_numeric(self, column: Any) -> None:
+        """Sort the batch's values once: min and max are its ends, NaNs (sorted last) and
+        +-inf are counted by binary search, KLL takes the sorted array (its fastest update)
+        and HLL only the distinct values (the heads of the sorted array's runs). Mean and
+        M2 are summed over the finite values in their original order, as before."""
         import numpy as np
 
-        is_int = self.dtype in ("int", "long")
-        valid = column.drop_null()
-        if is_int:
-            ints = valid.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-            values = ints.astype(np.float64)
-        else:
-            values = valid.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-            isnan = np.isnan(values)
-            nans = int(isnan.sum())
-            if nans:
-                self.nans += nans
-                values = values[~isnan]
-        if not len(values):
+        valid = column.drop_null() if column.null_count else column
+        if not len(valid):
             return
-        self.count += len(values)
-        lo, hi = values.min(), values.max()
-        if is_int:
-            lo_v: Any = int(ints.min())
-            hi_v: Any = int(ints.max())
-        else:
-            lo_v, hi_v = float(lo), float(hi)
-        self.min = lo_v if self.min is None else min(self.min, lo_v)
-        self.max = hi_v if self.max is None else max(self.max, hi_v)
-        finite = values
-        if not is_int and (math.isinf(lo) or math.isinf(hi)):
-            self.pos_inf += int(np.isposinf(values).sum())
-            self.neg_inf += int(np.isneginf(values).sum())
-            finite = values[np.isfinite(values)]
-        if len(finite):
-            mean = float(finite.mean())
-            m2 = float(np.square(finite - mean).sum())
-            self._merge_moments(len(finite), mean, m2)
+        raw = valid.to_numpy(zero_copy_only=False)
         assert self.kll is not None and self.hll is not None
-        if not values.flags.writeable:  # the sketch's binding takes writable arrays only
-            values = values.copy()
-        self.kll.update(values)
-        uniques = np.unique(ints) if is_int else np.unique(values)
-        _feed(self.hll, uniques.tolist())
+        if self.dtype in ("int", "long"):
+            ints = raw.astype(np.int64, copy=False)
+            ordered = np.sort(ints)
+            self.count += len(ordered)
+            self._min_max(int(ordered[0]), int(ordered[-1]))
+            self._merge_moments(*_moments(ints.astype(np.float64)))
+            self.kll.update(ordered.astype(np.float64))
+            _feed(self.hll, _run_heads(ordered))
+            return
+        values = raw.astype(np.float64, copy=False)
+        ordered = np.sort(values)  # NaNs last
+        n = int(np.searchsorted(ordered, np.nan))
+        nans = len(ordered) - n
+        if nans:
+            self.nans += nans
+            ordered = ordered[:n]
+        if not n:
+            return
+        self.count += n
+        lo, hi = float(ordered[0]), float(ordered[-1])
+        self._min_max(lo, hi)
+        finite = values
+        if math.isinf(lo) or math.isinf(hi):
+            neg = int(np.searchsorted(ordered, -np.inf, side="right"))
+            pos = n - int(np.searchsorted(ordered, np.inf, side="left"))
+            self.neg_inf += neg
+            self.pos_inf += pos
+            finite = values[np.isfinite(values)]
+        elif nans:
+            finite = values[~np.isnan(values)]
+        if len(finite):
+            self._merge_moments(*_moments(finite))
+        self.kll.update(ordered)
+        _feed(self.hll, _run_heads(ordered))
 
     def _update_categorical(self, column: Any, pa: Any, pc: Any) -> None:
         valid = column.drop_null()
@@ -193,7 +204,7 @@ class _Feature:
                 self.values = None
 
     def _update_temporal(self, column: Any, pa: Any, pc: Any) -> None:
-        valid = column.drop_null()
+        valid = column.drop_null() if column.null_count else column
         if not len(valid):
             return
         self.count += len(valid)
@@ -201,7 +212,9 @@ class _Feature:
         mm = pc.min_max(as_int)
         self._min_max(mm["min"].as_py(), mm["max"].as_py())
         assert self.hll is not None
-        _feed(self.hll, pc.unique(as_int).to_pylist())
+        # distinct values in order of first appearance (HLL's HIP estimate of an unmerged
+        # sketch depends on the order of its updates; this keeps it as it was)
+        _feed(self.hll, pc.unique(as_int).to_numpy(zero_copy_only=False))
 
     def _min_max(self, lo: Any, hi: Any) -> None:
         self.min = lo if self.min is None else min(self.min, lo)
@@ -338,9 +351,45 @@ class _Feature:
         return (epoch + dt.timedelta(microseconds=int(v))).isoformat()  # naive UTC
 
 
-def _feed(hll: Any, items: list) -> None:
-    """Update ``hll`` with every item (the sketch's binding takes one item per call)."""
+def _feed(hll: Any, items: Any) -> None:
+    """Update ``hll`` with every item of a list or a 1-d numpy array (datasketches 5.x has
+    no array update for HLL, so one call per item; a numpy array is iterated through a
+    memoryview, which makes its Python ints/floats one at a time instead of a list).
+
+    >>> import numpy as np
+    >>> h = _new_hll(); _feed(h, np.array([1.5, 2.5, 2.5])); _feed(h, [1.5, 3.5])
+    >>> round(h.get_estimate())
+    3
+    """
+    if hasattr(items, "dtype"):
+        items = memoryview(items)
     deque(map(hll.update, items), maxlen=0)
+
+
+def _run_heads(ordered: Any) -> Any:
+    """The distinct values of a sorted 1-d numpy array: the first value of each run of
+    equal values (``np.unique`` without its sort; -0.0 and 0.0 are one value, as in HLL).
+
+    >>> import numpy as np
+    >>> _run_heads(np.array([1, 1, 2, 5, 5, 5])).tolist(), _run_heads(np.array([3.0])).tolist()
+    ([1, 2, 5], [3.0])
+    """
+    import numpy as np
+
+    if len(ordered) < 2:
+        return ordered
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered if keep.all() else ordered[keep]
+
+
+def _moments(finite: Any) -> tuple[int, float, float]:
+    """(n, mean, sum of squared deviations) of a non-empty float64 array."""
+    import numpy as np
+
+    mean = float(finite.mean())
+    return len(finite), mean, float(np.square(finite - mean).sum())
 
 
 def _apportion(masses: Sequence[float], total: int) -> list[int]:
