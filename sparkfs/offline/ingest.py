@@ -28,6 +28,11 @@ Steps, in order (any refusal happens before a single byte is written):
    the write pass returned, merged; with delta-spark, one more pass over the files the
    commit added (read back).
 
+With the delta-rs writer, a local table and no quarantine, steps 4, 6 and 8 run inside
+the write pass of step 7 instead (``sparkfs.offline.fused``): the tasks count the bad rows,
+drop the stored ones and write the rest; the driver refuses a bad batch (deleting what was
+staged) and runs strict expectations after the pass, before the commit.
+
 A small pandas or Arrow batch (at most ``ingest.local_max_rows`` rows, delta-rs writer,
 local table, no expectations) runs the same steps in this process on Arrow, with no Spark
 job at all: the local engine, ``sparkfs.offline.local`` (``IngestResult.local``).
