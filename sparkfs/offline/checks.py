@@ -265,19 +265,135 @@ def _check_latest_rows(df: "DataFrame", keys: list[str], et: str, values: list[s
     ))
     agg["conflicts"] = 0
     if agg.pop("suspects"):
-        exact = (df.where(~any_null).groupBy(*keys, et)
-                   .agg(F.count(F.lit(1)).alias("c"), F.min(value_hash).alias("h0"),
-                        F.max(value_hash).alias("h1"))
-                   .where(F.col("h0") != F.col("h1"))
-                   .agg(F.sum("c").alias("conflicts")))
-        agg["conflicts"] = _one_row(exact).get("conflicts") or 0
+        agg["conflicts"] = _exact_conflicts(df, keys, et, values)
     return agg
+
+
+def exact_conflicts(group: FeatureGroup, df: "DataFrame") -> int:
+    """The rows of ``df`` (without a null key or event time) whose join keys and event time
+    other rows share with different values, counted exactly as ``check_rows`` counts them
+    (one Spark job: group by the keys and event time themselves, compare the values'
+    xxhash64). The one-pass write runs it only when its key hashes flagged rows
+    (``conflict_hashes``): a hash collision across tasks is confirmed here, never refused
+    on its own.
+
+    >>> exact_conflicts.__name__  # needs Spark; exercised by tests/test_ingest_fused.py
+    'exact_conflicts'
+    """
+    return _exact_conflicts(df, list(group.join_keys), group.event_time,
+                            [f.name for f in group.stored_fields])
+
+
+def _exact_conflicts(df: "DataFrame", keys: list[str], et: str, values: list[str]) -> int:
+    from pyspark.sql import functions as F
+
+    def col(c: str):
+        return F.col(quote_ident(c, "spark"))
+
+    value_hash = F.xxhash64(*[col(v) for v in values]) if values else F.lit(0).cast("long")
+    any_null = reduce(lambda a, b: a | b, [col(k).isNull() for k in keys] + [col(et).isNull()])
+    exact = (df.where(~any_null).groupBy(*[col(k) for k in keys], col(et))
+               .agg(F.count(F.lit(1)).alias("c"), F.min(value_hash).alias("h0"),
+                    F.max(value_hash).alias("h1"))
+               .where(F.col("h0") != F.col("h1"))
+               .agg(F.sum("c").alias("conflicts")))
+    return int(_one_row(exact).get("conflicts") or 0)
 
 
 def _one_row(df: "DataFrame") -> dict:
     """The single row of a global aggregate as a dict."""
     row = df.first()
     return row.asDict() if row is not None else {}
+
+
+# -- the row checks of one Arrow batch (the one-pass write's tasks) ------------------------
+def row_counts_arrow(keys: list[str], et: str, batch: "pa.RecordBatch | pa.Table",
+                     narrowed: list[str]) -> dict:
+    """The row-check counts of one Arrow batch, JSON-able: ``n``, ``null:<key>``,
+    ``null_et``, ``range:<col>`` (values of a still-int64 column an int cannot hold) and
+    the event-time bounds ``min_et``/``max_et`` as microseconds since the epoch (None
+    without a non-null event time). Conflicts are not counted here: each task returns its
+    key hashes instead (``conflict_hashes``). ``merge_row_counts`` adds such dicts up.
+
+    >>> import pyarrow as pa
+    >>> b = pa.table({"k": ["a", None], "t": pa.array([5, 7], pa.timestamp("us", tz="UTC")),
+    ...               "n": pa.array([1, 2**40])})
+    >>> row_counts_arrow(["k"], "t", b, ["n"])
+    {'n': 2, 'null:k': 1, 'null_et': 0, 'range:n': 1, 'min_et': 5, 'max_et': 7}
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out: dict[str, Any] = {"n": batch.num_rows}
+    for k in keys:
+        out[f"null:{k}"] = batch.column(k).null_count
+    times = batch.column(et)
+    out["null_et"] = times.null_count
+    lo, hi = INT_RANGE
+    for c in narrowed:
+        col = batch.column(c)
+        bad = pc.or_(pc.less(col, lo), pc.greater(col, hi))
+        out[f"range:{c}"] = int(pc.sum(bad.cast("int64")).as_py() or 0)
+    out["min_et"] = out["max_et"] = None
+    if batch.num_rows > times.null_count:
+        if isinstance(times, pa.ChunkedArray):
+            times = times.combine_chunks()
+        bounds = pc.min_max(times.view(pa.int64()) if pa.types.is_timestamp(times.type)
+                            else times.cast(pa.int64()))
+        out["min_et"], out["max_et"] = bounds["min"].as_py(), bounds["max"].as_py()
+    return out
+
+
+def merge_row_counts(parts: list[dict], datetimes: bool = True) -> dict:
+    """``row_counts_arrow`` dicts (one per batch or task) added up: counts summed, the
+    event-time bounds widened and returned as UTC datetimes (what ``refuse_bad_rows`` and
+    the dedupe take; ``datetimes=False``: left as µs, JSON-able, to merge again). No part
+    gives ``{"n": 0, "min_et": None, "max_et": None}``.
+
+    >>> merge_row_counts([{"n": 1, "null_et": 0, "min_et": 0, "max_et": 0},
+    ...                   {"n": 2, "null_et": 1, "min_et": 1_000_000, "max_et": 1_000_000}])
+    {'n': 3, 'null_et': 1, 'min_et': datetime.datetime(1970, 1, 1, 0, 0, tzinfo=datetime.timezone.utc), 'max_et': datetime.datetime(1970, 1, 1, 0, 0, 1, tzinfo=datetime.timezone.utc)}
+    """  # noqa: E501 (doctest output)
+    out: dict[str, Any] = {"n": 0}
+    lo = hi = None
+    for part in parts:
+        for k, v in part.items():
+            if k == "min_et":
+                lo = v if lo is None or (v is not None and v < lo) else lo
+            elif k == "max_et":
+                hi = v if hi is None or (v is not None and v > hi) else hi
+            else:
+                out[k] = out.get(k, 0) + (v or 0)
+    if not datetimes:
+        out["min_et"], out["max_et"] = lo, hi
+        return out
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    out["min_et"] = None if lo is None else epoch + dt.timedelta(microseconds=lo)
+    out["max_et"] = None if hi is None else epoch + dt.timedelta(microseconds=hi)
+    return out
+
+
+def conflict_hashes(parts: list[bytes]) -> int:
+    """How many (key and event time) hashes carry more than one value hash across all the
+    tasks' ``key_hashes`` (each the bytes of distinct ``uint64`` pairs: key hash, value
+    hash, from ``sparkfs.offline.rowhash``): 0 means no conflicting rows in the batch; more
+    means maybe (a collision of key hashes flags rows too), so the caller confirms with
+    ``exact_conflicts`` before refusing.
+
+    >>> import numpy as np
+    >>> a = np.array([[1, 10], [2, 20]], np.uint64).tobytes()
+    >>> b = np.array([[1, 10], [3, 30]], np.uint64).tobytes()
+    >>> conflict_hashes([a, b]), conflict_hashes([a, np.array([[2, 21]], np.uint64).tobytes()])
+    (0, 1)
+    """
+    import numpy as np
+
+    arrays = [np.frombuffer(p, dtype=np.uint64).reshape(-1, 2) for p in parts if p]
+    if not arrays:
+        return 0
+    pairs = np.unique(np.concatenate(arrays), axis=0)  # sorted by key hash, then value hash
+    same_key = pairs[1:, 0] == pairs[:-1, 0]
+    return int(np.unique(pairs[1:, 0][same_key]).size)
 
 
 def narrow(df: "DataFrame", narrowed: list[str]) -> "DataFrame":

@@ -7,6 +7,12 @@ murmur3 over the same columns; null- and NaN-aware) leave the stored side. A row
 same keys and event time but other values is a correction: it is kept (the later
 ``_commit_time`` wins on reads).
 
+The one-pass write (``sparkfs.offline.fused``) and the local engine dedupe on Arrow
+instead: ``read_stored_identities`` reads, with pyarrow, the overlapping files' keys, event
+times and two 64-bit hashes of their values (``sparkfs.offline.rowhash``), and
+``drop_stored`` drops the batch rows found there: a hash join, then an exact comparison of
+the keys and event time and of the second value hash (128 bits of value identity in all).
+
 The writers call ``without_stored_rows`` again against the files other writers committed
 since the batch was first deduped (``sparkfs.offline.writers``), so two concurrent ingests
 of the same rows under different run ids commit them once.
@@ -15,16 +21,24 @@ of the same rows under different run ids commit them once.
 from __future__ import annotations
 
 from functools import reduce
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
 
 from ..definitions import FeatureGroup
 from ..sql import quote_ident
-from .tables import read_files_spark
+from .rowhash import row_hash
+from .tables import history_schema, read_files_spark
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["known_empty", "merge_condition", "stored_matches", "without_stored_rows"]
+__all__ = ["StoredIndex", "drop_stored", "known_empty", "merge_condition",
+           "read_stored_identities", "stored_matches", "without_stored_rows"]
+
+#: the value-hash columns of ``read_stored_identities``
+H1, H2 = "__h1", "__h2"
 
 
 def without_stored_rows(spark: "SparkSession", group: FeatureGroup, df: "DataFrame",
@@ -168,3 +182,119 @@ def merge_condition(group: FeatureGroup, value_cols: list[str], et_range: tuple,
     cond += [a == b for a, b in zip(_value_hashes(group, value_cols, stored),
                                     _value_hashes(group, value_cols, batch))]
     return reduce(lambda a, b: a & b, cond)
+
+
+# -- on Arrow: the one-pass write and the local engine -------------------------------------
+def identity_columns(group: FeatureGroup, value_cols: list[str]) -> tuple[list[str], list[str]]:
+    """(keys and event time, the value columns hashed) of the dedupe identity."""
+    keys = [*group.join_keys, group.event_time]
+    return keys, [v for v in value_cols if v not in keys]
+
+
+def read_stored_identities(group: FeatureGroup, files: list[str], et_range: tuple[Any, Any],
+                           value_cols: list[str]) -> pa.Table:
+    """The identities of the rows stored in ``files`` (local Parquet files of the group's
+    history) whose event time is in ``et_range`` (inclusive): the join keys, the event time
+    and two value hashes (``__h1``, ``__h2``; ``rowhash.row_hash`` with seeds 1 and 2).
+    Read with pyarrow batch by batch, so only the identities stay in memory.
+
+    >>> read_stored_identities.__name__  # exercised by tests/test_ingest_fused.py
+    'read_stored_identities'
+    """
+    import pyarrow.dataset as ds
+
+    keys, values = identity_columns(group, value_cols)
+    et = group.event_time
+    schema = history_schema(group)
+    ts = schema.field(et).type
+    out_schema = pa.schema([schema.field(k) for k in keys]
+                           + [pa.field(H1, pa.uint64()), pa.field(H2, pa.uint64())])
+    flt = (ds.field(et) >= pa.scalar(et_range[0], ts)) & (ds.field(et) <= pa.scalar(et_range[1], ts))
+    data = ds.dataset([f.removeprefix("file://") for f in files], schema=schema, format="parquet")
+    parts = []
+    for b in data.to_batches(columns=keys + values, filter=flt):
+        if b.num_rows:
+            parts.append(pa.RecordBatch.from_arrays(
+                [b.column(k) for k in keys]
+                + [pa.array(row_hash(b, values, 1)), pa.array(row_hash(b, values, 2))],
+                schema=out_schema))
+    return pa.Table.from_batches(parts, schema=out_schema)
+
+
+class StoredIndex:
+    """Stored identities (``read_stored_identities``) sorted by one 64-bit hash of keys,
+    event time and first value hash, for ``drop_stored`` to probe many batches against
+    (a one-pass write task builds it once).
+
+    >>> import pyarrow as pa
+    >>> stored = pa.table({"k": ["a"], "__h1": pa.array([7], pa.uint64()),
+    ...                    "__h2": pa.array([8], pa.uint64())})
+    >>> StoredIndex(stored, ["k"]).size
+    1
+    """
+
+    def __init__(self, stored: pa.Table, keys: list[str]) -> None:
+        self.keys = keys
+        self.stored = stored.combine_chunks()
+        h1 = self.stored.column(H1).to_numpy()
+        joint = _joint(row_hash(self.stored, keys, 1), h1)
+        self.order = np.argsort(joint, kind="stable")
+        self.joint = joint[self.order]
+        self.h2 = self.stored.column(H2).to_numpy()
+        self.size = stored.num_rows
+
+    def stored_mask(self, batch: pa.Table | pa.RecordBatch, h1: np.ndarray, h2: np.ndarray,
+                    kh: np.ndarray | None = None) -> np.ndarray:
+        """True for the rows of ``batch`` (value hashes ``h1``, ``h2``; ``kh``: the hash
+        of keys and event time, ``row_hash(batch, keys, 1)``, when known) stored already."""
+        import pyarrow.compute as pc
+
+        n = batch.num_rows
+        if not self.size or not n:
+            return np.zeros(n, dtype=bool)
+        joint = _joint(row_hash(batch, self.keys, 1) if kh is None else kh, h1)
+        pos = np.minimum(np.searchsorted(self.joint, joint), self.size - 1)
+        cand = np.flatnonzero(self.joint[pos] == joint)
+        if not cand.size:
+            return np.zeros(n, dtype=bool)
+        rows = self.order[pos[cand]]
+        same = self.h2[rows] == h2[cand]
+        take_b, take_s = pa.array(cand), pa.array(rows)
+        for k in self.keys:  # the exact comparison of the keys and event time
+            eq = pc.equal(batch.column(k).take(take_b), self.stored.column(k).take(take_s))
+            same &= np.asarray(pc.fill_null(eq, False).to_numpy(zero_copy_only=False), dtype=bool)
+        out = np.zeros(n, dtype=bool)
+        out[cand[same]] = True
+        return out
+
+
+def _joint(kh: np.ndarray, h1: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return kh * np.uint64(0x9E3779B97F4A7C15) ^ h1
+
+
+def drop_stored(table: pa.Table, stored: "pa.Table | StoredIndex", group: FeatureGroup,
+                value_cols: list[str]) -> pa.Table:
+    """``table`` (history columns) without its rows whose identity -- join keys, event
+    time, values (null equals null, NaN equals NaN, -0.0 equals 0.0) -- is in ``stored``
+    (``read_stored_identities``, or a ``StoredIndex`` of it): a hash join on keys, event
+    time and the first value hash, confirmed by comparing the keys and event time exactly
+    and the second value hash. Row order is kept.
+
+    >>> import datetime as dt, pyarrow as pa
+    >>> from sparkfs import Entity, Field, FeatureGroup
+    >>> g = FeatureGroup("w", [Entity("a", ["k"])], "t", [Field("x", "double")])
+    >>> t0 = pa.array([dt.datetime(2013, 1, 1)] * 3, pa.timestamp("us", tz="UTC"))
+    >>> batch = pa.table({"k": ["a", "a", "b"], "t": t0, "x": [float("nan"), 1.0, None]})
+    >>> stored = batch.slice(0, 1).select(["k", "t"]).append_column(
+    ...     "__h1", pa.array(row_hash(batch.slice(0, 1), ["x"], 1))).append_column(
+    ...     "__h2", pa.array(row_hash(batch.slice(0, 1), ["x"], 2)))
+    >>> drop_stored(batch, stored, g, ["k", "t", "x"]).column("x").to_pylist()
+    [1.0, None]
+    """
+    keys, values = identity_columns(group, value_cols)
+    index = stored if isinstance(stored, StoredIndex) else StoredIndex(stored, keys)
+    if not index.size or not table.num_rows:
+        return table
+    mask = index.stored_mask(table, row_hash(table, values, 1), row_hash(table, values, 2))
+    return table.filter(pa.array(~mask)) if mask.any() else table

@@ -28,6 +28,11 @@ Steps, in order (any refusal happens before a single byte is written):
    the write pass returned, merged; with delta-spark, one more pass over the files the
    commit added (read back).
 
+With the delta-rs writer, a local table and no quarantine, steps 4, 6 and 8 run inside
+the write pass of step 7 instead (``sparkfs.offline.fused``): the tasks count the bad rows,
+drop the stored ones and write the rest; the driver refuses a bad batch (deleting what was
+staged) and runs strict expectations after the pass, before the commit.
+
 A small pandas or Arrow batch (at most ``ingest.local_max_rows`` rows, delta-rs writer,
 local table, no expectations) runs the same steps in this process on Arrow, with no Spark
 job at all: the local engine, ``sparkfs.offline.local`` (``IngestResult.local``).
@@ -159,6 +164,13 @@ def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group:
 
         df = apply_derived(group, df)
     df, result.columns_ignored, narrowed = conform(group, df)
+    from .fused import plan
+
+    fused = plan(offline, group, writer, df, narrowed, pinned, lambda d: _read_once(d, data),
+                 lambda d, rows: _validate(catalog, group, d, run_id, rows))
+    if fused is not None:
+        return _ingest_fused(catalog, offline, group, result, fused, run_id, commit_time,
+                             pinned, statistics, session, started)
     df = _read_once(df, data)
     checks = check_rows(group, df, narrowed)
     df = narrow(df, narrowed)
@@ -193,6 +205,39 @@ def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group:
                                  et_range, value_cols, deduped=bool(overlap), stats_specs=specs))
     return _recorded(catalog, offline, group, result, written, outcome, started, statistics,
                      session, pinned)
+
+
+def _validate(catalog: Catalog, group: FeatureGroup, df: Any, run_id: str, rows: int) -> Any:
+    from ..validation import validate_batch
+
+    return validate_batch(catalog, group, df, run_id, rows=rows)
+
+
+def _ingest_fused(catalog: Catalog, offline: OfflineStore, group: FeatureGroup,
+                  result: IngestResult, fused: Any, run_id: str, commit_time: dt.datetime,
+                  pinned: int, statistics: bool, session: Any, started: float) -> IngestResult:
+    """Steps 4-8 in the delta-rs writer's one pass (``sparkfs.offline.fused``): the row
+    checks, the dedupe and the statistics come from the write pass; the checks refuse and
+    the strict expectations run after it, before the commit."""
+    from ..sql import quote_ident
+    from .fused import FusedDeltaRsWriter
+
+    value_cols = fused.value_cols
+    df = fused.df.select(*[_col(quote_ident(c, "spark")) for c in value_cols]) \
+        .withColumn(COMMIT_TIME, _lit(commit_time, "timestamp")) \
+        .withColumn(RUN_ID, _lit(run_id, "string"))
+    specs = [(f.name, f.dtype) for f in group.stored_fields] if statistics else None
+    batch = Batch(group, df, run_id, commit_time, pinned, 0, (None, None), value_cols,
+                  deduped=False, stats_specs=specs)
+    try:
+        written = FusedDeltaRsWriter(offline, fused).write(batch)
+    finally:
+        fused.release()
+    result.rows_input = fused.checks["n"] if fused.checks is not None else 0
+    if result.rows_input == 0 and not written.already:
+        return _done(result, started, noop=True)
+    return _recorded(catalog, offline, group, result, written, fused.outcome, started,
+                     statistics, session, pinned)
 
 
 def _recorded(catalog: Catalog, offline: OfflineStore, group: FeatureGroup,

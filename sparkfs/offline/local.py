@@ -22,7 +22,7 @@ with the same rule and message:
 2. ``conform_arrow``, ``check_rows_arrow``, ``narrow_arrow`` (``sparkfs.offline.checks``;
    one refusal message, ``refuse_bad_rows``);
 3. dedupe against the stored files overlapping the batch's event-time range, read with
-   pyarrow (keys, event time, values; null equals null, NaN equals NaN:
+   pyarrow (keys, event time and value hashes; null equals null, NaN equals NaN:
    ``without_stored_arrow``);
 4. the write: ``onepass.stage_partition`` (the function each Spark task runs) on the whole
    table in this process (Parquet files + statistics partial + footer statistics), then the
@@ -46,7 +46,7 @@ import pyarrow as pa
 
 from ..definitions import FeatureGroup
 from ..dtypes import ALL
-from .checks import check_rows_arrow, conform_arrow, identity_codes, narrow_arrow, to_arrow
+from .checks import check_rows_arrow, conform_arrow, narrow_arrow, to_arrow
 from .tables import COMMIT_TIME, RUN_ID, history_schema
 from .writers import (
     Batch,
@@ -200,57 +200,19 @@ def without_stored_arrow(group: FeatureGroup, table: pa.Table, files: list[str],
     """``table`` without the rows already stored in ``files`` (local Parquet files of the
     group's history) with the same join keys, event time and values: the dedupe identity
     of ``sparkfs.offline.dedupe.without_stored_rows`` (null equals null, NaN equals NaN),
-    on Arrow. Only stored rows in ``et_range`` (inclusive) and only the identity columns
-    are read. Row order is kept.
+    on Arrow. Only stored rows in ``et_range`` (inclusive) and only their identities (keys,
+    event time, value hashes: ``dedupe.read_stored_identities``) are kept; ``drop_stored``
+    drops the batch rows found there. Row order is kept.
 
     >>> without_stored_arrow.__name__  # exercised by tests/test_ingest_local.py
     'without_stored_arrow'
     """
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
+    from .dedupe import drop_stored, read_stored_identities
 
     if not table.num_rows or not files:
         return table
-    et = group.event_time
-    keys = [*group.join_keys, et]
-    identity = keys + [v for v in value_cols if v not in keys]
-    schema = history_schema(group)
-    ts = schema.field(et).type
-    stored = ds.dataset([f.removeprefix("file://") for f in files], schema=schema,
-                        format="parquet").to_table(
-        columns=identity,
-        filter=(ds.field(et) >= pa.scalar(et_range[0], ts)) & (ds.field(et) <= pa.scalar(et_range[1], ts)))
-    if not stored.num_rows:
-        return table
-    # keys and event time first (cheap): values are compared only for the batch rows whose
-    # keys and event time are stored, against those stored rows
-    positions = table.select(keys).append_column("__i", pa.array(range(table.num_rows), pa.int64()))
-    stored_ids = stored.select(keys).group_by(keys).aggregate([])
-    candidates = positions.join(stored_ids, keys=keys, join_type="left semi")
-    if not candidates.num_rows:
-        return table
-    sub = table.select(identity).take(candidates.column("__i"))
-    stored = stored.take(_semi(stored.select(keys), sub.select(keys).group_by(keys).aggregate([]),
-                               keys))
-    sub_codes, stored_codes = identity_codes([sub, stored], identity)
-    names = sub_codes.column_names
-    sub_codes = sub_codes.append_column("__i", candidates.column("__i"))
-    found = sub_codes.join(stored_codes.group_by(names).aggregate([]), keys=names,
-                           join_type="left semi")
-    if not found.num_rows:
-        return table
-    drop = pc.is_in(positions.column("__i"), value_set=found.column("__i").combine_chunks())
-    return table.filter(pc.invert(drop))
-
-
-def _semi(left: pa.Table, right: pa.Table, keys: list[str]) -> pa.Array:
-    """Positions of ``left``'s rows whose ``keys`` appear in ``right``, in order (Arrow
-    joins carry no list columns, so callers ``take`` these positions)."""
-    import pyarrow.compute as pc
-
-    left = left.select(keys).append_column("__j", pa.array(range(left.num_rows), pa.int64()))
-    found = left.join(right.select(keys), keys=keys, join_type="left semi").column("__j")
-    return pc.take(found, pc.sort_indices(found))
+    stored = read_stored_identities(group, files, et_range, value_cols)
+    return drop_stored(table, stored, group, value_cols)
 
 
 class LocalDeltaRsWriter(DeltaRsWriter):

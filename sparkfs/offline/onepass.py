@@ -11,7 +11,17 @@ Spark's ``mapInArrow`` hands a task) and yields one small record batch per writt
              wrote (``sparkfs.offline.parquet_stats.metadata_add_stats``: no re-read of the
              file; full min/max with null counts, the rules of the deltalake traps);
 ``partial``  the serialized ``sparkfs.monitoring.sketches.Partial`` of the rows written
-             (null when statistics are off).
+             (null when statistics are off);
+``checks``   with ``TaskChecks`` (the fused ingest, ``sparkfs.offline.fused``): the task's
+             row-check counts as JSON (``checks.row_counts_arrow`` summed), else null;
+``key_hashes`` with ``TaskChecks`` of a group of latest values: the distinct (key and
+             event time hash, value hash) ``uint64`` pairs of the task's rows, for the
+             driver to find conflicting rows across tasks (``checks.conflict_hashes``).
+
+With ``TaskChecks`` the task also drops the rows already stored (``dedupe.StoredIndex``,
+built once per task from the broadcast stored identities) before writing and before the
+statistics partial, and yields one row even when it writes no file (``path`` null): its
+checks must reach the driver.
 
 Files follow the layout Spark's own Parquet writer used: one file per task (an empty
 partition writes none), Arrow-cast to the Delta table's schema (``history_schema``:
@@ -34,9 +44,11 @@ merges the partials; nothing is read back.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -46,7 +58,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..monitoring.sketches import Partial
 
-__all__ = ["ROW_GROUP_ROWS", "STAGED_SCHEMA", "StagedFile", "stage_partition", "stage_with_spark"]
+__all__ = ["ROW_GROUP_ROWS", "STAGED_SCHEMA", "StagedFile", "TaskChecks", "stage_partition",
+           "stage_with_spark"]
 
 #: rows per Parquet row group (incoming Arrow batches are buffered up to this many)
 ROW_GROUP_ROWS = 1 << 20
@@ -56,7 +69,11 @@ ROW_GROUP_ROWS = 1 << 20
 #: 128k doubles of each row group made the write ~6x slower)
 DICTIONARY_PAGE_BYTES = 256 << 10
 #: Spark DDL of the rows ``stage_partition`` yields
-STAGED_SCHEMA = "path string, size long, rows long, stats string, partial binary"
+STAGED_SCHEMA = ("path string, size long, rows long, stats string, partial binary, "
+                 "checks string, key_hashes binary")
+_STAGED_ARROW = pa.schema([("path", pa.string()), ("size", pa.int64()), ("rows", pa.int64()),
+                           ("stats", pa.string()), ("partial", pa.binary()),
+                           ("checks", pa.string()), ("key_hashes", pa.binary())])
 
 
 class StagedFile:
@@ -69,27 +86,64 @@ class StagedFile:
         self.path, self.size, self.rows, self.stats, self.partial = path, size, rows, stats, partial
 
 
-def _conformed(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+@dataclass
+class TaskChecks:
+    """What a task of the fused ingest checks besides writing (``stage_partition``): the row
+    checks on ``keys`` and ``event_time`` and the int range of ``narrowed`` (still int64 in
+    the input, cast unchecked for the write: a bad batch is refused before its commit), the
+    key hashes for conflicts (``conflicts``: a group of latest values), and the dedupe
+    against ``stored``: the stored identities (``dedupe.read_stored_identities``) as Arrow
+    IPC bytes, or a Spark broadcast of them, or None. ``values`` are the hashed value
+    columns.
+
+    >>> TaskChecks(["k"], "t", ["x"], [], True).index() is None
+    True
+    """
+
+    keys: list[str]
+    event_time: str
+    values: list[str]
+    narrowed: list[str] = field(default_factory=list)
+    conflicts: bool = True
+    stored: Any = None
+
+    def index(self) -> Any:
+        """The ``dedupe.StoredIndex`` of ``stored`` (None without stored rows)."""
+        if self.stored is None:
+            return None
+        from .dedupe import StoredIndex
+
+        raw = self.stored if isinstance(self.stored, (bytes, bytearray)) else self.stored.value
+        with pa.ipc.open_stream(pa.py_buffer(raw)) as reader:
+            table = reader.read_all()
+        return StoredIndex(table, [*self.keys, self.event_time]) if table.num_rows else None
+
+
+def _conformed(batch: pa.RecordBatch, schema: pa.Schema, safe: bool = True) -> pa.RecordBatch:
     """``batch``'s columns by name, cast to ``schema`` (Spark hands timestamps as UTC µs)."""
     cols = []
     for f in schema:
         col = batch.column(batch.schema.get_field_index(f.name))
-        cols.append(col if col.type == f.type else col.cast(f.type))
+        cols.append(col if col.type == f.type else col.cast(f.type, safe=safe))
     return pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
 def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, str]] | None,
-                    prefix: str) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+                    prefix: str, checks: TaskChecks | None = None,
+                    ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The per-task function: write the batches to ``{stage_uri}/{prefix}-<random>.parquet``
     and yield its ``StagedFile`` row (none for an empty partition). ``specs`` are the
     (name, dtype) pairs of the features whose statistics partial to compute (None: no
-    statistics). See the module docstring for an example."""
+    statistics); ``checks`` adds the fused ingest's row checks, key hashes and dedupe (see
+    the module docstring). See the module docstring for an example."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow.parquet as pq
 
         from ..monitoring.sketches import Partial
+        from .checks import row_counts_arrow
         from .parquet_stats import _fs, metadata_add_stats
+        from .rowhash import row_hash
 
         part = prefix
         try:  # a retried or speculative task writes its own file; only reported ones count
@@ -108,6 +162,10 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
         collected: list = []
         buffer: list[pa.RecordBatch] = []
         buffered = 0
+        counts: list[dict] = []
+        pairs: list[pa.Table] = []
+        index = checks.index() if checks is not None else None
+        identity = [*checks.keys, checks.event_time] if checks is not None else []
 
         def flush() -> None:
             nonlocal buffered
@@ -121,7 +179,15 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
             for raw in batches:
                 if not raw.num_rows:
                     continue
-                batch = _conformed(raw, schema)
+                if checks is None:
+                    batch = _conformed(raw, schema)
+                else:
+                    counts.append(row_counts_arrow(checks.keys, checks.event_time, raw,
+                                                   checks.narrowed))
+                    batch = _conformed(raw, schema, safe=False)
+                    batch = _checked(batch, checks, index, identity, pairs, row_hash)
+                    if not batch.num_rows:
+                        continue
                 if partial is not None:
                     partial.update(batch)
                 if writer is None:
@@ -136,6 +202,8 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
                 if buffered >= ROW_GROUP_ROWS:
                     flush()
             if writer is None:
+                if checks is not None and counts:
+                    yield _staged_row(None, 0, 0, None, None, counts, pairs)
                 return
             flush()
             writer.close()
@@ -153,26 +221,71 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
             raise
         stats = metadata_add_stats(collected[0])
         size = fs.get_file_info(path).size
-        yield pa.RecordBatch.from_pydict({
-            "path": [name], "size": [size], "rows": [stats["numRecords"]],
-            "stats": [_json(stats)], "partial": [partial.to_bytes() if partial else None]},
-            schema=pa.schema([("path", pa.string()), ("size", pa.int64()),
-                              ("rows", pa.int64()), ("stats", pa.string()),
-                              ("partial", pa.binary())]))
+        yield _staged_row(name, size, stats["numRecords"], json.dumps(stats),
+                          partial.to_bytes() if partial else None,
+                          counts if checks is not None else None, pairs)
 
     return run
 
 
-def _json(stats: dict) -> str:
-    import json
+def _checked(batch: pa.RecordBatch, checks: TaskChecks, index: Any, identity: list[str],
+             pairs: list[pa.Table], row_hash: Callable) -> pa.RecordBatch:
+    """The fused task's work on one conformed batch: its (key hash, value hash) pairs
+    appended to ``pairs`` (rows without a null key or event time), and the batch without
+    its rows already stored (``index``)."""
+    import numpy as np
+    import pyarrow.compute as pc
 
-    return json.dumps(stats)
+    h1 = row_hash(batch, checks.values, 1)
+    kh = None
+    if checks.conflicts or index is not None:
+        kh = row_hash(batch, identity, 1)
+    if checks.conflicts:
+        ok = None
+        for c in identity:
+            col = batch.column(c)
+            if col.null_count:
+                valid = pc.is_valid(col)
+                ok = valid if ok is None else pc.and_(ok, valid)
+        t = pa.table({"k": kh, "v": h1})
+        if ok is not None:
+            t = t.filter(ok)
+        pairs.append(t.group_by(["k", "v"]).aggregate([]))
+    if index is not None:
+        mask = index.stored_mask(batch, h1, row_hash(batch, checks.values, 2), kh)
+        if mask.any():
+            batch = batch.filter(pa.array(np.logical_not(mask)))
+    return batch
+
+
+def _staged_row(name: str | None, size: int, rows: int, stats: str | None,
+                partial: bytes | None, counts: list[dict] | None,
+                pairs: list[pa.Table]) -> pa.RecordBatch:
+    """The one row a task yields (``STAGED_SCHEMA``)."""
+    import numpy as np
+
+    from .checks import merge_row_counts
+
+    checks_json = key_hashes = None
+    if counts is not None:
+        checks_json = json.dumps(merge_row_counts(counts, datetimes=False))
+        if pairs:
+            both = pa.concat_tables(pairs).group_by(["k", "v"]).aggregate([])
+            key_hashes = np.stack([both.column("k").to_numpy(), both.column("v").to_numpy()],
+                                  axis=1).astype(np.uint64).tobytes()
+    return pa.RecordBatch.from_pydict({
+        "path": [name], "size": [size], "rows": [rows], "stats": [stats], "partial": [partial],
+        "checks": [checks_json], "key_hashes": [key_hashes]}, schema=_STAGED_ARROW)
 
 
 def stage_with_spark(df: "DataFrame", stage_uri: str, schema: pa.Schema,
-                     specs: list[tuple[str, str]] | None) -> tuple[list[StagedFile], "Partial | None"]:
+                     specs: list[tuple[str, str]] | None, checks: TaskChecks | None = None,
+                     ) -> tuple[list[StagedFile], "Partial | None", dict | None]:
     """Run ``stage_partition`` on every partition of ``df`` (one Spark job) and return the
-    staged files and the merged statistics partial (None when ``specs`` is None).
+    staged files, the merged statistics partial (None when ``specs`` is None) and, with
+    ``checks``, the batch's row checks: ``checks.merge_row_counts`` of the tasks' counts
+    plus ``suspects``, the key hashes that carry several value hashes
+    (``checks.conflict_hashes``; 0: no conflicting rows), else None.
 
     >>> stage_with_spark.__name__  # needs Spark; exercised by tests/test_ingest_onepass.py
     'stage_with_spark'
@@ -182,14 +295,22 @@ def stage_with_spark(df: "DataFrame", stage_uri: str, schema: pa.Schema,
 
     prefix = f"part-{uuid.uuid4().hex[:8]}"
     cols = [quote_ident(n, "spark") for n in schema.names]
-    rows = df.select(*cols).mapInArrow(stage_partition(stage_uri, schema, specs, prefix),
+    rows = df.select(*cols).mapInArrow(stage_partition(stage_uri, schema, specs, prefix, checks),
                                        STAGED_SCHEMA).collect()
     files = [StagedFile(r["path"], int(r["size"]), int(r["rows"]), r["stats"],
-                        None if r["partial"] is None else bytes(r["partial"])) for r in rows]
+                        None if r["partial"] is None else bytes(r["partial"]))
+             for r in rows if r["path"] is not None]
     merged = None
     if specs is not None:
         merged = Partial.merged(specs, (f.partial for f in files if f.partial is not None))
-    return files, merged
+    found = None
+    if checks is not None:
+        from .checks import conflict_hashes, merge_row_counts
+
+        found = merge_row_counts([json.loads(r["checks"]) for r in rows if r["checks"]])
+        found["suspects"] = conflict_hashes([bytes(r["key_hashes"]) for r in rows
+                                             if r["key_hashes"] is not None])
+    return files, merged, found
 
 
 def now_ms() -> int:

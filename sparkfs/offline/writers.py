@@ -346,7 +346,7 @@ class DeltaRsWriter:
             actions, rows = self._stage_native(batch, df, stage, subdir)
             return actions, rows, None
         try:
-            files, partial = stage_with_spark(df, stage, history_schema(batch.group),
+            files, partial, _ = stage_with_spark(df, stage, history_schema(batch.group),
                                               batch.stats_specs)
         except Exception as exc:
             raise SparkfsError(f"writing the batch for feature group {batch.group.name!r} failed; "

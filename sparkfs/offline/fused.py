@@ -1,0 +1,239 @@
+"""The fused ingest: row checks, dedupe and statistics in the delta-rs writer's one write
+pass (issue 17), so a Spark batch is read once where it used to be read by a check pass,
+a dedupe join and the write.
+
+``plan`` decides whether a batch takes this path and prepares it; the old path (separate
+Spark passes for checks and dedupe, then the write) stays for everything else:
+
+- the writer is delta-rs (``DeltaRsWriter``; delta-spark's MERGE keeps its own path);
+- the group's table is on the local file system (the stored identities are read with
+  pyarrow on the driver);
+- the group declares no expectations, or ``validation="strict"`` (quarantine splits the
+  batch before the write: old path);
+- the stored rows whose files overlap the batch's event-time range are at most
+  ``BROADCAST_MAX_ROWS`` (their identities are broadcast to every task).
+
+Steps of the fused path:
+
+1. When the table has files, one small Spark job takes the batch's event-time range
+   (the conformed batch is kept for the passes that follow: ``ingest._read_once``), and
+   the identities of the stored rows in that range -- keys, event time, two value hashes
+   (``dedupe.read_stored_identities``) -- are broadcast as Arrow IPC bytes. A first ingest
+   into an empty table skips this step.
+2. The write pass (``onepass.stage_with_spark`` with ``onepass.TaskChecks``): each task
+   counts its rows' problems (``checks.row_counts_arrow``: null keys and event times,
+   out-of-range ints), hashes their keys and values (``rowhash``), drops the rows already
+   stored (``dedupe.StoredIndex``), writes the rest and computes the statistics partial
+   of what it wrote. It returns its files, partial, counts and key hashes.
+3. ``FusedPlan.settle``: the driver merges the counts; when the key hashes show a key and
+   event time with several values, ``checks.exact_conflicts`` confirms it on the batch
+   itself (a hash collision never refuses a batch); ``checks.refuse_bad_rows`` refuses
+   with the message of the old path. Strict expectations then run on the batch
+   (great-expectations, ``validation.validate_batch``). A refusal raises before the commit
+   and the writer deletes the staged files: nothing is committed, and nothing stays.
+4. The delta-rs writer commits as always (``writers.commit_on_top``: app transaction,
+   re-dedupe against concurrent writers). A full replay stages no file and commits
+   nothing: its cost is the range job, reading the overlap's identities and one pass that
+   writes nothing.
+
+>>> BROADCAST_MAX_ROWS
+4000000
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..definitions import FeatureGroup
+from .checks import exact_conflicts, refuse_bad_rows
+from .onepass import TaskChecks
+from .tables import COMMIT_TIME, RUN_ID, history_schema
+from .writers import DeltaRsWriter, add_actions
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame
+
+    from .tables import OfflineStore
+    from .writers import Batch
+
+__all__ = ["BROADCAST_MAX_ROWS", "FusedDeltaRsWriter", "FusedPlan", "plan"]
+
+#: at most this many stored rows (those in files overlapping the batch's event-time range)
+#: have their identities broadcast for the in-pass dedupe (about 40 bytes a row plus the
+#: keys); a larger overlap takes the old path (a Spark join)
+BROADCAST_MAX_ROWS = 4_000_000
+
+
+@dataclass
+class FusedPlan:
+    """A batch prepared for the fused write (``plan``): ``df`` the conformed batch, its
+    ``narrowed`` columns still bigint (the tasks check their range, then cast), which the
+    pass writes (with the system columns added) and ``exact_conflicts`` reads; ``task``
+    what each task checks; ``validate`` the strict expectations (None: none) run by
+    ``settle``.
+    After ``settle``: ``checks`` (merged counts, as ``check_rows`` returns them) and
+    ``outcome`` (the ``ValidationOutcome``, or None).
+
+    >>> FusedPlan.settle.__doc__.split(".")[0]
+    'The driver side of the pass'
+    """
+
+    group: FeatureGroup
+    df: "DataFrame"
+    narrowed: list[str]
+    value_cols: list[str]
+    task: TaskChecks
+    validate: Callable[[int], Any] | None = None
+    overlap: list[str] = field(default_factory=list)
+    broadcast: Any = None
+    checks: dict | None = None
+    outcome: Any = None
+
+    def settle(self, found: dict) -> dict:
+        """The driver side of the pass. ``found`` is what ``stage_with_spark`` returned
+        (merged counts and ``suspects``): confirm suspected conflicts exactly, refuse a
+        bad batch (``ValidationError``: the caller deletes the staged files), then run the
+        strict expectations. Returns the checks (``n``, counts, ``min_et``, ``max_et``,
+        ``conflicts``)."""
+        checks = dict(found)
+        suspects = checks.pop("suspects", 0)
+        checks["conflicts"] = 0
+        if suspects and self.task.conflicts:
+            checks["conflicts"] = exact_conflicts(self.group, self.df)
+        checks = refuse_bad_rows(self.group, checks, self.narrowed)
+        self.checks = checks
+        if self.validate is not None and checks["n"]:
+            self.outcome = self.validate(checks["n"])
+        return checks
+
+    def release(self) -> None:
+        """Free the broadcast stored identities (on the executors and the driver)."""
+        if self.broadcast is not None:
+            try:
+                self.broadcast.destroy()
+            except Exception:  # the session may be gone already; nothing else holds it
+                pass
+            self.broadcast = None
+
+
+def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFrame",
+         narrowed: list[str], pinned: int, read_once: Callable[["DataFrame"], "DataFrame"],
+         validate: Callable[["DataFrame", int], Any] | None = None) -> FusedPlan | None:
+    """A ``FusedPlan`` for the conformed batch ``df`` (narrowed columns still bigint), or
+    None when it takes the old path (see the module docstring). ``read_once`` keeps a frame
+    for several passes (``ingest._read_once``); ``validate(df, rows)`` runs the strict
+    expectations (``validation.validate_batch``). Runs the event-time range job and reads
+    the stored identities when the table has files at ``pinned``.
+
+    >>> plan.__name__  # needs Spark; exercised by tests/test_ingest_fused.py
+    'plan'
+    """
+    from pyspark.sql import functions as F
+
+    from ..sql import quote_ident
+    from .checks import narrow
+
+    if type(writer) is not DeltaRsWriter:
+        return None
+    if group.expectations is not None and group.validation != "strict":
+        return None
+    uri = offline.table_uri(group)
+    if "://" in uri and not uri.startswith("file://"):
+        return None
+    schema = history_schema(group)
+    value_cols = [f.name for f in schema if f.name not in (COMMIT_TIME, RUN_ID)]
+    keys = [*group.join_keys, group.event_time]
+    values = [v for v in value_cols if v not in keys]
+    stored_files = offline.files(group, pinned)
+    if stored_files or group.expectations is not None:
+        df = read_once(df)
+    overlap: list[str] = []
+    stored = None
+    if stored_files:
+        et = quote_ident(group.event_time, "spark")
+        row = df.agg(F.min(et).alias("lo"), F.max(et).alias("hi")).first()
+        lo, hi = (row["lo"], row["hi"]) if row is not None else (None, None)
+        if lo is not None:
+            overlap = offline.files(group, pinned, (lo, hi))
+        if overlap:
+            if _stored_rows(offline, group, pinned, overlap) > BROADCAST_MAX_ROWS:
+                return None
+            from .dedupe import read_stored_identities
+
+            stored = read_stored_identities(group, overlap, (lo, hi), value_cols)
+    broadcast = None
+    if stored is not None and stored.num_rows:
+        import pyarrow as pa
+
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, stored.schema) as w:
+            w.write_table(stored)
+        broadcast = df.sparkSession.sparkContext.broadcast(sink.getvalue().to_pybytes())
+    task = TaskChecks(list(group.join_keys), group.event_time, values, list(narrowed),
+                      conflicts=not group.aggregations, stored=broadcast)
+    run = None
+    if validate is not None and group.expectations is not None:
+        checked = df
+
+        def run(rows: int) -> Any:
+            return validate(narrow(checked, narrowed), rows)
+    return FusedPlan(group, df, list(narrowed), value_cols, task, run, overlap, broadcast)
+
+
+def _stored_rows(offline: "OfflineStore", group: FeatureGroup, version: int,
+                 files: list[str]) -> int:
+    """Rows in ``files`` by the table's add actions (no file is opened)."""
+    import pyarrow as pa
+
+    wanted = {f.rsplit("/", 1)[-1] for f in files}
+    adds = pa.table(offline.table(group, version).get_add_actions(flatten=True))
+    total = 0
+    for path, n in zip(adds.column("path").to_pylist(), adds.column("num_records").to_pylist()):
+        if path.rsplit("/", 1)[-1] in wanted:
+            total += int(n or 0)
+    return total
+
+
+class FusedDeltaRsWriter(DeltaRsWriter):
+    """The delta-rs writer whose first staging is the fused pass of ``plan``: the staged
+    files, the statistics partial and the row checks come from one Spark job, and the plan
+    settles (refuses, validates) before anything is committed. Staging again after a
+    concurrent commit (``commit_on_top``'s re-dedupe) is the plain one-pass write.
+
+    >>> FusedDeltaRsWriter.name
+    'delta-rs'
+    """
+
+    def __init__(self, offline: "OfflineStore", fused: FusedPlan) -> None:
+        super().__init__(offline)
+        self.fused = fused
+        self._first = True
+
+    def _stage(self, batch: "Batch", df: "DataFrame", subdir: str) -> tuple[list, int, Any]:
+        if not self._first:
+            return super()._stage(batch, df, subdir)
+        self._first = False
+        from ..errors import SparkfsError
+        from . import onepass
+        from .writers import _first_line
+
+        stage = f"{self.offline.table_uri(batch.group)}/{subdir}"
+        spark = df.sparkSession
+        parallel = max(2, spark.sparkContext.defaultParallelism)
+        if df.rdd.getNumPartitions() > 4 * parallel:
+            df = df.coalesce(2 * parallel)
+        try:
+            files, partial, found = onepass.stage_with_spark(
+                df, stage, history_schema(batch.group), batch.stats_specs, self.fused.task)
+        except Exception as exc:
+            raise SparkfsError(f"writing the batch for feature group {batch.group.name!r} failed; "
+                               f"nothing was committed: {_first_line(exc)}") from exc
+        finally:
+            self.fused.release()
+        checks = self.fused.settle(found or {"n": 0, "min_et": None, "max_et": None})
+        batch.rows_hint = checks["n"]
+        batch.et_range = (checks["min_et"], checks["max_et"])
+        out, written = add_actions(files, subdir)
+        return out, written, partial

@@ -1,0 +1,223 @@
+"""The fused ingest (sparkfs.offline.fused): row checks, dedupe and statistics in the
+delta-rs writer's one write pass. A refused batch leaves nothing behind, conflicting rows
+in different tasks are found (and a mere hash collision is not refused), a replay writes
+no file, a partial replay writes the new rows once, quarantine keeps its accounting and
+run ids stay idempotent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from sparkfs import Entity, FeatureGroup, Field
+from sparkfs.errors import ValidationError
+from sparkfs.offline import checks as checks_mod
+from sparkfs.offline import onepass
+
+UTC = dt.UTC
+NAN = float("nan")
+
+
+def ts(minute: int) -> dt.datetime:
+    return dt.datetime(2013, 1, 1, tzinfo=UTC) + dt.timedelta(minutes=minute)
+
+
+def table(rows: list[tuple]) -> pa.Table:
+    keys, times, xs, ns = zip(*rows)
+    return pa.table({"key": pa.array(keys, pa.string()),
+                     "ts": pa.array(times, pa.timestamp("us", tz="UTC")),
+                     "x": pa.array(xs, pa.float64()), "n": pa.array(ns, pa.int64())})
+
+
+def frame(spark, *parts: list[tuple]):
+    """One Spark partition (one write task) per part."""
+    out = None
+    for rows in parts:
+        df = spark.createDataFrame(table(rows)).coalesce(1)
+        out = df if out is None else out.union(df)
+    return out
+
+
+@pytest.fixture
+def group(fs):
+    g = FeatureGroup(name="fz", entities=[Entity("thing", join_keys=["key"])], event_time="ts",
+                     schema=[Field("x", "double"), Field("n", "int")])
+    fs.apply([g])
+    return g
+
+
+@pytest.fixture
+def fused_calls(monkeypatch):
+    """The write passes run with row checks (the fused path), counted."""
+    calls: list[dict] = []
+    real = onepass.stage_with_spark
+
+    def spy(*a, **k):
+        out = real(*a, **k)
+        if (a[4] if len(a) > 4 else k.get("checks")) is not None:
+            calls.append(out[2])
+        return out
+
+    monkeypatch.setattr(onepass, "stage_with_spark", spy)
+    return calls
+
+
+def files_under(path: str) -> set[str]:
+    return {os.path.join(d, f) for d, _, names in os.walk(path) for f in names}
+
+
+def data_files(path: str) -> set[str]:
+    return {f for f in files_under(path) if "_delta_log" not in f}
+
+
+BASE = [("a", ts(1), 1.0, 1), ("b", ts(2), None, 2), ("c", ts(3), NAN, None),
+        ("d", ts(4), -0.0, 4)]
+
+
+@pytest.mark.parametrize("parts, message", [
+    ([BASE[:2], [(None, ts(5), 1.0, 1)]], "1 row(s) have a null join key 'key'"),
+    ([BASE[:2], [("e", None, 1.0, 1), ("f", None, 1.0, 1)]],
+     "2 row(s) have a null event time 'ts'"),
+    ([BASE[:2], [("e", ts(5), 1.0, 2**40)]], "1 value(s) of 'n' do not fit its dtype int"),
+])
+def test_refused_batch_commits_nothing_and_leaves_no_file(fs, group, spark, fused_calls,
+                                                          parts, message):
+    uri = fs.offline.table_uri(group)
+    before = files_under(uri)
+    with pytest.raises(ValidationError) as err:
+        fs.ingest("fz", frame(spark, *parts), run_id="bad")
+    assert message in str(err.value) and "nothing was written" in str(err.value)
+    assert len(fused_calls) == 1  # refused after the write pass, before the commit
+    assert fs.offline.current_version(group) == 0 and files_under(uri) == before
+    ok = fs.ingest("fz", frame(spark, BASE), run_id="bad")  # the run id stays usable
+    assert ok.rows_written == len(BASE)
+
+
+def test_conflict_across_tasks_is_refused_and_duplicates_are_not(fs, group, spark, fused_calls):
+    with pytest.raises(ValidationError, match="2 row.s. give different values"):
+        fs.ingest("fz", frame(spark, [("a", ts(1), 1.0, 1)], [("a", ts(1), 2.0, 1)]))
+    with pytest.raises(ValidationError, match="3 row.s. give different values"):  # NaN vs null
+        fs.ingest("fz", frame(spark, [("a", ts(1), NAN, 1), ("a", ts(1), NAN, 1)],
+                              [("a", ts(1), None, 1)]))
+    assert fs.offline.current_version(group) == 0
+    assert [c["suspects"] for c in fused_calls] == [1, 1]
+    # the same row in two tasks (-0.0 equal to 0.0, NaN to NaN) is no conflict: both land,
+    # as on the old path
+    r = fs.ingest("fz", frame(spark, [("a", ts(1), -0.0, 1), ("b", ts(1), NAN, None)],
+                              [("a", ts(1), 0.0, 1), ("b", ts(1), NAN, None)]), run_id="dups")
+    assert (r.rows_input, r.rows_written) == (4, 4) and fused_calls[-1]["suspects"] == 0
+
+
+def test_hash_collision_is_confirmed_exactly_before_refusing(fs, group, spark, fused_calls,
+                                                             monkeypatch):
+    monkeypatch.setattr(checks_mod, "conflict_hashes", lambda parts: 1)  # "a collision"
+    r = fs.ingest("fz", frame(spark, BASE[:2], BASE[2:]), run_id="r1")
+    assert r.rows_written == len(BASE) and fused_calls[-1]["suspects"] == 1
+
+
+def test_full_replay_writes_no_file_and_partial_replay_writes_new_rows_once(fs, group, spark,
+                                                                            fused_calls):
+    first = fs.ingest("fz", frame(spark, BASE[:2], BASE[2:]), run_id="r1")
+    assert first.rows_written == len(BASE)
+    uri = fs.offline.table_uri(group)
+    before = data_files(uri)
+    again = fs.ingest("fz", frame(spark, list(reversed(BASE[2:])), BASE[:2]), run_id="r2")
+    assert (again.rows_input, again.rows_written, again.rows_skipped, again.noop) == (4, 0, 4, True)
+    assert fs.offline.current_version(group) == first.delta_version
+    assert data_files(uri) == before
+    # partly new: a correction (d), a new key (e), stored rows with null and NaN values
+    part = frame(spark, [BASE[1], ("d", ts(4), 4.5, 4)], [BASE[2], ("e", ts(2), 1.0, 1)])
+    r = fs.ingest("fz", part, run_id="r3")
+    assert (r.rows_input, r.rows_written, r.rows_skipped) == (4, 2, 2)
+    assert r.delta_version == first.delta_version + 1
+    hist = fs.read_history("fz").to_pandas()
+    assert len(hist) == len(BASE) + 2
+    assert sorted(hist[hist["_run_id"] == "r3"]["key"]) == ["d", "e"]
+    stats = fs.statistics("fz")
+    assert stats.delta_version == r.delta_version and stats.rows == 2
+    assert len(fused_calls) == 3
+    noop = fs.ingest("fz", part, run_id="r3")  # same run id: a no-op, nothing staged
+    assert noop.noop and noop.delta_version == r.delta_version and len(fused_calls) == 3
+
+
+def test_quarantine_keeps_the_old_path_and_its_accounting(fs, spark, fused_calls):
+    from sparkfs.validation import expect
+
+    g = FeatureGroup(name="fq", entities=[Entity("thing", join_keys=["key"])], event_time="ts",
+                     schema=[Field("x", "double"), Field("n", "int")],
+                     expectations=[expect("column_values_to_be_between", column="n",
+                                          min_value=0, max_value=3)],
+                     validation="quarantine")
+    fs.apply([g])
+    rows = BASE[:2] + [("c", ts(3), NAN, 7), ("d", ts(4), -0.0, 4)]
+    r = fs.ingest("fq", frame(spark, rows[:2], rows[2:]), run_id="q1")
+    assert r.rows_written + r.rows_quarantined + r.rows_skipped == r.rows_input == 4
+    assert (r.rows_written, r.rows_quarantined) == (2, 2)
+    again = fs.ingest("fq", frame(spark, rows), run_id="q2")
+    assert again.rows_written + again.rows_quarantined + again.rows_skipped == 4
+    assert again.rows_written == 0 and again.rows_skipped == 2
+    assert fused_calls == []
+
+
+def test_strict_expectations_refuse_after_the_pass(fs, spark, fused_calls):
+    from sparkfs.validation import expect
+
+    g = FeatureGroup(name="fs1", entities=[Entity("thing", join_keys=["key"])], event_time="ts",
+                     schema=[Field("x", "double"), Field("n", "int")],
+                     expectations=[expect("column_values_to_be_between", column="n",
+                                          min_value=0, max_value=3)])
+    fs.apply([g])
+    uri = fs.offline.table_uri(g)
+    before = files_under(uri)
+    with pytest.raises(ValidationError, match="refused by its expectations"):
+        fs.ingest("fs1", frame(spark, BASE), run_id="s1")
+    assert fs.offline.current_version(g) == 0 and files_under(uri) == before
+    ok = fs.ingest("fs1", frame(spark, BASE[:3]), run_id="s1")
+    assert ok.rows_written == 3 and len(fused_calls) == 2
+
+
+def test_stage_partition_with_checks_counts_hashes_and_drops_stored(tmp_path):
+    """The task function alone (no Spark): its counts, its key hashes and its dedupe."""
+    from sparkfs.offline.dedupe import read_stored_identities
+    from sparkfs.offline.tables import history_schema
+
+    g = FeatureGroup(name="t", entities=[Entity("thing", join_keys=["key"])], event_time="ts",
+                     schema=[Field("x", "double"), Field("n", "int")])
+    schema = history_schema(g)
+    value_cols = [f.name for f in schema if not f.name.startswith("_")]
+
+    def full(t: pa.Table) -> pa.Table:
+        n = t.num_rows
+        return t.append_column("_commit_time", pa.array([ts(0)] * n, schema.field("_commit_time").type)) \
+                .append_column("_run_id", pa.array(["r"] * n))
+
+    stored_rows = full(table(BASE))
+    os.makedirs(tmp_path / "stored")
+    import pyarrow.parquet as pq
+
+    pq.write_table(stored_rows.cast(schema), tmp_path / "stored" / "f.parquet")
+    ids = read_stored_identities(g, [str(tmp_path / "stored" / "f.parquet")], (ts(0), ts(9)),
+                                 value_cols)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, ids.schema) as w:
+        w.write_table(ids)
+    task = onepass.TaskChecks(["key"], "ts", ["x", "n"], ["n"], True, sink.getvalue().to_pybytes())
+    run = onepass.stage_partition(str(tmp_path / "stage"), schema, [("x", "double")], "p", task)
+    batch = full(table([("a", ts(1), 1.0, 1), ("c", ts(3), NAN, None), ("d", ts(4), 0.0, 4),
+                        ("e", ts(5), 2.0, 2**40)]))
+    out = pa.Table.from_batches(list(run(iter(batch.to_batches()))))
+    assert out.column("rows").to_pylist() == [1]  # only "e" is new (-0.0 equals 0.0)
+    counts = json.loads(out.column("checks")[0].as_py())
+    assert counts["n"] == 4 and counts["range:n"] == 1 and counts["null:key"] == 0
+    pairs = np.frombuffer(out.column("key_hashes")[0].as_py(), np.uint64).reshape(-1, 2)
+    assert pairs.shape == (4, 2)
+    # every row stored: no file, one row with the checks
+    again = pa.Table.from_batches(list(run(iter(full(table(BASE)).to_batches()))))
+    assert again.column("path").to_pylist() == [None]
+    assert json.loads(again.column("checks")[0].as_py())["n"] == 4
+    assert os.listdir(tmp_path / "stage") == [out.column("path")[0].as_py()]
