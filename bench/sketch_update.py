@@ -18,7 +18,7 @@ Variants: ``double`` (uniform doubles in [0, 1), like ``bench/ingest.py``) and `
 timestamps). Each is timed ``--repeat`` times and the fastest run is reported (CPU time,
 ``time.process_time``, so the other processes on a shared machine disturb it little; the
 load average is printed alongside). Prints one JSON document. Not a test: run
-``python bench/statistics.py --rows 200000`` for a quick look.
+``python bench/sketch_update.py --rows 200000`` for a quick look.
 """
 
 from __future__ import annotations
