@@ -28,7 +28,7 @@ Cost: each numeric batch is sorted once; min/max come from its ends, NaN and +-i
 from binary search, KLL is updated with the sorted array and HLL with its distinct values
 only (one binding call per distinct value: datasketches 5.x has no array update for HLL).
 Mean and M2 are summed over the finite values in their original order, so they are
-bit-identical to a plain numpy pass. ``bench/statistics.py`` measures the cost.
+bit-identical to a plain numpy pass. ``bench/sketch_update.py`` measures the cost.
 
 >>> import pyarrow as pa
 >>> p = Partial.empty([("x", "double"), ("s", "string")])
