@@ -63,7 +63,7 @@ from ..errors import (
 from ..ondemand import CodeNotLoadedError
 from .auth import principal_of
 from .errors import malformed_detail  # noqa: F401 (the doctest of predict_body)
-from .middleware import PARSED_BODY
+from .middleware import PARSED_BODY, is_json, parse_json
 from .routes import Caller
 from .schemas import ERROR_RESPONSES
 
@@ -131,12 +131,7 @@ async def _parsed_body(request: Request) -> Any:
     raw = await request.body()
     if not raw:
         return None
-    if b"json" in request.headers.get("content-type", "").lower().encode():
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise ValidationError(f"malformed request: JSON decode error: {exc}") from None
-    return raw
+    return parse_json(raw) if is_json(scope) else raw
 
 
 class ModelRef(BaseModel):
