@@ -520,9 +520,12 @@ def stage_log_files(log_path: str, run_id: str) -> str | None:
     import re
     import shutil
 
-    if "://" in log_path and not log_path.startswith("file://"):
+    from ..training.duckdb_sql import local_paths
+
+    local = local_paths([log_path])
+    if local is None:
         return None
-    root = log_path.removeprefix("file://")
+    root = local[0]
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:40]
     folder = os.path.join(root, f"score-{safe}-{hashlib.sha256(run_id.encode()).hexdigest()[:12]}")
     shutil.rmtree(folder, ignore_errors=True)
@@ -573,7 +576,7 @@ def commit_log_files(log_path: str, run_id: str, folder: str, binding: Any,
     table = DeltaTable(log_path, storage_options=dict(storage_options or {}))
     if (table.transaction_version(run_app_id(run_id)) or 0) >= 1:
         return 0
-    root = log_path.removeprefix("file://")
+    root = os.path.dirname(folder)  # stage_log_files: a folder inside the table's
     actions: list[Any] = []
     rows = 0
     for name in sorted(os.listdir(folder)):
