@@ -412,19 +412,22 @@ class _SliceTask:
         self.con.execute("SET threads = 1")
         self.con.execute("SET TimeZone = 'UTC'")
         self.schemas = []
+        self.sqls: list[str | None] = []  # per group: the join of one batch (None: no rows)
         for i, g in enumerate(sj.groups):
             kcols = [f"_k{j}" for j in range(g["nkeys"])]
+            sql = None
             if g["hist_sql"] is not None:
-                ranked, _ = _ranked(kcols, sj.as_known_at, g["hist_sql"], g["lookup"])
+                ranked, match = _ranked(kcols, sj.as_known_at, g["hist_sql"], g["lookup"])
                 self.con.execute(f"CREATE TABLE h{i} AS {ranked}")
                 self.con.register(f"k{i}", pa.ipc.open_stream(g["keys"].value).read_all())
+                sql = self._sql(i, g, kcols, match)
+            self.sqls.append(sql)
             struct = T.StructType([sj.fields[c] for c in g["names"]])
             self.schemas.append(to_arrow_schema(struct, timezone=sj.timezone,
                                                 prefers_large_types=False))
 
-    def _sql(self, i: int, g: dict) -> str:
-        kcols = [f"_k{j}" for j in range(g["nkeys"])]
-        _, match = _ranked(kcols, self.sj.as_known_at, g["hist_sql"], g["lookup"])
+    @staticmethod
+    def _sql(i: int, g: dict, kcols: list[str], match: str) -> str:
         vals = [f"v{j}" for j in range(len(g["names"]) - g["event_time"])]
         on = " AND ".join(f"s.{k} = h.{k}" for k in kcols)
         same = " AND ".join(f"b.{k} = h.{k}" for k in kcols)
@@ -458,12 +461,11 @@ class _SliceTask:
         self.con.register("ids", ids)
         added: dict = {}
         try:
-            for i, g in enumerate(self.sj.groups):
-                schema = self.schemas[i]
-                if g["hist_sql"] is None or n == 0:
+            for schema, sql in zip(self.schemas, self.sqls):
+                if sql is None or n == 0:
                     cols = [pa.nulls(n, f.type) for f in schema]
                 else:
-                    got = self.con.sql(self._sql(i, g)).to_arrow_table()
+                    got = self.con.sql(sql).to_arrow_table()
                     cols = [got.column(j).cast(f.type) for j, f in enumerate(schema)]
                 tbl = pa.Table.from_arrays(cols, schema=schema)
                 series = ArrowBatchTransformer.to_pandas(
