@@ -14,11 +14,11 @@ import sys
 import threading
 import time
 
-import pandas as pd
 import pytest
 import yaml
+from deployed_weather import deploy_weather_model
 
-from sparkfs import Entity, FeatureGroup, FeatureStore, Field
+from sparkfs import FeatureStore
 from sparkfs.errors import RegistryUnavailableError
 from sparkfs.inference.deployments import Deployments
 from sparkfs.testing.postgres import postgres_server  # noqa: F401 (fixture)
@@ -31,28 +31,11 @@ ROWS = [{"origin": "JFK"}]
 def store(request, tmp_path):
     """A store with two versions of model ``m`` and deployment ``d`` serving version 1;
     the config file another process opens the same store with."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LinearRegression
-    from sklearn.pipeline import make_pipeline
-
     config: dict = {"project": "test", "data_dir": str(tmp_path / "data")}
     if request.param == "postgres":
         config["registry"] = {"url": request.getfixturevalue("postgres_server").database()}
     fs = FeatureStore(config)
-    fs.apply([FeatureGroup("weather", [Entity("airport", ["origin"])], "time_hour",
-                           [Field("temp", "double")], online=True)])
-    fs.ingest("weather", pd.DataFrame({"origin": ["JFK", "LGA"], "temp": [30.0, 28.0],
-                                       "time_hour": [NOW - dt.timedelta(hours=1)] * 2}),
-              run_id="w1", materialize=False)
-    fs.materialize("weather", engine="local")
-    spine = pd.DataFrame({"origin": ["JFK", "LGA", "JFK"], "y": [1.0, 2.0, 4.0],
-                          "ts": pd.to_datetime([NOW] * 3, utc=True)})
-    ts = fs.create_training_set("t", spine, ["weather:temp"], "ts", engine="duckdb")
-    data = ts.to_pandas()
-    for _ in range(2):
-        model = make_pipeline(SimpleImputer(), LinearRegression()).fit(data[["temp"]], data["y"])
-        fs.log_model(model, "m", training_set="t", serialization_format="cloudpickle")
-    fs.deploy("d", model="m", version=1)
+    deploy_weather_model(fs, NOW, versions=2)
     conf = tmp_path / "conf.yaml"
     conf.write_text(yaml.safe_dump(config))
     yield fs, str(conf)

@@ -11,11 +11,11 @@ import datetime as dt
 import json
 
 import orjson
-import pandas as pd
 import pytest
+from deployed_weather import deploy_weather_model
 from fastapi.testclient import TestClient
 
-from sparkfs import Entity, FeatureGroup, FeatureStore, Field
+from sparkfs import FeatureStore
 from sparkfs.serving import middleware
 from sparkfs.serving.app import create_app
 
@@ -25,27 +25,10 @@ OK = {"entity_rows": [{"origin": "JFK"}, {"origin": "LGA"}, {"origin": "EWR"}]}
 
 @pytest.fixture(scope="module")
 def fs(tmp_path_factory):
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LinearRegression
-    from sklearn.pipeline import make_pipeline
-
     tmp = tmp_path_factory.mktemp("predict_body")
     fs = FeatureStore({"project": "test", "data_dir": str(tmp / "data"),
                        "serving": {"max_batch_size": 10}})
-    weather = FeatureGroup("weather", [Entity("airport", ["origin"])], "time_hour",
-                           [Field("temp", "double")], online=True)
-    fs.apply([weather])
-    fs.ingest("weather", pd.DataFrame({"origin": ["JFK", "LGA"], "temp": [30.0, 28.0],
-                                       "time_hour": [NOW - dt.timedelta(hours=1)] * 2}),
-              run_id="w1", materialize=False)
-    fs.materialize("weather", engine="local")
-    spine = pd.DataFrame({"origin": ["JFK", "LGA", "JFK"], "y": [1.0, 2.0, 4.0],
-                          "ts": pd.to_datetime([NOW] * 3, utc=True)})
-    ts = fs.create_training_set("t", spine, ["weather:temp"], "ts", engine="duckdb")
-    data = ts.to_pandas()
-    model = make_pipeline(SimpleImputer(), LinearRegression()).fit(data[["temp"]], data["y"])
-    fs.log_model(model, "m", training_set="t", serialization_format="cloudpickle")
-    fs.deploy("d", model="m", version=1)
+    deploy_weather_model(fs, NOW)
     yield fs
     fs.close()
 
