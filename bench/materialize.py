@@ -187,9 +187,10 @@ def floor_hbase(online: dict, keys: int, args) -> float:
     import Hbase_thrift
 
     workers = int(online.get("pool_size", 4))
-    con = happybase.Connection(online["host"], online["port"], timeout=600_000)
     table = f"floor_{uuid.uuid4().hex[:8]}".encode()
-    con.create_table(table, {"f": {"max_versions": 1}})
+    with contextlib.closing(happybase.Connection(online["host"], online["port"],
+                                                 timeout=600_000)) as con:
+        con.create_table(table, {"f": {"max_versions": 1}})
     quals = [f"f:f{i}".encode() for i in range(args.features)] + [b"f:_m"]
     value, meta = b"0.5488135039273248", b"[1357016400000000,1357016500000000]"
     calls = []
@@ -213,8 +214,10 @@ def floor_hbase(online: dict, keys: int, args) -> float:
     finally:
         for c in cons:
             c.close()
-        con.delete_table(table, disable=True)
-        con.close()
+        # a new connection: the Thrift server closes one left idle while the floor ran
+        with contextlib.closing(happybase.Connection(online["host"], online["port"],
+                                                     timeout=600_000)) as con:
+            con.delete_table(table, disable=True)
     return s
 
 
