@@ -6,6 +6,9 @@ and on the same SparkSession, from that source:
 
 * ``parquet_write``: ``spark.read.parquet(src).write.parquet(out)`` -- the floor for Spark
   on this machine;
+* ``arrow_transfer``: ``spark.read.parquet(src).mapInArrow(count)`` -- the same rows handed
+  to Spark's Python workers as Arrow batches and counted, nothing written: what the
+  delta-rs writer's pass (Python, in the executors) pays before doing anything;
 * ``ingest``: ``fs.ingest(group, spark.read.parquet(src), run_id=...)`` into a fresh store
   with default settings (statistics on) and, unless ``--expectations 0``, a suite of
   ``--expectations`` row-level expectations (default 5) on the features;
@@ -179,6 +182,23 @@ def timed(fn):
     return time.perf_counter() - t, value
 
 
+def _count_batches(batches):
+    import pyarrow as pa
+
+    n = 0
+    for batch in batches:
+        n += batch.num_rows
+    yield pa.record_batch({"n": [n]})
+
+
+def arrow_transfer(spark, src: str) -> int:
+    """The source handed to Spark's Python workers as Arrow batches (``mapInArrow``), rows
+    counted, nothing written: the least any write done in Python (the delta-rs writer's
+    pass) pays before its own work. Returns the rows counted."""
+    rows = spark.read.parquet("file://" + src).mapInArrow(_count_batches, "n long").collect()
+    return sum(r["n"] for r in rows)
+
+
 def bench_size(spark, args, rows: int, work: str, phases: PhaseTimer) -> dict:
     from sparkfs import FeatureStore
 
@@ -190,6 +210,10 @@ def bench_size(spark, args, rows: int, work: str, phases: PhaseTimer) -> dict:
     out_dir = os.path.join(work, f"floor-{rows}")
     parquet_s, _ = timed(lambda: spark.read.parquet("file://" + src)
                          .write.mode("overwrite").parquet("file://" + out_dir))
+
+    transfer_s, counted = timed(lambda: arrow_transfer(spark, src))
+    if counted != rows:
+        raise SystemExit(f"the Arrow transfer floor counted {counted} rows, not {rows}")
 
     fs = FeatureStore({"project": "bench", "data_dir": os.path.join(work, f"store-{rows}"),
                        "offline": {"engine": "delta-rs"}}, spark=spark)
@@ -252,6 +276,8 @@ def bench_size(spark, args, rows: int, work: str, phases: PhaseTimer) -> dict:
         "rows": rows,
         "features": args.features,
         "parquet_write": {"seconds": round(parquet_s, 3), "rows_per_s": round(rows / parquet_s)},
+        "arrow_transfer": {"seconds": round(transfer_s, 3), "rows_per_s": round(rows / transfer_s),
+                           "vs_parquet": round(transfer_s / parquet_s, 2)},
         "ingest": {"seconds": round(ingest_s, 3), "rows_per_s": round(rows / ingest_s),
                    "expectations": args.expectations,
                    "delta_version": first.delta_version, "rows_written": first.rows_written,
