@@ -138,7 +138,7 @@ def test_sliced_scoring_equals_the_spark_join(deployed):
 def test_sliced_scoring_logs_each_row_once_in_one_commit(deployed):
     from deltalake import DeltaTable
 
-    from sparkfs.inference.batch import run_app_id, stage_log_files
+    from sparkfs.inference.batch_log import run_app_id, stage_log_files
 
     fs, spine = deployed
     path = fs.get_deployment("d").log_path

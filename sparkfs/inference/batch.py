@@ -18,15 +18,14 @@
    both paths hand the model identical columns and dtypes. Nothing is collected to the
    driver.
 3. In the same pass, the task that made them writes its predictions' log rows as one
-   Parquet file into the deployment's evaluation table folder (``stage_log_files``,
-   ``_write_log_file``: one file per partition, kept by the first attempt that completes
-   it), and after the job the driver adds every file in one Delta commit carrying the app
-   transaction ``sparkfs-score-{run_id}`` (``commit_log_files``): a run retried with the
+   Parquet file into the deployment's evaluation table folder, and after the job the
+   driver adds every file in one Delta commit carrying the app transaction
+   ``sparkfs-score-{run_id}`` (``sparkfs.inference.batch_log``): a run retried with the
    same run id finds it and logs nothing again, so each prediction is logged exactly
    once. (A log on object storage: each task appends its rows itself, one commit per
-   partition with the app transaction ``sparkfs-score-{run_id}-{partition}``.) Per feature the log row has
-   its value, status and ``__event_time`` (the chosen row's event time; null for
-   on-demand outputs and aggregations, as online).
+   partition with the app transaction ``sparkfs-score-{run_id}-{partition}``.) Per
+   feature the log row has its value, status and ``__event_time`` (the chosen row's event
+   time; null for on-demand outputs and aggregations, as online).
 
 ``score_batch`` runs that job once and returns the scored DataFrame (rows in spine order;
 ``ordered=False`` skips the join's global sort and returns them in no particular order),
@@ -48,6 +47,7 @@ import uuid
 from typing import Any
 
 from ..errors import SparkfsError
+from .batch_log import commit_log_files, run_app_id, run_logged, stage_log_files, write_log_file
 
 _MODELS: dict[str, Any] = {}
 
@@ -471,134 +471,8 @@ def _scorer(spec: dict, log: bool):
 
             rows = pa.concat_tables(tables)
             if spec["staged"] is not None:
-                _write_log_file(spec["staged"], rows, pid)
+                write_log_file(spec["staged"], rows, pid)
             else:  # a remote log: each task commits its rows under its own app transaction
                 append(d.log_path, rows, spec["storage_options"],
                        app_id=f"{run_app_id(spec['run_id'])}-{pid}")
     return score
-
-
-# -- the evaluation log of a scoring run: one Parquet file per task, one Delta commit --------
-def run_app_id(run_id: str) -> str:
-    """The Delta app transaction a scoring run's log commit carries.
-
-    >>> run_app_id("nightly-2013-12-01")
-    'sparkfs-score-nightly-2013-12-01'
-    """
-    return f"sparkfs-score-{run_id}"
-
-
-def run_logged(log_path: str, run_id: str,
-               storage_options: dict | None = None) -> bool:
-    """True when scoring run ``run_id`` already committed its log rows to ``log_path``."""
-    from deltalake import DeltaTable
-
-    try:
-        table = DeltaTable(log_path, storage_options=dict(storage_options or {}))
-    except Exception:  # TableNotFoundError: nothing logged yet
-        return False
-    return (table.transaction_version(run_app_id(run_id)) or 0) >= 1
-
-
-def stage_log_files(log_path: str, run_id: str) -> str | None:
-    """The folder inside the log table's folder where the tasks of scoring run ``run_id``
-    write their Parquet files (``_write_log_file``), emptied of what an earlier,
-    uncommitted attempt of the same run left there. None for a log on object storage (its
-    tasks append themselves, one app transaction per partition). Call it only for a run
-    that has not committed (``run_logged``).
-
-    >>> import os, tempfile
-    >>> root = tempfile.mkdtemp()
-    >>> folder = stage_log_files(root, "nightly/1")
-    >>> os.path.dirname(folder) == root, os.path.basename(folder)[:16], os.listdir(folder)
-    (True, 'score-nightly_1-', [])
-    >>> stage_log_files("s3://bucket/log", "nightly") is None
-    True
-    """
-    import hashlib
-    import os
-    import re
-    import shutil
-
-    from ..training.duckdb_sql import local_paths
-
-    local = local_paths([log_path])
-    if local is None:
-        return None
-    root = local[0]
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:40]
-    folder = os.path.join(root, f"score-{safe}-{hashlib.sha256(run_id.encode()).hexdigest()[:12]}")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder)
-    return folder
-
-
-def _write_log_file(folder: str, table: Any, part: int) -> bool:
-    """Write one task's log rows as ``part-{part}.parquet`` in ``folder``, unless a file for
-    that partition is there already (a retried or recomputed task of a run: its first
-    complete file stays, so the committed file never changes). Written under a temporary
-    name and linked into place, so the driver never sees half a file."""
-    import os
-    import uuid as _uuid
-
-    import pyarrow.parquet as pq
-
-    final = os.path.join(folder, f"part-{part:05d}.parquet")
-    if os.path.exists(final):
-        return False
-    tmp = os.path.join(folder, f".tmp-{part:05d}-{_uuid.uuid4().hex}")
-    try:
-        pq.write_table(table, tmp)
-        os.link(tmp, final)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def commit_log_files(log_path: str, run_id: str, folder: str, binding: Any,
-                     storage_options: dict | None = None) -> int:
-    """Add every staged file of run ``run_id`` (``folder``, from ``stage_log_files``) to the
-    evaluation table in one Delta commit carrying the app transaction ``run_app_id``; the
-    table first gains any column of ``binding``'s log schema it lacks. Returns the rows
-    committed: 0 when the run had committed already (a retry) or staged nothing."""
-    import json
-    import os
-
-    import pyarrow.parquet as pq
-    from deltalake import CommitProperties, DeltaTable, Transaction
-    from deltalake.transaction import AddAction
-
-    from .evaluation import log_schema
-
-    table = DeltaTable(log_path, storage_options=dict(storage_options or {}))
-    if (table.transaction_version(run_app_id(run_id)) or 0) >= 1:
-        return 0
-    root = os.path.dirname(folder)  # stage_log_files: a folder inside the table's
-    actions: list[Any] = []
-    rows = 0
-    for name in sorted(os.listdir(folder)):
-        if not (name.startswith("part-") and name.endswith(".parquet")):
-            continue
-        path = os.path.join(folder, name)
-        n = pq.read_metadata(path).num_rows
-        st = os.stat(path)
-        actions.append(AddAction(os.path.relpath(path, root), st.st_size, {},
-                                 int(st.st_mtime * 1000), True, json.dumps({"numRecords": n})))
-        rows += n
-    if not actions:
-        return 0
-    have = {f.name for f in table.schema().fields}
-    new = [f for f in log_schema(binding) if f.name not in have]
-    if new:  # a new deployment revision's columns, as a merge-schema append would add them
-        import pyarrow as pa
-        from deltalake.schema import Schema
-
-        table.alter.add_columns(list(Schema.from_arrow(pa.schema(new)).fields))
-    table.create_write_transaction(
-        actions, "append", table.schema(),
-        commit_properties=CommitProperties(
-            app_transactions=[Transaction(run_app_id(run_id), 1)], max_commit_retries=50))
-    return rows
