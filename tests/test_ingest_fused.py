@@ -221,3 +221,20 @@ def test_stage_partition_with_checks_counts_hashes_and_drops_stored(tmp_path):
     assert again.column("path").to_pylist() == [None]
     assert json.loads(again.column("checks")[0].as_py())["n"] == 4
     assert os.listdir(tmp_path / "stage") == [out.column("path")[0].as_py()]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_conflict_hashes_counts_keys_with_several_values_like_a_brute_force(seed):
+    """Random (key hash, value hash) pairs split over tasks, with pairs repeated within and
+    across tasks and some keys given a second value: the count equals a plain Python one."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    keys = rng.integers(0, 60, n).astype(np.uint64)  # few keys: many repeats
+    values = rng.integers(0, 3, n).astype(np.uint64) * (keys % 4 == 0)  # some keys conflict
+    pairs = np.stack([keys, values], axis=1)
+    cuts = sorted(rng.integers(0, n + 1, int(rng.integers(0, 4))).tolist())
+    parts = [p.tobytes() for p in np.split(pairs, cuts)]
+    seen: dict[int, set] = {}
+    for k, v in pairs.tolist():
+        seen.setdefault(k, set()).add(v)
+    assert checks_mod.conflict_hashes(parts) == sum(len(v) > 1 for v in seen.values())

@@ -391,9 +391,17 @@ def conflict_hashes(parts: list[bytes]) -> int:
     arrays = [np.frombuffer(p, dtype=np.uint64).reshape(-1, 2) for p in parts if p]
     if not arrays:
         return 0
-    pairs = np.unique(np.concatenate(arrays), axis=0)  # sorted by key hash, then value hash
-    same_key = pairs[1:, 0] == pairs[:-1, 0]
-    return int(np.unique(pairs[1:, 0][same_key]).size)
+    pairs = np.concatenate(arrays)
+    # a stable sort by key hash alone: the tasks send their pairs sorted by it, so this
+    # merges sorted runs (``np.unique(axis=0)`` sorted rows as bytes: ~40x slower at 1M)
+    order = np.argsort(pairs[:, 0], kind="stable")
+    keys, values = pairs[order, 0], pairs[order, 1]
+    start = np.empty(len(keys), dtype=bool)  # the first pair of each key hash
+    start[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=start[1:])
+    run = np.cumsum(start) - 1  # each pair's key hash, numbered in sorted order
+    hit = run[values != values[np.flatnonzero(start)][run]]  # sorted, with repeats
+    return 0 if not hit.size else 1 + int(np.count_nonzero(hit[1:] != hit[:-1]))
 
 
 def narrow(df: "DataFrame", narrowed: list[str]) -> "DataFrame":

@@ -14,9 +14,10 @@ Spark's ``mapInArrow`` hands a task) and yields one small record batch per writt
              (null when statistics are off);
 ``checks``   with ``TaskChecks`` (the fused ingest, ``sparkfs.offline.fused``): the task's
              row-check counts as JSON (``checks.row_counts_arrow`` summed), else null;
-``key_hashes`` with ``TaskChecks`` of a group of latest values: the distinct (key and
-             event time hash, value hash) ``uint64`` pairs of the task's rows, for the
-             driver to find conflicting rows across tasks (``checks.conflict_hashes``).
+``key_hashes`` with ``TaskChecks`` of a group of latest values: the (key and event time
+             hash, value hash) ``uint64`` pairs of the task's rows, sorted by key hash
+             (stable), a pair repeated in a row sent once, for the driver to find conflicting rows
+             across tasks (``checks.conflict_hashes``).
 
 With ``TaskChecks`` the task also drops the rows already stored (``dedupe.StoredIndex``,
 built once per task from the broadcast stored identities) before writing and before the
@@ -163,7 +164,7 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
         buffer: list[pa.RecordBatch] = []
         buffered = 0
         counts: list[dict] = []
-        pairs: list[pa.Table] = []
+        pairs: list[tuple[Any, Any]] = []
         index = checks.index() if checks is not None else None
         identity = [*checks.keys, checks.event_time] if checks is not None else []
 
@@ -229,7 +230,7 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
 
 
 def _checked(batch: pa.RecordBatch, checks: TaskChecks, index: Any, identity: list[str],
-             pairs: list[pa.Table], row_hash: Callable) -> pa.RecordBatch:
+             pairs: list[tuple[Any, Any]], row_hash: Callable) -> pa.RecordBatch:
     """The fused task's work on one conformed batch: its (key hash, value hash) pairs
     appended to ``pairs`` (rows without a null key or event time), and the batch without
     its rows already stored (``index``)."""
@@ -241,16 +242,18 @@ def _checked(batch: pa.RecordBatch, checks: TaskChecks, index: Any, identity: li
     if checks.conflicts or index is not None:
         kh = row_hash(batch, identity, 1)
     if checks.conflicts:
+        assert kh is not None
         ok = None
         for c in identity:
             col = batch.column(c)
             if col.null_count:
                 valid = pc.is_valid(col)
                 ok = valid if ok is None else pc.and_(ok, valid)
-        t = pa.table({"k": kh, "v": h1})
-        if ok is not None:
-            t = t.filter(ok)
-        pairs.append(t.group_by(["k", "v"]).aggregate([]))
+        if ok is None:
+            pairs.append((kh, h1))
+        else:
+            keep = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
+            pairs.append((kh[keep], h1[keep]))
     if index is not None:
         mask = index.stored_mask(batch, h1, row_hash(batch, checks.values, 2), kh)
         if mask.any():
@@ -260,7 +263,7 @@ def _checked(batch: pa.RecordBatch, checks: TaskChecks, index: Any, identity: li
 
 def _staged_row(name: str | None, size: int, rows: int, stats: str | None,
                 partial: bytes | None, counts: list[dict] | None,
-                pairs: list[pa.Table]) -> pa.RecordBatch:
+                pairs: list[tuple[Any, Any]]) -> pa.RecordBatch:
     """The one row a task yields (``STAGED_SCHEMA``)."""
     import numpy as np
 
@@ -270,9 +273,14 @@ def _staged_row(name: str | None, size: int, rows: int, stats: str | None,
     if counts is not None:
         checks_json = json.dumps(merge_row_counts(counts, datetimes=False))
         if pairs:
-            both = pa.concat_tables(pairs).group_by(["k", "v"]).aggregate([])
-            key_hashes = np.stack([both.column("k").to_numpy(), both.column("v").to_numpy()],
-                                  axis=1).astype(np.uint64).tobytes()
+            k = np.concatenate([p[0] for p in pairs])
+            v = np.concatenate([p[1] for p in pairs])
+            order = np.argsort(k, kind="stable")  # sorted runs merge fast on the driver
+            k, v = k[order], v[order]
+            keep = np.empty(len(k), dtype=bool)  # a pair repeated in a row once
+            keep[:1] = True
+            np.logical_or(k[1:] != k[:-1], v[1:] != v[:-1], out=keep[1:])
+            key_hashes = np.stack([k[keep], v[keep]], axis=1).astype(np.uint64).tobytes()
     return pa.RecordBatch.from_pydict({
         "path": [name], "size": [size], "rows": [rows], "stats": [stats], "partial": [partial],
         "checks": [checks_json], "key_hashes": [key_hashes]}, schema=_STAGED_ARROW)
