@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -23,7 +24,14 @@ from sparkfs.inference.evaluation import (
     read_log,
     to_table,
 )
-from sparkfs.inference.online import PredictionResult, _json_safe, log_columns, log_rows
+from sparkfs.inference.online import (
+    PredictionResult,
+    _json_safe,
+    log_columns,
+    log_rows,
+    numeric,
+    numeric_column,
+)
 from sparkfs.models.binding import FeatureBinding
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -36,6 +44,9 @@ VALUES = {
     "int": [0, -3, None, 2**62, 7],
     "big_int": [2**70, 1],
     "float": [1.5, 5.0, -0.0, None, NAN, INF, -INF, 1e-07, 1e16, 0.1, 1e-5, 123456.789],
+    "np_float": [np.float64(1.5), np.float64(NAN), np.float64(-INF), np.float64(1e-07),
+                 np.float64(2.0 ** 70), np.float64(0.1)],
+    "float_extremes": [5e-324, 1.7976931348623157e308, -1e-300, 1e22, 2.0 ** 53 + 1, 1 / 3],
     "bool": [True, False, None],
     "none": [None, None],
     "mixed": [1, 1.5, "x", None, True],
@@ -52,6 +63,14 @@ def test_json_values_are_the_text_json_dumps_writes(kind):
     assert json_values(values).to_pylist() == [json.dumps(v, default=str) for v in values]
     safe = [json.dumps(_json_safe(v), default=str) for v in values]
     assert json_values(values, finite_only=True).to_pylist() == safe
+
+
+@pytest.mark.parametrize("kind", sorted(VALUES))
+def test_the_prediction_column_is_numeric_of_each_value(kind):
+    values = VALUES[kind]
+    got, want = numeric_column(values), [numeric(v) for v in values]
+    assert [type(v) for v in got] == [type(v) for v in want]
+    assert json.dumps(got) == json.dumps(want)  # NaN included
 
 
 def test_json_objects_are_the_text_of_a_dict_per_row():

@@ -126,6 +126,21 @@ def numeric(v: Any) -> float | None:
     return float(v)
 
 
+def numeric_column(values: Sequence[Any]) -> list[float | None]:
+    """``[numeric(v) for v in values]``, without a call per value when every value is
+    already a float (or an int: its float), the common output of a regression model.
+
+    >>> numeric_column([1.5, 2]), numeric_column([True, "a", 3])
+    ([1.5, 2.0], [None, None, 3.0])
+    """
+    kinds = set(map(type, values))
+    if kinds <= {float}:
+        return list(values)
+    if kinds <= {float, int}:
+        return list(map(float, values))
+    return [numeric(v) for v in values]
+
+
 @dataclass
 class PredictionResult:
     """What ``predict`` returns: one prediction per entity row, the features used."""
@@ -265,7 +280,7 @@ def log_columns(d: Deployment, result: PredictionResult, keys: Mapping[str, Sequ
         "entity": JsonColumn(n, objects=keys),
         "request_data": JsonColumn(n, objects=request_data) if request_data
         else JsonColumn(n, null=True),
-        "prediction": [numeric(p) for p in result.predictions],
+        "prediction": numeric_column(result.predictions),
         "prediction_json": JsonColumn(n, null=True) if error else
         JsonColumn(n, values=result.predictions, finite_only=True),
         "latency_ms": Repeat(result.latency_ms, n), "error": Repeat(error, n)}
