@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -108,7 +108,7 @@ def _within(value: Any, max_depth: int, max_string: int) -> bool:
             for k in node:
                 if len(k) > max_string:
                     return False
-            children = node.values()
+            children: Iterable[Any] = node.values()
         else:
             children = node
         depth += 1
