@@ -21,11 +21,13 @@ from sparkfs.inference.evaluation import (
     create_log_table,
     json_objects,
     json_values,
+    merge_columns,
     read_log,
     to_table,
 )
 from sparkfs.inference.online import (
     PredictionResult,
+    _copied,
     _json_safe,
     log_columns,
     log_rows,
@@ -91,6 +93,34 @@ def _result(request_id: str, n: int, preds: list) -> PredictionResult:
                 for c, vs in feats.items()}
     times = {c: [T0, None, T0][:n] for c in feats}
     return PredictionResult(request_id, "d", "m", 2, preds, feats, statuses, times, 1.25)
+
+
+def test_columns_sharing_a_list_log_what_separate_lists_log():
+    """The event times of one group's features are one list: the writer merges and
+    converts it once, and every column still holds its own values."""
+    d = _deployment()
+    keys = {"origin": ["JFK", "LGA", "EWR"]}
+    parts, separate = [], []
+    for i, at in enumerate(([T0, None, T0], [None, T0, T0])):
+        r = _result(f"r{i}", 3, [1.0, 2.0, 3.0])
+        r.event_times = {c: at for c in r.event_times}  # one list, as an online read gives
+        parts.append(log_columns(d, r, keys, None, T0, "online", None))
+        r2 = _result(f"r{i}", 3, [1.0, 2.0, 3.0])
+        r2.event_times = {c: list(at) for c in r2.event_times}
+        separate.append(log_columns(d, r2, keys, None, T0, "online", None))
+    merged = merge_columns(parts)
+    assert merged["temp__event_time"] is merged["name__event_time"]
+    shared = columns_table(merged, BINDING)
+    want = columns_table(merge_columns(separate), BINDING)
+    assert repr(shared.to_pylist()) == repr(want.to_pylist())
+    assert shared.column("at__event_time").to_pylist() == [T0, None, T0, None, T0, T0]
+
+
+def test_a_logged_prediction_keeps_its_shared_event_times_shared():
+    t = [T0]
+    copied = _copied({"temp": t, "wind": t, "hour": [None]})
+    assert copied["temp"] is copied["wind"] and copied["temp"] is not t
+    assert copied == {"temp": [T0], "wind": [T0], "hour": [None]}
 
 
 def _frame(table) -> pd.DataFrame:

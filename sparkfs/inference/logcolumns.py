@@ -227,14 +227,30 @@ def merge_columns(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
     """Log rows given as several column parts (``{column: values}``; a value list, a
     ``JsonColumn`` or a ``Repeat``) as one part: lists concatenated, JSON columns and
     repeats joined so that their Arrow form is built once (JSON parts of another shape are
-    built apart and concatenated)."""
+    built apart and concatenated). Two list columns whose parts are the same lists (the
+    event times of one group's features) get one merged list, which ``columns_table``
+    then converts once.
+
+    >>> t = [1, 2]
+    >>> out = merge_columns([{"a": t, "b": t}, {"a": [3], "b": [3]}])
+    >>> out["a"], out["a"] is out["b"]
+    ([1, 2, 3], False)
+    >>> out = merge_columns([{"a": t, "b": t}])
+    >>> out["a"], out["a"] is out["b"]
+    ([1, 2], True)
+    """
     sizes = [part_rows(p) for p in parts]
     names: dict[str, None] = {}
     for p in parts:
         names.update(dict.fromkeys(p))
     out: dict[str, Any] = {}
+    merged: dict[tuple, list] = {}  # the parts of a list column -> its merged list
     for name in names:
         cols = [p.get(name) for p in parts]
+        same = tuple(map(id, cols))  # columns made of the same lists: one merged list
+        if same in merged:
+            out[name] = merged[same]
+            continue
         json_cols = [c for c in cols if isinstance(c, JsonColumn)]
         repeats = [c for c in cols if isinstance(c, Repeat)]
         if len(json_cols) == len(cols):
@@ -248,6 +264,8 @@ def merge_columns(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
             out[name] = list(chain.from_iterable(
                 [None] * k if c is None else c.tolist() if isinstance(c, Repeat) else c
                 for c, k in zip(cols, sizes)))
+            if all(type(c) is list for c in cols):
+                merged[same] = out[name]
         else:
             out[name] = pa.concat_arrays([
                 c.array() if isinstance(c, JsonColumn) else
