@@ -267,22 +267,34 @@ def _utc_ns(values: Sequence[Any]) -> list[int] | None:
     ``pd.to_datetime(utc=True)``); None when a value needs the general parser."""
     out = []
     aware = set()
+    texts: dict[str, tuple[int, bool]] = {}  # a text repeated in the batch is parsed once
     for v in values:
         if v is None:
             out.append(_NAT)
             continue
         if type(v) is str:
-            if not _ISO.fullmatch(v):
-                return None
-            v = dt.datetime.fromisoformat(v)
-        elif type(v) is not dt.datetime:
+            hit = texts.get(v)
+            if hit is None:
+                if not _ISO.fullmatch(v):
+                    return None
+                t = dt.datetime.fromisoformat(v)
+                hit = texts[v] = (_ns(t), t.tzinfo is not None)
+            out.append(hit[0])
+            aware.add(hit[1])
+            continue
+        if type(v) is not dt.datetime:
             return None
         aware.add(v.tzinfo is not None)
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=dt.UTC)
-        out.append((v - _EPOCH) // _US * 1000)
+        out.append(_ns(v))
     # pandas reads naive values next to offset ones in a way of its own: leave that to it
     return out if len(aware) < 2 else None
+
+
+def _ns(v: dt.datetime) -> int:
+    """UTC ns since the epoch of ``v`` (naive = UTC)."""
+    if v.tzinfo is None:
+        v = v.replace(tzinfo=dt.UTC)
+    return (v - _EPOCH) // _US * 1000
 
 
 def _fast_series(values: Sequence[Any], dtype: str | None) -> pd.Series | None:

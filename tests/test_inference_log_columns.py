@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -20,10 +21,19 @@ from sparkfs.inference.evaluation import (
     create_log_table,
     json_objects,
     json_values,
+    merge_columns,
     read_log,
     to_table,
 )
-from sparkfs.inference.online import PredictionResult, _json_safe, log_columns, log_rows
+from sparkfs.inference.online import (
+    PredictionResult,
+    _copied,
+    _json_safe,
+    log_columns,
+    log_rows,
+    numeric,
+    numeric_column,
+)
 from sparkfs.models.binding import FeatureBinding
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -36,6 +46,9 @@ VALUES = {
     "int": [0, -3, None, 2**62, 7],
     "big_int": [2**70, 1],
     "float": [1.5, 5.0, -0.0, None, NAN, INF, -INF, 1e-07, 1e16, 0.1, 1e-5, 123456.789],
+    "np_float": [np.float64(1.5), np.float64(NAN), np.float64(-INF), np.float64(1e-07),
+                 np.float64(2.0 ** 70), np.float64(0.1)],
+    "float_extremes": [5e-324, 1.7976931348623157e308, -1e-300, 1e22, 2.0 ** 53 + 1, 1 / 3],
     "bool": [True, False, None],
     "none": [None, None],
     "mixed": [1, 1.5, "x", None, True],
@@ -52,6 +65,14 @@ def test_json_values_are_the_text_json_dumps_writes(kind):
     assert json_values(values).to_pylist() == [json.dumps(v, default=str) for v in values]
     safe = [json.dumps(_json_safe(v), default=str) for v in values]
     assert json_values(values, finite_only=True).to_pylist() == safe
+
+
+@pytest.mark.parametrize("kind", sorted(VALUES))
+def test_the_prediction_column_is_numeric_of_each_value(kind):
+    values = VALUES[kind]
+    got, want = numeric_column(values), [numeric(v) for v in values]
+    assert [type(v) for v in got] == [type(v) for v in want]
+    assert json.dumps(got) == json.dumps(want)  # NaN included
 
 
 def test_json_objects_are_the_text_of_a_dict_per_row():
@@ -72,6 +93,34 @@ def _result(request_id: str, n: int, preds: list) -> PredictionResult:
                 for c, vs in feats.items()}
     times = {c: [T0, None, T0][:n] for c in feats}
     return PredictionResult(request_id, "d", "m", 2, preds, feats, statuses, times, 1.25)
+
+
+def test_columns_sharing_a_list_log_what_separate_lists_log():
+    """The event times of one group's features are one list: the writer merges and
+    converts it once, and every column still holds its own values."""
+    d = _deployment()
+    keys = {"origin": ["JFK", "LGA", "EWR"]}
+    parts, separate = [], []
+    for i, at in enumerate(([T0, None, T0], [None, T0, T0])):
+        r = _result(f"r{i}", 3, [1.0, 2.0, 3.0])
+        r.event_times = {c: at for c in r.event_times}  # one list, as an online read gives
+        parts.append(log_columns(d, r, keys, None, T0, "online", None))
+        r2 = _result(f"r{i}", 3, [1.0, 2.0, 3.0])
+        r2.event_times = {c: list(at) for c in r2.event_times}
+        separate.append(log_columns(d, r2, keys, None, T0, "online", None))
+    merged = merge_columns(parts)
+    assert merged["temp__event_time"] is merged["name__event_time"]
+    shared = columns_table(merged, BINDING)
+    want = columns_table(merge_columns(separate), BINDING)
+    assert repr(shared.to_pylist()) == repr(want.to_pylist())
+    assert shared.column("at__event_time").to_pylist() == [T0, None, T0, None, T0, T0]
+
+
+def test_a_logged_prediction_keeps_its_shared_event_times_shared():
+    t = [T0]
+    copied = _copied({"temp": t, "wind": t, "hour": [None]})
+    assert copied["temp"] is copied["wind"] and copied["temp"] is not t
+    assert copied == {"temp": [T0], "wind": [T0], "hour": [None]}
 
 
 def _frame(table) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import NotFoundError, ValidationError
 from ..models.mlflow_store import ModelRegistry
+from ..registry_files import one_look
 from .deployments import Deployment, Deployments
 from .evaluation import EvaluationLogger, create_log_table, install_sigterm_flush, read_log
 from .online import PredictionResult, predict
@@ -156,11 +157,14 @@ class Inference:
 
     def predict(self, deployment: str, entity_rows: Sequence[Mapping[str, Any]],
                 request_data: Mapping[str, Sequence[Any]] | None = None) -> PredictionResult:
-        """Score entity rows online (see ``sparkfs.inference.online.predict``)."""
-        d = self.deployments.get(deployment)
-        self._install_sigterm()
-        return predict(d, self.model(d), self.read_features, entity_rows, request_data,
-                       self.logger)
+        """Score entity rows online (see ``sparkfs.inference.online.predict``). The
+        deployment cache and the feature reader's plan cache look at a SQLite registry's
+        files once per prediction (``sparkfs.registry_files.one_look``)."""
+        with one_look():
+            d = self.deployments.get(deployment)
+            self._install_sigterm()
+            return predict(d, self.model(d), self.read_features, entity_rows, request_data,
+                           self.logger)
 
     def _install_sigterm(self) -> None:
         if not self._sigterm:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from typing import Any
 from ..errors import NotFoundError, RegistryError, RegistryUnavailableError, ValidationError
 from ..models.binding import FeatureBinding, mismatch
 from ..models.mlflow_store import ModelRegistry
+from ..registry_files import file_stats
 
 KIND = "deployment"
 log = logging.getLogger("sparkfs.inference")
@@ -84,7 +84,8 @@ class Deployments:
     re-reads it (one thread re-reads, the others keep the cached revision meanwhile), so a
     redeploy made by another process or host becomes visible within ``max_age_s`` with
     either registry backend, without a restart. With a SQLite registry a change of the
-    file is seen at once (its size and modification time are compared on every ``get``).
+    file is seen at once (its size and modification time are compared on every ``get``;
+    within a prediction the plan cache reuses that look: ``sparkfs.registry_files``).
     A request holds the ``Deployment`` it started with, so a switch never fails one in
     flight; a registry that cannot be read keeps the cached revision serving (logged).
 
@@ -101,21 +102,14 @@ class Deployments:
         self.registry = registry
         self.max_age_s = max_age_s
         path = str(registry.path)
-        self._paths = [] if is_url(path) else [path, path + "-wal"]
+        self._paths: tuple[str, ...] = () if is_url(path) else (path, path + "-wal")
         self._sig: tuple | None = None
         self._cache: dict[str, tuple[Deployment, float]] = {}  # name -> (revision, read at)
         self._refreshing: set[str] = set()
         self._lock = threading.Lock()
 
-    def _signature(self) -> tuple:
-        out: list[tuple[int, int] | None] = []
-        for p in self._paths:
-            try:
-                st = os.stat(p)
-                out.append((st.st_mtime_ns, st.st_size))
-            except FileNotFoundError:
-                out.append(None)
-        return tuple(out)
+    def _signature(self, fresh: bool = False) -> tuple:
+        return file_stats(self._paths, fresh)  # once per prediction (registry_files.one_look)
 
     def get(self, name: str) -> Deployment:
         """The current revision of ``name``; ``NotFoundError`` lists the deployments."""
@@ -153,7 +147,7 @@ class Deployments:
         d = Deployment.from_spec(spec)
         if hit is not None and hit[0] == d:
             d = hit[0]  # the same revision: keep the object requests already hold
-        after = self._signature()  # reading may touch the file (SQLite's WAL index)
+        after = self._signature(fresh=True)  # reading may touch the file (SQLite's WAL index)
         with self._lock:
             if self._sig == sig:
                 # a redeploy that raced this read is seen within max_age_s all the same

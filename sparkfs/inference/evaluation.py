@@ -152,8 +152,18 @@ def columns_table(columns: Mapping[str, list], binding: FeatureBinding) -> pa.Ta
     list, an Arrow array, a ``JsonColumn`` or a ``Repeat``; missing columns are null)."""
     schema = log_schema(binding)
     n = part_rows(columns)
-    return pa.table({f.name: _column(columns[f.name], f.type) if f.name in columns
-                     else pa.nulls(n, f.type) for f in schema}, schema=schema)
+    built: dict[tuple[int, pa.DataType], pa.Array] = {}  # a list two columns share: once
+    out = {}
+    for f in schema:
+        if f.name not in columns:
+            out[f.name] = pa.nulls(n, f.type)
+            continue
+        values = columns[f.name]
+        key = (id(values), f.type)
+        if key not in built:
+            built[key] = _column(values, f.type)
+        out[f.name] = built[key]
+    return pa.table(out, schema=schema)
 
 
 def _column(values: Any, type_: pa.DataType) -> pa.Array:

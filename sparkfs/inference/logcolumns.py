@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import pyarrow as pa
@@ -29,12 +30,14 @@ import pyarrow.compute as pc
 _ESCAPE = r'[\\"]|[^ -~]'
 _NONFINITE = {"nan": ("NaN", "null"), "inf": ("Infinity", "null"),
               "-inf": ("-Infinity", "null")}
+_NULL_REPR = "nan"  # a null float's text until the null check writes "null"
 
 
 def json_values(values: Sequence[Any], finite_only: bool = False) -> pa.Array:
     """The JSON text of each value, as ``json.dumps(v, default=str)`` writes it, built
     column-wise (Arrow and numpy kernels) when the values share one plain type (str, int,
-    float, bool, with None): no ``json.dumps`` per value. Other values (timestamps, lists,
+    float, bool, with None): no ``json.dumps`` per value (floats take ``float.__repr__``,
+    the text ``json.dumps`` writes, mapped over the list). Other values (timestamps, lists,
     mixed types) are written one by one with ``json.dumps``, so the text is the same either
     way. ``finite_only``: NaN and infinities as ``null`` (``_json_safe``'s rule), not as
     ``NaN``/``Infinity``.
@@ -79,10 +82,11 @@ def json_values(values: Sequence[Any], finite_only: bool = False) -> pa.Array:
                 return _json_each(vals, finite_only)
             out = pc.cast(arr, pa.string())
             nulls = arr
-        elif kind in (float, np.float64):  # float's repr: numpy's str of a float64
+        elif kind in (float, np.float64):  # json.dumps writes float.__repr__ of a float
             arr = pa.array(vals, pa.float64(), from_pandas=False)
             nums = arr.to_numpy(zero_copy_only=False)  # nulls -> NaN, fixed below
-            text = nums.astype(str).astype(object)
+            text = (list(map(float.__repr__, vals)) if not arr.null_count else
+                    [_NULL_REPR if v is None else float.__repr__(v) for v in vals])
             bad = ~np.isfinite(nums)
             if bad.any():
                 which = 1 if finite_only else 0
@@ -223,14 +227,30 @@ def merge_columns(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
     """Log rows given as several column parts (``{column: values}``; a value list, a
     ``JsonColumn`` or a ``Repeat``) as one part: lists concatenated, JSON columns and
     repeats joined so that their Arrow form is built once (JSON parts of another shape are
-    built apart and concatenated)."""
+    built apart and concatenated). Two list columns whose parts are the same lists (the
+    event times of one group's features) get one merged list, which ``columns_table``
+    then converts once.
+
+    >>> t = [1, 2]
+    >>> out = merge_columns([{"a": t, "b": t}, {"a": [3], "b": [3]}])
+    >>> out["a"], out["a"] is out["b"]
+    ([1, 2, 3], False)
+    >>> out = merge_columns([{"a": t, "b": t}])
+    >>> out["a"], out["a"] is out["b"]
+    ([1, 2], True)
+    """
     sizes = [part_rows(p) for p in parts]
     names: dict[str, None] = {}
     for p in parts:
         names.update(dict.fromkeys(p))
     out: dict[str, Any] = {}
+    merged: dict[tuple, list] = {}  # the parts of a list column -> its merged list
     for name in names:
         cols = [p.get(name) for p in parts]
+        same = tuple(map(id, cols))  # columns made of the same lists: one merged list
+        if same in merged:
+            out[name] = merged[same]
+            continue
         json_cols = [c for c in cols if isinstance(c, JsonColumn)]
         repeats = [c for c in cols if isinstance(c, Repeat)]
         if len(json_cols) == len(cols):
@@ -241,8 +261,11 @@ def merge_columns(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
         elif len(repeats) == len(cols):
             out[name] = Repeat.join(repeats)
         elif not json_cols:
-            out[name] = [v for c, k in zip(cols, sizes) for v in (
-                [None] * k if c is None else c.tolist() if isinstance(c, Repeat) else c)]
+            out[name] = list(chain.from_iterable(
+                [None] * k if c is None else c.tolist() if isinstance(c, Repeat) else c
+                for c, k in zip(cols, sizes)))
+            if all(type(c) is list for c in cols):
+                merged[same] = out[name]
         else:
             out[name] = pa.concat_arrays([
                 c.array() if isinstance(c, JsonColumn) else

@@ -126,6 +126,21 @@ def numeric(v: Any) -> float | None:
     return float(v)
 
 
+def numeric_column(values: Sequence[Any]) -> list[float | None]:
+    """``[numeric(v) for v in values]``, without a call per value when every value is
+    already a float (or an int: its float), the common output of a regression model.
+
+    >>> numeric_column([1.5, 2]), numeric_column([True, "a", 3])
+    ([1.5, 2.0], [None, None, 3.0])
+    """
+    kinds = set(map(type, values))
+    if kinds <= {float}:
+        return list(values)
+    if kinds <= {float, int}:
+        return list(map(float, values))
+    return [numeric(v) for v in values]
+
+
 @dataclass
 class PredictionResult:
     """What ``predict`` returns: one prediction per entity row, the features used."""
@@ -220,8 +235,7 @@ def predict(d: Deployment, model: Any, read_features: Callable[..., Any],
             logged = PredictionResult(request_id, d.name, d.model_name, d.model_version,
                                       list(preds), {n: list(v) for n, v in result.features.items()},
                                       {n: list(v) for n, v in result.statuses.items()},
-                                      {n: list(v) for n, v in result.event_times.items()},
-                                      result.latency_ms)
+                                      _copied(result.event_times), result.latency_ms)
             request = ({k: list(v) for k, v in request_data.items()} if request_data else None)
             result.logged = logger.submit(
                 d.name, d.log_path, b, lambda: log_columns(d, logged, keys, request, now,
@@ -235,6 +249,24 @@ def predict(d: Deployment, model: Any, read_features: Callable[..., Any],
     return result
 
 
+def _copied(columns: Mapping[str, list]) -> dict[str, list]:
+    """A copy of each column; columns that share one list (the event times of one
+    group's features) share its copy, so the log converts it once.
+
+    >>> t = [None]
+    >>> c = _copied({"a": t, "b": t}); c["a"] is c["b"], c["a"] is t
+    (True, False)
+    """
+    seen: dict[int, list] = {}
+    out = {}
+    for name, values in columns.items():
+        copy = seen.get(id(values))
+        if copy is None:
+            copy = seen[id(values)] = list(values)
+        out[name] = copy
+    return out
+
+
 def log_columns(d: Deployment, result: PredictionResult, keys: Mapping[str, Sequence[Any]],
                 request_data: Any, now: dt.datetime, scoring_path: str,
                 error: str | None) -> dict[str, list]:
@@ -242,7 +274,9 @@ def log_columns(d: Deployment, result: PredictionResult, keys: Mapping[str, Sequ
     log writer appends, built without a dict per row. The JSON columns (``entity``,
     ``request_data``, ``prediction_json``) come as ``JsonColumn``: the writer builds their
     text column-wise, once for all the requests of an append, with the same text
-    ``log_rows`` writes.
+    ``log_rows`` writes. The feature, status and event-time lists of ``result`` become
+    columns as they are (not copied: ``predict`` hands it copies), so columns that share a
+    list share it in the log too.
 
     >>> from sparkfs.models.binding import FeatureBinding
     >>> d = Deployment("d", 1, "m", 2, "v@1", "t@1", FeatureBinding(None, (),
@@ -265,14 +299,14 @@ def log_columns(d: Deployment, result: PredictionResult, keys: Mapping[str, Sequ
         "entity": JsonColumn(n, objects=keys),
         "request_data": JsonColumn(n, objects=request_data) if request_data
         else JsonColumn(n, null=True),
-        "prediction": [numeric(p) for p in result.predictions],
+        "prediction": numeric_column(result.predictions),
         "prediction_json": JsonColumn(n, null=True) if error else
         JsonColumn(n, values=result.predictions, finite_only=True),
         "latency_ms": Repeat(result.latency_ms, n), "error": Repeat(error, n)}
     for c in d.binding.column_names:
-        cols[c] = list(result.features[c])
-        cols[f"{c}__status"] = list(result.statuses[c])
-        cols[f"{c}__event_time"] = list(result.event_times[c])
+        cols[c] = result.features[c]
+        cols[f"{c}__status"] = result.statuses[c]
+        cols[f"{c}__event_time"] = result.event_times[c]
     return cols
 
 

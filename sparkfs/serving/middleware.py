@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -43,7 +43,21 @@ PARSED_BODY = "sparkfs.parsed_body"
 
 def check_json(value: Any, max_depth: int, max_string: int) -> None:
     """Refuse ``value`` (parsed JSON) if it nests deeper than ``max_depth`` or holds a
-    string or key longer than ``max_string`` (``ValidationError`` naming the path)."""
+    string or key longer than ``max_string`` (``ValidationError`` naming the path).
+
+    A body within the limits (nearly every one) is recognised by ``_within``, which
+    tracks no paths; only a body it finds over a limit is walked again here, to name the
+    same path, in the same order, as before.
+
+    >>> check_json({"entity_rows": [{"origin": "JFK"}]}, max_depth=8, max_string=16)
+    """
+    if not _within(value, max_depth, max_string):
+        _refuse(value, max_depth, max_string)
+
+
+def _refuse(value: Any, max_depth: int, max_string: int) -> None:
+    """``check_json``'s walk with paths: raise ``ValidationError`` for the first node over a
+    limit (depth first, last child first), naming its path."""
     stack: list[tuple[Any, int, tuple]] = [(value, 1, ())]
     while stack:
         node, depth, path = stack.pop()
@@ -69,6 +83,42 @@ def check_json(value: Any, max_depth: int, max_string: int) -> None:
                 stack.append((v, depth + 1, path + (k,)))
         else:
             stack.extend((v, depth + 1, path + (i,)) for i, v in enumerate(node))
+
+
+def _within(value: Any, max_depth: int, max_string: int) -> bool:
+    """Whether ``check_json`` would accept ``value``: the same checks (a dict or list deeper
+    than ``max_depth``, a string or key longer than ``max_string``), without the path of
+    each node.
+
+    >>> _within({"a": [["x"]]}, 3, 4), _within({"a": [["x"]]}, 2, 4), _within(["xy"], 4, 1)
+    (True, False, False)
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            if len(node) > max_string:
+                return False
+            continue
+        if not isinstance(node, (dict, list)):
+            continue
+        if depth > max_depth:
+            return False
+        if isinstance(node, dict):
+            for k in node:
+                if len(k) > max_string:
+                    return False
+            children: Iterable[Any] = node.values()
+        else:
+            children = node
+        depth += 1
+        for v in children:  # strings and scalars checked here, containers stacked
+            if type(v) is str:
+                if len(v) > max_string:
+                    return False
+            elif isinstance(v, (dict, list, str)):
+                stack.append((v, depth))
+    return True
 
 
 def _path(path: tuple) -> str:

@@ -30,7 +30,6 @@ changes (a ``stat``, no SQLite query per request). Several groups per call; see
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
 import time
 from collections import OrderedDict, abc
@@ -45,6 +44,7 @@ from ..errors import NotFoundError, RegistryUnavailableError, ValidationError
 from ..online.base import OnlineStore
 from ..online.read import coerce_key, read_group
 from ..online.response import OnlineResponse
+from ..registry_files import file_stats
 from ..registry_sql import is_url
 
 
@@ -71,14 +71,16 @@ class _DefinitionCache:
     """Resolved request plans per (features, view, full_feature_names): at most
     ``serving.plan_cache_size`` of them, least recently used dropped first, all rebuilt
     after the registry file changes (a ``stat`` per call, so an ``apply`` in this process
-    is seen at once; with a PostgreSQL registry, once per ``serving.registry_refresh_s``).
+    is seen at once; within ``fs.predict`` it reuses the deployment cache's stat,
+    ``sparkfs.registry_files.one_look``; with a PostgreSQL registry, once per
+    ``serving.registry_refresh_s``).
     When the registry cannot be read (locked, read-only disk, database down) a plan built
     before keeps serving. The limits are the ``serving`` section of each call."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         location = catalog.registry.path  # the SQLite file, or the URL without its password
-        self._paths = [location, location + "-wal"]
+        self._paths = (location, location + "-wal")
         self._remote = is_url(location)  # PostgreSQL: no file to stat
         self._signature: tuple | None = None
         self._plans: OrderedDict[tuple, tuple[tuple | None, _Plan]] = OrderedDict()
@@ -88,16 +90,9 @@ class _DefinitionCache:
         if self._remote:  # plans are re-read once per serving.registry_refresh_s
             every = serving.registry_refresh_s
             return (time.monotonic_ns() if every <= 0 else int(time.monotonic() // every),)
-        sig: list[tuple[int, int] | None] = []
-        for p in self._paths:
-            try:
-                st = os.stat(p)
-            except FileNotFoundError:
-                sig.append(None)
-                continue
-            # an empty WAL (a reader may create one) holds no change: same as none
-            sig.append((st.st_mtime_ns, st.st_size) if st.st_size else None)
-        return tuple(sig)
+        # an empty WAL (a reader may create one) holds no change: same as none
+        return tuple(st if st is not None and st[1] else None
+                     for st in file_stats(self._paths))  # once per prediction (one_look)
 
     @staticmethod
     def _key(features: Sequence[Any] | None, full_feature_names: bool, view: Any) -> tuple:
