@@ -18,8 +18,11 @@ with ``PredictRequest``'s rules and words; the OpenAPI document shows its schema
     Prometheus text: evaluation-log rows logged, dropped (queue full), failed and sampled
     out, per deployment.
 
-Each worker process loads a deployed model once (``ModelRegistry.load``) and sees a new
-deployment revision without a restart: ``Deployments`` re-reads a deployment at most 1 s
+Each worker process loads a deployed model once (``ModelRegistry.load``): at startup a
+background thread loads the model of every current deployment (``warm_models``), so the
+first request does not pay for it (a request arriving meanwhile waits for that load, and a
+model that fails to load is logged and tried again by its first request). A worker sees a
+new deployment revision without a restart: ``Deployments`` re-reads a deployment at most 1 s
 (``max_age_s``) after it last read it, so a redeploy by another process or host shows
 within a second with the PostgreSQL registry too (a SQLite registry's file change is seen
 on the next request); a request in flight keeps the revision and model it started with. Once a
@@ -43,6 +46,7 @@ True
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -228,6 +232,8 @@ def register(app: FastAPI, inference: Inference, serving: ServingConfig) -> None
     @app.on_event("startup")
     def _long_lived() -> None:  # a serving process: freeze the heap once a model is loaded
         inference.freeze_after_load = True
+        threading.Thread(target=warm_models, args=(inference,), name="sparkfs-warm-models",
+                         daemon=True).start()
 
     @app.on_event("shutdown")
     def _flush_log() -> None:  # uvicorn runs this on SIGTERM / SIGINT before exiting
@@ -237,6 +243,34 @@ def register(app: FastAPI, inference: Inference, serving: ServingConfig) -> None
         error_log.info("evaluation log flushed: %s", inference.logger.counters())
         inference.freeze_after_load = False
         gc.unfreeze()  # exit (or the next app in this process) collects as usual
+
+
+def warm_models(inference: Inference) -> list[str]:
+    """Load the model of every current deployment of ``inference`` (once per process:
+    ``Inference.model``); a deployment whose model does not load is logged and left to its
+    first request, which reports the error as before. Returns the deployments loaded.
+
+    >>> class NoDeployments:
+    ...     class deployments:
+    ...         list = staticmethod(lambda: [])
+    >>> warm_models(NoDeployments())
+    []
+    """
+    try:
+        current = inference.deployments.list()
+    except Exception as exc:  # the registry is unreadable: requests will say so
+        error_log.warning("model warm-up skipped: deployments could not be listed: %s", exc)
+        return []
+    loaded = []
+    for d in current:
+        try:
+            inference.model(d)
+        except Exception as exc:  # reported by the deployment's first request as before
+            error_log.warning("model warm-up: deployment %r (%s) did not load: %s", d.name,
+                              d.model_label, str(exc).splitlines()[0] if str(exc) else exc)
+            continue
+        loaded.append(d.name)
+    return loaded
 
 
 def _metrics_registry(logger: Any) -> Any:
