@@ -268,7 +268,6 @@ def _utc_ns(values: Sequence[Any]) -> list[int] | None:
     out = []
     aware = set()
     texts: dict[str, tuple[int, bool]] = {}  # a text repeated in the batch is parsed once
-    datetimes = False
     for v in values:
         if v is None:
             out.append(_NAT)
@@ -285,11 +284,8 @@ def _utc_ns(values: Sequence[Any]) -> list[int] | None:
             continue
         if type(v) is not dt.datetime:
             return None
-        datetimes = True
         aware.add(v.tzinfo is not None)
         out.append(_ns(v))
-    if datetimes and texts:  # the general path refuses a mix of text and datetimes
-        return None
     # pandas reads naive values next to offset ones in a way of its own: leave that to it
     return out if len(aware) < 2 else None
 
