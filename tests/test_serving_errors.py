@@ -268,3 +268,20 @@ def test_serve_refuses_a_port_out_of_range():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "port 70000 is outside 0..65535" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_an_app_started_again_serves_again(tmp_path):
+    """An app whose lifespan ends and starts again (a test client entered twice, an ASGI
+    host restarting it) takes requests again: the shutdown closed its store guard, the
+    next startup opens it (it answered 503 "shutting down" for ever)."""
+    fs = _store(tmp_path)
+    app = create_app(fs)
+    body = {"features": ["weather:temp"], "entities": {"origin": ["JFK"]}}
+    for _ in range(2):
+        with TestClient(app) as c:
+            r = c.post("/features", json=body)
+            assert r.status_code == 200, r.text
+            got = r.json()
+            temp = got["results"][got["metadata"]["feature_names"].index("temp")]
+            assert temp["values"] == [39.0]
+    fs.close()

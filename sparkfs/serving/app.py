@@ -81,6 +81,7 @@ def create_app(fs: Any, max_batch_size: int | None = None, keys: KeyRing | None 
                   description="Latest feature values and on-demand features for entity rows.")
     app.state.service = Service(fs, max_batch_size, keys)
     app.state.keys = app.state.service.keys
+    app.router.on_startup.append(app.state.service.guard.open)  # an app started again
     app.router.on_shutdown.append(app.state.service.guard.close)
     errors.install(app)
     for router in ROUTERS:

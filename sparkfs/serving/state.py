@@ -123,6 +123,10 @@ class _Pool:
         self._queue.put((loop, future, fn))
         return future
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -177,6 +181,12 @@ class StoreGuard:
         self._pool = _Pool(threads, "sparkfs-store")
         self._open_until = 0.0
         self._reason = ""
+
+    def open(self) -> None:
+        """Take calls again after ``close`` (an app whose lifespan starts again, as a
+        test client entered twice does); a no-op on an open guard."""
+        if self._pool.closed:
+            self._pool = _Pool(self.threads, "sparkfs-store")
 
     def close(self) -> None:
         """Stop taking calls; threads still stuck in the store are left to finish."""
