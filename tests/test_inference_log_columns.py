@@ -67,6 +67,38 @@ def test_json_values_are_the_text_json_dumps_writes(kind):
     assert json_values(values, finite_only=True).to_pylist() == safe
 
 
+def test_float_json_text_is_repr_on_random_values_of_every_magnitude():
+    """The float text is built by Arrow's cast with a fix-up, not by ``repr``: checked
+    against ``json.dumps`` on random values of every magnitude, random bit patterns (NaN,
+    infinities, subnormals) and missing values."""
+    rng = np.random.default_rng(7)
+    n = 40_000
+    samples = [rng.random(n), rng.normal(0, 1e3, n), np.exp(rng.uniform(-30, 60, n)),
+               rng.integers(-10**6, 10**6, n).astype(float), np.round(rng.normal(0, 99, n), 2),
+               rng.integers(0, 2**63, n, dtype=np.uint64).view(np.float64),
+               -rng.random(n).astype(np.float32).astype(np.float64), 1 / rng.integers(1, 10**9, n)]
+    for sample in samples:
+        values: list = sample.tolist()
+        values[::97] = [None] * len(values[::97])
+        assert json_values(values).to_pylist() == [json.dumps(v) for v in values]
+        assert json_values(values, finite_only=True).to_pylist() == \
+            [json.dumps(_json_safe(v)) for v in values]
+
+
+@pytest.mark.parametrize("values", [
+    [T0, None, T0 + dt.timedelta(microseconds=7)], [None, None], [dt.datetime(2013, 1, 1, 5)],
+    [dt.datetime(2013, 1, 1, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))],
+    [pd.Timestamp("2013-01-01 05:00:00.5", tz="UTC"), T0],
+    [T0, dt.datetime(2013, 1, 1)],  # naive mixed with aware: Arrow's rule
+    [dt.datetime(3000, 1, 1, tzinfo=dt.UTC), None],  # beyond pandas' range
+    [T0, dt.datetime(2013, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=-5)))]])
+def test_timestamp_columns_convert_as_arrow_converts_them(values):
+    from sparkfs.inference.logcolumns import timestamp_array
+
+    ts = pa.timestamp("us", "UTC")
+    assert timestamp_array(values, ts).equals(pa.array(values, ts))
+
+
 @pytest.mark.parametrize("kind", sorted(VALUES))
 def test_the_prediction_column_is_numeric_of_each_value(kind):
     values = VALUES[kind]

@@ -36,7 +36,8 @@ import pyarrow as pa
 from ..dtypes import arrow_type
 from ..errors import NotFoundError
 from ..models.binding import FeatureBinding
-from .logcolumns import JsonColumn, Repeat, json_objects, json_values, merge_columns, part_rows
+from .logcolumns import (JsonColumn, Repeat, json_objects, json_values, merge_columns,
+                         part_rows, timestamp_array)
 
 __all__ = ["EvaluationLogger", "JsonColumn", "Repeat", "append", "columns_table", "compact",
            "create_log_table", "install_sigterm_flush", "json_objects", "json_values",
@@ -45,6 +46,12 @@ __all__ = ["EvaluationLogger", "JsonColumn", "Repeat", "append", "columns_table"
 log = logging.getLogger("sparkfs.inference")
 
 _TS = pa.timestamp("us", "UTC")
+
+#: Delta properties of a new evaluation table: file statistics (data skipping) only for
+#: the columns a log is searched by. Statistics of every column cost each append (and,
+#: in delta-rs, each later commit, per file of the table) without serving a query.
+LOG_TABLE_CONFIG = {
+    "delta.dataSkippingStatsColumns": "request_id,time,deployment_revision,model_version"}
 
 
 def log_schema(binding: FeatureBinding) -> pa.Schema:
@@ -77,7 +84,7 @@ def create_log_table(path: str, binding: FeatureBinding,
         pass
     if "://" not in path:
         os.makedirs(path, exist_ok=True)
-    DeltaTable.create(path, log_schema(binding), mode="ignore",
+    DeltaTable.create(path, log_schema(binding), mode="ignore", configuration=LOG_TABLE_CONFIG,
                       storage_options=dict(storage_options or {}))
 
 
@@ -173,6 +180,8 @@ def _column(values: Any, type_: pa.DataType) -> pa.Array:
         values = values.array(type_)
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values if values.type == type_ else values.cast(type_)
+    if pa.types.is_timestamp(type_) and isinstance(values, list):
+        return timestamp_array(values, type_)
     return pa.array(values, type_)
 
 

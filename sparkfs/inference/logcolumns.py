@@ -30,7 +30,6 @@ import pyarrow.compute as pc
 _ESCAPE = r'[\\"]|[^ -~]'
 _NONFINITE = {"nan": ("NaN", "null"), "inf": ("Infinity", "null"),
               "-inf": ("-Infinity", "null")}
-_NULL_REPR = "nan"  # a null float's text until the null check writes "null"
 
 
 def json_values(values: Sequence[Any], finite_only: bool = False) -> pa.Array:
@@ -62,14 +61,7 @@ def json_values(values: Sequence[Any], finite_only: bool = False) -> pa.Array:
             return pa.array(["null"] * n, pa.string())
         if kind is str:
             arr = pa.array(vals, pa.string())
-            out = pc.binary_join_element_wise('"', arr, '"', "")
-            special = pc.match_substring_regex(arr, _ESCAPE)
-            if pc.any(special).as_py():  # quotes, backslashes, control or non-ASCII
-                at = np.flatnonzero(special.fill_null(False).to_numpy(zero_copy_only=False))
-                fixed = out.to_pylist()
-                for i in at.tolist():
-                    fixed[i] = json.dumps(vals[i])
-                out = pa.array(fixed, pa.string())
+            out = _str_text(arr)
             nulls = arr
         elif kind is bool:
             arr = pa.array(vals, pa.bool_())
@@ -84,21 +76,66 @@ def json_values(values: Sequence[Any], finite_only: bool = False) -> pa.Array:
             nulls = arr
         elif kind in (float, np.float64):  # json.dumps writes float.__repr__ of a float
             arr = pa.array(vals, pa.float64(), from_pandas=False)
-            nums = arr.to_numpy(zero_copy_only=False)  # nulls -> NaN, fixed below
-            text = (list(map(float.__repr__, vals)) if not arr.null_count else
-                    [_NULL_REPR if v is None else float.__repr__(v) for v in vals])
-            bad = ~np.isfinite(nums)
-            if bad.any():
-                which = 1 if finite_only else 0
-                for i in np.flatnonzero(bad).tolist():
-                    text[i] = _NONFINITE[text[i]][which]
-            out = pa.array(text, pa.string())
+            out = float_text(arr, vals, finite_only)
             nulls = arr
     if nulls is None:
         return _json_each(vals, finite_only)
     if nulls.null_count:
         out = pc.if_else(nulls.is_null(), "null", out)
     return out
+
+
+def _str_text(arr: pa.Array) -> pa.Array:
+    """The JSON text of each string (null stays null). Built for the distinct strings
+    only, then repeated (``take``): a log's keys and timestamps repeat across its rows."""
+    import numpy as np
+
+    enc = pc.dictionary_encode(arr)
+    uniq = enc.dictionary
+    text = pc.binary_join_element_wise('"', uniq, '"', "")
+    special = pc.match_substring_regex(uniq, _ESCAPE)
+    if pc.any(special).as_py():  # quotes, backslashes, control or non-ASCII
+        fixed = text.to_pylist()
+        for i in np.flatnonzero(special.to_numpy(zero_copy_only=False)).tolist():
+            fixed[i] = json.dumps(uniq[i].as_py())
+        text = pa.array(fixed, pa.string())
+    return text.take(enc.indices)
+
+
+def float_text(arr: pa.Array, vals: Sequence[Any] | None = None,
+               finite_only: bool = False) -> pa.Array:
+    """``float.__repr__`` of each value of a float64 array (the text ``json.dumps``
+    writes; null stays null; NaN and infinities as ``json.dumps`` writes them, or ``null``
+    with ``finite_only``), built by Arrow's cast: it writes the same shortest round-trip
+    digits as ``repr``, in the same layout for every value ``repr`` writes without an
+    exponent (1e-4 <= |x| < 1e16, and 0) except the ``.0`` of a whole number, which is
+    added. The values it lays out otherwise (an exponent), and non-finite ones, take
+    ``float.__repr__`` one by one. ``vals``: the same values as Python floats, if at hand.
+
+    >>> float_text(pa.array([1.5, 5.0, None, 1e-07, 0.1, -0.0, 1e16])).to_pylist()
+    ['1.5', '5.0', None, '1e-07', '0.1', '-0.0', '1e+16']
+    """
+    import numpy as np
+
+    text = pc.cast(arr, pa.string())
+    nums = arr.to_numpy(zero_copy_only=False)  # nulls -> NaN: laid out one by one
+    mag = np.abs(nums)
+    plain = ((mag >= 1e-4) & (mag < 1e16)) | (nums == 0)
+    plain &= ~pc.match_substring(text, "e").fill_null(True).to_numpy(zero_copy_only=False)
+    text = pc.if_else(pc.match_substring(text, "."), text,
+                      pc.binary_join_element_wise(text, ".0", ""))
+    other = np.flatnonzero(~plain)
+    if not other.size:
+        return text
+    fixed = text.to_pylist()
+    which = 1 if finite_only else 0
+    for i in other.tolist():
+        v = vals[i] if vals is not None else arr[i].as_py()
+        if v is None:
+            continue
+        r = float.__repr__(v)
+        fixed[i] = r if math.isfinite(v) else _NONFINITE[r][which]
+    return pa.array(fixed, pa.string())
 
 
 def _json_each(vals: list, finite_only: bool) -> pa.Array:
@@ -139,6 +176,32 @@ def json_objects(columns: Mapping[str, Sequence[Any]], n: int) -> pa.Array:
         parts.append(json_values(values))
     parts.append("}")
     return pc.binary_join_element_wise(*parts, "")
+
+
+_DATETIMES = {dt.datetime, type(None)}
+
+
+def timestamp_array(values: list, type_: pa.DataType) -> pa.Array:
+    """``pa.array(values, type_)`` for a list of datetimes (None: null) and a timestamp
+    type, converted by pandas (one vectorized pass; Arrow converts an aware datetime per
+    value through Python). Lists pandas cannot take as one index (other value types,
+    naive mixed with aware, several UTC offsets, years beyond pandas' range) go to
+    ``pa.array`` as they are.
+
+    >>> T = pa.timestamp("us", "UTC")
+    >>> t = dt.datetime(2013, 1, 1, tzinfo=dt.UTC)
+    >>> timestamp_array([t, None], T).to_pylist() == [t, None]
+    True
+    """
+    import pandas as pd
+
+    kinds = set(map(type, values))
+    if kinds <= _DATETIMES and dt.datetime in kinds:
+        try:
+            return pa.Array.from_pandas(pd.DatetimeIndex(values)).cast(type_)
+        except (ValueError, TypeError, OverflowError, pa.ArrowException):
+            pass
+    return pa.array(values, type_)
 
 
 class JsonColumn:
