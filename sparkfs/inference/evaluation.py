@@ -36,8 +36,15 @@ import pyarrow as pa
 from ..dtypes import arrow_type
 from ..errors import NotFoundError
 from ..models.binding import FeatureBinding
-from .logcolumns import (JsonColumn, Repeat, json_objects, json_values, merge_columns,
-                         part_rows, timestamp_array)
+from .logcolumns import (
+    JsonColumn,
+    Repeat,
+    json_objects,
+    json_values,
+    merge_columns,
+    part_rows,
+    timestamp_array,
+)
 
 __all__ = ["EvaluationLogger", "JsonColumn", "Repeat", "append", "columns_table", "compact",
            "create_log_table", "install_sigterm_flush", "json_objects", "json_values",
