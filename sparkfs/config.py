@@ -226,6 +226,7 @@ class ServingConfig(_Strict):
     store_timeout_s: float = Field(default=5.0, gt=0)
     store_retry_after_s: float = Field(default=2.0, gt=0)
     store_threads: int = Field(default=8, ge=1, le=256)  # threads reading the online store
+    predict_threads: int = Field(default=1, ge=1, le=256)  # predictions a worker runs at once
     transform_guard: Literal["warn", "refuse", "off"] = "warn"  # sparkfs.serving.transform_guard
     auth: AuthConfig = AuthConfig()
 

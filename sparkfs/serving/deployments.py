@@ -31,6 +31,14 @@ garbage collection over the libraries' and the model's objects otherwise stalls 
 request in flight for half a second now and then. On shutdown (SIGTERM, Ctrl-C) the
 evaluation log is flushed before the process exits.
 
+A worker runs ``serving.predict_threads`` predictions at once (default 1), first come,
+first served; the others wait their turn. A prediction is Python work that holds the GIL
+(lookup, transforms, the model's input frame), so threads add no throughput, and requests
+sharing the GIL all finish late: measured with 8 clients, one at a time gave a p99 of
+about half of 40 threads' (``bench/inference.py``). More threads pay off for what waits
+without the GIL (HBase reads over the network, a model on a GPU); more worker processes
+(``sparkfs serve --workers``) use more cores.
+
 >>> import tempfile
 >>> from fastapi.testclient import TestClient
 >>> from sparkfs import FeatureStore
@@ -49,9 +57,9 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -170,6 +178,12 @@ def register(app: FastAPI, inference: Inference, serving: ServingConfig) -> None
     ``inference`` (``sparkfs.inference.Inference``) within the limits of ``serving`` (the
     config section; ``max_batch_size``). See the module docstring for an example."""
     limit = serving.max_batch_size
+    slots: list[anyio.CapacityLimiter] = []  # this event loop's limiter (made in the loop)
+
+    def reset_slots() -> None:  # an app started again runs on a new event loop
+        slots.clear()
+
+    app.router.on_startup.append(reset_slots)
     errors: dict[int | str, dict[str, Any]] = {**ERROR_RESPONSES, 500: {"model": PredictError}}
 
     def answer(name: str, entity_rows: list[dict[str, Any]],
@@ -207,9 +221,12 @@ def register(app: FastAPI, inference: Inference, serving: ServingConfig) -> None
         # dependency it would cost every prediction a second trip through the thread pool.
         entity_rows, request_data = predict_body(await _parsed_body(request))  # 422 first,
         principal_of(request).require("predict", name)  # as before; 401/403 when auth is on
-        # Off the event loop even for SQLite: a stuck read or a slow model holds a worker
-        # thread, never the other requests.
-        return await run_in_threadpool(answer, name, entity_rows, request_data)
+        # Off the event loop even for SQLite (a stuck read or a slow model never holds up
+        # /health or /features), serving.predict_threads at a time (module docstring).
+        if not slots:
+            slots.append(anyio.CapacityLimiter(serving.predict_threads))
+        return await anyio.to_thread.run_sync(answer, name, entity_rows, request_data,
+                                              limiter=slots[0])
 
     @app.get("/deployments", summary="Current revision of each deployment",
              responses=ERROR_RESPONSES)
