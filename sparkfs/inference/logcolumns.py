@@ -235,10 +235,10 @@ class JsonColumn:
         """One column of parts with equal ``shape()``."""
         first, n = parts[0], sum(p.n for p in parts)
         if first.objects is not None:
-            return JsonColumn(n, objects={k: [v for p in parts for v in (p.objects or {})[k]]
-                                          for k in first.objects})
+            return JsonColumn(n, objects={k: list(chain.from_iterable(
+                (p.objects or {})[k] for p in parts)) for k in first.objects})
         if first.values is not None:
-            return JsonColumn(n, values=[v for p in parts for v in (p.values or ())],
+            return JsonColumn(n, values=list(chain.from_iterable(p.values or () for p in parts)),
                               finite_only=first.finite_only)
         return JsonColumn(n, null=True)
 
@@ -309,26 +309,25 @@ def merge_columns(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     merged: dict[tuple, list] = {}  # the parts of a list column -> its merged list
     for name in names:
-        cols = [p.get(name) for p in parts]
+        cols: list[Any] = [p.get(name) for p in parts]
         same = tuple(map(id, cols))  # columns made of the same lists: one merged list
         if same in merged:
             out[name] = merged[same]
             continue
-        json_cols = [c for c in cols if isinstance(c, JsonColumn)]
-        repeats = [c for c in cols if isinstance(c, Repeat)]
-        if len(json_cols) == len(cols):
-            if len({c.shape() for c in json_cols}) == 1:
-                out[name] = JsonColumn.join(json_cols)
+        kinds = set(map(type, cols))
+        if kinds == {list}:  # the common case: plain value lists
+            out[name] = merged[same] = list(chain.from_iterable(cols))
+        elif kinds == {JsonColumn}:
+            if len({c.shape() for c in cols}) == 1:
+                out[name] = JsonColumn.join(cols)
             else:
-                out[name] = pa.concat_arrays([c.array() for c in json_cols])
-        elif len(repeats) == len(cols):
-            out[name] = Repeat.join(repeats)
-        elif not json_cols:
+                out[name] = pa.concat_arrays([c.array() for c in cols])
+        elif kinds == {Repeat}:
+            out[name] = Repeat.join(cols)
+        elif JsonColumn not in kinds:
             out[name] = list(chain.from_iterable(
                 [None] * k if c is None else c.tolist() if isinstance(c, Repeat) else c
                 for c, k in zip(cols, sizes)))
-            if all(type(c) is list for c in cols):
-                merged[same] = out[name]
         else:
             out[name] = pa.concat_arrays([
                 c.array() if isinstance(c, JsonColumn) else
