@@ -50,24 +50,25 @@ def _to_utc(s: pd.Series, tz: str) -> pd.Series:
     else:
         values = _missing_to_none(s)
         obj = pd.Series(values, dtype=object, index=s.index)
-        texts = [v for v in values if isinstance(v, str)]
-        if texts:  # request data: ISO 8601 text only, never a guess ('1/2/2013', 'now')
-            words = [v for v in texts if v.strip().lower() in _RELATIVE]
+        odd = [v for v in values if v is not None and (
+            isinstance(v, (bool, int, float, np.number, bytes)))]
+        if odd:
+            raise ValueError(f"{odd[0]!r} ({type(odd[0]).__name__}) is not a timestamp")
+        is_text = [isinstance(v, str) for v in values]
+        if any(is_text):  # request data: ISO 8601 text only, never a guess ('1/2/2013', 'now')
+            words = [v for v in values if isinstance(v, str) and v.strip().lower() in _RELATIVE]
             if words:
                 raise ValueError(f"{words[0]!r} is not a timestamp; send ISO 8601 text like "
                                  "'2013-01-01T10:15:00Z'")
-            if len(texts) != sum(v is not None for v in values):
-                raise ValueError("mixes text and other values")
             try:
-                out = pd.to_datetime(obj, utc=True, format="ISO8601")
+                out = pd.to_datetime(obj.where(is_text, None), utc=True, format="ISO8601")
             except (ValueError, OverflowError) as exc:
                 raise ValueError(f"not ISO 8601 text like '2013-01-01T10:15:00Z' ({exc})") \
                     from None
+            if not all(is_text):  # datetime objects beside the text (as the fast path takes)
+                others = pd.to_datetime(obj.where([not t for t in is_text], None), utc=True)
+                out = out.where(pd.Series(is_text, index=s.index), others)
         else:
-            odd = [v for v in values if v is not None and (
-                isinstance(v, (bool, int, float, np.number, bytes)))]
-            if odd:
-                raise ValueError(f"{odd[0]!r} ({type(odd[0]).__name__}) is not a timestamp")
             out = pd.to_datetime(obj, utc=True)
     return out if out.dtype == _UTC_NS else out.astype(_UTC_NS)
 

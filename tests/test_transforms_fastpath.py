@@ -60,6 +60,13 @@ TZ5 = dt.timezone(dt.timedelta(hours=-5))
     ("timestamp", ["2013-01-01T10:15:00Z", "2013-01-01T10:15:00Z", None, "2013-01-01T10:15:00Z"]),
     ("timestamp", ["2013-01-01 10:15", "2013-01-01T10:15:00Z", "2013-01-01 10:15"]),  # naive+aware
     ("timestamp", ["2013-01-01T10:15:00Z", "2013-01-01T10:15:00Z", "2013-02-30T10:00:00Z"]),
+    # ISO text beside datetime objects (naive read as UTC, aware, pandas): taken by both
+    ("timestamp", ["2013-01-01T10:15:00Z", dt.datetime(2013, 1, 1, 5, tzinfo=dt.UTC), None]),
+    ("timestamp", [dt.datetime(2013, 1, 1, 5), None, "2013-01-01 10:15"]),
+    ("timestamp", [pd.Timestamp("2013-01-01 05:00", tz="UTC"), "2013-06-01T14:05:00.5+05:30",
+                   dt.datetime(2013, 1, 1, 5, tzinfo=TZ5)]),
+    ("timestamp", ["2013-01-01T10:15:00Z", dt.datetime(2013, 1, 1), "now"]),  # same error
+    ("timestamp", ["2013-01-01T10:15:00Z", 5]),  # a number: the same error
     ("double", [1, 2.5, None]), ("double", [True]), ("double", ["1.5"]),
     ("double", [float("nan")]), ("double", [10 ** 400]), ("float", [1, 0.1, None]),
     ("long", [1, None]), ("long", [2 ** 63]), ("long", [1.0]), ("long", [True]),
