@@ -127,6 +127,16 @@ def _result(request_id: str, n: int, preds: list) -> PredictionResult:
     return PredictionResult(request_id, "d", "m", 2, preds, feats, statuses, times, 1.25)
 
 
+@pytest.mark.parametrize("kind", sorted(VALUES))
+def test_json_objects_of_one_column_are_the_text_of_a_dict_per_row(kind):
+    """One column (a deployment's key or request time) takes the per-distinct-value path
+    when it holds text: the same text as json.dumps either way, names quoted as JSON."""
+    values = VALUES[kind] * 3
+    for name in ("origin", 'a "b"'):
+        want = [json.dumps({name: v}, default=str) for v in values]
+        assert json_objects({name: values}, len(values)).to_pylist() == want
+
+
 def test_columns_sharing_a_list_log_what_separate_lists_log():
     """The event times of one group's features are one list: the writer merges and
     converts it once, and every column still holds its own values."""

@@ -57,8 +57,19 @@ _TS = pa.timestamp("us", "UTC")
 #: Delta properties of a new evaluation table: file statistics (data skipping) only for
 #: the columns a log is searched by. Statistics of every column cost each append (and,
 #: in delta-rs, each later commit, per file of the table) without serving a query.
-LOG_TABLE_CONFIG = {
-    "delta.dataSkippingStatsColumns": "request_id,time,deployment_revision,model_version"}
+_STATS_COLUMNS = ("request_id", "time", "deployment_revision", "model_version")
+LOG_TABLE_CONFIG = {"delta.dataSkippingStatsColumns": ",".join(_STATS_COLUMNS)}
+
+
+def _writer_properties() -> Any:
+    """Parquet statistics for the same columns only (the rest cost each write and serve
+    no query)."""
+    from deltalake import ColumnProperties, WriterProperties
+
+    return WriterProperties(
+        default_column_properties=ColumnProperties(statistics_enabled="NONE"),
+        column_properties={c: ColumnProperties(statistics_enabled="CHUNK")
+                           for c in _STATS_COLUMNS})
 
 
 def log_schema(binding: FeatureBinding) -> pa.Schema:
@@ -124,10 +135,11 @@ def append(path: Any, table: pa.Table, storage_options: Mapping[str, str] | None
         props = CommitProperties(max_commit_retries=50)
     if handle is not None:
         write_deltalake(handle, table, mode="append", schema_mode="merge",
-                        commit_properties=props)
+                        commit_properties=props, writer_properties=_writer_properties())
     else:
         write_deltalake(path, table, mode="append", schema_mode="merge",
-                        storage_options=dict(storage_options or {}), commit_properties=props)
+                        storage_options=dict(storage_options or {}), commit_properties=props,
+                        writer_properties=_writer_properties())
     return True
 
 

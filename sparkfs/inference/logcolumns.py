@@ -85,19 +85,20 @@ def json_values(values: Sequence[Any], finite_only: bool = False) -> pa.Array:
     return out
 
 
-def _str_text(arr: pa.Array) -> pa.Array:
-    """The JSON text of each string (null stays null). Built for the distinct strings
-    only, then repeated (``take``): a log's keys and timestamps repeat across its rows."""
+def _str_text(arr: pa.Array, head: str = "", tail: str = "") -> pa.Array:
+    """``head`` + the JSON text of each string + ``tail`` (null stays null). Built for
+    the distinct strings only, then repeated (``take``): a log's keys and timestamps
+    repeat across its rows."""
     import numpy as np
 
     enc = pc.dictionary_encode(arr)
     uniq = enc.dictionary
-    text = pc.binary_join_element_wise('"', uniq, '"', "")
+    text = pc.binary_join_element_wise(head + '"', uniq, '"' + tail, "")
     special = pc.match_substring_regex(uniq, _ESCAPE)
     if pc.any(special).as_py():  # quotes, backslashes, control or non-ASCII
         fixed = text.to_pylist()
         for i in np.flatnonzero(special.to_numpy(zero_copy_only=False)).tolist():
-            fixed[i] = json.dumps(uniq[i].as_py())
+            fixed[i] = head + json.dumps(uniq[i].as_py()) + tail
         text = pa.array(fixed, pa.string())
     return text.take(enc.indices)
 
@@ -170,6 +171,14 @@ def json_objects(columns: Mapping[str, Sequence[Any]], n: int) -> pa.Array:
     """
     if not columns:
         return pa.array(["{}"] * n, pa.string())
+    if len(columns) == 1:  # one text column (a key, a timestamp): built per distinct value
+        (name, values), = columns.items()
+        vals = values if isinstance(values, list) else list(values)
+        if set(map(type, vals)) == {str} or set(map(type, vals)) == {str, type(None)}:
+            head = "{" + json.dumps(str(name)) + ": "
+            arr = pa.array(vals, pa.string())
+            out = _str_text(arr, head, "}")
+            return pc.if_else(arr.is_null(), head + "null}", out) if arr.null_count else out
     parts: list[Any] = []
     for i, (name, values) in enumerate(columns.items()):
         parts.append(("{" if i == 0 else ", ") + json.dumps(str(name)) + ": ")
