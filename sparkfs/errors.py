@@ -173,3 +173,27 @@ class HBaseServerError(SparkfsError):
     >>> str(HBaseServerError("cannot start a real HBase: no Java"))
     'cannot start a real HBase: no Java'
     """
+
+
+def first_line(exc: BaseException, limit: int = 500) -> str:
+    """The first line of ``exc``'s message (its type name when the message is empty), at
+    most ``limit`` characters: what an error names as its cause, without a traceback.
+
+    >>> first_line(ValueError("bad value\\n  at frame 3"))
+    'bad value'
+    >>> first_line(KeyError())
+    'KeyError'
+    """
+    lines = str(exc).strip().splitlines()
+    return lines[0].strip()[:limit] if lines else type(exc).__name__
+
+
+def one_line(exc: BaseException, limit: int = 500) -> str:
+    """``exc`` as ``<type>: <message>`` on one line (whitespace runs, newlines included,
+    become one space), at most ``limit`` characters: a failure's reason as a log row or a
+    response keeps it.
+
+    >>> one_line(ZeroDivisionError("division\\n by zero"))
+    'ZeroDivisionError: division by zero'
+    """
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:limit]

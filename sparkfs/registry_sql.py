@@ -33,7 +33,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
-from .errors import ConfigError, RegistryUnavailableError
+from .errors import ConfigError, RegistryUnavailableError, first_line
 
 _SQLITE_DDL = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -282,7 +282,7 @@ class PostgresBackend:
     def _unavailable(self, exc: Exception, doing: str) -> RegistryUnavailableError:
         orig = getattr(exc, "orig", exc)
         state = getattr(orig, "sqlstate", None) or ""
-        text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        text = first_line(orig)
         if state == "55P03":           # lock_not_available
             text = "lock timeout"
         elif state in ("25006", "42501") and doing == "writing":  # read-only / no privilege

@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from ..errors import SparkfsError, ValidationError
+from ..errors import SparkfsError, ValidationError, first_line
 from . import config_of, open_store
 from ._output import print_table
 
@@ -155,7 +155,7 @@ def read_rows(path: str, fmt: str | None = None) -> Any:
         raise ValidationError(f"push file {path!r} does not exist") from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValidationError(f"push file {path!r} could not be read as {fmt}: "
-                              f"{str(exc).splitlines()[0]}; nothing was written") from None
+                              f"{first_line(exc)}; nothing was written") from None
 
 
 def _push(ctx: typer.Context,

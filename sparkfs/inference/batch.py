@@ -46,7 +46,7 @@ import json
 import uuid
 from typing import Any
 
-from ..errors import SparkfsError
+from ..errors import SparkfsError, one_line
 from .batch_log import commit_log_files, run_app_id, run_logged, stage_log_files, write_log_file
 
 _MODELS: dict[str, Any] = {}
@@ -320,7 +320,7 @@ def score_frame(model: Any, pdf: Any, spec: dict, label: str) -> tuple[Any, str 
         raw = model.predict(model_input_frame(pdf, spec["columns"]))
         preds = prediction_values(raw, n)
     except Exception as exc:
-        error = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+        error = one_line(exc)
         preds = [None] * n
     out = pdf[spec["out"]].copy()
     arr = np.asarray(raw) if raw is not None and error is None and not isinstance(

@@ -33,7 +33,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from ..errors import PredictionError
+from ..errors import PredictionError, one_line
 from .deployments import Deployment
 from .evaluation import EvaluationLogger, JsonColumn, Repeat
 from .logcolumns import json_safe as _json_safe
@@ -221,7 +221,7 @@ def predict(d: Deployment, model: Any, read_features: Callable[..., Any],
         if len(response):
             preds = prediction_values(model.predict(model_input(values, b.columns)), len(response))
     except Exception as exc:  # the model's own failure: reported, logged, never a traceback
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+        reason = one_line(exc)
         error = f"model {d.model_label} failed: {reason}"
     latency = (time.perf_counter() - start) * 1000.0
     result = PredictionResult(request_id, d.name, d.model_name, d.model_version, preds,

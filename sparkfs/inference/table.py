@@ -46,7 +46,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..errors import SparkfsError, ValidationError
+from ..errors import SparkfsError, ValidationError, first_line
 
 #: The request table's column holding the instant to score at.
 REQUEST_TIME = "request_time"
@@ -354,9 +354,8 @@ def follow(inference: Any, deployment: str, checkpoint: str | None = None,
         try:
             query.awaitTermination()
         except Exception as exc:  # StreamingQueryException: one line, not a py4j trace
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise SparkfsError(f"scoring table of {deployment!r}: the query failed: "
-                               f"{first[:400]}; rerun it, the checkpoint resumes where it "
+                               f"{first_line(exc, 400)}; rerun it, the checkpoint resumes where it "
                                "stopped") from None
     return query
 

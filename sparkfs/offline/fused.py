@@ -215,9 +215,8 @@ class FusedDeltaRsWriter(DeltaRsWriter):
         if not self._first:
             return super()._stage(batch, df, subdir)
         self._first = False
-        from ..errors import SparkfsError
+        from ..errors import SparkfsError, first_line
         from . import onepass
-        from .writers import _first_line
 
         stage = f"{self.offline.table_uri(batch.group)}/{subdir}"
         spark = df.sparkSession
@@ -229,7 +228,7 @@ class FusedDeltaRsWriter(DeltaRsWriter):
                 df, stage, history_schema(batch.group), batch.stats_specs, self.fused.task)
         except Exception as exc:
             raise SparkfsError(f"writing the batch for feature group {batch.group.name!r} failed; "
-                               f"nothing was committed: {_first_line(exc)}") from exc
+                               f"nothing was committed: {first_line(exc)}") from exc
         finally:
             self.fused.release()
         checks = self.fused.settle(found or {"n": 0, "min_et": None, "max_et": None})

@@ -46,13 +46,13 @@ import pyarrow as pa
 
 from ..definitions import FeatureGroup
 from ..dtypes import ALL
+from ..errors import first_line
 from .checks import check_rows_arrow, conform_arrow, narrow_arrow, to_arrow
 from .tables import COMMIT_TIME, RUN_ID, history_schema
 from .writers import (
     Batch,
     DeltaRsWriter,
     Written,
-    _first_line,
     add_actions,
     commit_on_top,
     commit_staged,
@@ -241,7 +241,7 @@ class LocalDeltaRsWriter(DeltaRsWriter):
                     for r in out.to_pylist()]
         except Exception as exc:
             raise SparkfsError(f"writing the batch for feature group {batch.group.name!r} failed; "
-                               f"nothing was committed: {_first_line(exc)}") from exc
+                               f"nothing was committed: {first_line(exc)}") from exc
         files = [StagedFile(r["path"], int(r["size"]), int(r["rows"]), r["stats"], r["partial"])
                  for r in rows]
         actions, written = add_actions(files, subdir)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..definitions import FeatureGroup
-from ..errors import ConcurrentWriteError, ConfigError, SparkfsError
+from ..errors import ConcurrentWriteError, ConfigError, SparkfsError, first_line
 from .dedupe import known_empty, merge_condition, without_stored_rows
 from .tables import history_schema, read_files_spark
 
@@ -165,11 +165,6 @@ def _new_overlapping_files(offline: "OfflineStore", batch: Batch, seen: int, now
         return []
     before = set(offline.files(batch.group, seen))
     return [f for f in offline.files(batch.group, now, batch.et_range) if f not in before]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:500] if text else type(exc).__name__
 
 
 #: one attempt to commit ``df`` on top of the version just read: the ``Written`` outcome,
@@ -350,7 +345,7 @@ class DeltaRsWriter:
                                               batch.stats_specs)
         except Exception as exc:
             raise SparkfsError(f"writing the batch for feature group {batch.group.name!r} failed; "
-                               f"nothing was committed: {_first_line(exc)}") from exc
+                               f"nothing was committed: {first_line(exc)}") from exc
         out, written = add_actions(files, subdir)
         return out, written, partial
 
@@ -369,7 +364,7 @@ class DeltaRsWriter:
             df.write.mode("errorifexists").parquet(stage if "://" in stage else "file://" + stage)
         except Exception as exc:
             raise SparkfsError(f"writing the batch for feature group {batch.group.name!r} failed; "
-                               f"nothing was committed: {_first_line(exc)}") from exc
+                               f"nothing was committed: {first_line(exc)}") from exc
         finally:
             if previous is None:
                 spark.conf.unset(key)
@@ -476,7 +471,7 @@ class DeltaSparkWriter:
                     return None
                 raise SparkfsError(
                     f"writing the batch for feature group {group.name!r} with delta-spark "
-                    f"failed; nothing was committed: {_first_line(exc)}") from exc
+                    f"failed; nothing was committed: {first_line(exc)}") from exc
             finally:
                 for k, v in previous.items():
                     if v is None:

@@ -71,6 +71,7 @@ from ..errors import (
     PredictionError,
     TransformError,
     ValidationError,
+    first_line,
 )
 from ..ondemand import CodeNotLoadedError
 from .auth import principal_of
@@ -284,7 +285,7 @@ def warm_models(inference: Inference) -> list[str]:
             inference.model(d)
         except Exception as exc:  # reported by the deployment's first request as before
             error_log.warning("model warm-up: deployment %r (%s) did not load: %s", d.name,
-                              d.model_label, str(exc).splitlines()[0] if str(exc) else exc)
+                              d.model_label, first_line(exc))
             continue
         loaded.append(d.name)
     return loaded

@@ -188,7 +188,7 @@ def _avro_decoded(payload: Column, schema: str, confluent: bool) -> tuple[Column
     """(whether the payload has the Confluent header, or True; the decoded record)."""
     from pyspark.sql import functions as F
 
-    from ..errors import ConfigError
+    from ..errors import ConfigError, first_line
 
     framed = F.lit(True)
     body = payload
@@ -202,7 +202,7 @@ def _avro_decoded(payload: Column, schema: str, confluent: bool) -> tuple[Column
     except Exception as exc:  # the JVM side is missing: py4j/TypeError, not ours to name
         raise ConfigError("Spark's Avro functions (spark-avro) are not on this session's "
                           "classpath: start Spark with spark.jars = sparkfs.jvm.jars('spark-kafka') "
-                          f"(`python -m sparkfs.jvm fetch spark-kafka`): {str(exc).splitlines()[0]}"
+                          f"(`python -m sparkfs.jvm fetch spark-kafka`): {first_line(exc)}"
                           ) from None
     return framed, decoded
 

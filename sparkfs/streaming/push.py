@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from ..definitions import FeatureGroup
-from ..errors import SparkfsError, ValidationError
+from ..errors import SparkfsError, ValidationError, first_line
 from ..offline.tables import COMMIT_TIME, RUN_ID, history_schema
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,7 +69,7 @@ def push_rows(group: FeatureGroup, rows: Any) -> pa.Table:
             rows = pa.Table.from_pandas(rows, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise ValidationError(f"push to feature group {group.name!r}: the rows do not form "
-                              f"typed columns ({str(exc).splitlines()[0]}); nothing was written"
+                              f"typed columns ({first_line(exc)}); nothing was written"
                               ) from None
     if isinstance(rows, pa.RecordBatch):
         rows = pa.Table.from_batches([rows])
@@ -87,7 +87,7 @@ def push_rows(group: FeatureGroup, rows: Any) -> pa.Table:
         try:
             cols.append(col.cast(f.type, safe=True))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            problems.append(f"{f.name!r} ({col.type} -> {f.type}: {str(exc).splitlines()[0]})")
+            problems.append(f"{f.name!r} ({col.type} -> {f.type}: {first_line(exc)})")
     if problems:
         raise ValidationError(f"push to feature group {group.name!r}: column(s) of the wrong "
                               f"type: {'; '.join(problems)}; nothing was written")
@@ -219,7 +219,7 @@ class PushWriter:
             except Exception as exc:  # noqa: BLE001 - keep the rows and retry: offline is the truth
                 with self._cond:
                     self._failures += 1
-                    self._last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                    self._last_error = f"{type(exc).__name__}: {first_line(exc) if str(exc).strip() else ''}"
                     self._cond.notify_all()
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)

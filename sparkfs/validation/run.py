@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._extras import require
 from ..definitions import FeatureGroup
-from ..errors import DefinitionError, SparkfsError, ValidationError
+from ..errors import DefinitionError, SparkfsError, ValidationError, first_line
 from .reports import ValidationReport, store_report
 from .rules import pandas_failures, spark_failures
 from .suite import ROW_LEVEL, Expectations, as_suite
@@ -184,9 +184,8 @@ def _gx_expectation(item: dict, index: int, label: str):
         return ExpectationConfiguration(type=item["type"], kwargs=dict(item["kwargs"]),
                                         meta=meta).to_domain_obj()
     except Exception as exc:  # GX raises its own and pydantic errors for bad kwargs
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DefinitionError(f"expectation {label} is not valid for great-expectations: "
-                              f"{first}") from None
+                              f"{first_line(exc)}") from None
 
 
 class _GxThreadState:
