@@ -61,6 +61,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: 16 random bytes in URL-safe base64, never starting with
+    ``-`` (the storage tool would read such an id as an option; Kafka's own
+    ``Uuid.randomUuid`` draws again in that case, and so does this).
+
+    >>> ids = [new_cluster_id() for _ in range(500)]
+    >>> {len(i) for i in ids}, any(i.startswith("-") for i in ids)
+    ({22}, False)
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class KafkaBroker:
     """A throw-away single-node Kafka broker; ``start()``/``stop()`` or use it with ``with``."""
 
@@ -118,7 +133,7 @@ class KafkaBroker:
         log4j.write_text(_LOG4J2.format(log=self._dir / "kafka.log"))
         base = [java, f"-Xmx{self._heap}", "-XX:-UsePerfData", "-Djava.awt.headless=true",
                 f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         fmt = subprocess.run(base + ["kafka.tools.StorageTool", "format", "-t", cluster_id,
                                      "-c", str(props)], capture_output=True, text=True)
         if fmt.returncode != 0:
