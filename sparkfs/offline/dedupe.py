@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from ..definitions import FeatureGroup
 from ..sql import quote_ident
-from .rowhash import row_hash
+from .rowhash import row_hash, row_hashes
 from .tables import history_schema, read_files_spark
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -211,13 +211,26 @@ def read_stored_identities(group: FeatureGroup, files: list[str], et_range: tupl
                            + [pa.field(H1, pa.uint64()), pa.field(H2, pa.uint64())])
     flt = (ds.field(et) >= pa.scalar(et_range[0], ts)) & (ds.field(et) <= pa.scalar(et_range[1], ts))
     data = ds.dataset([f.removeprefix("file://") for f in files], schema=schema, format="parquet")
-    parts = []
-    for b in data.to_batches(columns=keys + values, filter=flt):
-        if b.num_rows:
-            parts.append(pa.RecordBatch.from_arrays(
-                [b.column(k) for k in keys]
-                + [pa.array(row_hash(b, values, 1)), pa.array(row_hash(b, values, 2))],
-                schema=out_schema))
+
+    def identities(b: pa.RecordBatch) -> pa.RecordBatch:
+        h1, h2 = row_hashes(b, values)
+        return pa.RecordBatch.from_arrays([b.column(k) for k in keys]
+                                          + [pa.array(h1), pa.array(h2)], schema=out_schema)
+
+    # numpy's kernels leave the GIL: batches are hashed on two threads, in order, with at
+    # most four read ahead (only the identities stay in memory)
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    parts: list[pa.RecordBatch] = []
+    pending: deque[Future] = deque()
+    with ThreadPoolExecutor(2) as pool:
+        for b in data.to_batches(columns=keys + values, filter=flt):
+            if b.num_rows:
+                pending.append(pool.submit(identities, b))
+            if len(pending) >= 4:
+                parts.append(pending.popleft().result())
+        parts.extend(f.result() for f in pending)
     return pa.Table.from_batches(parts, schema=out_schema)
 
 
@@ -296,5 +309,5 @@ def drop_stored(table: pa.Table, stored: "pa.Table | StoredIndex", group: Featur
     index = stored if isinstance(stored, StoredIndex) else StoredIndex(stored, keys)
     if not index.size or not table.num_rows:
         return table
-    mask = index.stored_mask(table, row_hash(table, values, 1), row_hash(table, values, 2))
+    mask = index.stored_mask(table, *row_hashes(table, values))
     return table.filter(pa.array(~mask)) if mask.any() else table

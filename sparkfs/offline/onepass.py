@@ -144,7 +144,6 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
         from ..monitoring.sketches import Partial
         from .checks import row_counts_arrow
         from .parquet_stats import _fs, metadata_add_stats
-        from .rowhash import row_hash
 
         part = prefix
         try:  # a retried or speculative task writes its own file; only reported ones count
@@ -186,7 +185,7 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
                     counts.append(row_counts_arrow(checks.keys, checks.event_time, raw,
                                                    checks.narrowed))
                     batch = _conformed(raw, schema, safe=False)
-                    batch = _checked(batch, checks, index, identity, pairs, row_hash)
+                    batch = _checked(batch, checks, index, identity, pairs)
                     if not batch.num_rows:
                         continue
                 if partial is not None:
@@ -230,14 +229,20 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
 
 
 def _checked(batch: pa.RecordBatch, checks: TaskChecks, index: Any, identity: list[str],
-             pairs: list[tuple[Any, Any]], row_hash: Callable) -> pa.RecordBatch:
+             pairs: list[tuple[Any, Any]]) -> pa.RecordBatch:
     """The fused task's work on one conformed batch: its (key hash, value hash) pairs
     appended to ``pairs`` (rows without a null key or event time), and the batch without
     its rows already stored (``index``)."""
     import numpy as np
     import pyarrow.compute as pc
 
-    h1 = row_hash(batch, checks.values, 1)
+    from .rowhash import row_hash, row_hashes
+
+    h2 = None
+    if index is not None:  # both value hashes, each column prepared once
+        h1, h2 = row_hashes(batch, checks.values)
+    else:
+        h1 = row_hash(batch, checks.values, 1)
     kh = None
     if checks.conflicts or index is not None:
         kh = row_hash(batch, identity, 1)
@@ -255,7 +260,7 @@ def _checked(batch: pa.RecordBatch, checks: TaskChecks, index: Any, identity: li
             keep = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
             pairs.append((kh[keep], h1[keep]))
     if index is not None:
-        mask = index.stored_mask(batch, h1, row_hash(batch, checks.values, 2), kh)
+        mask = index.stored_mask(batch, h1, h2, kh)
         if mask.any():
             batch = batch.filter(pa.array(np.logical_not(mask)))
     return batch
