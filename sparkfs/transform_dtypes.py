@@ -65,7 +65,8 @@ def _to_utc(s: pd.Series, tz: str) -> pd.Series:
             except (ValueError, OverflowError) as exc:
                 raise ValueError(f"not ISO 8601 text like '2013-01-01T10:15:00Z' ({exc})") \
                     from None
-            if not all(is_text):  # datetime objects beside the text (as the fast path takes)
+            if any(v is not None and not t for v, t in zip(values, is_text)):
+                # datetime objects beside the text (as the fast path takes them)
                 others = pd.to_datetime(obj.where([not t for t in is_text], None), utc=True)
                 out = out.where(pd.Series(is_text, index=s.index), others)
         else:

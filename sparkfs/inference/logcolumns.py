@@ -174,7 +174,9 @@ def json_objects(columns: Mapping[str, Sequence[Any]], n: int) -> pa.Array:
     if len(columns) == 1:  # one text column (a key, a timestamp): built per distinct value
         (name, values), = columns.items()
         vals = values if isinstance(values, list) else list(values)
-        if set(map(type, vals)) == {str} or set(map(type, vals)) == {str, type(None)}:
+        kinds = set(map(type, vals))
+        kinds.discard(type(None))
+        if kinds == {str}:
             head = "{" + json.dumps(str(name)) + ": "
             arr = pa.array(vals, pa.string())
             out = _str_text(arr, head, "}")
