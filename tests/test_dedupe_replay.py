@@ -100,3 +100,31 @@ def test_replay_writes_nothing_and_partial_replay_writes_the_new_rows_once(store
     hist = store.read_history("dd").to_pandas()
     assert len(hist) == len(STORED) + 2
     assert sorted(hist[hist["_run_id"] == "partial"]["key"]) == ["d", "f"]
+
+
+def test_a_null_in_another_column_is_another_row(spark, store_config):
+    """Spark's hashes skip null cells: (null, 1.0) and (1.0, null), or [null, 1.0] and
+    [1.0, null], used to share their value hashes, so a row was taken for another one
+    stored at the same key and time and silently dropped."""
+    g = FeatureGroup(name="nulls", entities=[Entity("thing", join_keys=["key"])],
+                     event_time="ts", schema=[Field("x", "double"), Field("y", "double"),
+                                              Field("v", "array<double>")])
+    fs = FeatureStore(store_config, spark=spark)
+    fs.apply([g])
+
+    def rows(x, y, v) -> pa.Table:
+        return pa.table({"key": ["a"], "ts": pa.array([ts(1)], pa.timestamp("us", tz="UTC")),
+                         "x": pa.array([x], pa.float64()), "y": pa.array([y], pa.float64()),
+                         "v": pa.array([v], pa.list_(pa.float64()))})
+
+    fs.ingest("nulls", rows(None, 1.0, [None, 1.0]), run_id="first")
+    cols = [f.name for f in history_schema(g) if f.name not in SYSTEM_COLUMNS]
+    files = fs.offline.files(g, fs.offline.current_version(g), (ts(1), ts(1)))
+    checks = {"min_et": ts(1), "max_et": ts(1)}
+    for swapped in (rows(1.0, None, [None, 1.0]), rows(None, 1.0, [1.0, None]),
+                    rows(None, 1.0, [None, 1.0, None]), rows(None, 1.0, None)):
+        df = spark.createDataFrame(swapped)
+        assert stored_matches(spark, g, df, files, checks, cols) == (1, 0)
+    same = spark.createDataFrame(rows(None, 1.0, [None, 1.0]))
+    assert stored_matches(spark, g, same, files, checks, cols) == (1, 1)
+    fs.close()

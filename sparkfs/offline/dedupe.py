@@ -151,14 +151,38 @@ def _stored_identities(spark: "SparkSession", group: FeatureGroup, files: list[s
 
 def _value_hashes(group: FeatureGroup, value_cols: list[str], qualifier: str | None) -> tuple:
     """The two hashes (xxhash64, murmur3) of a row's feature values: the value part of the
-    dedupe identity, the same in the anti-join and in delta-spark's MERGE."""
+    dedupe identity, the same in the anti-join and in delta-spark's MERGE.
+
+    Spark's hashes skip a null cell, so ``(null, 1.0)`` and ``(1.0, null)`` -- or the
+    arrays ``[null, 1.0]`` and ``[1.0, null]`` -- would hash alike and a row would be taken
+    for another one already stored (and dropped). The null cells' positions are hashed
+    too (``_null_marks``)."""
     from pyspark.sql import functions as F
 
     keys = set(group.join_keys) | {group.event_time}
     prefix = "" if qualifier is None else f"{quote_ident(qualifier, 'spark')}."
-    cols = [F.col(prefix + quote_ident(v, "spark")) for v in value_cols if v not in keys]
-    cols = cols or [F.lit(0)]
+    names = [v for v in value_cols if v not in keys]
+    cols = [F.col(prefix + quote_ident(v, "spark")) for v in names]
+    if not cols:
+        return F.xxhash64(F.lit(0)), F.hash(F.lit(0))
+    dtypes = {f.name: f.dtype for f in group.stored_fields}
+    cols += _null_marks(cols, [dtypes.get(n, "") for n in names])
     return F.xxhash64(*cols), F.hash(*cols)
+
+
+def _null_marks(cols: list, dtypes: list[str]) -> list:
+    """Never-null columns that tell where ``cols`` hold nulls: one bigint bit mask per 62
+    columns, and for each array column the array of its elements' null flags."""
+    from pyspark.sql import functions as F
+
+    marks = []
+    for start in range(0, len(cols), 62):
+        bits = [F.when(c.isNull(), F.lit(1 << i)).otherwise(F.lit(0))
+                for i, c in enumerate(cols[start:start + 62])]
+        marks.append(reduce(lambda a, b: a + b, bits).cast("bigint"))
+    marks += [F.coalesce(F.transform(c, lambda x: x.isNull()), F.array())
+              for c, dtype in zip(cols, dtypes) if dtype.startswith("array")]
+    return marks
 
 
 def merge_condition(group: FeatureGroup, value_cols: list[str], et_range: tuple,
