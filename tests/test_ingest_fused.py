@@ -130,6 +130,7 @@ def test_full_replay_writes_no_file_and_partial_replay_writes_new_rows_once(fs, 
     assert (again.rows_input, again.rows_written, again.rows_skipped, again.noop) == (4, 0, 4, True)
     assert fs.offline.current_version(group) == first.delta_version
     assert data_files(uri) == before
+    assert len(fused_calls) == 1  # the replay was found stored by Spark alone: no write pass
     # partly new: a correction (d), a new key (e), stored rows with null and NaN values
     part = frame(spark, [BASE[1], ("d", ts(4), 4.5, 4)], [BASE[2], ("e", ts(2), 1.0, 1)])
     r = fs.ingest("fz", part, run_id="r3")
@@ -140,9 +141,35 @@ def test_full_replay_writes_no_file_and_partial_replay_writes_new_rows_once(fs, 
     assert sorted(hist[hist["_run_id"] == "r3"]["key"]) == ["d", "e"]
     stats = fs.statistics("fz")
     assert stats.delta_version == r.delta_version and stats.rows == 2
-    assert len(fused_calls) == 3
+    assert len(fused_calls) == 2
     noop = fs.ingest("fz", part, run_id="r3")  # same run id: a no-op, nothing staged
-    assert noop.noop and noop.delta_version == r.delta_version and len(fused_calls) == 3
+    assert noop.noop and noop.delta_version == r.delta_version and len(fused_calls) == 2
+
+
+def test_a_replay_is_found_stored_only_when_nothing_contradicts_it(fs, group, spark,
+                                                                   fused_calls):
+    """``dedupe.fully_stored`` lets a batch skip the write pass only when each row is stored
+    and every stored row at its keys and time has its values: a stored correction, a
+    value that does not fit its int, a null key or one new row sends it down the general
+    path, which decides as before."""
+    fs.ingest("fz", frame(spark, BASE), run_id="r1")
+    fs.ingest("fz", frame(spark, [("a", ts(1), 2.0, 1)]), run_id="r2")  # a correction of a
+    fs.ingest("fz", frame(spark, [("e", ts(5), 1.0, None)]), run_id="r3")
+    version, passes = fs.offline.current_version(group), len(fused_calls)
+    # both stored values of a in one batch: still two values for one key and time
+    with pytest.raises(ValidationError, match="2 row.s. give different values"):
+        fs.ingest("fz", frame(spark, [BASE[0], ("a", ts(1), 2.0, 1)]), run_id="x1")
+    # 2**40 does not fit int: not the stored null, refused as before
+    with pytest.raises(ValidationError, match="1 value.s. of 'n' do not fit"):
+        fs.ingest("fz", frame(spark, [("e", ts(5), 1.0, 2**40)]), run_id="x2")
+    with pytest.raises(ValidationError, match="null join key"):
+        fs.ingest("fz", frame(spark, BASE[1:], [(None, ts(2), None, 2)]), run_id="x3")
+    assert len(fused_calls) == passes + 3  # each took the write pass
+    one = fs.ingest("fz", frame(spark, [BASE[0]]), run_id="x4")  # stored, a corrected since
+    assert (one.rows_skipped, one.noop, len(fused_calls)) == (1, True, passes + 4)
+    r = fs.ingest("fz", frame(spark, BASE[1:], [("e", ts(5), 1.0, None)]), run_id="x5")
+    assert (r.rows_input, r.rows_skipped, r.noop, len(fused_calls)) == (4, 4, True, passes + 4)
+    assert fs.offline.current_version(group) == version
 
 
 def test_quarantine_keeps_the_old_path_and_its_accounting(fs, spark, fused_calls):
@@ -179,6 +206,10 @@ def test_strict_expectations_refuse_after_the_pass(fs, spark, fused_calls):
     assert fs.offline.current_version(g) == 0 and files_under(uri) == before
     ok = fs.ingest("fs1", frame(spark, BASE[:3]), run_id="s1")
     assert ok.rows_written == 3 and len(fused_calls) == 2
+    # a full replay runs no write pass, but its expectations still run and are recorded
+    again = fs.ingest("fs1", frame(spark, list(reversed(BASE[:3]))), run_id="s2")
+    assert (again.rows_skipped, again.noop, len(fused_calls)) == (3, True, 2)
+    assert fs.validation_report("fs1").run_id == "s2"
 
 
 def test_stage_partition_with_checks_counts_hashes_and_drops_stored(tmp_path):

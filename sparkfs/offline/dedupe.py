@@ -34,11 +34,14 @@ from .tables import history_schema, read_files_spark
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["StoredIndex", "drop_stored", "known_empty", "merge_condition",
+__all__ = ["BROADCAST_CHECK_ROWS", "StoredIndex", "drop_stored", "fully_stored",
+           "known_empty", "merge_condition",
            "read_stored_identities", "stored_matches", "without_stored_rows"]
 
 #: the value-hash columns of ``read_stored_identities``
 H1, H2 = "__h1", "__h2"
+#: ``fully_stored`` broadcasts at most this many stored identities (keys included)
+BROADCAST_CHECK_ROWS = 1_000_000
 
 
 def without_stored_rows(spark: "SparkSession", group: FeatureGroup, df: "DataFrame",
@@ -107,6 +110,62 @@ def stored_matches(spark: "SparkSession", group: FeatureGroup, df: "DataFrame",
             .observe(seen, F.count(F.lit(1)).alias("n"))
     matched = ids.join(stored, _identity_condition(keys), "left_semi").count()
     return int(seen.get["n"]), int(matched)
+
+
+def fully_stored(spark: "SparkSession", group: FeatureGroup, df: "DataFrame",
+                 files: list[str], et_range: tuple[Any, Any], value_cols: list[str],
+                 stored_rows: int, narrowed: list[str] | tuple = ()) -> bool:
+    """True when every row of ``df`` (the conformed batch, same column types as the
+    history) is stored in ``files`` already and nothing there contradicts it: each row has a
+    stored row with the same keys, event time and values, and every stored row with its
+    keys and event time has its values. Decided in one Spark job with no Python worker: the
+    batch's identities -- a 64-bit hash of keys and event time, the keys and event time
+    themselves, the value hashes of ``_value_hashes`` -- left-joined on that key hash to
+    the stored rows' in ``et_range`` (``stored_rows``: at most this many; broadcast up to
+    ``BROADCAST_CHECK_ROWS``, else a shuffled hash join); the job stops at the first batch
+    row with no such stored row, with another value there, or whose key hash meets another
+    key (a collision only sends the batch down the general path).
+
+    So a True batch is a replay that cannot hold two values for one key and event time
+    (each row equals every stored row at its key and time): it is not checked, written or
+    committed again (``sparkfs.offline.fused``). ``narrowed`` bigint columns of ``df`` are
+    compared as the ints they are stored as; a value that does not fit makes the batch not
+    stored (the general path refuses it).
+
+    >>> fully_stored.__name__  # needs Spark; exercised by tests/test_dedupe_replay.py
+    'fully_stored'
+    """
+    from pyspark.sql import functions as F
+
+    keys = [*group.join_keys, group.event_time]
+    et = quote_ident(group.event_time, "spark")
+    h1, h2 = _value_hashes(group, value_cols, None)
+
+    def identities(frame: "DataFrame", p: str, *extra: Any) -> "DataFrame":
+        cols = [F.col(quote_ident(k, "spark")) for k in keys]
+        return frame.select(F.xxhash64(*cols).alias(f"{p}kh"),
+                            *[c.alias(f"{p}{i}") for i, c in enumerate(cols)],
+                            h1.alias(f"{p}h1"), h2.alias(f"{p}h2"), *extra)
+
+    stored = identities(read_files_spark(spark, group, files)
+                        .where((F.col(et) >= F.lit(et_range[0])) & (F.col(et) <= F.lit(et_range[1]))),
+                        "__s_")
+    stored = stored.hint("broadcast" if stored_rows <= BROADCAST_CHECK_ROWS else "shuffle_hash")
+    bad = [F.col("__s_kh").isNull(),
+           *[~F.col(f"__b_{i}").eqNullSafe(F.col(f"__s_{i}")) for i in range(len(keys))],
+           F.col("__b_h1") != F.col("__s_h1"), F.col("__b_h2") != F.col("__s_h2")]
+    if narrowed:  # compared as stored: int; a value that does not fit is not stored
+        fits = [F.col(quote_ident(c, "spark")).isNull()
+                | F.col(quote_ident(c, "spark")).try_cast("int").isNotNull() for c in narrowed]
+        df = df.select(*[F.col(quote_ident(c, "spark")).try_cast("int").alias(c) if c in narrowed
+                         else F.col(quote_ident(c, "spark")) for c in df.columns],
+                       reduce(lambda a, b: a & b, fits).alias("__fits"))
+        batch = identities(df, "__b_", F.col("__fits").alias("__b_fits"))
+        bad.append(~F.col("__b_fits"))
+    else:
+        batch = identities(df, "__b_")
+    pairs = batch.join(stored, F.col("__b_kh") == F.col("__s_kh"), "left_outer")
+    return pairs.where(reduce(lambda a, b: a | b, bad)).isEmpty()
 
 
 def _identity_condition(keys: list[str]):

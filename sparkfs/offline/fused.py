@@ -15,11 +15,15 @@ Spark passes for checks and dedupe, then the write) stays for everything else:
 
 Steps of the fused path:
 
-1. When the table has files, one small Spark job takes the batch's event-time range
-   (the conformed batch is kept for the passes that follow: ``ingest._read_once``), and
-   the identities of the stored rows in that range -- keys, event time, two value hashes
-   (``dedupe.read_stored_identities``) -- are broadcast as Arrow IPC bytes. A first ingest
-   into an empty table skips this step.
+1. When the table has files, one small Spark job takes the batch's event-time range and
+   row count (the conformed batch is kept for the passes that follow:
+   ``ingest._read_once``). When files overlap that range, one Spark job with no Python
+   worker (``dedupe.fully_stored``) asks whether every row is stored already, with
+   nothing stored contradicting it: such a batch (a replay under a new run id) skips the
+   write pass -- only the strict expectations run -- and commits nothing. Otherwise the
+   identities of the stored rows in that range -- keys, event time, two value hashes
+   (``dedupe.read_stored_identities``) -- are broadcast as Arrow IPC bytes. A first
+   ingest into an empty table skips this step.
 2. The write pass (``onepass.stage_with_spark`` with ``onepass.TaskChecks``): each task
    counts its rows' problems (``checks.row_counts_arrow``: null keys and event times,
    out-of-range ints), hashes their keys and values (``rowhash``), drops the rows already
@@ -33,8 +37,7 @@ Steps of the fused path:
    and the writer deletes the staged files: nothing is committed, and nothing stays.
 4. The delta-rs writer commits as always (``writers.commit_on_top``: app transaction,
    re-dedupe against concurrent writers). A full replay stages no file and commits
-   nothing: its cost is the range job, reading the overlap's identities and one pass that
-   writes nothing.
+   nothing: its cost is the range job and the ``fully_stored`` job.
 
 >>> BROADCAST_MAX_ROWS
 4000000
@@ -47,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..definitions import FeatureGroup
-from .checks import exact_conflicts, refuse_bad_rows
+from .checks import exact_conflicts, merge_row_counts, refuse_bad_rows
 from .onepass import TaskChecks
 from .tables import COMMIT_TIME, RUN_ID, history_schema
 from .writers import DeltaRsWriter, add_actions
@@ -72,7 +75,8 @@ class FusedPlan:
     ``narrowed`` columns still bigint (the tasks check their range, then cast), which the
     pass writes (with the system columns added) and ``exact_conflicts`` reads; ``task``
     what each task checks; ``validate`` the strict expectations (None: none) run by
-    ``settle``.
+    ``settle``; ``replay`` the checks of a batch found stored in full
+    (``dedupe.fully_stored``: no pass, no file).
     After ``settle``: ``checks`` (merged counts, as ``check_rows`` returns them) and
     ``outcome`` (the ``ValidationOutcome``, or None).
 
@@ -88,6 +92,7 @@ class FusedPlan:
     validate: Callable[[int], Any] | None = None
     overlap: list[str] = field(default_factory=list)
     broadcast: Any = None
+    replay: dict | None = None
     checks: dict | None = None
     outcome: Any = None
 
@@ -133,7 +138,6 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
     from pyspark.sql import functions as F
 
     from ..sql import quote_ident
-    from .checks import narrow
 
     if type(writer) is not DeltaRsWriter:
         return None
@@ -152,16 +156,29 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
     overlap: list[str] = []
     stored = None
     if stored_files:
-        et = quote_ident(group.event_time, "spark")
-        row = df.agg(F.min(et).alias("lo"), F.max(et).alias("hi")).first()
-        lo, hi = (row["lo"], row["hi"]) if row is not None else (None, None)
+        et = F.col(quote_ident(group.event_time, "spark"))
+        row = df.agg(F.min(et).alias("lo"), F.max(et).alias("hi"), F.count(F.lit(1)).alias("n"),
+                     F.unix_micros(F.min(et)).alias("lo_us"),
+                     F.unix_micros(F.max(et)).alias("hi_us")).first()
+        assert row is not None  # a global aggregate has one row
+        lo, hi = row["lo"], row["hi"]
         if lo is not None:
             overlap = offline.files(group, pinned, (lo, hi))
         if overlap:
-            if _stored_rows(offline, group, pinned, overlap) > BROADCAST_MAX_ROWS:
+            stored_rows = _stored_rows(offline, group, pinned, overlap)
+            if stored_rows > BROADCAST_MAX_ROWS:
                 return None
-            from .dedupe import read_stored_identities
+            from .dedupe import fully_stored, read_stored_identities
 
+            if row["n"] <= stored_rows and fully_stored(
+                    df.sparkSession, group, df, overlap, (lo, hi), value_cols, stored_rows,
+                    narrowed):
+                replay = {**merge_row_counts([{"min_et": row["lo_us"], "max_et": row["hi_us"]}]),
+                          "n": row["n"], "suspects": 0}
+                return FusedPlan(group, df, list(narrowed), value_cols,
+                                 TaskChecks(list(group.join_keys), group.event_time, values),
+                                 _strict(validate, group, df, narrowed), overlap,
+                                 replay=replay)
             stored = read_stored_identities(group, overlap, (lo, hi), value_cols)
     broadcast = None
     if stored is not None and stored.num_rows:
@@ -173,13 +190,22 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
         broadcast = df.sparkSession.sparkContext.broadcast(sink.getvalue().to_pybytes())
     task = TaskChecks(list(group.join_keys), group.event_time, values, list(narrowed),
                       conflicts=not group.aggregations, stored=broadcast)
-    run = None
-    if validate is not None and group.expectations is not None:
-        checked = df
+    return FusedPlan(group, df, list(narrowed), value_cols, task,
+                     _strict(validate, group, df, narrowed), overlap, broadcast)
 
-        def run(rows: int) -> Any:
-            return validate(narrow(checked, narrowed), rows)
-    return FusedPlan(group, df, list(narrowed), value_cols, task, run, overlap, broadcast)
+
+def _strict(validate: Callable[["DataFrame", int], Any] | None, group: FeatureGroup,
+            df: "DataFrame", narrowed: list[str]) -> Callable[[int], Any] | None:
+    """The strict expectations on ``df`` (narrowed), for ``FusedPlan.settle``; None
+    without expectations."""
+    from .checks import narrow
+
+    if validate is None or group.expectations is None:
+        return None
+
+    def run(rows: int) -> Any:
+        return validate(narrow(df, narrowed), rows)
+    return run
 
 
 def _stored_rows(offline: "OfflineStore", group: FeatureGroup, version: int,
@@ -215,6 +241,11 @@ class FusedDeltaRsWriter(DeltaRsWriter):
         if not self._first:
             return super()._stage(batch, df, subdir)
         self._first = False
+        if self.fused.replay is not None:  # every row is stored: no pass, nothing staged
+            checks = self.fused.settle(self.fused.replay)
+            batch.rows_hint = checks["n"]
+            batch.et_range = (checks["min_et"], checks["max_et"])
+            return [], 0, None
         from ..errors import SparkfsError, first_line
         from . import onepass
 
