@@ -170,11 +170,11 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
                 return None
             from .dedupe import fully_stored, read_stored_identities
 
+            replay = {**merge_row_counts([{"min_et": row["lo_us"], "max_et": row["hi_us"]}]),
+                      "n": row["n"], "suspects": 0}  # UTC, as the write pass reports them
             if row["n"] <= stored_rows and fully_stored(
-                    df.sparkSession, group, df, overlap, (lo, hi), value_cols, stored_rows,
-                    narrowed):
-                replay = {**merge_row_counts([{"min_et": row["lo_us"], "max_et": row["hi_us"]}]),
-                          "n": row["n"], "suspects": 0}
+                    df.sparkSession, group, df, overlap, (replay["min_et"], replay["max_et"]),
+                    value_cols, stored_rows, narrowed):
                 return FusedPlan(group, df, list(narrowed), value_cols,
                                  TaskChecks(list(group.join_keys), group.event_time, values),
                                  _strict(validate, group, df, narrowed), overlap,
