@@ -172,6 +172,37 @@ def test_a_replay_is_found_stored_only_when_nothing_contradicts_it(fs, group, sp
     assert fs.offline.current_version(group) == version
 
 
+@pytest.mark.parametrize("validation", ["none", "quarantine"])
+def test_nulls_in_other_columns_are_other_values_on_both_paths(fs, spark, fused_calls,
+                                                               validation):
+    """(null, 1.0) and (1.0, null) at one key and time are two values: refused as a
+    conflict by the one pass (whose Arrow hashes flag it and whose exact Spark check used
+    to clear it) and by the separate check pass (quarantine groups); once stored, the
+    other one is a correction, not a replay."""
+    from sparkfs.validation import expect
+
+    quarantine = validation == "quarantine"
+    g = FeatureGroup(name=f"nn_{validation}", entities=[Entity("thing", join_keys=["key"])],
+                     event_time="ts", schema=[Field("x", "double"), Field("y", "double")],
+                     expectations=[expect("column_values_to_not_be_null", column="key")]
+                     if quarantine else None, validation="quarantine" if quarantine else "strict")
+    fs.apply([g])
+
+    def rows(*xy):
+        return spark.createDataFrame(pa.table({
+            "key": ["a"] * len(xy), "ts": pa.array([ts(1)] * len(xy), pa.timestamp("us", tz="UTC")),
+            "x": pa.array([p[0] for p in xy], pa.float64()),
+            "y": pa.array([p[1] for p in xy], pa.float64())}))
+
+    with pytest.raises(ValidationError, match="2 row.s. give different values"):
+        fs.ingest(g.name, rows((None, 1.0), (1.0, None)), run_id="both")
+    assert fs.offline.current_version(g) == 0
+    assert fs.ingest(g.name, rows((None, 1.0)), run_id="one").rows_written == 1
+    other = fs.ingest(g.name, rows((1.0, None)), run_id="other")
+    assert (other.rows_written, other.rows_skipped) == (1, 0)
+    assert len(fused_calls) == (0 if quarantine else 3)
+
+
 def test_quarantine_keeps_the_old_path_and_its_accounting(fs, spark, fused_calls):
     from sparkfs.validation import expect
 

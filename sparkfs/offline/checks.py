@@ -231,6 +231,41 @@ def refuse_bad_rows(group: FeatureGroup, agg: dict, narrowed: list[str]) -> dict
     return agg
 
 
+def null_marks(cols: list, arrays: list[bool]) -> list:
+    """Never-null Spark columns that tell where ``cols`` hold nulls, to hash beside them:
+    Spark's hashes skip a null cell, so ``xxhash64(null, 1.0) == xxhash64(1.0, null)``
+    (and the arrays ``[null, 1.0]`` and ``[1.0, null]`` hash alike) unless the nulls'
+    positions are hashed too. One bigint bit mask per 62 columns, and for each array column
+    (``arrays``) the array of its elements' null flags.
+
+    >>> null_marks.__name__  # needs Spark; exercised by tests/test_dedupe_replay.py
+    'null_marks'
+    """
+    from pyspark.sql import functions as F
+
+    marks = []
+    for start in range(0, len(cols), 62):
+        bits = [F.when(c.isNull(), F.lit(1 << i)).otherwise(F.lit(0))
+                for i, c in enumerate(cols[start:start + 62])]
+        marks.append(reduce(lambda a, b: a + b, bits).cast("bigint"))
+    marks += [F.coalesce(F.transform(c, lambda x: x.isNull()), F.array())
+              for c, array in zip(cols, arrays) if array]
+    return marks
+
+
+def value_hash(df: "DataFrame", values: list[str]):
+    """xxhash64 of ``values`` (columns of ``df``) with their nulls' positions
+    (``null_marks``): what the row checks compare a key's values by. 0 without values."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType
+
+    if not values:
+        return F.lit(0).cast("long")
+    cols = [F.col(quote_ident(v, "spark")) for v in values]
+    arrays = [isinstance(df.schema[v].dataType, ArrayType) for v in values]
+    return F.xxhash64(*cols, *null_marks(cols, arrays))
+
+
 def _check_latest_rows(df: "DataFrame", keys: list[str], et: str, values: list[str],
                        narrowed: list[str]) -> dict:
     """The row checks for a group of latest values, plus conflicting rows: the same keys
@@ -242,7 +277,7 @@ def _check_latest_rows(df: "DataFrame", keys: list[str], et: str, values: list[s
     def col(c: str):
         return F.col(quote_ident(c, "spark"))
 
-    value_hash = F.xxhash64(*[col(v) for v in values]) if values else F.lit(0).cast("long")
+    vh = value_hash(df, values)
     any_null = reduce(lambda a, b: a | b, [col(k).isNull() for k in keys] + [col(et).isNull()])
     flags = [F.when(col(k).isNull(), 1).otherwise(0).cast("long").alias(f"null:{k}") for k in keys]
     flags.append(F.when(col(et).isNull(), 1).otherwise(0).cast("long").alias("null_et"))
@@ -251,7 +286,7 @@ def _check_latest_rows(df: "DataFrame", keys: list[str], et: str, values: list[s
               for c in narrowed]
     flag_names = [f"null:{k}" for k in keys] + ["null_et"] + [f"range:{c}" for c in narrowed]
     rows = df.select(F.xxhash64(*[col(k) for k in keys], col(et)).alias("_kh"),
-                     value_hash.alias("_vh"), any_null.cast("long").alias("_bad"),
+                     vh.alias("_vh"), any_null.cast("long").alias("_bad"),
                      col(et).alias("_et"), *flags)
     per_key = rows.groupBy("_kh").agg(
         F.count(F.lit(1)).alias("c"), F.min("_vh").alias("h0"), F.max("_vh").alias("h1"),
@@ -273,9 +308,9 @@ def exact_conflicts(group: FeatureGroup, df: "DataFrame") -> int:
     """The rows of ``df`` (without a null key or event time) whose join keys and event time
     other rows share with different values, counted exactly as ``check_rows`` counts them
     (one Spark job: group by the keys and event time themselves, compare the values'
-    xxhash64). The one-pass write runs it only when its key hashes flagged rows
-    (``conflict_hashes``): a hash collision across tasks is confirmed here, never refused
-    on its own.
+    xxhash64 with their nulls' positions, ``value_hash``). The one-pass write runs it only
+    when its key hashes flagged rows (``conflict_hashes``): a hash collision across tasks is
+    confirmed here, never refused on its own.
 
     >>> exact_conflicts.__name__  # needs Spark; exercised by tests/test_ingest_fused.py
     'exact_conflicts'
@@ -290,11 +325,11 @@ def _exact_conflicts(df: "DataFrame", keys: list[str], et: str, values: list[str
     def col(c: str):
         return F.col(quote_ident(c, "spark"))
 
-    value_hash = F.xxhash64(*[col(v) for v in values]) if values else F.lit(0).cast("long")
+    vh = value_hash(df, values)
     any_null = reduce(lambda a, b: a | b, [col(k).isNull() for k in keys] + [col(et).isNull()])
     exact = (df.where(~any_null).groupBy(*[col(k) for k in keys], col(et))
-               .agg(F.count(F.lit(1)).alias("c"), F.min(value_hash).alias("h0"),
-                    F.max(value_hash).alias("h1"))
+               .agg(F.count(F.lit(1)).alias("c"), F.min(vh).alias("h0"),
+                    F.max(vh).alias("h1"))
                .where(F.col("h0") != F.col("h1"))
                .agg(F.sum("c").alias("conflicts")))
     return int(_one_row(exact).get("conflicts") or 0)

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from ..definitions import FeatureGroup
 from ..sql import quote_ident
+from .checks import null_marks
 from .rowhash import row_hash, row_hashes
 from .tables import history_schema, read_files_spark
 
@@ -215,7 +216,7 @@ def _value_hashes(group: FeatureGroup, value_cols: list[str], qualifier: str | N
     Spark's hashes skip a null cell, so ``(null, 1.0)`` and ``(1.0, null)`` -- or the
     arrays ``[null, 1.0]`` and ``[1.0, null]`` -- would hash alike and a row would be taken
     for another one already stored (and dropped). The null cells' positions are hashed
-    too (``_null_marks``)."""
+    too (``checks.null_marks``)."""
     from pyspark.sql import functions as F
 
     keys = set(group.join_keys) | {group.event_time}
@@ -225,23 +226,8 @@ def _value_hashes(group: FeatureGroup, value_cols: list[str], qualifier: str | N
     if not cols:
         return F.xxhash64(F.lit(0)), F.hash(F.lit(0))
     dtypes = {f.name: f.dtype for f in group.stored_fields}
-    cols += _null_marks(cols, [dtypes.get(n, "") for n in names])
+    cols += null_marks(cols, [dtypes.get(n, "").startswith("array") for n in names])
     return F.xxhash64(*cols), F.hash(*cols)
-
-
-def _null_marks(cols: list, dtypes: list[str]) -> list:
-    """Never-null columns that tell where ``cols`` hold nulls: one bigint bit mask per 62
-    columns, and for each array column the array of its elements' null flags."""
-    from pyspark.sql import functions as F
-
-    marks = []
-    for start in range(0, len(cols), 62):
-        bits = [F.when(c.isNull(), F.lit(1 << i)).otherwise(F.lit(0))
-                for i, c in enumerate(cols[start:start + 62])]
-        marks.append(reduce(lambda a, b: a + b, bits).cast("bigint"))
-    marks += [F.coalesce(F.transform(c, lambda x: x.isNull()), F.array())
-              for c, dtype in zip(cols, dtypes) if dtype.startswith("array")]
-    return marks
 
 
 def merge_condition(group: FeatureGroup, value_cols: list[str], et_range: tuple,
