@@ -161,11 +161,16 @@ class DType:
 
     def accepts_spark(self, source: str) -> bool:
         """Whether ingest casts a Spark column of type ``source`` (``simpleString``) to this
-        dtype without loss. ``void`` (all nulls) fits every dtype.
+        dtype without loss. ``void`` (all nulls) fits every dtype, and ``array<void>`` (lists
+        that are all empty or hold only nulls) every array dtype.
 
         >>> dtype("double").accepts_spark("int"), dtype("int").accepts_spark("double")
         (True, False)
+        >>> dtype("array<float>").accepts_spark("array<void>")
+        True
         """
+        if source == "array<void>" and self.name.startswith("array<"):
+            return True
         return source == "void" or source in self.spark_sources
 
     def narrows_spark(self, source: str) -> bool:

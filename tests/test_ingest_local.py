@@ -287,3 +287,27 @@ def test_rows_committed_meanwhile_are_left_out(stores, small, monkeypatch):
     assert len(stored(local, "small")) == 40
     assert local.statistics("small").rows == 25
     assert local.ingest("small", data, run_id="main").noop
+
+
+@pytest.mark.parametrize("kind", ["pandas", "arrow", "spark"])
+def test_lists_with_no_value_fit_every_array_dtype(stores, spark, kind):
+    """A batch whose lists are all empty or hold only missing values has no element type
+    to infer (pandas and Arrow give list<null>, Spark array<void>); like an all-null column
+    it fits the field's array dtype, on both engines, and is stored as given."""
+    g = FeatureGroup("lists", [Entity("thing", join_keys=["k"])], "t",
+                     [Field("v", "array<double>"), Field("w", "array<float>")])
+    lists = [[], [None], None]
+    when = [ts(i).to_pydatetime() for i in range(3)]
+    if kind == "pandas":
+        data = pd.DataFrame({"k": ["a", "b", "c"], "t": when, "v": lists, "w": lists})
+    else:
+        data = pa.table({"k": ["a", "b", "c"], "t": pa.array(when, pa.timestamp("us", tz="UTC")),
+                         "v": pa.array(lists, pa.list_(pa.null())),
+                         "w": pa.array(lists, pa.list_(pa.null()))})
+        if kind == "spark":
+            data = spark.createDataFrame(data)
+    for fs in stores:
+        fs.apply([g])
+        assert fs.ingest("lists", data, run_id="r1").rows_written == 3
+        assert stored(fs, "lists") == [("a", when[0], (), ()), ("b", when[1], (None,), (None,)),
+                                       ("c", when[2], None, None)]
