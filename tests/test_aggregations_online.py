@@ -14,13 +14,17 @@ from test_aggregations import (
     T0,
     US,
     WINDOWS,
+    _event,
     assert_matches,
+    by_id,
     history_table,
     reference,
     scenarios,
+    spine_table,
 )
 
 from sparkfs import FeatureStore
+from sparkfs.aggregations import duckdb as agg_duckdb
 from sparkfs.aggregations.online import state_group
 from sparkfs.serving.online import get_online_features
 
@@ -119,3 +123,31 @@ def test_state_keeps_only_the_longest_window_before_the_latest_event(tmp_path):
         assert len(state["t"]) == 1  # 3000m - 1d = 1560m: the events at 0 and 1440m are out
         assert row.event_time_us == (T0 + dt.timedelta(minutes=3000) - dt.datetime(
             1970, 1, 1, tzinfo=dt.UTC)) // US
+
+
+def test_nan_and_infinities_online_as_offline(tmp_path):
+    """NaN and ±inf are values, as in the offline engines: a NaN makes sum, mean, stddev
+    and max NaN, min skips it unless it is all there is, inf + -inf is NaN (math.fsum used
+    to raise ValueError: the read failed), and ``last`` breaks ties with NaN above all."""
+    nan, inf = float("nan"), float("inf")
+    cases = {"a": [1.0, nan, 3.0], "b": [inf, 2.0], "c": [nan], "d": [inf, -inf], "e": [nan, inf]}
+    events = [_event(u, 10 + i, v, 10 * n + i) for n, (u, vals) in enumerate(cases.items())
+              for i, v in enumerate(vals)]
+    events += [_event("f", 10, 5.0, 90), _event("f", 10, nan, 91)]  # a tie for last
+    users = [*cases, "f"]
+    now = T0 + dt.timedelta(minutes=30)
+    names = [f"amount_{f}_1h" for f in ("sum", "mean", "min", "max", "stddev", "last", "count")]
+    with _store(str(tmp_path)) as fs:
+        _append(fs, events)
+        fs.materialize("events")
+        got = _read(fs, users, now)
+    spine = [{"_spine_id": i, "user_id": u, "t": now} for i, u in enumerate(users)]
+    offline = by_id(agg_duckdb.aggregate_history(history_table(EVENTS, events), EVENTS, None,
+                                                 spine_table(spine), ["uid"], "t", False))
+    want = {"a": [nan, nan, 1.0, nan, nan, 3.0, 3], "b": [inf, inf, 2.0, inf, nan, 2.0, 2],
+            "c": [nan, nan, nan, nan, None, nan, 1], "d": [nan, nan, -inf, inf, nan, -inf, 2],
+            "e": [nan, nan, inf, nan, nan, inf, 2], "f": [nan, nan, 5.0, nan, nan, nan, 2]}
+    for i, u in enumerate(users):
+        expected = [repr(v) for v in want[u]]
+        assert [repr(got[u][n]) for n in names] == expected, u
+        assert [repr(offline[i][n]) for n in names] == expected, u

@@ -22,6 +22,10 @@ filter is true. Every history row is one event (no de-duplication by event time)
 * ``last``   the value of the kept event with the latest event time; ties go to the later
   ``_commit_time``, then to the larger value.
 
+NaN is a value, not a missing one (the event is kept), ordered above every number as in
+Spark and DuckDB: one NaN makes ``sum``, ``mean``, ``stddev`` and ``max`` NaN, ``min``
+skips it unless the window holds only NaN. ``inf + -inf`` is NaN.
+
 Offline algorithms
 ------------------
 Two exact plans, written once as SQL over both dialects and tested against a brute force:

@@ -246,10 +246,35 @@ def compute(group: FeatureGroup, state: dict, features: Sequence[str],
                 and (flt is None or flt[i] is True)]
         raw = [col[i] for i in kept]
         if agg.function == "last" and kept:
-            best = max(kept, key=lambda i: (ts[i], cts[i], col[i]))
+            best = max(kept, key=lambda i: (ts[i], cts[i], _ordered(col[i])))
             raw = [col[best]]
         out.append(_finish(agg, dtypes[agg.column], raw))
     return out
+
+
+def _ordered(v: Any) -> Any:
+    """A sort key ordering values as the offline engines (Spark, DuckDB) do: NaN above
+    every other number, +inf included.
+
+    >>> max([float("nan"), 3.0], key=_ordered), min([float("nan"), 3.0], key=_ordered)
+    (nan, 3.0)
+    """
+    if isinstance(v, float):
+        return (1, 0.0) if v != v else (0, v)
+    return (0, v)
+
+
+def _fsum(xs: Sequence[float]) -> float:
+    """``math.fsum`` (exact rounding) where it has an answer, else the IEEE sum the offline
+    engines give: NaN for ``inf + -inf`` (fsum raises), ``inf`` when finite values overflow.
+
+    >>> _fsum([0.1] * 10), _fsum([float("inf"), -float("inf")]), _fsum([1e308, 1e308])
+    (1.0, nan, inf)
+    """
+    try:
+        return math.fsum(xs)
+    except (ValueError, OverflowError):
+        return sum(xs)
 
 
 def _finish(agg: Aggregation, dtype: str, raw: list) -> Any:
@@ -259,17 +284,18 @@ def _finish(agg: Aggregation, dtype: str, raw: list) -> Any:
     if not raw:
         return None
     if f in ("min", "max", "last"):
-        v = min(raw) if f == "min" else max(raw) if f == "max" else raw[0]
+        v = min(raw, key=_ordered) if f == "min" else max(raw, key=_ordered) if f == "max" \
+            else raw[0]
         return decode_value(v, dtype)
     exact = ALL[dtype].sum_as == "long"  # sums of int, long and boolean stay integers
     xs = [int(x) for x in raw] if exact else [float(x) for x in raw]
     if f == "sum":
-        return sum(xs) if exact else math.fsum(xs)
+        return sum(xs) if exact else _fsum(xs)
     if f == "mean":
-        return math.fsum(xs) / len(xs)
+        return _fsum(xs) / len(xs)
     if f == "stddev":
         if len(xs) < 2:
             return None
-        mean = math.fsum(xs) / len(xs)
-        return math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
+        mean = _fsum(xs) / len(xs)
+        return math.sqrt(_fsum([(x - mean) ** 2 for x in xs]) / (len(xs) - 1))
     raise DefinitionError(f"unknown aggregation function {f!r}")  # pragma: no cover
