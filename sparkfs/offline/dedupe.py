@@ -104,11 +104,8 @@ def stored_matches(spark: "SparkSession", group: FeatureGroup, df: "DataFrame",
 
     keys = [*group.join_keys, group.event_time]
     stored = _stored_identities(spark, group, files, checks, value_cols).hint("shuffle_hash")
-    h1, h2 = _value_hashes(group, value_cols, None)
     seen = Observation()  # a fresh name: concurrent ingests must not share one
-    ids = df.select(*[F.col(quote_ident(k, "spark")).alias(f"__b_{k}") for k in keys],
-                    h1.alias("__b_h1"), h2.alias("__b_h2")) \
-            .observe(seen, F.count(F.lit(1)).alias("n"))
+    ids = _batch_identities(group, df, value_cols).observe(seen, F.count(F.lit(1)).alias("n"))
     matched = ids.join(stored, _identity_condition(keys), "left_semi").count()
     return int(seen.get["n"]), int(matched)
 
@@ -139,34 +136,44 @@ def fully_stored(spark: "SparkSession", group: FeatureGroup, df: "DataFrame",
     from pyspark.sql import functions as F
 
     keys = [*group.join_keys, group.event_time]
-    et = quote_ident(group.event_time, "spark")
-    h1, h2 = _value_hashes(group, value_cols, None)
 
-    def identities(frame: "DataFrame", p: str, *extra: Any) -> "DataFrame":
-        cols = [F.col(quote_ident(k, "spark")) for k in keys]
-        return frame.select(F.xxhash64(*cols).alias(f"{p}kh"),
-                            *[c.alias(f"{p}{i}") for i, c in enumerate(cols)],
-                            h1.alias(f"{p}h1"), h2.alias(f"{p}h2"), *extra)
+    def col(name: str):
+        return F.col(quote_ident(name, "spark"))
 
-    stored = identities(read_files_spark(spark, group, files)
-                        .where((F.col(et) >= F.lit(et_range[0])) & (F.col(et) <= F.lit(et_range[1]))),
-                        "__s_")
-    stored = stored.hint("broadcast" if stored_rows <= BROADCAST_CHECK_ROWS else "shuffle_hash")
+    def key_hash(side: str):
+        return F.xxhash64(*[col(f"{side}{k}") for k in keys]).alias(f"{side}kh")
+
+    checks = {"min_et": et_range[0], "max_et": et_range[1]}
+    stored = _stored_identities(spark, group, files, checks, value_cols)
+    stored = stored.select("*", key_hash("__s_")) \
+        .hint("broadcast" if stored_rows <= BROADCAST_CHECK_ROWS else "shuffle_hash")
     bad = [F.col("__s_kh").isNull(),
-           *[~F.col(f"__b_{i}").eqNullSafe(F.col(f"__s_{i}")) for i in range(len(keys))],
+           *[~col(f"__b_{k}").eqNullSafe(col(f"__s_{k}")) for k in keys],
            F.col("__b_h1") != F.col("__s_h1"), F.col("__b_h2") != F.col("__s_h2")]
+    extra = []
     if narrowed:  # compared as stored: int; a value that does not fit is not stored
-        fits = [F.col(quote_ident(c, "spark")).isNull()
-                | F.col(quote_ident(c, "spark")).try_cast("int").isNotNull() for c in narrowed]
-        df = df.select(*[F.col(quote_ident(c, "spark")).try_cast("int").alias(c) if c in narrowed
-                         else F.col(quote_ident(c, "spark")) for c in df.columns],
+        fits = [col(c).isNull() | col(c).try_cast("int").isNotNull() for c in narrowed]
+        df = df.select(*[col(c).try_cast("int").alias(c) if c in narrowed else col(c)
+                         for c in df.columns],
                        reduce(lambda a, b: a & b, fits).alias("__fits"))
-        batch = identities(df, "__b_", F.col("__fits").alias("__b_fits"))
+        extra.append(F.col("__fits").alias("__b_fits"))
         bad.append(~F.col("__b_fits"))
-    else:
-        batch = identities(df, "__b_")
+    batch = _batch_identities(group, df, value_cols, *extra)
+    batch = batch.select("*", key_hash("__b_"))
     pairs = batch.join(stored, F.col("__b_kh") == F.col("__s_kh"), "left_outer")
     return pairs.where(reduce(lambda a, b: a | b, bad)).isEmpty()
+
+
+def _batch_identities(group: FeatureGroup, df: "DataFrame", value_cols: list[str],
+                      *extra: Any) -> "DataFrame":
+    """The identities (``__b_<key>``, ``__b_<event time>``, ``__b_h1``, ``__b_h2``) of the
+    rows of ``df``, and the ``extra`` columns: the batch side of ``_stored_identities``."""
+    from pyspark.sql import functions as F
+
+    h1, h2 = _value_hashes(group, value_cols, None)
+    return df.select(*[F.col(quote_ident(k, "spark")).alias(f"__b_{k}")
+                       for k in [*group.join_keys, group.event_time]],
+                     h1.alias("__b_h1"), h2.alias("__b_h2"), *extra)
 
 
 def _identity_condition(keys: list[str]):
