@@ -17,15 +17,19 @@ Steps of the fused path:
 
 1. When the table has files, one small Spark job takes the batch's event-time range and
    row count (the conformed batch is kept for the passes that follow:
-   ``ingest._read_once``). When files overlap that range, one Spark job with no Python
+   ``ingest._read_once``). When files overlap that range, a batch whose count and range
+   a recent commit recorded gets its fingerprint computed (one aggregate): the same
+   fingerprint, with none of that commit's files in the range removed since, is a full
+   replay (``sparkfs.offline.fingerprint``). Else one Spark job with no Python
    worker (``dedupe.fully_stored``) asks whether every row is stored already, with
-   nothing stored contradicting it: such a batch (a replay under a new run id) skips the
+   nothing stored contradicting it. A replay (under a new run id) skips the
    write pass -- only the strict expectations run -- and commits nothing. Otherwise the
    identities of the stored rows in that range -- keys, event time, two value hashes
    (``dedupe.read_stored_identities``) -- are broadcast as Arrow IPC bytes. A first
    ingest into an empty table skips this step.
-2. The write pass (``onepass.stage_with_spark`` with ``onepass.TaskChecks``): each task
-   counts its rows' problems (``checks.row_counts_arrow``: null keys and event times,
+2. The write pass (``onepass.stage_with_spark`` with ``onepass.TaskChecks``; the batch's
+   fingerprint is observed on its rows in the same job and recorded with the commit):
+   each task counts its rows' problems (``checks.row_counts_arrow``: null keys and event times,
    out-of-range ints), hashes their keys and values (``rowhash``), drops the rows already
    stored (``dedupe.StoredIndex``), writes the rest and computes the statistics partial
    of what it wrote. It returns its files, partial, counts and key hashes.
@@ -165,20 +169,21 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
         if lo is not None:
             overlap = offline.files(group, pinned, (lo, hi))
         if overlap:
+            replay = {**merge_row_counts([{"min_et": row["lo_us"], "max_et": row["hi_us"]}]),
+                      "n": row["n"], "suspects": 0}  # UTC, as the write pass reports them
+            if _replayed(offline, group, pinned, df, value_cols, row):
+                return _replay(group, df, narrowed, value_cols, values, validate, overlap,
+                               replay)
             stored_rows = _stored_rows(offline, group, pinned, overlap)
             if stored_rows > BROADCAST_MAX_ROWS:
                 return None
             from .dedupe import fully_stored, read_stored_identities
 
-            replay = {**merge_row_counts([{"min_et": row["lo_us"], "max_et": row["hi_us"]}]),
-                      "n": row["n"], "suspects": 0}  # UTC, as the write pass reports them
             if row["n"] <= stored_rows and fully_stored(
                     df.sparkSession, group, df, overlap, (replay["min_et"], replay["max_et"]),
                     value_cols, stored_rows, narrowed):
-                return FusedPlan(group, df, list(narrowed), value_cols,
-                                 TaskChecks(list(group.join_keys), group.event_time, values),
-                                 _strict(validate, group, df, narrowed), overlap,
-                                 replay=replay)
+                return _replay(group, df, narrowed, value_cols, values, validate, overlap,
+                               replay)
             stored = read_stored_identities(group, overlap, (lo, hi), value_cols)
     broadcast = None
     if stored is not None and stored.num_rows:
@@ -192,6 +197,35 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
                       conflicts=not group.aggregations, stored=broadcast)
     return FusedPlan(group, df, list(narrowed), value_cols, task,
                      _strict(validate, group, df, narrowed), overlap, broadcast)
+
+
+def _replay(group: FeatureGroup, df: "DataFrame", narrowed: list[str], value_cols: list[str],
+            values: list[str], validate: Callable[["DataFrame", int], Any] | None,
+            overlap: list[str], replay: dict) -> FusedPlan:
+    """The plan of a batch whose rows are all stored: no pass, only the strict
+    expectations."""
+    return FusedPlan(group, df, list(narrowed), value_cols,
+                     TaskChecks(list(group.join_keys), group.event_time, values),
+                     _strict(validate, group, df, narrowed), overlap, replay=replay)
+
+
+def _replayed(offline: "OfflineStore", group: FeatureGroup, version: int, df: "DataFrame",
+              value_cols: list[str], row: Any) -> bool:
+    """Whether ``df`` (``row``: its count and UTC event-time range) has the fingerprint of
+    a batch committed recently whose rows are all still stored at ``version``
+    (``sparkfs.offline.fingerprint``); its digest is computed only when a recorded
+    fingerprint has its count and range."""
+    from . import fingerprint as fp
+
+    recorded = fp.recorded(offline.table(group, version))
+    start = fp.prefix(row["n"], row["lo_us"], row["hi_us"])
+    if not any(key.startswith(start) for key in recorded):
+        return False
+    key = fp.fingerprint(df.agg(*fp.aggregates(df, value_cols)).first(), history_schema(group),
+                         row["lo_us"], row["hi_us"])
+    then = recorded.get(key) if key is not None else None
+    return then is not None and fp.still_stored(offline, group, then, version,
+                                                (row["lo"], row["hi"]))
 
 
 def _strict(validate: Callable[["DataFrame", int], Any] | None, group: FeatureGroup,
@@ -254,6 +288,12 @@ class FusedDeltaRsWriter(DeltaRsWriter):
         parallel = max(2, spark.sparkContext.defaultParallelism)
         if df.rdd.getNumPartitions() > 4 * parallel:
             df = df.coalesce(2 * parallel)
+        from pyspark.sql import Observation
+
+        from .fingerprint import aggregates, fingerprint
+
+        observed = Observation(f"fingerprint-{subdir}")  # recorded with the commit
+        df = df.observe(observed, *aggregates(df, self.fused.value_cols))
         try:
             files, partial, found = onepass.stage_with_spark(
                 df, stage, history_schema(batch.group), batch.stats_specs, self.fused.task)
@@ -262,7 +302,10 @@ class FusedDeltaRsWriter(DeltaRsWriter):
                                f"nothing was committed: {first_line(exc)}") from exc
         finally:
             self.fused.release()
-        checks = self.fused.settle(found or {"n": 0, "min_et": None, "max_et": None})
+        found = found or {"n": 0, "min_et": None, "max_et": None}
+        batch.fingerprint = fingerprint(observed.get, history_schema(batch.group),
+                                        found["min_et"], found["max_et"])  # UTC micros
+        checks = self.fused.settle(found)
         batch.rows_hint = checks["n"]
         batch.et_range = (checks["min_et"], checks["max_et"])
         out, written = add_actions(files, subdir)

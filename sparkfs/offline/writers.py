@@ -80,6 +80,9 @@ class Batch:
     #: (name, dtype) of the features whose statistics partial the writer computes while
     #: writing (None: statistics off, or left to the caller)
     stats_specs: list[tuple[str, str]] | None = None
+    #: the fingerprint of the batch's rows (``sparkfs.offline.fingerprint``), recorded in
+    #: its commit; None: not computed
+    fingerprint: str | None = None
 
 
 @dataclass
@@ -234,16 +237,19 @@ def commit_staged(table: Any, batch: Batch, actions: list, rows: int) -> bool:
     from deltalake.exceptions import CommitFailedError
     from deltalake.transaction import CommitProperties, Transaction
 
+    from .fingerprint import COMMIT_KEY
+
+    meta: dict[str, Any] = {"sparkfs.operation": "ingest", "sparkfs.run_id": batch.run_id,
+                            "sparkfs.rows": str(rows), "isBlindAppend": False}
+    if batch.fingerprint is not None:
+        meta[COMMIT_KEY] = batch.fingerprint
     try:
         table.create_write_transaction(
             actions, mode="append", schema=history_schema(batch.group),
             commit_properties=CommitProperties(
                 max_commit_retries=0,
                 app_transactions=[Transaction(app_id(batch.run_id), 1)],
-                custom_metadata={"sparkfs.operation": "ingest",
-                                 "sparkfs.run_id": batch.run_id,
-                                 "sparkfs.rows": str(rows),
-                                 "isBlindAppend": False}))
+                custom_metadata=meta))
     except CommitFailedError:
         return False
     return True
