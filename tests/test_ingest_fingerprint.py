@@ -72,10 +72,12 @@ def recorded(fs, group) -> list[str]:
 
 
 def of(spark, group, rows: list[tuple], parts: int = 1) -> str | None:
+    """The fingerprint the range job's side computes (``fingerprint.aggregates``)."""
     df = frame(spark, rows, parts)
     cols = [f.name for f in history_schema(group)][:4]
     times = [int(r[1].timestamp() * 1_000_000) for r in rows]
-    return fingerprint.fingerprint(df.agg(*fingerprint.aggregates(df, cols)).first(),
+    return fingerprint.fingerprint(fingerprint.total(df.agg(*fingerprint.aggregates(df, cols))
+                                                     .first()), len(rows),
                                    history_schema(group), min(times, default=None),
                                    max(times, default=None))
 

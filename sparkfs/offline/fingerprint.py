@@ -3,14 +3,15 @@ stored file.
 
 A fingerprint describes a batch's rows as they are stored (the history columns without
 ``_commit_time`` and ``_run_id``), in any order: its row count, its event-time range and
-a digest of the history schema and of two sums, over all rows, modulo 2**64, of two 64-bit
-hashes of each row (Spark's ``xxhash64``, unsalted and salted, over the row's values and
-the positions of its nulls, ``checks.null_marks``). Batches with the same rows, duplicates
-included, have the same fingerprint; batches that differ in any row share it only if both
-128 bits of sums collide by chance.
+a digest of the history schema and of the sum, modulo 2**64, of a 64-bit hash of each row
+(Spark's ``xxhash64`` over the row's values and the positions of its nulls,
+``checks.null_marks``). Batches with the same rows, duplicates included, have the same
+fingerprint; two batches of as many rows over the same event-time range that differ in
+any row share it only if their hash sums collide by chance (about 2**-64).
 
 The delta-rs one-pass writer records the fingerprint of each batch it commits in the
-commit's metadata (``COMMIT_KEY``), observed in its write pass at no extra job. Once that
+commit's metadata (``COMMIT_KEY``): Spark hashes the rows it hands to the write pass's
+Python tasks (one more bigint column, ``FP_COLUMN``), each task sums its rows' hashes. Once that
 commit is in, every row of the batch is stored at its version: new rows in its files, the
 others in files committed before. So a later batch with the same fingerprint is a full
 replay while none of the files in the batch's event-time range has been removed since (a
@@ -42,8 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .tables import OfflineStore
 
-__all__ = ["COMMIT_KEY", "HISTORY_COMMITS", "aggregates", "fingerprint", "prefix", "recorded",
-           "still_stored"]
+__all__ = ["COMMIT_KEY", "FP_COLUMN", "HISTORY_COMMITS", "aggregates", "fingerprint", "prefix",
+           "recorded", "row_hash", "still_stored", "task_total", "total"]
 
 #: the commit-metadata key of a committed batch's fingerprint
 COMMIT_KEY = "sparkfs.batch"
@@ -53,56 +54,81 @@ HISTORY_COMMITS = 100
 #: the prefix of the hashed half-sums in ``aggregates``' output
 _PREFIX = "__fp"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-#: the salt of the second row hash
-_SALT = 0x5EED
+#: the column of ``row_hash`` the write pass hands its tasks beside the batch's columns
+FP_COLUMN = "__sparkfs_row_hash"
 
 
-def aggregates(df: "DataFrame", value_cols: list[str]) -> list["Column"]:
-    """The aggregate columns whose values make a batch's fingerprint (``fingerprint``):
-    the row count and the two row hashes' low and high 32-bit halves, each summed (a sum
-    of at most 2**31 values under 2**32 fits a bigint; a larger batch gets null, and no
-    fingerprint). Add them to another aggregate over ``df`` or to an ``observe``.
+def row_hash(df: "DataFrame", value_cols: list[str]) -> "Column":
+    """The 64-bit hash of each row that a fingerprint sums: ``xxhash64`` of ``value_cols``
+    with the positions of their nulls (``checks.null_marks``).
 
-    >>> aggregates.__name__  # needs Spark; exercised by tests/test_ingest_fingerprint.py
-    'aggregates'
+    >>> row_hash.__name__  # needs Spark; exercised by tests/test_ingest_fingerprint.py
+    'row_hash'
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import ArrayType
 
     cols = [F.col(quote_ident(c, "spark")) for c in value_cols]
     marks = null_marks(cols, [isinstance(df.schema[c].dataType, ArrayType) for c in value_cols])
-    hashes = [F.xxhash64(*cols, *marks), F.xxhash64(F.lit(_SALT), *cols, *marks)]
-    out = [F.count(F.lit(1)).alias(f"{_PREFIX}_n")]
-    for i, h in enumerate(hashes):
-        out.append(F.try_sum(h.bitwiseAND(F.lit(0xFFFFFFFF))).alias(f"{_PREFIX}{i}_lo"))
-        out.append(F.try_sum(F.shiftrightunsigned(h, 32)).alias(f"{_PREFIX}{i}_hi"))
-    return out
+    return F.xxhash64(*cols, *marks)
 
 
-def fingerprint(values: Any, schema: pa.Schema, min_et: Any, max_et: Any) -> str | None:
-    """The fingerprint of the batch whose ``aggregates`` are ``values`` (a Row or a
-    mapping with their names), for the history ``schema``, its event times from ``min_et``
-    to ``max_et`` (aware datetimes or UTC microseconds): its row count, event-time range and a digest of the
-    rest (``prefix`` is the part before the digest), or None for an empty batch or one
-    too large to sum.
+def aggregates(df: "DataFrame", value_cols: list[str]) -> list["Column"]:
+    """Aggregate columns over ``df`` whose values (a Row, or a mapping with their names)
+    give the sum of its ``row_hash`` modulo 2**64 (``total``): the hashes' low and high
+    32-bit halves, each summed (a sum of up to 2**31 values under 2**32 fits a bigint; a
+    larger batch sums to null: no fingerprint).
+
+    >>> aggregates.__name__  # needs Spark; exercised by tests/test_ingest_fingerprint.py
+    'aggregates'
+    """
+    from pyspark.sql import functions as F
+
+    h = row_hash(df, value_cols)
+    return [F.try_sum(h.bitwiseAND(F.lit(0xFFFFFFFF))).alias(f"{_PREFIX}_lo"),
+            F.try_sum(F.shiftrightunsigned(h, 32)).alias(f"{_PREFIX}_hi")]
+
+
+def total(values: Any) -> int | None:
+    """The sum modulo 2**64 of the row hashes whose ``aggregates`` are ``values``.
+
+    >>> total({"__fp_lo": 3, "__fp_hi": 2**32})
+    3
+    >>> total({"__fp_lo": None, "__fp_hi": 1}) is None
+    True
+    """
+    lo, hi = values[f"{_PREFIX}_lo"], values[f"{_PREFIX}_hi"]
+    if lo is None or hi is None:
+        return None
+    return ((int(hi) << 32) + int(lo)) % (1 << 64)
+
+
+def task_total(hashes: Any) -> int:
+    """The sum modulo 2**64 of a ``row_hash`` column handed to a Python task (Arrow)."""
+    import numpy as np
+
+    values = hashes.to_numpy(zero_copy_only=False).view(np.uint64)
+    return int(values.sum(dtype=np.uint64))
+
+
+def fingerprint(hash_sum: int | None, n: int, schema: pa.Schema, min_et: Any,
+                max_et: Any) -> str | None:
+    """The fingerprint of a batch of ``n`` rows whose ``row_hash`` es sum to ``hash_sum``
+    (modulo 2**64), for the history ``schema``, its event times from ``min_et`` to
+    ``max_et`` (aware datetimes or UTC microseconds): its row count and event-time range
+    (``prefix``), then a digest of the schema and the sum; None for an empty batch or
+    no sum.
 
     >>> import pyarrow as pa
-    >>> values = {"__fp_n": 2, "__fp0_lo": 5, "__fp0_hi": 7, "__fp1_lo": 1, "__fp1_hi": 3}
-    >>> fp = fingerprint(values, pa.schema([("k", pa.string())]), 10, 20)
+    >>> fp = fingerprint(12345, 2, pa.schema([("k", pa.string())]), 10, 20)
     >>> fp.startswith(prefix(2, 10, 20)), len(fp)
     (True, 50)
-    >>> fingerprint({**values, "__fp_n": 0}, pa.schema([("k", pa.string())]), None, None)
+    >>> fingerprint(None, 2, pa.schema([("k", pa.string())]), 10, 20) is None
+    True
     """
-    n = values[f"{_PREFIX}_n"]
-    sums = []
-    for i in range(2):
-        lo, hi = values[f"{_PREFIX}{i}_lo"], values[f"{_PREFIX}{i}_hi"]
-        if lo is None or hi is None:
-            return None
-        sums.append(((int(hi) << 32) + int(lo)) % (1 << 64))
-    if not n or min_et is None or max_et is None:
+    if hash_sum is None or not n or min_et is None or max_et is None:
         return None
-    text = f"{schema}|{sums[0]:016x}|{sums[1]:016x}"
+    text = f"{schema}|{hash_sum % (1 << 64):016x}"
     return prefix(int(n), min_et, max_et) + hashlib.sha1(text.encode()).hexdigest()
 
 

@@ -194,7 +194,7 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
             w.write_table(stored)
         broadcast = df.sparkSession.sparkContext.broadcast(sink.getvalue().to_pybytes())
     task = TaskChecks(list(group.join_keys), group.event_time, values, list(narrowed),
-                      conflicts=not group.aggregations, stored=broadcast)
+                      conflicts=not group.aggregations, stored=broadcast, hashed=value_cols)
     return FusedPlan(group, df, list(narrowed), value_cols, task,
                      _strict(validate, group, df, narrowed), overlap, broadcast)
 
@@ -221,8 +221,8 @@ def _replayed(offline: "OfflineStore", group: FeatureGroup, version: int, df: "D
     start = fp.prefix(row["n"], row["lo_us"], row["hi_us"])
     if not any(key.startswith(start) for key in recorded):
         return False
-    key = fp.fingerprint(df.agg(*fp.aggregates(df, value_cols)).first(), history_schema(group),
-                         row["lo_us"], row["hi_us"])
+    key = fp.fingerprint(fp.total(df.agg(*fp.aggregates(df, value_cols)).first()), row["n"],
+                         history_schema(group), row["lo_us"], row["hi_us"])
     then = recorded.get(key) if key is not None else None
     return then is not None and fp.still_stored(offline, group, then, version,
                                                 (row["lo"], row["hi"]))
@@ -288,12 +288,8 @@ class FusedDeltaRsWriter(DeltaRsWriter):
         parallel = max(2, spark.sparkContext.defaultParallelism)
         if df.rdd.getNumPartitions() > 4 * parallel:
             df = df.coalesce(2 * parallel)
-        from pyspark.sql import Observation
+        from .fingerprint import fingerprint
 
-        from .fingerprint import aggregates, fingerprint
-
-        observed = Observation(f"fingerprint-{subdir}")  # recorded with the commit
-        df = df.observe(observed, *aggregates(df, self.fused.value_cols))
         try:
             files, partial, found = onepass.stage_with_spark(
                 df, stage, history_schema(batch.group), batch.stats_specs, self.fused.task)
@@ -303,8 +299,9 @@ class FusedDeltaRsWriter(DeltaRsWriter):
         finally:
             self.fused.release()
         found = found or {"n": 0, "min_et": None, "max_et": None}
-        batch.fingerprint = fingerprint(observed.get, history_schema(batch.group),
-                                        found["min_et"], found["max_et"])  # UTC micros
+        batch.fingerprint = fingerprint(found.pop("hash_sum", None), found["n"],
+                                        history_schema(batch.group), found["min_et"],
+                                        found["max_et"])
         checks = self.fused.settle(found)
         batch.rows_hint = checks["n"]
         batch.et_range = (checks["min_et"], checks["max_et"])
