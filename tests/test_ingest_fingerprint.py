@@ -34,8 +34,7 @@ def frame(spark, rows: list[tuple], parts: int = 1):
                   "ts": pa.array(times, pa.timestamp("us", tz="UTC")),
                   "x": pa.array(xs, pa.float64()),
                   "v": pa.array(vs, pa.list_(pa.float64()))})
-    df = spark.createDataFrame(t)  # rows in the plan: read again by each pass
-    return df.repartition(parts) if parts > 1 else df
+    return spark.createDataFrame(t).repartition(parts)
 
 
 @pytest.fixture
@@ -140,81 +139,3 @@ def test_only_committed_batches_are_recorded(fs, group, spark):
     fs.ingest("fp", frame(spark, ROWS), run_id="r1")
     fs.ingest("fp", frame(spark, ROWS[:2]), run_id="r2")  # all stored, another batch
     assert recorded(fs, group) == [of(spark, group, ROWS)]
-
-
-def test_which_inputs_are_read_again_instead_of_kept(spark, tmp_path):
-    """Plain scans of files or of rows in the plan, filtered, projected and unioned, are
-    read by each pass; anything costly or nondeterministic to compute again is kept."""
-    from pyspark.sql import functions as F
-
-    from sparkfs.offline.fused import rereadable
-
-    frame(spark, ROWS).write.parquet(f"file://{tmp_path}/src")
-    src = spark.read.parquet(f"file://{tmp_path}/src")
-    local = spark.createDataFrame(pa.table({"key": ["a"], "x": [1.0]}))
-    assert rereadable(src) and rereadable(local)
-    assert rereadable(src.where(F.col("x") > 0).select("key", (F.col("x") * 2).alias("x")))
-    assert rereadable(src.unionByName(src.withColumn("key", F.concat(F.lit("n"), "key"))))
-    assert not rereadable(src.withColumn("r", F.rand()))
-    assert not rereadable(src.groupBy("key").count())
-    assert not rereadable(src.join(local, "key"))
-    assert not rereadable(src.repartition(3))
-    assert not rereadable(src.localCheckpoint())
-
-    @F.pandas_udf("double")
-    def twice(s):
-        return s * 2
-
-    assert not rereadable(src.withColumn("y", twice("x")))
-
-
-def test_a_plain_scan_is_not_kept_and_a_replay_of_it_is_one_aggregate(fs, group, spark,
-                                                                       passes, tmp_path,
-                                                                       monkeypatch):
-    from sparkfs.offline import ingest
-
-    frame(spark, ROWS, 2).write.parquet(f"file://{tmp_path}/src")
-    kept: list = []
-    real = ingest._read_once
-    monkeypatch.setattr(ingest, "_read_once", lambda d, data: kept.append(d) or real(d, data))
-
-    def src():
-        return spark.read.parquet(f"file://{tmp_path}/src")
-
-    fs.ingest("fp", src(), run_id="r1")
-    fs.ingest("fp", frame(spark, [("e", ts(9), 1.0, None)]), run_id="r2")
-    kept[:], passes[:] = [], []
-    again = fs.ingest("fp", src(), run_id="r3")
-    assert (again.rows_skipped, again.rows_written, kept, passes) == (len(ROWS), 0, [], [])
-    more = fs.ingest("fp", src().unionByName(frame(spark, [("f", ts(2), 3.0, [])])),
-                     run_id="r4")
-    assert (more.rows_written, more.rows_skipped, kept, passes) == (1, len(ROWS), [], ["pass"])
-
-
-def test_an_input_that_changes_between_reads_is_refused(fs, group, spark, tmp_path,
-                                                        monkeypatch):
-    """Fault injected: an input taken for a plain scan whose rows differ at each read (as
-    files rewritten during the ingest would). The write pass's fingerprint is not the range
-    job's: refused, nothing committed, no staged file left."""
-    import os
-
-    from pyspark.sql import functions as F
-
-    from sparkfs.errors import SparkfsError
-    from sparkfs.offline import fused
-
-    fs.ingest("fp", frame(spark, ROWS), run_id="r1")
-    version = fs.offline.current_version(group)
-    monkeypatch.setattr(fused, "rereadable", lambda df: True)
-    # each Spark job fixes its own current time: every read gives other values
-    moving = frame(spark, [(f"z{i}", ts(6), 1.0, None) for i in range(50)]).withColumn(
-        "x", F.unix_micros(F.current_timestamp()).cast("double"))
-    with pytest.raises(SparkfsError, match="gave other rows to the write pass"):
-        fs.ingest("fp", moving, run_id="r2")
-    assert fs.offline.current_version(group) == version
-    table = fs.offline.table_uri(group).removeprefix("file://")
-    staged = [d for d in os.listdir(table) if d.startswith("ingest-") and
-              any(f.endswith(".parquet") for f in os.listdir(os.path.join(table, d)))]
-    stored = {f.rsplit("/", 1)[-1] for f in fs.offline.files(group)}
-    assert [f for d in staged for f in os.listdir(os.path.join(table, d))
-            if f.endswith(".parquet") and f not in stored] == []

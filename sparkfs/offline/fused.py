@@ -16,15 +16,11 @@ Spark passes for checks and dedupe, then the write) stays for everything else:
 Steps of the fused path:
 
 1. When the table has files, one small Spark job takes the batch's event-time range and
-   row count. The conformed batch is kept for the passes that follow
-   (``ingest._read_once``) unless it is a plain scan of files or of rows in the plan
-   (``rereadable``) and the group has no expectations: each pass then reads it again, the
-   range job also takes its fingerprint, and the write pass refuses the batch if its own
-   fingerprint differs (the input changed between the reads). When files overlap that
-   range, a batch whose count and range a recent commit recorded gets its fingerprint
-   computed (one aggregate, unless the range job took it): the same fingerprint, with none
-   of that commit's files in the range removed since, is a full replay
-   (``sparkfs.offline.fingerprint``). Else one Spark job with no Python
+   row count (the conformed batch is kept for the passes that follow:
+   ``ingest._read_once``). When files overlap that range, a batch whose count and range
+   a recent commit recorded gets its fingerprint computed (one aggregate): the same
+   fingerprint, with none of that commit's files in the range removed since, is a full
+   replay (``sparkfs.offline.fingerprint``). Else one Spark job with no Python
    worker (``dedupe.fully_stored``) asks whether every row is stored already, with
    nothing stored contradicting it. A replay (under a new run id) skips the
    write pass -- only the strict expectations run -- and commits nothing. Otherwise the
@@ -69,7 +65,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .tables import OfflineStore
     from .writers import Batch
 
-__all__ = ["BROADCAST_MAX_ROWS", "FusedDeltaRsWriter", "FusedPlan", "plan", "rereadable"]
+__all__ = ["BROADCAST_MAX_ROWS", "FusedDeltaRsWriter", "FusedPlan", "plan"]
 
 #: at most this many stored rows (those in files overlapping the batch's event-time range)
 #: have their identities broadcast for the in-pass dedupe (about 40 bytes a row plus the
@@ -84,9 +80,7 @@ class FusedPlan:
     pass writes (with the system columns added) and ``exact_conflicts`` reads; ``task``
     what each task checks; ``validate`` the strict expectations (None: none) run by
     ``settle``; ``replay`` the checks of a batch found stored in full
-    (``dedupe.fully_stored`` or its fingerprint: no pass, no file); ``expected`` the
-    fingerprint of ``df`` as the range job read it, which the write pass's must equal (a
-    re-read input, ``rereadable``; None: the rows are kept, nothing to compare).
+    (``dedupe.fully_stored``: no pass, no file).
     After ``settle``: ``checks`` (merged counts, as ``check_rows`` returns them) and
     ``outcome`` (the ``ValidationOutcome``, or None).
 
@@ -103,7 +97,6 @@ class FusedPlan:
     overlap: list[str] = field(default_factory=list)
     broadcast: Any = None
     replay: dict | None = None
-    expected: str | None = None
     checks: dict | None = None
     outcome: Any = None
 
@@ -146,6 +139,10 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
     >>> plan.__name__  # needs Spark; exercised by tests/test_ingest_fused.py
     'plan'
     """
+    from pyspark.sql import functions as F
+
+    from ..sql import quote_ident
+
     if type(writer) is not DeltaRsWriter:
         return None
     if group.expectations is not None and group.validation != "strict":
@@ -158,29 +155,23 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
     keys = [*group.join_keys, group.event_time]
     values = [v for v in value_cols if v not in keys]
     stored_files = offline.files(group, pinned)
-    # a plain scan is read by each pass, its fingerprint checked (``FusedPlan.expected``)
-    again = bool(stored_files) and group.expectations is None and rereadable(df)
-    if (stored_files or group.expectations is not None) and not again:
+    if stored_files or group.expectations is not None:
         df = read_once(df)
     overlap: list[str] = []
     stored = None
-    expected = None
     if stored_files:
-        from . import fingerprint as fp
-
-        row = _range(df, group, value_cols if again else None)
-        expected = fp.fingerprint(fp.total(row), row["n"], schema, row["lo_us"],
-                                  row["hi_us"]) if again else None
-        if again and expected is None and row["n"]:  # too many rows to sum: keep them
-            df = read_once(df)
-            row = _range(df, group, None)
+        et = F.col(quote_ident(group.event_time, "spark"))
+        row = df.agg(F.min(et).alias("lo"), F.max(et).alias("hi"), F.count(F.lit(1)).alias("n"),
+                     F.unix_micros(F.min(et)).alias("lo_us"),
+                     F.unix_micros(F.max(et)).alias("hi_us")).first()
+        assert row is not None  # a global aggregate has one row
         lo, hi = row["lo"], row["hi"]
         if lo is not None:
             overlap = offline.files(group, pinned, (lo, hi))
         if overlap:
             replay = {**merge_row_counts([{"min_et": row["lo_us"], "max_et": row["hi_us"]}]),
                       "n": row["n"], "suspects": 0}  # UTC, as the write pass reports them
-            if _replayed(offline, group, pinned, df, value_cols, row, expected):
+            if _replayed(offline, group, pinned, df, value_cols, row):
                 return _replay(group, df, narrowed, value_cols, values, validate, overlap,
                                replay)
             stored_rows = _stored_rows(offline, group, pinned, overlap)
@@ -205,57 +196,7 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
     task = TaskChecks(list(group.join_keys), group.event_time, values, list(narrowed),
                       conflicts=not group.aggregations, stored=broadcast, hashed=value_cols)
     return FusedPlan(group, df, list(narrowed), value_cols, task,
-                     _strict(validate, group, df, narrowed), overlap, broadcast,
-                     expected=expected)
-
-
-def _range(df: "DataFrame", group: FeatureGroup, hashed: list[str] | None) -> Any:
-    """One aggregate over ``df``: its event-time range (``lo``, ``hi``; ``lo_us``,
-    ``hi_us`` in UTC microseconds), its row count ``n`` and, for ``hashed`` columns, the
-    sums of their ``fingerprint.row_hash``."""
-    from pyspark.sql import functions as F
-
-    from ..sql import quote_ident
-    from .fingerprint import aggregates
-
-    et = F.col(quote_ident(group.event_time, "spark"))
-    row = df.agg(F.min(et).alias("lo"), F.max(et).alias("hi"), F.count(F.lit(1)).alias("n"),
-                 F.unix_micros(F.min(et)).alias("lo_us"), F.unix_micros(F.max(et)).alias("hi_us"),
-                 *(aggregates(df, hashed) if hashed else [])).first()
-    assert row is not None  # a global aggregate has one row
-    return row
-
-
-#: the logical operators a re-readable plan may hold (``rereadable``)
-_REREADABLE = frozenset({"Project", "Filter", "Union", "LocalRelation", "LogicalRelation"})
-
-
-def rereadable(df: "DataFrame") -> bool:
-    """Whether reading ``df`` once per pass costs less than keeping its rows: its
-    optimized plan only scans files or rows held in the plan, filters, projects and
-    unions them, with deterministic expressions (no join, aggregate, sort, shuffle, Python
-    UDF or RDD to compute again). Like Delta's MERGE (which keeps any source but a Delta
-    scan), it can't know that no file changes between two reads: the passes' fingerprints
-    are compared instead (``FusedPlan.expected``).
-
-    >>> rereadable.__name__  # needs Spark; exercised by tests/test_ingest_fingerprint.py
-    'rereadable'
-    """
-    plan = df._jdf.queryExecution().optimizedPlan()
-    if not plan.deterministic():
-        return False
-    nodes = [plan]
-    while nodes:
-        node = nodes.pop()
-        name = node.nodeName()
-        if name not in _REREADABLE:
-            return False
-        if name == "LogicalRelation" and \
-                node.relation().getClass().getSimpleName() != "HadoopFsRelation":
-            return False
-        children = node.children()
-        nodes.extend(children.apply(i) for i in range(children.size()))
-    return True
+                     _strict(validate, group, df, narrowed), overlap, broadcast)
 
 
 def _replay(group: FeatureGroup, df: "DataFrame", narrowed: list[str], value_cols: list[str],
@@ -269,20 +210,19 @@ def _replay(group: FeatureGroup, df: "DataFrame", narrowed: list[str], value_col
 
 
 def _replayed(offline: "OfflineStore", group: FeatureGroup, version: int, df: "DataFrame",
-              value_cols: list[str], row: Any, key: str | None) -> bool:
-    """Whether ``df`` (``row``: its count and UTC event-time range; ``key``: its
-    fingerprint, None: not computed) has the fingerprint of a batch committed recently
-    whose rows are all still stored at ``version`` (``sparkfs.offline.fingerprint``); an
-    uncomputed fingerprint is computed only when a recorded one has its count and range."""
+              value_cols: list[str], row: Any) -> bool:
+    """Whether ``df`` (``row``: its count and UTC event-time range) has the fingerprint of
+    a batch committed recently whose rows are all still stored at ``version``
+    (``sparkfs.offline.fingerprint``); its digest is computed only when a recorded
+    fingerprint has its count and range."""
     from . import fingerprint as fp
 
     recorded = fp.recorded(offline.table(group, version))
     start = fp.prefix(row["n"], row["lo_us"], row["hi_us"])
-    if not any(k.startswith(start) for k in recorded):
+    if not any(key.startswith(start) for key in recorded):
         return False
-    if key is None:
-        key = fp.fingerprint(fp.total(df.agg(*fp.aggregates(df, value_cols)).first()),
-                             row["n"], history_schema(group), row["lo_us"], row["hi_us"])
+    key = fp.fingerprint(fp.total(df.agg(*fp.aggregates(df, value_cols)).first()), row["n"],
+                         history_schema(group), row["lo_us"], row["hi_us"])
     then = recorded.get(key) if key is not None else None
     return then is not None and fp.still_stored(offline, group, then, version,
                                                 (row["lo"], row["hi"]))
@@ -362,12 +302,6 @@ class FusedDeltaRsWriter(DeltaRsWriter):
         batch.fingerprint = fingerprint(found.pop("hash_sum", None), found["n"],
                                         history_schema(batch.group), found["min_et"],
                                         found["max_et"])
-        if self.fused.expected is not None and batch.fingerprint != self.fused.expected:
-            raise SparkfsError(
-                f"the input of feature group {batch.group.name!r} gave other rows to the "
-                "write pass than to the event-time range job before it (were its files "
-                "rewritten meanwhile?); nothing was committed: ingest it again, or persist "
-                "the DataFrame first")
         checks = self.fused.settle(found)
         batch.rows_hint = checks["n"]
         batch.et_range = (checks["min_et"], checks["max_et"])
