@@ -1,8 +1,9 @@
-"""Batch fingerprints (sparkfs.offline.fingerprint): every batch the one-pass writer commits
-records its fingerprint, and a later batch with the same rows (in any order or
-partitioning) is a replay known from one aggregate: no write pass, no identity join, no
-file. Rows that differ only by where a null sits, or by a repeated row, are other
-batches; and a batch whose files were removed since is written again."""
+"""Batch fingerprints (sparkfs.offline.fingerprint): each batch the one-pass writer commits
+records its row count and event-time range, and a later batch with that count and range is
+compared with the files that commit added (count and a sum of row hashes): the same rows,
+in any order or partitioning, are a replay known without a write pass or an identity join.
+Rows that differ only by where a null sits, by one value or by a repeated row are other
+rows; and a batch whose files were removed since is written again."""
 
 from __future__ import annotations
 
@@ -24,23 +25,26 @@ def ts(minute: int) -> dt.datetime:
     return dt.datetime(2013, 1, 1, tzinfo=UTC) + dt.timedelta(minutes=minute)
 
 
-ROWS = [("a", ts(1), 1.0, [1.0, None]), ("b", ts(2), None, None), ("c", ts(3), NAN, []),
-        ("d", ts(4), -0.0, [NAN]), ("a", ts(5), float("inf"), [2.0])]
+ROWS = [("a", ts(1), 1.0, [1.0, None], 1), ("b", ts(2), None, None, None),
+        ("c", ts(3), NAN, [], 3), ("d", ts(4), -0.0, [NAN], -4),
+        ("a", ts(5), float("inf"), [2.0], 2**31 - 1)]
 
 
 def frame(spark, rows: list[tuple], parts: int = 1):
-    keys, times, xs, vs = zip(*rows) if rows else ((), (), (), ())
+    keys, times, xs, vs, ns = zip(*rows) if rows else ((), (), (), (), ())
     t = pa.table({"key": pa.array(keys, pa.string()),
                   "ts": pa.array(times, pa.timestamp("us", tz="UTC")),
                   "x": pa.array(xs, pa.float64()),
-                  "v": pa.array(vs, pa.list_(pa.float64()))})
+                  "v": pa.array(vs, pa.list_(pa.float64())),
+                  "n": pa.array(ns, pa.int64())})
     return spark.createDataFrame(t).repartition(parts)
 
 
 @pytest.fixture
 def group(fs):
     g = FeatureGroup(name="fp", entities=[Entity("thing", join_keys=["key"])], event_time="ts",
-                     schema=[Field("x", "double"), Field("v", "array<double>")])
+                     schema=[Field("x", "double"), Field("v", "array<double>"),
+                             Field("n", "int")])
     fs.apply([g])
     return g
 
@@ -64,58 +68,76 @@ def passes(monkeypatch):
     return calls
 
 
-def recorded(fs, group) -> list[str]:
-    """The fingerprints recorded in the group's commits, oldest first."""
-    history = fs.offline.table(group).history()
-    return [commit_metadata(h).get(fingerprint.COMMIT_KEY) for h in reversed(history)
-            if commit_metadata(h).get("sparkfs.operation") == "ingest"]
+def recorded(fs, group) -> list[tuple]:
+    """(batch, rows) recorded by the group's ingest commits, oldest first."""
+    out = []
+    for h in reversed(fs.offline.table(group).history()):
+        meta = commit_metadata(h)
+        if meta.get("sparkfs.operation") == "ingest":
+            out.append((meta.get(fingerprint.COMMIT_KEY), meta.get("sparkfs.rows")))
+    return out
 
 
-def of(spark, group, rows: list[tuple], parts: int = 1) -> str | None:
-    """The fingerprint the range job's side computes (``fingerprint.aggregates``)."""
+def described(rows: list[tuple]) -> str:
+    times = [r[1] for r in rows]
+    return fingerprint.prefix(len(rows), min(times), max(times))
+
+
+def summed(spark, group, rows: list[tuple], parts: int = 1):
     df = frame(spark, rows, parts)
-    cols = [f.name for f in history_schema(group)][:4]
-    times = [int(r[1].timestamp() * 1_000_000) for r in rows]
-    return fingerprint.fingerprint(fingerprint.total(df.agg(*fingerprint.aggregates(df, cols))
-                                                     .first()), len(rows),
-                                   history_schema(group), min(times, default=None),
-                                   max(times, default=None))
+    cols = [f.name for f in history_schema(group)][:5]
+    return fingerprint.total(df.agg(*fingerprint.aggregates(df, cols)).first())
 
 
 def test_a_replay_in_another_order_is_known_without_a_pass_or_a_join(fs, group, spark, passes):
     first = fs.ingest("fp", frame(spark, ROWS, 2), run_id="r1")
     assert first.rows_written == len(ROWS) and passes == ["pass"]
-    # the write pass observed the fingerprint the range job computes for the same rows
-    assert recorded(fs, group) == [of(spark, group, ROWS)]
-    fs.ingest("fp", frame(spark, [("e", ts(9), 1.0, None)]), run_id="r2")  # a later batch
+    assert recorded(fs, group) == [(described(ROWS), str(len(ROWS)))]
+    fs.ingest("fp", frame(spark, [("e", ts(9), 1.0, None, 0)]), run_id="r2")  # a later batch
     version, passes[:] = fs.offline.current_version(group), []
     again = fs.ingest("fp", frame(spark, ROWS[::-1], 3), run_id="r3")
     assert (again.rows_input, again.rows_skipped, again.rows_written, again.noop) == \
         (len(ROWS), len(ROWS), 0, True)
     assert passes == [] and fs.offline.current_version(group) == version
     # a partial replay is no replay: its new row is written once, the others skipped
-    more = fs.ingest("fp", frame(spark, [*ROWS, ("f", ts(2), 3.0, [])]), run_id="r4")
+    more = fs.ingest("fp", frame(spark, [*ROWS, ("f", ts(2), 3.0, [], 0)]), run_id="r4")
     assert (more.rows_written, more.rows_skipped) == (1, len(ROWS))
     assert passes == ["pass"]
-    assert recorded(fs, group)[-1] == of(spark, group, [*ROWS, ("f", ts(2), 3.0, [])])
 
 
-def test_a_moved_null_or_a_repeated_row_is_another_batch(spark, group):
-    base = of(spark, group, ROWS)
-    assert base is not None
-    assert of(spark, group, ROWS[::-1], 3) == base
-    moved = [("a", ts(1), 1.0, [None, 1.0]), *ROWS[1:]]
-    assert of(spark, group, moved) != base
-    swapped = [("b", ts(2), None, [1.0]), ("b", ts(2), 1.0, None)]
-    assert of(spark, group, swapped) != of(spark, group, [("b", ts(2), 1.0, [1.0]),
-                                                          ("b", ts(2), None, None)])
-    assert of(spark, group, [*ROWS, ROWS[0]]) != base
-    assert of(spark, group, [*ROWS, ROWS[0], ROWS[0]]) != of(spark, group, [*ROWS, ROWS[0]])
-    assert of(spark, group, []) is None
+def test_the_same_count_and_range_with_other_rows_is_no_replay(fs, group, spark, passes):
+    """Count and range match the stored batch's; the files it added decide: a corrected
+    value is written, an int that does not fit is refused as ever."""
+    from sparkfs.errors import ValidationError
+
+    fs.ingest("fp", frame(spark, ROWS), run_id="r1")
+    passes[:] = []
+    corrected = [("b", ts(2), 2.0, None, None), *ROWS[:1], *ROWS[2:]]
+    r = fs.ingest("fp", frame(spark, corrected), run_id="r2")
+    assert (r.rows_written, r.rows_skipped) == (1, len(ROWS) - 1)
+    with pytest.raises(ValidationError, match="do not fit"):
+        fs.ingest("fp", frame(spark, [*ROWS[:4], ("a", ts(5), float("inf"), [2.0], 2**31)]),
+                  run_id="r3")
+
+
+def test_a_moved_null_a_value_or_a_repeated_row_changes_the_sum(spark, group):
+    base = summed(spark, group, ROWS)
+    assert base is not None and base[0] == len(ROWS)
+    assert summed(spark, group, ROWS[::-1], 3) == base
+    moved = [("a", ts(1), 1.0, [None, 1.0], 1), *ROWS[1:]]
+    assert summed(spark, group, moved) != base
+    swapped = [("b", ts(2), None, [1.0], 1), ("b", ts(2), 1.0, None, 1)]
+    assert summed(spark, group, swapped) != summed(spark, group, [("b", ts(2), 1.0, [1.0], 1),
+                                                                   ("b", ts(2), None, None, 1)])
+    # -0.0 equals 0.0 here as in the dedupe (``rowhash``) and in SQL
+    assert summed(spark, group, [("b", ts(2), -0.0, None, 1)]) == \
+        summed(spark, group, [("b", ts(2), 0.0, None, 1)])
+    twice = summed(spark, group, [*ROWS, ROWS[0], ROWS[0]])
+    assert twice is not None and twice[1] != summed(spark, group, ROWS)[1]
 
 
 def test_a_batch_whose_files_were_removed_is_written_again(fs, group, spark, passes):
-    """A DELETE since the batch was committed removed some of its rows: the fingerprint
+    """A DELETE since the batch was committed removed some of its rows: the comparison
     alone would skip them (and lose them); the files check sends the batch to the
     row-by-row dedupe, which writes back what is missing."""
     fs.ingest("fp", frame(spark, ROWS), run_id="r1")
@@ -125,17 +147,18 @@ def test_a_batch_whose_files_were_removed_is_written_again(fs, group, spark, pas
     assert (again.rows_written, again.rows_skipped) == (2, len(ROWS) - 2)
     assert passes == ["pass"]
     stored = fs.offline.read_arrow(group).to_pydict()
-    assert sorted(zip(stored["key"], stored["ts"])) == sorted((k, t) for k, t, _, _ in ROWS)
+    assert sorted(zip(stored["key"], stored["ts"])) == sorted((r[0], r[1]) for r in ROWS)
 
 
 def test_only_committed_batches_are_recorded(fs, group, spark):
-    """A refused batch commits nothing; a batch with nothing new commits nothing; the
-    quarantine path (rows set aside) records no fingerprint."""
+    """A refused batch commits nothing; a batch with nothing new commits nothing; a batch
+    written in part records the rows it wrote (no replay is compared with it)."""
     from sparkfs.errors import ValidationError
 
     with pytest.raises(ValidationError):
-        fs.ingest("fp", frame(spark, [*ROWS, (None, ts(7), 1.0, None)]), run_id="bad")
+        fs.ingest("fp", frame(spark, [*ROWS, (None, ts(7), 1.0, None, 0)]), run_id="bad")
     assert recorded(fs, group) == []
-    fs.ingest("fp", frame(spark, ROWS), run_id="r1")
-    fs.ingest("fp", frame(spark, ROWS[:2]), run_id="r2")  # all stored, another batch
-    assert recorded(fs, group) == [of(spark, group, ROWS)]
+    fs.ingest("fp", frame(spark, ROWS[:2]), run_id="r1")
+    fs.ingest("fp", frame(spark, ROWS[:1]), run_id="r2")  # all stored, another batch
+    fs.ingest("fp", frame(spark, ROWS), run_id="r3")
+    assert recorded(fs, group) == [(described(ROWS[:2]), "2"), (described(ROWS), "3")]

@@ -17,19 +17,20 @@ Steps of the fused path:
 
 1. When the table has files, one small Spark job takes the batch's event-time range and
    row count (the conformed batch is kept for the passes that follow:
-   ``ingest._read_once``). When files overlap that range, a batch whose count and range
-   a recent commit recorded gets its fingerprint computed (one aggregate): the same
-   fingerprint, with none of that commit's files in the range removed since, is a full
-   replay (``sparkfs.offline.fingerprint``). Else one Spark job with no Python
+   ``ingest._read_once``). When files overlap that range and a recent commit wrote a
+   batch of that count and range in full, the batch is compared with the files that
+   commit added (one aggregate over each: count and a sum of row hashes); the same rows,
+   with those files still in the table, are a full replay
+   (``sparkfs.offline.fingerprint``). Else one Spark job with no Python
    worker (``dedupe.fully_stored``) asks whether every row is stored already, with
    nothing stored contradicting it. A replay (under a new run id) skips the
    write pass -- only the strict expectations run -- and commits nothing. Otherwise the
    identities of the stored rows in that range -- keys, event time, two value hashes
    (``dedupe.read_stored_identities``) -- are broadcast as Arrow IPC bytes. A first
    ingest into an empty table skips this step.
-2. The write pass (``onepass.stage_with_spark`` with ``onepass.TaskChecks``; the batch's
-   fingerprint is observed on its rows in the same job and recorded with the commit):
-   each task counts its rows' problems (``checks.row_counts_arrow``: null keys and event times,
+2. The write pass (``onepass.stage_with_spark`` with ``onepass.TaskChecks``; the
+   batch's count and event-time range are recorded with the commit): each task counts
+   its rows' problems (``checks.row_counts_arrow``: null keys and event times,
    out-of-range ints), hashes their keys and values (``rowhash``), drops the rows already
    stored (``dedupe.StoredIndex``), writes the rest and computes the statistics partial
    of what it wrote. It returns its files, partial, counts and key hashes.
@@ -171,7 +172,7 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
         if overlap:
             replay = {**merge_row_counts([{"min_et": row["lo_us"], "max_et": row["hi_us"]}]),
                       "n": row["n"], "suspects": 0}  # UTC, as the write pass reports them
-            if _replayed(offline, group, pinned, df, value_cols, row):
+            if _replayed(offline, group, pinned, df, value_cols, narrowed, row):
                 return _replay(group, df, narrowed, value_cols, values, validate, overlap,
                                replay)
             stored_rows = _stored_rows(offline, group, pinned, overlap)
@@ -194,7 +195,7 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
             w.write_table(stored)
         broadcast = df.sparkSession.sparkContext.broadcast(sink.getvalue().to_pybytes())
     task = TaskChecks(list(group.join_keys), group.event_time, values, list(narrowed),
-                      conflicts=not group.aggregations, stored=broadcast, hashed=value_cols)
+                      conflicts=not group.aggregations, stored=broadcast)
     return FusedPlan(group, df, list(narrowed), value_cols, task,
                      _strict(validate, group, df, narrowed), overlap, broadcast)
 
@@ -210,22 +211,24 @@ def _replay(group: FeatureGroup, df: "DataFrame", narrowed: list[str], value_col
 
 
 def _replayed(offline: "OfflineStore", group: FeatureGroup, version: int, df: "DataFrame",
-              value_cols: list[str], row: Any) -> bool:
-    """Whether ``df`` (``row``: its count and UTC event-time range) has the fingerprint of
-    a batch committed recently whose rows are all still stored at ``version``
-    (``sparkfs.offline.fingerprint``); its digest is computed only when a recorded
-    fingerprint has its count and range."""
+              value_cols: list[str], narrowed: list[str], row: Any) -> bool:
+    """Whether ``df`` (``row``: its count and UTC event-time range) holds the rows of a
+    batch a recent commit wrote in full, whose files are all still stored at ``version``
+    (``sparkfs.offline.fingerprint``). No Spark job unless a commit recorded its count
+    and range."""
     from . import fingerprint as fp
 
-    recorded = fp.recorded(offline.table(group, version))
-    start = fp.prefix(row["n"], row["lo_us"], row["hi_us"])
-    if not any(key.startswith(start) for key in recorded):
-        return False
-    key = fp.fingerprint(fp.total(df.agg(*fp.aggregates(df, value_cols)).first()), row["n"],
-                         history_schema(group), row["lo_us"], row["hi_us"])
-    then = recorded.get(key) if key is not None else None
-    return then is not None and fp.still_stored(offline, group, then, version,
-                                                (row["lo"], row["hi"]))
+    versions = fp.candidates(offline.table(group, version),
+                             fp.prefix(row["n"], row["lo_us"], row["hi_us"]), row["n"])
+    batch_total = None
+    for then in versions:
+        if batch_total is None:
+            batch_total = fp.total(df.agg(*fp.aggregates(df, value_cols)).first())
+            if batch_total is None:
+                return False
+        if fp.same_rows(offline, group, df, value_cols, narrowed, version, then, batch_total):
+            return True
+    return False
 
 
 def _strict(validate: Callable[["DataFrame", int], Any] | None, group: FeatureGroup,
@@ -288,8 +291,6 @@ class FusedDeltaRsWriter(DeltaRsWriter):
         parallel = max(2, spark.sparkContext.defaultParallelism)
         if df.rdd.getNumPartitions() > 4 * parallel:
             df = df.coalesce(2 * parallel)
-        from .fingerprint import fingerprint
-
         try:
             files, partial, found = onepass.stage_with_spark(
                 df, stage, history_schema(batch.group), batch.stats_specs, self.fused.task)
@@ -298,11 +299,11 @@ class FusedDeltaRsWriter(DeltaRsWriter):
                                f"nothing was committed: {first_line(exc)}") from exc
         finally:
             self.fused.release()
-        found = found or {"n": 0, "min_et": None, "max_et": None}
-        batch.fingerprint = fingerprint(found.pop("hash_sum", None), found["n"],
-                                        history_schema(batch.group), found["min_et"],
-                                        found["max_et"])
-        checks = self.fused.settle(found)
+        checks = self.fused.settle(found or {"n": 0, "min_et": None, "max_et": None})
+        if checks["n"]:  # what a replay of this batch is compared by (``fingerprint``)
+            from .fingerprint import prefix
+
+            batch.fingerprint = prefix(checks["n"], checks["min_et"], checks["max_et"])
         batch.rows_hint = checks["n"]
         batch.et_range = (checks["min_et"], checks["max_et"])
         out, written = add_actions(files, subdir)

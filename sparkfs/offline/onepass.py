@@ -107,9 +107,6 @@ class TaskChecks:
     narrowed: list[str] = field(default_factory=list)
     conflicts: bool = True
     stored: Any = None
-    #: the columns whose ``fingerprint.row_hash`` the tasks sum (``hash_sum`` of the
-    #: merged counts), for the batch's fingerprint; None: not summed
-    hashed: list[str] | None = None
 
     def index(self) -> Any:
         """The ``dedupe.StoredIndex`` of ``stored`` (None without stored rows)."""
@@ -187,10 +184,6 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
                 else:
                     counts.append(row_counts_arrow(checks.keys, checks.event_time, raw,
                                                    checks.narrowed))
-                    if checks.hashed is not None:
-                        from .fingerprint import FP_COLUMN, task_total
-
-                        counts[-1]["hash_sum"] = task_total(raw.column(FP_COLUMN))
                     batch = _conformed(raw, schema, safe=False)
                     batch = _checked(batch, checks, index, identity, pairs)
                     if not batch.num_rows:
@@ -314,11 +307,7 @@ def stage_with_spark(df: "DataFrame", stage_uri: str, schema: pa.Schema,
     from ..sql import quote_ident
 
     prefix = f"part-{uuid.uuid4().hex[:8]}"
-    cols: list[Any] = [quote_ident(n, "spark") for n in schema.names]
-    if checks is not None and checks.hashed is not None:
-        from .fingerprint import FP_COLUMN, row_hash
-
-        cols.append(row_hash(df, checks.hashed).alias(FP_COLUMN))
+    cols = [quote_ident(n, "spark") for n in schema.names]
     rows = df.select(*cols).mapInArrow(stage_partition(stage_uri, schema, specs, prefix, checks),
                                        STAGED_SCHEMA).collect()
     files = [StagedFile(r["path"], int(r["size"]), int(r["rows"]), r["stats"],

@@ -80,8 +80,8 @@ class Batch:
     #: (name, dtype) of the features whose statistics partial the writer computes while
     #: writing (None: statistics off, or left to the caller)
     stats_specs: list[tuple[str, str]] | None = None
-    #: the fingerprint of the batch's rows (``sparkfs.offline.fingerprint``), recorded in
-    #: its commit; None: not computed
+    #: the batch's row count and event-time range (``sparkfs.offline.fingerprint.prefix``),
+    #: recorded in its commit to find a replay of it; None: not recorded
     fingerprint: str | None = None
 
 
