@@ -80,7 +80,7 @@ def recorded(fs, group) -> list[tuple]:
 
 def described(rows: list[tuple]) -> str:
     times = [r[1] for r in rows]
-    return fingerprint.prefix(len(rows), min(times), max(times))
+    return fingerprint.batch_key(len(rows), min(times), max(times))
 
 
 def summed(spark, group, rows: list[tuple], parts: int = 1):

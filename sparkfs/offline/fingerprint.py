@@ -2,13 +2,13 @@
 the files that commit added, not with every stored row in its event-time range.
 
 The delta-rs one-pass writer records in each commit's metadata (``COMMIT_KEY``) the row
-count and event-time range of the batch it committed (``prefix``; free: the write pass
+count and event-time range of the batch it committed (``batch_key``; free: the write pass
 counts them anyway), beside ``sparkfs.rows``, the rows it wrote. A commit that wrote every
 row of its batch added files that hold exactly that batch. A later batch with the same
 count and range is compared with those files: the same count and the same sum, modulo
-2**64, of a 64-bit hash of each row (``row_hash``: Spark's ``xxhash64`` over the history
-columns without ``_commit_time`` and ``_run_id``, with the positions of their nulls,
-``checks.null_marks``) mean the same rows, in any order (batches that differ share the sum
+2**64, of a 64-bit hash of each row (``checks.value_hash``: Spark's ``xxhash64`` over the
+history columns without ``_commit_time`` and ``_run_id``, with the positions of their
+nulls) mean the same rows, in any order (batches that differ share the sum
 only by chance, about 2**-64). If those files are all still in the table (no DELETE,
 OPTIMIZE or RESTORE removed one since), every row of the batch is stored: a full replay.
 It costs one aggregate over the batch and one over those files, and nothing for a batch
@@ -25,17 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 from ..definitions import FeatureGroup
 from ..sql import quote_ident
-from .checks import null_marks
+from .checks import value_hash
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame
 
     from .tables import OfflineStore
 
-__all__ = ["COMMIT_KEY", "HISTORY_COMMITS", "aggregates", "candidates", "prefix", "row_hash",
-           "same_rows", "total"]
+__all__ = ["COMMIT_KEY", "HISTORY_COMMITS", "aggregates", "batch_key", "candidates", "same_rows",
+           "total"]
 
-#: the commit-metadata key of a committed batch's count and event-time range (``prefix``)
+#: the commit-metadata key of a committed batch's count and event-time range (``batch_key``)
 COMMIT_KEY = "sparkfs.batch"
 #: how many recent commits ``candidates`` searches (a replay of an older batch is found by
 #: the row-by-row dedupe instead)
@@ -45,11 +45,11 @@ _PREFIX = "__fp"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def prefix(n: int, min_et: Any, max_et: Any) -> str:
+def batch_key(n: int, min_et: Any, max_et: Any) -> str:
     """What a commit records of a batch of ``n`` rows with event times from ``min_et`` to
     ``max_et`` (aware datetimes or UTC microseconds).
 
-    >>> prefix(3, 0, dt.datetime(1970, 1, 1, 0, 1, tzinfo=dt.UTC))
+    >>> batch_key(3, 0, dt.datetime(1970, 1, 1, 0, 1, tzinfo=dt.UTC))
     '1:3:0:60000000'
     """
     return f"1:{int(n)}:{_micros(min_et)}:{_micros(max_et)}"
@@ -64,7 +64,7 @@ def _micros(value: Any) -> int:
 
 def candidates(table: Any, batch: str, rows: int) -> list[int]:
     """The versions, newest first, among the last ``HISTORY_COMMITS`` commits of the Delta
-    ``table`` (an open ``DeltaTable``), that recorded the ``prefix`` ``batch`` and wrote
+    ``table`` (an open ``DeltaTable``), that recorded the ``batch_key`` ``batch`` and wrote
     all its ``rows``.
 
     >>> candidates.__name__  # exercised by tests/test_ingest_fingerprint.py
@@ -81,24 +81,9 @@ def candidates(table: Any, batch: str, rows: int) -> list[int]:
     return sorted(out, reverse=True)
 
 
-def row_hash(df: "DataFrame", value_cols: list[str]) -> "Column":
-    """The 64-bit hash of each row whose sum compares batches: ``xxhash64`` of
-    ``value_cols`` with the positions of their nulls (``checks.null_marks``).
-
-    >>> row_hash.__name__  # needs Spark; exercised by tests/test_ingest_fingerprint.py
-    'row_hash'
-    """
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import ArrayType
-
-    cols = [F.col(quote_ident(c, "spark")) for c in value_cols]
-    marks = null_marks(cols, [isinstance(df.schema[c].dataType, ArrayType) for c in value_cols])
-    return F.xxhash64(*cols, *marks)
-
-
 def aggregates(df: "DataFrame", value_cols: list[str]) -> list["Column"]:
     """Aggregate columns over ``df``: its row count and what gives the sum modulo 2**64 of
-    its ``row_hash`` (``total``): the hashes' low and high 32-bit halves, each summed (a
+    its rows' ``checks.value_hash`` (``total``): the hashes' low and high 32-bit halves, each summed (a
     sum of up to 2**31 values under 2**32 fits a bigint; a larger batch sums to null).
 
     >>> aggregates.__name__  # needs Spark; exercised by tests/test_ingest_fingerprint.py
@@ -106,7 +91,7 @@ def aggregates(df: "DataFrame", value_cols: list[str]) -> list["Column"]:
     """
     from pyspark.sql import functions as F
 
-    h = row_hash(df, value_cols)
+    h = value_hash(df, value_cols)
     return [F.count(F.lit(1)).alias(f"{_PREFIX}_n"),
             F.try_sum(h.bitwiseAND(F.lit(0xFFFFFFFF))).alias(f"{_PREFIX}_lo"),
             F.try_sum(F.shiftrightunsigned(h, 32)).alias(f"{_PREFIX}_hi")]

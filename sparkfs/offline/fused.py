@@ -81,7 +81,8 @@ class FusedPlan:
     pass writes (with the system columns added) and ``exact_conflicts`` reads; ``task``
     what each task checks; ``validate`` the strict expectations (None: none) run by
     ``settle``; ``replay`` the checks of a batch found stored in full
-    (``dedupe.fully_stored``: no pass, no file).
+    (``dedupe.fully_stored``, or compared with the files of the commit that wrote it:
+    ``fingerprint.same_rows``; no pass, no file).
     After ``settle``: ``checks`` (merged counts, as ``check_rows`` returns them) and
     ``outcome`` (the ``ValidationOutcome``, or None).
 
@@ -219,7 +220,7 @@ def _replayed(offline: "OfflineStore", group: FeatureGroup, version: int, df: "D
     from . import fingerprint as fp
 
     versions = fp.candidates(offline.table(group, version),
-                             fp.prefix(row["n"], row["lo_us"], row["hi_us"]), row["n"])
+                             fp.batch_key(row["n"], row["lo_us"], row["hi_us"]), row["n"])
     batch_total = None
     for then in versions:
         if batch_total is None:
@@ -301,9 +302,9 @@ class FusedDeltaRsWriter(DeltaRsWriter):
             self.fused.release()
         checks = self.fused.settle(found or {"n": 0, "min_et": None, "max_et": None})
         if checks["n"]:  # what a replay of this batch is compared by (``fingerprint``)
-            from .fingerprint import prefix
+            from .fingerprint import batch_key
 
-            batch.fingerprint = prefix(checks["n"], checks["min_et"], checks["max_et"])
+            batch.batch_key = batch_key(checks["n"], checks["min_et"], checks["max_et"])
         batch.rows_hint = checks["n"]
         batch.et_range = (checks["min_et"], checks["max_et"])
         out, written = add_actions(files, subdir)

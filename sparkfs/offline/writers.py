@@ -80,9 +80,9 @@ class Batch:
     #: (name, dtype) of the features whose statistics partial the writer computes while
     #: writing (None: statistics off, or left to the caller)
     stats_specs: list[tuple[str, str]] | None = None
-    #: the batch's row count and event-time range (``sparkfs.offline.fingerprint.prefix``),
+    #: the batch's row count and event-time range (``sparkfs.offline.fingerprint.batch_key``),
     #: recorded in its commit to find a replay of it; None: not recorded
-    fingerprint: str | None = None
+    batch_key: str | None = None
 
 
 @dataclass
@@ -241,8 +241,8 @@ def commit_staged(table: Any, batch: Batch, actions: list, rows: int) -> bool:
 
     meta: dict[str, Any] = {"sparkfs.operation": "ingest", "sparkfs.run_id": batch.run_id,
                             "sparkfs.rows": str(rows), "isBlindAppend": False}
-    if batch.fingerprint is not None:
-        meta[COMMIT_KEY] = batch.fingerprint
+    if batch.batch_key is not None:
+        meta[COMMIT_KEY] = batch.batch_key
     try:
         table.create_write_transaction(
             actions, mode="append", schema=history_schema(batch.group),
