@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -13,6 +15,44 @@ pytest_plugins = ["sparkfs.testing.plugin"]
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+#: Where a run keeps its temporary files (``pytest_configure``): the variables that point there.
+_REDIRECTED = ("TMPDIR", "SPARK_LOCAL_DIRS", "PYTEST_DEBUG_TEMPROOT")
+_SAVED: dict[str, str | None] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the run's temporary files in one directory, removed when the run ends.
+
+    Tests and doctests call ``tempfile.mkdtemp()`` freely, and Spark's local directories
+    (``spark-*``, ``blockmgr-*``) outlive a killed JVM: pointed at one directory (``TMPDIR``,
+    ``tempfile.tempdir``, ``SPARK_LOCAL_DIRS``) before anything starts, none of it is left
+    in ``/tmp``. pytest's own ``tmp_path`` directories stay where they were
+    (``PYTEST_DEBUG_TEMPROOT``), so a failed test's files are kept to look at. The directory
+    may be passed through by other users (the PostgreSQL tests run their server as one).
+    """
+    system_tmp = tempfile.gettempdir()
+    root = tempfile.mkdtemp(prefix="sparkfs-test-run-")
+    os.chmod(root, 0o711)
+    _SAVED.update({name: os.environ.get(name) for name in _REDIRECTED}, root=root,
+                  tempdir=tempfile.tempdir)
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", system_tmp)
+    os.environ["TMPDIR"] = os.environ["SPARK_LOCAL_DIRS"] = root
+    tempfile.tempdir = root
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the run's temporary directory and restore what ``pytest_configure`` changed."""
+    if "root" not in _SAVED:
+        return
+    tempfile.tempdir = _SAVED.pop("tempdir")
+    shutil.rmtree(str(_SAVED.pop("root")), ignore_errors=True)
+    for name in _REDIRECTED:
+        value = _SAVED.pop(name)
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 #: The offline writer engines. ``delta-rs`` is the fast default every suite runs with;
