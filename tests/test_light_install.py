@@ -94,7 +94,8 @@ def light(tmp_path_factory):
            if k not in ("PYTHONPATH", "SPARKFS_CONFIG", "SPARK_HOME", "PYSPARK_PYTHON",
                         "PYSPARK_DRIVER_PYTHON", "VIRTUAL_ENV")}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    return {"venv": venv, "bin": venv / "bin", "env": env, "log": log, "tmp": tmp}
+    yield {"venv": venv, "bin": venv / "bin", "env": env, "log": log, "tmp": tmp}
+    shutil.rmtree(venv, ignore_errors=True)  # ~0.6 GB; pytest keeps module dirs to the end
 
 
 @pytest.fixture(scope="module")
