@@ -74,6 +74,21 @@ def test_create_get_recreate_after_new_ingest(store, engine):
     assert store.get_training_set("delays").version == 2
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_recreate_refuses_a_spine_whose_files_were_changed(store, engine):
+    """A pair of equal rows added to the stored spine leaves its hash (an XOR of row
+    hashes) as it was: recreating compares the row count as well, and refuses."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    store.create_training_set("tampered", SPINE, ["weather:temp"], "ts", engine=engine)
+    spine_path = store.catalog.registry.get("training_set", "tampered", 1)["spine_path"]
+    row = pq.read_table(spine_path).slice(0, 1)
+    pq.write_table(pa.concat_tables([row, row]), f"{spine_path}/part-99999-added.parquet")
+    with pytest.raises(SparkfsError, match="6 rows.*its files were changed"):
+        store.recreate_training_set("tampered")
+
+
 def test_recreate_keeps_recorded_ttl(store):
     ts = store.create_training_set("ttl_set", SPINE, ["weather:temp"], "ts", engine="duckdb")
     store.apply([FeatureGroup("weather", [airport], "time_hour",

@@ -83,7 +83,9 @@ class DuckDBEngine:
 
 
 def spine_summary(spine: pa.Table, timestamp_col: str) -> dict:
-    """Min/max timestamp (epoch µs), row count and an order-sensitive hash of the spine."""
+    """Min/max timestamp (epoch µs), row count and a hash of the spine's rows: the XOR of
+    DuckDB's row hashes (order-insensitive; a pair of equal rows cancels out, so recreating
+    a set compares the row count too)."""
     import duckdb
 
     ts = spine.column(timestamp_col).cast(pa.int64())

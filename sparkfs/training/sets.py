@@ -239,8 +239,8 @@ def recreate_training_set(catalog: "Catalog", offline: "OfflineStore", name: str
     its recorded group version, Delta version and ttl, the same engine and options
     (``spark`` is called only when that engine is Spark).
 
-    Refuses (``SparkfsError``) when the rebuilt spine's hash differs from the recorded one
-    or a group's definition or an on-demand transform changed since.
+    Refuses (``SparkfsError``) when the rebuilt spine's row count or hash differs from the
+    recorded one or a group's definition or an on-demand transform changed since.
 
     >>> import tempfile
     >>> from sparkfs import FeatureStore
@@ -268,10 +268,13 @@ def recreate_training_set(catalog: "Catalog", offline: "OfflineStore", name: str
     ts = build(catalog, offline, spark, spine, m["features"], m["timestamp_col"], engine=engine,
                as_known_at=m["as_known_at"], key_map=m.get("key_map") or None,
                delta_versions=delta_versions(m), ttls=ttls(m), keep_id=True, **opts)
-    if ts.manifest["spine"]["hash"] != m["spine"]["hash"]:
+    got, want = ts.manifest["spine"], m["spine"]
+    # both: the hash is an XOR of row hashes, which a pair of equal rows leaves unchanged
+    if got["rows"] != want["rows"] or got["hash"] != want["hash"]:
         raise SparkfsError(
-            f"training set {name!r}: the stored spine no longer hashes to the recorded "
-            f"{m['spine']['hash']} (got {ts.manifest['spine']['hash']}); its files were changed")
+            f"training set {name!r}: the stored spine no longer matches the recorded "
+            f"{want['rows']} rows hashing to {want['hash']} (got {got['rows']} rows, "
+            f"{got['hash']}); its files were changed")
     if ts.manifest.get("on_demand") != m.get("on_demand"):
         raise SparkfsError(
             f"training set {name!r}: on-demand transform code changed since it was created "

@@ -122,8 +122,10 @@ def spark_schema_as_arrow(df: "DataFrame"):
 
 
 def spine_summary(sdf: "DataFrame", timestamp_col: str) -> dict:
-    """Min/max timestamp (epoch microseconds), row count and an order-sensitive hash of the
-    spine (one job)."""
+    """Min/max timestamp (epoch microseconds), row count and a hash of the spine's rows
+    (one job): the XOR of each row's ``xxhash64``, so it does not depend on their order or
+    partitioning, and a pair of equal rows cancels out (recreating a set compares the row
+    count too)."""
     from pyspark.sql import functions as F
 
     cols = [F.col(quote_ident(c, "spark")) for c in sdf.columns]
