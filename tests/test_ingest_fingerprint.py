@@ -162,3 +162,84 @@ def test_only_committed_batches_are_recorded(fs, group, spark):
     fs.ingest("fp", frame(spark, ROWS[:1]), run_id="r2")  # all stored, another batch
     fs.ingest("fp", frame(spark, ROWS), run_id="r3")
     assert recorded(fs, group) == [(described(ROWS[:2]), "2"), (described(ROWS), "3")]
+
+
+def test_which_inputs_are_read_again_instead_of_kept(spark, tmp_path):
+    """Plain scans of files or of rows in the plan, filtered, projected and unioned, are
+    read again to look for a replay; anything costly or nondeterministic to compute again
+    is kept first."""
+    from pyspark.sql import functions as F
+
+    from sparkfs.offline.fused import rereadable
+
+    frame(spark, ROWS).write.parquet(f"file://{tmp_path}/src")
+    src = spark.read.parquet(f"file://{tmp_path}/src")
+    local = spark.createDataFrame(pa.table({"key": ["a"], "x": [1.0]}))
+    assert rereadable(src) and rereadable(local)
+    assert rereadable(src.where(F.col("x") > 0).select("key", (F.col("x") * 2).alias("x")))
+    assert rereadable(src.unionByName(src.withColumn("key", F.concat(F.lit("n"), "key"))))
+    assert not rereadable(src.withColumn("r", F.rand()))
+    assert not rereadable(src.groupBy("key").count())
+    assert not rereadable(src.join(local, "key"))
+    assert not rereadable(src.repartition(3))
+    assert not rereadable(src.localCheckpoint())
+
+    @F.pandas_udf("double")
+    def twice(s):
+        return s * 2
+
+    assert not rereadable(src.withColumn("y", twice("x")))
+
+
+def test_a_replay_of_a_plain_scan_keeps_no_rows(fs, group, spark, passes, tmp_path,
+                                                monkeypatch):
+    """A replay of a Parquet scan is found on the scan itself: nothing is kept
+    (``ingest._read_once``), no pass runs. A batch that is written is kept first."""
+    from sparkfs.offline import ingest
+
+    frame(spark, ROWS, 2).write.parquet(f"file://{tmp_path}/src")
+    kept: list = []
+    real = ingest._read_once
+    monkeypatch.setattr(ingest, "_read_once", lambda d, data: kept.append(d) or real(d, data))
+
+    def src():
+        return spark.read.parquet(f"file://{tmp_path}/src")
+
+    fs.ingest("fp", src(), run_id="r1")
+    fs.ingest("fp", frame(spark, [("e", ts(9), 1.0, None, 9)]), run_id="r2")
+    kept[:], passes[:] = [], []
+    again = fs.ingest("fp", src(), run_id="r3")
+    assert (again.rows_skipped, again.rows_written, kept, passes) == (len(ROWS), 0, [], [])
+    more = fs.ingest("fp", src().unionByName(frame(spark, [("f", ts(2), 3.0, [], 6)])),
+                     run_id="r4")
+    assert (more.rows_written, more.rows_skipped, len(kept), passes) == \
+        (1, len(ROWS), 1, ["pass"])
+
+
+def test_an_input_that_changes_between_reads_is_refused(fs, group, spark, tmp_path,
+                                                        monkeypatch):
+    """Fault injected: an input taken for a plain scan whose event times differ at each
+    read (as files rewritten during the ingest would). The pass reads another range than
+    the range job did: refused, nothing committed, no staged file left."""
+    import os
+
+    from pyspark.sql import functions as F
+
+    from sparkfs.errors import SparkfsError
+    from sparkfs.offline import fused
+
+    fs.ingest("fp", frame(spark, ROWS), run_id="r1")
+    version = fs.offline.current_version(group)
+    monkeypatch.setattr(fused, "rereadable", lambda df: True)
+    # each Spark job fixes its own current time: every read gives other event times
+    moving = frame(spark, [(f"z{i}", ts(6), 1.0, None, i) for i in range(50)]).withColumn(
+        "ts", F.current_timestamp())
+    with pytest.raises(SparkfsError, match="gave the write pass other rows"):
+        fs.ingest("fp", moving, run_id="r2")
+    assert fs.offline.current_version(group) == version
+    table = fs.offline.table_uri(group).removeprefix("file://")
+    staged = [d for d in os.listdir(table) if d.startswith("ingest-") and
+              any(f.endswith(".parquet") for f in os.listdir(os.path.join(table, d)))]
+    stored = {f.rsplit("/", 1)[-1] for f in fs.offline.files(group)}
+    assert [f for d in staged for f in os.listdir(os.path.join(table, d))
+            if f.endswith(".parquet") and f not in stored] == []

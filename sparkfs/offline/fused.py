@@ -17,11 +17,13 @@ Steps of the fused path:
 
 1. When the table has files, one small Spark job takes the batch's event-time range and
    row count (the conformed batch is kept for the passes that follow:
-   ``ingest._read_once``). When files overlap that range and a recent commit wrote a
-   batch of that count and range in full, the batch is compared with the files that
-   commit added (one aggregate over each: count and a sum of row hashes); the same rows,
-   with those files still in the table, are a full replay
-   (``sparkfs.offline.fingerprint``). Else one Spark job with no Python
+   ``ingest._read_once``; a plain scan of files or of rows in the plan, ``rereadable``,
+   of a group without expectations is read again instead -- its event times only -- and
+   kept only when it is written, after the replay check below). When files overlap
+   that range and a recent commit wrote a batch of that count and range in full, the
+   batch is compared with the files that commit added (one aggregate over each: count
+   and a sum of row hashes); the same rows, with those files still in the table, are a
+   full replay (``sparkfs.offline.fingerprint``). Else one Spark job with no Python
    worker (``dedupe.fully_stored``) asks whether every row is stored already, with
    nothing stored contradicting it. A replay (under a new run id) skips the
    write pass -- only the strict expectations run -- and commits nothing. Otherwise the
@@ -66,7 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .tables import OfflineStore
     from .writers import Batch
 
-__all__ = ["BROADCAST_MAX_ROWS", "FusedDeltaRsWriter", "FusedPlan", "plan"]
+__all__ = ["BROADCAST_MAX_ROWS", "FusedDeltaRsWriter", "FusedPlan", "plan", "rereadable"]
 
 #: at most this many stored rows (those in files overlapping the batch's event-time range)
 #: have their identities broadcast for the in-pass dedupe (about 40 bytes a row plus the
@@ -82,7 +84,10 @@ class FusedPlan:
     what each task checks; ``validate`` the strict expectations (None: none) run by
     ``settle``; ``replay`` the checks of a batch found stored in full
     (``dedupe.fully_stored``, or compared with the files of the commit that wrote it:
-    ``fingerprint.same_rows``; no pass, no file).
+    ``fingerprint.same_rows``; no pass, no file); ``expected`` the row count and
+    event-time range (``n``, ``min_et``, ``max_et``) the range job read from a re-read
+    input (``rereadable``), which the kept rows the pass reads must have (None: the range
+    job read the kept rows).
     After ``settle``: ``checks`` (merged counts, as ``check_rows`` returns them) and
     ``outcome`` (the ``ValidationOutcome``, or None).
 
@@ -99,6 +104,7 @@ class FusedPlan:
     overlap: list[str] = field(default_factory=list)
     broadcast: Any = None
     replay: dict | None = None
+    expected: dict | None = None
     checks: dict | None = None
     outcome: Any = None
 
@@ -157,15 +163,20 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
     keys = [*group.join_keys, group.event_time]
     values = [v for v in value_cols if v not in keys]
     stored_files = offline.files(group, pinned)
-    if stored_files or group.expectations is not None:
+    # a plain scan is read again to look for a replay; only the rows a pass writes are kept
+    # (with expectations, kept first: they read the rows once more, faster when kept)
+    again = bool(stored_files) and group.expectations is None and rereadable(df)
+    if (stored_files or group.expectations is not None) and not again:
         df = read_once(df)
     overlap: list[str] = []
     stored = None
+    expected = None
     if stored_files:
         et = F.col(quote_ident(group.event_time, "spark"))
-        row = df.agg(F.min(et).alias("lo"), F.max(et).alias("hi"), F.count(F.lit(1)).alias("n"),
-                     F.unix_micros(F.min(et)).alias("lo_us"),
-                     F.unix_micros(F.max(et)).alias("hi_us")).first()
+        row = (df.select(et) if again else df).agg(
+            F.min(et).alias("lo"), F.max(et).alias("hi"), F.count(F.lit(1)).alias("n"),
+            F.unix_micros(F.min(et)).alias("lo_us"),
+            F.unix_micros(F.max(et)).alias("hi_us")).first()
         assert row is not None  # a global aggregate has one row
         lo, hi = row["lo"], row["hi"]
         if lo is not None:
@@ -176,6 +187,11 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
             if _replayed(offline, group, pinned, df, value_cols, narrowed, row):
                 return _replay(group, df, narrowed, value_cols, values, validate, overlap,
                                replay)
+        if again:  # the passes that follow read the rows kept once, as they were counted
+            df = read_once(df)
+            expected = {**merge_row_counts([{"min_et": row["lo_us"], "max_et": row["hi_us"]}]),
+                        "n": row["n"]}
+        if overlap:
             stored_rows = _stored_rows(offline, group, pinned, overlap)
             if stored_rows > BROADCAST_MAX_ROWS:
                 return None
@@ -198,7 +214,41 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
     task = TaskChecks(list(group.join_keys), group.event_time, values, list(narrowed),
                       conflicts=not group.aggregations, stored=broadcast)
     return FusedPlan(group, df, list(narrowed), value_cols, task,
-                     _strict(validate, group, df, narrowed), overlap, broadcast)
+                     _strict(validate, group, df, narrowed), overlap, broadcast,
+                     expected=expected)
+
+
+#: the logical operators a re-readable plan may hold (``rereadable``)
+_REREADABLE = frozenset({"Project", "Filter", "Union", "LocalRelation", "LogicalRelation"})
+
+
+def rereadable(df: "DataFrame") -> bool:
+    """Whether ``df`` is cheap and safe to read once more: its optimized plan only scans
+    files or rows held in the plan, filters, projects and unions them, with deterministic
+    expressions (no join, aggregate, sort, shuffle, Python UDF or RDD to compute again).
+    ``plan`` then looks for a replay on the input itself, reading only its event times
+    unless a recent commit recorded the batch's count and range, and keeps the rows
+    (``ingest._read_once``) only for a batch that is written. A file rewritten between the
+    reads is caught by the count and range the pass reads (``FusedPlan.expected``).
+
+    >>> rereadable.__name__  # needs Spark; exercised by tests/test_ingest_fingerprint.py
+    'rereadable'
+    """
+    plan = df._jdf.queryExecution().optimizedPlan()
+    if not plan.deterministic():
+        return False
+    nodes = [plan]
+    while nodes:
+        node = nodes.pop()
+        name = node.nodeName()
+        if name not in _REREADABLE:
+            return False
+        if name == "LogicalRelation" and \
+                node.relation().getClass().getSimpleName() != "HadoopFsRelation":
+            return False
+        children = node.children()
+        nodes.extend(children.apply(i) for i in range(children.size()))
+    return True
 
 
 def _replay(group: FeatureGroup, df: "DataFrame", narrowed: list[str], value_cols: list[str],
@@ -300,7 +350,16 @@ class FusedDeltaRsWriter(DeltaRsWriter):
                                f"nothing was committed: {first_line(exc)}") from exc
         finally:
             self.fused.release()
-        checks = self.fused.settle(found or {"n": 0, "min_et": None, "max_et": None})
+        found = found or {"n": 0, "min_et": None, "max_et": None}
+        expected = self.fused.expected
+        if expected is not None and any(found[k] != expected[k] for k in expected):
+            raise SparkfsError(  # the writer deletes the staged files
+                f"the input of feature group {batch.group.name!r} gave the write pass other "
+                f"rows than the event-time range job before it ({found['n']} rows from "
+                f"{found['min_et']} to {found['max_et']}, then {expected['n']} from "
+                f"{expected['min_et']} to {expected['max_et']}: were its files rewritten "
+                "meanwhile?); nothing was committed: ingest it again")
+        checks = self.fused.settle(found)
         if checks["n"]:  # what a replay of this batch is compared by (``fingerprint``)
             from .fingerprint import batch_key
 
