@@ -17,8 +17,10 @@ Prints one JSON document. Goals (issue 3): SQLite batch 1 p99 < 1 ms, batch 500 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -114,6 +116,7 @@ def main() -> int:
     from sparkfs.online.materialize import materialize
 
     work = tempfile.mkdtemp(prefix="sparkfs-bench-online-")
+    atexit.register(shutil.rmtree, work, True)  # removed however the run ends
     groups = make_groups()
     fs = FeatureStore({"project": "bench", "data_dir": os.path.join(work, "sparkfs")})
     fs.apply(list(groups.values()))

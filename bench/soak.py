@@ -31,10 +31,12 @@ on both endpoints and a complete evaluation log.
 from __future__ import annotations
 
 import argparse
+import atexit
 import http.client
 import json
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -216,6 +218,7 @@ def main() -> None:
         ap.error(f"--predict-share must be within 0..1, got {args.predict_share}")
 
     tmp = tempfile.mkdtemp(prefix="sparkfs-soak-")
+    atexit.register(shutil.rmtree, tmp, True)  # removed however the run ends
     fs, conf, flights = setup_store(tmp, args.rows)
     setup_model(fs, flights)
     fs.close()

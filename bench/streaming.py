@@ -16,8 +16,10 @@ bundle): the same stream into a second store whose online store is that HBase.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -70,6 +72,7 @@ def main() -> None:
     group = FeatureGroup("bench_stream", [Entity("thing", join_keys=["id"], dtypes={"id": "long"})],
                          "ts", [Field(f, "double") for f in FEATURES], online=True)
     work = tempfile.mkdtemp(prefix="sparkfs-bench-stream-")
+    atexit.register(shutil.rmtree, work, True)  # removed however the run ends
     fs = FeatureStore({"project": "bench", "data_dir": work, "ingest": {"statistics": False}},
                       spark=spark)
     fs.apply([group])
