@@ -355,9 +355,9 @@ class FusedDeltaRsWriter(DeltaRsWriter):
         if expected is not None and any(found[k] != expected[k] for k in expected):
             raise SparkfsError(  # the writer deletes the staged files
                 f"the input of feature group {batch.group.name!r} gave the write pass other "
-                f"rows than the event-time range job before it ({found['n']} rows from "
-                f"{found['min_et']} to {found['max_et']}, then {expected['n']} from "
-                f"{expected['min_et']} to {expected['max_et']}: were its files rewritten "
+                f"rows than the event-time range job before it ({expected['n']} rows from "
+                f"{expected['min_et']} to {expected['max_et']}, then {found['n']} from "
+                f"{found['min_et']} to {found['max_et']}: were its files rewritten "
                 "meanwhile?); nothing was committed: ingest it again")
         checks = self.fused.settle(found)
         if checks["n"]:  # what a replay of this batch is compared by (``fingerprint``)
