@@ -181,16 +181,15 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
         lo, hi = row["lo"], row["hi"]
         if lo is not None:
             overlap = offline.files(group, pinned, (lo, hi))
-        if overlap:
-            replay = {**merge_row_counts([{"min_et": row["lo_us"], "max_et": row["hi_us"]}]),
-                      "n": row["n"], "suspects": 0}  # UTC, as the write pass reports them
-            if _replayed(offline, group, pinned, df, value_cols, narrowed, row):
-                return _replay(group, df, narrowed, value_cols, values, validate, overlap,
-                               replay)
+        # the count and range in UTC, as the write pass reports them
+        counted = {**merge_row_counts([{"min_et": row["lo_us"], "max_et": row["hi_us"]}]),
+                   "n": row["n"]}
+        replay = {**counted, "suspects": 0}
+        if overlap and _replayed(offline, group, pinned, df, value_cols, narrowed, row):
+            return _replay(group, df, narrowed, value_cols, values, validate, overlap, replay)
         if again:  # the passes that follow read the rows kept once, as they were counted
             df = read_once(df)
-            expected = {**merge_row_counts([{"min_et": row["lo_us"], "max_et": row["hi_us"]}]),
-                        "n": row["n"]}
+            expected = counted
         if overlap:
             stored_rows = _stored_rows(offline, group, pinned, overlap)
             if stored_rows > BROADCAST_MAX_ROWS:
