@@ -16,9 +16,8 @@ pytest_plugins = ["sparkfs.testing.plugin"]
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
-#: Where a run keeps its temporary files (``pytest_configure``): the variables that point there.
-_REDIRECTED = ("TMPDIR", "SPARK_LOCAL_DIRS", "PYTEST_DEBUG_TEMPROOT")
-_SAVED: dict[str, str | None] = {}
+#: The run's temporary directory and the patch that points there (``pytest_configure``).
+_RUN: dict = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,28 +30,22 @@ def pytest_configure(config: pytest.Config) -> None:
     (``PYTEST_DEBUG_TEMPROOT``), so a failed test's files are kept to look at. The directory
     may be passed through by other users (the PostgreSQL tests run their server as one).
     """
-    system_tmp = tempfile.gettempdir()
+    patch = pytest.MonkeyPatch()
+    if "PYTEST_DEBUG_TEMPROOT" not in os.environ:
+        patch.setenv("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
     root = tempfile.mkdtemp(prefix="sparkfs-test-run-")
     os.chmod(root, 0o711)
-    _SAVED.update({name: os.environ.get(name) for name in _REDIRECTED}, root=root,
-                  tempdir=tempfile.tempdir)
-    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", system_tmp)
-    os.environ["TMPDIR"] = os.environ["SPARK_LOCAL_DIRS"] = root
-    tempfile.tempdir = root
+    patch.setenv("TMPDIR", root)
+    patch.setenv("SPARK_LOCAL_DIRS", root)
+    patch.setattr(tempfile, "tempdir", root)
+    _RUN.update(root=root, patch=patch)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Remove the run's temporary directory and restore what ``pytest_configure`` changed."""
-    if "root" not in _SAVED:
-        return
-    tempfile.tempdir = _SAVED.pop("tempdir")
-    shutil.rmtree(str(_SAVED.pop("root")), ignore_errors=True)
-    for name in _REDIRECTED:
-        value = _SAVED.pop(name)
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    """Undo what ``pytest_configure`` changed and remove the run's temporary directory."""
+    if _RUN:
+        _RUN.pop("patch").undo()
+        shutil.rmtree(_RUN.pop("root"), ignore_errors=True)
 
 
 #: The offline writer engines. ``delta-rs`` is the fast default every suite runs with;
