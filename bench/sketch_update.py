@@ -11,7 +11,10 @@ features, cut into batches of ``--batch-rows`` rows (Spark's
 * ``finish_cpu_s``: serializing the partial, merging it on the "driver" and ``finish``;
 * ``parquet_cpu_s``: CPU seconds of writing the same batches with ``pyarrow.parquet`` and
   the write tasks' settings (snappy, 1M-row row groups, 256 KiB dictionary pages);
-* ``ratio``: ``update_cpu_s / parquet_cpu_s``.
+* ``ratio``: ``update_cpu_s / parquet_cpu_s``;
+* ``hash_cpu_s``: the row hashes a write task of the fused ingest computes on the same
+  batches (``sparkfs.offline.rowhash``: the features' two value hashes, as against stored
+  rows, and the hash of the key and event time), and ``hash_ratio`` against the write.
 
 Variants: ``double`` (uniform doubles in [0, 1), like ``bench/ingest.py``) and ``mixed``
 (doubles with nulls, NaNs and +-inf, longs of few distinct values, strings of few values,
@@ -102,6 +105,7 @@ def bench_variant(args, variant: str) -> dict:
 
     from sparkfs.monitoring.sketches import Partial
     from sparkfs.offline.onepass import DICTIONARY_PAGE_BYTES, ROW_GROUP_ROWS
+    from sparkfs.offline.rowhash import row_hash, row_hashes
 
     table, specs = make_table(args.rows, args.features, variant, args.seed)
     batches = table.to_batches(max_chunksize=args.batch_rows)
@@ -116,6 +120,13 @@ def bench_variant(args, variant: str) -> dict:
     def finish() -> None:
         blob = holder["p"].to_bytes()
         holder["stats"] = Partial.merged(specs, [blob]).finish()
+
+    features = [name for name, _ in specs]
+
+    def hashes() -> None:
+        for b in batches:
+            row_hashes(b, features)
+            row_hash(b, ["key", "ts"], 1)
 
     with tempfile.TemporaryDirectory(prefix="sparkfs-bench-stats-") as tmp:
         path = os.path.join(tmp, "part.parquet")
@@ -139,12 +150,14 @@ def bench_variant(args, variant: str) -> dict:
 
         parquet = cpu(write, args.repeat)
         upd = cpu(update, args.repeat)
+    hashed = cpu(hashes, args.repeat)
     fin = cpu(finish, args.repeat)
     return {"rows": args.rows, "features": args.features,
             "dtypes": sorted({d for _, d in specs}), "batches": len(batches),
             "update_cpu_s": round(upd, 3), "finish_cpu_s": round(fin, 3),
             "parquet_cpu_s": round(parquet, 3), "ratio": round(upd / parquet, 2),
-            "update_us_per_value": round(1e6 * upd / (args.rows * args.features), 3)}
+            "update_us_per_value": round(1e6 * upd / (args.rows * args.features), 3),
+            "hash_cpu_s": round(hashed, 3), "hash_ratio": round(hashed / parquet, 2)}
 
 
 def _git_head() -> str | None:

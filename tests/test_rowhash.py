@@ -38,3 +38,32 @@ def test_both_seeds_at_once_equal_each_seed_alone(column):
     h1, h2 = row_hashes(table, cols)
     assert (h1 == row_hash(table, cols, 1)).all() and (h2 == row_hash(table, cols, 2)).all()
     assert not (h1 == h2).all()
+
+
+@pytest.mark.parametrize("type_", [pa.string(), pa.large_string(), pa.binary(),
+                                   pa.large_binary()])
+def test_repeated_values_hash_as_each_row_alone(type_):
+    """Strings and binaries are hashed once per distinct value: each row still gets the
+    hash of its own value (and null its null hash), as when it is hashed alone."""
+    words = ["k1", None, "", "é", "k1", "k2", None, "k2", "k1"]
+    values = [w if w is None or pa.types.is_string(type_) or pa.types.is_large_string(type_)
+              else w.encode() for w in words]
+    table = pa.table({"s": pa.array(values, type_), "x": pa.array(range(len(values)))})
+    for cols in (["s"], ["x", "s"]):
+        h1, h2 = row_hashes(table, cols)
+        alone = [row_hashes(table.slice(i, 1), cols) for i in range(table.num_rows)]
+        assert [int(h) for h in h1] == [int(a[0][0]) for a in alone]
+        assert [int(h) for h in h2] == [int(a[1][0]) for a in alone]
+    h = row_hash(table, ["s"], 1)
+    assert h[0] == h[4] == h[8] and h[1] == h[6] and len({int(v) for v in h}) == 5
+
+
+def test_every_nan_bit_pattern_hashes_alike():
+    """A signalling NaN or a NaN with another payload is the same value as numpy's NaN,
+    and -0.0 the same as 0.0; the hash raises no floating-point warning."""
+    bits = np.array([0x7FF8000000000000, 0x7FF0000000000001, 0xFFF8000000000123,
+                     0x8000000000000000, 0], dtype=np.uint64)
+    table = pa.table({"f": pa.array(bits.view(np.float64))})
+    with np.errstate(all="raise"):
+        h = row_hash(table, ["f"], 2)
+    assert h[0] == h[1] == h[2] and h[3] == h[4] and h[0] != h[3]

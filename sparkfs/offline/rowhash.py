@@ -3,7 +3,8 @@
 
 ``row_hash(table, columns, seed)`` hashes each row's cells of ``columns`` into one
 ``uint64`` with numpy (numbers, times and booleans by their bits, strings and binaries with
-pandas' keyed SipHash, other types by a canonical ``repr``), so the driver and Spark's
+pandas' keyed SipHash, once per distinct value of the batch, other types by a canonical
+``repr``; ``bench/sketch_update.py`` prints the CPU it takes), so the driver and Spark's
 Python workers agree whatever their ``PYTHONHASHSEED``. Values compare as Spark's value
 hashes and ``checks.identity_codes`` do: null equals null (and differs from every value,
 NaN included), NaN equals NaN, -0.0 equals 0.0. Two seeds give two independent hashes.
@@ -34,13 +35,17 @@ _KEYS = {1: "sparkfs-rowhash1", 2: "sparkfs-rowhash2"}
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer (a bijection of uint64), element-wise."""
+    """splitmix64's finalizer (a bijection of uint64), element-wise, in place: ``x`` must be
+    an array of its own (not a view of a column's buffer). Returns ``x``."""
+    shifted = np.empty_like(x)
     with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(30))
-        x = x * _M1
-        x = x ^ (x >> np.uint64(27))
-        x = x * _M2
-        return x ^ (x >> np.uint64(31))
+        for shift, mult in ((30, _M1), (27, _M2)):
+            np.right_shift(x, np.uint64(shift), out=shifted)
+            np.bitwise_xor(x, shifted, out=x)
+            np.multiply(x, mult, out=x)
+        np.right_shift(x, np.uint64(31), out=shifted)
+        np.bitwise_xor(x, shifted, out=x)
+    return x
 
 
 def row_hash(table: pa.Table | pa.RecordBatch, columns: list[str], seed: int) -> np.ndarray:
@@ -65,7 +70,10 @@ def row_hashes(table: pa.Table | pa.RecordBatch, columns: list[str],
     with np.errstate(over="ignore"):
         for i, c in enumerate(columns):
             cells = _cell_hashes(table.column(c), seeds, i)
-            hs = [_mix(h * _P + cell) for h, cell in zip(hs, cells)]
+            for h, cell in zip(hs, cells):
+                np.multiply(h, _P, out=h)
+                np.add(h, cell, out=h)
+                _mix(h)
     return hs
 
 
@@ -80,11 +88,16 @@ def _cell_hashes(col: Any, seeds: tuple[int, ...], position: int) -> list[np.nda
     salts = [np.uint64(seed * 0x9E3779B97F4A7C15 % (1 << 64)) + np.uint64(position)
              for seed in seeds]
     if pa.types.is_floating(t):
-        x = np.array(pc.fill_null(col.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False),
-                     dtype=np.float64)
-        x[np.isnan(x)] = np.nan
-        x[x == 0.0] = 0.0
-        out = [_mix(x.view(np.uint64) + salt) for salt in salts]
+        v = col.cast(pa.float64())
+        if col.null_count:
+            v = pc.fill_null(v, 0.0)
+        with np.errstate(invalid="ignore"):  # a signalling NaN stays a NaN
+            x = np.asarray(v.to_numpy(zero_copy_only=False), dtype=np.float64) + 0.0  # -0.0: 0.0
+        nan = np.isnan(x)
+        if nan.any():
+            x[nan] = np.nan  # one NaN bit pattern
+        bits = x.view(np.uint64)
+        out = [_mix(bits + salt) for salt in salts]
     elif pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_temporal(t):
         if pa.types.is_boolean(t):
             v = col.cast(pa.int8())
@@ -92,20 +105,31 @@ def _cell_hashes(col: Any, seeds: tuple[int, ...], position: int) -> list[np.nda
             v = col.view(pa.int32() if t.bit_width == 32 else pa.int64())
         else:
             v = col
-        x = np.asarray(pc.fill_null(v.cast(pa.int64()), 0).to_numpy(zero_copy_only=False),
-                       dtype=np.int64)
+        v = v.cast(pa.int64())
+        if col.null_count:
+            v = pc.fill_null(v, 0)
+        x = np.asarray(v.to_numpy(zero_copy_only=False), dtype=np.int64)
         out = [_mix(x.view(np.uint64) + salt) for salt in salts]
     else:
         import pandas as pd
 
-        if pa.types.is_string(t) or pa.types.is_large_string(t):
-            objs = np.asarray(pc.fill_null(col, "").to_numpy(zero_copy_only=False), dtype=object)
-        elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
-            objs = np.asarray(pc.fill_null(col, b"").to_numpy(zero_copy_only=False), dtype=object)
+        if pa.types.is_string(t) or pa.types.is_large_string(t) or \
+                pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            # each distinct value hashed once (a key column repeats its values)
+            if col.null_count:
+                col = pc.fill_null(col, "" if pa.types.is_string(t) or
+                                   pa.types.is_large_string(t) else b"")
+            coded = pc.dictionary_encode(col)
+            objs = np.asarray(coded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+            codes = np.asarray(coded.indices.to_numpy(zero_copy_only=False))
         else:  # lists, decimals, ...: a canonical text form
             objs = np.array([repr(_canonical(v)) for v in col.to_pylist()], dtype=object)
-        out = [_mix(pd.util.hash_array(objs, hash_key=_KEYS.get(seed, _KEYS[1]))
-                    .astype(np.uint64) + salt) for seed, salt in zip(seeds, salts)]
+            codes = None
+        out = []
+        for seed, salt in zip(seeds, salts):
+            h = _mix(pd.util.hash_array(objs, hash_key=_KEYS.get(seed, _KEYS[1]),
+                                        categorize=codes is None).astype(np.uint64) + salt)
+            out.append(h if codes is None else h[codes])
     if valid is not None:
         out = [np.where(valid, bits, _NULL + salt) for bits, salt in zip(out, salts)]
     return out
