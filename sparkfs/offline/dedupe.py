@@ -327,7 +327,9 @@ class StoredIndex:
         self.stored = stored.combine_chunks()
         h1 = self.stored.column(H1).to_numpy()
         joint = _joint(row_hash(self.stored, keys, 1), h1)
-        self.order = np.argsort(joint, kind="stable")
+        # equal hashes in any order: a probe confirms the first one it finds (a collision
+        # can only leave a row to be written again, never drop one)
+        self.order = np.argsort(joint)
         self.joint = joint[self.order]
         self.h2 = self.stored.column(H2).to_numpy()
         self.size = stored.num_rows
