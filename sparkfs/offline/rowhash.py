@@ -113,12 +113,11 @@ def _cell_hashes(col: Any, seeds: tuple[int, ...], position: int) -> list[np.nda
     else:
         import pandas as pd
 
-        if pa.types.is_string(t) or pa.types.is_large_string(t) or \
-                pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        text = pa.types.is_string(t) or pa.types.is_large_string(t)
+        if text or pa.types.is_binary(t) or pa.types.is_large_binary(t):
             # each distinct value hashed once (a key column repeats its values)
             if col.null_count:
-                col = pc.fill_null(col, "" if pa.types.is_string(t) or
-                                   pa.types.is_large_string(t) else b"")
+                col = pc.fill_null(col, "" if text else b"")
             coded = pc.dictionary_encode(col)
             objs = np.asarray(coded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
             codes = np.asarray(coded.indices.to_numpy(zero_copy_only=False))
