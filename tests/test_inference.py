@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 
 import pandas as pd
 import pytest
@@ -283,9 +284,17 @@ def test_http_predict_concurrent_redeploy_and_sigterm_lose_nothing(store, tmp_pa
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(client, range(8)))
         assert statuses == [200] * 48
-        r = httpx.post(base + "/deployments/live/predict", json=body, timeout=60)
-        assert r.json()["model"]["version"] == v2  # picked up without a restart
-        ids.append(r.json()["request_id"])
+        # picked up without a restart: at once, or within the cache's max_age_s (1 s) when
+        # a request's registry read raced the redeploy (``Deployments.get``)
+        deadline = time.monotonic() + 10
+        while True:
+            r = httpx.post(base + "/deployments/live/predict", json=body, timeout=60)
+            assert r.status_code == 200, r.text
+            ids.append(r.json()["request_id"])
+            if r.json()["model"]["version"] == v2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert r.json()["model"]["version"] == v2
         metrics = httpx.get(base + "/metrics", timeout=30).text
         assert "sparkfs_evaluation_log_rows_total" in metrics
     finally:
@@ -296,7 +305,7 @@ def test_http_predict_concurrent_redeploy_and_sigterm_lose_nothing(store, tmp_pa
     got = logged[logged.scoring_path == "online"]
     assert set(ids) <= set(got.request_id)
     assert not got.duplicated(["request_id", "row"]).any()
-    assert len(got[got.request_id.isin(ids)]) == len(ids) == 49
+    assert len(got[got.request_id.isin(ids)]) == len(ids) >= 49
 
 
 def test_batch_scoring_on_spark_equals_online_and_logs_each_prediction_once(store):
