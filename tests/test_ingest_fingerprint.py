@@ -150,6 +150,61 @@ def test_a_batch_whose_files_were_removed_is_written_again(fs, group, spark, pas
     assert sorted(zip(stored["key"], stored["ts"])) == sorted((r[0], r[1]) for r in ROWS)
 
 
+def sums(fs, group) -> list:
+    """The row-hash sums recorded by the group's ingest commits, oldest first."""
+    return [commit_metadata(h).get(fingerprint.HASH_KEY)
+            for h in reversed(fs.offline.table(group).history())
+            if commit_metadata(h).get("sparkfs.operation") == "ingest"]
+
+
+def test_the_commit_records_its_rows_hash_sum_and_a_replay_reads_no_file(fs, group, spark,
+                                                                         passes, monkeypatch):
+    """The write pass sums its rows' hashes on the way; the commit records the sum, and a
+    replay is compared with it: the stored files are not read (a read here would fail)."""
+    from sparkfs.offline import tables
+
+    fs.ingest("fp", frame(spark, ROWS, 2), run_id="r1")
+    assert sums(fs, group) == [str(summed(spark, group, ROWS)[1])]
+
+    def no_read(*a, **k):
+        raise AssertionError("the stored files were read")
+
+    monkeypatch.setattr(tables, "read_files_spark", no_read)
+    passes[:] = []
+    again = fs.ingest("fp", frame(spark, ROWS[::-1], 3), run_id="r2")
+    assert (again.rows_skipped, again.rows_written, passes) == (len(ROWS), 0, [])
+    # the same count and range with one value changed: the recorded sum tells them apart
+    corrected = [("b", ts(2), 2.0, None, None), *ROWS[:1], *ROWS[2:]]
+    r = fs.ingest("fp", frame(spark, corrected), run_id="r3")
+    assert (r.rows_written, r.rows_skipped, passes) == (1, len(ROWS) - 1, ["fully_stored", "pass"])
+
+
+def test_a_commit_without_a_recorded_sum_is_compared_by_its_files(fs, group, spark, passes,
+                                                                  monkeypatch):
+    """A commit made before sparkfs recorded the sum (here: its sum dropped before the
+    commit) is compared by an aggregate over the files it added."""
+    from sparkfs.offline import fused, tables
+
+    stage = fused.FusedDeltaRsWriter._stage
+
+    def without_sum(self, batch, df, subdir):
+        out = stage(self, batch, df, subdir)
+        batch.batch_hash = None
+        return out
+
+    monkeypatch.setattr(fused.FusedDeltaRsWriter, "_stage", without_sum)
+    fs.ingest("fp", frame(spark, ROWS), run_id="r1")
+    monkeypatch.undo()
+    assert sums(fs, group) == [None] and recorded(fs, group) == [(described(ROWS), "5")]
+    reads: list = []
+    read = tables.read_files_spark
+    monkeypatch.setattr(tables, "read_files_spark", lambda *a, **k: reads.append(1) or read(*a, **k))
+    passes[:] = []
+    again = fs.ingest("fp", frame(spark, ROWS[::-1], 2), run_id="r2")
+    assert (again.rows_skipped, again.rows_written, passes) == (len(ROWS), 0, [])
+    assert reads == [1]
+
+
 def test_only_committed_batches_are_recorded(fs, group, spark):
     """A refused batch commits nothing; a batch with nothing new commits nothing; a batch
     written in part records the rows it wrote (no replay is compared with it)."""

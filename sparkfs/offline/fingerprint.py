@@ -11,17 +11,21 @@ history columns without ``_commit_time`` and ``_run_id``, with the positions of 
 nulls) mean the same rows, in any order (batches that differ share the sum
 only by chance, about 2**-64). If those files are all still in the table (no DELETE,
 OPTIMIZE or RESTORE removed one since), every row of the batch is stored: a full replay.
-It costs one aggregate over the batch and one over those files, and nothing for a batch
-whose count and range no recent commit recorded.
+The write pass also sums the row hashes of the batch it writes (the JVM hashes each row on
+its way to the pass's tasks, which add the hashes up) and the commit records that sum
+(``HASH_KEY``), so a replay
+costs one aggregate over the batch; a commit that recorded no sum (written before sparkfs
+recorded it) is compared by one more aggregate over its files. Nothing is read for a
+batch whose count and range no recent commit recorded.
 
->>> COMMIT_KEY, HISTORY_COMMITS
-('sparkfs.batch', 100)
+>>> COMMIT_KEY, HASH_KEY, HISTORY_COMMITS
+('sparkfs.batch', 'sparkfs.batch_hash', 100)
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..definitions import FeatureGroup
 from ..sql import quote_ident
@@ -32,11 +36,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .tables import OfflineStore
 
-__all__ = ["COMMIT_KEY", "HISTORY_COMMITS", "aggregates", "batch_key", "candidates", "same_rows",
-           "total"]
+__all__ = ["COMMIT_KEY", "HASH_KEY", "HISTORY_COMMITS", "Candidate", "aggregates", "batch_key",
+           "candidates", "same_rows", "summed", "total"]
 
 #: the commit-metadata key of a committed batch's count and event-time range (``batch_key``)
 COMMIT_KEY = "sparkfs.batch"
+#: the commit-metadata key of the sum modulo 2**64 of that batch's row hashes (``total``)
+HASH_KEY = "sparkfs.batch_hash"
 #: how many recent commits ``candidates`` searches (a replay of an older batch is found by
 #: the row-by-row dedupe instead)
 HISTORY_COMMITS = 100
@@ -62,10 +68,19 @@ def _micros(value: Any) -> int:
     return int(value)
 
 
-def candidates(table: Any, batch: str, rows: int) -> list[int]:
-    """The versions, newest first, among the last ``HISTORY_COMMITS`` commits of the Delta
-    ``table`` (an open ``DeltaTable``), that recorded the ``batch_key`` ``batch`` and wrote
-    all its ``rows``.
+class Candidate(NamedTuple):
+    """A commit that may have written a batch: its ``version``, the sum of its row hashes
+    it recorded (``HASH_KEY``; None: not recorded) and its ``run_id``."""
+
+    version: int
+    total: int | None
+    run_id: str | None
+
+
+def candidates(table: Any, batch: str, rows: int) -> list[Candidate]:
+    """The commits, newest first, among the last ``HISTORY_COMMITS`` of the Delta ``table``
+    (an open ``DeltaTable``), that recorded the ``batch_key`` ``batch`` and wrote all its
+    ``rows``.
 
     >>> candidates.__name__  # exercised by tests/test_ingest_fingerprint.py
     'candidates'
@@ -77,7 +92,11 @@ def candidates(table: Any, batch: str, rows: int) -> list[int]:
         meta = commit_metadata(h)
         if meta.get(COMMIT_KEY) == batch and meta.get("sparkfs.rows") == str(rows) \
                 and "version" in h:
-            out.append(int(h["version"]))
+            recorded = meta.get(HASH_KEY)
+            out.append(Candidate(
+                int(h["version"]),
+                int(recorded) if isinstance(recorded, str) and recorded.isdigit() else None,
+                meta.get("sparkfs.run_id")))
     return sorted(out, reverse=True)
 
 
@@ -106,19 +125,34 @@ def total(values: Any) -> tuple[int, int] | None:
     >>> total({"__fp_n": 2, "__fp_lo": None, "__fp_hi": 1}) is None
     True
     """
-    lo, hi = values[f"{_PREFIX}_lo"], values[f"{_PREFIX}_hi"]
+    total = summed(values[f"{_PREFIX}_lo"], values[f"{_PREFIX}_hi"])
+    return None if total is None else (int(values[f"{_PREFIX}_n"]), total)
+
+
+def summed(lo: int | None, hi: int | None) -> int | None:
+    """The sum modulo 2**64 of row hashes whose low and high 32-bit halves add up to ``lo``
+    and ``hi`` (what the write pass's tasks count: ``onepass.TaskChecks.row_hash``); None
+    when they were not counted.
+
+    >>> summed(3, 2**32 + 1) == 2**32 + 3
+    True
+    >>> summed(None, None) is None
+    True
+    """
     if lo is None or hi is None:
         return None
-    return int(values[f"{_PREFIX}_n"]), ((int(hi) << 32) + int(lo)) % (1 << 64)
+    return ((int(hi) << 32) + int(lo)) % (1 << 64)
 
 
 def same_rows(offline: "OfflineStore", group: FeatureGroup, df: "DataFrame",
               value_cols: list[str], narrowed: list[str], version: int, then: int,
-              batch_total: tuple[int, int]) -> bool:
+              batch_total: tuple[int, int], recorded: int | None = None) -> bool:
     """Whether the files commit ``then`` added are all still in the table at ``version``
     and hold the rows of the batch whose ``total`` is ``batch_total`` (``df``'s, its
     ``narrowed`` columns still bigint: the stored ints are hashed as bigint too, so a
-    value an int can't hold is no stored value).
+    value an int can't hold is no stored value). ``recorded``: the sum that commit
+    recorded (``HASH_KEY``; its count is the candidate's), compared instead of reading the
+    files.
 
     >>> same_rows.__name__  # exercised by tests/test_ingest_fingerprint.py
     'same_rows'
@@ -130,6 +164,8 @@ def same_rows(offline: "OfflineStore", group: FeatureGroup, df: "DataFrame",
     added = offline.files_added_between(group, then - 1, then)
     if not added or not set(added) <= set(offline.files(group, version)):
         return False
+    if recorded is not None:
+        return recorded == batch_total[1]
     stored = read_files_spark(df.sparkSession, group, added).select(*[
         (F.col(quote_ident(c, "spark")).cast("bigint") if c in narrowed
          else F.col(quote_ident(c, "spark"))).alias(c) for c in value_cols])

@@ -18,15 +18,18 @@ Steps of the fused path:
 1. When the table has files, one small Spark job takes the batch's event-time range and
    row count (the conformed batch is kept for the passes that follow:
    ``ingest._read_once``; a plain scan of files or of rows in the plan, ``rereadable``,
-   of a group without expectations is read again instead -- its event times only -- and
-   kept only when it is written, after the replay check below). When files overlap
-   that range and a recent commit wrote a batch of that count and range in full, the
-   batch is compared with the files that commit added (one aggregate over each: count
-   and a sum of row hashes); the same rows, with those files still in the table, are a
-   full replay (``sparkfs.offline.fingerprint``). Else one Spark job with no Python
+   is read again instead -- its event times only -- and kept only when it is written,
+   after the replay check below). When files overlap that range and a recent commit
+   wrote a batch of that count and range in full, the batch is compared with that
+   commit (one aggregate over the batch: count and a sum of row hashes, against the sum
+   the commit recorded, or one more aggregate over the files it added); the same rows,
+   with those files still in the table, are a full replay
+   (``sparkfs.offline.fingerprint``). Else one Spark job with no Python
    worker (``dedupe.fully_stored``) asks whether every row is stored already, with
    nothing stored contradicting it. A replay (under a new run id) skips the
-   write pass -- only the strict expectations run -- and commits nothing. Otherwise the
+   write pass -- only the strict expectations run; a replay of one commit's rows takes
+   that commit's report when great-expectations must find the same
+   (``validation.run.replayed_outcome``) -- and commits nothing. Otherwise the
    identities of the stored rows in that range -- keys, event time, two value hashes
    (``dedupe.read_stored_identities``) -- are broadcast as Arrow IPC bytes. A first
    ingest into an empty table skips this step.
@@ -74,6 +77,11 @@ __all__ = ["BROADCAST_MAX_ROWS", "FusedDeltaRsWriter", "FusedPlan", "plan", "rer
 #: have their identities broadcast for the in-pass dedupe (about 40 bytes a row plus the
 #: keys); a larger overlap takes the old path (a Spark join)
 BROADCAST_MAX_ROWS = 4_000_000
+
+#: ``validate(df, rows, then)``: the strict expectations on the batch ``df`` of ``rows``
+#: rows; ``then``: (version, run id) of the commit whose rows it holds exactly (a
+#: replay), or None
+Validate = Callable[["DataFrame", int, "tuple[int, str] | None"], Any]
 
 
 @dataclass
@@ -137,11 +145,12 @@ class FusedPlan:
 
 def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFrame",
          narrowed: list[str], pinned: int, read_once: Callable[["DataFrame"], "DataFrame"],
-         validate: Callable[["DataFrame", int], Any] | None = None) -> FusedPlan | None:
+         validate: Validate | None = None) -> FusedPlan | None:
     """A ``FusedPlan`` for the conformed batch ``df`` (narrowed columns still bigint), or
     None when it takes the old path (see the module docstring). ``read_once`` keeps a frame
-    for several passes (``ingest._read_once``); ``validate(df, rows)`` runs the strict
-    expectations (``validation.validate_batch``). Runs the event-time range job and reads
+    for several passes (``ingest._read_once``); ``validate`` runs the strict expectations
+    (``Validate``; a replay of a commit may take that commit's report:
+    ``validation.run.replayed_outcome``). Runs the event-time range job and reads
     the stored identities when the table has files at ``pinned``.
 
     >>> plan.__name__  # needs Spark; exercised by tests/test_ingest_fused.py
@@ -164,8 +173,7 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
     values = [v for v in value_cols if v not in keys]
     stored_files = offline.files(group, pinned)
     # a plain scan is read again to look for a replay; only the rows a pass writes are kept
-    # (with expectations, kept first: they read the rows once more, faster when kept)
-    again = bool(stored_files) and group.expectations is None and rereadable(df)
+    again = bool(stored_files) and rereadable(df)
     if (stored_files or group.expectations is not None) and not again:
         df = read_once(df)
     overlap: list[str] = []
@@ -185,8 +193,11 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
         counted = {**merge_row_counts([{"min_et": row["lo_us"], "max_et": row["hi_us"]}]),
                    "n": row["n"]}
         replay = {**counted, "suspects": 0}
-        if overlap and _replayed(offline, group, pinned, df, value_cols, narrowed, row):
-            return _replay(group, df, narrowed, value_cols, values, validate, overlap, replay)
+        then = _replayed(offline, group, pinned, df, value_cols, narrowed, row) \
+            if overlap else None
+        if then is not None:
+            return _replay(group, df, narrowed, value_cols, values, validate, overlap, replay,
+                           then)
         if again:  # the passes that follow read the rows kept once, as they were counted
             df = read_once(df)
             expected = counted
@@ -211,7 +222,7 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
             w.write_table(stored)
         broadcast = df.sparkSession.sparkContext.broadcast(sink.getvalue().to_pybytes())
     task = TaskChecks(list(group.join_keys), group.event_time, values, list(narrowed),
-                      conflicts=not group.aggregations, stored=broadcast)
+                      conflicts=not group.aggregations, stored=broadcast, row_hash=True)
     return FusedPlan(group, df, list(narrowed), value_cols, task,
                      _strict(validate, group, df, narrowed), overlap, broadcast,
                      expected=expected)
@@ -251,21 +262,22 @@ def rereadable(df: "DataFrame") -> bool:
 
 
 def _replay(group: FeatureGroup, df: "DataFrame", narrowed: list[str], value_cols: list[str],
-            values: list[str], validate: Callable[["DataFrame", int], Any] | None,
-            overlap: list[str], replay: dict) -> FusedPlan:
+            values: list[str], validate: Validate | None, overlap: list[str], replay: dict,
+            then: "tuple[int, str] | None" = None) -> FusedPlan:
     """The plan of a batch whose rows are all stored: no pass, only the strict
-    expectations."""
+    expectations (``then``: (version, run id) of the commit that wrote exactly these
+    rows, if known)."""
     return FusedPlan(group, df, list(narrowed), value_cols,
                      TaskChecks(list(group.join_keys), group.event_time, values),
-                     _strict(validate, group, df, narrowed), overlap, replay=replay)
+                     _strict(validate, group, df, narrowed, then), overlap, replay=replay)
 
 
 def _replayed(offline: "OfflineStore", group: FeatureGroup, version: int, df: "DataFrame",
-              value_cols: list[str], narrowed: list[str], row: Any) -> bool:
-    """Whether ``df`` (``row``: its count and UTC event-time range) holds the rows of a
-    batch a recent commit wrote in full, whose files are all still stored at ``version``
-    (``sparkfs.offline.fingerprint``). No Spark job unless a commit recorded its count
-    and range."""
+              value_cols: list[str], narrowed: list[str], row: Any) -> tuple[int, str] | None:
+    """(version, run id) of the recent commit that wrote in full exactly the rows of ``df``
+    (``row``: its count and UTC event-time range), whose files are all still stored at
+    ``version`` (``sparkfs.offline.fingerprint``), or None. No Spark job unless a commit
+    recorded its count and range."""
     from . import fingerprint as fp
 
     versions = fp.candidates(offline.table(group, version),
@@ -275,23 +287,26 @@ def _replayed(offline: "OfflineStore", group: FeatureGroup, version: int, df: "D
         if batch_total is None:
             batch_total = fp.total(df.agg(*fp.aggregates(df, value_cols)).first())
             if batch_total is None:
-                return False
-        if fp.same_rows(offline, group, df, value_cols, narrowed, version, then, batch_total):
-            return True
-    return False
+                return None
+        if fp.same_rows(offline, group, df, value_cols, narrowed, version, then.version,
+                        batch_total, then.total):
+            return then.version, then.run_id or ""
+    return None
 
 
-def _strict(validate: Callable[["DataFrame", int], Any] | None, group: FeatureGroup,
-            df: "DataFrame", narrowed: list[str]) -> Callable[[int], Any] | None:
+def _strict(validate: Validate | None, group: FeatureGroup, df: "DataFrame",
+            narrowed: list[str], then: "tuple[int, str] | None" = None,
+            ) -> Callable[[int], Any] | None:
     """The strict expectations on ``df`` (narrowed), for ``FusedPlan.settle``; None
-    without expectations."""
+    without expectations. ``then``: (version, run id) of the commit whose rows ``df``
+    holds exactly."""
     from .checks import narrow
 
     if validate is None or group.expectations is None:
         return None
 
     def run(rows: int) -> Any:
-        return validate(narrow(df, narrowed), rows)
+        return validate(narrow(df, narrowed), rows, then)
     return run
 
 
@@ -334,13 +349,18 @@ class FusedDeltaRsWriter(DeltaRsWriter):
             batch.et_range = (checks["min_et"], checks["max_et"])
             return [], 0, None
         from ..errors import SparkfsError, first_line
+        from . import fingerprint as fp
         from . import onepass
+        from .checks import value_hash
 
         stage = f"{self.offline.table_uri(batch.group)}/{subdir}"
         spark = df.sparkSession
         parallel = max(2, spark.sparkContext.defaultParallelism)
         if df.rdd.getNumPartitions() > 4 * parallel:
             df = df.coalesce(2 * parallel)
+        # each row's fingerprint hash, computed by the JVM and summed by the tasks: the
+        # batch's sum is recorded with its commit (``fingerprint.HASH_KEY``)
+        df = df.withColumn(onepass.ROW_HASH, value_hash(df, self.fused.value_cols))
         try:
             files, partial, found = onepass.stage_with_spark(
                 df, stage, history_schema(batch.group), batch.stats_specs, self.fused.task)
@@ -350,6 +370,8 @@ class FusedDeltaRsWriter(DeltaRsWriter):
         finally:
             self.fused.release()
         found = found or {"n": 0, "min_et": None, "max_et": None}
+        hash_sum = fp.summed(found.pop(onepass.ROW_HASH_LO, None),
+                             found.pop(onepass.ROW_HASH_HI, None))
         expected = self.fused.expected
         if expected is not None and any(found[k] != expected[k] for k in expected):
             raise SparkfsError(  # the writer deletes the staged files
@@ -360,9 +382,8 @@ class FusedDeltaRsWriter(DeltaRsWriter):
                 "meanwhile?); nothing was committed: ingest it again")
         checks = self.fused.settle(found)
         if checks["n"]:  # what a replay of this batch is compared by (``fingerprint``)
-            from .fingerprint import batch_key
-
-            batch.batch_key = batch_key(checks["n"], checks["min_et"], checks["max_et"])
+            batch.batch_key = fp.batch_key(checks["n"], checks["min_et"], checks["max_et"])
+            batch.batch_hash = hash_sum
         batch.rows_hint = checks["n"]
         batch.et_range = (checks["min_et"], checks["max_et"])
         out, written = add_actions(files, subdir)

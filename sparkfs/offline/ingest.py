@@ -44,6 +44,7 @@ job at all: the local engine, ``sparkfs.offline.local`` (``IngestResult.local``)
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -167,7 +168,7 @@ def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group:
     from .fused import plan
 
     fused = plan(offline, group, writer, df, narrowed, pinned, lambda d: _read_once(d, data),
-                 lambda d, rows: _validate(catalog, group, d, run_id, rows))
+                 functools.partial(_validate, catalog, group, run_id=run_id))
     if fused is not None:
         return _ingest_fused(catalog, offline, group, result, fused, run_id, commit_time,
                              pinned, statistics, session, started)
@@ -207,9 +208,18 @@ def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group:
                      session, pinned)
 
 
-def _validate(catalog: Catalog, group: FeatureGroup, df: Any, run_id: str, rows: int) -> Any:
+def _validate(catalog: Catalog, group: FeatureGroup, df: Any, rows: int,
+              replay_of: tuple[int, str] | None = None, *, run_id: str) -> Any:
+    """The strict expectations on the fused path's batch ``df``; ``replay_of``: (version,
+    run id) of the commit whose rows it holds exactly (a replay), whose report is taken
+    when it must be the same (``validation.run.replayed_outcome``)."""
     from ..validation import validate_batch
+    from ..validation.run import replayed_outcome
 
+    if replay_of is not None:
+        outcome = replayed_outcome(catalog, group, df, run_id, rows, *replay_of)
+        if outcome is not None:
+            return outcome
     return validate_batch(catalog, group, df, run_id, rows=rows)
 
 

@@ -69,6 +69,9 @@ ROW_GROUP_ROWS = 1 << 20
 #: distinct values stop hashing early (with pyarrow's 1 MiB default, hashing the first
 #: 128k doubles of each row group made the write ~6x slower)
 DICTIONARY_PAGE_BYTES = 256 << 10
+#: the input column of each row's fingerprint hash (``TaskChecks.row_hash``), and the keys
+#: of the sums of its low and high 32-bit halves in a task's counts
+ROW_HASH, ROW_HASH_LO, ROW_HASH_HI = "__sparkfs_row_hash", "row_hash_lo", "row_hash_hi"
 #: Spark DDL of the rows ``stage_partition`` yields
 STAGED_SCHEMA = ("path string, size long, rows long, stats string, partial binary, "
                  "checks string, key_hashes binary")
@@ -95,7 +98,9 @@ class TaskChecks:
     key hashes for conflicts (``conflicts``: a group of latest values), and the dedupe
     against ``stored``: the stored identities (``dedupe.read_stored_identities``) as Arrow
     IPC bytes, or a Spark broadcast of them, or None. ``values`` are the hashed value
-    columns.
+    columns. ``row_hash``: the input also has ``ROW_HASH``, each row's 64-bit fingerprint
+    hash (``sparkfs.offline.fingerprint``), whose halves the task sums over its rows
+    (counts ``ROW_HASH_LO`` and ``ROW_HASH_HI``); it is not written.
 
     >>> TaskChecks(["k"], "t", ["x"], [], True).index() is None
     True
@@ -107,6 +112,7 @@ class TaskChecks:
     narrowed: list[str] = field(default_factory=list)
     conflicts: bool = True
     stored: Any = None
+    row_hash: bool = False
 
     def index(self) -> Any:
         """The ``dedupe.StoredIndex`` of ``stored`` (None without stored rows)."""
@@ -184,6 +190,8 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
                 else:
                     counts.append(row_counts_arrow(checks.keys, checks.event_time, raw,
                                                    checks.narrowed))
+                    if checks.row_hash:
+                        counts[-1].update(_hash_halves(raw.column(ROW_HASH)))
                     batch = _conformed(raw, schema, safe=False)
                     batch = _checked(batch, checks, index, identity, pairs)
                     if not batch.num_rows:
@@ -226,6 +234,20 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
                           counts if checks is not None else None, pairs)
 
     return run
+
+
+def _hash_halves(hashes: pa.Array) -> dict:
+    """The sums of the low and high 32-bit halves of the 64-bit ``hashes`` (exact Python
+    ints: JSON-able, added up by ``checks.merge_row_counts``).
+
+    >>> _hash_halves(pa.array([-1, 2**32 + 5]))
+    {'row_hash_lo': 4294967300, 'row_hash_hi': 4294967296}
+    """
+    import numpy as np
+
+    h = np.asarray(hashes.to_numpy(zero_copy_only=False), dtype=np.int64).view(np.uint64)
+    return {ROW_HASH_LO: int(np.sum(h & np.uint64(0xFFFFFFFF), dtype=np.uint64)),
+            ROW_HASH_HI: int(np.sum(h >> np.uint64(32), dtype=np.uint64))}
 
 
 def _checked(batch: pa.RecordBatch, checks: TaskChecks, index: Any, identity: list[str],
@@ -316,6 +338,8 @@ def stage_with_spark(df: "DataFrame", stage_uri: str, schema: pa.Schema,
 
     prefix = f"part-{uuid.uuid4().hex[:8]}"
     cols = [quote_ident(n, "spark") for n in schema.names]
+    if checks is not None and checks.row_hash:
+        cols.append(quote_ident(ROW_HASH, "spark"))
     rows = df.select(*cols).mapInArrow(stage_partition(stage_uri, schema, specs, prefix, checks),
                                        STAGED_SCHEMA).collect()
     files = [StagedFile(r["path"], int(r["size"]), int(r["rows"]), r["stats"],

@@ -83,6 +83,9 @@ class Batch:
     #: the batch's row count and event-time range (``sparkfs.offline.fingerprint.batch_key``),
     #: recorded in its commit to find a replay of it; None: not recorded
     batch_key: str | None = None
+    #: the sum modulo 2**64 of the batch's row hashes (``sparkfs.offline.fingerprint.total``),
+    #: recorded beside ``batch_key`` so a replay is compared without reading the files
+    batch_hash: int | None = None
 
 
 @dataclass
@@ -237,12 +240,14 @@ def commit_staged(table: Any, batch: Batch, actions: list, rows: int) -> bool:
     from deltalake.exceptions import CommitFailedError
     from deltalake.transaction import CommitProperties, Transaction
 
-    from .fingerprint import COMMIT_KEY
+    from .fingerprint import COMMIT_KEY, HASH_KEY
 
     meta: dict[str, Any] = {"sparkfs.operation": "ingest", "sparkfs.run_id": batch.run_id,
                             "sparkfs.rows": str(rows), "isBlindAppend": False}
     if batch.batch_key is not None:
         meta[COMMIT_KEY] = batch.batch_key
+        if batch.batch_hash is not None:
+            meta[HASH_KEY] = str(batch.batch_hash)
     try:
         table.create_write_transaction(
             actions, mode="append", schema=history_schema(batch.group),

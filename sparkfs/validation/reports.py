@@ -140,6 +140,35 @@ def reports(catalog: "Catalog", group: FeatureGroup) -> list[ValidationReport]:
             if s.get("group") == group.name and s.get("group_version") == group.version]
 
 
+def report_of_commit(catalog: "Catalog", group: FeatureGroup, delta_version: int,
+                     run_id: str) -> ValidationReport | None:
+    """The stored report of the batch run ``run_id`` committed as ``delta_version``, or
+    None (a replay's report names the version it found its rows in, under its own run
+    id). Reports are searched newest first and the search stops at a report of an older
+    version (a report stored out of order by a concurrent writer is not found: None).
+
+    >>> import tempfile
+    >>> from sparkfs import Entity, FeatureGroup, FeatureStore, Field
+    >>> fs = FeatureStore({"data_dir": tempfile.mkdtemp()})
+    >>> g = FeatureGroup("w", [Entity("airport", ["origin"])], "t", [Field("temp", "double")])
+    >>> _ = store_report(fs.catalog, ValidationReport(group="w", group_version=1, run_id="r1",
+    ...     policy="strict", status="passed", rows_input=3, delta_version=4))
+    >>> report_of_commit(fs.catalog, g, 4, "r1").status, report_of_commit(fs.catalog, g, 4, "r2")
+    ('passed', None)
+    """
+    registry = catalog.registry
+    name = _name(group)
+    for seq in sorted(registry.versions(KIND, name), reverse=True):
+        spec = registry.get(KIND, name, seq)
+        if spec is None or spec.get("delta_version") is None:
+            continue
+        if spec["delta_version"] == delta_version and spec.get("run_id") == run_id:
+            return ValidationReport.from_dict(spec)
+        if spec["delta_version"] < delta_version:
+            return None
+    return None
+
+
 def latest_report(catalog: "Catalog", group: FeatureGroup) -> ValidationReport:
     """The report of the group's most recently validated batch.
 

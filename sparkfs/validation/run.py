@@ -123,6 +123,45 @@ def validate_batch(catalog: "Catalog", group: FeatureGroup, df: Any,
     return ValidationOutcome(valid, invalid, report)
 
 
+def replayed_outcome(catalog: "Catalog", group: FeatureGroup, df: Any, run_id: str | None,
+                     rows: int, delta_version: int, then_run_id: str,
+                     ) -> ValidationOutcome | None:
+    """The outcome of a batch that holds exactly the rows commit ``delta_version`` (of run
+    ``then_run_id``) wrote
+    (a replay found by its fingerprint: ``sparkfs.offline.fingerprint``), taken from that
+    commit's stored report instead of running great-expectations again, or None (then
+    ``validate_batch`` runs). Taken only when great-expectations must find the same:
+    every expectation is row-level (``ROW_LEVEL``: its verdict and bad-row count depend
+    only on the rows, which are the same), the suite is the one the report ran (same
+    types, arguments and labels, in order) and the report passed with ``rows`` rows.
+
+    >>> replayed_outcome.__name__  # exercised by tests/test_validation_replay.py
+    'replayed_outcome'
+    """
+    import json
+
+    from .reports import report_of_commit
+
+    suite = as_suite(group.expectations)
+    if not len(suite) or any(e["type"] not in ROW_LEVEL for e in suite):
+        return None
+    then = report_of_commit(catalog, group, delta_version, then_run_id)
+    if then is None or then.status != "passed" or then.rows_input != rows:
+        return None
+
+    def ran(results: list[tuple]) -> str:
+        return json.dumps(results, sort_keys=True, default=str)
+
+    if ran([(r.get("type"), r.get("kwargs"), r.get("label")) for r in then.results]) != \
+            ran([(e["type"], e["kwargs"], label) for e, label in zip(suite, suite.labels())]):
+        return None
+    report = ValidationReport(group=group.name, group_version=group.version,
+                              run_id=run_id or "", policy=group.validation, status="passed",
+                              rows_input=rows, engine=then.engine, suite=suite.name,
+                              results=[dict(r) for r in then.results])
+    return ValidationOutcome(df, None, report)
+
+
 def record_validation(catalog: "Catalog", offline: "OfflineStore", group: FeatureGroup,
                       outcome: ValidationOutcome, run_id: str, delta_version: int | None) -> int:
     """After the batch's Delta commit: write the quarantined rows to the quarantine Delta
