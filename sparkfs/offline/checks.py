@@ -188,12 +188,14 @@ def check_rows(group: FeatureGroup, df: "DataFrame", narrowed: list[str]) -> dic
         for c in narrowed:  # still bigint: count the values an int cannot hold
             out = (F.col(quote_ident(c, "spark")) < F.lit(lo)) | (F.col(quote_ident(c, "spark")) > F.lit(hi))
             row_aggs.append(F.sum(out.cast("long")).alias(f"range:{c}"))
-        agg = _one_row(df.agg(F.count(F.lit(1)).alias("n"), F.min(et).alias("min_et"),
-                              F.max(et).alias("max_et"), *row_aggs))
+        agg = _one_row(df.agg(F.count(F.lit(1)).alias("n"),
+                              F.unix_micros(F.min(et)).alias("min_et"),
+                              F.unix_micros(F.max(et)).alias("max_et"), *row_aggs))
         agg["conflicts"] = 0
     else:
         agg = _check_latest_rows(df, keys, et, [f.name for f in group.stored_fields], narrowed)
-    return refuse_bad_rows(group, agg, narrowed)
+    # the bounds as UTC datetimes (Spark would give naive ones in the process's time zone)
+    return refuse_bad_rows(group, merge_row_counts([agg]), narrowed)
 
 
 def refuse_bad_rows(group: FeatureGroup, agg: dict, narrowed: list[str]) -> dict:
@@ -293,7 +295,8 @@ def _check_latest_rows(df: "DataFrame", keys: list[str], et: str, values: list[s
         F.max("_bad").alias("bad"), F.min("_et").alias("lo"), F.max("_et").alias("hi"),
         *[F.sum(col(n)).alias(n) for n in flag_names])
     agg = _one_row(per_key.agg(
-        F.sum("c").alias("n"), F.min("lo").alias("min_et"), F.max("hi").alias("max_et"),
+        F.sum("c").alias("n"), F.unix_micros(F.min("lo")).alias("min_et"),
+        F.unix_micros(F.max("hi")).alias("max_et"),
         *[F.sum(col(n)).alias(n) for n in flag_names],
         F.sum(F.when((F.col("bad") == 0) & (F.col("h0") != F.col("h1")), F.col("c"))
               .otherwise(0)).alias("suspects"),

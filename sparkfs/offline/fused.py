@@ -47,7 +47,7 @@ Steps of the fused path:
    and the writer deletes the staged files: nothing is committed, and nothing stays.
 4. The delta-rs writer commits as always (``writers.commit_on_top``: app transaction,
    re-dedupe against concurrent writers). A full replay stages no file and commits
-   nothing: its cost is the range job and the ``fully_stored`` job.
+   nothing: its cost is the range job and the comparison or the ``fully_stored`` job.
 
 >>> BROADCAST_MAX_ROWS
 4000000
@@ -182,16 +182,15 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
     if stored_files:
         et = F.col(quote_ident(group.event_time, "spark"))
         row = (df.select(et) if again else df).agg(
-            F.min(et).alias("lo"), F.max(et).alias("hi"), F.count(F.lit(1)).alias("n"),
-            F.unix_micros(F.min(et)).alias("lo_us"),
+            F.count(F.lit(1)).alias("n"), F.unix_micros(F.min(et)).alias("lo_us"),
             F.unix_micros(F.max(et)).alias("hi_us")).first()
         assert row is not None  # a global aggregate has one row
-        lo, hi = row["lo"], row["hi"]
-        if lo is not None:
-            overlap = offline.files(group, pinned, (lo, hi))
         # the count and range in UTC, as the write pass reports them
         counted = {**merge_row_counts([{"min_et": row["lo_us"], "max_et": row["hi_us"]}]),
                    "n": row["n"]}
+        lo, hi = counted["min_et"], counted["max_et"]
+        if lo is not None:
+            overlap = offline.files(group, pinned, (lo, hi))
         replay = {**counted, "suspects": 0}
         then = _replayed(offline, group, pinned, df, value_cols, narrowed, row) \
             if overlap else None
