@@ -15,8 +15,10 @@ Spark passes for checks and dedupe, then the write) stays for everything else:
 
 Steps of the fused path:
 
-1. When the table has files, one small Spark job takes the batch's event-time range and
-   row count (the conformed batch is kept for the passes that follow:
+1. When the table has files, the batch's row count and event-time range are taken: from
+   its files' footers when it is a plain Parquet scan (``footers.scan_range``: no Spark
+   job), else by one small Spark job (the conformed batch is kept for the passes that
+   follow:
    ``ingest._read_once``; a plain scan of files or of rows in the plan, ``rereadable``,
    is read again instead -- its event times only -- and kept only when it is written,
    after the replay check below). When files overlap that range and a recent commit
@@ -47,7 +49,8 @@ Steps of the fused path:
    and the writer deletes the staged files: nothing is committed, and nothing stays.
 4. The delta-rs writer commits as always (``writers.commit_on_top``: app transaction,
    re-dedupe against concurrent writers). A full replay stages no file and commits
-   nothing: its cost is the range job and the comparison or the ``fully_stored`` job.
+   nothing: its cost is the range job (or the footers) and the comparison or the
+   ``fully_stored`` job.
 
 >>> BROADCAST_MAX_ROWS
 4000000
@@ -61,6 +64,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..definitions import FeatureGroup
 from .checks import exact_conflicts, merge_row_counts, refuse_bad_rows
+from .footers import scan_range
 from .onepass import TaskChecks
 from .tables import COMMIT_TIME, RUN_ID, history_schema
 from .writers import DeltaRsWriter, add_actions
@@ -180,11 +184,15 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
     stored = None
     expected = None
     if stored_files:
-        et = F.col(quote_ident(group.event_time, "spark"))
-        row = (df.select(et) if again else df).agg(
-            F.count(F.lit(1)).alias("n"), F.unix_micros(F.min(et)).alias("lo_us"),
-            F.unix_micros(F.max(et)).alias("hi_us")).first()
-        assert row is not None  # a global aggregate has one row
+        # a plain Parquet scan's footers hold its count and range; else one Spark job
+        row = scan_range(df, group.event_time) if again else None
+        if row is None:
+            et = F.col(quote_ident(group.event_time, "spark"))
+            first = (df.select(et) if again else df).agg(
+                F.count(F.lit(1)).alias("n"), F.unix_micros(F.min(et)).alias("lo_us"),
+                F.unix_micros(F.max(et)).alias("hi_us")).first()
+            assert first is not None  # a global aggregate has one row
+            row = first.asDict()
         # the count and range in UTC, as the write pass reports them
         counted = {**merge_row_counts([{"min_et": row["lo_us"], "max_et": row["hi_us"]}]),
                    "n": row["n"]}
@@ -236,7 +244,8 @@ def rereadable(df: "DataFrame") -> bool:
     files or rows held in the plan, filters, projects and unions them, with deterministic
     expressions (no join, aggregate, sort, shuffle, Python UDF or RDD to compute again).
     ``plan`` then looks for a replay on the input itself, reading only its event times
-    unless a recent commit recorded the batch's count and range, and keeps the rows
+    (or, for a plain Parquet scan, its footers: ``footers.scan_range``) unless a recent
+    commit recorded the batch's count and range, and keeps the rows
     (``ingest._read_once``) only for a batch that is written. A file rewritten between the
     reads is caught by the count and range the pass reads (``FusedPlan.expected``).
 
