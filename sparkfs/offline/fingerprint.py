@@ -125,8 +125,8 @@ def total(values: Any) -> tuple[int, int] | None:
     >>> total({"__fp_n": 2, "__fp_lo": None, "__fp_hi": 1}) is None
     True
     """
-    total = summed(values[f"{_PREFIX}_lo"], values[f"{_PREFIX}_hi"])
-    return None if total is None else (int(values[f"{_PREFIX}_n"]), total)
+    hashes = summed(values[f"{_PREFIX}_lo"], values[f"{_PREFIX}_hi"])
+    return None if hashes is None else (int(values[f"{_PREFIX}_n"]), hashes)
 
 
 def summed(lo: int | None, hi: int | None) -> int | None:

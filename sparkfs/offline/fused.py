@@ -366,9 +366,10 @@ class FusedDeltaRsWriter(DeltaRsWriter):
         parallel = max(2, spark.sparkContext.defaultParallelism)
         if df.rdd.getNumPartitions() > 4 * parallel:
             df = df.coalesce(2 * parallel)
-        # each row's fingerprint hash, computed by the JVM and summed by the tasks: the
-        # batch's sum is recorded with its commit (``fingerprint.HASH_KEY``)
-        df = df.withColumn(onepass.ROW_HASH, value_hash(df, self.fused.value_cols))
+        if self.fused.task.row_hash:
+            # each row's fingerprint hash, computed by the JVM and summed by the tasks: the
+            # batch's sum is recorded with its commit (``fingerprint.HASH_KEY``)
+            df = df.withColumn(onepass.ROW_HASH, value_hash(df, self.fused.value_cols))
         try:
             files, partial, found = onepass.stage_with_spark(
                 df, stage, history_schema(batch.group), batch.stats_specs, self.fused.task)
