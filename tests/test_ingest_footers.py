@@ -100,7 +100,7 @@ def test_plans_the_footers_cannot_answer(spark, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["int96", "nanos", "naive", "no_statistics", "legacy",
-                                  "before_1900", "remote"])
+                                  "before_1900", "remote", "not_parquet", "missing"])
 def test_files_the_footers_cannot_answer(tmp_path, case):
     path = tmp_path / "a.parquet"
     ts = times(20, 5, nulls=0.1)
@@ -118,6 +118,10 @@ def test_files_the_footers_cannot_answer(tmp_path, case):
             {"org.apache.spark.legacyDateTime": ""}), str(path))
     elif case == "before_1900":
         write(path, [dt.datetime(1899, 12, 31, tzinfo=UTC), *ts])
+    elif case == "not_parquet":
+        path.write_text("not a Parquet file")
+    elif case == "missing":
+        pass
     else:  # a file the footers answer, named by a URI they do not read
         write(path, ts)
         assert footers.file_range([f"file://{path}"], "ts") is not None
@@ -210,3 +214,18 @@ def test_footers_that_disagree_with_the_pass_refuse_the_batch(fs, group, spark, 
     with pytest.raises(SparkfsError, match="gave the write pass other rows"):
         fs.ingest("ft", spark.read.parquet(f"file://{tmp_path}/b.parquet"), run_id="r2")
     assert fs.offline.current_version(group) == version
+
+
+def test_a_file_spark_skips_is_left_to_spark(fs, group, spark, tmp_path, answers):
+    """A corrupt file Spark is told to skip (``ignoreCorruptFiles``): its footer cannot be
+    read, so the range job runs, and the ingest stores what Spark read."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "a.parquet", times(30, 10, nulls=0.0))
+    fs.ingest("ft", spark.read.parquet(f"file://{src}"), run_id="r1")
+    write(src / "b.parquet", times(20, 11, nulls=0.0))
+    (src / "c.parquet").write_text("not a Parquet file")
+    df = spark.read.option("ignoreCorruptFiles", "true").parquet(f"file://{src}")
+    again = fs.ingest("ft", df, run_id="r2")
+    assert answers == [None]
+    assert (again.rows_written, again.rows_skipped) == (20, 30)

@@ -15,7 +15,8 @@ of a batch to learn what the footers already hold).
 - no file asks for the legacy calendar rebase (``org.apache.spark.legacyDateTime``), and
   the earliest time is not before 1900 (where a rebase could shift it).
 
-Anything else returns None, and the caller runs its Spark job. The answer is checked
+Anything else (a footer that cannot be read, too) returns None, and the caller runs its
+Spark job, which reads the files as Spark does (``ignoreCorruptFiles``, its errors). The answer is checked
 again by the write pass, which counts the rows it reads and their range
 (``FusedPlan.expected``): a file rewritten in between refuses the batch.
 
@@ -101,7 +102,10 @@ def file_range(files: list[str], column: str) -> dict | None:
         parsed = urlparse(uri)
         if parsed.scheme not in ("", "file"):
             return None
-        meta = pq.read_metadata(unquote(parsed.path))
+        try:
+            meta = pq.read_metadata(unquote(parsed.path))
+        except (OSError, ValueError):  # gone or not Parquet: the Spark job says what Spark does
+            return None
         if meta.metadata and _LEGACY_KEY in meta.metadata:
             return None
         scale = _scale(meta, column)
