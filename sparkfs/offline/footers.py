@@ -135,19 +135,18 @@ def file_range(files: list[str], column: str) -> dict | None:
 def _scale(meta: Any, column: str) -> tuple[int, int] | None:
     """(index, µs per stored unit) of the top-level INT64 UTC timestamp ``column`` in the
     footer ``meta``, or None."""
-    schema = meta.schema
-    for i in range(len(schema)):
-        c = schema.column(i)
-        if c.path != column:
-            continue
-        logical = c.logical_type
-        if c.physical_type != "INT64" or logical.type != "TIMESTAMP":
-            return None
-        import json
+    import json
 
-        spec = json.loads(logical.to_json())
-        at = _SCALE.get(spec.get("timeUnit", ""))
-        if at is None or spec.get("isAdjustedToUTC") is not True:
-            return None
-        return i, at
-    return None
+    from .parquet_stats import _leaf_index
+
+    i = _leaf_index(meta, column)
+    if i is None:
+        return None
+    c = meta.schema.column(i)
+    if c.physical_type != "INT64" or c.logical_type.type != "TIMESTAMP":
+        return None
+    spec = json.loads(c.logical_type.to_json())
+    at = _SCALE.get(spec.get("timeUnit", ""))
+    if at is None or spec.get("isAdjustedToUTC") is not True:
+        return None
+    return i, at
