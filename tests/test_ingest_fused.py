@@ -111,6 +111,9 @@ def test_conflict_across_tasks_is_refused_and_duplicates_are_not(fs, group, spar
     r = fs.ingest("fz", frame(spark, [("a", ts(1), -0.0, 1), ("b", ts(1), NAN, None)],
                               [("a", ts(1), 0.0, 1), ("b", ts(1), NAN, None)]), run_id="dups")
     assert (r.rows_input, r.rows_written) == (4, 4) and fused_calls[-1]["suspects"] == 0
+    # the tasks' key-hash side files are read and gone, refused or committed
+    assert not [f for f in files_under(fs.offline.table_uri(group))
+                if onepass.KEY_HASHES_DIR in f]
 
 
 def test_hash_collision_is_confirmed_exactly_before_refusing(fs, group, spark, fused_calls,
@@ -276,12 +279,20 @@ def test_stage_partition_with_checks_counts_hashes_and_drops_stored(tmp_path):
     assert out.column("rows").to_pylist() == [1]  # only "e" is new (-0.0 equals 0.0)
     counts = json.loads(out.column("checks")[0].as_py())
     assert counts["n"] == 4 and counts["range:n"] == 1 and counts["null:key"] == 0
-    pairs = np.frombuffer(out.column("key_hashes")[0].as_py(), np.uint64).reshape(-1, 2)
+    side = out.column("key_hashes")[0].as_py()  # the pairs' side file in the stage
+    assert side.startswith(onepass.KEY_HASHES_DIR + "/")
+    pairs = np.fromfile(tmp_path / "stage" / side, np.uint64).reshape(-1, 2)
     assert pairs.shape == (4, 2)
-    # every row stored: no file, one row with the checks
+    # every row stored: no file, one row with the checks (and its pairs)
     again = pa.Table.from_batches(list(run(iter(full(table(BASE)).to_batches()))))
     assert again.column("path").to_pylist() == [None]
     assert json.loads(again.column("checks")[0].as_py())["n"] == 4
+    assert again.column("key_hashes")[0].as_py() != side
+    assert sorted(os.listdir(tmp_path / "stage")) == sorted([out.column("path")[0].as_py(),
+                                                              onepass.KEY_HASHES_DIR])
+    # the driver reads the side files, then deletes their folder
+    parts = onepass._read_pairs(str(tmp_path / "stage"), [side])
+    assert np.frombuffer(parts[0], np.uint64).reshape(-1, 2).tolist() == pairs.tolist()
     assert os.listdir(tmp_path / "stage") == [out.column("path")[0].as_py()]
 
 

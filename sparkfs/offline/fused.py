@@ -38,9 +38,13 @@ Steps of the fused path:
 2. The write pass (``onepass.stage_with_spark`` with ``onepass.TaskChecks``; the
    batch's count and event-time range are recorded with the commit): each task counts
    its rows' problems (``checks.row_counts_arrow``: null keys and event times,
-   out-of-range ints), hashes their keys and values (``rowhash``), drops the rows already
-   stored (``dedupe.StoredIndex``), writes the rest and computes the statistics partial
-   of what it wrote. It returns its files, partial, counts and key hashes.
+   out-of-range ints), takes each row's hash of its keys and event time and of the whole
+   row (``onepass.KEY_HASH`` and ``ROW_HASH``, computed by the JVM on the rows' way to
+   it), drops the rows already stored (``dedupe.StoredIndex``, which hashes them with
+   ``rowhash`` as the stored rows were), writes the rest and computes the statistics
+   partial of what it wrote. It returns its files, partial and counts, and writes its
+   (key hash, row hash) pairs to a side file in the staging folder, which the driver
+   reads and deletes.
 3. ``FusedPlan.settle``: the driver merges the counts; when the key hashes show a key and
    event time with several values, ``checks.exact_conflicts`` confirms it on the batch
    itself (a hash collision never refuses a batch); ``checks.refuse_bad_rows`` refuses
@@ -229,7 +233,8 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
             w.write_table(stored)
         broadcast = df.sparkSession.sparkContext.broadcast(sink.getvalue().to_pybytes())
     task = TaskChecks(list(group.join_keys), group.event_time, values, list(narrowed),
-                      conflicts=not group.aggregations, stored=broadcast, row_hash=True)
+                      conflicts=not group.aggregations, stored=broadcast, row_hash=True,
+                      key_hash=not group.aggregations)
     return FusedPlan(group, df, list(narrowed), value_cols, task,
                      _strict(validate, group, df, narrowed), overlap, broadcast,
                      expected=expected)
@@ -370,6 +375,14 @@ class FusedDeltaRsWriter(DeltaRsWriter):
             # each row's fingerprint hash, computed by the JVM and summed by the tasks: the
             # batch's sum is recorded with its commit (``fingerprint.HASH_KEY``)
             df = df.withColumn(onepass.ROW_HASH, value_hash(df, self.fused.value_cols))
+        if self.fused.task.key_hash:  # with ROW_HASH, the tasks' key-hash pairs
+            from pyspark.sql import functions as F
+
+            from ..sql import quote_ident
+
+            identity = [*self.fused.task.keys, self.fused.task.event_time]
+            df = df.withColumn(onepass.KEY_HASH,
+                               F.xxhash64(*[F.col(quote_ident(c, "spark")) for c in identity]))
         try:
             files, partial, found = onepass.stage_with_spark(
                 df, stage, history_schema(batch.group), batch.stats_specs, self.fused.task)

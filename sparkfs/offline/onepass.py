@@ -14,10 +14,14 @@ Spark's ``mapInArrow`` hands a task) and yields one small record batch per writt
              (null when statistics are off);
 ``checks``   with ``TaskChecks`` (the fused ingest, ``sparkfs.offline.fused``): the task's
              row-check counts as JSON (``checks.row_counts_arrow`` summed), else null;
-``key_hashes`` with ``TaskChecks`` of a group of latest values: the (key and event time
-             hash, value hash) ``uint64`` pairs of the task's rows, sorted by key hash
-             (stable), a pair repeated in a row sent once, for the driver to find conflicting rows
-             across tasks (``checks.conflict_hashes``).
+``key_hashes`` with ``TaskChecks`` of a group of latest values: the name, inside the
+             staging folder, of the task's side file (under ``KEY_HASHES_DIR``) holding
+             the (key and event time hash, value hash) ``uint64`` pairs of its rows,
+             sorted by key hash, a pair repeated in a row written once, for the driver to
+             find conflicting rows across tasks (``checks.conflict_hashes``); null when
+             the task had no such row. A file, not a column of this row: 16 bytes a row
+             handed back through Spark's result rows cost more than the checks
+             themselves (0.3-0.4 s per 1M rows on 2 cores).
 
 With ``TaskChecks`` the task also drops the rows already stored (``dedupe.StoredIndex``,
 built once per task from the broadcast stored identities) before writing and before the
@@ -30,7 +34,8 @@ timestamps as UTC microseconds, ``TIMESTAMP_MICROS``), snappy, row groups of at 
 ``ROW_GROUP_ROWS`` rows, dictionary pages up to ``DICTIONARY_PAGE_BYTES``. A retried task
 writes a file of its own; only the files of the rows the driver collects are committed.
 The driver (``stage_with_spark``) collects the rows, builds the Delta add actions and
-merges the partials; nothing is read back.
+merges the partials; nothing is read back but the key-hash side files, which it deletes
+(with any a failed task attempt left) before the batch is committed.
 
 >>> import os, tempfile, pyarrow as pa
 >>> stage = tempfile.mkdtemp()
@@ -59,8 +64,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..monitoring.sketches import Partial
 
-__all__ = ["ROW_GROUP_ROWS", "STAGED_SCHEMA", "StagedFile", "TaskChecks", "stage_partition",
-           "stage_with_spark"]
+__all__ = ["KEY_HASH", "KEY_HASHES_DIR", "ROW_GROUP_ROWS", "STAGED_SCHEMA", "StagedFile",
+           "TaskChecks", "stage_partition", "stage_with_spark"]
 
 #: rows per Parquet row group (incoming Arrow batches are buffered up to this many)
 ROW_GROUP_ROWS = 1 << 20
@@ -72,12 +77,16 @@ DICTIONARY_PAGE_BYTES = 256 << 10
 #: the input column of each row's fingerprint hash (``TaskChecks.row_hash``), and the keys
 #: of the sums of its low and high 32-bit halves in a task's counts
 ROW_HASH, ROW_HASH_LO, ROW_HASH_HI = "__sparkfs_row_hash", "row_hash_lo", "row_hash_hi"
+#: the input column of each row's hash of its keys and event time (``TaskChecks.key_hash``)
+KEY_HASH = "__sparkfs_key_hash"
+#: the folder, inside the staging folder, of the tasks' key-hash side files (``key_hashes``)
+KEY_HASHES_DIR = "_sparkfs_key_hashes"
 #: Spark DDL of the rows ``stage_partition`` yields
 STAGED_SCHEMA = ("path string, size long, rows long, stats string, partial binary, "
-                 "checks string, key_hashes binary")
+                 "checks string, key_hashes string")
 _STAGED_ARROW = pa.schema([("path", pa.string()), ("size", pa.int64()), ("rows", pa.int64()),
                            ("stats", pa.string()), ("partial", pa.binary()),
-                           ("checks", pa.string()), ("key_hashes", pa.binary())])
+                           ("checks", pa.string()), ("key_hashes", pa.string())])
 
 
 class StagedFile:
@@ -100,7 +109,12 @@ class TaskChecks:
     IPC bytes, or a Spark broadcast of them, or None. ``values`` are the hashed value
     columns. ``row_hash``: the input also has ``ROW_HASH``, each row's 64-bit fingerprint
     hash (``sparkfs.offline.fingerprint``), whose halves the task sums over its rows
-    (counts ``ROW_HASH_LO`` and ``ROW_HASH_HI``); it is not written.
+    (counts ``ROW_HASH_LO`` and ``ROW_HASH_HI``); it is not written. ``key_hash`` (with
+    ``row_hash``): the input also has ``KEY_HASH``, each row's 64-bit hash of its keys and
+    event time, and the key-hash pairs are (``KEY_HASH``, ``ROW_HASH``), hashed by the
+    JVM on the rows' way to the task: the task hashes rows itself only to match them with
+    ``stored``. (A row hash covers the keys too; rows of one key and event time differ
+    in it exactly when their values differ.)
 
     >>> TaskChecks(["k"], "t", ["x"], [], True).index() is None
     True
@@ -113,6 +127,7 @@ class TaskChecks:
     conflicts: bool = True
     stored: Any = None
     row_hash: bool = False
+    key_hash: bool = False
 
     def index(self) -> Any:
         """The ``dedupe.StoredIndex`` of ``stored`` (None without stored rows)."""
@@ -193,7 +208,9 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
                     if checks.row_hash:
                         counts[-1].update(_hash_halves(raw.column(ROW_HASH)))
                     batch = _conformed(raw, schema, safe=False)
-                    batch = _checked(batch, checks, index, identity, pairs)
+                    given = (_uint64(raw.column(KEY_HASH)), _uint64(raw.column(ROW_HASH))) \
+                        if checks.key_hash else None
+                    batch = _checked(batch, checks, index, identity, pairs, given)
                     if not batch.num_rows:
                         continue
                 if partial is not None:
@@ -211,7 +228,8 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
                     flush()
             if writer is None:
                 if checks is not None and counts:
-                    yield _staged_row(None, 0, 0, None, None, counts, pairs)
+                    yield _staged_row(None, 0, 0, None, None, counts,
+                                      _write_pairs(stage_uri, part, pairs))
                 return
             flush()
             writer.close()
@@ -231,7 +249,8 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
         size = fs.get_file_info(path).size
         yield _staged_row(name, size, stats["numRecords"], json.dumps(stats),
                           partial.to_bytes() if partial else None,
-                          counts if checks is not None else None, pairs)
+                          counts if checks is not None else None,
+                          _write_pairs(stage_uri, part, pairs))
 
     return run
 
@@ -245,31 +264,41 @@ def _hash_halves(hashes: pa.Array) -> dict:
     """
     import numpy as np
 
-    h = np.asarray(hashes.to_numpy(zero_copy_only=False), dtype=np.int64).view(np.uint64)
+    h = _uint64(hashes)
     return {ROW_HASH_LO: int(np.sum(h & np.uint64(0xFFFFFFFF), dtype=np.uint64)),
             ROW_HASH_HI: int(np.sum(h >> np.uint64(32), dtype=np.uint64))}
 
 
+def _uint64(column: pa.Array) -> Any:
+    """An int64 Arrow column (no nulls: Spark's hashes) as a numpy ``uint64`` view."""
+    import numpy as np
+
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64).view(np.uint64)
+
+
 def _checked(batch: pa.RecordBatch, checks: TaskChecks, index: Any, identity: list[str],
-             pairs: list[tuple[Any, Any]]) -> pa.RecordBatch:
+             pairs: list[tuple[Any, Any]], given: tuple[Any, Any] | None = None,
+             ) -> pa.RecordBatch:
     """The fused task's work on one conformed batch: its (key hash, value hash) pairs
-    appended to ``pairs`` (rows without a null key or event time), and the batch without
+    appended to ``pairs`` (rows without a null key or event time; ``given``: the JVM's
+    ``KEY_HASH`` and ``ROW_HASH`` of the rows, else hashed here), and the batch without
     its rows already stored (``index``)."""
     import numpy as np
     import pyarrow.compute as pc
 
     from .rowhash import row_hash, row_hashes
 
-    h2 = None
+    h1 = h2 = kh = None
     if index is not None:  # both value hashes, each column prepared once
         h1, h2 = row_hashes(batch, checks.values)
-    else:
-        h1 = row_hash(batch, checks.values, 1)
-    kh = None
-    if checks.conflicts or index is not None:
         kh = row_hash(batch, identity, 1)
     if checks.conflicts:
-        assert kh is not None
+        if given is None:
+            if h1 is None:
+                h1 = row_hash(batch, checks.values, 1)
+            if kh is None:
+                kh = row_hash(batch, identity, 1)
+            given = (kh, h1)
         ok = None
         for c in identity:
             col = batch.column(c)
@@ -277,10 +306,10 @@ def _checked(batch: pa.RecordBatch, checks: TaskChecks, index: Any, identity: li
                 valid = pc.is_valid(col)
                 ok = valid if ok is None else pc.and_(ok, valid)
         if ok is None:
-            pairs.append((kh, h1))
+            pairs.append(given)
         else:
             keep = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
-            pairs.append((kh[keep], h1[keep]))
+            pairs.append((given[0][keep], given[1][keep]))
     if index is not None:
         mask = index.stored_mask(batch, h1, h2, kh)
         if mask.any():
@@ -288,34 +317,64 @@ def _checked(batch: pa.RecordBatch, checks: TaskChecks, index: Any, identity: li
     return batch
 
 
-def _staged_row(name: str | None, size: int, rows: int, stats: str | None,
-                partial: bytes | None, counts: list[dict] | None,
-                pairs: list[tuple[Any, Any]]) -> pa.RecordBatch:
-    """The one row a task yields (``STAGED_SCHEMA``)."""
+def _write_pairs(stage_uri: str, part: str, pairs: list[tuple[Any, Any]]) -> str | None:
+    """Write a task's (key hash, value hash) pairs to its side file in the staging folder
+    and return the file's name there (``KEY_HASHES_DIR/...``); None without pairs."""
     import numpy as np
 
+    from .parquet_stats import _fs
+
+    if not pairs:
+        return None
+    k = np.concatenate([p[0] for p in pairs])
+    v = np.concatenate([p[1] for p in pairs])
+    if not len(k):
+        return None
+    # sorted by key hash: sorted runs merge fast on the driver. Not a stable sort (3x
+    # faster): a key hash's pairs come in any order, so an equal pair is dropped when it
+    # follows its twin -- always unless the key hash has several values, a suspect either
+    # way (``checks.conflict_hashes``)
+    order = np.argsort(k)
+    k, v = k[order], v[order]
+    keep = np.empty(len(k), dtype=bool)  # a pair repeated in a row once
+    keep[:1] = True
+    np.logical_or(k[1:] != k[:-1], v[1:] != v[:-1], out=keep[1:])
+    if not keep.all():
+        k, v = k[keep], v[keep]
+    out = np.empty((len(k), 2), dtype=np.uint64)
+    out[:, 0], out[:, 1] = k, v
+    name = f"{KEY_HASHES_DIR}/{part}-{uuid.uuid4().hex[:16]}.bin"
+    fs, path = _fs(f"{stage_uri}/{name}")
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as sink:
+        sink.write(out.data)
+    return name
+
+
+def _read_pairs(stage_uri: str, names: list[str]) -> list[bytes]:
+    """The tasks' key-hash side files (``_write_pairs``), read; then their folder is
+    deleted, with any file a failed or speculative task attempt left there."""
+    from .parquet_stats import _fs, delete_dir
+
+    try:
+        parts = []
+        for name in names:
+            fs, path = _fs(f"{stage_uri}/{name}")
+            with fs.open_input_stream(path) as f:
+                parts.append(f.read())
+        return parts
+    finally:
+        delete_dir(f"{stage_uri}/{KEY_HASHES_DIR}")
+
+
+def _staged_row(name: str | None, size: int, rows: int, stats: str | None,
+                partial: bytes | None, counts: list[dict] | None,
+                key_hashes: str | None) -> pa.RecordBatch:
+    """The one row a task yields (``STAGED_SCHEMA``)."""
     from .checks import merge_row_counts
 
-    checks_json = key_hashes = None
-    if counts is not None:
-        checks_json = json.dumps(merge_row_counts(counts, datetimes=False))
-        if pairs:
-            k = np.concatenate([p[0] for p in pairs])
-            v = np.concatenate([p[1] for p in pairs])
-            # sorted by key hash: sorted runs merge fast on the driver. Not a stable sort
-            # (3x faster): a key hash's pairs come in any order, so an equal pair is dropped
-            # when it follows its twin -- always unless the key hash has several values,
-            # a suspect either way (``checks.conflict_hashes``)
-            order = np.argsort(k)
-            k, v = k[order], v[order]
-            keep = np.empty(len(k), dtype=bool)  # a pair repeated in a row once
-            keep[:1] = True
-            np.logical_or(k[1:] != k[:-1], v[1:] != v[:-1], out=keep[1:])
-            if not keep.all():
-                k, v = k[keep], v[keep]
-            pairs_out = np.empty((len(k), 2), dtype=np.uint64)
-            pairs_out[:, 0], pairs_out[:, 1] = k, v
-            key_hashes = pairs_out.tobytes()
+    checks_json = None if counts is None else json.dumps(merge_row_counts(counts,
+                                                                          datetimes=False))
     return pa.RecordBatch.from_pydict({
         "path": [name], "size": [size], "rows": [rows], "stats": [stats], "partial": [partial],
         "checks": [checks_json], "key_hashes": [key_hashes]}, schema=_STAGED_ARROW)
@@ -340,6 +399,8 @@ def stage_with_spark(df: "DataFrame", stage_uri: str, schema: pa.Schema,
     cols = [quote_ident(n, "spark") for n in schema.names]
     if checks is not None and checks.row_hash:
         cols.append(quote_ident(ROW_HASH, "spark"))
+    if checks is not None and checks.key_hash:
+        cols.append(quote_ident(KEY_HASH, "spark"))
     rows = df.select(*cols).mapInArrow(stage_partition(stage_uri, schema, specs, prefix, checks),
                                        STAGED_SCHEMA).collect()
     files = [StagedFile(r["path"], int(r["size"]), int(r["rows"]), r["stats"],
@@ -353,8 +414,8 @@ def stage_with_spark(df: "DataFrame", stage_uri: str, schema: pa.Schema,
         from .checks import conflict_hashes, merge_row_counts
 
         found = merge_row_counts([json.loads(r["checks"]) for r in rows if r["checks"]])
-        found["suspects"] = conflict_hashes([bytes(r["key_hashes"]) for r in rows
-                                             if r["key_hashes"] is not None])
+        found["suspects"] = conflict_hashes(_read_pairs(
+            stage_uri, [r["key_hashes"] for r in rows if r["key_hashes"] is not None]))
     return files, merged, found
 
 
