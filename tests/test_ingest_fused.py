@@ -118,9 +118,18 @@ def test_conflict_across_tasks_is_refused_and_duplicates_are_not(fs, group, spar
 
 def test_hash_collision_is_confirmed_exactly_before_refusing(fs, group, spark, fused_calls,
                                                              monkeypatch):
+    from sparkfs.offline import fused
+
     monkeypatch.setattr(checks_mod, "conflict_hashes", lambda parts: 1)  # "a collision"
+    read: list = []
+    real = fused.exact_conflicts
+    monkeypatch.setattr(fused, "exact_conflicts",
+                        lambda g, df: read.append(df.inputFiles()) or real(g, df))
     r = fs.ingest("fz", frame(spark, BASE[:2], BASE[2:]), run_id="r1")
     assert r.rows_written == len(BASE) and fused_calls[-1]["suspects"] == 1
+    # confirmed on the files the pass wrote (it matched no stored row): what is committed
+    uri = fs.offline.table_uri(group)
+    assert read[-1] and all(f.startswith(f"file://{uri}/ingest-") for f in read[-1])
 
 
 def test_full_replay_writes_no_file_and_partial_replay_writes_new_rows_once(fs, group, spark,
@@ -311,3 +320,50 @@ def test_conflict_hashes_counts_keys_with_several_values_like_a_brute_force(seed
     for k, v in pairs.tolist():
         seen.setdefault(k, set()).add(v)
     assert checks_mod.conflict_hashes(parts) == sum(len(v) > 1 for v in seen.values())
+
+
+def test_strict_expectations_check_the_written_files_or_else_the_whole_batch(fs, spark,
+                                                                           monkeypatch):
+    """With no stored row to match, the strict expectations read the files the pass
+    wrote (the rows as they will be committed, in the batch's columns and types) instead
+    of a kept copy of the batch; when the pass dropped stored rows, they check the whole
+    batch. The reports are the same either way."""
+    import sparkfs.validation as validation
+    from sparkfs.validation import expect
+
+    g = FeatureGroup(name="fw", entities=[Entity("thing", join_keys=["key"])], event_time="ts",
+                     schema=[Field("x", "double"), Field("n", "int")],
+                     expectations=[
+                         expect("column_values_to_be_between", column="n", min_value=0,
+                                max_value=3, mostly=0.5),
+                         expect("table_columns_to_match_ordered_list",
+                                column_list=["key", "ts", "x", "n"]),
+                         expect("column_values_to_not_be_null", column="x", mostly=0.5)])
+    fs.apply([g])
+    seen: list = []
+    real = validation.validate_batch
+
+    def spy(catalog, group, df, *a, **k):
+        seen.append((df.inputFiles(), dict(df.dtypes)))
+        return real(catalog, group, df, *a, **k)
+
+    monkeypatch.setattr(validation, "validate_batch", spy)
+    uri = fs.offline.table_uri(g)
+    first = [("a", ts(1), 1.0, 1), ("b", ts(2), None, 7), ("c", ts(3), NAN, None)]
+    r = fs.ingest("fw", frame(spark, first[:1], first[1:]), run_id="w1")
+    assert r.rows_written == 3
+    files, dtypes = seen[-1]
+    assert files and all(f.startswith(f"file://{uri}/ingest-") for f in files)
+    assert dtypes == {"key": "string", "ts": "timestamp", "x": "double", "n": "int"}
+    report = fs.validation_report("fw")
+    assert report.rows_input == 3
+    assert [x["unexpected_count"] for x in report.results] == [1, None, 1]
+    assert [x["success"] for x in report.results] == [True, True, True]
+    # stored rows overlap: the pass drops them, so the expectations check the whole batch
+    more = first + [("d", ts(4), 2.0, 2), ("e", ts(5), None, 3)]
+    r = fs.ingest("fw", frame(spark, more), run_id="w2")
+    assert (r.rows_written, r.rows_skipped) == (2, 3)
+    assert not seen[-1][0]  # the batch itself (rows from the driver: no input file)
+    report = fs.validation_report("fw")
+    assert report.rows_input == 5
+    assert [x["unexpected_count"] for x in report.results] == [1, None, 2]

@@ -20,8 +20,9 @@ Steps of the fused path:
    job), else by one small Spark job (the conformed batch is kept for the passes that
    follow:
    ``ingest._read_once``; a plain scan of files or of rows in the plan, ``rereadable``,
-   is read again instead -- its event times only -- and kept only when it is written,
-   after the replay check below). When files overlap that range and a recent commit
+   is read again instead -- its event times only -- and kept only when its rows are
+   matched with stored ones, after the replay check below; else the pass reads it
+   again, and must count the same rows). When files overlap that range and a recent commit
    wrote a batch of that count and range in full, the batch is compared with that
    commit (one aggregate over the batch: count and a sum of row hashes, against the sum
    the commit recorded, or one more aggregate over the files it added); the same rows,
@@ -48,9 +49,12 @@ Steps of the fused path:
 3. ``FusedPlan.settle``: the driver merges the counts; when the key hashes show a key and
    event time with several values, ``checks.exact_conflicts`` confirms it on the batch
    itself (a hash collision never refuses a batch); ``checks.refuse_bad_rows`` refuses
-   with the message of the old path. Strict expectations then run on the batch
-   (great-expectations, ``validation.validate_batch``). A refusal raises before the commit
-   and the writer deletes the staged files: nothing is committed, and nothing stays.
+   with the message of the old path. Strict expectations then run
+   (great-expectations, ``validation.validate_batch``): on the files the pass wrote when
+   it matched no stored rows (they hold every row of the batch, as it will be committed;
+   so a first ingest does not keep the batch for this second read), else on the batch.
+   A refusal raises before the commit and the writer deletes the staged files: nothing
+   is committed, and nothing stays.
 4. The delta-rs writer commits as always (``writers.commit_on_top``: app transaction,
    re-dedupe against concurrent writers). A full replay stages no file and commits
    nothing: its cost is the range job (or the footers) and the comparison or the
@@ -97,8 +101,9 @@ class FusedPlan:
     """A batch prepared for the fused write (``plan``): ``df`` the conformed batch, its
     ``narrowed`` columns still bigint (the tasks check their range, then cast), which the
     pass writes (with the system columns added) and ``exact_conflicts`` reads; ``task``
-    what each task checks; ``validate`` the strict expectations (None: none) run by
-    ``settle``; ``replay`` the checks of a batch found stored in full
+    what each task checks; ``validate(rows, frame)`` the strict expectations (None: none)
+    run by ``settle`` on ``frame``, or on the narrowed batch when ``frame`` is None;
+    ``replay`` the checks of a batch found stored in full
     (``dedupe.fully_stored``, or compared with the files of the commit that wrote it:
     ``fingerprint.same_rows``; no pass, no file); ``expected`` the row count and
     event-time range (``n``, ``min_et``, ``max_et``) the range job read from a re-read
@@ -116,7 +121,7 @@ class FusedPlan:
     narrowed: list[str]
     value_cols: list[str]
     task: TaskChecks
-    validate: Callable[[int], Any] | None = None
+    validate: Callable[[int, "DataFrame | None"], Any] | None = None
     overlap: list[str] = field(default_factory=list)
     broadcast: Any = None
     replay: dict | None = None
@@ -124,21 +129,27 @@ class FusedPlan:
     checks: dict | None = None
     outcome: Any = None
 
-    def settle(self, found: dict) -> dict:
+    def settle(self, found: dict,
+               written: "Callable[[], DataFrame | None] | None" = None) -> dict:
         """The driver side of the pass. ``found`` is what ``stage_with_spark`` returned
         (merged counts and ``suspects``): confirm suspected conflicts exactly, refuse a
         bad batch (``ValidationError``: the caller deletes the staged files), then run the
-        strict expectations. Returns the checks (``n``, counts, ``min_et``, ``max_et``,
-        ``conflicts``)."""
+        strict expectations. Both read ``written()`` when it gives a frame (the files the
+        pass wrote, when they hold every row of the batch: the rows as they will be
+        committed), else the batch. Returns the checks (``n``, counts, ``min_et``,
+        ``max_et``, ``conflicts``)."""
         checks = dict(found)
         suspects = checks.pop("suspects", 0)
         checks["conflicts"] = 0
+        need = (suspects and self.task.conflicts) or (self.validate is not None and checks["n"])
+        frame = written() if need and written is not None else None
         if suspects and self.task.conflicts:
-            checks["conflicts"] = exact_conflicts(self.group, self.df)
+            checks["conflicts"] = exact_conflicts(self.group,
+                                                  self.df if frame is None else frame)
         checks = refuse_bad_rows(self.group, checks, self.narrowed)
         self.checks = checks
         if self.validate is not None and checks["n"]:
-            self.outcome = self.validate(checks["n"])
+            self.outcome = self.validate(checks["n"], frame)
         return checks
 
     def release(self) -> None:
@@ -182,7 +193,7 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
     stored_files = offline.files(group, pinned)
     # a plain scan is read again to look for a replay; only the rows a pass writes are kept
     again = bool(stored_files) and rereadable(df)
-    if (stored_files or group.expectations is not None) and not again:
+    if stored_files and not again:
         df = read_once(df)
     overlap: list[str] = []
     stored = None
@@ -209,9 +220,10 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
         if then is not None:
             return _replay(group, df, narrowed, value_cols, values, validate, overlap, replay,
                            then)
-        if again:  # the passes that follow read the rows kept once, as they were counted
-            df = read_once(df)
+        if again:  # the pass must read the rows counted (else refused, nothing committed)
             expected = counted
+            if overlap:  # the pass and the expectations read the rows kept once
+                df = read_once(df)
         if overlap:
             stored_rows = _stored_rows(offline, group, pinned, overlap)
             if stored_rows > BROADCAST_MAX_ROWS:
@@ -309,7 +321,7 @@ def _replayed(offline: "OfflineStore", group: FeatureGroup, version: int, df: "D
 
 def _strict(validate: Validate | None, group: FeatureGroup, df: "DataFrame",
             narrowed: list[str], then: "tuple[int, str] | None" = None,
-            ) -> Callable[[int], Any] | None:
+            ) -> Callable[[int, "DataFrame | None"], Any] | None:
     """The strict expectations on ``df`` (narrowed), for ``FusedPlan.settle``; None
     without expectations. ``then``: (version, run id) of the commit whose rows ``df``
     holds exactly."""
@@ -318,8 +330,8 @@ def _strict(validate: Validate | None, group: FeatureGroup, df: "DataFrame",
     if validate is None or group.expectations is None:
         return None
 
-    def run(rows: int) -> Any:
-        return validate(narrow(df, narrowed), rows, then)
+    def run(rows: int, frame: "DataFrame | None" = None) -> Any:
+        return validate(narrow(df, narrowed) if frame is None else frame, rows, then)
     return run
 
 
@@ -402,7 +414,7 @@ class FusedDeltaRsWriter(DeltaRsWriter):
                 f"{expected['min_et']} to {expected['max_et']}, then {found['n']} from "
                 f"{found['min_et']} to {found['max_et']}: were its files rewritten "
                 "meanwhile?); nothing was committed: ingest it again")
-        checks = self.fused.settle(found)
+        checks = self.fused.settle(found, lambda: self._written_batch(batch, stage, files))
         if checks["n"]:  # what a replay of this batch is compared by (``fingerprint``)
             batch.batch_key = fp.batch_key(checks["n"], checks["min_et"], checks["max_et"])
             batch.batch_hash = hash_sum
@@ -410,3 +422,21 @@ class FusedDeltaRsWriter(DeltaRsWriter):
         batch.et_range = (checks["min_et"], checks["max_et"])
         out, written = add_actions(files, subdir)
         return out, written, partial
+
+    def _written_batch(self, batch: "Batch", stage: str, files: list) -> "DataFrame | None":
+        """The staged files as the batch the strict expectations and the exact conflict
+        check read, when the pass wrote every row of it (nothing was matched with stored
+        rows: ``TaskChecks.stored`` is None) -- the rows as they will be committed, read
+        back by column (a great-expectations job reads only the columns its expectations
+        name) -- else None (the batch itself). This spares keeping the batch for that
+        second read (the pass reads the input once, only to write it), and what is checked
+        is what is written even when the input would not give the same rows twice."""
+        if self.fused.task.stored is not None or not files:
+            return None
+        from ..sql import quote_ident
+        from .tables import read_files_spark
+
+        columns = self.fused.df.columns  # the conformed batch's, narrowed as written
+        frame = read_files_spark(self.fused.df.sparkSession, batch.group,
+                                 [f"{stage}/{f.path}" for f in files])
+        return frame.select(*[quote_ident(c, "spark") for c in columns])
