@@ -270,6 +270,11 @@ def test_stage_partition_with_checks_counts_hashes_and_drops_stored(tmp_path):
         return t.append_column("_commit_time", pa.array([ts(0)] * n, schema.field("_commit_time").type)) \
                 .append_column("_run_id", pa.array(["r"] * n))
 
+    def fed(t: pa.Table) -> pa.Table:  # with the hash columns the JVM adds to the input
+        n = t.num_rows
+        return full(t).append_column(onepass.ROW_HASH, pa.array(range(100, 100 + n), pa.int64())) \
+                      .append_column(onepass.KEY_HASH, pa.array(range(n), pa.int64()))
+
     stored_rows = full(table(BASE))
     os.makedirs(tmp_path / "stored")
     import pyarrow.parquet as pq
@@ -282,7 +287,8 @@ def test_stage_partition_with_checks_counts_hashes_and_drops_stored(tmp_path):
         w.write_table(ids)
     task = onepass.TaskChecks(["key"], "ts", ["x", "n"], ["n"], True, sink.getvalue().to_pybytes())
     run = onepass.stage_partition(str(tmp_path / "stage"), schema, [("x", "double")], "p", task)
-    batch = full(table([("a", ts(1), 1.0, 1), ("c", ts(3), NAN, None), ("d", ts(4), 0.0, 4),
+    assert task.hash_columns == [onepass.ROW_HASH, onepass.KEY_HASH]
+    batch = fed(table([("a", ts(1), 1.0, 1), ("c", ts(3), NAN, None), ("d", ts(4), 0.0, 4),
                         ("e", ts(5), 2.0, 2**40)]))
     out = pa.Table.from_batches(list(run(iter(batch.to_batches()))))
     assert out.column("rows").to_pylist() == [1]  # only "e" is new (-0.0 equals 0.0)
@@ -291,9 +297,9 @@ def test_stage_partition_with_checks_counts_hashes_and_drops_stored(tmp_path):
     side = out.column("key_hashes")[0].as_py()  # the pairs' side file in the stage
     assert side.startswith(onepass.KEY_HASHES_DIR + "/")
     pairs = np.fromfile(tmp_path / "stage" / side, np.uint64).reshape(-1, 2)
-    assert pairs.shape == (4, 2)
+    assert pairs.tolist() == [[0, 100], [1, 101], [2, 102], [3, 103]]  # the JVM's hashes
     # every row stored: no file, one row with the checks (and its pairs)
-    again = pa.Table.from_batches(list(run(iter(full(table(BASE)).to_batches()))))
+    again = pa.Table.from_batches(list(run(iter(fed(table(BASE)).to_batches()))))
     assert again.column("path").to_pylist() == [None]
     assert json.loads(again.column("checks")[0].as_py())["n"] == 4
     assert again.column("key_hashes")[0].as_py() != side

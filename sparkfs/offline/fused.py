@@ -141,15 +141,16 @@ class FusedPlan:
         checks = dict(found)
         suspects = checks.pop("suspects", 0)
         checks["conflicts"] = 0
-        need = (suspects and self.task.conflicts) or (self.validate is not None and checks["n"])
-        frame = written() if need and written is not None else None
-        if suspects and self.task.conflicts:
+        confirm = bool(suspects) and self.task.conflicts
+        validate = self.validate if checks["n"] else None
+        frame = written() if written is not None and (confirm or validate) else None
+        if confirm:
             checks["conflicts"] = exact_conflicts(self.group,
                                                   self.df if frame is None else frame)
         checks = refuse_bad_rows(self.group, checks, self.narrowed)
         self.checks = checks
-        if self.validate is not None and checks["n"]:
-            self.outcome = self.validate(checks["n"], frame)
+        if validate is not None:
+            self.outcome = validate(checks["n"], frame)
         return checks
 
     def release(self) -> None:
@@ -245,8 +246,7 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
             w.write_table(stored)
         broadcast = df.sparkSession.sparkContext.broadcast(sink.getvalue().to_pybytes())
     task = TaskChecks(list(group.join_keys), group.event_time, values, list(narrowed),
-                      conflicts=not group.aggregations, stored=broadcast, row_hash=True,
-                      key_hash=not group.aggregations)
+                      conflicts=not group.aggregations, stored=broadcast, row_hash=True)
     return FusedPlan(group, df, list(narrowed), value_cols, task,
                      _strict(validate, group, df, narrowed), overlap, broadcast,
                      expected=expected)
@@ -383,11 +383,13 @@ class FusedDeltaRsWriter(DeltaRsWriter):
         parallel = max(2, spark.sparkContext.defaultParallelism)
         if df.rdd.getNumPartitions() > 4 * parallel:
             df = df.coalesce(2 * parallel)
-        if self.fused.task.row_hash:
-            # each row's fingerprint hash, computed by the JVM and summed by the tasks: the
-            # batch's sum is recorded with its commit (``fingerprint.HASH_KEY``)
+        hashes = self.fused.task.hash_columns
+        if onepass.ROW_HASH in hashes:
+            # each row's fingerprint hash, computed by the JVM: summed by the tasks (the
+            # batch's sum is recorded with its commit, ``fingerprint.HASH_KEY``) and half of
+            # their key-hash pairs
             df = df.withColumn(onepass.ROW_HASH, value_hash(df, self.fused.value_cols))
-        if self.fused.task.key_hash:  # with ROW_HASH, the tasks' key-hash pairs
+        if onepass.KEY_HASH in hashes:  # the other half: the hash of keys and event time
             from pyspark.sql import functions as F
 
             from ..sql import quote_ident

@@ -77,7 +77,7 @@ DICTIONARY_PAGE_BYTES = 256 << 10
 #: the input column of each row's fingerprint hash (``TaskChecks.row_hash``), and the keys
 #: of the sums of its low and high 32-bit halves in a task's counts
 ROW_HASH, ROW_HASH_LO, ROW_HASH_HI = "__sparkfs_row_hash", "row_hash_lo", "row_hash_hi"
-#: the input column of each row's hash of its keys and event time (``TaskChecks.key_hash``)
+#: the input column of each row's hash of its keys and event time (``TaskChecks.conflicts``)
 KEY_HASH = "__sparkfs_key_hash"
 #: the folder, inside the staging folder, of the tasks' key-hash side files (``key_hashes``)
 KEY_HASHES_DIR = "_sparkfs_key_hashes"
@@ -107,16 +107,18 @@ class TaskChecks:
     key hashes for conflicts (``conflicts``: a group of latest values), and the dedupe
     against ``stored``: the stored identities (``dedupe.read_stored_identities``) as Arrow
     IPC bytes, or a Spark broadcast of them, or None. ``values`` are the hashed value
-    columns. ``row_hash``: the input also has ``ROW_HASH``, each row's 64-bit fingerprint
-    hash (``sparkfs.offline.fingerprint``), whose halves the task sums over its rows
-    (counts ``ROW_HASH_LO`` and ``ROW_HASH_HI``); it is not written. ``key_hash`` (with
-    ``row_hash``): the input also has ``KEY_HASH``, each row's 64-bit hash of its keys and
-    event time, and the key-hash pairs are (``KEY_HASH``, ``ROW_HASH``), hashed by the
-    JVM on the rows' way to the task: the task hashes rows itself only to match them with
-    ``stored``. (A row hash covers the keys too; rows of one key and event time differ
-    in it exactly when their values differ.)
+    columns (``rowhash``, as the stored rows were: only to match rows with ``stored``).
+    ``row_hash``: the task sums the halves of ``ROW_HASH``, each row's 64-bit fingerprint
+    hash (``sparkfs.offline.fingerprint``), over its rows (counts ``ROW_HASH_LO`` and
+    ``ROW_HASH_HI``). With ``conflicts`` the key-hash pairs are (``KEY_HASH``,
+    ``ROW_HASH``): each row's hash of its keys and event time, and its row hash (which
+    covers the keys too: rows of one key and event time differ in it exactly when their
+    values differ). The input has the JVM's hash columns ``hash_columns``, which are not
+    written.
 
     >>> TaskChecks(["k"], "t", ["x"], [], True).index() is None
+    True
+    >>> TaskChecks(["k"], "t", ["x"], [], True).hash_columns == [ROW_HASH, KEY_HASH]
     True
     """
 
@@ -127,7 +129,12 @@ class TaskChecks:
     conflicts: bool = True
     stored: Any = None
     row_hash: bool = False
-    key_hash: bool = False
+
+    @property
+    def hash_columns(self) -> list[str]:
+        """The JVM's hash columns the task's input carries beside the written ones."""
+        return ([ROW_HASH] if self.row_hash or self.conflicts else []) + \
+            ([KEY_HASH] if self.conflicts else [])
 
     def index(self) -> Any:
         """The ``dedupe.StoredIndex`` of ``stored`` (None without stored rows)."""
@@ -208,9 +215,10 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
                     if checks.row_hash:
                         counts[-1].update(_hash_halves(raw.column(ROW_HASH)))
                     batch = _conformed(raw, schema, safe=False)
-                    given = (_uint64(raw.column(KEY_HASH)), _uint64(raw.column(ROW_HASH))) \
-                        if checks.key_hash else None
-                    batch = _checked(batch, checks, index, identity, pairs, given)
+                    if checks.conflicts:
+                        pairs.append(_pairs(raw, identity))
+                    if index is not None:
+                        batch = _without_stored(batch, checks, index, identity)
                     if not batch.num_rows:
                         continue
                 if partial is not None:
@@ -276,45 +284,36 @@ def _uint64(column: pa.Array) -> Any:
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64).view(np.uint64)
 
 
-def _checked(batch: pa.RecordBatch, checks: TaskChecks, index: Any, identity: list[str],
-             pairs: list[tuple[Any, Any]], given: tuple[Any, Any] | None = None,
-             ) -> pa.RecordBatch:
-    """The fused task's work on one conformed batch: its (key hash, value hash) pairs
-    appended to ``pairs`` (rows without a null key or event time; ``given``: the JVM's
-    ``KEY_HASH`` and ``ROW_HASH`` of the rows, else hashed here), and the batch without
-    its rows already stored (``index``)."""
+def _pairs(raw: pa.RecordBatch, identity: list[str]) -> tuple[Any, Any]:
+    """The (``KEY_HASH``, ``ROW_HASH``) ``uint64`` pairs of the rows of ``raw`` without a
+    null key or event time (``identity``)."""
     import numpy as np
     import pyarrow.compute as pc
 
+    kh, rh = _uint64(raw.column(KEY_HASH)), _uint64(raw.column(ROW_HASH))
+    ok = None
+    for c in identity:
+        col = raw.column(c)
+        if col.null_count:
+            valid = pc.is_valid(col)
+            ok = valid if ok is None else pc.and_(ok, valid)
+    if ok is None:
+        return kh, rh
+    keep = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
+    return kh[keep], rh[keep]
+
+
+def _without_stored(batch: pa.RecordBatch, checks: TaskChecks, index: Any,
+                    identity: list[str]) -> pa.RecordBatch:
+    """The conformed ``batch`` without its rows already stored (``index``), matched by the
+    hashes the stored rows were read with (``rowhash``)."""
+    import numpy as np
+
     from .rowhash import row_hash, row_hashes
 
-    h1 = h2 = kh = None
-    if index is not None:  # both value hashes, each column prepared once
-        h1, h2 = row_hashes(batch, checks.values)
-        kh = row_hash(batch, identity, 1)
-    if checks.conflicts:
-        if given is None:
-            if h1 is None:
-                h1 = row_hash(batch, checks.values, 1)
-            if kh is None:
-                kh = row_hash(batch, identity, 1)
-            given = (kh, h1)
-        ok = None
-        for c in identity:
-            col = batch.column(c)
-            if col.null_count:
-                valid = pc.is_valid(col)
-                ok = valid if ok is None else pc.and_(ok, valid)
-        if ok is None:
-            pairs.append(given)
-        else:
-            keep = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
-            pairs.append((given[0][keep], given[1][keep]))
-    if index is not None:
-        mask = index.stored_mask(batch, h1, h2, kh)
-        if mask.any():
-            batch = batch.filter(pa.array(np.logical_not(mask)))
-    return batch
+    h1, h2 = row_hashes(batch, checks.values)  # each column prepared once for both
+    mask = index.stored_mask(batch, h1, h2, row_hash(batch, identity, 1))
+    return batch.filter(pa.array(np.logical_not(mask))) if mask.any() else batch
 
 
 def _write_pairs(stage_uri: str, part: str, pairs: list[tuple[Any, Any]]) -> str | None:
@@ -397,10 +396,8 @@ def stage_with_spark(df: "DataFrame", stage_uri: str, schema: pa.Schema,
 
     prefix = f"part-{uuid.uuid4().hex[:8]}"
     cols = [quote_ident(n, "spark") for n in schema.names]
-    if checks is not None and checks.row_hash:
-        cols.append(quote_ident(ROW_HASH, "spark"))
-    if checks is not None and checks.key_hash:
-        cols.append(quote_ident(KEY_HASH, "spark"))
+    if checks is not None:
+        cols += [quote_ident(c, "spark") for c in checks.hash_columns]
     rows = df.select(*cols).mapInArrow(stage_partition(stage_uri, schema, specs, prefix, checks),
                                        STAGED_SCHEMA).collect()
     files = [StagedFile(r["path"], int(r["size"]), int(r["rows"]), r["stats"],
