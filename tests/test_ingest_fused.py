@@ -373,3 +373,63 @@ def test_strict_expectations_check_the_written_files_or_else_the_whole_batch(fs,
     report = fs.validation_report("fw")
     assert report.rows_input == 5
     assert [x["unexpected_count"] for x in report.results] == [1, None, 2]
+
+
+
+def test_row_level_expectations_are_judged_from_the_pass_counts(fs, spark, monkeypatch):
+    """A suite of counted row-level expectations (``validation.run.CountedSuite``) is judged
+    from what the write pass counted as the rows went by: great-expectations does not read
+    the batch or the written files again. The counts cover the whole batch, stored rows
+    included, and the verdicts equal great-expectations' own run on the same rows; a
+    refusal commits nothing and leaves no file."""
+    import sparkfs.validation as validation
+    from sparkfs.validation import expect
+
+    def fc(policy: str) -> FeatureGroup:
+        return FeatureGroup(
+            name="fc", entities=[Entity("thing", join_keys=["key"])], event_time="ts",
+            schema=[Field("x", "double"), Field("n", "int")], validation=policy,
+            expectations=[
+                expect("column_values_to_be_between", column="n", min_value=0, max_value=3,
+                       mostly=0.5),
+                expect("column_values_to_not_be_null", column="x", mostly=0.5),
+                expect("column_values_to_be_between", column="x", min_value=-1, max_value=2,
+                       mostly=0.6)])
+
+    g = fc("strict")
+    fs.apply([g])
+    read: list = []
+    real = validation.validate_batch
+    monkeypatch.setattr(validation, "validate_batch",
+                        lambda *a, **k: read.append(1) or real(*a, **k))
+
+    def own_run(rows: list[tuple]) -> list:
+        """great-expectations' own run on the rows (quarantine: nothing stored)."""
+        report = real(fs.catalog, fc("quarantine"), frame(spark, rows), "own").report
+        return [(x["success"], x["unexpected_count"]) for x in report.results]
+
+    def judged() -> list:
+        report = fs.validation_report("fc")
+        return [report.rows_input] + [(x["success"], x["unexpected_count"])
+                                      for x in report.results]
+
+    uri = fs.offline.table_uri(g)
+    before = files_under(uri)
+    # NaN is not null, and Spark orders it above every number: 1 of 2 non-null x break
+    # x <= 2, more than mostly=0.6 allows
+    bad = [("a", ts(1), 1.0, 1), ("b", ts(2), None, 7), ("c", ts(3), NAN, None)]
+    with pytest.raises(ValidationError, match=r"refused by its expectations.*x\)"):
+        fs.ingest("fc", frame(spark, bad[:1], bad[1:]), run_id="c1")
+    assert fs.offline.current_version(g) == 0 and files_under(uri) == before
+    assert judged() == [3, (True, 1), (True, 1), (False, 1)]
+    assert judged()[1:] == own_run(bad)
+    first = [*bad[:2], ("c", ts(3), 0.5, None)]
+    assert fs.ingest("fc", frame(spark, first[:1], first[1:]), run_id="c1").rows_written == 3
+    assert judged() == [3, (True, 1), (True, 1), (True, 0)]
+    # stored rows overlap: the pass drops them, the counts still cover the whole batch
+    more = first + [("d", ts(4), 2.0, 2), ("e", ts(5), None, 3)]
+    r = fs.ingest("fc", frame(spark, more), run_id="c2")
+    assert (r.rows_written, r.rows_skipped) == (2, 3)
+    assert judged() == [5, (True, 1), (True, 2), (True, 0)]
+    assert judged()[1:] == own_run(more)
+    assert read == []  # great-expectations never read a batch of these ingests

@@ -41,15 +41,18 @@ def group(expectations) -> FeatureGroup:
 
 @pytest.fixture
 def gx_runs(monkeypatch):
-    """How many times great-expectations ran a suite."""
+    """How many times great-expectations judged a suite: its own run on a batch, or its
+    verdicts from the counts a write pass took (``CountedSuite.outcome``)."""
     calls: list[int] = []
-    real = vrun._run_gx
 
-    def spy(*a, **k):
-        calls.append(1)
-        return real(*a, **k)
+    def spy(real):
+        def judged(*a, **k):
+            calls.append(1)
+            return real(*a, **k)
+        return judged
 
-    monkeypatch.setattr(vrun, "_run_gx", spy)
+    monkeypatch.setattr(vrun, "_run_gx", spy(vrun._run_gx))
+    monkeypatch.setattr(vrun.CountedSuite, "outcome", spy(vrun.CountedSuite.outcome))
     return calls
 
 

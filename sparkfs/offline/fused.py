@@ -49,10 +49,14 @@ Steps of the fused path:
 3. ``FusedPlan.settle``: the driver merges the counts; when the key hashes show a key and
    event time with several values, ``checks.exact_conflicts`` confirms it on the batch
    itself (a hash collision never refuses a batch); ``checks.refuse_bad_rows`` refuses
-   with the message of the old path. Strict expectations then run
-   (great-expectations, ``validation.validate_batch``): on the files the pass wrote when
-   it matched no stored rows (they hold every row of the batch, as it will be committed;
-   so a first ingest does not keep the batch for this second read), else on the batch.
+   with the message of the old path. Strict expectations are then judged: from the
+   pass's own counts when every one is counted (``validation.run.CountedSuite``: each
+   row's flags, computed by the JVM on the rows' way to the tasks, which count the rows
+   with each flag set; great-expectations decides each verdict from those counts), else
+   by great-expectations' run (``validation.validate_batch``) on the files the pass wrote
+   when it matched no stored rows (they hold every row of the batch, as it will be
+   committed; so a first ingest does not keep the batch for this second read), else on
+   the batch.
    A refusal raises before the commit and the writer deletes the staged files: nothing
    is committed, and nothing stays.
 4. The delta-rs writer commits as always (``writers.commit_on_top``: app transaction,
@@ -90,10 +94,13 @@ __all__ = ["BROADCAST_MAX_ROWS", "FusedDeltaRsWriter", "FusedPlan", "plan", "rer
 #: keys); a larger overlap takes the old path (a Spark join)
 BROADCAST_MAX_ROWS = 4_000_000
 
-#: ``validate(df, rows, then)``: the strict expectations on the batch ``df`` of ``rows``
-#: rows; ``then``: (version, run id) of the commit whose rows it holds exactly (a
-#: replay), or None
-Validate = Callable[["DataFrame", int, "tuple[int, str] | None"], Any]
+#: ``validate(df, rows, then, counted)``: the strict expectations on the batch ``df`` of
+#: ``rows`` rows; ``then``: (version, run id) of the commit whose rows it holds exactly (a
+#: replay), or None; ``counted``: (``CountedSuite``, the write pass's counts of the rows
+#: with each of its flags set), when great-expectations judges from those counts instead
+#: of reading ``df``, or None
+Validate = Callable[["DataFrame", int, "tuple[int, str] | None",
+                     "tuple[Any, list[int]] | None"], Any]
 
 
 @dataclass
@@ -101,8 +108,11 @@ class FusedPlan:
     """A batch prepared for the fused write (``plan``): ``df`` the conformed batch, its
     ``narrowed`` columns still bigint (the tasks check their range, then cast), which the
     pass writes (with the system columns added) and ``exact_conflicts`` reads; ``task``
-    what each task checks; ``validate(rows, frame)`` the strict expectations (None: none)
-    run by ``settle`` on ``frame``, or on the narrowed batch when ``frame`` is None;
+    what each task checks; ``validate(rows, frame, counted)`` the strict expectations
+    (None: none) run by ``settle`` on ``frame``, or on the narrowed batch when ``frame`` is
+    None, or judged from what the pass counted; ``counted`` the
+    ``validation.run.CountedSuite`` whose flags the pass counts (None: the expectations
+    read the batch or the written files after the pass);
     ``replay`` the checks of a batch found stored in full
     (``dedupe.fully_stored``, or compared with the files of the commit that wrote it:
     ``fingerprint.same_rows``; no pass, no file); ``expected`` the row count and
@@ -121,36 +131,42 @@ class FusedPlan:
     narrowed: list[str]
     value_cols: list[str]
     task: TaskChecks
-    validate: Callable[[int, "DataFrame | None"], Any] | None = None
+    validate: Callable[[int, "DataFrame | None", "tuple[Any, list[int]] | None"], Any] | None = None
     overlap: list[str] = field(default_factory=list)
     broadcast: Any = None
     replay: dict | None = None
     expected: dict | None = None
+    counted: Any = None
     checks: dict | None = None
     outcome: Any = None
 
     def settle(self, found: dict,
-               written: "Callable[[], DataFrame | None] | None" = None) -> dict:
+               written: "Callable[[], DataFrame | None] | None" = None,
+               ones: list[int] | None = None) -> dict:
         """The driver side of the pass. ``found`` is what ``stage_with_spark`` returned
-        (merged counts and ``suspects``): confirm suspected conflicts exactly, refuse a
-        bad batch (``ValidationError``: the caller deletes the staged files), then run the
-        strict expectations. Both read ``written()`` when it gives a frame (the files the
-        pass wrote, when they hold every row of the batch: the rows as they will be
-        committed), else the batch. Returns the checks (``n``, counts, ``min_et``,
+        (merged counts and ``suspects``), ``ones`` the pass's counts of the rows with each
+        flag of ``self.counted`` set (None: not counted): confirm suspected conflicts
+        exactly, refuse a bad batch (``ValidationError``: the caller deletes the staged
+        files), then run the strict expectations -- judged from ``ones`` when given. The conflict check
+        and expectations that read rows read ``written()`` when it gives a frame (the
+        files the pass wrote, when they hold every row of the batch: the rows as they will
+        be committed), else the batch. Returns the checks (``n``, counts, ``min_et``,
         ``max_et``, ``conflicts``)."""
         checks = dict(found)
         suspects = checks.pop("suspects", 0)
         checks["conflicts"] = 0
         confirm = bool(suspects) and self.task.conflicts
         validate = self.validate if checks["n"] else None
-        frame = written() if written is not None and (confirm or validate) else None
+        reads = confirm or (validate is not None and ones is None)
+        frame = written() if written is not None and reads else None
         if confirm:
             checks["conflicts"] = exact_conflicts(self.group,
                                                   self.df if frame is None else frame)
         checks = refuse_bad_rows(self.group, checks, self.narrowed)
         self.checks = checks
         if validate is not None:
-            self.outcome = validate(checks["n"], frame)
+            self.outcome = validate(checks["n"], frame,
+                                    None if ones is None else (self.counted, ones))
         return checks
 
     def release(self) -> None:
@@ -245,11 +261,17 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
         with pa.ipc.new_stream(sink, stored.schema) as w:
             w.write_table(stored)
         broadcast = df.sparkSession.sparkContext.broadcast(sink.getvalue().to_pybytes())
+    strict = _strict(validate, group, df, narrowed)
+    suite = None
+    if strict is not None:
+        from ..validation.run import counted_suite
+
+        suite = counted_suite(group, dict(df.dtypes))
     task = TaskChecks(list(group.join_keys), group.event_time, values, list(narrowed),
-                      conflicts=not group.aggregations, stored=broadcast, row_hash=True)
-    return FusedPlan(group, df, list(narrowed), value_cols, task,
-                     _strict(validate, group, df, narrowed), overlap, broadcast,
-                     expected=expected)
+                      conflicts=not group.aggregations, stored=broadcast, row_hash=True,
+                      flags=0 if suite is None else suite.bits)
+    return FusedPlan(group, df, list(narrowed), value_cols, task, strict, overlap,
+                     broadcast, expected=expected, counted=suite)
 
 
 #: the logical operators a re-readable plan may hold (``rereadable``)
@@ -321,7 +343,7 @@ def _replayed(offline: "OfflineStore", group: FeatureGroup, version: int, df: "D
 
 def _strict(validate: Validate | None, group: FeatureGroup, df: "DataFrame",
             narrowed: list[str], then: "tuple[int, str] | None" = None,
-            ) -> Callable[[int, "DataFrame | None"], Any] | None:
+            ) -> Callable[[int, "DataFrame | None", "tuple[Any, list[int]] | None"], Any] | None:
     """The strict expectations on ``df`` (narrowed), for ``FusedPlan.settle``; None
     without expectations. ``then``: (version, run id) of the commit whose rows ``df``
     holds exactly."""
@@ -330,8 +352,9 @@ def _strict(validate: Validate | None, group: FeatureGroup, df: "DataFrame",
     if validate is None or group.expectations is None:
         return None
 
-    def run(rows: int, frame: "DataFrame | None" = None) -> Any:
-        return validate(narrow(df, narrowed) if frame is None else frame, rows, then)
+    def run(rows: int, frame: "DataFrame | None" = None,
+            counted: "tuple[Any, list[int]] | None" = None) -> Any:
+        return validate(narrow(df, narrowed) if frame is None else frame, rows, then, counted)
     return run
 
 
@@ -383,6 +406,9 @@ class FusedDeltaRsWriter(DeltaRsWriter):
         parallel = max(2, spark.sparkContext.defaultParallelism)
         if df.rdd.getNumPartitions() > 4 * parallel:
             df = df.coalesce(2 * parallel)
+        counted = self.fused.counted
+        if counted is not None:  # the expectations' flags, counted by the tasks
+            df = df.withColumn(onepass.FLAGS, counted.flags())
         hashes = self.fused.task.hash_columns
         if onepass.ROW_HASH in hashes:
             # each row's fingerprint hash, computed by the JVM: summed by the tasks (the
@@ -416,7 +442,10 @@ class FusedDeltaRsWriter(DeltaRsWriter):
                 f"{expected['min_et']} to {expected['max_et']}, then {found['n']} from "
                 f"{found['min_et']} to {found['max_et']}: were its files rewritten "
                 "meanwhile?); nothing was committed: ingest it again")
-        checks = self.fused.settle(found, lambda: self._written_batch(batch, stage, files))
+        ones = [found.pop(f"flag_{b}", 0) for b in range(counted.bits)] \
+            if counted is not None else None
+        checks = self.fused.settle(found, lambda: self._written_batch(batch, stage, files),
+                                   ones)
         if checks["n"]:  # what a replay of this batch is compared by (``fingerprint``)
             batch.batch_key = fp.batch_key(checks["n"], checks["min_et"], checks["max_et"])
             batch.batch_hash = hash_sum

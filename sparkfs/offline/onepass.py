@@ -77,6 +77,9 @@ DICTIONARY_PAGE_BYTES = 256 << 10
 #: the input column of each row's fingerprint hash (``TaskChecks.row_hash``), and the keys
 #: of the sums of its low and high 32-bit halves in a task's counts
 ROW_HASH, ROW_HASH_LO, ROW_HASH_HI = "__sparkfs_row_hash", "row_hash_lo", "row_hash_hi"
+#: the bigint of each row's expectation flags (``validation.run.CountedSuite.flags``);
+#: a task counts the rows with each bit set, as ``flag_<bit>`` in its counts
+FLAGS = "__sparkfs_flags"
 #: the input column of each row's hash of its keys and event time (``TaskChecks.conflicts``)
 KEY_HASH = "__sparkfs_key_hash"
 #: the folder, inside the staging folder, of the tasks' key-hash side files (``key_hashes``)
@@ -113,8 +116,9 @@ class TaskChecks:
     ``ROW_HASH_HI``). With ``conflicts`` the key-hash pairs are (``KEY_HASH``,
     ``ROW_HASH``): each row's hash of its keys and event time, and its row hash (which
     covers the keys too: rows of one key and event time differ in it exactly when their
-    values differ). The input has the JVM's hash columns ``hash_columns``, which are not
-    written.
+    values differ). ``flags``: how many bits of the input's ``FLAGS`` column to count
+    (0: no such column; ``validation.run.CountedSuite``). The input has the JVM's hash
+    columns ``hash_columns`` and the flags, which are not written.
 
     >>> TaskChecks(["k"], "t", ["x"], [], True).index() is None
     True
@@ -129,12 +133,18 @@ class TaskChecks:
     conflicts: bool = True
     stored: Any = None
     row_hash: bool = False
+    flags: int = 0
 
     @property
     def hash_columns(self) -> list[str]:
         """The JVM's hash columns the task's input carries beside the written ones."""
         return ([ROW_HASH] if self.row_hash or self.conflicts else []) + \
             ([KEY_HASH] if self.conflicts else [])
+
+    @property
+    def extra_columns(self) -> list[str]:
+        """The columns the task's input carries beside the written ones."""
+        return self.hash_columns + ([FLAGS] if self.flags else [])
 
     def index(self) -> Any:
         """The ``dedupe.StoredIndex`` of ``stored`` (None without stored rows)."""
@@ -214,6 +224,8 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
                                                    checks.narrowed))
                     if checks.row_hash:
                         counts[-1].update(_hash_halves(raw.column(ROW_HASH)))
+                    if checks.flags:
+                        counts[-1].update(_flag_counts(raw.column(FLAGS), checks.flags))
                     batch = _conformed(raw, schema, safe=False)
                     if checks.conflicts:
                         pairs.append(_pairs(raw, identity))
@@ -275,6 +287,21 @@ def _hash_halves(hashes: pa.Array) -> dict:
     h = _uint64(hashes)
     return {ROW_HASH_LO: int(np.sum(h & np.uint64(0xFFFFFFFF), dtype=np.uint64)),
             ROW_HASH_HI: int(np.sum(h >> np.uint64(32), dtype=np.uint64))}
+
+
+def _flag_counts(flags: pa.Array, bits: int) -> dict:
+    """How many of the rows have each of the ``bits`` low bits of their ``FLAGS`` set
+    (``flag_<bit>``: JSON-able, added up by ``checks.merge_row_counts``).
+
+    >>> _flag_counts(pa.array([0, 1, 3, 4]), 3)
+    {'flag_0': 2, 'flag_1': 1, 'flag_2': 1}
+    """
+    import numpy as np
+
+    v = _uint64(flags)
+    if not v.any():
+        return {f"flag_{b}": 0 for b in range(bits)}
+    return {f"flag_{b}": int(np.count_nonzero(v & np.uint64(1 << b))) for b in range(bits)}
 
 
 def _uint64(column: pa.Array) -> Any:
@@ -397,7 +424,7 @@ def stage_with_spark(df: "DataFrame", stage_uri: str, schema: pa.Schema,
     prefix = f"part-{uuid.uuid4().hex[:8]}"
     cols = [quote_ident(n, "spark") for n in schema.names]
     if checks is not None:
-        cols += [quote_ident(c, "spark") for c in checks.hash_columns]
+        cols += [quote_ident(c, "spark") for c in checks.extra_columns]
     rows = df.select(*cols).mapInArrow(stage_partition(stage_uri, schema, specs, prefix, checks),
                                        STAGED_SCHEMA).collect()
     files = [StagedFile(r["path"], int(r["size"]), int(r["rows"]), r["stats"],

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,22 @@ def validate_batch(catalog: "Catalog", group: FeatureGroup, df: Any,
         # of them, so one cheap count (no columns read) is all the report needs.
         n_rows = rows if rows is not None else _count(df, engine)
         counts = {"n": n_rows, "bad": 0, **{i: 0 for i in row_items}}
+    _judge(catalog, group, suite, labels, verdicts, counts, row_items, report)
+    if not failed_rows:
+        return ValidationOutcome(df, None, report)
+    report.status = "quarantined"
+    report.rows_quarantined = counts["bad"]
+    failing = [(suite.items[i], labels[i]) for i in failed_rows]
+    valid, invalid = (_split_spark(df, failing) if engine == "spark"
+                      else _split_pandas(df, failing))
+    return ValidationOutcome(valid, invalid, report)
+
+
+def _judge(catalog: "Catalog", group: FeatureGroup, suite: Expectations, labels: list[str],
+           verdicts: dict[int, dict], counts: dict, row_items: list[int],
+           report: ValidationReport) -> None:
+    """Fill ``report`` with the verdicts and the breaking rows counted per row-level
+    expectation; store it and raise ``ValidationError`` when the batch is refused."""
     report.rows_input = n = counts["n"]
     for i, (item, label) in enumerate(zip(suite, labels)):
         v = verdicts[i]
@@ -113,14 +130,6 @@ def validate_batch(catalog: "Catalog", group: FeatureGroup, df: Any,
             f"feature group {group.name!r} v{group.version}: batch of {n} row(s) refused by its "
             f"expectations (validation={group.validation!r}){why}: {report.summary()}; nothing "
             f"was written. See `sparkfs validation-report {group.name}`.")
-    if not failed_rows:
-        return ValidationOutcome(df, None, report)
-    report.status = "quarantined"
-    report.rows_quarantined = counts["bad"]
-    failing = [(suite.items[i], labels[i]) for i in failed_rows]
-    valid, invalid = (_split_spark(df, failing) if engine == "spark"
-                      else _split_pandas(df, failing))
-    return ValidationOutcome(valid, invalid, report)
 
 
 def replayed_outcome(catalog: "Catalog", group: FeatureGroup, df: Any, run_id: str | None,
@@ -161,6 +170,175 @@ def replayed_outcome(catalog: "Catalog", group: FeatureGroup, df: Any, run_id: s
                               results=[dict(r) for r in then.results])
     return ValidationOutcome(df, None, report)
 
+
+#: the arguments a row-level expectation may have and still be judged from the counts the
+#: write pass takes (``counted_suite``); another (``row_condition``, a date-string bound, ...)
+#: leaves the suite to great-expectations' own pass
+_COUNTED_KWARGS = frozenset({"column", "min_value", "max_value", "strict_min", "strict_max",
+                             "value_set", "regex", "value", "mostly"})
+
+
+@dataclass
+class CountedSuite:
+    """A strict group's suite judged from counts the write pass takes as its rows go by:
+    the batch is not read again. Each row carries ``flags()``, a bigint the JVM computes
+    on the rows' way to the pass (no job or codegen stage of its own): bit ``i`` is set
+    when the row breaks expectation ``i`` (``rules.spark_failures``, the conditions that
+    count and quarantine breaking rows on every path), bit ``len(suite) + j`` when
+    ``columns[j]`` is null. The pass counts the rows with each bit set; ``outcome`` hands
+    those counts to great-expectations, which decides each verdict with its own rule (the
+    expectation's ``_validate``: ``mostly`` over the non-null rows, or over all rows for
+    ``not_be_null``). Built by ``counted_suite``.
+
+    >>> from sparkfs import Entity, FeatureGroup, Field
+    >>> from sparkfs.validation import expect
+    >>> g = FeatureGroup("g", [Entity("e", join_keys=["k"])], "ts", [Field("x", "double")],
+    ...                  expectations=[expect("column_values_to_be_between", column="x",
+    ...                                       min_value=0, mostly=0.9),
+    ...                                expect("column_values_to_not_be_null", column="x")])
+    >>> counted = counted_suite(g, {"k": "string", "ts": "timestamp", "x": "double"})
+    >>> counted.columns, counted.bits
+    (['x'], 3)
+    """
+
+    group: FeatureGroup
+    suite: Expectations
+    labels: list[str]
+    expectations: list[Any]  # great-expectations' own objects, one per item
+    columns: list[str]  # the columns the expectations name, in order of first mention
+
+    #: flag bits a bigint holds (the sign bit is left alone)
+    MAX_BITS = 63
+
+    @property
+    def bits(self) -> int:
+        """How many flag bits a row carries."""
+        return len(self.suite) + len(self.columns)
+
+    def flags(self) -> Any:
+        """The Spark bigint column of a row's flags (see the class docstring)."""
+        from pyspark.sql import functions as F
+
+        from ..sql import quote_ident
+
+        conditions = [spark_failures(item) for item in self.suite]
+        conditions += [F.col(quote_ident(c, "spark")).isNull() for c in self.columns]
+        flags = F.lit(0).cast("long")
+        for bit, condition in enumerate(conditions):
+            flags = flags.bitwiseOR(F.when(condition, F.lit(1 << bit)).otherwise(F.lit(0)))
+        return flags
+
+    def outcome(self, catalog: "Catalog", rows: int, ones: list[int], df: Any,
+                run_id: str | None = None) -> ValidationOutcome:
+        """The outcome of the batch ``df`` of ``rows`` rows, ``ones[b]`` of which had flag
+        bit ``b`` set: the verdicts great-expectations draws from those counts, in a report
+        like ``validate_batch``'s; a failure stores the report and raises
+        ``ValidationError``."""
+        from great_expectations.core.metric_function_types import (
+            SummarizationMetricNameSuffixes as Suffix,
+        )
+
+        if len(ones) != self.bits:
+            raise SparkfsError(f"feature group {self.group.name!r}: {len(ones)} flag counts "
+                               f"for {self.bits} flags; nothing was written")
+        unexpected = Suffix.UNEXPECTED_COUNT.value
+        verdicts: dict[int, dict] = {}
+        counts: dict = {"n": rows}
+        for i, (item, expectation) in enumerate(zip(self.suite, self.expectations)):
+            counts[i] = bad = int(ones[i])
+            nulls = int(ones[len(self.suite) + self.columns.index(item["kwargs"]["column"])])
+            metrics = {"table.row_count": rows,
+                       f"column_values.nonnull.{unexpected}": nulls,
+                       f"{expectation.map_metric}.{unexpected}": bad}
+            judged = expectation._validate(
+                metrics=metrics, runtime_configuration={"result_format": "BOOLEAN_ONLY"})
+            verdicts[i] = {"success": bool(judged["success"])}
+        report = ValidationReport(group=self.group.name, group_version=self.group.version,
+                                  run_id=run_id or "", policy=self.group.validation,
+                                  status="passed", rows_input=rows, engine="spark",
+                                  suite=self.suite.name)
+        _judge(catalog, self.group, self.suite, self.labels, verdicts, counts,
+               list(range(len(self.suite))), report)
+        return ValidationOutcome(df, None, report)
+
+
+def counted_suite(group: FeatureGroup, dtypes: dict[str, str]) -> CountedSuite | None:
+    """``group``'s suite as a ``CountedSuite`` for a batch of these Spark column types
+    (``dict(df.dtypes)``), or None when great-expectations must run its own pass: an
+    expectation that is not row-level (it judges the batch as a whole), ``be_unique`` (a
+    row breaks it only next to another), one with arguments the counts do not cover
+    (``_COUNTED_KWARGS``) or whose values do not match its column's type (``_counted``),
+    more flags than a bigint holds (``CountedSuite.MAX_BITS``), a group that quarantines,
+    or a version of great-expectations whose expectations do not judge from counts.
+    Raises ``ValidationError`` for a column the batch lacks and ``DefinitionError`` for
+    arguments great-expectations refuses, before anything runs.
+
+    >>> counted_suite.__name__  # see CountedSuite; exercised by tests/test_validation_counted.py
+    'counted_suite'
+    """
+    suite = as_suite(group.expectations)
+    if not len(suite) or group.validation != "strict":
+        return None
+    if any(item["type"] not in ROW_LEVEL or item["type"] == "expect_column_values_to_be_unique"
+           or not set(item["kwargs"]) <= _COUNTED_KWARGS or "column" not in item["kwargs"]
+           for item in suite):
+        return None
+    labels = suite.labels()
+    _check_columns(group, suite, labels, list(dtypes))
+    if not all(_counted(item, dtypes[item["kwargs"]["column"]]) for item in suite):
+        return None
+    named = list(dict.fromkeys(item["kwargs"]["column"] for item in suite))
+    if len(suite) + len(named) > CountedSuite.MAX_BITS:
+        return None
+    _gx_import(group)
+    expectations = [_gx_expectation(item, i, label)
+                    for i, (item, label) in enumerate(zip(suite, labels))]
+    if not all(isinstance(getattr(e, "map_metric", None), str) and callable(
+            getattr(e, "_validate", None)) for e in expectations):
+        return None
+    return CountedSuite(group, suite, labels, expectations, named)
+
+
+_NUMERIC = re.compile(r"(tinyint|smallint|int|bigint|float|double|decimal\(\d+,\d+\))\Z")
+
+
+def _counted(item: dict, dtype: str) -> bool:
+    """Whether the counts judge ``item`` on a column of Spark type ``dtype`` as
+    great-expectations' own run would: numeric bounds on a numeric column, lengths and
+    patterns of strings, a set of numbers for a numeric column or of strings for a string
+    one; nulls on any column. Anything else (a date-string bound, a string column compared
+    with numbers) is left to great-expectations, which may cast or refuse.
+
+    >>> _counted({"type": "expect_column_values_to_be_between",
+    ...           "kwargs": {"column": "x", "min_value": 0}}, "double")
+    True
+    >>> _counted({"type": "expect_column_values_to_be_between",
+    ...           "kwargs": {"column": "x", "min_value": "2013-01-01"}}, "timestamp")
+    False
+    >>> _counted({"type": "expect_column_values_to_be_in_set",
+    ...           "kwargs": {"column": "s", "value_set": ["a", 1]}}, "string")
+    False
+    """
+    t, kw = item["type"], item["kwargs"]
+
+    def numbers(*values: Any) -> bool:
+        return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+    numeric, string = bool(_NUMERIC.match(dtype)), dtype == "string"
+    bounds = [kw[k] for k in ("min_value", "max_value", "value") if kw.get(k) is not None]
+    if t in ("expect_column_values_to_not_be_null", "expect_column_values_to_be_null"):
+        return True
+    if t == "expect_column_values_to_be_between":
+        return numeric and numbers(*bounds)
+    if t in ("expect_column_value_lengths_to_be_between", "expect_column_value_lengths_to_equal"):
+        return string and numbers(*bounds)
+    if t in ("expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex"):
+        return string and isinstance(kw.get("regex"), str)
+    if t in ("expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set"):
+        values = list(kw.get("value_set") or [])
+        return bool(values) and ((numeric and numbers(*values))
+                                 or (string and all(isinstance(v, str) for v in values)))
+    return False
 
 def record_validation(catalog: "Catalog", offline: "OfflineStore", group: FeatureGroup,
                       outcome: ValidationOutcome, run_id: str, delta_version: int | None) -> int:
@@ -290,18 +468,25 @@ def _gx_error(info: Any) -> str | None:
     return None
 
 
+def _gx_import(group: FeatureGroup) -> Any:
+    """great-expectations, imported quietly (a clear error when it is not installed)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    require("great_expectations", extra="validation",
+            what=f"validating feature group {group.name!r} (it has expectations)")
+    import great_expectations as gx
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    return gx
+
+
 def _run_gx(group: FeatureGroup, suite: Expectations, labels: list[str], df: Any,
             engine: str) -> dict[int, dict]:
     """Run the suite with great-expectations; index -> {success, observed_value, ...}.
     Raises ``ValidationError`` naming the expectation when great-expectations could not
     evaluate one (its own error or a failed metric computation)."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    require("great_expectations", extra="validation",
-            what=f"validating feature group {group.name!r} (it has expectations)")
-    import great_expectations as gx
+    gx = _gx_import(group)
     from great_expectations.core.result_format import ResultFormat
 
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
     batch_def = _gx_state(gx).batch_definition(engine, group.table_name)
     batch = batch_def.get_batch(batch_parameters={"dataframe": df})
     out: dict[int, dict] = {}
