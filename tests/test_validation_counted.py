@@ -72,21 +72,28 @@ def batch(spark, rows: list[tuple]):
         "s": pa.array(ss, pa.string())}))
 
 
-def ones(df, counted) -> list[int]:
-    """How many rows of ``df`` have each of ``counted``'s flags set."""
+def tallies(df, counted) -> tuple[list[int], list[int]]:
+    """How many rows of ``df`` have each of ``counted``'s flags set, and how many nulls
+    each of its columns holds: what the write pass's tasks count."""
     import numpy as np
 
-    flags = df.select(counted.flags().alias("f")).toArrow().column("f").to_numpy()
-    return [int(np.count_nonzero(flags & (1 << b))) for b in range(counted.bits)]
+    flags = counted.flags()
+    rows = df.select(*counted.columns, *([flags.alias("_f")] if flags is not None else []))
+    t = rows.toArrow()
+    ones = []
+    if flags is not None:
+        v = t.column("_f").to_numpy()
+        ones = [int(np.count_nonzero(v & (1 << b))) for b in range(len(counted.flagged))]
+    return ones, [t.column(c).null_count for c in counted.columns]
 
 
 def outcomes(fs, g, df):
     """(counted outcome or its ValidationError, great-expectations' own or its error)."""
     counted = counted_suite(g, dict(df.dtypes))
     assert counted is not None
-    flagged = ones(df, counted)
+    ones, nulls = tallies(df, counted)
     out = []
-    for run in (lambda: counted.outcome(fs.catalog, df.count(), flagged, df, "r"),
+    for run in (lambda: counted.outcome(fs.catalog, df.count(), ones, nulls, df, "r"),
                 lambda: validate_batch(fs.catalog, g, df, "r")):
         try:
             out.append(run().report)
@@ -117,14 +124,16 @@ def test_mixed_rows_break_what_they_should(fs, spark):
     fs.apply([g])
     df = batch(spark, ROWS["mixed"])
     counted = counted_suite(g, dict(df.dtypes))
-    assert counted.columns == ["x", "n", "s"] and counted.bits == len(SUITES["values"]) + 3
-    flagged = ones(df, counted)
+    # the null checks (4, 5, 6) take the null counts, the others a flag each
+    assert counted.columns == ["x", "n", "s"] and counted.flagged == [0, 1, 2, 3, 7, 8]
+    ones, nulls = tallies(df, counted)
     # x: NaN, inf and 1.0 > 1 break [0, 1] (Spark orders NaN above inf); -inf, -0.0 and
-    # 0.0 break x > 0; NaN, inf and 1.0 break x < 1; 4 and 7 break n in [-2, 3]
-    assert flagged[:4] == [3, 3, 3, 2]
-    assert flagged[-3:] == [1, 2, 1]  # nulls in x, n and s
+    # 0.0 break x > 0; NaN, inf and 1.0 break x < 1; 4 and 7 break n in [-2, 3];
+    # "bz", "abc" and "z" are not in the set; 0 and 7 are
+    assert ones == [3, 3, 3, 2, 3, 2]
+    assert nulls == [1, 2, 1]  # in x, n and s
     with pytest.raises(ValidationError, match="refused by its expectations") as err:
-        counted.outcome(fs.catalog, 8, flagged, df, "r")
+        counted.outcome(fs.catalog, 8, ones, nulls, df, "r")
     assert "expect_column_values_to_not_be_null(x)#2" not in str(err.value)  # 7/8 >= 0.6
 
 

@@ -50,9 +50,10 @@ Steps of the fused path:
    event time with several values, ``checks.exact_conflicts`` confirms it on the batch
    itself (a hash collision never refuses a batch); ``checks.refuse_bad_rows`` refuses
    with the message of the old path. Strict expectations are then judged: from the
-   pass's own counts when every one is counted (``validation.run.CountedSuite``: each
-   row's flags, computed by the JVM on the rows' way to the tasks, which count the rows
-   with each flag set; great-expectations decides each verdict from those counts), else
+   pass's own counts when every one is counted (``validation.run.CountedSuite``: the
+   tasks count the nulls of the columns named and the rows with each of the flags the
+   JVM computes on the rows' way to them; great-expectations decides each verdict from
+   those counts), else
    by great-expectations' run (``validation.validate_batch``) on the files the pass wrote
    when it matched no stored rows (they hold every row of the batch, as it will be
    committed; so a first ingest does not keep the batch for this second read), else on
@@ -84,6 +85,7 @@ from .writers import DeltaRsWriter, add_actions
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
 
+    from ..validation.run import CountedSuite
     from .tables import OfflineStore
     from .writers import Batch
 
@@ -94,13 +96,17 @@ __all__ = ["BROADCAST_MAX_ROWS", "FusedDeltaRsWriter", "FusedPlan", "plan", "rer
 #: keys); a larger overlap takes the old path (a Spark join)
 BROADCAST_MAX_ROWS = 4_000_000
 
+#: (``validation.run.CountedSuite``, the write pass's counts of the rows with each of its
+#: flags set, of the nulls of each of its columns)
+Counted = tuple[Any, list[int], list[int]]
+
 #: ``validate(df, rows, then, counted)``: the strict expectations on the batch ``df`` of
 #: ``rows`` rows; ``then``: (version, run id) of the commit whose rows it holds exactly (a
 #: replay), or None; ``counted``: (``CountedSuite``, the write pass's counts of the rows
-#: with each of its flags set), when great-expectations judges from those counts instead
-#: of reading ``df``, or None
+#: with each of its flags set and of the nulls of each of its columns), when
+#: great-expectations judges from those counts instead of reading ``df``, or None
 Validate = Callable[["DataFrame", int, "tuple[int, str] | None",
-                     "tuple[Any, list[int]] | None"], Any]
+                     "Counted | None"], Any]
 
 
 @dataclass
@@ -131,33 +137,34 @@ class FusedPlan:
     narrowed: list[str]
     value_cols: list[str]
     task: TaskChecks
-    validate: Callable[[int, "DataFrame | None", "tuple[Any, list[int]] | None"], Any] | None = None
+    validate: Callable[[int, "DataFrame | None", "Counted | None"], Any] | None = None
     overlap: list[str] = field(default_factory=list)
     broadcast: Any = None
     replay: dict | None = None
     expected: dict | None = None
-    counted: Any = None
+    counted: "CountedSuite | None" = None
     checks: dict | None = None
     outcome: Any = None
 
     def settle(self, found: dict,
                written: "Callable[[], DataFrame | None] | None" = None,
-               ones: list[int] | None = None) -> dict:
+               tallies: "tuple[list[int], list[int]] | None" = None) -> dict:
         """The driver side of the pass. ``found`` is what ``stage_with_spark`` returned
-        (merged counts and ``suspects``), ``ones`` the pass's counts of the rows with each
-        flag of ``self.counted`` set (None: not counted): confirm suspected conflicts
-        exactly, refuse a bad batch (``ValidationError``: the caller deletes the staged
-        files), then run the strict expectations -- judged from ``ones`` when given. The conflict check
-        and expectations that read rows read ``written()`` when it gives a frame (the
-        files the pass wrote, when they hold every row of the batch: the rows as they will
-        be committed), else the batch. Returns the checks (``n``, counts, ``min_et``,
-        ``max_et``, ``conflicts``)."""
+        (merged counts and ``suspects``), ``tallies`` the pass's counts for
+        ``self.counted``: rows with each flag set, nulls of each column (None: not
+        counted): confirm suspected conflicts exactly, refuse a bad batch
+        (``ValidationError``: the caller deletes the staged files), then run the strict
+        expectations, judged from ``tallies`` when given. The
+        conflict check, and expectations that read rows, read ``written()`` when it gives
+        a frame (the files the pass wrote, when they hold every row of the batch: the rows
+        as they will be committed), else the batch. Returns the checks (``n``, counts,
+        ``min_et``, ``max_et``, ``conflicts``)."""
         checks = dict(found)
         suspects = checks.pop("suspects", 0)
         checks["conflicts"] = 0
         confirm = bool(suspects) and self.task.conflicts
         validate = self.validate if checks["n"] else None
-        reads = confirm or (validate is not None and ones is None)
+        reads = confirm or (validate is not None and tallies is None)
         frame = written() if written is not None and reads else None
         if confirm:
             checks["conflicts"] = exact_conflicts(self.group,
@@ -166,7 +173,7 @@ class FusedPlan:
         self.checks = checks
         if validate is not None:
             self.outcome = validate(checks["n"], frame,
-                                    None if ones is None else (self.counted, ones))
+                                    None if tallies is None else (self.counted, *tallies))
         return checks
 
     def release(self) -> None:
@@ -269,7 +276,8 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
         suite = counted_suite(group, dict(df.dtypes))
     task = TaskChecks(list(group.join_keys), group.event_time, values, list(narrowed),
                       conflicts=not group.aggregations, stored=broadcast, row_hash=True,
-                      flags=0 if suite is None else suite.bits)
+                      flags=0 if suite is None else len(suite.flagged),
+                      null_columns=[] if suite is None else suite.columns)
     return FusedPlan(group, df, list(narrowed), value_cols, task, strict, overlap,
                      broadcast, expected=expected, counted=suite)
 
@@ -343,7 +351,7 @@ def _replayed(offline: "OfflineStore", group: FeatureGroup, version: int, df: "D
 
 def _strict(validate: Validate | None, group: FeatureGroup, df: "DataFrame",
             narrowed: list[str], then: "tuple[int, str] | None" = None,
-            ) -> Callable[[int, "DataFrame | None", "tuple[Any, list[int]] | None"], Any] | None:
+            ) -> Callable[[int, "DataFrame | None", "Counted | None"], Any] | None:
     """The strict expectations on ``df`` (narrowed), for ``FusedPlan.settle``; None
     without expectations. ``then``: (version, run id) of the commit whose rows ``df``
     holds exactly."""
@@ -353,7 +361,7 @@ def _strict(validate: Validate | None, group: FeatureGroup, df: "DataFrame",
         return None
 
     def run(rows: int, frame: "DataFrame | None" = None,
-            counted: "tuple[Any, list[int]] | None" = None) -> Any:
+            counted: "Counted | None" = None) -> Any:
         return validate(narrow(df, narrowed) if frame is None else frame, rows, then, counted)
     return run
 
@@ -407,7 +415,7 @@ class FusedDeltaRsWriter(DeltaRsWriter):
         if df.rdd.getNumPartitions() > 4 * parallel:
             df = df.coalesce(2 * parallel)
         counted = self.fused.counted
-        if counted is not None:  # the expectations' flags, counted by the tasks
+        if counted is not None and counted.flagged:  # the expectations' flags
             df = df.withColumn(onepass.FLAGS, counted.flags())
         hashes = self.fused.task.hash_columns
         if onepass.ROW_HASH in hashes:
@@ -442,10 +450,12 @@ class FusedDeltaRsWriter(DeltaRsWriter):
                 f"{expected['min_et']} to {expected['max_et']}, then {found['n']} from "
                 f"{found['min_et']} to {found['max_et']}: were its files rewritten "
                 "meanwhile?); nothing was committed: ingest it again")
-        ones = [found.pop(f"flag_{b}", 0) for b in range(counted.bits)] \
-            if counted is not None else None
+        tallies = None
+        if counted is not None:  # the rows flagged and the nulls the tasks counted
+            tallies = ([found.pop(f"flag_{b}", 0) for b in range(len(counted.flagged))],
+                       [found.pop(f"nulls_{j}", 0) for j in range(len(counted.columns))])
         checks = self.fused.settle(found, lambda: self._written_batch(batch, stage, files),
-                                   ones)
+                                   tallies)
         if checks["n"]:  # what a replay of this batch is compared by (``fingerprint``)
             batch.batch_key = fp.batch_key(checks["n"], checks["min_et"], checks["max_et"])
             batch.batch_hash = hash_sum

@@ -210,18 +210,19 @@ def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group:
 
 def _validate(catalog: Catalog, group: FeatureGroup, df: Any, rows: int,
               replay_of: tuple[int, str] | None = None,
-              counted: tuple[Any, list[int]] | None = None, *, run_id: str) -> Any:
+              counted: tuple[Any, list[int], list[int]] | None = None, *,
+              run_id: str) -> Any:
     """The strict expectations on the fused path's batch ``df``; ``replay_of``: (version,
     run id) of the commit whose rows it holds exactly (a replay), whose report is taken
     when it must be the same (``validation.run.replayed_outcome``); ``counted``: (the
-    ``CountedSuite``, the write pass's counts of the rows with each of its flags set),
-    judged without reading ``df``."""
+    ``CountedSuite``, the write pass's counts of the rows with each of its flags set and
+    of the nulls of its columns), judged without reading ``df``."""
     from ..validation import validate_batch
     from ..validation.run import replayed_outcome
 
     if counted is not None:
-        suite, ones = counted
-        return suite.outcome(catalog, rows, ones, df, run_id)
+        suite, ones, nulls = counted
+        return suite.outcome(catalog, rows, ones, nulls, df, run_id)
     if replay_of is not None:
         outcome = replayed_outcome(catalog, group, df, run_id, rows, *replay_of)
         if outcome is not None:

@@ -78,7 +78,8 @@ DICTIONARY_PAGE_BYTES = 256 << 10
 #: of the sums of its low and high 32-bit halves in a task's counts
 ROW_HASH, ROW_HASH_LO, ROW_HASH_HI = "__sparkfs_row_hash", "row_hash_lo", "row_hash_hi"
 #: the bigint of each row's expectation flags (``validation.run.CountedSuite.flags``);
-#: a task counts the rows with each bit set, as ``flag_<bit>`` in its counts
+#: a task counts the rows with each bit set, as ``flag_<bit>`` in its counts, and the nulls
+#: of its ``TaskChecks.null_columns``, as ``nulls_<index>``
 FLAGS = "__sparkfs_flags"
 #: the input column of each row's hash of its keys and event time (``TaskChecks.conflicts``)
 KEY_HASH = "__sparkfs_key_hash"
@@ -117,8 +118,9 @@ class TaskChecks:
     ``ROW_HASH``): each row's hash of its keys and event time, and its row hash (which
     covers the keys too: rows of one key and event time differ in it exactly when their
     values differ). ``flags``: how many bits of the input's ``FLAGS`` column to count
-    (0: no such column; ``validation.run.CountedSuite``). The input has the JVM's hash
-    columns ``hash_columns`` and the flags, which are not written.
+    (0: no such column), ``null_columns`` the columns whose nulls to count (for
+    ``validation.run.CountedSuite``). The input has the JVM's hash columns
+    ``hash_columns`` and the flags, which are not written.
 
     >>> TaskChecks(["k"], "t", ["x"], [], True).index() is None
     True
@@ -134,6 +136,7 @@ class TaskChecks:
     stored: Any = None
     row_hash: bool = False
     flags: int = 0
+    null_columns: list[str] = field(default_factory=list)
 
     @property
     def hash_columns(self) -> list[str]:
@@ -226,6 +229,8 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
                         counts[-1].update(_hash_halves(raw.column(ROW_HASH)))
                     if checks.flags:
                         counts[-1].update(_flag_counts(raw.column(FLAGS), checks.flags))
+                    for j, c in enumerate(checks.null_columns):
+                        counts[-1][f"nulls_{j}"] = raw.column(c).null_count
                     batch = _conformed(raw, schema, safe=False)
                     if checks.conflicts:
                         pairs.append(_pairs(raw, identity))

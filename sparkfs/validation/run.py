@@ -178,27 +178,33 @@ _COUNTED_KWARGS = frozenset({"column", "min_value", "max_value", "strict_min", "
                              "value_set", "regex", "value", "mostly"})
 
 
+#: the row-level types whose breaking rows are a column's nulls (or non-nulls): counted from
+#: the Arrow batches' null counts, with no flag
+_NULL_TYPES = ("expect_column_values_to_not_be_null", "expect_column_values_to_be_null")
+
+
 @dataclass
 class CountedSuite:
     """A strict group's suite judged from counts the write pass takes as its rows go by:
-    the batch is not read again. Each row carries ``flags()``, a bigint the JVM computes
-    on the rows' way to the pass (no job or codegen stage of its own): bit ``i`` is set
-    when the row breaks expectation ``i`` (``rules.spark_failures``, the conditions that
-    count and quarantine breaking rows on every path), bit ``len(suite) + j`` when
-    ``columns[j]`` is null. The pass counts the rows with each bit set; ``outcome`` hands
-    those counts to great-expectations, which decides each verdict with its own rule (the
-    expectation's ``_validate``: ``mostly`` over the non-null rows, or over all rows for
-    ``not_be_null``). Built by ``counted_suite``.
+    the batch is not read again. The tasks count the nulls of each named column
+    (``columns``) in their Arrow batches; the other expectations (``flagged``: all but
+    ``not_be_null`` and ``be_null``) are checked by the JVM on the rows' way to the pass:
+    each row carries ``flags()``, a bigint whose bit ``b`` is set when the row breaks
+    expectation ``flagged[b]`` (``rules.spark_failures``, the conditions that count and
+    quarantine breaking rows on every path), and the tasks count the rows with each bit
+    set. ``outcome`` hands those counts to great-expectations, which decides each verdict
+    with its own rule (the expectation's ``_validate``: ``mostly`` over the non-null rows,
+    or over all rows for ``not_be_null``). Built by ``counted_suite``.
 
     >>> from sparkfs import Entity, FeatureGroup, Field
     >>> from sparkfs.validation import expect
     >>> g = FeatureGroup("g", [Entity("e", join_keys=["k"])], "ts", [Field("x", "double")],
-    ...                  expectations=[expect("column_values_to_be_between", column="x",
-    ...                                       min_value=0, mostly=0.9),
-    ...                                expect("column_values_to_not_be_null", column="x")])
+    ...                  expectations=[expect("column_values_to_not_be_null", column="x"),
+    ...                                expect("column_values_to_be_between", column="x",
+    ...                                       min_value=0, mostly=0.9)])
     >>> counted = counted_suite(g, {"k": "string", "ts": "timestamp", "x": "double"})
-    >>> counted.columns, counted.bits
-    (['x'], 3)
+    >>> counted.columns, counted.flagged
+    (['x'], [1])
     """
 
     group: FeatureGroup
@@ -206,49 +212,52 @@ class CountedSuite:
     labels: list[str]
     expectations: list[Any]  # great-expectations' own objects, one per item
     columns: list[str]  # the columns the expectations name, in order of first mention
+    flagged: list[int]  # the expectations checked by the JVM, one flag bit each
 
     #: flag bits a bigint holds (the sign bit is left alone)
     MAX_BITS = 63
 
-    @property
-    def bits(self) -> int:
-        """How many flag bits a row carries."""
-        return len(self.suite) + len(self.columns)
-
     def flags(self) -> Any:
-        """The Spark bigint column of a row's flags (see the class docstring)."""
+        """The Spark bigint column of a row's flags (see the class docstring); None when
+        no expectation needs one."""
         from pyspark.sql import functions as F
 
-        from ..sql import quote_ident
-
-        conditions = [spark_failures(item) for item in self.suite]
-        conditions += [F.col(quote_ident(c, "spark")).isNull() for c in self.columns]
+        if not self.flagged:
+            return None
         flags = F.lit(0).cast("long")
-        for bit, condition in enumerate(conditions):
-            flags = flags.bitwiseOR(F.when(condition, F.lit(1 << bit)).otherwise(F.lit(0)))
+        for bit, i in enumerate(self.flagged):
+            broken = spark_failures(self.suite.items[i])
+            flags = flags.bitwiseOR(F.when(broken, F.lit(1 << bit)).otherwise(F.lit(0)))
         return flags
 
-    def outcome(self, catalog: "Catalog", rows: int, ones: list[int], df: Any,
-                run_id: str | None = None) -> ValidationOutcome:
+    def outcome(self, catalog: "Catalog", rows: int, ones: list[int], nulls: list[int],
+                df: Any, run_id: str | None = None) -> ValidationOutcome:
         """The outcome of the batch ``df`` of ``rows`` rows, ``ones[b]`` of which had flag
-        bit ``b`` set: the verdicts great-expectations draws from those counts, in a report
-        like ``validate_batch``'s; a failure stores the report and raises
-        ``ValidationError``."""
+        bit ``b`` set and ``nulls[j]`` a null in ``columns[j]``: the verdicts
+        great-expectations draws from those counts, in a report like ``validate_batch``'s;
+        a failure stores the report and raises ``ValidationError``."""
         from great_expectations.core.metric_function_types import (
             SummarizationMetricNameSuffixes as Suffix,
         )
 
-        if len(ones) != self.bits:
-            raise SparkfsError(f"feature group {self.group.name!r}: {len(ones)} flag counts "
-                               f"for {self.bits} flags; nothing was written")
+        if len(ones) != len(self.flagged) or len(nulls) != len(self.columns):
+            raise SparkfsError(f"feature group {self.group.name!r}: {len(ones)} flag and "
+                               f"{len(nulls)} null counts for {len(self.flagged)} flags and "
+                               f"{len(self.columns)} columns; nothing was written")
         unexpected = Suffix.UNEXPECTED_COUNT.value
         verdicts: dict[int, dict] = {}
         counts: dict = {"n": rows}
         for i, (item, expectation) in enumerate(zip(self.suite, self.expectations)):
-            counts[i] = bad = int(ones[i])
-            nulls = int(ones[len(self.suite) + self.columns.index(item["kwargs"]["column"])])
+            null = int(nulls[self.columns.index(item["kwargs"]["column"])])
+            if item["type"] == "expect_column_values_to_not_be_null":
+                bad = null
+            elif item["type"] == "expect_column_values_to_be_null":
+                bad = rows - null
+            else:
+                bad = int(ones[self.flagged.index(i)])
+            counts[i] = bad
             metrics = {"table.row_count": rows,
-                       f"column_values.nonnull.{unexpected}": nulls,
+                       f"column_values.nonnull.{unexpected}": null,
                        f"{expectation.map_metric}.{unexpected}": bad}
             judged = expectation._validate(
                 metrics=metrics, runtime_configuration={"result_format": "BOOLEAN_ONLY"})
@@ -288,7 +297,8 @@ def counted_suite(group: FeatureGroup, dtypes: dict[str, str]) -> CountedSuite |
     if not all(_counted(item, dtypes[item["kwargs"]["column"]]) for item in suite):
         return None
     named = list(dict.fromkeys(item["kwargs"]["column"] for item in suite))
-    if len(suite) + len(named) > CountedSuite.MAX_BITS:
+    flagged = [i for i, item in enumerate(suite) if item["type"] not in _NULL_TYPES]
+    if len(flagged) > CountedSuite.MAX_BITS:
         return None
     _gx_import(group)
     expectations = [_gx_expectation(item, i, label)
@@ -296,7 +306,7 @@ def counted_suite(group: FeatureGroup, dtypes: dict[str, str]) -> CountedSuite |
     if not all(isinstance(getattr(e, "map_metric", None), str) and callable(
             getattr(e, "_validate", None)) for e in expectations):
         return None
-    return CountedSuite(group, suite, labels, expectations, named)
+    return CountedSuite(group, suite, labels, expectations, named, flagged)
 
 
 _NUMERIC = re.compile(r"(tinyint|smallint|int|bigint|float|double|decimal\(\d+,\d+\))\Z")
