@@ -336,7 +336,7 @@ def _counted(item: dict, dtype: str) -> bool:
 
     numeric, string = bool(_NUMERIC.match(dtype)), dtype == "string"
     bounds = [kw[k] for k in ("min_value", "max_value", "value") if kw.get(k) is not None]
-    if t in ("expect_column_values_to_not_be_null", "expect_column_values_to_be_null"):
+    if t in _NULL_TYPES:
         return True
     if t == "expect_column_values_to_be_between":
         return numeric and numbers(*bounds)
