@@ -58,6 +58,7 @@ from .writers import Batch, Written, app_id, choose_writer, version_of_run
 if TYPE_CHECKING:  # pragma: no cover
     from ..catalog import Catalog, SparkProvider
     from ..online.materialize import MaterializeResult
+    from .fused import Counted
     from .tables import OfflineStore
 
 __all__ = ["IngestResult", "app_id", "ingest", "to_spark", "conform"]
@@ -210,8 +211,7 @@ def ingest(catalog: Catalog, offline: OfflineStore, spark: SparkProvider, group:
 
 def _validate(catalog: Catalog, group: FeatureGroup, df: Any, rows: int,
               replay_of: tuple[int, str] | None = None,
-              counted: tuple[Any, list[int], list[int]] | None = None, *,
-              run_id: str) -> Any:
+              counted: Counted | None = None, *, run_id: str) -> Any:
     """The strict expectations on the fused path's batch ``df``; ``replay_of``: (version,
     run id) of the commit whose rows it holds exactly (a replay), whose report is taken
     when it must be the same (``validation.run.replayed_outcome``); ``counted``: (the
