@@ -158,6 +158,37 @@ def test_full_replay_writes_no_file_and_partial_replay_writes_new_rows_once(fs, 
     assert noop.noop and noop.delta_version == r.delta_version and len(fused_calls) == 2
 
 
+def test_partial_replay_of_an_int_keyed_group_writes_only_new_rows(fs, spark, fused_calls):
+    """A partly new batch of a group with an int join key and an int feature (both read
+    as bigint by the pass, stored as int): its stored rows -- with -0.0 for a stored 0.0,
+    NaN, nulls -- are found in the stored identities and dropped in the pass; corrections
+    and new rows are written, once."""
+    g = FeatureGroup(name="fi", entities=[Entity("thing", join_keys=["id"], dtypes={"id": "int"})],
+                     event_time="ts",
+                     schema=[Field("x", "double"), Field("n", "int")])
+    fs.apply([g])
+
+    def rows(data):
+        ids, times, xs, ns = zip(*data)
+        return spark.createDataFrame(pa.table({
+            "id": pa.array(ids, pa.int64()), "ts": pa.array(times, pa.timestamp("us", tz="UTC")),
+            "x": pa.array(xs, pa.float64()), "n": pa.array(ns, pa.int64())})).coalesce(1)
+
+    stored = [(1, ts(1), 0.0, 1), (2, ts(2), NAN, None), (3, ts(3), None, 3), (4, ts(4), 1.5, 4)]
+    fs.ingest("fi", rows(stored), run_id="s1")
+    batch = [(1, ts(1), -0.0, 1), (2, ts(2), NAN, None), (3, ts(3), None, 3),
+             (4, ts(4), 1.5, 5), (4, ts(5), 1.5, 4), (5, ts(2), None, None)]
+    r = fs.ingest("fi", rows(batch), run_id="s2")
+    assert (r.rows_input, r.rows_written, r.rows_skipped) == (6, 3, 3)
+    assert len(fused_calls) == 2  # the partial replay took the write pass
+    hist = fs.read_history("fi").to_pandas()
+    new = hist[hist["_run_id"] == "s2"]
+    assert sorted(zip(new["id"], new["ts"].dt.minute, new["n"].fillna(-1))) == [
+        (4, 4, 5), (4, 5, 4), (5, 2, -1)]
+    again = fs.ingest("fi", rows(batch[::-1]), run_id="s3")  # every row stored now
+    assert (again.rows_written, again.rows_skipped) == (0, 6)
+
+
 def test_a_replay_is_found_stored_only_when_nothing_contradicts_it(fs, group, spark,
                                                                    fused_calls):
     """``dedupe.fully_stored`` lets a batch skip the write pass only when each row is stored
@@ -309,6 +340,53 @@ def test_stage_partition_with_checks_counts_hashes_and_drops_stored(tmp_path):
     parts = onepass._read_pairs(str(tmp_path / "stage"), [side])
     assert np.frombuffer(parts[0], np.uint64).reshape(-1, 2).tolist() == pairs.tolist()
     assert os.listdir(tmp_path / "stage") == [out.column("path")[0].as_py()]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_drop_stored_keeps_exactly_the_rows_not_stored_like_a_brute_force(tmp_path, seed):
+    """Stored rows read back as identities (``read_stored_identities``: hashed, sorted by
+    the probe hash) and a batch drawn from the same few keys, times and values (nulls,
+    NaN, -0.0 and 0.0, repeats): ``drop_stored`` keeps, in order, exactly the rows whose
+    keys, time and values (null equal to null, NaN to NaN, -0.0 to 0.0) are not stored."""
+    import pyarrow.parquet as pq
+
+    from sparkfs.offline.dedupe import StoredIndex, drop_stored, read_stored_identities
+    from sparkfs.offline.tables import history_schema
+
+    g = FeatureGroup(name="t", entities=[Entity("thing", join_keys=["key"])], event_time="ts",
+                     schema=[Field("x", "double"), Field("n", "int")])
+    schema = history_schema(g)
+    value_cols = [f.name for f in schema if not f.name.startswith("_")]
+    rng = np.random.default_rng(seed)
+    xs = [None, NAN, 0.0, -0.0, 1.5]
+
+    def draw(count: int) -> list[tuple]:
+        return [(str(rng.choice(list("abcde"))), ts(int(rng.integers(0, 4))),
+                 xs[int(rng.integers(0, len(xs)))], [None, 1, 2][int(rng.integers(0, 3))])
+                for _ in range(count)]
+
+    def same(row: tuple) -> tuple:
+        x = row[2]
+        return (row[0], row[1], "nan" if x is not None and x != x else
+                (None if x is None else x + 0.0), row[3])
+
+    stored_rows, batch_rows = draw(int(rng.integers(1, 60))), draw(int(rng.integers(1, 120)))
+    stored = table(stored_rows)
+    n = stored.num_rows
+    stored = stored.append_column("_commit_time", pa.array([ts(0)] * n, schema.field("_commit_time").type)) \
+                   .append_column("_run_id", pa.array(["r"] * n)).cast(schema)
+    pq.write_table(stored, tmp_path / "f.parquet", row_group_size=16)
+    ids = read_stored_identities(g, [str(tmp_path / "f.parquet")], (ts(0), ts(3)), value_cols)
+    batch = table(batch_rows).cast(pa.schema([schema.field(c) for c in value_cols]))
+    kept = drop_stored(batch, ids, g, value_cols)
+    seen = {same(r) for r in stored_rows}
+    expected = [same(r) for r in batch_rows if same(r) not in seen]
+    got = list(zip(*[kept.column(c).to_pylist() for c in value_cols]))
+    assert [same(r) for r in got] == expected
+    # the same identities unsorted, without their key hash: the index sorts and hashes them
+    shuffled = ids.drop_columns(["__kh"]).take(rng.permutation(ids.num_rows))
+    again = drop_stored(batch, StoredIndex(shuffled, ["key", "ts"]), g, value_cols)
+    assert [same(r) for r in zip(*[again.column(c).to_pylist() for c in value_cols])] == expected
 
 
 @pytest.mark.parametrize("seed", range(6))
