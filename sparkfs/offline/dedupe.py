@@ -9,8 +9,7 @@ same keys and event time but other values is a correction: it is kept (the later
 
 The one-pass write (``sparkfs.offline.fused``) and the local engine dedupe on Arrow
 instead: ``read_stored_identities`` reads, with pyarrow, the overlapping files' keys, event
-times, two 64-bit hashes of their values and one of their keys and event time
-(``sparkfs.offline.rowhash``), and
+times and two 64-bit hashes of their values (``sparkfs.offline.rowhash``), and
 ``drop_stored`` drops the batch rows found there: a hash join, then an exact comparison of
 the keys and event time and of the second value hash (128 bits of value identity in all).
 
@@ -40,8 +39,8 @@ __all__ = ["BROADCAST_CHECK_ROWS", "StoredIndex", "drop_stored", "fully_stored",
            "known_empty", "merge_condition",
            "read_stored_identities", "stored_matches", "without_stored_rows"]
 
-#: the value-hash columns of ``read_stored_identities``, and its hash of keys and event time
-H1, H2, KH = "__h1", "__h2", "__kh"
+#: the value-hash columns of ``read_stored_identities``
+H1, H2 = "__h1", "__h2"
 #: ``fully_stored`` broadcasts at most this many stored identities (keys included)
 BROADCAST_CHECK_ROWS = 1_000_000
 
@@ -271,11 +270,9 @@ def identity_columns(group: FeatureGroup, value_cols: list[str]) -> tuple[list[s
 def read_stored_identities(group: FeatureGroup, files: list[str], et_range: tuple[Any, Any],
                            value_cols: list[str]) -> pa.Table:
     """The identities of the rows stored in ``files`` (local Parquet files of the group's
-    history) whose event time is in ``et_range`` (inclusive): the join keys, the event time,
-    two value hashes (``__h1``, ``__h2``; ``rowhash.row_hash`` with seeds 1 and 2) and the
-    hash of keys and event time (``__kh``, seed 1), sorted by ``StoredIndex``'s probe hash
-    (so each index built from them, in every write task, is one linear pass). Read with
-    pyarrow batch by batch, so only the identities stay in memory.
+    history) whose event time is in ``et_range`` (inclusive): the join keys, the event time
+    and two value hashes (``__h1``, ``__h2``; ``rowhash.row_hash`` with seeds 1 and 2).
+    Read with pyarrow batch by batch, so only the identities stay in memory.
 
     >>> read_stored_identities.__name__  # exercised by tests/test_ingest_fused.py
     'read_stored_identities'
@@ -287,15 +284,14 @@ def read_stored_identities(group: FeatureGroup, files: list[str], et_range: tupl
     schema = history_schema(group)
     ts = schema.field(et).type
     out_schema = pa.schema([schema.field(k) for k in keys]
-                           + [pa.field(h, pa.uint64()) for h in (H1, H2, KH)])
+                           + [pa.field(H1, pa.uint64()), pa.field(H2, pa.uint64())])
     flt = (ds.field(et) >= pa.scalar(et_range[0], ts)) & (ds.field(et) <= pa.scalar(et_range[1], ts))
     data = ds.dataset([f.removeprefix("file://") for f in files], schema=schema, format="parquet")
 
     def identities(b: pa.RecordBatch) -> pa.RecordBatch:
         h1, h2 = row_hashes(b, values)
-        return pa.RecordBatch.from_arrays(
-            [b.column(k) for k in keys] + [pa.array(h1), pa.array(h2),
-                                           pa.array(row_hash(b, keys, 1))], schema=out_schema)
+        return pa.RecordBatch.from_arrays([b.column(k) for k in keys]
+                                          + [pa.array(h1), pa.array(h2)], schema=out_schema)
 
     # numpy's kernels leave the GIL: batches are hashed on two threads, in order, with at
     # most four read ahead (only the identities stay in memory)
@@ -311,9 +307,7 @@ def read_stored_identities(group: FeatureGroup, files: list[str], et_range: tupl
             if len(pending) >= 4:
                 parts.append(pending.popleft().result())
         parts.extend(f.result() for f in pending)
-    table = pa.Table.from_batches(parts, schema=out_schema).combine_chunks()
-    joint = _joint(table.column(KH).to_numpy(), table.column(H1).to_numpy())
-    return table.take(np.argsort(joint, kind="stable"))
+    return pa.Table.from_batches(parts, schema=out_schema)
 
 
 class StoredIndex:
@@ -332,13 +326,10 @@ class StoredIndex:
         self.keys = keys
         self.stored = stored.combine_chunks()
         h1 = self.stored.column(H1).to_numpy()
-        kh = self.stored.column(KH).to_numpy() if KH in stored.column_names \
-            else row_hash(self.stored, keys, 1)
-        joint = _joint(kh, h1)
+        joint = _joint(row_hash(self.stored, keys, 1), h1)
         # equal hashes in any order: a probe confirms the first one it finds (a collision
-        # can only leave a row to be written again, never drop one); the stable sort is
-        # one linear pass over identities sorted already (``read_stored_identities``)
-        self.order = np.argsort(joint, kind="stable")
+        # can only leave a row to be written again, never drop one)
+        self.order = np.argsort(joint)
         self.joint = joint[self.order]
         self.h2 = self.stored.column(H2).to_numpy()
         self.size = stored.num_rows
