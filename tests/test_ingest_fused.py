@@ -34,6 +34,13 @@ def table(rows: list[tuple]) -> pa.Table:
                      "x": pa.array(xs, pa.float64()), "n": pa.array(ns, pa.int64())})
 
 
+def with_system_columns(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``t`` with the history's ``_commit_time`` and ``_run_id`` (of ``schema``) filled in."""
+    n = t.num_rows
+    return t.append_column("_commit_time", pa.array([ts(0)] * n, schema.field("_commit_time").type)) \
+            .append_column("_run_id", pa.array(["r"] * n))
+
+
 def frame(spark, *parts: list[tuple]):
     """One Spark partition (one write task) per part."""
     out = None
@@ -296,17 +303,13 @@ def test_stage_partition_with_checks_counts_hashes_and_drops_stored(tmp_path):
     schema = history_schema(g)
     value_cols = [f.name for f in schema if not f.name.startswith("_")]
 
-    def full(t: pa.Table) -> pa.Table:
-        n = t.num_rows
-        return t.append_column("_commit_time", pa.array([ts(0)] * n, schema.field("_commit_time").type)) \
-                .append_column("_run_id", pa.array(["r"] * n))
-
     def fed(t: pa.Table) -> pa.Table:  # with the hash columns the JVM adds to the input
         n = t.num_rows
-        return full(t).append_column(onepass.ROW_HASH, pa.array(range(100, 100 + n), pa.int64())) \
-                      .append_column(onepass.KEY_HASH, pa.array(range(n), pa.int64()))
+        return with_system_columns(t, schema) \
+            .append_column(onepass.ROW_HASH, pa.array(range(100, 100 + n), pa.int64())) \
+            .append_column(onepass.KEY_HASH, pa.array(range(n), pa.int64()))
 
-    stored_rows = full(table(BASE))
+    stored_rows = with_system_columns(table(BASE), schema)
     os.makedirs(tmp_path / "stored")
     import pyarrow.parquet as pq
 
@@ -370,23 +373,20 @@ def test_drop_stored_keeps_exactly_the_rows_not_stored_like_a_brute_force(tmp_pa
         return (row[0], row[1], "nan" if x is not None and x != x else
                 (None if x is None else x + 0.0), row[3])
 
+    def kept(t: pa.Table) -> list[tuple]:
+        return [same(r) for r in zip(*[t.column(c).to_pylist() for c in value_cols])]
+
     stored_rows, batch_rows = draw(int(rng.integers(1, 60))), draw(int(rng.integers(1, 120)))
-    stored = table(stored_rows)
-    n = stored.num_rows
-    stored = stored.append_column("_commit_time", pa.array([ts(0)] * n, schema.field("_commit_time").type)) \
-                   .append_column("_run_id", pa.array(["r"] * n)).cast(schema)
-    pq.write_table(stored, tmp_path / "f.parquet", row_group_size=16)
+    pq.write_table(with_system_columns(table(stored_rows), schema).cast(schema),
+                   tmp_path / "f.parquet", row_group_size=16)
     ids = read_stored_identities(g, [str(tmp_path / "f.parquet")], (ts(0), ts(3)), value_cols)
     batch = table(batch_rows).cast(pa.schema([schema.field(c) for c in value_cols]))
-    kept = drop_stored(batch, ids, g, value_cols)
     seen = {same(r) for r in stored_rows}
     expected = [same(r) for r in batch_rows if same(r) not in seen]
-    got = list(zip(*[kept.column(c).to_pylist() for c in value_cols]))
-    assert [same(r) for r in got] == expected
-    # the same identities in another order: the index sorts them
-    shuffled = ids.take(rng.permutation(ids.num_rows))
-    again = drop_stored(batch, StoredIndex(shuffled, ["key", "ts"]), g, value_cols)
-    assert [same(r) for r in zip(*[again.column(c).to_pylist() for c in value_cols])] == expected
+    assert kept(drop_stored(batch, ids, g, value_cols)) == expected
+    # the identities in another order, as an index built beforehand (a write task's)
+    index = StoredIndex(ids.take(rng.permutation(ids.num_rows)), ["key", "ts"])
+    assert kept(drop_stored(batch, index, g, value_cols)) == expected
 
 
 @pytest.mark.parametrize("seed", range(6))
