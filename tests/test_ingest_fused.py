@@ -165,11 +165,31 @@ def test_full_replay_writes_no_file_and_partial_replay_writes_new_rows_once(fs, 
     assert noop.noop and noop.delta_version == r.delta_version and len(fused_calls) == 2
 
 
-def test_partial_replay_of_an_int_keyed_group_writes_only_new_rows(fs, spark, fused_calls):
+@pytest.mark.parametrize("stored_by", ["broadcast", "saved index", "old path"])
+def test_partial_replay_of_an_int_keyed_group_writes_only_new_rows(fs, spark, fused_calls,
+                                                                  monkeypatch, stored_by):
     """A partly new batch of a group with an int join key and an int feature (both read
     as bigint by the pass, stored as int): its stored rows -- with -0.0 for a stored 0.0,
     NaN, nulls -- are found in the stored identities and dropped in the pass; corrections
-    and new rows are written, once."""
+    and new rows are written, once. The same whether the tasks get the stored identities
+    as a broadcast, map the index the driver saved in the staging folder (then deleted
+    before the commit), or the overlap is too large for either (the old path's join)."""
+    from sparkfs.offline import fused
+
+    if stored_by == "saved index":
+        monkeypatch.setattr(fused, "BROADCAST_MAX_ROWS", 0)
+    if stored_by == "old path":
+        monkeypatch.setattr(fused, "INDEX_MAX_ROWS", 0)
+    mapped: list[str] = []
+    real_stage = onepass.stage_with_spark
+
+    def stage(df, stage_uri, schema, specs, checks=None):  # what the tasks were given
+        if checks is not None and isinstance(checks.stored, str):
+            assert os.path.exists(checks.stored)  # the tasks map it: no broadcast
+            mapped.append(os.path.relpath(checks.stored, stage_uri.removeprefix("file://")))
+        return real_stage(df, stage_uri, schema, specs, checks)
+
+    monkeypatch.setattr(onepass, "stage_with_spark", stage)
     g = FeatureGroup(name="fi", entities=[Entity("thing", join_keys=["id"], dtypes={"id": "int"})],
                      event_time="ts",
                      schema=[Field("x", "double"), Field("n", "int")])
@@ -187,7 +207,11 @@ def test_partial_replay_of_an_int_keyed_group_writes_only_new_rows(fs, spark, fu
              (4, ts(4), 1.5, 5), (4, ts(5), 1.5, 4), (5, ts(2), None, None)]
     r = fs.ingest("fi", rows(batch), run_id="s2")
     assert (r.rows_input, r.rows_written, r.rows_skipped) == (6, 3, 3)
-    assert len(fused_calls) == 2  # the partial replay took the write pass
+    # the partial replay took the write pass, unless the overlap was too large
+    assert len(fused_calls) == (1 if stored_by == "old path" else 2)
+    assert mapped == ([onepass.STORED_INDEX_FILE] if stored_by == "saved index" else [])
+    uri = fs.offline.table_uri(g)
+    assert not [f for f in files_under(uri) if onepass.STORED_INDEX_FILE in f]
     hist = fs.read_history("fi").to_pandas()
     new = hist[hist["_run_id"] == "s2"]
     assert sorted(zip(new["id"], new["ts"].dt.minute, new["n"].fillna(-1))) == [
@@ -387,6 +411,30 @@ def test_drop_stored_keeps_exactly_the_rows_not_stored_like_a_brute_force(tmp_pa
     # the identities in another order, as an index built beforehand (a write task's)
     index = StoredIndex(ids.take(rng.permutation(ids.num_rows)), ["key", "ts"])
     assert kept(drop_stored(batch, index, g, value_cols)) == expected
+    # saved by the driver, mapped by a task
+    index.save(str(tmp_path / "index.arrow"))
+    loaded = StoredIndex.load(str(tmp_path / "index.arrow"), ["key", "ts"])
+    assert kept(drop_stored(batch, loaded, g, value_cols)) == expected
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 1000, 100_000])
+def test_stored_index_finds_each_probe_where_a_binary_search_of_all_hashes_does(size):
+    """The index searches only a probe's bucket of the sorted hashes: each probe's position
+    is ``np.searchsorted``'s over the whole array -- repeated hashes, the smallest and
+    largest ones, probes between and beyond them."""
+    from sparkfs.offline.dedupe import StoredIndex
+
+    rng = np.random.default_rng(size)
+    hashes = rng.integers(0, 2**64, size, dtype=np.uint64)
+    if size > 10:  # repeats, and the ends of the range
+        hashes[: size // 10] = hashes[size // 10: 2 * (size // 10)]
+        hashes[-2:] = [0, 2**64 - 1]
+    index = StoredIndex.__new__(StoredIndex)
+    index.joint, index.size = np.sort(hashes), size
+    index._directory()
+    probes = np.concatenate([hashes, hashes + np.uint64(1), hashes - np.uint64(1),
+                             rng.integers(0, 2**64, 1000, dtype=np.uint64)])
+    assert (index._lower_bound(probes) == np.searchsorted(index.joint, probes)).all()
 
 
 @pytest.mark.parametrize("seed", range(6))

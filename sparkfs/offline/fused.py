@@ -11,7 +11,7 @@ Spark passes for checks and dedupe, then the write) stays for everything else:
 - the group declares no expectations, or ``validation="strict"`` (quarantine splits the
   batch before the write: old path);
 - the stored rows whose files overlap the batch's event-time range are at most
-  ``BROADCAST_MAX_ROWS`` (their identities are broadcast to every task).
+  ``INDEX_MAX_ROWS`` (their identities are read on the driver).
 
 Steps of the fused path:
 
@@ -34,8 +34,11 @@ Steps of the fused path:
    that commit's report when great-expectations must find the same
    (``validation.run.replayed_outcome``) -- and commits nothing. Otherwise the
    identities of the stored rows in that range -- keys, event time, two value hashes
-   (``dedupe.read_stored_identities``) -- are broadcast as Arrow IPC bytes. A first
-   ingest into an empty table skips this step.
+   (``dedupe.read_stored_identities``) -- are broadcast as Arrow IPC bytes, each task
+   building its own ``dedupe.StoredIndex`` of them while the JVM starts feeding it; past
+   ``BROADCAST_MAX_ROWS`` the driver builds the index once and saves it in the staging
+   folder (``onepass.STORED_INDEX_FILE``), and the tasks map that file (one copy in the
+   page cache, none sorted again). A first ingest into an empty table skips this step.
 2. The write pass (``onepass.stage_with_spark`` with ``onepass.TaskChecks``; the
    batch's count and event-time range are recorded with the commit): each task counts
    its rows' problems (``checks.row_counts_arrow``: null keys and event times,
@@ -89,12 +92,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from .tables import OfflineStore
     from .writers import Batch
 
-__all__ = ["BROADCAST_MAX_ROWS", "FusedDeltaRsWriter", "FusedPlan", "plan", "rereadable"]
+__all__ = ["BROADCAST_MAX_ROWS", "INDEX_MAX_ROWS", "FusedDeltaRsWriter", "FusedPlan", "plan",
+           "rereadable"]
 
-#: at most this many stored rows (those in files overlapping the batch's event-time range)
-#: have their identities broadcast for the in-pass dedupe (about 40 bytes a row plus the
-#: keys); a larger overlap takes the old path (a Spark join)
+#: at most this many stored identities (rows in the batch's event-time range) are broadcast
+#: for the in-pass dedupe, about 40 bytes a row plus the keys in every Python worker; more
+#: are indexed once by the driver and mapped by the tasks from the staging folder
 BROADCAST_MAX_ROWS = 4_000_000
+#: at most this many stored rows (those in files overlapping the batch's event-time range)
+#: have their identities read and indexed on the driver (about 60 bytes a row plus the
+#: keys); a larger overlap takes the old path (a Spark join)
+INDEX_MAX_ROWS = 16_000_000
 
 #: (``validation.run.CountedSuite``, the write pass's counts of the rows with each of its
 #: flags set, of the nulls of each of its columns)
@@ -114,9 +122,11 @@ class FusedPlan:
     """A batch prepared for the fused write (``plan``): ``df`` the conformed batch, its
     ``narrowed`` columns still bigint (the tasks check their range, then cast), which the
     pass writes (with the system columns added) and ``exact_conflicts`` reads; ``task``
-    what each task checks; ``validate(rows, frame, counted)`` the strict expectations
-    (None: none) run by ``settle`` on ``frame``, or on the narrowed batch when ``frame`` is
-    None, or judged from what the pass counted; ``counted`` the
+    what each task checks; ``broadcast`` the stored identities broadcast to the tasks, or
+    ``index`` their ``dedupe.StoredIndex``, which the writer saves in the staging folder
+    for the tasks to map (``onepass.STORED_INDEX_FILE``); ``validate(rows, frame,
+    counted)`` the strict expectations (None: none) run by ``settle`` on ``frame``, or on
+    the narrowed batch when ``frame`` is None, or judged from what the pass counted; ``counted`` the
     ``validation.run.CountedSuite`` whose flags the pass counts (None: the expectations
     read the batch or the written files after the pass);
     ``replay`` the checks of a batch found stored in full
@@ -140,6 +150,7 @@ class FusedPlan:
     validate: Callable[[int, "DataFrame | None", "Counted | None"], Any] | None = None
     overlap: list[str] = field(default_factory=list)
     broadcast: Any = None
+    index: Any = None
     replay: dict | None = None
     expected: dict | None = None
     counted: "CountedSuite | None" = None
@@ -177,7 +188,9 @@ class FusedPlan:
         return checks
 
     def release(self) -> None:
-        """Free the broadcast stored identities (on the executors and the driver)."""
+        """Free the stored identities: broadcast (on the executors and the driver) or
+        indexed on the driver."""
+        self.index = None
         if self.broadcast is not None:
             try:
                 self.broadcast.destroy()
@@ -250,7 +263,7 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
                 df = read_once(df)
         if overlap:
             stored_rows = _stored_rows(offline, group, pinned, overlap)
-            if stored_rows > BROADCAST_MAX_ROWS:
+            if stored_rows > INDEX_MAX_ROWS:
                 return None
             from .dedupe import fully_stored, read_stored_identities
 
@@ -260,8 +273,12 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
                 return _replay(group, df, narrowed, value_cols, values, validate, overlap,
                                replay)
             stored = read_stored_identities(group, overlap, (lo, hi), value_cols)
-    broadcast = None
-    if stored is not None and stored.num_rows:
+    broadcast = index = None
+    if stored is not None and stored.num_rows > BROADCAST_MAX_ROWS:
+        from .dedupe import StoredIndex
+
+        index = StoredIndex(stored, keys)
+    elif stored is not None and stored.num_rows:
         import pyarrow as pa
 
         sink = pa.BufferOutputStream()
@@ -279,7 +296,7 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
                       flags=0 if suite is None else len(suite.flagged),
                       null_columns=[] if suite is None else suite.columns)
     return FusedPlan(group, df, list(narrowed), value_cols, task, strict, overlap,
-                     broadcast, expected=expected, counted=suite)
+                     broadcast, index, expected=expected, counted=suite)
 
 
 #: the logical operators a re-readable plan may hold (``rereadable``)
@@ -431,7 +448,10 @@ class FusedDeltaRsWriter(DeltaRsWriter):
             identity = [*self.fused.task.keys, self.fused.task.event_time]
             df = df.withColumn(onepass.KEY_HASH,
                                F.xxhash64(*[F.col(quote_ident(c, "spark")) for c in identity]))
+        saved = None
         try:
+            if self.fused.index is not None:  # saved for the tasks to map
+                saved = _save_index(self.fused, stage)
             files, partial, found = onepass.stage_with_spark(
                 df, stage, history_schema(batch.group), batch.stats_specs, self.fused.task)
         except Exception as exc:
@@ -439,6 +459,11 @@ class FusedDeltaRsWriter(DeltaRsWriter):
                                f"nothing was committed: {first_line(exc)}") from exc
         finally:
             self.fused.release()
+            if saved is not None:
+                from .parquet_stats import _fs
+
+                fs, path = _fs(saved)
+                fs.delete_file(path)
         found = found or {"n": 0, "min_et": None, "max_et": None}
         hash_sum = fp.summed(found.pop(onepass.ROW_HASH_LO, None),
                              found.pop(onepass.ROW_HASH_HI, None))
@@ -481,3 +506,19 @@ class FusedDeltaRsWriter(DeltaRsWriter):
         frame = read_files_spark(self.fused.df.sparkSession, batch.group,
                                  [f"{stage}/{f.path}" for f in files])
         return frame.select(*[quote_ident(c, "spark") for c in columns])
+
+
+def _save_index(fused: FusedPlan, stage: str) -> str:
+    """Save ``fused.index`` into the staging folder ``stage`` (``onepass.STORED_INDEX_FILE``)
+    and point the tasks to it; returns the file's URI."""
+    from dataclasses import replace
+
+    from .onepass import STORED_INDEX_FILE
+    from .parquet_stats import _fs
+
+    uri = f"{stage}/{STORED_INDEX_FILE}"
+    fs, path = _fs(uri)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    fused.index.save(path)
+    fused.task = replace(fused.task, stored=path)
+    return uri

@@ -24,7 +24,8 @@ Spark's ``mapInArrow`` hands a task) and yields one small record batch per writt
              themselves (0.3-0.4 s per 1M rows on 2 cores).
 
 With ``TaskChecks`` the task also drops the rows already stored (``dedupe.StoredIndex``,
-built once per task from the broadcast stored identities) before writing and before the
+built once per task from the broadcast stored identities, or mapped from the file the
+driver saved it to: ``STORED_INDEX_FILE``) before writing and before the
 statistics partial, and yields one row even when it writes no file (``path`` null): its
 checks must reach the driver.
 
@@ -64,8 +65,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..monitoring.sketches import Partial
 
-__all__ = ["KEY_HASH", "KEY_HASHES_DIR", "ROW_GROUP_ROWS", "STAGED_SCHEMA", "StagedFile",
-           "TaskChecks", "stage_partition", "stage_with_spark"]
+__all__ = ["KEY_HASH", "KEY_HASHES_DIR", "ROW_GROUP_ROWS", "STAGED_SCHEMA", "STORED_INDEX_FILE",
+           "StagedFile", "TaskChecks", "stage_partition", "stage_with_spark"]
 
 #: rows per Parquet row group (incoming Arrow batches are buffered up to this many)
 ROW_GROUP_ROWS = 1 << 20
@@ -85,6 +86,9 @@ FLAGS = "__sparkfs_flags"
 KEY_HASH = "__sparkfs_key_hash"
 #: the folder, inside the staging folder, of the tasks' key-hash side files (``key_hashes``)
 KEY_HASHES_DIR = "_sparkfs_key_hashes"
+#: the file, inside the staging folder, of a stored-identities index the driver saved for
+#: the tasks to map (``dedupe.StoredIndex.save``; ``sparkfs.offline.fused``)
+STORED_INDEX_FILE = "_sparkfs_stored_index.arrow"
 #: Spark DDL of the rows ``stage_partition`` yields
 STAGED_SCHEMA = ("path string, size long, rows long, stats string, partial binary, "
                  "checks string, key_hashes string")
@@ -110,7 +114,8 @@ class TaskChecks:
     the input, cast unchecked for the write: a bad batch is refused before its commit), the
     key hashes for conflicts (``conflicts``: a group of latest values), and the dedupe
     against ``stored``: the stored identities (``dedupe.read_stored_identities``) as Arrow
-    IPC bytes, or a Spark broadcast of them, or None. ``values`` are the hashed value
+    IPC bytes, or a Spark broadcast of them, or the local path of their index saved by the
+    driver (``dedupe.StoredIndex.save``), or None. ``values`` are the hashed value
     columns (``rowhash``, as the stored rows were: only to match rows with ``stored``).
     ``row_hash``: the task sums the halves of ``ROW_HASH``, each row's 64-bit fingerprint
     hash (``sparkfs.offline.fingerprint``), over its rows (counts ``ROW_HASH_LO`` and
@@ -155,6 +160,8 @@ class TaskChecks:
             return None
         from .dedupe import StoredIndex
 
+        if isinstance(self.stored, str):  # saved by the driver: mapped, not built
+            return StoredIndex.load(self.stored, [*self.keys, self.event_time])
         raw = self.stored if isinstance(self.stored, (bytes, bytearray)) else self.stored.value
         with pa.ipc.open_stream(pa.py_buffer(raw)) as reader:
             table = reader.read_all()
