@@ -328,15 +328,19 @@ class StoredIndex:
     """
 
     def __init__(self, stored: pa.Table, keys: list[str]) -> None:
-        self.keys = keys
-        self.stored = stored.combine_chunks()
-        h1 = self.stored.column(H1).to_numpy()
-        joint = _joint(row_hash(self.stored, keys, 1), h1)
+        stored = stored.combine_chunks()
+        joint = _joint(row_hash(stored, keys, 1), stored.column(H1).to_numpy())
         # equal hashes in any order: a probe confirms the first one it finds (a collision
         # can only leave a row to be written again, never drop one)
-        self.order: np.ndarray | None = np.argsort(joint)
-        self.joint = joint[self.order]
-        self.h2 = self.stored.column(H2).to_numpy()
+        order = np.argsort(joint)
+        self._sorted(keys, stored, joint[order], stored.column(H2).to_numpy(), order)
+
+    def _sorted(self, keys: list[str], stored: pa.Table, joint: np.ndarray, h2: np.ndarray,
+                order: np.ndarray | None) -> None:
+        """Hold ``stored`` (keys and event time ``keys``; ``h2`` its second value hashes)
+        with ``joint``, the sorted probe hashes, and ``order``, the row of ``stored`` at
+        each of their positions (None: ``stored`` is in their order)."""
+        self.keys, self.stored, self.joint, self.h2, self.order = keys, stored, joint, h2, order
         self.size = stored.num_rows
         self._directory()
 
@@ -397,13 +401,8 @@ class StoredIndex:
         sorted). Example: ``save``."""
         table = pa.ipc.open_file(pa.memory_map(path)).read_all().combine_chunks()
         index = cls.__new__(cls)
-        index.keys = keys
-        index.stored = table.select(keys)
-        index.order = None  # saved in sorted order
-        index.joint = table.column(_JOINT).to_numpy()
-        index.h2 = table.column(H2).to_numpy()
-        index.size = table.num_rows
-        index._directory()
+        index._sorted(keys, table.select(keys), table.column(_JOINT).to_numpy(),
+                      table.column(H2).to_numpy(), None)  # saved in sorted order
         return index
 
     def stored_mask(self, batch: pa.Table | pa.RecordBatch, h1: np.ndarray, h2: np.ndarray,
