@@ -114,6 +114,39 @@ def test_partial_replay_writes_only_the_new_rows_and_counts_them(fs, group, spar
     assert (r2.rows_written, r2.noop) == (0, True)
 
 
+@pytest.mark.parametrize("given", [None, "32m"])
+def test_the_write_pass_cuts_arrow_batches_by_rows_and_leaves_a_users_setting(
+        fs, group, spark, monkeypatch, given):
+    """In a session sparkfs did not build (no ``ARROW_BATCH_BYTES`` set), the write pass
+    runs with the byte cap off and unsets it after; a value the user set is kept."""
+    from sparkfs.sparkutil import ARROW_BATCH_BYTES, UNCAPPED_ARROW_BATCH_BYTES
+
+    DataFrame = type(spark.range(1))  # the session's own DataFrame class (classic or connect)
+    before = spark.conf.get(ARROW_BATCH_BYTES)
+    seen: list = []
+    real = DataFrame.collect
+    monkeypatch.setattr(DataFrame, "collect", lambda self: seen.append(
+        spark.conf.get(ARROW_BATCH_BYTES, None)) or real(self))
+    try:
+        if given is None:
+            spark.conf.unset(ARROW_BATCH_BYTES)
+        else:
+            spark.conf.set(ARROW_BATCH_BYTES, given)
+        r = fs.ingest("one", spark.createDataFrame(rows(50, 3)).repartition(2), run_id="r")
+        after = spark.conf.get(ARROW_BATCH_BYTES, None)
+    finally:
+        spark.conf.set(ARROW_BATCH_BYTES, before)
+    assert r.rows_written == 50
+    assert (given or UNCAPPED_ARROW_BATCH_BYTES) in seen
+    assert after == given
+
+
+def test_sessions_sparkfs_builds_cut_arrow_batches_by_rows(spark):
+    from sparkfs.sparkutil import ARROW_BATCH_BYTES, UNCAPPED_ARROW_BATCH_BYTES
+
+    assert spark.conf.get(ARROW_BATCH_BYTES) == UNCAPPED_ARROW_BATCH_BYTES
+
+
 def test_stage_partition_cast_and_empty_partition(tmp_path):
     """An empty partition writes no file; a batch arriving with Spark's timestamp zone is
     stored as UTC microseconds with the table's schema."""

@@ -216,6 +216,7 @@ def score_micro_batch(inference: Any, deployment: str, rows: Any,
     commit (module docstring). Returns counts: ``scored``, ``bad``, ``skipped`` (replay)."""
     from deltalake import DeltaTable
 
+    from ..sparkutil import arrow_batches_by_rows
     from .batch import _scorer, prepare
     from .evaluation import append, to_table
 
@@ -246,7 +247,8 @@ def score_micro_batch(inference: Any, deployment: str, rows: Any,
     if len(good):
         df, schema, spec, _ = prepare(inference, d.name, good, REQUEST_TIME,
                                       f"table-{batch_id}", keep_event_times=True)
-        scored = df.mapInPandas(_scorer(spec, False), schema).toPandas()
+        with arrow_batches_by_rows(df.sparkSession):
+            scored = df.mapInPandas(_scorer(spec, False), schema).toPandas()
         log_rows += _scored_rows(d, scored, spec, keys, now, batch_id)
     if log_rows:
         table = to_table(log_rows, d.binding)

@@ -488,8 +488,11 @@ def spark_partial(df: "DataFrame", specs: list[tuple[str, str]]) -> Partial:
     >>> spark_partial.__name__  # needs Spark; exercised by tests/test_stats_onepass.py
     'spark_partial'
     """
+    from ..sparkutil import arrow_batches_by_rows
     from ..sql import quote_ident
 
     cols = [quote_ident(name, "spark") for name, _ in specs]
-    rows = df.select(*cols).mapInArrow(_partition_partials(specs), "partial binary").collect()
+    with arrow_batches_by_rows(df.sparkSession):
+        rows = df.select(*cols).mapInArrow(_partition_partials(specs),
+                                           "partial binary").collect()
     return Partial.merged(specs, (bytes(r["partial"]) for r in rows))

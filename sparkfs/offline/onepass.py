@@ -431,14 +431,16 @@ def stage_with_spark(df: "DataFrame", stage_uri: str, schema: pa.Schema,
     'stage_with_spark'
     """
     from ..monitoring.sketches import Partial
+    from ..sparkutil import arrow_batches_by_rows
     from ..sql import quote_ident
 
     prefix = f"part-{uuid.uuid4().hex[:8]}"
     cols = [quote_ident(n, "spark") for n in schema.names]
     if checks is not None:
         cols += [quote_ident(c, "spark") for c in checks.extra_columns]
-    rows = df.select(*cols).mapInArrow(stage_partition(stage_uri, schema, specs, prefix, checks),
-                                       STAGED_SCHEMA).collect()
+    with arrow_batches_by_rows(df.sparkSession):
+        rows = df.select(*cols).mapInArrow(
+            stage_partition(stage_uri, schema, specs, prefix, checks), STAGED_SCHEMA).collect()
     files = [StagedFile(r["path"], int(r["size"]), int(r["rows"]), r["stats"],
                         None if r["partial"] is None else bytes(r["partial"]))
              for r in rows if r["path"] is not None]
