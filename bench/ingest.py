@@ -8,7 +8,9 @@ and on the same SparkSession, from that source:
   on this machine;
 * ``arrow_transfer``: ``spark.read.parquet(src).mapInArrow(count)`` -- the same rows handed
   to Spark's Python workers as Arrow batches and counted, nothing written: what the
-  delta-rs writer's pass (Python, in the executors) pays before doing anything;
+  delta-rs writer's pass (Python, in the executors) pays before doing anything (in the
+  session the bench builds with sparkfs's settings: batches cut by rows only,
+  ``sparkfs.sparkutil.ARROW_BATCH_BYTES``);
 * ``ingest``: ``fs.ingest(group, spark.read.parquet(src), run_id=...)`` into a fresh store
   with default settings (statistics on) and, unless ``--expectations 0``, a suite of
   ``--expectations`` row-level expectations (default 5) on the features;
