@@ -220,6 +220,27 @@ def test_partial_replay_of_an_int_keyed_group_writes_only_new_rows(fs, spark, fu
     assert (again.rows_written, again.rows_skipped) == (0, 6)
 
 
+def test_a_failed_pass_reports_its_error_when_the_saved_index_is_already_gone(
+        fs, group, spark, monkeypatch):
+    """The driver deletes the index it saved for the tasks after the pass, best effort:
+    a file that cannot be deleted (here: removed meanwhile) does not hide why the pass
+    failed, and nothing is committed."""
+    from sparkfs.errors import SparkfsError
+    from sparkfs.offline import fused
+
+    fs.ingest("fz", frame(spark, BASE), run_id="s1")
+    monkeypatch.setattr(fused, "BROADCAST_MAX_ROWS", 0)
+
+    def failing(df, stage_uri, schema, specs, checks=None):
+        os.remove(checks.stored)
+        raise RuntimeError("the executors ran out of disk")
+
+    monkeypatch.setattr(onepass, "stage_with_spark", failing)
+    with pytest.raises(SparkfsError, match="the executors ran out of disk"):
+        fs.ingest("fz", frame(spark, BASE + [("e", ts(5), 2.0, 5)]), run_id="s2")
+    assert fs.offline.current_version(group) == 1
+
+
 def test_a_replay_is_found_stored_only_when_nothing_contradicts_it(fs, group, spark,
                                                                    fused_calls):
     """``dedupe.fully_stored`` lets a batch skip the write pass only when each row is stored

@@ -460,10 +460,9 @@ class FusedDeltaRsWriter(DeltaRsWriter):
         finally:
             self.fused.release()
             if saved is not None:
-                from .parquet_stats import _fs
+                from .parquet_stats import delete_file
 
-                fs, path = _fs(saved)
-                fs.delete_file(path)
+                delete_file(saved)
         found = found or {"n": 0, "min_et": None, "max_et": None}
         hash_sum = fp.summed(found.pop(onepass.ROW_HASH_LO, None),
                              found.pop(onepass.ROW_HASH_HI, None))

@@ -191,7 +191,7 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
 
         from ..monitoring.sketches import Partial
         from .checks import row_counts_arrow
-        from .parquet_stats import _fs, metadata_add_stats
+        from .parquet_stats import _fs, delete_file, metadata_add_stats
 
         part = prefix
         try:  # a retried or speculative task writes its own file; only reported ones count
@@ -272,10 +272,7 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
                 writer.close()
             if sink is not None:
                 sink.close()
-                try:
-                    fs.delete_file(path)
-                except OSError:
-                    pass
+                delete_file(f"{stage_uri}/{name}")
             raise
         stats = metadata_add_stats(collected[0])
         size = fs.get_file_info(path).size

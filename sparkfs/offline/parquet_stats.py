@@ -47,6 +47,22 @@ def delete_dir(dir_uri: str, storage_options: dict[str, str] | None = None) -> N
         pass
 
 
+def delete_file(uri: str, storage_options: dict[str, str] | None = None) -> None:
+    """Remove a file sparkfs left beside its staged ones (best effort, like ``delete_dir``:
+    a failure to delete never hides the error being handled).
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "x"); open(path, "w").close()
+    >>> delete_file(path); delete_file(path); os.path.exists(path)
+    False
+    """
+    fs, path = _fs(uri, storage_options)
+    try:
+        fs.delete_file(path)
+    except (FileNotFoundError, OSError):
+        pass
+
+
 def parquet_add_stats(uri: str, storage_options: dict[str, str] | None = None) -> dict:
     """The Delta stats JSON object (as a dict) for one Parquet file."""
     fs, path = _fs(uri, storage_options)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import pyarrow.fs as pafs
 
-from .parquet_stats import _fs, delete_dir
+from .parquet_stats import _fs, delete_dir, delete_file
 
 OWNER_SUFFIX = ".sparkfs-stage"
 STAGE_PREFIX = "ingest-"
@@ -69,11 +69,7 @@ def write_owner(uri: str) -> None:
 
 def remove_owner(uri: str) -> None:
     """Remove an owner file (the folder was committed or deleted)."""
-    fs, path = _fs(uri)
-    try:
-        fs.delete_file(path)
-    except (FileNotFoundError, OSError):
-        pass
+    delete_file(uri)
 
 
 def is_alive(owner: dict, max_age: dt.timedelta = DEFAULT_MAX_AGE,
