@@ -125,6 +125,8 @@ def arrow_batches_by_rows(spark: "SparkSession") -> Iterator[None]:
     notebook's, Databricks'): the setting holds inside the block and is unset after it. A
     value the session already has, the user's or ``DEFAULT_CONF``'s, is left as it is.
 
+    >>> ARROW_BATCH_BYTES, UNCAPPED_ARROW_BATCH_BYTES
+    ('spark.sql.execution.arrow.maxBytesPerBatch', '2147483647')
     >>> with arrow_batches_by_rows(spark):  # doctest: +SKIP
     ...     spark.conf.get(ARROW_BATCH_BYTES)
     '2147483647'
