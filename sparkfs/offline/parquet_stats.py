@@ -59,7 +59,7 @@ def delete_file(uri: str, storage_options: dict[str, str] | None = None) -> None
     fs, path = _fs(uri, storage_options)
     try:
         fs.delete_file(path)
-    except (FileNotFoundError, OSError):
+    except OSError:  # FileNotFoundError included
         pass
 
 
