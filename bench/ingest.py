@@ -25,7 +25,12 @@ and on the same SparkSession, from that source:
 * ``reingest_without_expectations``: that replay into the store without expectations
   (statistics off): the cost of the dedupe alone (no great-expectations pass);
 * ``reingest_partial``: then the same rows plus a tenth as many new ones (the first tenth
-  under other keys) into that store: a partial replay, which writes only the new rows.
+  under other keys) into that store: a partial replay, which writes only the new rows;
+* ``reingest_window``: then, into that store, the source's last tenth (stored already) and
+  its first nine tenths again a source's length later (new rows): a batch that overlaps
+  the stored history by a window of time, like a daily job that re-reads its last hours.
+  ``vs_fresh`` compares it with ``ingest_without_statistics`` (the same number of rows
+  into an empty group).
 
 ``phases`` splits the ingest time by the ingest module's steps (measured by wrapping its
 functions from outside; Spark is lazy, so each step's time includes the work it triggers).
@@ -128,6 +133,18 @@ def partial_input(spark, src: str, rows: int):
     first = spark.read.parquet("file://" + src)
     tenth = first.where(F.col("ts") < F.lit(1356998400 + rows // 10).cast("timestamp"))
     return first.unionByName(tenth.withColumn("key", F.concat(F.lit("n"), F.col("key"))))
+
+
+def window_input(spark, src: str, rows: int):
+    """The source's last ``rows // 10`` rows and its other rows again ``rows`` seconds later
+    (the source has one row a second: every shifted row is new)."""
+    from pyspark.sql import functions as F
+
+    first = spark.read.parquet("file://" + src)
+    cut = F.lit(1356998400 + rows - rows // 10).cast("timestamp")
+    later = first.where(F.col("ts") < cut) \
+        .withColumn("ts", (F.col("ts").cast("long") + rows).cast("timestamp"))
+    return first.where(F.col("ts") >= cut).unionByName(later)
 
 
 class PhaseTimer:
@@ -260,9 +277,13 @@ def bench_size(spark, args, rows: int, work: str, phases: PhaseTimer) -> dict:
     partial_s, partial = timed(lambda: bare.ingest("bench", partial_input(spark, src, rows),
                                                    run_id=f"bench-{rows}-3"))
     partial_phases = phases.take()
+    window_s, window = timed(lambda: bare.ingest("bench", window_input(spark, src, rows),
+                                                 run_id=f"bench-{rows}-4"))
+    window_phases = phases.take()
     bare.close()
-    if bare_again.rows_written != 0 or partial.rows_written != rows // 10:
-        raise SystemExit(f"unexpected replay results: {bare_again}, {partial}")
+    if bare_again.rows_written != 0 or partial.rows_written != rows // 10 or \
+            window.rows_written != rows - rows // 10:
+        raise SystemExit(f"unexpected replay results: {bare_again}, {partial}, {window}")
 
     # The same ingest through Spark's own Delta writer (offline.engine: delta-spark).
     from sparkfs.sparkutil import has_delta_jars
@@ -320,6 +341,10 @@ def bench_size(spark, args, rows: int, work: str, phases: PhaseTimer) -> dict:
             "seconds": round(partial_s, 3), "rows_written": partial.rows_written,
             "rows_skipped": partial.rows_skipped, "vs_parquet": round(partial_s / parquet_s, 2),
             "phases_s": partial_phases},
+        "reingest_window": {
+            "seconds": round(window_s, 3), "rows_written": window.rows_written,
+            "rows_skipped": window.rows_skipped, "vs_parquet": round(window_s / parquet_s, 2),
+            "vs_fresh": round(window_s / bare_s, 2), "phases_s": window_phases},
     }
 
 
