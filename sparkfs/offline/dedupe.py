@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..definitions import FeatureGroup
 from ..sql import quote_ident
@@ -343,6 +344,8 @@ class StoredIndex:
         self.keys, self.stored, self.joint, self.h2, self.order = keys, stored, joint, h2, order
         self.size = stored.num_rows
         self._directory()
+        # the stored rows' event times (the last of ``keys``): a row outside can't be stored
+        self.times = pc.min_max(stored.column(keys[-1])) if self.size else None
 
     def _directory(self) -> None:
         """Where each bucket of the sorted hashes starts (``start``): bucket ``b`` holds
@@ -405,16 +408,54 @@ class StoredIndex:
                       table.column(H2).to_numpy(), None)  # saved in sorted order
         return index
 
-    def stored_mask(self, batch: pa.Table | pa.RecordBatch, h1: np.ndarray, h2: np.ndarray,
-                    kh: np.ndarray | None = None) -> np.ndarray:
-        """True for the rows of ``batch`` (value hashes ``h1``, ``h2``; ``kh``: the hash
-        of keys and event time, ``row_hash(batch, keys, 1)``, when known) stored already."""
-        import pyarrow.compute as pc
+    def without_stored(self, batch: pa.Table | pa.RecordBatch, values: list[str],
+                       ) -> pa.Table | pa.RecordBatch:
+        """``batch`` without its rows stored already, in order; ``values`` are the value
+        columns hashed (``identity_columns``). Only the rows whose event time is within
+        the stored rows' are hashed and probed: the rest are new (a batch that overlaps the
+        stored history by a window costs little more than one that does not).
 
+        >>> stored = pa.table({"k": ["a"], "t": [5], "__h1": pa.array([7], pa.uint64()),
+        ...                    "__h2": pa.array([8], pa.uint64())})
+        >>> StoredIndex(stored, ["k", "t"]).without_stored(
+        ...     pa.table({"k": ["a", "a"], "t": [4, 6], "x": [1.0, 2.0]}), ["x"]).num_rows
+        2
+        """
+        n = batch.num_rows
+        if not self.size or not n:
+            return batch
+        inside = self._inside(batch.column(self.keys[-1]))
+        if inside is not None and not inside.any():
+            return batch
+        probe = batch if inside is None else batch.filter(pa.array(inside))
+        stored = self.stored_mask(probe, *row_hashes(probe, values))
+        if not stored.any():
+            return batch
+        if inside is not None:
+            rows = np.flatnonzero(inside)[stored]
+            stored = np.zeros(n, dtype=bool)
+            stored[rows] = True
+        return batch.filter(pa.array(np.logical_not(stored)))
+
+    def _inside(self, times: Any) -> np.ndarray | None:
+        """True where ``times`` (a batch's event times) are within the stored rows' event
+        times or null; None when all are (or the types differ: nothing is ruled out)."""
+        assert self.times is not None  # a non-empty index
+        lo, hi = self.times["min"], self.times["max"]
+        if times.type != lo.type:
+            return None
+        within = pc.and_(pc.greater_equal(times, lo), pc.less_equal(times, hi))
+        inside = np.asarray(pc.fill_null(within, True).to_numpy(zero_copy_only=False),
+                            dtype=bool)
+        return None if inside.all() else inside
+
+    def stored_mask(self, batch: pa.Table | pa.RecordBatch, h1: np.ndarray,
+                    h2: np.ndarray) -> np.ndarray:
+        """True for the rows of ``batch`` (value hashes ``h1``, ``h2``) stored already."""
         n = batch.num_rows
         if not self.size or not n:
             return np.zeros(n, dtype=bool)
-        joint = _joint(row_hash(batch, self.keys, 1) if kh is None else kh, h1)
+        joint = _joint(row_hash(batch, self.keys, 1), h1)
         pos = self._lower_bound(joint)
         np.minimum(pos, self.size - 1, out=pos)
         cand = np.flatnonzero(self.joint[pos] == joint)
@@ -457,7 +498,4 @@ def drop_stored(table: pa.Table, stored: "pa.Table | StoredIndex", group: Featur
     """
     keys, values = identity_columns(group, value_cols)
     index = stored if isinstance(stored, StoredIndex) else StoredIndex(stored, keys)
-    if not index.size or not table.num_rows:
-        return table
-    mask = index.stored_mask(table, *row_hashes(table, values))
-    return table.filter(pa.array(~mask)) if mask.any() else table
+    return index.without_stored(table, values)

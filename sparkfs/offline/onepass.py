@@ -242,7 +242,7 @@ def stage_partition(stage_uri: str, schema: pa.Schema, specs: list[tuple[str, st
                     if checks.conflicts:
                         pairs.append(_pairs(raw, identity))
                     if index is not None:
-                        batch = _without_stored(batch, checks, index, identity)
+                        batch = index.without_stored(batch, checks.values)
                     if not batch.num_rows:
                         continue
                 if partial is not None:
@@ -337,19 +337,6 @@ def _pairs(raw: pa.RecordBatch, identity: list[str]) -> tuple[Any, Any]:
         return kh, rh
     keep = np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
     return kh[keep], rh[keep]
-
-
-def _without_stored(batch: pa.RecordBatch, checks: TaskChecks, index: Any,
-                    identity: list[str]) -> pa.RecordBatch:
-    """The conformed ``batch`` without its rows already stored (``index``), matched by the
-    hashes the stored rows were read with (``rowhash``)."""
-    import numpy as np
-
-    from .rowhash import row_hash, row_hashes
-
-    h1, h2 = row_hashes(batch, checks.values)  # each column prepared once for both
-    mask = index.stored_mask(batch, h1, h2, row_hash(batch, identity, 1))
-    return batch.filter(pa.array(np.logical_not(mask))) if mask.any() else batch
 
 
 def _write_pairs(stage_uri: str, part: str, pairs: list[tuple[Any, Any]]) -> str | None:
