@@ -271,6 +271,37 @@ def test_a_replay_of_a_plain_scan_keeps_no_rows(fs, group, spark, passes, tmp_pa
         (1, len(ROWS), 1, ["pass"])
 
 
+def test_a_written_scan_the_pass_reads_alone_is_not_kept(fs, group, spark, passes, tmp_path,
+                                                         monkeypatch):
+    """A plain scan that overlaps stored rows but holds more rows than they, for a group
+    without expectations, is read by the write pass alone: it is not kept
+    (``ingest._read_once``), its stored rows are skipped and its new ones written once. A
+    conflict in such a scan is still refused: its exact check reads the scan again."""
+    from sparkfs.errors import ValidationError
+    from sparkfs.offline import ingest
+
+    def parquet(name: str, rows: list[tuple]):
+        frame(spark, rows).write.parquet(f"file://{tmp_path}/{name}")
+        return lambda: spark.read.parquet(f"file://{tmp_path}/{name}")
+
+    old = parquet("old", ROWS)
+    new = parquet("new", [("f", ts(2), 3.0, [], 6), ("g", ts(3), 4.0, None, 7)])
+    clash = parquet("clash", [("f", ts(2), 5.0, [], 6)])
+    kept: list = []
+    real = ingest._read_once
+    monkeypatch.setattr(ingest, "_read_once", lambda d, data: kept.append(d) or real(d, data))
+    fs.ingest("fp", old(), run_id="r1")
+    kept[:], passes[:] = [], []
+    more = fs.ingest("fp", old().unionByName(new()), run_id="r2")
+    assert (more.rows_written, more.rows_skipped, kept, passes) == (2, len(ROWS), [], ["pass"])
+    assert sorted(fs.offline.read_arrow(group).column("key").to_pylist()) == \
+        ["a", "a", "b", "c", "d", "f", "g"]
+    version = fs.offline.current_version(group)
+    with pytest.raises(ValidationError, match="different values for the same join keys"):
+        fs.ingest("fp", old().unionByName(new()).unionByName(clash()), run_id="r3")
+    assert fs.offline.current_version(group) == version and kept == []
+
+
 def test_an_input_that_changes_between_reads_is_refused(fs, group, spark, tmp_path,
                                                         monkeypatch):
     """Fault injected: an input taken for a plain scan whose event times differ at each

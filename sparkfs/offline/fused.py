@@ -20,9 +20,11 @@ Steps of the fused path:
    job), else by one small Spark job (the conformed batch is kept for the passes that
    follow:
    ``ingest._read_once``; a plain scan of files or of rows in the plan, ``rereadable``,
-   is read again instead -- its event times only -- and kept only when its rows are
-   matched with stored ones, after the replay check below; else the pass reads it
-   again, and must count the same rows). When files overlap that range and a recent commit
+   is read again instead -- its event times only -- and kept only when files overlap
+   it and it is read twice more: by the ``fully_stored`` job below and the pass, or by
+   the pass and great-expectations' own run; else the pass reads it again (and a
+   suspected conflict's exact check, if any, once more), and must count the same rows).
+   When files overlap that range and a recent commit
    wrote a batch of that count and range in full, the batch is compared with that
    commit (one aggregate over the batch: count and a sum of row hashes, against the sum
    the commit recorded, or one more aggregate over the files it added); the same rows,
@@ -259,14 +261,16 @@ def plan(offline: "OfflineStore", group: FeatureGroup, writer: Any, df: "DataFra
                            then)
         if again:  # the pass must read the rows counted (else refused, nothing committed)
             expected = counted
-            if overlap:  # the pass and the expectations read the rows kept once
-                df = read_once(df)
         if overlap:
             stored_rows = _stored_rows(offline, group, pinned, overlap)
             if stored_rows > INDEX_MAX_ROWS:
                 return None
             from .dedupe import fully_stored, read_stored_identities
 
+            # kept when read twice: by the replay check and the pass, or by the pass and
+            # great-expectations (the staged files lack the rows matched with stored ones)
+            if again and (row["n"] <= stored_rows or _reads_rows(validate, group, df)):
+                df = read_once(df)
             if row["n"] <= stored_rows and fully_stored(
                     df.sparkSession, group, df, overlap, (replay["min_et"], replay["max_et"]),
                     value_cols, stored_rows, narrowed):
@@ -364,6 +368,20 @@ def _replayed(offline: "OfflineStore", group: FeatureGroup, version: int, df: "D
                         batch_total, then.total):
             return then.version, then.run_id or ""
     return None
+
+
+def _reads_rows(validate: Validate | None, group: FeatureGroup, df: "DataFrame") -> bool:
+    """Whether the strict expectations read the batch's rows: great-expectations' own run,
+    not a verdict from the pass's counts (``validation.run.counted_suite``).
+
+    >>> _reads_rows(None, None, None)  # no expectations to judge
+    False
+    """
+    if validate is None or group.expectations is None:
+        return False
+    from ..validation.run import counted_suite
+
+    return counted_suite(group, dict(df.dtypes)) is None
 
 
 def _strict(validate: Validate | None, group: FeatureGroup, df: "DataFrame",
