@@ -431,10 +431,9 @@ class StoredIndex:
         stored = self.stored_mask(probe, *row_hashes(probe, values))
         if not stored.any():
             return batch
-        if inside is not None:
-            rows = np.flatnonzero(inside)[stored]
-            stored = np.zeros(n, dtype=bool)
-            stored[rows] = True
+        if inside is not None:  # the probed rows' verdicts, back in the batch's rows
+            probed, stored = stored, np.zeros(n, dtype=bool)
+            stored[inside] = probed
         return batch.filter(pa.array(np.logical_not(stored)))
 
     def _inside(self, times: Any) -> np.ndarray | None:
