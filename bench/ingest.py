@@ -63,6 +63,7 @@ sys.path.insert(0, ROOT)
 GOAL_RATIO = 1.3  # ingest with default settings vs the Parquet write
 GOAL_BARE = 1.1  # statistics off
 GOAL_REPLAY = 0.5  # every row already stored, new run id
+START_S = 1356998400  # the source's first event time (2013-01-01), one row a second after
 
 
 def parse_args(argv=None):
@@ -121,7 +122,7 @@ def write_source(spark, path: str, rows: int, n_features: int, keys: int) -> Non
 
     df = spark.range(rows).select(
         F.concat(F.lit("k"), (F.col("id") % keys).cast("string")).alias("key"),
-        (F.lit(1356998400) + F.col("id")).cast("timestamp").alias("ts"),  # from 2013-01-01
+        (F.lit(START_S) + F.col("id")).cast("timestamp").alias("ts"),
         *[F.rand(seed=i).alias(f"f{i}") for i in range(n_features)])
     df.write.mode("overwrite").parquet("file://" + path)
 
@@ -131,7 +132,7 @@ def partial_input(spark, src: str, rows: int):
     from pyspark.sql import functions as F
 
     first = spark.read.parquet("file://" + src)
-    tenth = first.where(F.col("ts") < F.lit(1356998400 + rows // 10).cast("timestamp"))
+    tenth = first.where(F.col("ts") < F.lit(START_S + rows // 10).cast("timestamp"))
     return first.unionByName(tenth.withColumn("key", F.concat(F.lit("n"), F.col("key"))))
 
 
@@ -141,7 +142,7 @@ def window_input(spark, src: str, rows: int):
     from pyspark.sql import functions as F
 
     first = spark.read.parquet("file://" + src)
-    cut = F.lit(1356998400 + rows - rows // 10).cast("timestamp")
+    cut = F.lit(START_S + rows - rows // 10).cast("timestamp")
     later = first.where(F.col("ts") < cut) \
         .withColumn("ts", (F.col("ts").cast("long") + rows).cast("timestamp"))
     return first.where(F.col("ts") >= cut).unionByName(later)
