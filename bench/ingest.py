@@ -32,6 +32,11 @@ and on the same SparkSession, from that source:
   ``vs_fresh`` compares it with ``ingest_without_statistics`` (the same number of rows
   into an empty group).
 
+Each size is measured in ``--rounds`` rounds (default 3; a fresh source and fresh stores
+each round): every measure reports its median round, with ``runs_s`` listing all rounds,
+and the ratios are taken between the medians (the Parquet floor alone varies by a third
+between rounds on a shared 2-core machine).
+
 ``phases`` splits the ingest time by the ingest module's steps (measured by wrapping its
 functions from outside; Spark is lazy, so each step's time includes the work it triggers).
 great-expectations is imported once before the timed runs (a once-per-process cost, like
@@ -79,6 +84,9 @@ def parse_args(argv=None):
                    help="row-level expectations on the default ingest (0: none; default 5)")
     p.add_argument("--no-delta-spark", action="store_true",
                    help="leave out the delta-spark writer run")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds of every measure per size; the median round is reported "
+                        "(default 3)")
     p.add_argument("--warmup-rows", type=int, default=20_000,
                    help="rows of one untimed warm-up round of every call (0: none; "
                         "default 20000)")
@@ -304,50 +312,85 @@ def bench_size(spark, args, rows: int, work: str, phases: PhaseTimer) -> dict:
         ds.close()
         if ds_first.rows_written != rows or ds_first.engine != "delta-spark":
             raise SystemExit(f"unexpected delta-spark ingest result: {ds_first}")
-        delta_spark = {"seconds": round(ds_s, 3), "rows_per_s": round(rows / ds_s),
-                       "vs_parquet": round(ds_s / parquet_s, 2),
-                       "vs_delta_rs": round(ds_s / bare_s, 2), "phases_s": ds_phases}
+        delta_spark = {"seconds": ds_s, "phases_s": ds_phases}
     for d in (out_dir, src, os.path.join(work, f"store-{rows}"), os.path.join(work, f"bare-{rows}"),
               os.path.join(work, f"ds-{rows}")):
         shutil.rmtree(d, ignore_errors=True)
-    ratio = ingest_s / parquet_s
     return {
         "rows": rows,
         "features": args.features,
-        "parquet_write": {"seconds": round(parquet_s, 3), "rows_per_s": round(rows / parquet_s)},
-        "arrow_transfer": {"seconds": round(transfer_s, 3), "rows_per_s": round(rows / transfer_s),
-                           "vs_parquet": round(transfer_s / parquet_s, 2)},
-        "ingest": {"seconds": round(ingest_s, 3), "rows_per_s": round(rows / ingest_s),
-                   "expectations": args.expectations,
+        "parquet_write": {"seconds": parquet_s},
+        "arrow_transfer": {"seconds": transfer_s},
+        "ingest": {"seconds": ingest_s, "expectations": args.expectations,
                    "delta_version": first.delta_version, "rows_written": first.rows_written,
                    "engine": first.engine, "phases_s": ingest_phases},
-        "ingest_vs_parquet": round(ratio, 2),
-        "goal_met": ratio <= GOAL_RATIO,
         "ingest_without_statistics": {
-            "seconds": round(bare_s, 3), "rows_per_s": round(rows / bare_s),
-            "vs_parquet": round(bare_s / parquet_s, 2), "goal_met": bare_s / parquet_s <= GOAL_BARE,
-            "expectations": 0, "rows_written": bare_first.rows_written,
+            "seconds": bare_s, "expectations": 0, "rows_written": bare_first.rows_written,
             "phases_s": bare_phases},
         "delta_spark": delta_spark,
-        "noop_same_run_id": {"seconds": round(noop_s, 3), "noop": noop.noop},
-        "reingest_new_run_id": {"seconds": round(again_s, 3), "rows_skipped": again.rows_skipped,
-                                "vs_parquet": round(again_s / parquet_s, 2),
-                                "goal_met": again_s / parquet_s <= GOAL_REPLAY,
+        "noop_same_run_id": {"seconds": noop_s, "noop": noop.noop},
+        "reingest_new_run_id": {"seconds": again_s, "rows_skipped": again.rows_skipped,
                                 "phases_s": again_phases},
         "reingest_without_expectations": {
-            "seconds": round(bare_again_s, 3), "rows_skipped": bare_again.rows_skipped,
-            "vs_parquet": round(bare_again_s / parquet_s, 2),
-            "goal_met": bare_again_s / parquet_s <= GOAL_REPLAY, "phases_s": bare_again_phases},
+            "seconds": bare_again_s, "rows_skipped": bare_again.rows_skipped,
+            "phases_s": bare_again_phases},
         "reingest_partial": {
-            "seconds": round(partial_s, 3), "rows_written": partial.rows_written,
-            "rows_skipped": partial.rows_skipped, "vs_parquet": round(partial_s / parquet_s, 2),
-            "phases_s": partial_phases},
+            "seconds": partial_s, "rows_written": partial.rows_written,
+            "rows_skipped": partial.rows_skipped, "phases_s": partial_phases},
         "reingest_window": {
-            "seconds": round(window_s, 3), "rows_written": window.rows_written,
-            "rows_skipped": window.rows_skipped, "vs_parquet": round(window_s / parquet_s, 2),
-            "vs_fresh": round(window_s / bare_s, 2), "phases_s": window_phases},
+            "seconds": window_s, "rows_written": window.rows_written,
+            "rows_skipped": window.rows_skipped, "phases_s": window_phases},
     }
 
+
+def summarize(rounds: list[dict]) -> dict:
+    """One size's result from its rounds: each measure is the round with the median time
+    (its phases with it; ``runs_s`` lists every round's time), and the ratios of issue 17
+    are taken between those medians.
+
+    >>> r = [{"rows": 10, "parquet_write": {"seconds": s}, "ingest": {"seconds": 2 * s}}
+    ...      for s in (3.0, 1.0, 2.0)]
+    >>> out = summarize(r)
+    >>> out["parquet_write"], out["ingest_vs_parquet"], out["goal_met"]
+    ({'seconds': 2.0, 'runs_s': [3.0, 1.0, 2.0], 'rows_per_s': 5}, 2.0, False)
+    """
+    out = dict(rounds[0])
+    for name, first in rounds[0].items():
+        if isinstance(first, dict) and "seconds" in first:
+            picked = sorted((r[name] for r in rounds), key=lambda m: m["seconds"])
+            median = dict(picked[(len(picked) - 1) // 2])
+            median["runs_s"] = [round(r[name]["seconds"], 3) for r in rounds]
+            median["seconds"] = round(median["seconds"], 3)
+            out[name] = median
+    rows, floor = out["rows"], out["parquet_write"]["seconds"]
+
+    def vs(name: str, goal: float | None = None) -> None:
+        if "seconds" in out.get(name, {}):
+            ratio = out[name]["seconds"] / floor
+            out[name]["vs_parquet"] = round(ratio, 2)
+            if goal is not None:
+                out[name]["goal_met"] = ratio <= goal
+
+    for name in ("parquet_write", "ingest", "ingest_without_statistics", "delta_spark"):
+        if "seconds" in out.get(name, {}):
+            out[name]["rows_per_s"] = round(rows / out[name]["seconds"])
+    vs("arrow_transfer")
+    vs("ingest_without_statistics", GOAL_BARE)
+    vs("delta_spark")
+    vs("reingest_new_run_id", GOAL_REPLAY)
+    vs("reingest_without_expectations", GOAL_REPLAY)
+    vs("reingest_partial")
+    vs("reingest_window")
+    if "seconds" in out.get("delta_spark", {}):
+        out["delta_spark"]["vs_delta_rs"] = round(
+            out["delta_spark"]["seconds"] / out["ingest_without_statistics"]["seconds"], 2)
+    if "reingest_window" in out:
+        out["reingest_window"]["vs_fresh"] = round(
+            out["reingest_window"]["seconds"] / out["ingest_without_statistics"]["seconds"], 2)
+    if "ingest" in out:
+        ratio = out["ingest"]["seconds"] / floor
+        out["ingest_vs_parquet"], out["goal_met"] = round(ratio, 2), ratio <= GOAL_RATIO
+    return out
 
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -375,7 +418,9 @@ def main(argv=None) -> int:
             bench_size(spark, args, args.warmup_rows, work, phases)
         with phases.wrapped():
             for rows in sizes:
-                results.append(bench_size(spark, args, rows, work, phases))
+                rounds = [bench_size(spark, args, rows, work, phases)
+                          for _ in range(max(1, args.rounds))]
+                results.append(summarize(rounds))
     finally:
         spark.stop()
         if not args.workdir:
@@ -386,6 +431,7 @@ def main(argv=None) -> int:
         "goal": f"ingest_vs_parquet <= {GOAL_RATIO}, ingest_without_statistics <= {GOAL_BARE}, "
                 f"reingest_new_run_id <= {GOAL_REPLAY} (x the Parquet write)",
         "spark_master": args.master,
+        "rounds": max(1, args.rounds),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "great_expectations_import_s": round(gx_import_s, 3),
         "results": results,
