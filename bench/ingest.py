@@ -392,6 +392,7 @@ def summarize(rounds: list[dict]) -> dict:
         out["ingest_vs_parquet"], out["goal_met"] = round(ratio, 2), ratio <= GOAL_RATIO
     return out
 
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     sizes = [int(s) for s in args.rows.split(",") if s.strip()]
