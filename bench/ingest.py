@@ -371,7 +371,8 @@ def summarize(rounds: list[dict]) -> dict:
             if goal is not None:
                 out[name]["goal_met"] = ratio <= goal
 
-    for name in ("parquet_write", "ingest", "ingest_without_statistics", "delta_spark"):
+    for name in ("parquet_write", "arrow_transfer", "ingest", "ingest_without_statistics",
+                 "delta_spark"):
         if "seconds" in out.get(name, {}):
             out[name]["rows_per_s"] = round(rows / out[name]["seconds"])
     vs("arrow_transfer")
